@@ -1,0 +1,347 @@
+//! IMAP command decoding on top of `imap-codec`, and the few response lines roost writes itself.
+//!
+//! `imap-codec`'s `Fragmentizer` splits the byte stream into lines and literals before parsing,
+//! so a malformed or oversized command is discarded at a clear boundary and never mistaken for
+//! the next one. [`ImapDecoder`] adds what a server needs on top: literal size limits (refused
+//! before the literal is sent), and the state-dependent choice between commands, AUTHENTICATE
+//! continuation data and the `DONE` that ends IDLE.
+
+use imap_codec::{
+    decode::Decoder,
+    fragmentizer::{DecodeMessageError, FragmentInfo, Fragmentizer, LiteralAnnouncement},
+    imap_types::{auth::AuthenticateData, command::Command, core::LiteralMode, IntoStatic},
+    AuthenticateDataCodec, CommandCodec, IdleDoneCodec,
+};
+
+pub use imap_codec::imap_types;
+
+/// Commands roost knows by name, to tell "unknown command" from "bad syntax".
+const KNOWN_COMMANDS: &[&str] = &[
+    "CAPABILITY",
+    "NOOP",
+    "LOGOUT",
+    "STARTTLS",
+    "AUTHENTICATE",
+    "LOGIN",
+    "SELECT",
+    "EXAMINE",
+    "CREATE",
+    "DELETE",
+    "RENAME",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "LIST",
+    "LSUB",
+    "STATUS",
+    "APPEND",
+    "CHECK",
+    "CLOSE",
+    "UNSELECT",
+    "EXPUNGE",
+    "SEARCH",
+    "FETCH",
+    "STORE",
+    "COPY",
+    "MOVE",
+    "UID",
+    "IDLE",
+    "ENABLE",
+    "NAMESPACE",
+    "ID",
+    "COMPRESS",
+    "GETQUOTA",
+    "GETQUOTAROOT",
+    "SETQUOTA",
+    "SORT",
+    "THREAD",
+];
+
+/// What the decoder expects next; the session sets it as the conversation moves on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// A tagged command.
+    Command,
+    /// A line of base64 SASL data (or `*`) after a `+` continuation.
+    AuthenticateData,
+    /// `DONE` ending an IDLE.
+    IdleDone,
+}
+
+/// One thing the decoder found in the byte stream.
+#[derive(Debug)]
+pub enum Event {
+    /// A complete, well-formed command.
+    Command(Box<Command<'static>>),
+    /// A SASL continuation line.
+    AuthenticateData(AuthenticateData<'static>),
+    /// `DONE` after IDLE.
+    IdleDone,
+    /// The client announced a synchronizing literal within limits: send `+ ...` so it goes on.
+    LiteralAccepted,
+    /// The input was refused; answer `tag BAD reason` (or `* BAD` without a tag).
+    Rejected {
+        /// The tag, when the line had a recognizable one.
+        tag: Option<String>,
+        /// A human-readable reason for the BAD response.
+        reason: String,
+    },
+}
+
+/// Turns bytes into [`Event`]s, holding at most one command (its literals included) in memory.
+#[derive(Debug)]
+pub struct ImapDecoder {
+    fragmentizer: Fragmentizer,
+    max_literal: u32,
+    expect: Expect,
+}
+
+impl ImapDecoder {
+    /// A decoder refusing literals above `max_literal` bytes and commands above `max_command`.
+    pub fn new(max_literal: u32, max_command: u32) -> Self {
+        Self {
+            fragmentizer: Fragmentizer::new(max_command.max(max_literal.saturating_add(8192))),
+            max_literal,
+            expect: Expect::Command,
+        }
+    }
+
+    /// Tells the decoder what the session expects next.
+    pub fn expect(&mut self, expect: Expect) {
+        self.expect = expect;
+    }
+
+    /// Feeds bytes read from the connection.
+    pub fn enqueue(&mut self, bytes: &[u8]) {
+        self.fragmentizer.enqueue_bytes(bytes);
+    }
+
+    /// The next event, or `None` when more bytes are needed.
+    pub fn next_event(&mut self) -> Option<Event> {
+        loop {
+            let info = self.fragmentizer.progress()?;
+            if let FragmentInfo::Line {
+                announcement: Some(LiteralAnnouncement { mode, length }),
+                ..
+            } = info
+            {
+                if length > self.max_literal {
+                    let tag = self.tag();
+                    if mode == LiteralMode::Sync && tag.is_some() {
+                        // The client waits for our go-ahead: refuse, and it sends nothing more.
+                        self.fragmentizer.skip_message();
+                    } else {
+                        // A non-synchronizing literal arrives anyway: let the fragmentizer
+                        // swallow it (it stores nothing past the limit), then refuse it.
+                        self.fragmentizer.poison_message();
+                        continue;
+                    }
+                    return Some(Event::Rejected {
+                        tag,
+                        reason: format!(
+                            "Literal of {length} bytes exceeds the limit of {} bytes",
+                            self.max_literal
+                        ),
+                    });
+                }
+                if mode == LiteralMode::Sync {
+                    return Some(Event::LiteralAccepted);
+                }
+                continue;
+            }
+            if !self.fragmentizer.is_message_complete() {
+                continue;
+            }
+            return Some(self.decode_complete());
+        }
+    }
+
+    fn tag(&self) -> Option<String> {
+        self.fragmentizer
+            .decode_tag()
+            .map(|tag| tag.as_ref().to_string())
+    }
+
+    fn decode_complete(&mut self) -> Event {
+        match self.expect {
+            Expect::Command => match self.fragmentizer.decode_message(&CommandCodec::default()) {
+                Ok(command) => Event::Command(Box::new(command.into_static())),
+                Err(err) => self.rejected(&err),
+            },
+            Expect::AuthenticateData => {
+                match self
+                    .fragmentizer
+                    .decode_message(&AuthenticateDataCodec::default())
+                {
+                    Ok(data) => Event::AuthenticateData(data.into_static()),
+                    Err(_) => Event::Rejected {
+                        tag: None,
+                        reason: "Invalid base64 in authentication data".into(),
+                    },
+                }
+            }
+            Expect::IdleDone => match self.fragmentizer.decode_message(&IdleDoneCodec::default()) {
+                Ok(_) => Event::IdleDone,
+                Err(_) => Event::Rejected {
+                    tag: None,
+                    reason: "Expected DONE".into(),
+                },
+            },
+        }
+    }
+
+    fn rejected<C: Decoder>(&self, err: &DecodeMessageError<'_, C>) -> Event {
+        let tag = self.tag();
+        let reason = match err {
+            DecodeMessageError::MessageTooLong { .. } => "Command line too long".to_string(),
+            DecodeMessageError::MessagePoisoned { .. } => "Literal too large".to_string(),
+            _ => self.syntax_reason(tag.is_some()),
+        };
+        Event::Rejected { tag, reason }
+    }
+
+    fn syntax_reason(&self, has_tag: bool) -> String {
+        if !has_tag {
+            return "Missing or invalid tag".into();
+        }
+        let bytes = self.fragmentizer.message_bytes();
+        let line = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]);
+        let mut words = line.split_ascii_whitespace();
+        let keyword = words.nth(1).unwrap_or("").to_ascii_uppercase();
+        if keyword.is_empty() {
+            "Missing command".into()
+        } else if KNOWN_COMMANDS.contains(&keyword.as_str()) {
+            format!("Error in IMAP command {keyword}: invalid arguments")
+        } else {
+            format!(
+                "Unknown command {}",
+                keyword.chars().take(32).collect::<String>()
+            )
+        }
+    }
+}
+
+/// The three possible outcomes of a tagged command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Success.
+    Ok,
+    /// Operational failure: the command was understood but could not be carried out.
+    No,
+    /// Protocol error: the command was malformed or not allowed now.
+    Bad,
+}
+
+impl Status {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::No => "NO",
+            Self::Bad => "BAD",
+        }
+    }
+}
+
+/// `tag OK [CODE] text\r\n`
+pub fn tagged(tag: &str, status: Status, code: Option<&str>, text: &str) -> Vec<u8> {
+    match code {
+        Some(code) => format!("{tag} {} [{code}] {text}\r\n", status.word()).into_bytes(),
+        None => format!("{tag} {} {text}\r\n", status.word()).into_bytes(),
+    }
+}
+
+/// `* text\r\n` (an untagged response; `text` carries its own keyword).
+pub fn untagged(text: &str) -> Vec<u8> {
+    format!("* {text}\r\n").into_bytes()
+}
+
+/// `+ text\r\n`, a continuation request.
+pub fn continuation(text: &str) -> Vec<u8> {
+    format!("+ {text}\r\n").into_bytes()
+}
+
+/// `tag BAD reason`, or `* BAD reason` when the tag could not be read.
+pub fn rejection(tag: Option<&str>, reason: &str) -> Vec<u8> {
+    tagged(tag.unwrap_or("*"), Status::Bad, None, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imap_codec::imap_types::command::CommandBody;
+
+    fn events(input: &[u8], chunk: usize) -> Vec<String> {
+        let mut dec = ImapDecoder::new(100, 1000);
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk) {
+            dec.enqueue(piece);
+            while let Some(ev) = dec.next_event() {
+                out.push(match ev {
+                    Event::Command(c) => format!("{} {}", c.tag.as_ref(), c.body.name()),
+                    Event::LiteralAccepted => "+".into(),
+                    Event::Rejected { tag, reason } => format!("BAD {tag:?} {reason}"),
+                    other => format!("{other:?}"),
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn commands_and_literals_survive_every_chunking() {
+        let input = b"a1 CAPABILITY\r\na2 LOGIN {5}\r\nalice {6}\r\nsecret\r\na3 LOGOUT\r\n";
+        for chunk in 1..=input.len() {
+            assert_eq!(
+                events(input, chunk),
+                vec!["a1 CAPABILITY", "+", "+", "a2 LOGIN", "a3 LOGOUT"],
+                "chunk size {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_sync_literal_is_refused_before_it_is_sent() {
+        assert_eq!(
+            events(b"a1 APPEND INBOX {5000}\r\na2 NOOP\r\n", 3),
+            vec![
+                "BAD Some(\"a1\") Literal of 5000 bytes exceeds the limit of 100 bytes".to_string(),
+                "a2 NOOP".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn garbage_gets_a_reason_and_the_stream_goes_on() {
+        let out = events(b"a1 FROB x\r\na2 SELECT\r\n\r\na3 NOOP\r\n", 4);
+        assert_eq!(out[0], "BAD Some(\"a1\") Unknown command FROB");
+        assert_eq!(
+            out[1],
+            "BAD Some(\"a2\") Error in IMAP command SELECT: invalid arguments"
+        );
+        assert_eq!(out.last().map(String::as_str), Some("a3 NOOP"));
+    }
+
+    #[test]
+    fn login_arguments_are_decoded() {
+        let mut dec = ImapDecoder::new(100, 1000);
+        dec.enqueue(b"x LOGIN \"al ice\" {3+}\r\np\"w\r\n");
+        match dec.next_event() {
+            Some(Event::Command(c)) => match c.body {
+                CommandBody::Login { username, password } => {
+                    assert_eq!(username.as_ref(), b"al ice");
+                    assert_eq!(password.declassify().as_ref(), b"p\"w");
+                }
+                other => panic!("unexpected {other:?}"),
+            },
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn responses_are_exact_bytes() {
+        assert_eq!(
+            tagged("a1", Status::Ok, Some("CAPABILITY IMAP4rev1"), "Logged in"),
+            b"a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n"
+        );
+        assert_eq!(rejection(None, "Missing tag"), b"* BAD Missing tag\r\n");
+    }
+}

@@ -1,0 +1,229 @@
+//! The one authentication layer every front-end uses: password databases (Dovecot passwd-file,
+//! PAM), SASL, the failure delay and per-IP throttling, and the plaintext-without-TLS policy.
+//!
+//! ```text
+//!   session ── Credentials ──► Authenticator::authenticate ──► passwd-file | PAM (blocking pool)
+//!                                  │  failure: delay, count per IP          │
+//!                                  └──────────── MailUser (name, uid, gid, home) ◄─┘
+//! ```
+
+pub mod pam;
+pub mod passwd_file;
+pub mod sasl;
+pub mod scheme;
+pub mod throttle;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use roost_protocol::sasl::Credentials;
+
+use crate::config::{AuthConfig, Network, Passdb};
+use crate::privilege::SystemUser;
+
+/// Which database vouched for a user; decides whose uid touches their mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A virtual user from a passwd-file.
+    PasswdFile,
+    /// A system user authenticated through PAM.
+    Pam,
+}
+
+impl Source {
+    /// The name used in log lines and worker arguments.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PasswdFile => "passwd-file",
+            Self::Pam => "pam",
+        }
+    }
+}
+
+/// An authenticated user and what storage needs to know about them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailUser {
+    /// The login name.
+    pub name: String,
+    /// The database that authenticated them.
+    pub source: Source,
+    /// The uid their mail belongs to, if the database says.
+    pub uid: Option<u32>,
+    /// The gid their mail belongs to, if the database says.
+    pub gid: Option<u32>,
+    /// Their home directory, for `~` in the mail location.
+    pub home: Option<PathBuf>,
+}
+
+/// Why a login did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Wrong user name or password.
+    #[error("Authentication failed")]
+    Failed,
+    /// Too many recent failures from this client address.
+    #[error("Too many failed logins from your address; try again later")]
+    Throttled,
+    /// A database could not be consulted; the client may retry.
+    #[error("Temporary authentication failure")]
+    Temporary(String),
+}
+
+enum Backend {
+    PasswdFile(passwd_file::PasswdFile),
+    Pam(pam::Pam),
+}
+
+/// Verifies credentials against the configured databases, in order.
+pub struct Authenticator {
+    backends: Vec<Backend>,
+    failure_delay: Duration,
+    throttle: throttle::Throttle,
+    trusted: Vec<Network>,
+    allow_plaintext: bool,
+}
+
+impl Authenticator {
+    /// Builds the layer from `[auth]`.
+    pub fn new(config: &AuthConfig) -> Self {
+        let backends = config
+            .passdbs
+            .iter()
+            .map(|p| match p {
+                Passdb::PasswdFile(path) => Backend::PasswdFile(passwd_file::PasswdFile::new(path)),
+                Passdb::Pam(service) => Backend::Pam(pam::Pam::new(service.clone())),
+            })
+            .collect();
+        Self {
+            backends,
+            failure_delay: config.failure_delay,
+            throttle: throttle::Throttle::new(config.max_failures_per_ip),
+            trusted: config.trusted_networks.clone(),
+            allow_plaintext: config.allow_plaintext_without_tls,
+        }
+    }
+
+    /// Parses every passwd-file now, so a broken one stops start-up with its line number.
+    pub fn check(&self) -> anyhow::Result<()> {
+        for backend in &self.backends {
+            if let Backend::PasswdFile(file) = backend {
+                file.check()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any backend is PAM (which needs root to check other users' passwords).
+    pub fn uses_pam(&self) -> bool {
+        self.backends.iter().any(|b| matches!(b, Backend::Pam(_)))
+    }
+
+    /// Whether a client may send a plaintext password over this connection.
+    pub fn plaintext_allowed(&self, peer: IpAddr, tls: bool) -> bool {
+        tls || self.allow_plaintext || self.trusted.iter().any(|n| n.contains(peer))
+    }
+
+    /// Verifies credentials; failures are answered only after the failure delay.
+    pub async fn authenticate(
+        self: &Arc<Self>,
+        creds: Credentials,
+        peer: IpAddr,
+    ) -> Result<MailUser, AuthError> {
+        if self.throttle.is_blocked(peer) {
+            tokio::time::sleep(self.failure_delay).await;
+            return Err(AuthError::Throttled);
+        }
+        let started = tokio::time::Instant::now();
+        let this = Arc::clone(self);
+        let verdict = tokio::task::spawn_blocking(move || this.verify(&creds, peer)).await;
+        match verdict {
+            Ok(Ok(Some(user))) => {
+                self.throttle.succeeded(peer);
+                Ok(user)
+            }
+            Ok(Ok(None)) => {
+                self.throttle.failed(peer);
+                // pam_unix already sleeps about 2 s on failure; only make up the difference.
+                tokio::time::sleep_until(started + self.failure_delay).await;
+                Err(AuthError::Failed)
+            }
+            Ok(Err(reason)) => Err(AuthError::Temporary(reason)),
+            Err(join) => Err(AuthError::Temporary(join.to_string())),
+        }
+    }
+
+    /// Blocking: asks each backend in turn; the first that accepts wins.
+    fn verify(&self, creds: &Credentials, peer: IpAddr) -> Result<Option<MailUser>, String> {
+        let mut first_error = None;
+        for backend in &self.backends {
+            let outcome = match backend {
+                Backend::PasswdFile(file) => verify_passwd_file(file, creds),
+                Backend::Pam(pam) => verify_pam(pam, creds, peer),
+            };
+            match outcome {
+                Ok(Some(user)) => return Ok(Some(user)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "auth: passdb lookup failed");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
+    }
+}
+
+fn verify_passwd_file(
+    file: &passwd_file::PasswdFile,
+    creds: &Credentials,
+) -> Result<Option<MailUser>, String> {
+    let Some(entry) = file.lookup(&creds.username).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    match scheme::verify(&entry.password, &creds.password) {
+        Ok(true) => Ok(Some(MailUser {
+            name: entry.user.clone(),
+            source: Source::PasswdFile,
+            uid: entry.uid,
+            gid: entry.gid,
+            home: entry.home.clone(),
+        })),
+        Ok(false) => Ok(None),
+        Err(e) => {
+            tracing::error!(user = %creds.username, file = %file.path().display(), error = %e, "auth: unusable password hash");
+            Ok(None)
+        }
+    }
+}
+
+fn verify_pam(
+    pam: &pam::Pam,
+    creds: &Credentials,
+    peer: IpAddr,
+) -> Result<Option<MailUser>, String> {
+    let rhost = peer.to_string();
+    if !pam
+        .authenticate(&creds.username, &creds.password, Some(&rhost))
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(None);
+    }
+    let Some(system) = SystemUser::by_name(&creds.username) else {
+        return Err(format!(
+            "PAM accepted {} but the system has no such user",
+            creds.username
+        ));
+    };
+    Ok(Some(MailUser {
+        name: system.name,
+        source: Source::Pam,
+        uid: Some(system.uid),
+        gid: Some(system.gid),
+        home: Some(system.home),
+    }))
+}

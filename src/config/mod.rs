@@ -1,0 +1,230 @@
+//! roost's TOML configuration: what the admin wrote, validated into [`Config`] with errors that
+//! name the file, the line and the key.
+//!
+//! Relative paths in a config file are resolved against the file's own directory, so a config
+//! and its certificates can move together.
+
+mod embedded;
+mod error;
+mod network;
+mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use roost_storage::MailLocation;
+
+pub use embedded::embedded;
+pub use error::{ConfigError, ConfigErrors};
+pub use network::Network;
+
+/// A protocol an admin can list in `protocols`, named as Dovecot and /etc/services name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// IMAP on 143, STARTTLS available.
+    Imap,
+    /// IMAP over implicit TLS on 993.
+    Imaps,
+    /// POP3 on 110, STLS available.
+    Pop3,
+    /// POP3 over implicit TLS on 995.
+    Pop3s,
+    /// Message submission on 587, STARTTLS available (RFC 6409).
+    Submission,
+    /// Message submission over implicit TLS on 465 (RFC 8314).
+    Submissions,
+}
+
+impl Protocol {
+    /// Every protocol this build serves, in listing order.
+    pub const ALL: [Protocol; 6] = [
+        Self::Imap,
+        Self::Imaps,
+        Self::Pop3,
+        Self::Pop3s,
+        Self::Submission,
+        Self::Submissions,
+    ];
+
+    /// The name used in `protocols` and `[listen]`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Imap => "imap",
+            Self::Imaps => "imaps",
+            Self::Pop3 => "pop3",
+            Self::Pop3s => "pop3s",
+            Self::Submission => "submission",
+            Self::Submissions => "submissions",
+        }
+    }
+
+    /// Looks a protocol up by its config name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The IANA port.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::Imap => 143,
+            Self::Imaps => 993,
+            Self::Pop3 => 110,
+            Self::Pop3s => 995,
+            Self::Submission => 587,
+            Self::Submissions => 465,
+        }
+    }
+
+    /// The unprivileged port the embedded default uses (1000 + the IANA port).
+    pub fn embedded_port(self) -> u16 {
+        1000 + self.default_port()
+    }
+
+    /// Whether TLS starts before the first byte (imaps, pop3s, submissions).
+    pub fn implicit_tls(self) -> bool {
+        matches!(self, Self::Imaps | Self::Pop3s | Self::Submissions)
+    }
+
+    /// The application protocol family the session speaks.
+    pub fn family(self) -> Family {
+        match self {
+            Self::Imap | Self::Imaps => Family::Imap,
+            Self::Pop3 | Self::Pop3s => Family::Pop3,
+            Self::Submission | Self::Submissions => Family::Smtp,
+        }
+    }
+}
+
+/// The session state machine a protocol needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IMAP4rev1/rev2.
+    Imap,
+    /// POP3.
+    Pop3,
+    /// SMTP submission.
+    Smtp,
+}
+
+impl Family {
+    /// The service name used in log lines (`imap-login: ...`, `pop3(alice): ...`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Imap => "imap",
+            Self::Pop3 => "pop3",
+            Self::Smtp => "submission",
+        }
+    }
+}
+
+/// A validated, ready-to-use configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What to bind, one entry per listed protocol.
+    pub listeners: Vec<Listener>,
+    /// Where and as whom mail is stored.
+    pub mail: MailConfig,
+    /// How users are authenticated.
+    pub auth: AuthConfig,
+    /// Certificate and key.
+    pub tls: TlsConfig,
+    /// Connection limits and timeouts.
+    pub limits: Limits,
+    /// The HTTP status page address, if enabled.
+    pub status_listen: Option<SocketAddr>,
+    /// Default log filter (overridden by `RUST_LOG`).
+    pub log_level: String,
+}
+
+/// One protocol on one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listener {
+    /// The protocol served.
+    pub protocol: Protocol,
+    /// The socket address bound.
+    pub addr: SocketAddr,
+}
+
+/// `[mail]`, validated.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// The mail location template.
+    pub location: MailLocation,
+    /// The system user owning virtual users' mail, when started as root.
+    pub user: Option<String>,
+}
+
+/// One password database, tried in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Passdb {
+    /// Dovecot passwd-file.
+    PasswdFile(PathBuf),
+    /// PAM with the given service name.
+    Pam(String),
+}
+
+/// `[auth]`, validated.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Password databases, first match wins.
+    pub passdbs: Vec<Passdb>,
+    /// Allow plaintext passwords on unencrypted connections from untrusted networks.
+    pub allow_plaintext_without_tls: bool,
+    /// Networks whose unencrypted connections may send plaintext passwords.
+    pub trusted_networks: Vec<Network>,
+    /// Delay before answering a failed login.
+    pub failure_delay: Duration,
+    /// Failures per client IP within the throttle window before logins are refused for a while.
+    pub max_failures_per_ip: u32,
+}
+
+/// `[tls]`, validated.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+    /// True when the admin named the files; false when roost may generate them.
+    pub configured: bool,
+}
+
+/// `[limits]`, validated.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Simultaneous connections over all listeners.
+    pub max_connections: u32,
+    /// Simultaneous connections from one client IP.
+    pub max_connections_per_ip: u32,
+    /// IMAP autologout (RFC 3501: at least 30 minutes).
+    pub imap_idle_timeout: Duration,
+    /// POP3 autologout (RFC 1939: at least 10 minutes).
+    pub pop3_idle_timeout: Duration,
+    /// SMTP command timeout (RFC 5321: 5 minutes).
+    pub smtp_idle_timeout: Duration,
+    /// Largest IMAP literal accepted.
+    pub max_literal_bytes: u32,
+}
+
+impl Limits {
+    /// The idle timeout for a protocol family.
+    pub fn idle_timeout(&self, family: Family) -> Duration {
+        match family {
+            Family::Imap => self.imap_idle_timeout,
+            Family::Pop3 => self.pop3_idle_timeout,
+            Family::Smtp => self.smtp_idle_timeout,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::single(ConfigError::file(path, format!("cannot read: {e}")))
+        })?;
+        validate::parse(path, &text)
+    }
+}

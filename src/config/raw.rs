@@ -1,0 +1,83 @@
+//! The config file as written: serde structures with spans, before validation.
+//!
+//! Every value an admin can get wrong is `Spanned`, so validation can name its line.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub protocols: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub listen: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    pub mail: RawMail,
+    #[serde(default)]
+    pub auth: RawAuth,
+    #[serde(default)]
+    pub tls: RawTls,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub status: RawStatus,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+/// `[mail]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMail {
+    pub location: Option<Spanned<String>>,
+    /// The system user that owns virtual users' mail (Dovecot's mail_uid).
+    pub user: Option<Spanned<String>>,
+}
+
+/// `[auth]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub passdb: Option<Vec<Spanned<String>>>,
+    pub allow_plaintext_without_tls: Option<bool>,
+    pub trusted_networks: Option<Vec<Spanned<String>>>,
+    pub failure_delay_ms: Option<u64>,
+    pub max_failures_per_ip: Option<u32>,
+}
+
+/// `[tls]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+}
+
+/// `[limits]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_connections: Option<Spanned<u32>>,
+    pub max_connections_per_ip: Option<Spanned<u32>>,
+    pub imap_idle_timeout_secs: Option<u64>,
+    pub pop3_idle_timeout_secs: Option<u64>,
+    pub smtp_idle_timeout_secs: Option<u64>,
+    pub max_literal_bytes: Option<u32>,
+}
+
+/// `[status]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatus {
+    pub listen: Option<Spanned<String>>,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub level: Option<Spanned<String>>,
+}

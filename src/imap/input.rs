@@ -1,0 +1,55 @@
+//! Feeding client bytes to the IMAP decoder one line at a time.
+//!
+//! Bytes go from the connection buffer into the decoder only up to the next LF, so when a command
+//! is complete the decoder holds nothing of the next one. That keeps pipelined commands after
+//! LOGIN in the connection buffer, where the hand-over to a worker process can find them.
+
+use roost_protocol::imap::{Event, ImapDecoder};
+
+use crate::listen::conn::{Connection, Readable};
+
+/// Why no further event will come.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The client closed the connection (or it broke).
+    Closed,
+    /// The client was silent for the autologout time.
+    IdleTimeout,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// Waits for the next decoder event.
+pub async fn next_event(conn: &mut Connection, decoder: &mut ImapDecoder) -> Result<Event, Ended> {
+    loop {
+        if let Some(event) = decoder.next_event() {
+            return Ok(event);
+        }
+        let buffer = conn.buffer();
+        if !buffer.is_empty() {
+            let take = match buffer.iter().position(|&b| b == b'\n') {
+                Some(lf) => lf + 1,
+                None => buffer.len(),
+            };
+            let line = buffer.split_to(take);
+            decoder.enqueue(&line);
+            continue;
+        }
+        match conn.read_more().await {
+            Ok(Readable::Data) => {}
+            Ok(Readable::IdleTimeout) => return Err(Ended::IdleTimeout),
+            Ok(Readable::Shutdown) => return Err(Ended::Shutdown),
+            Ok(Readable::Eof) | Err(_) => return Err(Ended::Closed),
+        }
+    }
+}
+
+/// Says goodbye in IMAP's words when a session ends for a reason other than LOGOUT.
+pub async fn farewell(conn: &mut Connection, ended: Ended) {
+    let line: &[u8] = match ended {
+        Ended::Closed => return,
+        Ended::IdleTimeout => b"* BYE Disconnected for inactivity.\r\n",
+        Ended::Shutdown => b"* BYE Server shutting down.\r\n",
+    };
+    let _ = conn.write(line).await;
+}

@@ -1,0 +1,52 @@
+//! The IMAP front-end: greeting and login here, the authenticated session in [`authenticated`].
+//!
+//! ```text
+//!   greeting ─► login::run (CAPABILITY, STARTTLS, LOGIN, AUTHENTICATE, LOGOUT)
+//!                  └─ MailUser ─► session::hand_over ─► authenticated::run (here or in a worker)
+//! ```
+
+pub mod authenticated;
+mod input;
+mod login;
+
+use roost_protocol::imap::ImapDecoder;
+
+use crate::listen::conn::Connection;
+use crate::session::{self, SessionContext};
+
+/// Bytes of a command line (without literals) a client may send.
+const MAX_COMMAND_LINE: u32 = 64 * 1024;
+/// Invalid commands tolerated before the connection is closed, as Dovecot does.
+const MAX_BAD_COMMANDS: u32 = 10;
+
+/// Capabilities before login: STARTTLS only where it can be used, AUTH= only where plaintext
+/// credentials are allowed (otherwise LOGINDISABLED, RFC 3501 6.2.3).
+fn pre_login_capabilities(offer_starttls: bool, plaintext_ok: bool) -> String {
+    let mut caps = String::from("IMAP4rev1 SASL-IR LITERAL+ ID");
+    if offer_starttls {
+        caps.push_str(" STARTTLS");
+    }
+    if plaintext_ok {
+        caps.push_str(" AUTH=PLAIN AUTH=LOGIN");
+    } else {
+        caps.push_str(" LOGINDISABLED");
+    }
+    caps
+}
+
+/// Capabilities after login.
+pub const AUTHENTICATED_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ ID";
+
+/// Serves one IMAP connection from greeting to logout.
+pub async fn serve(mut conn: Connection, ctx: SessionContext) {
+    let mut decoder = ImapDecoder::new(ctx.config.limits.max_literal_bytes, MAX_COMMAND_LINE);
+    let caps = pre_login_capabilities(!conn.is_tls(), ctx.plaintext_allowed(conn.is_tls()));
+    let greeting = format!("* OK [CAPABILITY {caps}] roost ready.\r\n");
+    if conn.write(greeting.as_bytes()).await.is_err() {
+        return;
+    }
+    if let Some(user) = login::run(&mut conn, &ctx, &mut decoder).await {
+        let tls = conn.is_tls();
+        session::hand_over(conn, &ctx, ctx.user_session(user, tls)).await;
+    }
+}

@@ -1,0 +1,203 @@
+//! The registry of live sessions: who is connected, over what, doing what. The status page and
+//! `roost status` read it; sessions update it as they go.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use crate::config::Protocol;
+
+/// All live sessions of this server.
+#[derive(Debug, Default)]
+pub struct Registry {
+    next_id: AtomicU64,
+    sessions: Mutex<BTreeMap<u64, Arc<SessionEntry>>>,
+}
+
+/// What is known about one connection; shared between its task and the registry.
+#[derive(Debug)]
+pub struct SessionEntry {
+    /// Unique for this server's lifetime.
+    pub id: u64,
+    /// The listener's protocol.
+    pub protocol: Protocol,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Our address the client connected to.
+    pub local: SocketAddr,
+    /// When the connection was accepted.
+    pub started: SystemTime,
+    user: Mutex<Option<String>>,
+    command: Mutex<&'static str>,
+    tls: AtomicBool,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+/// A point-in-time copy of a session, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSnapshot {
+    /// See [`SessionEntry::id`].
+    pub id: u64,
+    /// The listener's protocol.
+    pub protocol: Protocol,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Our address.
+    pub local: SocketAddr,
+    /// When it started.
+    pub started: SystemTime,
+    /// The user once logged in.
+    pub user: Option<String>,
+    /// The command being executed, or the last one.
+    pub command: &'static str,
+    /// Whether the connection is encrypted.
+    pub tls: bool,
+    /// Bytes received from the client.
+    pub bytes_in: u64,
+    /// Bytes sent to the client.
+    pub bytes_out: u64,
+}
+
+impl Registry {
+    /// Registers a new connection; it is removed when the returned handle drops.
+    pub fn register(
+        self: &Arc<Self>,
+        protocol: Protocol,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> SessionHandle {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let entry = Arc::new(SessionEntry {
+            id,
+            protocol,
+            peer,
+            local,
+            started: SystemTime::now(),
+            user: Mutex::new(None),
+            command: Mutex::new(""),
+            tls: AtomicBool::new(protocol.implicit_tls()),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+        });
+        self.lock().insert(id, Arc::clone(&entry));
+        SessionHandle {
+            registry: Arc::clone(self),
+            entry,
+        }
+    }
+
+    /// Copies every live session, oldest first.
+    pub fn snapshot(&self) -> Vec<SessionSnapshot> {
+        self.lock().values().map(|e| e.snapshot()).collect()
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<SessionEntry>>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl SessionEntry {
+    fn snapshot(&self) -> SessionSnapshot {
+        SessionSnapshot {
+            id: self.id,
+            protocol: self.protocol,
+            peer: self.peer,
+            local: self.local,
+            started: self.started,
+            user: self
+                .user
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            command: *self.command.lock().unwrap_or_else(PoisonError::into_inner),
+            tls: self.tls.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A connection's handle on its registry entry.
+#[derive(Debug)]
+pub struct SessionHandle {
+    registry: Arc<Registry>,
+    entry: Arc<SessionEntry>,
+}
+
+impl SessionHandle {
+    /// Records the logged-in user.
+    pub fn set_user(&self, user: &str) {
+        *self
+            .entry
+            .user
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(user.to_string());
+    }
+
+    /// Records the command being executed.
+    pub fn set_command(&self, command: &'static str) {
+        *self
+            .entry
+            .command
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = command;
+    }
+
+    /// Records that the connection is now encrypted.
+    pub fn set_tls(&self) {
+        self.entry.tls.store(true, Ordering::Relaxed);
+    }
+
+    /// Counts bytes received.
+    pub fn add_in(&self, n: usize) {
+        self.entry.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts bytes sent.
+    pub fn add_out(&self, n: usize) {
+        self.entry.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+impl Drop for SessionHandle {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.entry.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_come_and_go() {
+        let reg = Arc::new(Registry::default());
+        let peer = "127.0.0.1:5000".parse().unwrap();
+        let local = "127.0.0.1:143".parse().unwrap();
+        let a = reg.register(Protocol::Imap, peer, local);
+        let b = reg.register(Protocol::Pop3s, peer, local);
+        a.set_user("alice");
+        a.set_command("LOGIN");
+        a.add_in(10);
+        let snap = reg.snapshot();
+        assert_eq!(snap.len(), 2);
+        assert_eq!(snap[0].user.as_deref(), Some("alice"));
+        assert_eq!(
+            (snap[0].command, snap[0].bytes_in, snap[0].tls),
+            ("LOGIN", 10, false)
+        );
+        assert!(snap[1].tls);
+        drop(a);
+        assert_eq!(reg.len(), 1);
+        drop(b);
+        assert_eq!(reg.len(), 0);
+    }
+}

@@ -1,0 +1,146 @@
+//! TLS material: loaded from the configured files, or generated self-signed at first start so
+//! a newcomer needs no openssl step; reloaded on SIGHUP without touching live sessions.
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
+use sha2::{Digest, Sha256};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::TlsConfig;
+
+/// Why TLS material could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate or key file could not be read or parsed.
+    #[error("{path}: {reason}")]
+    Pem {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// rustls refused the pair (for example, the key does not match the certificate).
+    #[error("TLS setup: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// Generating or writing the self-signed certificate failed.
+    #[error("generating a self-signed certificate: {0}")]
+    Generate(String),
+}
+
+/// The current server TLS configuration, swappable at run time.
+pub struct TlsStore {
+    files: TlsConfig,
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+impl TlsStore {
+    /// Loads the configured pair; when none is configured and none exists yet, generates one.
+    pub fn load_or_generate(files: &TlsConfig) -> Result<Self, TlsError> {
+        if !files.configured && !files.cert.exists() && !files.key.exists() {
+            generate_self_signed(&files.cert, &files.key)?;
+        }
+        let config = load(files)?;
+        Ok(Self {
+            files: files.clone(),
+            current: RwLock::new(Arc::new(config)),
+        })
+    }
+
+    /// An acceptor using the current certificate.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        let config = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        TlsAcceptor::from(Arc::clone(&config))
+    }
+
+    /// Re-reads the files; on failure the old certificate stays in use.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let config = load(&self.files)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+        Ok(())
+    }
+}
+
+fn pem_error(path: &Path, reason: impl ToString) -> TlsError {
+    TlsError::Pem {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn load(files: &TlsConfig) -> Result<ServerConfig, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| pem_error(&files.cert, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| pem_error(&files.cert, e))?;
+    if certs.is_empty() {
+        return Err(pem_error(&files.cert, "no certificate found in the file"));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| pem_error(&files.key, e))?;
+    tracing::info!(
+        cert = %files.cert.display(),
+        sha256 = %fingerprint(&certs[0]),
+        "TLS certificate loaded"
+    );
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(config)
+}
+
+/// The SHA-256 fingerprint as `AB:CD:...`, the form mail clients show when asking to trust it.
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    Sha256::digest(cert.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn generate_self_signed(cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {
+    let gen_err = |e: &dyn std::fmt::Display| TlsError::Generate(e.to_string());
+    let mut names = vec!["localhost".to_string()];
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let host = host.trim();
+        if !host.is_empty() && host != "localhost" {
+            names.push(host.to_string());
+        }
+    }
+    let certified = rcgen::generate_simple_self_signed(names).map_err(|e| gen_err(&e))?;
+    for path in [cert_path, key_path] {
+        if let Some(dir) = path.parent() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| gen_err(&e))?;
+        }
+    }
+    write_private(key_path, certified.key_pair.serialize_pem().as_bytes())
+        .map_err(|e| gen_err(&e))?;
+    write_private(cert_path, certified.cert.pem().as_bytes()).map_err(|e| gen_err(&e))?;
+    tracing::warn!(
+        cert = %cert_path.display(),
+        sha256 = %fingerprint(certified.cert.der()),
+        "generated a self-signed certificate; clients will ask to trust this fingerprint"
+    );
+    Ok(())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}

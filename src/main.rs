@@ -1,0 +1,158 @@
+//! `roost`: a mailbox access server (IMAP, POP3, SMTP submission) over maildir and mbox.
+//!
+//! This file is the binary's edge: command-line parsing, logging set-up, and turning errors into
+//! exit codes. Everything else lives in the modules below.
+
+mod auth;
+mod config;
+mod imap;
+mod listen;
+mod pop3;
+mod privilege;
+mod session;
+mod smtp;
+mod status;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::auth::scheme::{self, Scheme};
+
+/// A mailbox access server: IMAP, POP3 and SMTP submission over maildir and mbox.
+///
+/// Run without arguments to start the embedded default: every protocol on loopback on
+/// unprivileged ports (IMAP 1143, IMAPS 1993, POP3 1110, POP3S 1995, submission 1587,
+/// submissions 1465), mail in ./data, a self-signed certificate in ./certs, and a first user
+/// whose password is printed once.
+#[derive(Debug, Parser)]
+#[command(name = "roost", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the server with a config file (or the embedded default without -c).
+    Serve {
+        /// The TOML config file.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file: print every problem with file, line and key; exit non-zero if any.
+    CheckConfig {
+        /// The TOML config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Hash a password for a passwd-file, like `doveadm pw`.
+    Pw {
+        /// Scheme: SHA512-CRYPT (default), SHA256-CRYPT, BLF-CRYPT, ARGON2ID, PLAIN.
+        #[arg(short, long, default_value = "SHA512-CRYPT")]
+        scheme: String,
+        /// The password (prompted for, or read from standard input, when absent).
+        #[arg(short, long)]
+        password: Option<String>,
+    },
+    /// Internal: run one authenticated session as the mail owner (started by `serve` as root).
+    #[command(hide = true)]
+    Worker(privilege::worker::WorkerArgs),
+}
+
+fn init_logging(default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Cmd::Serve { config: None }) {
+        Cmd::Serve { config } => serve(config),
+        Cmd::CheckConfig { config } => return check_config(&config),
+        Cmd::Pw { scheme, password } => pw(&scheme, password),
+        Cmd::Worker(args) => {
+            init_logging("info");
+            privilege::worker::main(args)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roost: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = match path {
+        Some(path) => config::Config::load(&path)
+            .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?,
+        None => {
+            let setup = config::embedded(&std::env::current_dir()?)?;
+            if let Some((user, password)) = &setup.new_user {
+                println!("roost: created the first user in ./data/users (shown only this once):");
+                println!("    user: {user}");
+                println!("    password: {password}");
+                std::io::stdout().flush()?;
+            }
+            setup.config
+        }
+    };
+    init_logging(&config.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(listen::acceptor::serve(config))
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match config::Config::load(path) {
+        Ok(cfg) => {
+            let protocols: Vec<String> = cfg
+                .listeners
+                .iter()
+                .map(|l| format!("{} on {}", l.protocol.name(), l.addr))
+                .collect();
+            println!("{}: OK ({})", path.display(), protocols.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn pw(scheme_name: &str, password: Option<String>) -> anyhow::Result<()> {
+    let scheme = Scheme::from_name(scheme_name).ok_or_else(|| {
+        let known: Vec<&str> = Scheme::ALL.iter().map(|s| s.name()).collect();
+        anyhow::anyhow!(
+            "unknown scheme {scheme_name:?} (known: {})",
+            known.join(", ")
+        )
+    })?;
+    let password = match password {
+        Some(p) => p,
+        None => {
+            if std::io::stdin().is_terminal() {
+                eprint!("Enter new password: ");
+            }
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    anyhow::ensure!(!password.is_empty(), "empty password");
+    println!("{}", scheme::hash(scheme, &password)?);
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! The POP3 front-end: the AUTHORIZATION state here, the TRANSACTION state in [`transaction`].
+
+mod authorization;
+pub mod transaction;
+
+use roost_protocol::line::LineDecoder;
+use roost_protocol::pop3;
+
+use crate::listen::conn::{Connection, Readable};
+use crate::session::{self, SessionContext};
+
+/// Invalid commands tolerated before the connection is closed.
+const MAX_BAD_COMMANDS: u32 = 10;
+
+/// Serves one POP3 connection from greeting to QUIT.
+pub async fn serve(mut conn: Connection, ctx: SessionContext) {
+    if conn.write(&pop3::ok("roost ready.")).await.is_err() {
+        return;
+    }
+    let mut lines = LineDecoder::new(pop3::MAX_LINE);
+    if let Some(user) = authorization::run(&mut conn, &ctx, &mut lines).await {
+        let tls = conn.is_tls();
+        session::hand_over(conn, &ctx, ctx.user_session(user, tls)).await;
+    }
+}
+
+/// Says goodbye in POP3's words when a session ends without QUIT.
+async fn farewell(conn: &mut Connection, why: Readable) {
+    let line: &[u8] = match why {
+        Readable::IdleTimeout => b"-ERR Disconnected for inactivity.\r\n",
+        Readable::Shutdown => b"-ERR [SYS/TEMP] Server shutting down.\r\n",
+        Readable::Eof | Readable::Data => return,
+    };
+    let _ = conn.write(line).await;
+}

@@ -1,0 +1,40 @@
+//! The storage layer's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong below a session.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A mail location string that cannot be understood.
+    #[error("invalid mail location {location:?}: {reason}")]
+    InvalidLocation {
+        /// The location as configured.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The location needs a home directory (`~` or `%h`) but the user has none.
+    #[error("mail location uses the home directory, but user {0} has none")]
+    NoHome(String),
+    /// The format is recognised but not implemented yet.
+    #[error("{0} storage is not implemented yet")]
+    Unsupported(&'static str),
+    /// An I/O error, with the path it concerned.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! # roost-storage
+//!
+//! The one place where mail lives. Every front-end (IMAP, POP3, SMTP delivery, LMTP) reaches a
+//! user's mail through [`Store`], so two sessions of one user always see one mailbox.
+//!
+//! ```text
+//!   "maildir:~/Maildir" ──► location::MailLocation ──expand(user)──► Store ──► maildir::Maildir
+//! ```
+//!
+//! This crate never touches sockets. It creates files 0600 and directories 0700, and makes every
+//! accepted message durable (tmp, fsync, rename, fsync dir) before it reports success.
+//!
+//! Present state: mail locations and maildir delivery/counting. mbox, the index files and their
+//! self-healing are the storage issue's work and are not here yet.
+#![deny(unsafe_code)]
+
+pub mod error;
+pub mod location;
+pub mod maildir;
+pub mod store;
+
+pub use error::Error;
+pub use location::{MailFormat, MailLocation, UserVars};
+pub use store::Store;

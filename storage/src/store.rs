@@ -1,0 +1,39 @@
+//! A user's mail store: the entry point sessions and delivery use.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use crate::location::{MailFormat, MailLocation, UserVars};
+use crate::maildir::{FolderStats, Maildir};
+use crate::Error;
+
+/// One user's mail, opened from the configured location.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inbox: Maildir,
+}
+
+impl Store {
+    /// Opens (creating if needed, 0700) the store of one user.
+    pub fn open(location: &MailLocation, vars: &UserVars) -> Result<Self, Error> {
+        match location.format {
+            MailFormat::Maildir => {
+                let root: PathBuf = location.root_for(vars)?;
+                let inbox = Maildir::new(root);
+                inbox.ensure()?;
+                Ok(Self { inbox })
+            }
+            MailFormat::Mbox => Err(Error::Unsupported("mbox")),
+        }
+    }
+
+    /// Appends a message to INBOX durably; returns its storage name.
+    pub fn deliver_to_inbox(&self, message: &mut dyn Read) -> Result<String, Error> {
+        self.inbox.deliver(message)
+    }
+
+    /// Message count and size of INBOX.
+    pub fn inbox_stats(&self) -> Result<FolderStats, Error> {
+        self.inbox.stats()
+    }
+}

@@ -1,0 +1,323 @@
+//! Test support: start the real `roost` binary with a temp config on ephemeral loopback ports,
+//! wait until it listens, read its log, and talk to it with line clients or Python's stdlib
+//! mail clients (imaplib, poplib, smtplib), which nobody here wrote.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The roost binary under test.
+pub fn roost_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_roost")
+}
+
+/// Whether the tests run as root (CI does): sessions then run in workers as the mail owner.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// uid of a system user, from `id -u`.
+pub fn uid_of(user: &str) -> Option<u32> {
+    let out = Command::new("id").arg("-u").arg(user).output().ok()?;
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+}
+
+/// A running server in its own temp dir.
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub child: Child,
+    pub addrs: HashMap<String, SocketAddr>,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+/// The virtual-mail owner used when tests run as root.
+pub const ROOT_MAIL_USER: &str = "nobody";
+
+/// A plaintext password for each test user of the default passwd-file.
+pub const PASSWORD: &str = "S3cret pass";
+
+/// Writes the default passwd-file (one user per scheme, all with [`PASSWORD`]).
+pub fn write_users(dir: &Path) {
+    let mut text = String::from("# test users\n");
+    for (user, scheme) in [
+        ("plain", "PLAIN"),
+        ("sha512", "SHA512-CRYPT"),
+        ("sha256", "SHA256-CRYPT"),
+        ("blf", "BLF-CRYPT"),
+        ("argon", "ARGON2ID"),
+    ] {
+        let out = Command::new(roost_bin())
+            .args(["pw", "-s", scheme, "-p", PASSWORD])
+            .output()
+            .expect("roost pw runs");
+        assert!(out.status.success(), "roost pw -s {scheme} failed: {out:?}");
+        let hash = String::from_utf8(out.stdout).unwrap();
+        text.push_str(&format!("{user}:{}::::::\n", hash.trim()));
+    }
+    std::fs::write(dir.join("users"), text).unwrap();
+}
+
+/// The base config: the given protocols on 127.0.0.1:0, passwd-file users, short timeouts.
+pub fn base_config(protocols: &[&str], extra: &str) -> String {
+    let quoted: Vec<String> = protocols.iter().map(|p| format!("\"{p}\"")).collect();
+    let mut listen = String::new();
+    for p in protocols {
+        listen.push_str(&format!("{p} = \"127.0.0.1:0\"\n"));
+    }
+    let mail_user = if is_root() {
+        format!("user = \"{ROOT_MAIL_USER}\"\n")
+    } else {
+        String::new()
+    };
+    format!(
+        "protocols = [{}]\n[listen]\n{listen}[mail]\nlocation = \"maildir:MAILROOT/%u\"\n{mail_user}{extra}",
+        quoted.join(", ")
+    )
+}
+
+impl TestServer {
+    /// Starts roost with `config` (MAILROOT replaced by the temp mail dir) and waits for its
+    /// listeners. `config` should not contain `[auth]` unless `with_auth` is false.
+    pub fn start(config: &str) -> TestServer {
+        Self::try_start(config).unwrap_or_else(|log| panic!("server did not start:\n{log}"))
+    }
+
+    /// Like [`start`], but returns the log instead of panicking when the server exits.
+    pub fn try_start(config: &str) -> Result<TestServer, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let mail = dir.path().join("mail");
+        std::fs::create_dir(&mail).unwrap();
+        if is_root() {
+            // The workers run as the mail owner: let them reach and own the mail root.
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+            let status = Command::new("chown")
+                .arg(ROOT_MAIL_USER)
+                .arg(&mail)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        write_users(dir.path());
+        let text = config.replace("MAILROOT", &mail.display().to_string());
+        let text = if text.contains("[auth]") {
+            text
+        } else {
+            format!("{text}\n[auth]\npassdb = [\"passwd-file:users\"]\nfailure_delay_ms = 300\n")
+        };
+        let path = dir.path().join("roost.toml");
+        std::fs::write(&path, &text).unwrap();
+        let mut child = Command::new(roost_bin())
+            .args(["serve", "-c"])
+            .arg(&path)
+            .current_dir(dir.path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let expected = text
+            .lines()
+            .find(|l| l.starts_with("protocols"))
+            .map(|l| l.matches('"').count() / 2)
+            .unwrap_or(0);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((protocol, addr)) = parse_listening(&line) {
+                    let _ = tx.send((protocol, addr));
+                }
+                log2.lock().unwrap().push(line);
+            }
+        });
+        let mut addrs = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while addrs.len() < expected {
+            if let Ok(Some(_)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                return Err(log.lock().unwrap().join("\n"));
+            }
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok((p, a)) => {
+                    addrs.insert(p, a);
+                }
+                Err(_) if Instant::now() > deadline => return Err(log.lock().unwrap().join("\n")),
+                Err(_) => {}
+            }
+        }
+        Ok(TestServer {
+            dir,
+            child,
+            addrs,
+            log,
+        })
+    }
+
+    /// The bound address of a protocol.
+    pub fn addr(&self, protocol: &str) -> SocketAddr {
+        self.addrs[protocol]
+    }
+
+    /// The mail root inside the temp dir.
+    pub fn mail_root(&self) -> PathBuf {
+        self.dir.path().join("mail")
+    }
+
+    /// The whole log so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Waits (bounded) until a log line contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line containing {needle:?} in:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends a signal to the server.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the server to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses `... listening protocol="imap" addr=127.0.0.1:1234`.
+fn parse_listening(line: &str) -> Option<(String, SocketAddr)> {
+    if !line.contains("listening") {
+        return None;
+    }
+    let field = |name: &str| {
+        let start = line.find(&format!("{name}="))? + name.len() + 1;
+        let rest = &line[start..];
+        let end = rest.find(' ').unwrap_or(rest.len());
+        Some(rest[..end].trim_matches('"').to_string())
+    };
+    Some((field("protocol")?, field("addr")?.parse().ok()?))
+}
+
+/// A plain line-oriented client for raw protocol dialogues.
+pub struct LineClient {
+    reader: BufReader<TcpStream>,
+}
+
+impl LineClient {
+    /// Connects (bounded by a 10 s read timeout).
+    pub fn connect(addr: SocketAddr) -> LineClient {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        LineClient {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// Reads one line, CRLF included; empty at EOF.
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        let _ = self.reader.read_line(&mut line);
+        line
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: &str) {
+        self.reader.get_mut().write_all(bytes.as_bytes()).unwrap();
+    }
+
+    /// Sends a line and returns lines until one starts with `until`.
+    pub fn cmd(&mut self, line: &str, until: &str) -> Vec<String> {
+        self.send(&format!("{line}\r\n"));
+        self.until(until)
+    }
+
+    /// Reads lines until one starts with `prefix` (bounded by the read timeout).
+    pub fn until(&mut self, prefix: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            if line.is_empty() {
+                panic!("connection closed while waiting for {prefix:?}; got {lines:?}");
+            }
+            let done = line.starts_with(prefix);
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    /// Reads until EOF.
+    pub fn rest(&mut self) -> String {
+        let mut s = String::new();
+        let _ = self.reader.read_to_string(&mut s);
+        s
+    }
+}
+
+/// Runs a Python script (stdlib clients) with arguments; returns its output.
+pub fn python(script: &str, args: &[&str]) -> Output {
+    Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 is installed (the project's .ci/setup installs it)")
+}
+
+/// Asserts a Python run succeeded and returns its stdout.
+pub fn python_ok(script: &str, args: &[&str]) -> String {
+    let out = python(script, args);
+    assert!(
+        out.status.success(),
+        "python failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

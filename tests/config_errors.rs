@@ -1,0 +1,127 @@
+//! A bad config stops roost with an error naming file, line and key; a good one is accepted.
+
+mod common;
+
+use std::process::Command;
+
+use common::roost_bin;
+
+fn check(config: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("users"), "alice:{PLAIN}pw\n").unwrap();
+    let path = dir.path().join("roost.toml");
+    std::fs::write(&path, config).unwrap();
+    let check = Command::new(roost_bin())
+        .args(["check-config", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let serve = Command::new(roost_bin())
+        .args(["serve", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&check.stderr).into_owned()
+        + &String::from_utf8_lossy(&check.stdout);
+    if !check.status.success() {
+        assert!(
+            !serve.status.success(),
+            "serve accepted a config check-config refused"
+        );
+        assert!(
+            String::from_utf8_lossy(&serve.stderr).contains("roost.toml:"),
+            "serve names the file"
+        );
+    }
+    (check.status.success(), text)
+}
+
+const GOOD: &str = r#"protocols = ["imap", "pop3"]
+[listen]
+imap = "127.0.0.1:0"
+pop3 = "127.0.0.1:0"
+[mail]
+location = "maildir:/srv/mail/%u"
+[auth]
+passdb = ["passwd-file:users"]
+"#;
+
+#[test]
+fn good_config_passes_check() {
+    let (ok, text) = check(GOOD);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("OK (imap on 127.0.0.1:0, pop3 on 127.0.0.1:0)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unknown_protocol_names_line_and_key() {
+    let (ok, text) = check(&GOOD.replace("\"pop3\"]", "\"pop4\"]"));
+    assert!(!ok);
+    assert!(
+        text.contains("roost.toml:1: protocols[1]: unknown protocol \"pop4\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    let (ok, text) = check(&GOOD.replace("[auth]\n", "[auth]\npassword_scheme = \"x\"\n"));
+    assert!(!ok);
+    assert!(
+        text.contains("roost.toml:8: auth.password_scheme: unknown field"),
+        "{text}"
+    );
+}
+
+#[test]
+fn duplicate_port_names_both_protocols() {
+    let cfg = GOOD
+        .replace("imap = \"127.0.0.1:0\"", "imap = \"127.0.0.1:1110\"")
+        .replace("pop3 = \"127.0.0.1:0\"", "pop3 = \"0.0.0.0:1110\"");
+    let (ok, text) = check(&cfg);
+    assert!(!ok);
+    assert!(
+        text.contains("roost.toml:4: listen.pop3: 0.0.0.0:1110 is also used by imap"),
+        "{text}"
+    );
+}
+
+#[test]
+fn missing_certificate_is_an_error_not_a_silent_skip() {
+    let cfg = format!(
+        "{}[tls]\ncert = \"certs/missing.crt\"\nkey = \"certs/missing.key\"\n",
+        GOOD.replace("\"imap\"", "\"imaps\"")
+            .replace("imap =", "imaps =")
+    );
+    let (ok, text) = check(&cfg);
+    assert!(!ok);
+    assert!(
+        text.contains("roost.toml:10: tls.cert: certificate file"),
+        "{text}"
+    );
+    assert!(text.contains("roost.toml:11: tls.key: key file"), "{text}");
+}
+
+#[test]
+fn missing_passwd_file_and_bad_location_are_reported_together() {
+    let cfg = GOOD
+        .replace("passwd-file:users", "passwd-file:nope")
+        .replace("maildir:/srv", "maildir:srv");
+    let (ok, text) = check(&cfg);
+    assert!(!ok);
+    assert!(text.contains("roost.toml:6: mail.location:"), "{text}");
+    assert!(
+        text.contains("roost.toml:8: auth.passdb[0]: passwd-file"),
+        "{text}"
+    );
+}
+
+#[test]
+fn toml_syntax_error_names_the_line() {
+    let (ok, text) = check("protocols = [\"imap\"\n[mail]\n");
+    assert!(!ok);
+    assert!(text.contains("roost.toml:"), "{text}");
+}
