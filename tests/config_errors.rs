@@ -24,6 +24,11 @@ fn check(config: &str) -> (bool, String) {
     let text = String::from_utf8_lossy(&check.stderr).into_owned()
         + &String::from_utf8_lossy(&check.stdout);
     if !check.status.success() {
+        let serve = Command::new(roost_bin())
+            .args(["serve", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
         assert!(
             !serve.status.success(),
             "serve accepted a config check-config refused"

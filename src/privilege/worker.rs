@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{MailUser, Source};
 use crate::config::Family;
 use crate::listen::conn::{Connection, Stream};
+use crate::listen::registry::SessionHandle;
 use crate::session::{self, UserSession};
 
 /// How long a worker gets to say goodbye after the server is told to stop.
@@ -129,10 +130,19 @@ pub async fn run(conn: Connection, session: &UserSession, owner: (u32, u32)) {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
+    // SAFETY: the closure runs between fork and exec and only calls sigprocmask, which is
+    // async-signal-safe. SIGTERM stays blocked (pending, not lost) until the worker has installed
+    // its handler, so a shutdown racing a login still ends with the protocol's goodbye.
+    unsafe {
+        command.pre_exec(|| set_sigterm_blocked(true));
+    }
     if let Ok(filter) = std::env::var("RUST_LOG") {
         command.env("RUST_LOG", filter);
     }
-    let mut child = match command.spawn() {
+    let spawned = command.spawn();
+    // The command holds our copy of the worker's socket end: close it, or EOF never comes.
+    drop(command);
+    let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
             tracing::error!(user = %session.user.name, "cannot start worker: {e}");
@@ -144,12 +154,7 @@ pub async fn run(conn: Connection, session: &UserSession, owner: (u32, u32)) {
         ours.set_nonblocking(true)?;
         let mut worker = tokio::net::UnixStream::from_std(ours)?;
         worker.write_all(&leftover).await?;
-        let (to_worker, to_client) =
-            tokio::io::copy_bidirectional(&mut client, &mut worker).await?;
-        if let Some(h) = &handle {
-            h.add_in(to_worker as usize);
-            h.add_out(to_client as usize);
-        }
+        relay(client, worker, handle.as_ref()).await;
         std::io::Result::Ok(())
     };
     tokio::pin!(relay);
@@ -168,6 +173,59 @@ pub async fn run(conn: Connection, session: &UserSession, owner: (u32, u32)) {
         .is_err()
     {
         let _ = child.kill().await;
+    }
+}
+
+/// Blocks or unblocks SIGTERM for the calling thread.
+fn set_sigterm_blocked(blocked: bool) -> std::io::Result<()> {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset before use; the pointers are to
+    // locals that outlive the calls.
+    let rc = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        let how = if blocked {
+            libc::SIG_BLOCK
+        } else {
+            libc::SIG_UNBLOCK
+        };
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut())
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// Copies bytes both ways until the worker side ends (it has said its last word, BYE or +OK,
+/// and exited). A client that hangs up first only closes the worker's input, so the worker
+/// still finishes what it was doing (a POP3 update, a delivery) before the relay ends.
+async fn relay(client: Stream, worker: tokio::net::UnixStream, handle: Option<&SessionHandle>) {
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut worker_read, mut worker_write) = worker.into_split();
+    let upstream = async {
+        let n = tokio::io::copy(&mut client_read, &mut worker_write)
+            .await
+            .unwrap_or(0);
+        let _ = worker_write.shutdown().await;
+        n
+    };
+    let downstream = async {
+        let n = tokio::io::copy(&mut worker_read, &mut client_write)
+            .await
+            .unwrap_or(0);
+        let _ = client_write.shutdown().await;
+        n
+    };
+    tokio::pin!(upstream, downstream);
+    let (bytes_in, bytes_out) = tokio::select! {
+        out = &mut downstream => (0, out),
+        inn = &mut upstream => (inn, downstream.await),
+    };
+    if let Some(h) = handle {
+        h.add_in(bytes_in as usize);
+        h.add_out(bytes_out as usize);
     }
 }
 
@@ -208,6 +266,7 @@ pub fn main(args: WorkerArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         crate::listen::shutdown::cancel_on_terminate(shutdown.clone())?;
+        set_sigterm_blocked(false)?;
         let stream = Stream::Unix(tokio::net::UnixStream::from_std(socket)?);
         let conn = Connection::new(stream, session.idle_timeout, shutdown, None);
         session::run_authenticated(conn, session).await;

@@ -130,7 +130,8 @@ impl TestServer {
             .lines()
             .find(|l| l.starts_with("protocols"))
             .map(|l| l.matches('"').count() / 2)
-            .unwrap_or(0);
+            .unwrap_or(0)
+            + usize::from(text.contains("[status]"));
         let log = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -300,24 +301,45 @@ impl LineClient {
     }
 }
 
-/// Runs a Python script (stdlib clients) with arguments; returns its output.
-pub fn python(script: &str, args: &[&str]) -> Output {
-    Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3 is installed (the project's .ci/setup installs it)")
+/// The result of one run of `tests/clients/mailclients.py`.
+pub struct ClientRun {
+    /// Exit code: 0 success, 3 login refused.
+    pub code: i32,
+    /// What the client printed.
+    pub stdout: String,
+    /// Its errors.
+    pub stderr: String,
 }
 
-/// Asserts a Python run succeeded and returns its stdout.
-pub fn python_ok(script: &str, args: &[&str]) -> String {
-    let out = python(script, args);
-    assert!(
-        out.status.success(),
-        "python failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+/// Runs the stdlib mail client script: `protocol` is imap, pop3, smtp or fingerprint.
+pub fn mail_client(protocol: &str, addr: SocketAddr, args: &[&str]) -> ClientRun {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mailclients.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(protocol)
+        .args([
+            "--host",
+            &addr.ip().to_string(),
+            "--port",
+            &addr.port().to_string(),
+        ])
+        .args(args)
+        .output()
+        .expect("python3 is installed (the project's .ci/setup installs it)");
+    ClientRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Like [`mail_client`], asserting success.
+pub fn mail_client_ok(protocol: &str, addr: SocketAddr, args: &[&str]) -> String {
+    let run = mail_client(protocol, addr, args);
+    assert_eq!(
+        run.code, 0,
+        "{protocol} client failed:\n{}\n{}",
+        run.stdout, run.stderr
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    run.stdout
 }

@@ -1,0 +1,233 @@
+//! The shared authentication layer, through real sockets and Python's stdlib clients:
+//! every passwd-file scheme, every front-end's login paths, the failure delay, the log lines,
+//! and the plaintext-without-TLS policy.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{base_config, mail_client, mail_client_ok, LineClient, TestServer, PASSWORD};
+
+const ALL: &[&str] = &[
+    "imap",
+    "imaps",
+    "pop3",
+    "pop3s",
+    "submission",
+    "submissions",
+];
+
+#[test]
+fn every_scheme_logs_in_over_imap_pop3_and_submission() {
+    let server = TestServer::start(&base_config(ALL, ""));
+    for user in ["plain", "sha512", "sha256", "blf", "argon"] {
+        let creds = ["--user", user, "--password", PASSWORD];
+        let out = mail_client_ok("imap", server.addr("imap"), &creds);
+        assert!(out.contains("LOGGED-IN"), "{out}");
+        let out = mail_client_ok(
+            "pop3",
+            server.addr("pop3s"),
+            &[&creds[..], &["--tls", "implicit"]].concat(),
+        );
+        assert!(out.contains("STAT 0 0"), "{out}");
+        let out = mail_client_ok(
+            "smtp",
+            server.addr("submissions"),
+            &[&creds[..], &["--tls", "implicit", "--auth", "plain"]].concat(),
+        );
+        assert!(out.contains("LOGGED-IN 235"), "{out}");
+    }
+    let line = server.wait_for_log(
+        "imap-login: Login: user=<argon>, method=PLAIN, rip=127.0.0.1, lip=127.0.0.1",
+    );
+    assert!(
+        !line.contains("TLS"),
+        "plain IMAP is not marked TLS: {line}"
+    );
+    server.wait_for_log(
+        "pop3-login: Login: user=<blf>, method=PLAIN, rip=127.0.0.1, lip=127.0.0.1, TLS",
+    );
+}
+
+#[test]
+fn sasl_plain_and_login_with_and_without_initial_response() {
+    let server = TestServer::start(&base_config(ALL, ""));
+    let creds = ["--user", "sha512", "--password", PASSWORD];
+    for auth in ["plain", "login-mech"] {
+        let out = mail_client_ok(
+            "imap",
+            server.addr("imaps"),
+            &[&creds[..], &["--tls", "implicit", "--auth", auth]].concat(),
+        );
+        assert!(out.contains("LOGGED-IN"), "{auth}: {out}");
+    }
+    let out = mail_client_ok(
+        "pop3",
+        server.addr("pop3"),
+        &[&creds[..], &["--auth", "plain"]].concat(),
+    );
+    assert!(out.contains("LOGGED-IN"), "{out}");
+    let out = mail_client_ok(
+        "smtp",
+        server.addr("submission"),
+        &[&creds[..], &["--tls", "starttls", "--auth", "login"]].concat(),
+    );
+    assert!(out.contains("LOGGED-IN 235"), "{out}");
+    server.wait_for_log("imap-login: Login: user=<sha512>, method=LOGIN");
+
+    // SASL-IR in one line, and the two-step PLAIN continuation, byte-exact.
+    let mut c = LineClient::connect(server.addr("imap"));
+    c.line();
+    let ir = "AHNoYTUxMgBTM2NyZXQgcGFzcw=="; // \0sha512\0S3cret pass
+    let reply = c.cmd(&format!("a1 AUTHENTICATE PLAIN {ir}"), "a1 ");
+    assert!(
+        reply
+            .last()
+            .unwrap()
+            .starts_with("a1 OK [CAPABILITY IMAP4rev1"),
+        "{reply:?}"
+    );
+    let mut c = LineClient::connect(server.addr("imap"));
+    c.line();
+    assert_eq!(c.cmd("a1 AUTHENTICATE PLAIN", "+"), vec!["+ \r\n"]);
+    let reply = c.cmd(ir, "a1 ");
+    assert!(reply[0].starts_with("a1 OK"), "{reply:?}");
+    let mut c = LineClient::connect(server.addr("imap"));
+    c.line();
+    c.cmd("a1 AUTHENTICATE LOGIN", "+");
+    assert_eq!(
+        c.cmd("*", "a1 "),
+        vec!["a1 BAD Authentication aborted by client.\r\n"]
+    );
+}
+
+#[test]
+fn wrong_password_is_delayed_refused_and_logged() {
+    let server = TestServer::start(&base_config(&["imap", "pop3", "submission"], ""));
+    let started = Instant::now();
+    let run = mail_client(
+        "imap",
+        server.addr("imap"),
+        &["--user", "sha512", "--password", "wrong"],
+    );
+    assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("AUTHENTICATIONFAILED"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "failure answered before the configured delay"
+    );
+    server.wait_for_log("imap-login: Aborted login (Authentication failed): user=<sha512>, method=PLAIN, rip=127.0.0.1");
+
+    let run = mail_client(
+        "pop3",
+        server.addr("pop3"),
+        &["--user", "nobody-here", "--password", "x"],
+    );
+    assert_eq!(run.code, 3);
+    assert!(
+        run.stdout.contains("-ERR [AUTH] Authentication failed."),
+        "{}",
+        run.stdout
+    );
+    let run = mail_client(
+        "smtp",
+        server.addr("submission"),
+        &["--user", "plain", "--password", "x", "--auth", "plain"],
+    );
+    assert_eq!(run.code, 3);
+    assert!(run.stdout.contains("535"), "{}", run.stdout);
+}
+
+#[test]
+fn repeated_failures_from_one_address_are_throttled() {
+    let extra = "[auth]\npassdb = [\"passwd-file:users\"]\nfailure_delay_ms = 10\nmax_failures_per_ip = 3\n";
+    let server = TestServer::start(&base_config(&["pop3"], extra));
+    let mut c = LineClient::connect(server.addr("pop3"));
+    c.line();
+    for _ in 0..3 {
+        c.cmd("USER plain", "+OK");
+        assert_eq!(
+            c.cmd("PASS wrong", "-ERR"),
+            vec!["-ERR [AUTH] Authentication failed.\r\n"]
+        );
+    }
+    c.cmd("USER plain", "+OK");
+    let reply = c.cmd(&format!("PASS {PASSWORD}"), "-ERR");
+    assert!(
+        reply[0].starts_with("-ERR [LOGIN-DELAY]"),
+        "even the right password waits: {reply:?}"
+    );
+}
+
+/// Only 127.0.0.3 is trusted here, so our 127.0.0.1 connections count as remote.
+const UNTRUSTED: &str = "[auth]\npassdb = [\"passwd-file:users\"]\nfailure_delay_ms = 300\ntrusted_networks = [\"127.0.0.3/32\"]\n";
+
+#[test]
+fn plaintext_is_refused_without_tls_from_untrusted_networks() {
+    let server = TestServer::start(&base_config(&["imap", "pop3", "submission"], UNTRUSTED));
+    let mut c = LineClient::connect(server.addr("imap"));
+    let greeting = c.line();
+    assert!(
+        greeting.contains("LOGINDISABLED") && !greeting.contains("AUTH=PLAIN"),
+        "{greeting}"
+    );
+    let reply = c.cmd(&format!("a1 LOGIN plain \"{PASSWORD}\""), "a1 ");
+    assert_eq!(reply, vec!["a1 NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.\r\n"]);
+
+    let mut c = LineClient::connect(server.addr("pop3"));
+    c.line();
+    let reply = c.cmd("USER plain", "-ERR");
+    assert!(
+        reply[0].starts_with("-ERR [AUTH] Plaintext authentication disallowed"),
+        "{reply:?}"
+    );
+
+    let mut c = LineClient::connect(server.addr("submission"));
+    c.line();
+    let ehlo = c.cmd("EHLO client.test", "250 ");
+    assert!(
+        !ehlo.iter().any(|l| l.contains("AUTH")),
+        "no AUTH before STARTTLS: {ehlo:?}"
+    );
+    assert_eq!(
+        c.cmd("AUTH PLAIN AHBsYWluAHg=", "5"),
+        vec!["538 5.7.11 Encryption required for requested authentication mechanism\r\n"]
+    );
+
+    // After STARTTLS/STLS the same logins work.
+    let creds = ["--user", "plain", "--password", PASSWORD];
+    mail_client_ok(
+        "imap",
+        server.addr("imap"),
+        &[&creds[..], &["--tls", "starttls"]].concat(),
+    );
+    mail_client_ok(
+        "pop3",
+        server.addr("pop3"),
+        &[&creds[..], &["--tls", "starttls"]].concat(),
+    );
+    mail_client_ok(
+        "smtp",
+        server.addr("submission"),
+        &[&creds[..], &["--tls", "starttls", "--auth", "plain"]].concat(),
+    );
+}
+
+#[test]
+fn roost_pw_hashes_verify_and_unknown_schemes_are_refused() {
+    let out = std::process::Command::new(common::roost_bin())
+        .args(["pw", "-s", "MD5-CRYPT", "-p", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scheme \"MD5-CRYPT\""));
+    let out = std::process::Command::new(common::roost_bin())
+        .args(["pw", "-p", "x"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("{SHA512-CRYPT}$6$"));
+}

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Drive roost with Python's standard-library mail clients (imaplib, poplib, smtplib, ssl).
+
+These are third-party clients as far as roost is concerned: the integration tests use them to
+prove that what roost speaks is what real clients expect. Exit status: 0 success, 3 the server
+refused the login, 1 anything else. Only loopback addresses are ever contacted.
+"""
+import argparse
+import base64
+import hashlib
+import imaplib
+import poplib
+import smtplib
+import ssl
+import sys
+import time
+
+CTX = ssl._create_unverified_context()  # the test server's certificate is self-signed
+
+
+def loopback(host):
+    if not (host.startswith("127.") or host == "::1"):
+        sys.exit("refusing to contact a non-loopback address")
+    return host
+
+
+def imap(a):
+    if a.tls == "implicit":
+        m = imaplib.IMAP4_SSL(a.host, a.port, ssl_context=CTX)
+    else:
+        m = imaplib.IMAP4(a.host, a.port)
+        if a.tls == "starttls":
+            m.starttls(ssl_context=CTX)
+    print("CAPS", " ".join(m.capabilities))
+    try:
+        if a.auth == "login":
+            m.login(a.user, a.password)
+        elif a.auth == "plain":
+            m.authenticate("PLAIN", lambda _: ("\0%s\0%s" % (a.user, a.password)).encode())
+        else:
+            answers = iter([a.user.encode(), a.password.encode()])
+            m.authenticate("LOGIN", lambda _: next(answers))
+    except imaplib.IMAP4.error as e:
+        print("REFUSED", e)
+        sys.exit(3)
+    print("LOGGED-IN")
+    if a.append:
+        typ, data = m.append("INBOX", None, None, a.append.encode().replace(b"\\n", b"\r\n"))
+        print("APPEND", typ)
+    if a.hold:
+        time.sleep(a.hold)
+    typ, data = m.status("INBOX", "(MESSAGES)")
+    print("STATUS", data[0].decode())
+    m.logout()
+
+
+def pop3(a):
+    if a.tls == "implicit":
+        p = poplib.POP3_SSL(a.host, a.port, context=CTX)
+    else:
+        p = poplib.POP3(a.host, a.port)
+        if a.tls == "starttls":
+            p.stls(context=CTX)
+    print("CAPA", " ".join(sorted(p.capa())))
+    try:
+        if a.auth == "login":
+            p.user(a.user)
+            p.pass_(a.password)
+        else:
+            blob = base64.b64encode(("\0%s\0%s" % (a.user, a.password)).encode()).decode()
+            p._shortcmd("AUTH PLAIN " + blob)
+    except poplib.error_proto as e:
+        print("REFUSED", e)
+        sys.exit(3)
+    print("LOGGED-IN")
+    print("STAT", *p.stat())
+    p.quit()
+
+
+def smtp(a):
+    if a.tls == "implicit":
+        s = smtplib.SMTP_SSL(a.host, a.port, context=CTX)
+    else:
+        s = smtplib.SMTP(a.host, a.port)
+        if a.tls == "starttls":
+            s.starttls(context=CTX)
+    s.ehlo("client.test")
+    print("EHLO", " ".join(sorted(s.esmtp_features)))
+    s.user, s.password = a.user, a.password
+    try:
+        mech = "PLAIN" if a.auth == "plain" else "LOGIN"
+        code, text = s.auth(mech, s.auth_plain if mech == "PLAIN" else s.auth_login)
+    except smtplib.SMTPException as e:
+        print("REFUSED", e)
+        sys.exit(3)
+    print("LOGGED-IN", code)
+    s.quit()
+
+
+def fingerprint(a):
+    pem = ssl.get_server_certificate((a.host, a.port))
+    der = ssl.PEM_cert_to_DER_cert(pem)
+    print(":".join("%02X" % b for b in hashlib.sha256(der).digest()))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("protocol", choices=["imap", "pop3", "smtp", "fingerprint"])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--user", default="")
+    ap.add_argument("--password", default="")
+    ap.add_argument("--tls", choices=["none", "starttls", "implicit"], default="none")
+    ap.add_argument("--auth", choices=["login", "plain", "login-mech"], default="login")
+    ap.add_argument("--append", default="")
+    ap.add_argument("--hold", type=float, default=0)
+    a = ap.parse_args()
+    loopback(a.host)
+    {"imap": imap, "pop3": pop3, "smtp": smtp, "fingerprint": fingerprint}[a.protocol](a)
+
+
+if __name__ == "__main__":
+    main()
