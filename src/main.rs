@@ -70,6 +70,8 @@ fn init_logging(default_level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A daemon keeps serving when its log pipe breaks (journald restart, closed terminal).
+        .log_internal_errors(false)
         .init();
 }
 

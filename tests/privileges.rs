@@ -1,0 +1,238 @@
+//! Real PAM and privilege separation, as a mail host needs them: started as root, roost logs a
+//! system user in with their Linux password and runs their session in a worker with their uid,
+//! so the mail it stores is theirs; virtual users' mail belongs to `[mail] user`.
+//!
+//! Needs root and the test account that `.ci/setup` creates (`roost-test`, password below, PAM
+//! service file /etc/pam.d/roost). Without them the tests say so and pass, except under CI,
+//! where a missing prerequisite is a failure.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{base_config, is_root, mail_client, uid_of, TestServer, PASSWORD, ROOT_MAIL_USER};
+
+const PAM_USER: &str = "roost-test";
+const PAM_PASSWORD: &str = "roost-Test-pw1";
+
+fn prerequisites() -> Option<(u32, PathBuf)> {
+    let uid = uid_of(PAM_USER);
+    let ready = is_root() && uid.is_some() && Path::new("/etc/pam.d/roost").exists();
+    if !ready {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run these as root after .ci/setup created {PAM_USER}"
+        );
+        eprintln!(
+            "skipping: needs root, the {PAM_USER} account and /etc/pam.d/roost (run .ci/setup)"
+        );
+        return None;
+    }
+    let home = Command::new("getent")
+        .args(["passwd", PAM_USER])
+        .output()
+        .ok()?;
+    let home = String::from_utf8(home.stdout)
+        .ok()?
+        .trim()
+        .split(':')
+        .nth(5)?
+        .to_string();
+    Some((uid?, PathBuf::from(home)))
+}
+
+/// Starts a client that logs in, appends a message and holds the session for a moment.
+fn append_and_hold(addr: std::net::SocketAddr, user: &str, password: &str) -> Child {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mailclients.py");
+    Command::new("python3")
+        .arg(script)
+        .args([
+            "imap",
+            "--port",
+            &addr.port().to_string(),
+            "--user",
+            user,
+            "--password",
+            password,
+        ])
+        .args([
+            "--append",
+            "Subject: owned\\n\\nwho owns me?\\n",
+            "--hold",
+            "1.5",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// uids of the server's child processes (its session workers).
+fn worker_uids(server_pid: u32) -> Vec<u32> {
+    let mut uids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u32>().ok())
+        };
+        if field("PPid:") == Some(server_pid) {
+            uids.extend(field("Uid:"));
+        }
+    }
+    uids
+}
+
+/// Waits (bounded) until a worker with `uid` runs, returning whether it did.
+fn saw_worker_with_uid(server_pid: u32, uid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if worker_uids(server_pid).contains(&uid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn finish(client: Child) -> String {
+    let out = client.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "client failed: {stdout}");
+    stdout
+}
+
+fn stored_messages(maildir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(maildir.join("new"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn pam_user_session_runs_as_that_user_and_their_mail_is_theirs() {
+    let Some((uid, home)) = prerequisites() else {
+        return;
+    };
+    let maildir = home.join("Maildir");
+    let _ = std::fs::remove_dir_all(&maildir);
+    let config = base_config(
+        &["imap"],
+        "[auth]\npassdb = [\"pam:roost\"]\nfailure_delay_ms = 100\n",
+    )
+    .replace("maildir:MAILROOT/%u", "maildir:~/Maildir");
+    let server = TestServer::start(&config);
+
+    let client = append_and_hold(server.addr("imap"), PAM_USER, PAM_PASSWORD);
+    assert!(
+        saw_worker_with_uid(server.child.id(), uid),
+        "a worker runs with {PAM_USER}'s uid {uid}"
+    );
+    let out = finish(client);
+    assert!(
+        out.contains("APPEND OK") && out.contains("MESSAGES 1"),
+        "{out}"
+    );
+    server.wait_for_log(&format!(
+        "imap-login: Login: user=<{PAM_USER}>, method=PLAIN"
+    ));
+
+    let messages = stored_messages(&maildir);
+    assert_eq!(messages.len(), 1);
+    let meta = std::fs::metadata(&messages[0]).unwrap();
+    assert_eq!(
+        (meta.uid(), mode(&messages[0])),
+        (uid, 0o600),
+        "the message is {PAM_USER}'s, 0600"
+    );
+    for dir in ["", "new", "cur", "tmp"] {
+        let path = maildir.join(dir);
+        assert_eq!(
+            (std::fs::metadata(&path).unwrap().uid(), mode(&path)),
+            (uid, 0o700),
+            "{}",
+            path.display()
+        );
+    }
+    assert!(
+        !worker_uids(server.child.id()).contains(&0),
+        "no session ever runs as root"
+    );
+}
+
+#[test]
+fn pam_refuses_a_wrong_password_and_an_unknown_user() {
+    if prerequisites().is_none() {
+        return;
+    }
+    let server = TestServer::start(&base_config(
+        &["imap"],
+        "[auth]\npassdb = [\"pam:roost\"]\nfailure_delay_ms = 100\n",
+    ));
+    for (user, password) in [
+        (PAM_USER, "wrong-password"),
+        ("no-such-user-here", "x"),
+        ("root", "x"),
+    ] {
+        let run = mail_client(
+            "imap",
+            server.addr("imap"),
+            &["--user", user, "--password", password],
+        );
+        assert_eq!(run.code, 3, "{user}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout.contains("AUTHENTICATIONFAILED"),
+            "{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn virtual_users_mail_belongs_to_the_configured_mail_user() {
+    if !is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let mail_uid = uid_of(ROOT_MAIL_USER).unwrap();
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let client = append_and_hold(server.addr("imap"), "sha512", PASSWORD);
+    assert!(
+        saw_worker_with_uid(server.child.id(), mail_uid),
+        "a worker runs as {ROOT_MAIL_USER}"
+    );
+    finish(client);
+    let maildir = server.mail_root().join("sha512");
+    let messages = stored_messages(&maildir);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(std::fs::metadata(&messages[0]).unwrap().uid(), mail_uid);
+    assert_eq!(mode(&maildir), 0o700);
+}
+
+#[test]
+fn a_virtual_user_without_a_mail_owner_is_refused_rather_than_served_as_root() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let config = base_config(&["imap"], "").replace(&format!("user = \"{ROOT_MAIL_USER}\"\n"), "");
+    let server = TestServer::start(&config);
+    let run = mail_client(
+        "imap",
+        server.addr("imap"),
+        &["--user", "plain", "--password", PASSWORD],
+    );
+    assert_ne!(run.code, 0);
+    server.wait_for_log("no mail owner for plain: set [mail] user");
+}
