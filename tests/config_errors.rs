@@ -16,11 +16,6 @@ fn check(config: &str) -> (bool, String) {
         .arg(&path)
         .output()
         .unwrap();
-    let serve = Command::new(roost_bin())
-        .args(["serve", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
     let text = String::from_utf8_lossy(&check.stderr).into_owned()
         + &String::from_utf8_lossy(&check.stdout);
     if !check.status.success() {
