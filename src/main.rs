@@ -111,10 +111,7 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         }
     };
     init_logging(&config.log_level);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(listen::acceptor::serve(config))
+    listen::acceptor::serve(config)
 }
 
 fn check_config(path: &Path) -> ExitCode {

@@ -13,15 +13,49 @@ use crate::auth::{AuthError, Authenticator, MailUser};
 use crate::config::{Config, Family, Protocol};
 use crate::listen::conn::Connection;
 use crate::listen::tls::TlsStore;
-use crate::privilege;
+use crate::privilege::control::MasterClient;
+use crate::privilege::worker;
+
+/// Who checks passwords and runs authenticated sessions for this process.
+#[derive(Clone)]
+pub enum Gate {
+    /// This process does it all (roost started as an ordinary user).
+    Local(Arc<Authenticator>),
+    /// The root master does (this is the unprivileged login process).
+    Master(Arc<MasterClient>),
+}
+
+/// A successful login, as far as the session that accepted it needs to know.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    /// Verified in this process.
+    Local(MailUser),
+    /// Verified by the master, which holds the details under a one-time ticket.
+    Ticket {
+        /// The canonical user name.
+        name: String,
+        /// The master's ticket for spawning this user's worker.
+        ticket: String,
+    },
+}
+
+impl Identity {
+    /// The logged-in user's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Local(user) => &user.name,
+            Self::Ticket { name, .. } => name,
+        }
+    }
+}
 
 /// Everything a pre-login session needs, shared by reference with the server.
 #[derive(Clone)]
 pub struct SessionContext {
     /// The running configuration.
     pub config: Arc<Config>,
-    /// The shared authentication layer.
-    pub auth: Arc<Authenticator>,
+    /// Who verifies logins.
+    pub gate: Gate,
     /// TLS material for STARTTLS/STLS.
     pub tls: Arc<TlsStore>,
     /// The listener's protocol.
@@ -77,7 +111,7 @@ impl SessionContext {
 
     /// Whether plaintext credentials may be sent on this connection now.
     pub fn plaintext_allowed(&self, tls: bool) -> bool {
-        self.auth.plaintext_allowed(self.peer.ip(), tls)
+        self.config.auth.plaintext_allowed(self.peer.ip(), tls)
     }
 
     /// Verifies credentials and writes the classic `Login:` or failure log line.
@@ -86,13 +120,22 @@ impl SessionContext {
         creds: Credentials,
         method: &str,
         tls: bool,
-    ) -> Result<MailUser, AuthError> {
+    ) -> Result<Identity, AuthError> {
         let name = creds.username.clone();
-        let result = self.auth.authenticate(creds, self.peer.ip()).await;
+        let result = match &self.gate {
+            Gate::Local(auth) => auth
+                .authenticate(creds, self.peer.ip())
+                .await
+                .map(Identity::Local),
+            Gate::Master(master) => master
+                .authenticate(creds, self.peer.ip())
+                .await
+                .map(|(ticket, name)| Identity::Ticket { name, ticket }),
+        };
         let service = self.service();
         let suffix = self.log_suffix(tls);
         match &result {
-            Ok(user) => tracing::info!("{service}-login: Login: user=<{}>, method={method}, {suffix}", user.name),
+            Ok(user) => tracing::info!("{service}-login: Login: user=<{}>, method={method}, {suffix}", user.name()),
             Err(AuthError::Temporary(reason)) => tracing::error!(
                 "{service}-login: Aborted login (auth service error: {reason}): user=<{name}>, method={method}, {suffix}"
             ),
@@ -101,39 +144,59 @@ impl SessionContext {
         result
     }
 
-    /// The post-login session description for `user` on this connection.
+    /// The post-login session description for a locally verified `user`.
     pub fn user_session(&self, user: MailUser, tls: bool) -> UserSession {
-        let family = self.protocol.family();
+        UserSession::new(
+            user,
+            self.protocol.family(),
+            &self.config,
+            self.peer,
+            self.local,
+            tls,
+        )
+    }
+}
+
+impl UserSession {
+    /// Describes the session of `user` over a connection with these properties.
+    pub fn new(
+        user: MailUser,
+        family: Family,
+        config: &Config,
+        peer: SocketAddr,
+        local: SocketAddr,
+        tls: bool,
+    ) -> Self {
         UserSession {
             user,
             family,
-            location: self.config.mail.location.clone(),
-            peer: self.peer,
-            local: self.local,
+            location: config.mail.location.clone(),
+            peer,
+            local,
             tls,
-            idle_timeout: self.config.limits.idle_timeout(family),
-            max_literal: self.config.limits.max_literal_bytes,
+            idle_timeout: config.limits.idle_timeout(family),
+            max_literal: config.limits.max_literal_bytes,
         }
     }
 }
 
-/// Runs the authenticated part of a session: in a worker process as the mail owner when roost
-/// runs as root, otherwise right here.
-pub async fn hand_over(conn: Connection, ctx: &SessionContext, session: UserSession) {
+/// Runs the authenticated part of a session: here when this process verified the login, or in
+/// a worker the master starts as the mail owner.
+pub async fn hand_over(conn: Connection, ctx: &SessionContext, identity: Identity) {
     if let Some(h) = conn.handle() {
-        h.set_user(&session.user.name);
+        h.set_user(identity.name());
     }
-    if privilege::running_as_root() {
-        let owner = match privilege::mail_owner(&session.user, ctx.config.mail.user.as_deref()) {
-            Ok(owner) => owner,
-            Err(e) => {
-                tracing::error!(user = %session.user.name, "{e}");
-                return refuse_after_login(conn, session.family).await;
-            }
-        };
-        privilege::worker::run(conn, &session, owner).await;
-    } else {
-        run_authenticated(conn, session).await;
+    match (identity, &ctx.gate) {
+        (Identity::Local(user), _) => {
+            let session = ctx.user_session(user, conn.is_tls());
+            run_authenticated(conn, session).await;
+        }
+        (Identity::Ticket { ticket, .. }, Gate::Master(master)) => {
+            worker::relay_via_master(conn, ctx, master, ticket).await;
+        }
+        (Identity::Ticket { name, .. }, Gate::Local(_)) => {
+            tracing::error!(user = %name, "a master ticket in a process without a master");
+        }
     }
 }
 
@@ -144,14 +207,4 @@ pub async fn run_authenticated(mut conn: Connection, session: UserSession) {
         Family::Pop3 => crate::pop3::transaction::run(&mut conn, &session).await,
         Family::Smtp => {}
     }
-}
-
-/// Closes a session that logged in but cannot be served, in the protocol's words.
-async fn refuse_after_login(mut conn: Connection, family: Family) {
-    let bye: &[u8] = match family {
-        Family::Imap => b"* BYE [UNAVAILABLE] Internal error: mail owner not configured\r\n",
-        Family::Pop3 => b"-ERR [SYS/PERM] Internal error: mail owner not configured\r\n",
-        Family::Smtp => b"421 4.3.0 Internal error\r\n",
-    };
-    let _ = conn.write(bye).await;
 }

@@ -69,9 +69,18 @@ fn append_and_hold(addr: std::net::SocketAddr, user: &str, password: &str) -> Ch
         .unwrap()
 }
 
-/// uids of the server's child processes (its session workers).
+/// uids of the server's session workers (`roost worker` children of the master).
 fn worker_uids(server_pid: u32) -> Vec<u32> {
-    let mut uids = Vec::new();
+    children(server_pid)
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains(" worker "))
+        .map(|(uid, _)| uid)
+        .collect()
+}
+
+/// `(uid, command line)` of every child process of `server_pid`.
+fn children(server_pid: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
             continue;
@@ -84,10 +93,12 @@ fn worker_uids(server_pid: u32) -> Vec<u32> {
                 .and_then(|v| v.parse::<u32>().ok())
         };
         if field("PPid:") == Some(server_pid) {
-            uids.extend(field("Uid:"));
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            found.extend(field("Uid:").map(|uid| (uid, cmdline)));
         }
     }
-    uids
+    found
 }
 
 /// Waits (bounded) until a worker with `uid` runs, returning whether it did.
@@ -168,6 +179,51 @@ fn pam_user_session_runs_as_that_user_and_their_mail_is_theirs() {
         !worker_uids(server.child.id()).contains(&0),
         "no session ever runs as root"
     );
+}
+
+#[test]
+fn the_process_that_talks_to_clients_is_not_root() {
+    if !is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let server = TestServer::start(&base_config(
+        &["imap", "pop3s"],
+        "[server]\nlogin_user = \"nobody\"\n",
+    ));
+    let nobody = uid_of("nobody").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let login = loop {
+        let found: Vec<(u32, String)> = children(server.child.id())
+            .into_iter()
+            .filter(|(_, cmd)| !cmd.contains(" worker "))
+            .collect();
+        if !found.is_empty() || Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(login.len(), 1, "one login process: {login:?}");
+    assert_eq!(login[0].0, nobody, "the login process runs as nobody");
+    // The master holds no client connection. (The master is root and dumpable, so ss would
+    // name it if it held one; the login process is not dumpable and may show unattributed.)
+    let mut c = common::LineClient::connect(server.addr("imap"));
+    assert!(c.line().starts_with("* OK"));
+    let out = Command::new("ss")
+        .args(["-tnpH", "state", "established"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let port = format!(":{} ", server.addr("imap").port());
+    let ours: Vec<&str> = text.lines().filter(|l| l.contains(&port)).collect();
+    assert!(!ours.is_empty(), "{text}");
+    for line in ours {
+        assert!(
+            !line.contains(&format!("pid={},", server.child.id())),
+            "the master touches no client: {line}"
+        );
+    }
 }
 
 #[test]

@@ -10,36 +10,66 @@ use std::time::Duration;
 
 use common::{base_config, LineClient, TestServer, PASSWORD};
 
-/// Listening TCP sockets owned by `pid`, from `ss -ltnp`.
-fn listening_ports(pid: u32) -> Vec<u16> {
+/// Ports in LISTEN state on 127.0.0.1, from `ss -ltn`.
+fn listening_ports() -> Vec<u16> {
     let out = Command::new("ss")
-        .args(["-ltnpH"])
+        .args(["-ltnH"])
         .output()
         .expect("ss (iproute2) is installed");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut ports: Vec<u16> = text
+    String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.contains(&format!("pid={pid},")))
         .filter_map(|l| {
             l.split_whitespace()
                 .nth(3)?
-                .rsplit(':')
-                .next()?
+                .strip_prefix("127.0.0.1:")?
                 .parse()
                 .ok()
         })
-        .collect();
-    ports.sort_unstable();
-    ports
+        .collect()
+}
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
 fn only_the_configured_protocols_listen() {
-    let server = TestServer::start(&base_config(&["imaps", "pop3"], ""));
-    assert_eq!(server.addrs.len(), 2);
-    let mut expected = vec![server.addr("imaps").port(), server.addr("pop3").port()];
-    expected.sort_unstable();
-    assert_eq!(listening_ports(server.child.id()), expected);
+    // Every protocol gets an address, but only imaps and pop3 are listed in `protocols`.
+    let unlisted: Vec<(&str, u16)> = ["imap", "pop3s", "submission", "submissions"]
+        .iter()
+        .map(|p| (*p, free_port()))
+        .collect();
+    let mut config = base_config(&["imaps", "pop3"], "");
+    for (protocol, port) in &unlisted {
+        config = config.replace(
+            "[mail]",
+            &format!("{protocol} = \"127.0.0.1:{port}\"\n[mail]"),
+        );
+    }
+    let server = TestServer::start(&config);
+    assert_eq!(server.addrs.len(), 2, "{:?}", server.addrs);
+    let listening = listening_ports();
+    for protocol in ["imaps", "pop3"] {
+        assert!(
+            listening.contains(&server.addr(protocol).port()),
+            "{protocol} listens"
+        );
+    }
+    for (protocol, port) in &unlisted {
+        assert!(
+            !listening.contains(port),
+            "{protocol} is not listed but listens on {port}"
+        );
+        assert!(
+            TcpStream::connect(("127.0.0.1", *port)).is_err(),
+            "{protocol} accepts on {port}"
+        );
+    }
     let mut pop = LineClient::connect(server.addr("pop3"));
     assert_eq!(pop.line(), "+OK roost ready.\r\n");
 }
@@ -59,7 +89,7 @@ fn sigterm_says_goodbye_and_exits_zero_within_two_seconds() {
     server.signal("TERM");
     let status = server
         .wait_exit(Duration::from_secs(2))
-        .expect("exited within 2 s");
+        .unwrap_or_else(|| panic!("not exited within 2 s:\n{}", server.log_text()));
     assert!(status.success(), "exit status {status:?}");
     assert_eq!(imap.rest(), "* BYE Server shutting down.\r\n");
     assert_eq!(logged_in.rest(), "* BYE Server shutting down.\r\n");

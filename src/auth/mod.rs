@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use roost_protocol::sasl::Credentials;
 
-use crate::config::{AuthConfig, Network, Passdb};
+use crate::config::{AuthConfig, Passdb};
 use crate::privilege::SystemUser;
 
 /// Which database vouched for a user; decides whose uid touches their mail.
@@ -81,8 +81,6 @@ pub struct Authenticator {
     backends: Vec<Backend>,
     failure_delay: Duration,
     throttle: throttle::Throttle,
-    trusted: Vec<Network>,
-    allow_plaintext: bool,
 }
 
 impl Authenticator {
@@ -100,8 +98,6 @@ impl Authenticator {
             backends,
             failure_delay: config.failure_delay,
             throttle: throttle::Throttle::new(config.max_failures_per_ip),
-            trusted: config.trusted_networks.clone(),
-            allow_plaintext: config.allow_plaintext_without_tls,
         }
     }
 
@@ -118,11 +114,6 @@ impl Authenticator {
     /// Whether any backend is PAM (which needs root to check other users' passwords).
     pub fn uses_pam(&self) -> bool {
         self.backends.iter().any(|b| matches!(b, Backend::Pam(_)))
-    }
-
-    /// Whether a client may send a plaintext password over this connection.
-    pub fn plaintext_allowed(&self, peer: IpAddr, tls: bool) -> bool {
-        tls || self.allow_plaintext || self.trusted.iter().any(|n| n.contains(peer))
     }
 
     /// Verifies credentials; failures are answered only after the failure delay.

@@ -81,6 +81,7 @@ pub fn embedded(dir: &Path) -> anyhow::Result<EmbeddedSetup> {
         },
         status_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8025))),
         log_level: "info".into(),
+        login_user: super::DEFAULT_LOGIN_USER.to_string(),
     };
     Ok(EmbeddedSetup { config, new_user })
 }

@@ -136,7 +136,13 @@ pub struct Config {
     pub status_listen: Option<SocketAddr>,
     /// Default log filter (overridden by `RUST_LOG`).
     pub log_level: String,
+    /// When started as root: the unprivileged account that accepts connections, speaks TLS
+    /// and runs the pre-login dialogue (Dovecot's `default_login_user`).
+    pub login_user: String,
 }
+
+/// The login user when the config names none.
+pub const DEFAULT_LOGIN_USER: &str = "nobody";
 
 /// One protocol on one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +184,15 @@ pub struct AuthConfig {
     pub failure_delay: Duration,
     /// Failures per client IP within the throttle window before logins are refused for a while.
     pub max_failures_per_ip: u32,
+}
+
+impl AuthConfig {
+    /// Whether a client may send a plaintext password: over TLS, from a trusted network, or
+    /// where the admin allowed it everywhere.
+    pub fn plaintext_allowed(&self, peer: std::net::IpAddr, tls: bool) -> bool {
+        tls || self.allow_plaintext_without_tls
+            || self.trusted_networks.iter().any(|n| n.contains(peer))
+    }
 }
 
 /// `[tls]`, validated.

@@ -26,6 +26,16 @@ pub struct RawConfig {
     pub status: RawStatus,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub server: RawServer,
+}
+
+/// `[server]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// The unprivileged account the network-facing process runs as (Dovecot's login user).
+    pub login_user: Option<Spanned<String>>,
 }
 
 /// `[mail]`

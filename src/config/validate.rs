@@ -129,6 +129,12 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             limits,
             status_listen,
             log_level,
+            login_user: raw
+                .server
+                .login_user
+                .as_ref()
+                .map(|u| u.get_ref().clone())
+                .unwrap_or_else(|| super::DEFAULT_LOGIN_USER.to_string()),
         }),
         _ => Err(ConfigErrors(c.errors)),
     }

@@ -8,14 +8,14 @@ use roost_protocol::sasl::{Credentials, Mechanism, SaslError};
 use super::input::{farewell, next_event, Ended};
 use super::{pre_login_capabilities, AUTHENTICATED_CAPABILITIES, MAX_BAD_COMMANDS};
 use crate::auth::sasl::{SaslExchange, SaslStep};
-use crate::auth::{AuthError, MailUser};
+use crate::auth::AuthError;
 use crate::listen::conn::Connection;
-use crate::session::SessionContext;
+use crate::session::{Identity, SessionContext};
 
 /// What one pre-login command led to.
 enum Next {
     Continue,
-    LoggedIn(MailUser),
+    LoggedIn(Identity),
     Close,
 }
 
@@ -24,7 +24,7 @@ pub async fn run(
     conn: &mut Connection,
     ctx: &SessionContext,
     decoder: &mut ImapDecoder,
-) -> Option<MailUser> {
+) -> Option<Identity> {
     let mut bad_commands = 0;
     loop {
         let event = match next_event(conn, decoder).await {

@@ -46,7 +46,6 @@ pub async fn serve(mut conn: Connection, ctx: SessionContext) {
         return;
     }
     if let Some(user) = login::run(&mut conn, &ctx, &mut decoder).await {
-        let tls = conn.is_tls();
-        session::hand_over(conn, &ctx, ctx.user_session(user, tls)).await;
+        session::hand_over(conn, &ctx, user).await;
     }
 }

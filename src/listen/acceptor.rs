@@ -6,17 +6,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::conn::{Connection, Stream};
 use super::limits::{Admission, ConnectionLimits};
 use super::registry::Registry;
-use super::tls::TlsStore;
+use super::tls::{TlsPem, TlsStore};
 use crate::auth::Authenticator;
-use crate::config::{Config, Family, Listener, Protocol};
-use crate::session::SessionContext;
+use crate::config::{Config, Family, Protocol};
+use crate::session::{Gate, SessionContext};
 use crate::status::StatusSource;
 
 /// How long a client gets to finish the TLS handshake of an implicit-TLS port.
@@ -27,7 +27,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Everything the accept loops share.
 struct Shared {
     config: Arc<Config>,
-    auth: Arc<Authenticator>,
+    gate: Gate,
     tls: Arc<TlsStore>,
     registry: Arc<Registry>,
     limits: Arc<ConnectionLimits>,
@@ -35,87 +35,129 @@ struct Shared {
     tracker: TaskTracker,
 }
 
-/// Binds one listener with SO_REUSEADDR, so a restart does not wait for TIME_WAIT.
-fn bind(listener: &Listener) -> anyhow::Result<TcpListener> {
-    let what = || {
-        format!(
-            "cannot listen for {} on {}",
-            listener.protocol.name(),
-            listener.addr
-        )
-    };
-    let socket = match listener.addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4(),
-        SocketAddr::V6(_) => TcpSocket::new_v6(),
-    }
-    .with_context(what)?;
-    socket.set_reuseaddr(true).with_context(what)?;
-    socket.bind(listener.addr).with_context(what)?;
-    socket.listen(1024).with_context(what)
+/// Sockets bound while roost may still be root.
+pub struct Bound {
+    listeners: Vec<(Protocol, std::net::TcpListener)>,
+    status: Option<std::net::TcpListener>,
+    table: Vec<(&'static str, SocketAddr)>,
 }
 
-/// Runs the server until SIGTERM/SIGINT, then drains sessions and returns.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let config = Arc::new(config);
-    let auth = Arc::new(Authenticator::new(&config.auth));
-    auth.check()?;
-    let tls = Arc::new(TlsStore::load_or_generate(&config.tls)?);
-    let mut bound = Vec::new();
-    let mut table = Vec::new();
+/// Where certificate updates come from once serving.
+pub enum TlsUpdates {
+    /// Re-read the files on SIGHUP (roost runs unprivileged, one process).
+    Files,
+    /// The root master pushes them over this socket (this is the login process).
+    Master(std::os::unix::net::UnixStream),
+}
+
+/// Binds every configured listener (and the status page), logging the real addresses.
+pub fn bind_all(config: &Config) -> anyhow::Result<Bound> {
+    let mut bound = Bound {
+        listeners: Vec::new(),
+        status: None,
+        table: Vec::new(),
+    };
     for listener in &config.listeners {
-        let socket = bind(listener)?;
+        let what = || {
+            format!(
+                "cannot listen for {} on {}",
+                listener.protocol.name(),
+                listener.addr
+            )
+        };
+        let socket = std::net::TcpListener::bind(listener.addr).with_context(what)?;
         let addr = socket.local_addr()?;
         tracing::info!(protocol = listener.protocol.name(), %addr, "listening");
-        table.push((listener.protocol.name(), addr));
-        bound.push((listener.protocol, socket));
+        bound.table.push((listener.protocol.name(), addr));
+        bound.listeners.push((listener.protocol, socket));
     }
-    let status = match config.status_listen {
-        Some(addr) => {
-            let what = || format!("cannot listen for the status page on {addr}");
-            let socket = TcpListener::bind(addr).await.with_context(what)?;
-            let addr = socket.local_addr()?;
-            tracing::info!(protocol = "status", %addr, "listening");
-            table.push(("status", addr));
-            Some(socket)
-        }
-        None => None,
-    };
+    if let Some(addr) = config.status_listen {
+        let what = || format!("cannot listen for the status page on {addr}");
+        let socket = std::net::TcpListener::bind(addr).with_context(what)?;
+        let addr = socket.local_addr()?;
+        tracing::info!(protocol = "status", %addr, "listening");
+        bound.table.push(("status", addr));
+        bound.status = Some(socket);
+    }
+    Ok(bound)
+}
+
+/// Runs the server until SIGTERM/SIGINT. As root, it splits into the master and an
+/// unprivileged login process; otherwise everything runs here.
+pub fn serve(config: Config) -> anyhow::Result<()> {
+    let auth = Authenticator::new(&config.auth);
+    auth.check()?;
+    let pem = TlsPem::load_or_generate(&config.tls)?;
+    let bound = bind_all(&config)?;
     if crate::privilege::running_as_root() {
-        tracing::info!("running as root: authenticated sessions run in workers as the mail owner");
-    } else if auth.uses_pam() {
+        return crate::privilege::master::run(config, auth, pem, bound);
+    }
+    if auth.uses_pam() {
         tracing::warn!("PAM is configured but roost is not running as root: pam_unix can then only check the password of the user running roost");
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let gate = Gate::Local(Arc::new(auth));
+    runtime.block_on(frontend(
+        Arc::new(config),
+        gate,
+        pem,
+        bound,
+        TlsUpdates::Files,
+    ))
+}
+
+/// Accepts and serves connections on the bound sockets until shutdown, then drains sessions.
+pub async fn frontend(
+    config: Arc<Config>,
+    gate: Gate,
+    pem: TlsPem,
+    bound: Bound,
+    updates: TlsUpdates,
+) -> anyhow::Result<()> {
+    let tls = Arc::new(TlsStore::new(&pem)?);
     let shared = Arc::new(Shared {
         limits: ConnectionLimits::new(
             config.limits.max_connections,
             config.limits.max_connections_per_ip,
         ),
         config: Arc::clone(&config),
-        auth,
+        gate,
         tls: Arc::clone(&tls),
         registry: Arc::new(Registry::default()),
         shutdown: CancellationToken::new(),
         tracker: TaskTracker::new(),
     });
-    if let Some(socket) = status {
+    if let Some(socket) = bound.status {
+        socket.set_nonblocking(true)?;
         let source = Arc::new(StatusSource {
-            listeners: table,
+            listeners: bound.table,
             registry: Arc::clone(&shared.registry),
         });
         tokio::spawn(crate::status::serve(
-            socket,
+            TcpListener::from_std(socket)?,
             source,
             shared.shutdown.clone(),
         ));
     }
     super::shutdown::cancel_on_terminate(shared.shutdown.clone())?;
-    super::shutdown::reload_on_hangup(tls, shared.shutdown.clone())?;
+    match updates {
+        TlsUpdates::Files => {
+            super::shutdown::reload_on_hangup(tls, config.tls.clone(), shared.shutdown.clone())?
+        }
+        TlsUpdates::Master(socket) => {
+            tokio::spawn(crate::privilege::master::receive_tls_updates(socket, tls));
+        }
+    }
     let mut loops = Vec::new();
-    for (protocol, socket) in bound {
+    for (protocol, socket) in bound.listeners {
+        socket.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(socket)?;
         loops.push(tokio::spawn(accept_loop(
             Arc::clone(&shared),
             protocol,
-            socket,
+            listener,
         )));
     }
     shared.shutdown.cancelled().await;
@@ -202,7 +244,7 @@ async fn connection(
     let conn = Connection::new(stream, idle, shared.shutdown.child_token(), Some(handle));
     let ctx = SessionContext {
         config: Arc::clone(&shared.config),
-        auth: Arc::clone(&shared.auth),
+        gate: shared.gate.clone(),
         tls: Arc::clone(&shared.tls),
         protocol,
         peer,

@@ -121,11 +121,6 @@ impl Connection {
         matches!(self.stream, Some(Stream::Tls(_)))
     }
 
-    /// The shutdown signal this connection obeys.
-    pub fn shutdown_token(&self) -> &CancellationToken {
-        &self.shutdown
-    }
-
     fn stream(&mut self) -> io::Result<&mut Stream> {
         self.stream.as_mut().ok_or_else(|| {
             io::Error::new(io::ErrorKind::NotConnected, "TLS handshake failed earlier")

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-use super::tls::TlsStore;
+use super::tls::{TlsPem, TlsStore};
+use crate::config::TlsConfig;
 
 /// Cancels `token` at the first SIGTERM or SIGINT.
 pub fn cancel_on_terminate(token: CancellationToken) -> std::io::Result<()> {
@@ -21,8 +22,13 @@ pub fn cancel_on_terminate(token: CancellationToken) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reloads the certificate on every SIGHUP until `token` is cancelled; live sessions keep theirs.
-pub fn reload_on_hangup(tls: Arc<TlsStore>, token: CancellationToken) -> std::io::Result<()> {
+/// Reloads the certificate files on every SIGHUP until `token` is cancelled; live sessions keep
+/// theirs. (Used when roost runs unprivileged; as root the master reads and pushes them.)
+pub fn reload_on_hangup(
+    tls: Arc<TlsStore>,
+    files: TlsConfig,
+    token: CancellationToken,
+) -> std::io::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
         loop {
@@ -32,7 +38,7 @@ pub fn reload_on_hangup(tls: Arc<TlsStore>, token: CancellationToken) -> std::io
                     if received.is_none() {
                         return;
                     }
-                    match tls.reload() {
+                    match TlsPem::load(&files).and_then(|pem| tls.replace(&pem)) {
                         Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
                         Err(e) => tracing::error!("SIGHUP: TLS reload failed, keeping the old certificate: {e}"),
                     }

@@ -34,22 +34,46 @@ pub enum TlsError {
     Generate(String),
 }
 
-/// The current server TLS configuration, swappable at run time.
-pub struct TlsStore {
-    files: TlsConfig,
-    current: RwLock<Arc<ServerConfig>>,
+/// A certificate chain and key as PEM bytes: read (as root) by whoever may, handed to the
+/// process that serves TLS.
+#[derive(Clone)]
+pub struct TlsPem {
+    /// The certificate chain.
+    pub cert: Vec<u8>,
+    /// The private key.
+    pub key: Vec<u8>,
 }
 
-impl TlsStore {
-    /// Loads the configured pair; when none is configured and none exists yet, generates one.
+impl TlsPem {
+    /// Reads the configured pair; when none is configured and none exists yet, generates one.
     pub fn load_or_generate(files: &TlsConfig) -> Result<Self, TlsError> {
         if !files.configured && !files.cert.exists() && !files.key.exists() {
             generate_self_signed(&files.cert, &files.key)?;
         }
-        let config = load(files)?;
+        Self::load(files)
+    }
+
+    /// Reads the configured pair and checks that rustls accepts it.
+    pub fn load(files: &TlsConfig) -> Result<Self, TlsError> {
+        let pem = Self {
+            cert: std::fs::read(&files.cert).map_err(|e| pem_error(&files.cert, e))?,
+            key: std::fs::read(&files.key).map_err(|e| pem_error(&files.key, e))?,
+        };
+        server_config(&pem, &files.cert)?;
+        Ok(pem)
+    }
+}
+
+/// The current server TLS configuration, swappable at run time.
+pub struct TlsStore {
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+impl TlsStore {
+    /// A store serving `pem`.
+    pub fn new(pem: &TlsPem) -> Result<Self, TlsError> {
         Ok(Self {
-            files: files.clone(),
-            current: RwLock::new(Arc::new(config)),
+            current: RwLock::new(Arc::new(server_config(pem, Path::new("certificate"))?)),
         })
     }
 
@@ -59,9 +83,9 @@ impl TlsStore {
         TlsAcceptor::from(Arc::clone(&config))
     }
 
-    /// Re-reads the files; on failure the old certificate stays in use.
-    pub fn reload(&self) -> Result<(), TlsError> {
-        let config = load(&self.files)?;
+    /// Switches new connections to `pem`; on failure the old certificate stays in use.
+    pub fn replace(&self, pem: &TlsPem) -> Result<(), TlsError> {
+        let config = server_config(pem, Path::new("certificate"))?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
         Ok(())
     }
@@ -74,20 +98,15 @@ fn pem_error(path: &Path, reason: impl ToString) -> TlsError {
     }
 }
 
-fn load(files: &TlsConfig) -> Result<ServerConfig, TlsError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-        .map_err(|e| pem_error(&files.cert, e))?
+fn server_config(pem: &TlsPem, origin: &Path) -> Result<ServerConfig, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem.cert)
         .collect::<Result<_, _>>()
-        .map_err(|e| pem_error(&files.cert, e))?;
+        .map_err(|e| pem_error(origin, e))?;
     if certs.is_empty() {
-        return Err(pem_error(&files.cert, "no certificate found in the file"));
+        return Err(pem_error(origin, "no certificate found in the file"));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| pem_error(&files.key, e))?;
-    tracing::info!(
-        cert = %files.cert.display(),
-        sha256 = %fingerprint(&certs[0]),
-        "TLS certificate loaded"
-    );
+    let key = PrivateKeyDer::from_pem_slice(&pem.key).map_err(|e| pem_error(origin, e))?;
+    tracing::info!(sha256 = %fingerprint(&certs[0]), "TLS certificate loaded");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

@@ -6,13 +6,13 @@ use roost_protocol::sasl::{self, Credentials, Mechanism, SaslError};
 
 use super::{farewell, MAX_BAD_COMMANDS};
 use crate::auth::sasl::{SaslExchange, SaslStep};
-use crate::auth::{AuthError, MailUser};
+use crate::auth::AuthError;
 use crate::listen::conn::Connection;
-use crate::session::SessionContext;
+use crate::session::{Identity, SessionContext};
 
 enum Next {
     Continue,
-    LoggedIn(MailUser),
+    LoggedIn(Identity),
     Close,
 }
 
@@ -21,7 +21,7 @@ pub async fn run(
     conn: &mut Connection,
     ctx: &SessionContext,
     lines: &mut LineDecoder,
-) -> Option<MailUser> {
+) -> Option<Identity> {
     let mut user: Option<String> = None;
     let mut bad = 0;
     loop {

@@ -19,8 +19,7 @@ pub async fn serve(mut conn: Connection, ctx: SessionContext) {
     }
     let mut lines = LineDecoder::new(pop3::MAX_LINE);
     if let Some(user) = authorization::run(&mut conn, &ctx, &mut lines).await {
-        let tls = conn.is_tls();
-        session::hand_over(conn, &ctx, ctx.user_session(user, tls)).await;
+        session::hand_over(conn, &ctx, user).await;
     }
 }
 

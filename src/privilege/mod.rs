@@ -4,6 +4,9 @@
 //! so the kernel, not our code, keeps users apart. Started as an ordinary user, everything simply
 //! runs as that user, in one process.
 
+pub mod control;
+pub mod fdpass;
+pub mod master;
 pub mod worker;
 
 use std::ffi::{CStr, CString};

@@ -12,18 +12,17 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use clap::Args;
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
+
+use super::control::{MasterClient, Request};
 
 use crate::auth::{MailUser, Source};
 use crate::config::Family;
 use crate::listen::conn::{Connection, Stream};
 use crate::listen::registry::SessionHandle;
-use crate::session::{self, UserSession};
-
-/// How long a worker gets to say goodbye after the server is told to stop.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+use crate::session::{self, SessionContext, UserSession};
 
 /// The arguments `roost worker` receives: a [`UserSession`], spelled out.
 #[derive(Debug, Args)]
@@ -101,15 +100,8 @@ fn location_spec(loc: &roost_storage::MailLocation) -> String {
     }
 }
 
-/// Starts a worker as `owner` and relays the client connection to it until either side ends.
-pub async fn run(conn: Connection, session: &UserSession, owner: (u32, u32)) {
-    let shutdown = conn.shutdown_token().clone();
-    let (stream, leftover, handle) = conn.into_parts();
-    let Some(mut client) = stream else { return };
-    let (ours, theirs) = match std::os::unix::net::UnixStream::pair() {
-        Ok(pair) => pair,
-        Err(e) => return tracing::error!("worker socketpair: {e}"),
-    };
+/// Master side: starts `roost worker` as `owner`, serving the session on `socket`.
+pub fn spawn(session: &UserSession, owner: (u32, u32), socket: OwnedFd) -> std::io::Result<Child> {
     let mut command = Command::new("/proc/self/exe");
     command
         .args(to_args(session))
@@ -126,53 +118,68 @@ pub async fn run(conn: Connection, session: &UserSession, owner: (u32, u32)) {
                 .unwrap_or(std::path::Path::new("/")),
         )
         .env("USER", &session.user.name)
-        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .stdin(Stdio::from(socket))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        command.env("RUST_LOG", filter);
+    }
     // SAFETY: the closure runs between fork and exec and only calls sigprocmask, which is
     // async-signal-safe. SIGTERM stays blocked (pending, not lost) until the worker has installed
     // its handler, so a shutdown racing a login still ends with the protocol's goodbye.
     unsafe {
         command.pre_exec(|| set_sigterm_blocked(true));
     }
-    if let Ok(filter) = std::env::var("RUST_LOG") {
-        command.env("RUST_LOG", filter);
-    }
-    let spawned = command.spawn();
-    // The command holds our copy of the worker's socket end: close it, or EOF never comes.
-    drop(command);
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(e) => {
-            tracing::error!(user = %session.user.name, "cannot start worker: {e}");
-            let _ = client.write_all(b"* BYE Internal error\r\n").await;
-            return;
-        }
-    };
-    let relay = async {
+    // `command` (and with it our copy of the socket) is dropped on return, so the worker holds
+    // the only reference and its exit is seen as EOF by the relay.
+    command.spawn()
+}
+
+/// Login side: has the master start this user's worker, then relays the client to it.
+pub async fn relay_via_master(
+    conn: Connection,
+    ctx: &SessionContext,
+    master: &MasterClient,
+    ticket: String,
+) {
+    let family = ctx.protocol.family();
+    let (stream, leftover, handle) = conn.into_parts();
+    let Some(mut client) = stream else { return };
+    let started = async {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let request = Request::Spawn {
+            ticket,
+            family,
+            peer: ctx.peer,
+            local: ctx.local,
+            tls: matches!(client, Stream::Tls(_)),
+        };
+        master
+            .spawn_worker(&request, &OwnedFd::from(theirs))
+            .await?;
         ours.set_nonblocking(true)?;
         let mut worker = tokio::net::UnixStream::from_std(ours)?;
         worker.write_all(&leftover).await?;
-        relay(client, worker, handle.as_ref()).await;
-        std::io::Result::Ok(())
+        std::io::Result::Ok(worker)
     };
-    tokio::pin!(relay);
-    tokio::select! {
-        _ = &mut relay => {}
-        _ = shutdown.cancelled() => {
-            if let Some(pid) = child.id() {
-                // SAFETY: kill(2) on our own child's pid, which `child` keeps from being reaped.
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    match started.await {
+        Ok(worker) => relay(client, worker, handle.as_ref()).await,
+        Err(e) => {
+            let stopping = e.to_string().contains("shutting down");
+            if !stopping {
+                tracing::error!(peer = %ctx.peer, "cannot start the session worker: {e}");
             }
-            let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut relay).await;
+            let bye: &[u8] = match (family, stopping) {
+                (Family::Imap, true) => b"* BYE Server shutting down.\r\n",
+                (Family::Imap, false) => {
+                    b"* BYE [UNAVAILABLE] Internal error; the details are logged.\r\n"
+                }
+                (_, true) => b"-ERR [SYS/TEMP] Server shutting down.\r\n",
+                (_, false) => b"-ERR [SYS/TEMP] Internal error; the details are logged.\r\n",
+            };
+            let _ = client.write_all(bye).await;
         }
-    }
-    if tokio::time::timeout(SHUTDOWN_GRACE, child.wait())
-        .await
-        .is_err()
-    {
-        let _ = child.kill().await;
     }
 }
 
@@ -200,33 +207,46 @@ fn set_sigterm_blocked(blocked: bool) -> std::io::Result<()> {
 
 /// Copies bytes both ways until the worker side ends (it has said its last word, BYE or +OK,
 /// and exited). A client that hangs up first only closes the worker's input, so the worker
-/// still finishes what it was doing (a POP3 update, a delivery) before the relay ends.
+/// still finishes what it was doing (a POP3 update, a delivery) before the relay ends. Byte
+/// counts reach the session registry as they flow.
 async fn relay(client: Stream, worker: tokio::net::UnixStream, handle: Option<&SessionHandle>) {
-    let (mut client_read, mut client_write) = tokio::io::split(client);
-    let (mut worker_read, mut worker_write) = worker.into_split();
-    let upstream = async {
-        let n = tokio::io::copy(&mut client_read, &mut worker_write)
-            .await
-            .unwrap_or(0);
-        let _ = worker_write.shutdown().await;
-        n
-    };
-    let downstream = async {
-        let n = tokio::io::copy(&mut worker_read, &mut client_write)
-            .await
-            .unwrap_or(0);
-        let _ = client_write.shutdown().await;
-        n
-    };
+    let (client_read, client_write) = tokio::io::split(client);
+    let (worker_read, worker_write) = worker.into_split();
+    let upstream = pump(client_read, worker_write, |n| {
+        if let Some(h) = handle {
+            h.add_in(n);
+        }
+    });
+    let downstream = pump(worker_read, client_write, |n| {
+        if let Some(h) = handle {
+            h.add_out(n);
+        }
+    });
     tokio::pin!(upstream, downstream);
-    let (bytes_in, bytes_out) = tokio::select! {
-        out = &mut downstream => (0, out),
-        inn = &mut upstream => (inn, downstream.await),
-    };
-    if let Some(h) = handle {
-        h.add_in(bytes_in as usize);
-        h.add_out(bytes_out as usize);
+    tokio::select! {
+        _ = &mut downstream => {}
+        _ = &mut upstream => downstream.await,
     }
+}
+
+/// Copies until EOF or error, then shuts the writing side down.
+async fn pump<R, W>(mut from: R, mut to: W, count: impl Fn(usize))
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        count(n);
+    }
+    let _ = to.shutdown().await;
 }
 
 /// `roost worker`: runs one authenticated session on the socket passed as standard input.

@@ -9,7 +9,7 @@ use roost_protocol::sasl::{self, Credentials, Mechanism, SaslError};
 use roost_protocol::smtp::{self, Command, Reply};
 
 use crate::auth::sasl::{SaslExchange, SaslStep};
-use crate::auth::{AuthError, MailUser};
+use crate::auth::AuthError;
 use crate::listen::conn::{Connection, Readable};
 use crate::session::SessionContext;
 
@@ -18,7 +18,7 @@ const MAX_BAD_COMMANDS: u32 = 10;
 
 struct State {
     greeted: bool,
-    user: Option<MailUser>,
+    user: Option<String>,
     bad: u32,
 }
 
@@ -236,9 +236,9 @@ async fn login(
     match ctx.login(creds, mechanism.name(), conn.is_tls()).await {
         Ok(user) => {
             if let Some(h) = conn.handle() {
-                h.set_user(&user.name);
+                h.set_user(user.name());
             }
-            state.user = Some(user);
+            state.user = Some(user.name().to_string());
             Reply::new(235, "2.7.0", "Authentication successful")
         }
         Err(AuthError::Failed) => Reply::new(535, "5.7.8", "Authentication credentials invalid"),

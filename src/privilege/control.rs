@@ -1,0 +1,217 @@
+//! The control channel between the unprivileged login process and the root master.
+//!
+//! Each request is one SOCK_SEQPACKET message on the control socket: a text line, with a fresh
+//! reply socket attached (and, for SPAWN, the socket the new worker will serve). The master
+//! answers one line on the reply socket and closes it. User-supplied strings travel base64, so
+//! no byte a client sends can break the framing.
+//!
+//! ```text
+//!   login ── AUTH user pass peer ─────────► master: passdbs, delay, throttle
+//!         ◄─ OK ticket name | FAIL kind ───
+//!   login ── SPAWN ticket family peer local tls + [worker socket] ─► master: fork/exec worker
+//!         ◄─ OK | ERR reason ──────────────     as the mail owner, stdin = worker socket
+//! ```
+//! A ticket is a random one-time token the master issued for one successful login; without it
+//! the master spawns nothing, so a compromised login process cannot become another user.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::{Mutex, PoisonError};
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use roost_protocol::sasl::Credentials;
+use tokio::io::AsyncReadExt;
+
+use super::fdpass;
+use crate::auth::AuthError;
+use crate::config::Family;
+
+/// Largest control message (a request line).
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Encodes a user-supplied string for a control line.
+pub fn b64(text: &str) -> String {
+    STANDARD.encode(text.as_bytes())
+}
+
+/// Decodes a field written by [`b64`].
+pub fn unb64(field: &str) -> Option<String> {
+    String::from_utf8(STANDARD.decode(field).ok()?).ok()
+}
+
+/// A parsed request, as the master sees it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Verify credentials.
+    Auth {
+        /// What the client sent.
+        creds: Credentials,
+        /// The client's address (for throttling and PAM's rhost).
+        peer: IpAddr,
+    },
+    /// Start a worker for a logged-in session.
+    Spawn {
+        /// The ticket from the AUTH reply.
+        ticket: String,
+        /// Which session the worker runs.
+        family: Family,
+        /// Client address, for logs.
+        peer: SocketAddr,
+        /// Our address, for logs.
+        local: SocketAddr,
+        /// Whether the client connection is encrypted.
+        tls: bool,
+    },
+}
+
+impl Request {
+    /// The wire line.
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Auth { creds, peer } => format!(
+                "AUTH {} {} {peer}",
+                b64(&creds.username),
+                b64(&creds.password)
+            ),
+            Self::Spawn {
+                ticket,
+                family,
+                peer,
+                local,
+                tls,
+            } => {
+                format!(
+                    "SPAWN {ticket} {} {peer} {local} {}",
+                    family.name(),
+                    u8::from(*tls)
+                )
+            }
+        }
+    }
+
+    /// Parses a wire line; `None` for anything malformed.
+    pub fn decode(line: &str) -> Option<Self> {
+        let fields: Vec<&str> = line.trim_end().split(' ').collect();
+        match fields.as_slice() {
+            ["AUTH", user, pass, peer] => Some(Self::Auth {
+                creds: Credentials {
+                    username: unb64(user)?,
+                    password: unb64(pass)?,
+                },
+                peer: peer.parse().ok()?,
+            }),
+            ["SPAWN", ticket, family, peer, local, tls] => Some(Self::Spawn {
+                ticket: (*ticket).to_string(),
+                family: match *family {
+                    "imap" => Family::Imap,
+                    "pop3" => Family::Pop3,
+                    _ => return None,
+                },
+                peer: peer.parse().ok()?,
+                local: local.parse().ok()?,
+                tls: *tls == "1",
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The login process's handle on the master.
+pub struct MasterClient {
+    control: Mutex<UnixStream>,
+}
+
+impl MasterClient {
+    /// Wraps the login end of the control socket.
+    pub fn new(control: UnixStream) -> Self {
+        Self {
+            control: Mutex::new(control),
+        }
+    }
+
+    /// Sends one request and waits for the one-line answer.
+    async fn request(&self, request: &Request, extra: Option<&OwnedFd>) -> io::Result<String> {
+        let (ours, theirs) = UnixStream::pair()?;
+        let mut fds = vec![theirs.as_raw_fd()];
+        fds.extend(extra.map(|fd| fd.as_raw_fd()));
+        {
+            let control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
+            fdpass::send(&control, request.encode().as_bytes(), &fds)?;
+        }
+        drop(theirs);
+        ours.set_nonblocking(true)?;
+        let mut reply = tokio::net::UnixStream::from_std(ours)?;
+        let mut text = String::new();
+        (&mut reply).take(4096).read_to_string(&mut text).await?;
+        Ok(text.trim_end().to_string())
+    }
+
+    /// Asks the master to verify credentials; `Ok((ticket, canonical name))` on success.
+    pub async fn authenticate(
+        &self,
+        creds: Credentials,
+        peer: IpAddr,
+    ) -> Result<(String, String), AuthError> {
+        let reply = self
+            .request(&Request::Auth { creds, peer }, None)
+            .await
+            .map_err(|e| AuthError::Temporary(format!("master unreachable: {e}")))?;
+        let fields: Vec<&str> = reply.split(' ').collect();
+        match fields.as_slice() {
+            ["OK", ticket, name] => Ok(((*ticket).to_string(), unb64(name).unwrap_or_default())),
+            ["FAIL", "failed"] => Err(AuthError::Failed),
+            ["FAIL", "throttled"] => Err(AuthError::Throttled),
+            _ => Err(AuthError::Temporary(format!("master answered {reply:?}"))),
+        }
+    }
+
+    /// Asks the master to start the worker that will serve `worker_end`.
+    pub async fn spawn_worker(&self, request: &Request, worker_end: &OwnedFd) -> io::Result<()> {
+        let reply = self.request(request, Some(worker_end)).await?;
+        match reply.strip_prefix("OK") {
+            Some(_) => Ok(()),
+            None => Err(io::Error::other(format!("master refused: {reply}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_hostile_bytes_cannot_break_framing() {
+        let auth = Request::Auth {
+            creds: Credentials {
+                username: "a b\nSPAWN x".into(),
+                password: "p w\0\r\n".into(),
+            },
+            peer: "192.0.2.7".parse().unwrap(),
+        };
+        let line = auth.encode();
+        assert!(
+            !line.contains('\n') && line.matches(' ').count() == 3,
+            "{line}"
+        );
+        assert_eq!(Request::decode(&line), Some(auth));
+        let spawn = Request::Spawn {
+            ticket: "00ff".into(),
+            family: Family::Pop3,
+            peer: "[::1]:5000".parse().unwrap(),
+            local: "127.0.0.1:110".parse().unwrap(),
+            tls: true,
+        };
+        assert_eq!(Request::decode(&spawn.encode()), Some(spawn));
+        for bad in [
+            "",
+            "AUTH",
+            "AUTH !!! x 1.2.3.4",
+            "SPAWN t smtp 1.2.3.4:1 1.2.3.4:2 0",
+            "RM -rf /",
+        ] {
+            assert_eq!(Request::decode(bad), None, "{bad}");
+        }
+    }
+}

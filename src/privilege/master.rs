@@ -1,0 +1,435 @@
+//! The root master and the unprivileged login process (roost started as root).
+//!
+//! ```text
+//!   master (root) ── binds ports, reads TLS key ── fork ──► login process (login_user)
+//!     │  passdbs, PAM, tickets                              accept, TLS, pre-login dialogue,
+//!     │  ◄──────── AUTH / SPAWN over the control socket ──  relay to workers, status page
+//!     └─ spawns `roost worker` as the mail owner, its socket handed over by the login process
+//! ```
+//!
+//! The master never reads a byte from a client; the login process never has root. This is
+//! Dovecot's master/auth/login/imap split, reduced to two long-lived processes plus workers.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use roost_protocol::sasl::Credentials;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::control::{b64, MasterClient, Request, MAX_MESSAGE};
+use super::{fdpass, mail_owner, worker, SystemUser};
+use crate::auth::{AuthError, Authenticator, MailUser};
+use crate::config::{Config, Family};
+use crate::listen::acceptor::{frontend, Bound, TlsUpdates};
+use crate::listen::tls::{TlsPem, TlsStore};
+use crate::session::{Gate, UserSession};
+
+/// How long a login ticket may wait for its SPAWN.
+const TICKET_LIFETIME: Duration = Duration::from_secs(60);
+/// How long the login process gets to drain its sessions after SIGTERM.
+const LOGIN_DRAIN: Duration = Duration::from_secs(15);
+/// How long workers get to say goodbye after SIGTERM.
+const WORKER_GRACE: Duration = Duration::from_secs(5);
+/// Largest certificate or key pushed to the login process.
+const MAX_PEM: usize = 1024 * 1024;
+
+/// Splits into master and login process and runs both until shutdown. Must be called before
+/// any thread is started: the login process is forked, not executed.
+pub fn run(config: Config, auth: Authenticator, pem: TlsPem, bound: Bound) -> anyhow::Result<()> {
+    let login = SystemUser::by_name(&config.login_user)
+        .with_context(|| format!("[server] login_user {:?} does not exist", config.login_user))?;
+    anyhow::ensure!(login.uid != 0, "[server] login_user must not be root");
+    let (control_master, control_login) = seqpacket_pair()?;
+    let (push_master, push_login) = UnixStream::pair()?;
+    // SAFETY: no runtime and no other thread exists yet, so the child owns a consistent copy of
+    // the whole process and may run arbitrary code.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(std::io::Error::last_os_error()).context("fork"),
+        0 => {
+            drop((control_master, push_master, auth));
+            let code = match login_process(config, pem, bound, control_login, push_login, &login) {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::error!("login process: {e:#}");
+                    1
+                }
+            };
+            std::process::exit(code)
+        }
+        child => {
+            drop((control_login, push_login, bound, pem));
+            tracing::info!(login_pid = child, login_user = %login.name, "running as root: connections are served by the login process, sessions by workers running as the mail owner");
+            master_process(config, auth, child, control_master, push_master)
+        }
+    }
+}
+
+fn seqpacket_pair() -> std::io::Result<(UnixStream, UnixStream)> {
+    let mut fds = [0; 2];
+    // SAFETY: socketpair writes two descriptors into the array we pass.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are new and owned by nobody else.
+    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((UnixStream::from(a), UnixStream::from(b)))
+}
+
+/// Drops to `uid`/`gid` for good, with no supplementary groups.
+fn drop_privileges(uid: u32, gid: u32) -> std::io::Result<()> {
+    // SAFETY: plain system calls on scalar arguments and a one-element array that outlives them.
+    // The parent-death signal is set after setuid, which would clear it: the login process
+    // must not outlive the master holding the listening sockets.
+    let ok = unsafe {
+        libc::setgroups(1, &gid) == 0
+            && libc::setgid(gid) == 0
+            && libc::setuid(uid) == 0
+            && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0
+    };
+    if !ok {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above; this must fail now that root is gone.
+    if unsafe { libc::setuid(0) } == 0 {
+        return Err(std::io::Error::other(
+            "root privileges could not be dropped",
+        ));
+    }
+    Ok(())
+}
+
+fn login_process(
+    config: Config,
+    pem: TlsPem,
+    bound: Bound,
+    control: UnixStream,
+    push: UnixStream,
+    login: &SystemUser,
+) -> anyhow::Result<()> {
+    drop_privileges(login.uid, login.gid).context("dropping privileges")?;
+    // SAFETY: getppid has no preconditions. If the master died before the death signal was
+    // armed, this process was reparented and must not serve on alone.
+    if unsafe { libc::getppid() } == 1 {
+        anyhow::bail!("the master exited during start-up");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let gate = Gate::Master(Arc::new(MasterClient::new(control)));
+    runtime.block_on(frontend(
+        Arc::new(config),
+        gate,
+        pem,
+        bound,
+        TlsUpdates::Master(push),
+    ))
+}
+
+/// The master's state.
+struct Master {
+    config: Config,
+    auth: Arc<Authenticator>,
+    tickets: Mutex<HashMap<String, (MailUser, Instant)>>,
+    workers: Arc<Mutex<Workers>>,
+}
+
+/// Live workers, and whether new ones may still start; one lock, so a worker started while
+/// shutdown begins is either refused or told to stop, never missed.
+#[derive(Default)]
+struct Workers {
+    stopping: bool,
+    pids: Vec<u32>,
+}
+
+fn master_process(
+    config: Config,
+    auth: Authenticator,
+    login_pid: i32,
+    control: UnixStream,
+    push: UnixStream,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let master = Arc::new(Master {
+            config,
+            auth: Arc::new(auth),
+            tickets: Mutex::new(HashMap::new()),
+            workers: Arc::new(Mutex::new(Workers::default())),
+        });
+        let mut requests = receive_requests(control);
+        let (mut term, mut int, mut hup) = (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::hangup())?,
+        );
+        let mut push = tokio::net::UnixStream::from_std({
+            push.set_nonblocking(true)?;
+            push
+        })?;
+        let mut login_exit = tokio::task::spawn_blocking(move || wait_pid(login_pid));
+        loop {
+            tokio::select! {
+                Some((message, fds)) = requests.recv() => {
+                    let master = Arc::clone(&master);
+                    tokio::spawn(async move { master.handle(message, fds).await });
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => master.push_tls(&mut push).await,
+                status = &mut login_exit => {
+                    master.stop_workers();
+                    anyhow::bail!("the login process exited unexpectedly ({status:?})");
+                }
+            }
+        }
+        tracing::info!("shutting down");
+        // SAFETY: kill(2) on our own child's pid, which is not reaped until wait_pid returns.
+        unsafe { libc::kill(login_pid, libc::SIGTERM) };
+        master.stop_workers();
+        if tokio::time::timeout(LOGIN_DRAIN, &mut login_exit)
+            .await
+            .is_err()
+        {
+            // SAFETY: as above.
+            unsafe { libc::kill(login_pid, libc::SIGKILL) };
+            let _ = login_exit.await;
+        }
+        master.wait_workers(WORKER_GRACE).await;
+        Ok(())
+    })
+}
+
+/// Blocking: reaps the login process and returns its wait status.
+fn wait_pid(pid: i32) -> i32 {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid on our own child with a valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid
+            || (rc < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
+        {
+            return status;
+        }
+    }
+}
+
+type Message = (Vec<u8>, Vec<OwnedFd>);
+
+/// Reads control messages on a thread (the socket is blocking) and queues them.
+fn receive_requests(control: UnixStream) -> tokio::sync::mpsc::UnboundedReceiver<Message> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        while let Ok((n, fds)) = fdpass::recv(&control, &mut buf) {
+            if n == 0 || tx.send((buf[..n].to_vec(), fds)).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Master {
+    async fn handle(&self, message: Vec<u8>, mut fds: Vec<OwnedFd>) {
+        if fds.is_empty() {
+            return tracing::error!("control message without a reply socket");
+        }
+        let reply_to = UnixStream::from(fds.remove(0));
+        let reply = match std::str::from_utf8(&message).ok().and_then(Request::decode) {
+            Some(Request::Auth { creds, peer }) => self.authenticate(creds, peer).await,
+            Some(Request::Spawn {
+                ticket,
+                family,
+                peer,
+                local,
+                tls,
+            }) => match fds.pop() {
+                Some(socket) => self.spawn(&ticket, family, (peer, local, tls), socket),
+                None => "ERR no worker socket".into(),
+            },
+            None => "ERR malformed request".into(),
+        };
+        let sent = async {
+            reply_to.set_nonblocking(true)?;
+            let mut stream = tokio::net::UnixStream::from_std(reply_to)?;
+            stream.write_all(format!("{reply}\n").as_bytes()).await
+        };
+        if let Err(e) = sent.await {
+            tracing::warn!("control reply not delivered: {e}");
+        }
+    }
+
+    async fn authenticate(&self, creds: Credentials, peer: IpAddr) -> String {
+        match self.auth.authenticate(creds, peer).await {
+            Ok(user) => {
+                let ticket = format!("{:032x}", rand::random::<u128>());
+                let name = b64(&user.name);
+                let mut tickets = self.tickets.lock().unwrap_or_else(PoisonError::into_inner);
+                tickets.retain(|_, (_, issued)| issued.elapsed() < TICKET_LIFETIME);
+                tickets.insert(ticket.clone(), (user, Instant::now()));
+                format!("OK {ticket} {name}")
+            }
+            Err(AuthError::Failed) => "FAIL failed".into(),
+            Err(AuthError::Throttled) => "FAIL throttled".into(),
+            Err(AuthError::Temporary(reason)) => {
+                tracing::error!("auth: {reason}");
+                "FAIL temporary".into()
+            }
+        }
+    }
+
+    fn spawn(
+        &self,
+        ticket: &str,
+        family: Family,
+        (peer, local, tls): (SocketAddr, SocketAddr, bool),
+        socket: OwnedFd,
+    ) -> String {
+        let entry = self
+            .tickets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(ticket);
+        let Some((user, _)) = entry.filter(|(_, issued)| issued.elapsed() < TICKET_LIFETIME) else {
+            tracing::warn!("SPAWN with an unknown or expired ticket refused");
+            return "ERR unknown or expired ticket".into();
+        };
+        let owner = match mail_owner(&user, self.config.mail.user.as_deref()) {
+            Ok(owner) => owner,
+            Err(e) => {
+                tracing::error!(user = %user.name, "{e}");
+                return format!("ERR {e}");
+            }
+        };
+        let session = UserSession::new(user, family, &self.config, peer, local, tls);
+        let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        if workers.stopping {
+            return "ERR shutting down".into();
+        }
+        match worker::spawn(&session, owner, socket) {
+            Ok(mut child) => {
+                let pid = child.id();
+                workers.pids.extend(pid);
+                let all = Arc::clone(&self.workers);
+                tokio::spawn(async move {
+                    let _ = child.wait().await;
+                    let mut all = all.lock().unwrap_or_else(PoisonError::into_inner);
+                    all.pids.retain(|p| Some(*p) != pid);
+                });
+                "OK".into()
+            }
+            Err(e) => {
+                tracing::error!(user = %session.user.name, "cannot start worker: {e}");
+                "ERR cannot start worker".into()
+            }
+        }
+    }
+
+    /// Refuses new workers and sends SIGTERM to every live one.
+    fn stop_workers(&self) {
+        let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        workers.stopping = true;
+        for pid in &workers.pids {
+            // SAFETY: kill(2) on a child of ours that has not been reaped (its waiter removes
+            // it from this list first).
+            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGTERM) };
+        }
+    }
+
+    /// Waits (bounded) until every worker has exited.
+    async fn wait_workers(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self
+                .workers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pids
+                .is_empty()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGHUP: re-reads the certificate files (as root) and pushes them to the login process.
+    async fn push_tls(&self, push: &mut tokio::net::UnixStream) {
+        let pem = match TlsPem::load(&self.config.tls) {
+            Ok(pem) => pem,
+            Err(e) => {
+                return tracing::error!(
+                    "SIGHUP: TLS reload failed, keeping the old certificate: {e}"
+                )
+            }
+        };
+        let mut message = format!("TLS {} {}\n", pem.cert.len(), pem.key.len()).into_bytes();
+        message.extend_from_slice(&pem.cert);
+        message.extend_from_slice(&pem.key);
+        match push.write_all(&message).await {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+            Err(e) => {
+                tracing::error!("SIGHUP: cannot hand the certificate to the login process: {e}")
+            }
+        }
+    }
+}
+
+/// Login side: applies the certificates the master pushes, until the master goes away.
+pub async fn receive_tls_updates(socket: UnixStream, tls: Arc<TlsStore>) {
+    let stream = match socket
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(socket))
+    {
+        Ok(stream) => stream,
+        Err(e) => return tracing::error!("TLS update channel: {e}"),
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut header = String::new();
+        match reader.read_line(&mut header).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let sizes: Vec<usize> = header
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let [cert_len, key_len] = sizes[..] else {
+            return tracing::error!("TLS update channel: malformed header");
+        };
+        if cert_len > MAX_PEM || key_len > MAX_PEM {
+            return tracing::error!("TLS update channel: oversized certificate");
+        }
+        let mut pem = TlsPem {
+            cert: vec![0; cert_len],
+            key: vec![0; key_len],
+        };
+        if reader.read_exact(&mut pem.cert).await.is_err()
+            || reader.read_exact(&mut pem.key).await.is_err()
+        {
+            return;
+        }
+        if let Err(e) = tls.replace(&pem) {
+            tracing::error!("TLS update rejected, keeping the old certificate: {e}");
+        }
+    }
+}
