@@ -433,3 +433,93 @@ pub async fn receive_tls_updates(socket: UnixStream, tls: Arc<TlsStore>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn master() -> (tempfile::TempDir, Master) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("users"), "alice:{PLAIN}pw\n").unwrap();
+        let path = dir.path().join("roost.toml");
+        let text = "protocols = [\"imap\"]\n[mail]\nlocation = \"maildir:/srv/mail/%u\"\n[auth]\npassdb = [\"passwd-file:users\"]\n";
+        std::fs::write(&path, text).unwrap();
+        let config = Config::load(&path).unwrap();
+        let master = Master {
+            auth: Arc::new(Authenticator::new(&config.auth)),
+            config,
+            tickets: Mutex::new(HashMap::new()),
+            workers: Arc::new(Mutex::new(Workers::default())),
+        };
+        (dir, master)
+    }
+
+    fn socket() -> OwnedFd {
+        OwnedFd::from(UnixStream::pair().unwrap().0)
+    }
+
+    const ADDRS: (SocketAddr, SocketAddr, bool) = (
+        SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 5000),
+        SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 143),
+        false,
+    );
+
+    #[test]
+    fn spawn_needs_a_fresh_ticket_from_a_real_login() {
+        let (_dir, master) = master();
+        assert_eq!(
+            master.spawn("forged", Family::Imap, ADDRS, socket()),
+            "ERR unknown or expired ticket"
+        );
+        let user = MailUser {
+            name: "alice".into(),
+            source: crate::auth::Source::PasswdFile,
+            uid: None,
+            gid: None,
+            home: None,
+        };
+        let stale = Instant::now()
+            .checked_sub(TICKET_LIFETIME + Duration::from_secs(1))
+            .unwrap();
+        master
+            .tickets
+            .lock()
+            .unwrap()
+            .insert("old".into(), (user, stale));
+        assert_eq!(
+            master.spawn("old", Family::Imap, ADDRS, socket()),
+            "ERR unknown or expired ticket"
+        );
+        assert!(
+            master.tickets.lock().unwrap().is_empty(),
+            "a ticket is used at most once"
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_passwords_get_no_ticket() {
+        let (_dir, master) = master();
+        let creds = |password: &str| Credentials {
+            username: "alice".into(),
+            password: password.into(),
+        };
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        let ok = master.authenticate(creds("pw"), peer).await;
+        assert!(
+            ok.starts_with("OK ") && ok.ends_with(&format!(" {}", b64("alice"))),
+            "{ok}"
+        );
+        assert_eq!(master.tickets.lock().unwrap().len(), 1);
+        let mut config = master.config.auth.clone();
+        config.failure_delay = Duration::ZERO;
+        let master = Master {
+            auth: Arc::new(Authenticator::new(&config)),
+            ..master
+        };
+        assert_eq!(
+            master.authenticate(creds("wrong"), peer).await,
+            "FAIL failed"
+        );
+        assert_eq!(master.tickets.lock().unwrap().len(), 1);
+    }
+}
