@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use roost_protocol::sasl::Credentials;
+use roost_protocol::line::{Line, LineDecoder};
+use roost_protocol::sasl::{self, Credentials, Mechanism, SaslError};
 use roost_storage::{MailLocation, Store, UserVars};
 
+use crate::auth::sasl::{SaslExchange, SaslStep};
 use crate::auth::{AuthError, Authenticator, MailUser};
 use crate::config::{Config, Family, Protocol};
-use crate::listen::conn::Connection;
+use crate::listen::conn::{Connection, Readable};
 use crate::listen::tls::TlsStore;
 use crate::privilege::control::MasterClient;
 use crate::privilege::worker;
@@ -48,6 +50,10 @@ impl Identity {
         }
     }
 }
+
+/// The text with which every protocol refuses a password on an unprotected connection.
+pub const PLAINTEXT_REFUSED: &str =
+    "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
 
 /// Everything a pre-login session needs, shared by reference with the server.
 #[derive(Clone)]
@@ -206,5 +212,71 @@ pub async fn run_authenticated(mut conn: Connection, session: UserSession) {
         Family::Imap => crate::imap::authenticated::run(&mut conn, &session).await,
         Family::Pop3 => crate::pop3::transaction::run(&mut conn, &session).await,
         Family::Smtp => {}
+    }
+}
+
+/// What one pre-login command led to, in every protocol's login phase.
+pub enum Next {
+    /// Read the next command.
+    Continue,
+    /// The user logged in (the success reply is sent): hand the session over.
+    LoggedIn(Identity),
+    /// End the connection.
+    Close,
+}
+
+/// Sends a reply; a connection that cannot take it ends.
+pub async fn write(conn: &mut Connection, bytes: &[u8]) -> Next {
+    match conn.write(bytes).await {
+        Ok(()) => Next::Continue,
+        Err(_) => Next::Close,
+    }
+}
+
+/// How a line-framed SASL exchange (POP3 AUTH, SMTP AUTH) ended.
+pub enum LineSasl {
+    /// The client supplied credentials.
+    Credentials(Credentials),
+    /// The exchange failed or was cancelled.
+    Failed(SaslError),
+    /// The connection ended meanwhile (EOF, timeout, shutdown).
+    Ended(Readable),
+}
+
+/// Runs a SASL exchange where challenges are lines built by `challenge` and answers are base64
+/// lines; `initial` is the optional initial response from the command line.
+pub async fn sasl_over_lines(
+    conn: &mut Connection,
+    lines: &mut LineDecoder,
+    mechanism: Mechanism,
+    initial: Option<String>,
+    challenge: impl Fn(&str) -> Vec<u8>,
+) -> LineSasl {
+    let initial = match initial
+        .map(|i| sasl::decode_base64_line(i.as_bytes()))
+        .transpose()
+    {
+        Ok(initial) => initial,
+        Err(e) => return LineSasl::Failed(e),
+    };
+    let (mut exchange, mut step) = SaslExchange::start(mechanism, initial);
+    loop {
+        match step {
+            SaslStep::Done(creds) => return LineSasl::Credentials(creds),
+            SaslStep::Failed(e) => return LineSasl::Failed(e),
+            SaslStep::Challenge(text) => {
+                if conn.write(&challenge(text)).await.is_err() {
+                    return LineSasl::Ended(Readable::Eof);
+                }
+                step = match conn.read_line(lines).await {
+                    Ok(Line::Complete(answer)) => match sasl::decode_base64_line(&answer) {
+                        Ok(data) => exchange.answer(data),
+                        Err(e) => SaslStep::Failed(e),
+                    },
+                    Ok(Line::TooLong) => SaslStep::Failed(SaslError::Base64),
+                    Err(why) => return LineSasl::Ended(why),
+                };
+            }
+        }
     }
 }

@@ -10,14 +10,7 @@ use super::{pre_login_capabilities, AUTHENTICATED_CAPABILITIES, MAX_BAD_COMMANDS
 use crate::auth::sasl::{SaslExchange, SaslStep};
 use crate::auth::AuthError;
 use crate::listen::conn::Connection;
-use crate::session::{Identity, SessionContext};
-
-/// What one pre-login command led to.
-enum Next {
-    Continue,
-    LoggedIn(Identity),
-    Close,
-}
+use crate::session::{write, Identity, Next, SessionContext, PLAINTEXT_REFUSED};
 
 /// Runs the not-authenticated state; `Some(user)` once a login succeeded (the tagged OK is sent).
 pub async fn run(
@@ -56,13 +49,6 @@ pub async fn run(
             Next::LoggedIn(user) => return Some(user),
             Next::Close => return None,
         }
-    }
-}
-
-async fn write(conn: &mut Connection, bytes: &[u8]) -> Next {
-    match conn.write(bytes).await {
-        Ok(()) => Next::Continue,
-        Err(_) => Next::Close,
     }
 }
 
@@ -107,6 +93,9 @@ async fn command(
                 username: String::from_utf8_lossy(username.as_ref()).into_owned(),
                 password: String::from_utf8_lossy(password.declassify().as_ref()).into_owned(),
             };
+            if !ctx.plaintext_allowed(conn.is_tls()) {
+                return privacy_required(conn, &tag).await;
+            }
             login(conn, ctx, &tag, creds, "PLAIN").await
         }
         CommandBody::Authenticate {
@@ -157,7 +146,13 @@ async fn starttls(conn: &mut Connection, ctx: &SessionContext, tag: &str) -> Nex
     }
 }
 
-/// Checks the plaintext policy, verifies, and answers.
+/// Refuses credentials on an unprotected connection (RFC 5530's PRIVACYREQUIRED).
+async fn privacy_required(conn: &mut Connection, tag: &str) -> Next {
+    let reply = wire::tagged(tag, Status::No, Some("PRIVACYREQUIRED"), PLAINTEXT_REFUSED);
+    write(conn, &reply).await
+}
+
+/// Verifies credentials and answers.
 async fn login(
     conn: &mut Connection,
     ctx: &SessionContext,
@@ -165,14 +160,6 @@ async fn login(
     creds: Credentials,
     method: &str,
 ) -> Next {
-    if !ctx.plaintext_allowed(conn.is_tls()) {
-        let text = "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
-        return write(
-            conn,
-            &wire::tagged(tag, Status::No, Some("PRIVACYREQUIRED"), text),
-        )
-        .await;
-    }
     match ctx.login(creds, method, conn.is_tls()).await {
         Ok(user) => {
             let code = format!("CAPABILITY {AUTHENTICATED_CAPABILITIES}");
@@ -211,12 +198,7 @@ async fn authenticate(
         return write(conn, &wire::tagged(tag, Status::No, None, &text)).await;
     };
     if !ctx.plaintext_allowed(conn.is_tls()) {
-        let text = "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
-        return write(
-            conn,
-            &wire::tagged(tag, Status::No, Some("PRIVACYREQUIRED"), text),
-        )
-        .await;
+        return privacy_required(conn, tag).await;
     }
     let (mut exchange, mut step) = SaslExchange::start(mech, initial);
     loop {

@@ -5,16 +5,11 @@ use roost_protocol::pop3::{self, Command, ResponseCode};
 use roost_protocol::sasl::{self, Credentials, Mechanism, SaslError};
 
 use super::{farewell, MAX_BAD_COMMANDS};
-use crate::auth::sasl::{SaslExchange, SaslStep};
 use crate::auth::AuthError;
 use crate::listen::conn::Connection;
-use crate::session::{Identity, SessionContext};
-
-enum Next {
-    Continue,
-    LoggedIn(Identity),
-    Close,
-}
+use crate::session::{
+    sasl_over_lines, write, Identity, LineSasl, Next, SessionContext, PLAINTEXT_REFUSED,
+};
 
 /// Runs AUTHORIZATION; `Some(user)` after a successful login (the `+OK` is sent).
 pub async fn run(
@@ -67,16 +62,6 @@ pub async fn run(
 async fn reply(conn: &mut Connection, bytes: &[u8]) -> Option<()> {
     conn.write(bytes).await.ok()
 }
-
-async fn write(conn: &mut Connection, bytes: &[u8]) -> Next {
-    match conn.write(bytes).await {
-        Ok(()) => Next::Continue,
-        Err(_) => Next::Close,
-    }
-}
-
-const PLAINTEXT_REFUSED: &str =
-    "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
 
 async fn command(
     conn: &mut Connection,
@@ -222,61 +207,21 @@ async fn authenticate(
     initial: Option<String>,
 ) -> Next {
     let Some(mechanism) = Mechanism::from_name(mech) else {
-        return write(
-            conn,
-            &pop3::err(
-                None,
-                &format!("Unsupported authentication mechanism {mech}."),
-            ),
-        )
-        .await;
+        let text = format!("Unsupported authentication mechanism {mech}.");
+        return write(conn, &pop3::err(None, &text)).await;
     };
-    let initial = match initial
-        .map(|i| sasl::decode_base64_line(i.as_bytes()))
-        .transpose()
-    {
-        Ok(initial) => initial,
-        Err(e) => {
-            return write(
-                conn,
-                &pop3::err(None, &format!("Authentication failed: {e}.")),
-            )
-            .await
+    match sasl_over_lines(conn, lines, mechanism, initial, pop3::continuation).await {
+        LineSasl::Credentials(creds) => login(conn, ctx, creds, mechanism.name()).await,
+        LineSasl::Failed(SaslError::Cancelled) => {
+            write(conn, &pop3::err(None, "Authentication cancelled.")).await
         }
-    };
-    let (mut exchange, mut step) = SaslExchange::start(mechanism, initial);
-    loop {
-        match step {
-            SaslStep::Done(creds) => return login(conn, ctx, creds, mechanism.name()).await,
-            SaslStep::Failed(SaslError::Cancelled) => {
-                return write(conn, &pop3::err(None, "Authentication cancelled.")).await
-            }
-            SaslStep::Failed(e) => {
-                return write(
-                    conn,
-                    &pop3::err(
-                        Some(ResponseCode::Auth),
-                        &format!("Authentication failed: {e}."),
-                    ),
-                )
-                .await
-            }
-            SaslStep::Challenge(challenge) => {
-                if conn.write(&pop3::continuation(challenge)).await.is_err() {
-                    return Next::Close;
-                }
-                step = match conn.read_line(lines).await {
-                    Ok(Line::Complete(answer)) => match sasl::decode_base64_line(&answer) {
-                        Ok(data) => exchange.answer(data),
-                        Err(e) => SaslStep::Failed(e),
-                    },
-                    Ok(Line::TooLong) => SaslStep::Failed(SaslError::Base64),
-                    Err(why) => {
-                        farewell(conn, why).await;
-                        return Next::Close;
-                    }
-                };
-            }
+        LineSasl::Failed(e) => {
+            let text = format!("Authentication failed: {e}.");
+            write(conn, &pop3::err(Some(ResponseCode::Auth), &text)).await
+        }
+        LineSasl::Ended(why) => {
+            farewell(conn, why).await;
+            Next::Close
         }
     }
 }

@@ -8,10 +8,9 @@ use roost_protocol::line::{Line, LineDecoder};
 use roost_protocol::sasl::{self, Credentials, Mechanism, SaslError};
 use roost_protocol::smtp::{self, Command, Reply};
 
-use crate::auth::sasl::{SaslExchange, SaslStep};
 use crate::auth::AuthError;
 use crate::listen::conn::{Connection, Readable};
-use crate::session::SessionContext;
+use crate::session::{sasl_over_lines, LineSasl, SessionContext};
 
 /// Invalid commands tolerated before the connection is closed.
 const MAX_BAD_COMMANDS: u32 = 10;
@@ -189,41 +188,21 @@ async fn authenticate(
     let Some(mechanism) = Mechanism::from_name(mech) else {
         return Some(Reply::new(504, "5.5.4", "Unrecognized authentication type"));
     };
-    let initial = match initial
-        .map(|i| sasl::decode_base64_line(i.as_bytes()))
-        .transpose()
-    {
-        Ok(initial) => initial,
-        Err(_) => return Some(Reply::new(501, "5.5.2", "Invalid base64 data")),
-    };
-    let (mut exchange, mut step) = SaslExchange::start(mechanism, initial);
-    loop {
-        match step {
-            SaslStep::Done(creds) => return Some(login(conn, ctx, state, creds, mechanism).await),
-            SaslStep::Failed(SaslError::Cancelled) => {
-                return Some(Reply::new(501, "5.7.0", "Authentication cancelled"))
+    let challenge = |text: &str| Reply::plain(334, text).encode();
+    Some(
+        match sasl_over_lines(conn, lines, mechanism, initial, challenge).await {
+            LineSasl::Credentials(creds) => login(conn, ctx, state, creds, mechanism).await,
+            LineSasl::Failed(SaslError::Cancelled) => {
+                Reply::new(501, "5.7.0", "Authentication cancelled")
             }
-            SaslStep::Failed(_) => {
-                return Some(Reply::new(501, "5.5.2", "Invalid authentication data"))
+            LineSasl::Failed(SaslError::Base64) => Reply::new(501, "5.5.2", "Invalid base64 data"),
+            LineSasl::Failed(_) => Reply::new(501, "5.5.2", "Invalid authentication data"),
+            LineSasl::Ended(why) => {
+                farewell(conn, why).await;
+                return None;
             }
-            SaslStep::Challenge(challenge) => {
-                conn.write(&Reply::plain(334, challenge).encode())
-                    .await
-                    .ok()?;
-                step = match conn.read_line(lines).await {
-                    Ok(Line::Complete(answer)) => match sasl::decode_base64_line(&answer) {
-                        Ok(data) => exchange.answer(data),
-                        Err(e) => SaslStep::Failed(e),
-                    },
-                    Ok(Line::TooLong) => SaslStep::Failed(SaslError::Base64),
-                    Err(why) => {
-                        farewell(conn, why).await;
-                        return None;
-                    }
-                };
-            }
-        }
-    }
+        },
+    )
 }
 
 async fn login(
