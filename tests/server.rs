@@ -238,3 +238,29 @@ fn bad_input_before_login_gets_clear_errors_and_the_session_survives() {
     );
     assert_eq!(smtp.cmd("QUIT", "221"), vec!["221 2.0.0 Bye\r\n"]);
 }
+
+#[test]
+fn a_client_sending_only_garbage_is_disconnected() {
+    let server = TestServer::start(&base_config(&["imap", "pop3"], ""));
+    let mut imap = LineClient::connect(server.addr("imap"));
+    imap.line();
+    for i in 1..10 {
+        assert!(imap
+            .cmd(&format!("g{i} NONSENSE"), "g")
+            .last()
+            .unwrap()
+            .contains("BAD"));
+    }
+    imap.send("g10 NONSENSE\r\n");
+    assert_eq!(imap.rest(), "* BYE Too many invalid IMAP commands.\r\n");
+    let mut pop = LineClient::connect(server.addr("pop3"));
+    pop.line();
+    for _ in 1..10 {
+        pop.cmd("NONSENSE", "-ERR");
+    }
+    pop.send("NONSENSE\r\n");
+    assert_eq!(
+        pop.rest(),
+        "-ERR Unknown command: NONSENSE\r\n-ERR Too many invalid commands.\r\n"
+    );
+}

@@ -8,8 +8,8 @@ use roost_protocol::imap::imap_types::mailbox::Mailbox;
 use roost_protocol::imap::{self as wire, Event, ImapDecoder, Status};
 use roost_storage::Store;
 
-use super::input::{farewell, next_event};
-use super::{AUTHENTICATED_CAPABILITIES, MAX_BAD_COMMANDS};
+use super::input::{farewell, next_event, rejected};
+use super::AUTHENTICATED_CAPABILITIES;
 use crate::listen::conn::Connection;
 use crate::session::UserSession;
 
@@ -52,14 +52,10 @@ pub async fn run(conn: &mut Connection, session: &UserSession) {
             }
             Event::LiteralAccepted => wire::continuation("Ready for literal data"),
             Event::Rejected { tag, reason } => {
-                bad_commands += 1;
-                if bad_commands >= MAX_BAD_COMMANDS {
-                    let _ = conn
-                        .write(b"* BYE Too many invalid IMAP commands.\r\n")
-                        .await;
-                    return;
+                match rejected(conn, &mut bad_commands, tag.as_deref(), &reason).await {
+                    Some(reply) => reply,
+                    None => return,
                 }
-                wire::rejection(tag.as_deref(), &reason)
             }
             Event::AuthenticateData(_) | Event::IdleDone => continue,
         };

@@ -4,7 +4,7 @@
 //! is complete the decoder holds nothing of the next one. That keeps pipelined commands after
 //! LOGIN in the connection buffer, where the hand-over to a worker process can find them.
 
-use roost_protocol::imap::{Event, ImapDecoder};
+use roost_protocol::imap::{self as wire, Event, ImapDecoder};
 
 use crate::listen::conn::{Connection, Readable};
 
@@ -52,4 +52,22 @@ pub async fn farewell(conn: &mut Connection, ended: Ended) {
         Ended::Shutdown => b"* BYE Server shutting down.\r\n",
     };
     let _ = conn.write(line).await;
+}
+
+/// Counts a malformed command; the BAD reply to send, or `None` once the client has sent too
+/// many and has been told goodbye (as Dovecot does, so garbage cannot keep a session alive).
+pub async fn rejected(
+    conn: &mut Connection,
+    bad_commands: &mut u32,
+    tag: Option<&str>,
+    reason: &str,
+) -> Option<Vec<u8>> {
+    *bad_commands += 1;
+    if *bad_commands >= super::MAX_BAD_COMMANDS {
+        let _ = conn
+            .write(b"* BYE Too many invalid IMAP commands.\r\n")
+            .await;
+        return None;
+    }
+    Some(wire::rejection(tag, reason))
 }

@@ -5,8 +5,8 @@ use roost_protocol::imap::imap_types::command::{Command, CommandBody};
 use roost_protocol::imap::{self as wire, Event, Expect, ImapDecoder, Status};
 use roost_protocol::sasl::{Credentials, Mechanism, SaslError};
 
-use super::input::{farewell, next_event, Ended};
-use super::{pre_login_capabilities, AUTHENTICATED_CAPABILITIES, MAX_BAD_COMMANDS};
+use super::input::{farewell, next_event, rejected, Ended};
+use super::{pre_login_capabilities, AUTHENTICATED_CAPABILITIES};
 use crate::auth::sasl::{SaslExchange, SaslStep};
 use crate::auth::AuthError;
 use crate::listen::conn::Connection;
@@ -33,14 +33,10 @@ pub async fn run(
                 write(conn, &wire::continuation("Ready for literal data")).await
             }
             Event::Rejected { tag, reason } => {
-                bad_commands += 1;
-                if bad_commands >= MAX_BAD_COMMANDS {
-                    let _ = conn
-                        .write(b"* BYE Too many invalid IMAP commands.\r\n")
-                        .await;
-                    return None;
+                match rejected(conn, &mut bad_commands, tag.as_deref(), &reason).await {
+                    Some(reply) => write(conn, &reply).await,
+                    None => return None,
                 }
-                write(conn, &wire::rejection(tag.as_deref(), &reason)).await
             }
             Event::AuthenticateData(_) | Event::IdleDone => Next::Continue,
         };
