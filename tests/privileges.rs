@@ -121,7 +121,7 @@ fn finish(client: Child) -> String {
 }
 
 fn stored_messages(maildir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(maildir.join("new"))
+    std::fs::read_dir(maildir.join("cur"))
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default()
 }

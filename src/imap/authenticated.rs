@@ -15,7 +15,7 @@ use crate::session::UserSession;
 
 /// Runs the authenticated session until LOGOUT, disconnect, timeout or shutdown.
 pub async fn run(conn: &mut Connection, session: &UserSession) {
-    let store = match session.open_store() {
+    let mut store = match session.open_store() {
         Ok(store) => store,
         Err(e) => {
             tracing::error!("imap({}): cannot open mail store: {e}", session.user.name);
@@ -41,7 +41,7 @@ pub async fn run(conn: &mut Connection, session: &UserSession) {
                 if let Some(h) = conn.handle() {
                     h.set_command(cmd.body.name());
                 }
-                match command(&store, session, *cmd) {
+                match command(&mut store, session, *cmd) {
                     Reply::Continue(bytes) => bytes,
                     Reply::Logout(bytes) => {
                         let _ = conn.write(&bytes).await;
@@ -70,7 +70,7 @@ enum Reply {
     Logout(Vec<u8>),
 }
 
-fn command(store: &Store, session: &UserSession, cmd: Command<'_>) -> Reply {
+fn command(store: &mut Store, session: &UserSession, cmd: Command<'_>) -> Reply {
     let tag = cmd.tag.as_ref();
     let done = |text: &str| wire::tagged(tag, Status::Ok, None, text);
     Reply::Continue(match cmd.body {
@@ -114,7 +114,7 @@ fn command(store: &Store, session: &UserSession, cmd: Command<'_>) -> Reply {
                 LiteralOrLiteral8::Literal(l) => l.data(),
                 LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
             };
-            match store.deliver_to_inbox(&mut bytes) {
+            match store.append_to_inbox(&mut bytes) {
                 Ok(_) => done("Append completed."),
                 Err(e) => storage_failure(tag, session, &e),
             }

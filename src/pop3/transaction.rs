@@ -11,7 +11,7 @@ use crate::session::UserSession;
 /// Runs TRANSACTION until QUIT, disconnect, timeout or shutdown.
 pub async fn run(conn: &mut Connection, session: &UserSession) {
     let name = &session.user.name;
-    let store = match session.open_store() {
+    let mut store = match session.open_store() {
         Ok(store) => store,
         Err(e) => {
             tracing::error!("pop3({name}): cannot open mail store: {e}");

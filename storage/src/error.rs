@@ -19,6 +19,9 @@ pub enum Error {
     /// The format is recognised but not implemented yet.
     #[error("{0} storage is not implemented yet")]
     Unsupported(&'static str),
+    /// No message with this UID (any more).
+    #[error("no message with UID {0}")]
+    NoSuchMessage(u32),
     /// An I/O error, with the path it concerned.
     #[error("{path}: {source}")]
     Io {

@@ -10,15 +10,19 @@
 //! This crate never touches sockets. It creates files 0600 and directories 0700, and makes every
 //! accepted message durable (tmp, fsync, rename, fsync dir) before it reports success.
 //!
-//! Present state: mail locations and maildir delivery/counting. mbox, the index files and their
-//! self-healing are the storage issue's work and are not here yet.
+//! Present state: mail locations and maildir folders (UIDs kept in `dovecot-uidlist` and in the
+//! file names, flags, keywords, append/store/expunge, repair of a lost or torn uidlist). mbox,
+//! the memory-mapped index and its cache, folder management and change notification are next.
 #![deny(unsafe_code)]
 
 pub mod error;
 pub mod location;
+pub mod mailbox;
 pub mod maildir;
+pub mod repair;
 pub mod store;
 
 pub use error::Error;
 pub use location::{MailFormat, MailLocation, UserVars};
+pub use mailbox::{FlagChange, Flags, Mailbox, MessageInfo, Snapshot, Uid};
 pub use store::Store;

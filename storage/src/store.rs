@@ -4,11 +4,14 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use crate::location::{MailFormat, MailLocation, UserVars};
+use std::collections::BTreeSet;
+
+use crate::mailbox::{Flags, Mailbox, Uid};
 use crate::maildir::{FolderStats, Maildir};
 use crate::Error;
 
 /// One user's mail, opened from the configured location.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Store {
     inbox: Maildir,
 }
@@ -27,13 +30,14 @@ impl Store {
         }
     }
 
-    /// Appends a message to INBOX durably; returns its storage name.
-    pub fn deliver_to_inbox(&self, message: &mut dyn Read) -> Result<String, Error> {
-        self.inbox.deliver(message)
+    /// Appends a message to INBOX durably; returns its UID.
+    pub fn append_to_inbox(&mut self, message: &mut dyn Read) -> Result<Uid, Error> {
+        self.inbox
+            .append(message, Flags::empty(), &BTreeSet::new(), None)
     }
 
     /// Message count and size of INBOX.
-    pub fn inbox_stats(&self) -> Result<FolderStats, Error> {
+    pub fn inbox_stats(&mut self) -> Result<FolderStats, Error> {
         self.inbox.stats()
     }
 }

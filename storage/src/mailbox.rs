@@ -1,0 +1,153 @@
+//! The one mailbox API every front-end uses, whatever the format on disk.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Seek};
+use std::time::SystemTime;
+
+use crate::Error;
+
+/// An IMAP UID: unique within a mailbox for one UIDVALIDITY, never reused.
+pub type Uid = u32;
+
+/// The system flags (RFC 3501 2.3.2), as a bit set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Flags(u8);
+
+impl Flags {
+    /// `\Seen`, maildir `S`.
+    pub const SEEN: Flags = Flags(1);
+    /// `\Answered`, maildir `R`.
+    pub const ANSWERED: Flags = Flags(2);
+    /// `\Flagged`, maildir `F`.
+    pub const FLAGGED: Flags = Flags(4);
+    /// `\Deleted`, maildir `T`.
+    pub const DELETED: Flags = Flags(8);
+    /// `\Draft`, maildir `D`.
+    pub const DRAFT: Flags = Flags(16);
+    /// Every system flag with its IMAP name and maildir letter, in maildir letter order.
+    pub const ALL: [(Flags, &'static str, char); 5] = [
+        (Flags::DRAFT, "\\Draft", 'D'),
+        (Flags::FLAGGED, "\\Flagged", 'F'),
+        (Flags::ANSWERED, "\\Answered", 'R'),
+        (Flags::SEEN, "\\Seen", 'S'),
+        (Flags::DELETED, "\\Deleted", 'T'),
+    ];
+
+    /// No flags.
+    pub const fn empty() -> Flags {
+        Flags(0)
+    }
+
+    /// Whether every flag of `other` is set.
+    pub fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The union.
+    pub fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+
+    /// The flags of `self` not in `other`.
+    pub fn difference(self, other: Flags) -> Flags {
+        Flags(self.0 & !other.0)
+    }
+
+    /// The raw bits, for index records.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Rebuilds flags from index bits, ignoring unknown ones.
+    pub fn from_bits(bits: u8) -> Flags {
+        Flags(bits & 0x1f)
+    }
+
+    /// The IMAP flag for a name such as `\Seen` (case-insensitive).
+    pub fn from_imap(name: &str) -> Option<Flags> {
+        Self::ALL
+            .iter()
+            .find(|(_, n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(f, _, _)| *f)
+    }
+
+    /// The IMAP names of the flags set.
+    pub fn imap_names(self) -> impl Iterator<Item = &'static str> {
+        Self::ALL
+            .into_iter()
+            .filter(move |(f, _, _)| self.contains(*f))
+            .map(|(_, n, _)| n)
+    }
+}
+
+/// What a session knows about one message without opening it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// Its UID.
+    pub uid: Uid,
+    /// System flags.
+    pub flags: Flags,
+    /// Keywords (user-defined flags such as `$Junk` or `NonJunk`).
+    pub keywords: BTreeSet<String>,
+    /// Size in bytes as stored (RFC822.SIZE once line endings are normalised by the reader).
+    pub size: u64,
+    /// INTERNALDATE.
+    pub internal_date: SystemTime,
+}
+
+/// A consistent view of a mailbox at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// UIDVALIDITY: changes only when UIDs could not be kept.
+    pub uidvalidity: u32,
+    /// The UID the next message will get.
+    pub uidnext: Uid,
+    /// The messages, in ascending UID order (sequence number = position + 1).
+    pub messages: Vec<MessageInfo>,
+}
+
+/// A message's bytes, readable and seekable without loading it whole.
+pub trait MessageReader: Read + Seek + Send {}
+impl<T: Read + Seek + Send> MessageReader for T {}
+
+/// How a flag update applies (IMAP STORE FLAGS / +FLAGS / -FLAGS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagChange {
+    /// Replace the flags.
+    Set,
+    /// Add to them.
+    Add,
+    /// Remove from them.
+    Remove,
+}
+
+/// One open mailbox (a folder), whatever its format.
+pub trait Mailbox: Send {
+    /// Brings the view up to date with the disk (new deliveries, other sessions' changes,
+    /// files that appeared or vanished) and returns it.
+    fn sync(&mut self) -> Result<Snapshot, Error>;
+
+    /// Opens one message for reading.
+    fn open_message(&self, uid: Uid) -> Result<Box<dyn MessageReader>, Error>;
+
+    /// Appends a message durably; returns its UID.
+    fn append(
+        &mut self,
+        message: &mut dyn Read,
+        flags: Flags,
+        keywords: &BTreeSet<String>,
+        internal_date: Option<SystemTime>,
+    ) -> Result<Uid, Error>;
+
+    /// Changes the flags and keywords of some messages; returns their new state.
+    fn store(
+        &mut self,
+        uids: &[Uid],
+        change: FlagChange,
+        flags: Flags,
+        keywords: &BTreeSet<String>,
+    ) -> Result<Vec<MessageInfo>, Error>;
+
+    /// Removes messages for good; returns the UIDs actually removed.
+    fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error>;
+}

@@ -1,0 +1,541 @@
+//! Maildir folders: `cur/ new/ tmp/`, UIDs in `dovecot-uidlist` and in the file names,
+//! keywords in `dovecot-keywords`, flags in the `:2,` suffix.
+//!
+//! Durable order for every write, so a crash at any point leaves nothing a sync cannot repair:
+//! message to `tmp/`, fsync, rename into `cur/` (or `new/`), fsync the directory, then the
+//! uidlist (itself written temp + fsync + rename). A message whose name carries `,U=` is never
+//! renumbered, even if the uidlist that should list it was lost or torn.
+
+pub mod filename;
+pub mod keywords;
+pub mod uidlist;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use self::filename::MaildirName;
+use self::keywords::Keywords;
+use self::uidlist::Uidlist;
+use crate::mailbox::{FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot, Uid};
+use crate::{repair, Error};
+
+/// Prefix of the empty marker file whose name records UIDVALIDITY a second time.
+const UIDVALIDITY_MARKER: &str = "roost-uidvalidity.";
+/// The lock file serialising writers of one folder (among roost processes).
+const LOCK_FILE: &str = "roost.lock";
+
+static DELIVERY_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// One maildir folder on disk.
+#[derive(Debug)]
+pub struct Maildir {
+    root: PathBuf,
+    /// The messages in `cur/` as of the last sync, by UID.
+    files: BTreeMap<Uid, Entry>,
+    uidlist: Option<Uidlist>,
+    keywords: Keywords,
+}
+
+/// A message file as found on disk.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// Its directory (`cur/` or, before the first sync, `new/`).
+    dir: PathBuf,
+    /// Its actual file name.
+    file: String,
+    /// What the name says.
+    name: MaildirName,
+}
+
+impl Entry {
+    fn path(&self) -> PathBuf {
+        self.dir.join(&self.file)
+    }
+}
+
+/// Message count and total size of a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FolderStats {
+    /// Number of messages.
+    pub messages: usize,
+    /// Sum of their sizes in bytes.
+    pub bytes: u64,
+}
+
+impl Maildir {
+    /// A maildir rooted at `root` (not touched until used).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            files: BTreeMap::new(),
+            uidlist: None,
+            keywords: Keywords::default(),
+        }
+    }
+
+    /// The folder's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates the folder and its `cur/ new/ tmp/` with mode 0700 where missing.
+    pub fn ensure(&self) -> Result<(), Error> {
+        let mut builder = DirBuilder::new();
+        builder.recursive(true).mode(0o700);
+        for sub in ["cur", "new", "tmp"] {
+            let dir = self.root.join(sub);
+            builder.create(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Stores a message durably in `new/`, as an MTA would, and returns its file name.
+    pub fn deliver(&self, message: &mut dyn Read) -> Result<String, Error> {
+        self.ensure()?;
+        let name = unique_name();
+        let (tmp, _) = write_tmp(&self.root, &name, message, None)?;
+        let target = self.root.join("new").join(&name);
+        fs::rename(&tmp, &target).map_err(|e| Error::io(&target, e))?;
+        sync_dir(&self.root.join("new"))?;
+        Ok(name)
+    }
+
+    /// Message count and size, after a sync.
+    pub fn stats(&mut self) -> Result<FolderStats, Error> {
+        let snapshot = self.sync()?;
+        Ok(FolderStats {
+            messages: snapshot.messages.len(),
+            bytes: snapshot.messages.iter().map(|m| m.size).sum(),
+        })
+    }
+
+    fn lock(&self) -> Result<File, Error> {
+        let path = self.root.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        file.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(file)
+    }
+
+    fn cur(&self) -> PathBuf {
+        self.root.join("cur")
+    }
+
+    /// Renames a message to its canonical `cur/` name for `name`.
+    fn move_to(&self, entry: &Entry, name: MaildirName) -> Result<Entry, Error> {
+        let file = name.file_name();
+        let moved = Entry {
+            dir: self.cur(),
+            file,
+            name,
+        };
+        if moved.path() != entry.path() {
+            fs::rename(entry.path(), moved.path()).map_err(|e| Error::io(entry.path(), e))?;
+        }
+        Ok(moved)
+    }
+
+    /// The sync proper; the caller holds the lock.
+    fn sync_locked(&mut self) -> Result<Snapshot, Error> {
+        let scanned = scan(&self.cur())?;
+        let known = self.load_uidlist(&scanned)?;
+        let mut uidlist = Uidlist::new(known.uidvalidity);
+        uidlist.uidnext = known.uidnext;
+        let mut files: BTreeMap<Uid, Entry> = BTreeMap::new();
+        let mut unnumbered = Vec::new();
+        let mut unlisted = 0;
+        for entry in scanned {
+            let listed = known.entries.get(&entry.name.key).map(|(uid, _)| *uid);
+            if listed.is_none() && entry.name.uid.is_some_and(|u| u < known.uidnext) {
+                unlisted += 1;
+            }
+            let uid = listed.or(entry.name.uid);
+            match uid {
+                Some(uid) if !files.contains_key(&uid) => {
+                    uidlist.uidnext = uidlist.uidnext.max(uid.saturating_add(1));
+                    files.insert(uid, entry);
+                }
+                _ => unnumbered.push(entry),
+            }
+        }
+        if unlisted > 0 {
+            let why = format!("dovecot-uidlist lacked {unlisted} messages roost had numbered");
+            repair::report(&self.root, &why, "took their UIDs from the file names");
+        }
+        unnumbered.extend(scan(&self.root.join("new"))?);
+        for entry in unnumbered {
+            let uid = uidlist.uidnext;
+            uidlist.uidnext += 1;
+            let mut name = entry.name.clone();
+            name.set_uid(uid);
+            files.insert(uid, self.move_to(&entry, name)?);
+        }
+        for (uid, entry) in files.iter_mut() {
+            if entry.name.uid != Some(*uid) {
+                // Record the UID in the name too (once per message), so it outlives the uidlist.
+                let mut name = entry.name.clone();
+                name.set_uid(*uid);
+                *entry = self.move_to(entry, name)?;
+            }
+            uidlist
+                .entries
+                .insert(entry.name.key.clone(), (*uid, entry.name.base.clone()));
+        }
+        if uidlist != known {
+            sync_dir(&self.cur())?;
+            uidlist.write(&self.root)?;
+        }
+        self.keywords = Keywords::read(&self.root)?;
+        self.files = files;
+        self.uidlist = Some(uidlist);
+        self.snapshot()
+    }
+
+    /// Reads the uidlist, repairing what it can and logging what it did.
+    fn load_uidlist(&mut self, scanned: &[Entry]) -> Result<Uidlist, Error> {
+        let marker = self.read_marker()?;
+        let list = match Uidlist::read(&self.root)? {
+            Some(Ok(list)) => list,
+            found => {
+                let why = match found {
+                    Some(Err(corrupt)) => format!("dovecot-uidlist is corrupt ({})", corrupt.0),
+                    _ => "dovecot-uidlist is missing".to_string(),
+                };
+                let fresh = scanned.is_empty() && marker.is_none() && self.uidlist.is_none();
+                let kept_uids = scanned.iter().all(|e| e.name.uid.is_some());
+                let uidvalidity = match (marker, kept_uids) {
+                    (Some(v), true) => v,
+                    _ => new_uidvalidity(marker),
+                };
+                if !fresh {
+                    let done = if Some(uidvalidity) == marker {
+                        "rebuilt it from the UIDs in the file names; UIDVALIDITY and UIDs kept"
+                    } else {
+                        "rebuilt it with a new UIDVALIDITY: the old UIDs could not all be recovered"
+                    };
+                    repair::report(&self.root, &why, done);
+                }
+                Uidlist::new(uidvalidity)
+            }
+        };
+        if marker != Some(list.uidvalidity) {
+            self.write_marker(list.uidvalidity)?;
+        }
+        Ok(list)
+    }
+
+    fn read_marker(&self) -> Result<Option<u32>, Error> {
+        let entries = fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        Ok(entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                u32::from_str_radix(name.strip_prefix(UIDVALIDITY_MARKER)?, 16).ok()
+            })
+            .max())
+    }
+
+    fn write_marker(&self, uidvalidity: u32) -> Result<(), Error> {
+        if let Ok(entries) = fs::read_dir(&self.root) {
+            for e in entries.flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with(UIDVALIDITY_MARKER)
+                {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        let path = self
+            .root
+            .join(format!("{UIDVALIDITY_MARKER}{uidvalidity:08x}"));
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        sync_dir(&self.root)
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, Error> {
+        let uidlist = self
+            .uidlist
+            .as_ref()
+            .ok_or(Error::Unsupported("snapshot before sync"))?;
+        let mut messages = Vec::with_capacity(self.files.len());
+        for (uid, Entry { name, .. }) in &self.files {
+            let path = self.files[uid].path();
+            let meta = match fs::metadata(&path) {
+                Ok(meta) => meta,
+                // Renamed or expunged by another process since the scan: the next sync sees it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(path, e)),
+            };
+            messages.push(MessageInfo {
+                uid: *uid,
+                flags: name.flags,
+                keywords: name
+                    .keyword_letters
+                    .iter()
+                    .filter_map(|l| self.keywords.name(*l).map(str::to_string))
+                    .collect(),
+                size: name.size.unwrap_or(meta.len()),
+                internal_date: meta.modified().unwrap_or(UNIX_EPOCH),
+            });
+        }
+        Ok(Snapshot {
+            uidvalidity: uidlist.uidvalidity,
+            uidnext: uidlist.uidnext,
+            messages,
+        })
+    }
+
+    fn letters_for(&mut self, keywords: &BTreeSet<String>) -> Result<Vec<char>, Error> {
+        let mut letters = Vec::new();
+        let mut changed = false;
+        for keyword in keywords {
+            if let Some((letter, new)) = self.keywords.letter(keyword) {
+                letters.push(letter);
+                changed |= new;
+            }
+        }
+        if changed {
+            self.keywords.write(&self.root)?;
+        }
+        Ok(letters)
+    }
+}
+
+impl Mailbox for Maildir {
+    fn sync(&mut self) -> Result<Snapshot, Error> {
+        self.ensure()?;
+        let _lock = self.lock()?;
+        self.sync_locked()
+    }
+
+    fn open_message(&self, uid: Uid) -> Result<Box<dyn MessageReader>, Error> {
+        let entry = self.files.get(&uid).ok_or(Error::NoSuchMessage(uid))?;
+        let path = entry.path();
+        match File::open(&path) {
+            Ok(file) => Ok(Box::new(file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Another process changed its flags (renamed it): find it by its unique key.
+                let moved = scan(&self.cur())?
+                    .into_iter()
+                    .find(|e| e.name.key == entry.name.key);
+                let path = moved.ok_or(Error::NoSuchMessage(uid))?.path();
+                File::open(&path)
+                    .map(|f| Box::new(f) as Box<dyn MessageReader>)
+                    .map_err(|e| Error::io(path, e))
+            }
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    fn append(
+        &mut self,
+        message: &mut dyn Read,
+        flags: Flags,
+        keywords: &BTreeSet<String>,
+        internal_date: Option<SystemTime>,
+    ) -> Result<Uid, Error> {
+        self.ensure()?;
+        let _lock = self.lock()?;
+        self.sync_locked()?;
+        let key = unique_name();
+        let size = write_tmp(&self.root, &key, message, internal_date)?.1;
+        let uid = self.uidlist.as_ref().map_or(1, |l| l.uidnext);
+        let mut name = MaildirName::parse(&format!("{key},S={size}"))
+            .ok_or(Error::Unsupported("maildir name"))?;
+        name.set_uid(uid);
+        name.flags = flags;
+        name.keyword_letters = self.letters_for(keywords)?;
+        let tmp_entry = Entry {
+            dir: self.root.join("tmp"),
+            file: key,
+            name: name.clone(),
+        };
+        let entry = self.move_to(&tmp_entry, name)?;
+        sync_dir(&self.cur())?;
+        if let Some(list) = self.uidlist.as_mut() {
+            list.uidnext = uid + 1;
+            list.entries
+                .insert(entry.name.key.clone(), (uid, entry.name.base.clone()));
+            list.write(&self.root)?;
+        }
+        self.files.insert(uid, entry);
+        Ok(uid)
+    }
+
+    fn store(
+        &mut self,
+        uids: &[Uid],
+        change: FlagChange,
+        flags: Flags,
+        keywords: &BTreeSet<String>,
+    ) -> Result<Vec<MessageInfo>, Error> {
+        let _lock = self.lock()?;
+        self.sync_locked()?;
+        let letters = self.letters_for(keywords)?;
+        for uid in uids {
+            let Some(entry) = self.files.get(uid) else {
+                continue;
+            };
+            let mut updated = entry.name.clone();
+            match change {
+                FlagChange::Set => {
+                    updated.flags = flags;
+                    updated.keyword_letters = letters.clone();
+                }
+                FlagChange::Add => {
+                    updated.flags = updated.flags.union(flags);
+                    updated.keyword_letters.extend(&letters);
+                }
+                FlagChange::Remove => {
+                    updated.flags = updated.flags.difference(flags);
+                    updated.keyword_letters.retain(|l| !letters.contains(l));
+                }
+            }
+            updated.keyword_letters.sort_unstable();
+            updated.keyword_letters.dedup();
+            if updated != entry.name {
+                let moved = self.move_to(entry, updated)?;
+                self.files.insert(*uid, moved);
+            }
+        }
+        let wanted: BTreeSet<Uid> = uids.iter().copied().collect();
+        Ok(self
+            .snapshot()?
+            .messages
+            .into_iter()
+            .filter(|m| wanted.contains(&m.uid))
+            .collect())
+    }
+
+    fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error> {
+        let _lock = self.lock()?;
+        self.sync_locked()?;
+        let mut removed = Vec::new();
+        for uid in uids {
+            let Some(entry) = self.files.remove(uid) else {
+                continue;
+            };
+            let path = entry.path();
+            match fs::remove_file(&path) {
+                Ok(()) => removed.push(*uid),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => removed.push(*uid),
+                Err(e) => return Err(Error::io(path, e)),
+            }
+            if let Some(list) = self.uidlist.as_mut() {
+                list.entries.remove(&entry.name.key);
+            }
+        }
+        sync_dir(&self.cur())?;
+        if let Some(list) = &self.uidlist {
+            list.write(&self.root)?;
+        }
+        Ok(removed)
+    }
+}
+
+/// Lists the messages in a directory.
+fn scan(dir: &Path) -> Result<Vec<Entry>, Error> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let Ok(file) = entry.file_name().into_string() else {
+            continue;
+        };
+        if let Some(name) = MaildirName::parse(&file) {
+            found.push(Entry {
+                dir: dir.to_path_buf(),
+                file,
+                name,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Writes a message into `tmp/` with fsync; returns its path and size.
+fn write_tmp(
+    root: &Path,
+    name: &str,
+    message: &mut dyn Read,
+    mtime: Option<SystemTime>,
+) -> Result<(PathBuf, u64), Error> {
+    let path = root.join("tmp").join(name);
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        let size = io::copy(message, &mut file)?;
+        file.flush()?;
+        if let Some(mtime) = mtime {
+            file.set_modified(mtime)?;
+        }
+        file.sync_all()?;
+        Ok(size)
+    })();
+    match written {
+        Ok(size) => Ok((path, size)),
+        Err(e) => {
+            let _ = fs::remove_file(&path);
+            Err(Error::io(path, e))
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// A UIDVALIDITY that differs from (and is above) any previous one.
+fn new_uidvalidity(previous: Option<u32>) -> u32 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs() as u32);
+    now.max(previous.map_or(1, |p| p.saturating_add(1)))
+}
+
+/// `secs.MmicrosPpidQn.host`, unique per process and call as the maildir spec asks.
+fn unique_name() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let n = DELIVERY_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{}.M{}P{}Q{}.{}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        n,
+        hostname()
+    )
+}
+
+fn hostname() -> String {
+    let raw =
+        fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
+    raw.trim()
+        .replace('/', "\\057")
+        .replace(':', "\\072")
+        .replace(',', "\\054")
+}
