@@ -16,6 +16,7 @@
 #![deny(unsafe_code)]
 
 pub mod error;
+pub mod index;
 pub mod location;
 pub mod mailbox;
 pub mod maildir;

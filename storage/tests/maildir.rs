@@ -326,3 +326,56 @@ assert raw == b"Subject: from roost\r\n\r\nhello\r\n", repr(raw)
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_damaged_or_lost_index_is_rebuilt_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, before) = populated(dir.path());
+    let root = dir.path().join("Maildir");
+    // The sync above wrote an index; open once more so it is current, then damage it.
+    Maildir::new(&root).sync().unwrap();
+    let index = root.join("roost.index");
+    let original = fs::read(&index).unwrap();
+    assert!(original.starts_with(b"ROOSTIX1"));
+    check_repaired(dir.path(), &before, false, |root| {
+        fs::remove_file(root.join("roost.index")).unwrap()
+    });
+    check_repaired(dir.path(), &before, true, |root| {
+        fs::write(root.join("roost.index"), b"").unwrap()
+    });
+    check_repaired(dir.path(), &before, true, |root| {
+        fs::write(root.join("roost.index"), b"garbage garbage garbage").unwrap()
+    });
+    for cut in (0..original.len()).step_by(7) {
+        check_repaired(dir.path(), &before, true, |root| {
+            fs::write(root.join("roost.index"), &original[..cut]).unwrap()
+        });
+    }
+    for i in (0..original.len()).step_by(5) {
+        let mut flipped = original.clone();
+        flipped[i] ^= 0x10;
+        check_repaired(dir.path(), &before, true, |root| {
+            fs::write(root.join("roost.index"), &flipped).unwrap()
+        });
+    }
+}
+
+#[test]
+fn a_current_index_is_trusted_and_a_stale_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, before) = populated(dir.path());
+    let root = dir.path().join("Maildir");
+    Maildir::new(&root).sync().unwrap();
+    // Something renames a message behind roost's back (a MUA marking it deleted): cur/ changes,
+    // the index is stale, and the change is seen.
+    let file = fs::read_dir(root.join("cur"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().contains(",U=3:2,"))
+        .unwrap();
+    let name = file.file_name().into_string().unwrap();
+    fs::rename(file.path(), root.join("cur").join(format!("{name}T"))).unwrap();
+    let after = Maildir::new(&root).sync().unwrap();
+    assert!(after.messages[1].flags.contains(Flags::DELETED));
+    assert_eq!(uids(&after), uids(&before));
+}

@@ -8,6 +8,7 @@
 
 pub mod filename;
 pub mod keywords;
+mod sync;
 pub mod uidlist;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,8 +22,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use self::filename::MaildirName;
 use self::keywords::Keywords;
 use self::uidlist::Uidlist;
+use crate::index::Stamp;
 use crate::mailbox::{FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot, Uid};
-use crate::{repair, Error};
+use crate::Error;
 
 /// Prefix of the empty marker file whose name records UIDVALIDITY a second time.
 const UIDVALIDITY_MARKER: &str = "roost-uidvalidity.";
@@ -50,6 +52,10 @@ struct Entry {
     file: String,
     /// What the name says.
     name: MaildirName,
+    /// Size in bytes (from the name, the index, or a stat).
+    size: u64,
+    /// Internal date: the file's mtime (from the index or a stat).
+    date: Stamp,
 }
 
 impl Entry {
@@ -138,6 +144,8 @@ impl Maildir {
             dir: self.cur(),
             file,
             name,
+            size: entry.size,
+            date: entry.date,
         };
         if moved.path() != entry.path() {
             fs::rename(entry.path(), moved.path()).map_err(|e| Error::io(entry.path(), e))?;
@@ -145,156 +153,28 @@ impl Maildir {
         Ok(moved)
     }
 
-    /// The sync proper; the caller holds the lock.
-    fn sync_locked(&mut self) -> Result<Snapshot, Error> {
-        let scanned = scan(&self.cur())?;
-        let known = self.load_uidlist(&scanned)?;
-        let mut uidlist = Uidlist::new(known.uidvalidity);
-        uidlist.uidnext = known.uidnext;
-        let mut files: BTreeMap<Uid, Entry> = BTreeMap::new();
-        let mut unnumbered = Vec::new();
-        let mut unlisted = 0;
-        for entry in scanned {
-            let listed = known.entries.get(&entry.name.key).map(|(uid, _)| *uid);
-            if listed.is_none() && entry.name.uid.is_some_and(|u| u < known.uidnext) {
-                unlisted += 1;
-            }
-            let uid = listed.or(entry.name.uid);
-            match uid {
-                Some(uid) if !files.contains_key(&uid) => {
-                    uidlist.uidnext = uidlist.uidnext.max(uid.saturating_add(1));
-                    files.insert(uid, entry);
-                }
-                _ => unnumbered.push(entry),
-            }
-        }
-        if unlisted > 0 {
-            let why = format!("dovecot-uidlist lacked {unlisted} messages roost had numbered");
-            repair::report(&self.root, &why, "took their UIDs from the file names");
-        }
-        unnumbered.extend(scan(&self.root.join("new"))?);
-        for entry in unnumbered {
-            let uid = uidlist.uidnext;
-            uidlist.uidnext += 1;
-            let mut name = entry.name.clone();
-            name.set_uid(uid);
-            files.insert(uid, self.move_to(&entry, name)?);
-        }
-        for (uid, entry) in files.iter_mut() {
-            if entry.name.uid != Some(*uid) {
-                // Record the UID in the name too (once per message), so it outlives the uidlist.
-                let mut name = entry.name.clone();
-                name.set_uid(*uid);
-                *entry = self.move_to(entry, name)?;
-            }
-            uidlist
-                .entries
-                .insert(entry.name.key.clone(), (*uid, entry.name.base.clone()));
-        }
-        if uidlist != known {
-            sync_dir(&self.cur())?;
-            uidlist.write(&self.root)?;
-        }
-        self.keywords = Keywords::read(&self.root)?;
-        self.files = files;
-        self.uidlist = Some(uidlist);
-        self.snapshot()
-    }
-
-    /// Reads the uidlist, repairing what it can and logging what it did.
-    fn load_uidlist(&mut self, scanned: &[Entry]) -> Result<Uidlist, Error> {
-        let marker = self.read_marker()?;
-        let list = match Uidlist::read(&self.root)? {
-            Some(Ok(list)) => list,
-            found => {
-                let why = match found {
-                    Some(Err(corrupt)) => format!("dovecot-uidlist is corrupt ({})", corrupt.0),
-                    _ => "dovecot-uidlist is missing".to_string(),
-                };
-                let fresh = scanned.is_empty() && marker.is_none() && self.uidlist.is_none();
-                let kept_uids = scanned.iter().all(|e| e.name.uid.is_some());
-                let uidvalidity = match (marker, kept_uids) {
-                    (Some(v), true) => v,
-                    _ => new_uidvalidity(marker),
-                };
-                if !fresh {
-                    let done = if Some(uidvalidity) == marker {
-                        "rebuilt it from the UIDs in the file names; UIDVALIDITY and UIDs kept"
-                    } else {
-                        "rebuilt it with a new UIDVALIDITY: the old UIDs could not all be recovered"
-                    };
-                    repair::report(&self.root, &why, done);
-                }
-                Uidlist::new(uidvalidity)
-            }
-        };
-        if marker != Some(list.uidvalidity) {
-            self.write_marker(list.uidvalidity)?;
-        }
-        Ok(list)
-    }
-
-    fn read_marker(&self) -> Result<Option<u32>, Error> {
-        let entries = fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))?;
-        Ok(entries
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                u32::from_str_radix(name.strip_prefix(UIDVALIDITY_MARKER)?, 16).ok()
-            })
-            .max())
-    }
-
-    fn write_marker(&self, uidvalidity: u32) -> Result<(), Error> {
-        if let Ok(entries) = fs::read_dir(&self.root) {
-            for e in entries.flatten() {
-                if e.file_name()
-                    .to_string_lossy()
-                    .starts_with(UIDVALIDITY_MARKER)
-                {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-        }
-        let path = self
-            .root
-            .join(format!("{UIDVALIDITY_MARKER}{uidvalidity:08x}"));
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        sync_dir(&self.root)
-    }
-
+    /// The view the last sync established; reads nothing from disk.
     fn snapshot(&self) -> Result<Snapshot, Error> {
         let uidlist = self
             .uidlist
             .as_ref()
             .ok_or(Error::Unsupported("snapshot before sync"))?;
-        let mut messages = Vec::with_capacity(self.files.len());
-        for (uid, Entry { name, .. }) in &self.files {
-            let path = self.files[uid].path();
-            let meta = match fs::metadata(&path) {
-                Ok(meta) => meta,
-                // Renamed or expunged by another process since the scan: the next sync sees it.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(path, e)),
-            };
-            messages.push(MessageInfo {
+        let messages = self
+            .files
+            .iter()
+            .map(|(uid, entry)| MessageInfo {
                 uid: *uid,
-                flags: name.flags,
-                keywords: name
+                flags: entry.name.flags,
+                keywords: entry
+                    .name
                     .keyword_letters
                     .iter()
                     .filter_map(|l| self.keywords.name(*l).map(str::to_string))
                     .collect(),
-                size: name.size.unwrap_or(meta.len()),
-                internal_date: meta.modified().unwrap_or(UNIX_EPOCH),
-            });
-        }
+                size: entry.name.size.unwrap_or(entry.size),
+                internal_date: entry.date.to_system_time(),
+            })
+            .collect();
         Ok(Snapshot {
             uidvalidity: uidlist.uidvalidity,
             uidnext: uidlist.uidnext,
@@ -355,7 +235,7 @@ impl Mailbox for Maildir {
         let _lock = self.lock()?;
         self.sync_locked()?;
         let key = unique_name();
-        let size = write_tmp(&self.root, &key, message, internal_date)?.1;
+        let (tmp, size) = write_tmp(&self.root, &key, message, internal_date)?;
         let uid = self.uidlist.as_ref().map_or(1, |l| l.uidnext);
         let mut name = MaildirName::parse(&format!("{key},S={size}"))
             .ok_or(Error::Unsupported("maildir name"))?;
@@ -366,6 +246,8 @@ impl Mailbox for Maildir {
             dir: self.root.join("tmp"),
             file: key,
             name: name.clone(),
+            size,
+            date: Stamp::of(&tmp),
         };
         let entry = self.move_to(&tmp_entry, name)?;
         sync_dir(&self.cur())?;
@@ -464,6 +346,8 @@ fn scan(dir: &Path) -> Result<Vec<Entry>, Error> {
                 dir: dir.to_path_buf(),
                 file,
                 name,
+                size: 0,
+                date: Stamp::default(),
             });
         }
     }

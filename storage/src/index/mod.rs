@@ -1,0 +1,301 @@
+//! The per-folder index file: everything a sync needs to know about a folder, so that opening
+//! a folder whose index is current reads no message file, stats none, and lists no directory.
+//!
+//! ```text
+//!   header (72 bytes)   magic "ROOSTIX1", version, counts, UIDVALIDITY, UIDNEXT, the mtimes of
+//!                       cur/, new/ and dovecot-uidlist it describes, CRCs of body and header
+//!   records (40 bytes)  UID, flags, keyword bits, size, internal date, file name offset/length
+//!   names               the file names, back to back
+//! ```
+//! The file describes itself and is checked completely before use (lengths, CRCs, UID order,
+//! name bounds): a torn, truncated or garbled index is detected, never misread, and rebuilt.
+//! Written atomically (temp, fsync, rename); read through a memory map.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use crate::mailbox::Uid;
+use crate::maildir::uidlist::write_atomically;
+use crate::Error;
+
+/// File name inside the folder.
+pub const FILE_NAME: &str = "roost.index";
+const MAGIC: &[u8; 8] = b"ROOSTIX1";
+const VERSION: u32 = 1;
+const HEADER: usize = 72;
+const RECORD: usize = 40;
+
+/// A modification time with nanoseconds, as the index records it; zero means "unknown".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stamp {
+    /// Seconds since the epoch.
+    pub secs: i64,
+    /// Nanoseconds.
+    pub nanos: u32,
+}
+
+impl Stamp {
+    /// The mtime of a path, or the zero stamp if it cannot be read.
+    pub fn of(path: &Path) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path)
+            .map(|m| Stamp {
+                secs: m.mtime(),
+                nanos: m.mtime_nsec() as u32,
+            })
+            .unwrap_or_default()
+    }
+
+    /// As a `SystemTime` (dates before 1970 clamp to the epoch).
+    pub fn to_system_time(self) -> std::time::SystemTime {
+        let secs = u64::try_from(self.secs).unwrap_or(0);
+        std::time::UNIX_EPOCH + std::time::Duration::new(secs, self.nanos.min(999_999_999))
+    }
+}
+
+/// One message as the index remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexRecord {
+    /// Its UID.
+    pub uid: Uid,
+    /// System flag bits.
+    pub flags: u8,
+    /// Keyword letters `a`..`z` as bits 0..25.
+    pub keywords: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Internal date.
+    pub date: Stamp,
+    /// Its file name in `cur/`.
+    pub file: String,
+}
+
+/// The whole index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Index {
+    /// UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// UIDNEXT.
+    pub uidnext: Uid,
+    /// mtime of `cur/` the records describe.
+    pub cur: Stamp,
+    /// mtime of `new/` (which was empty) the records describe.
+    pub new: Stamp,
+    /// mtime of `dovecot-uidlist` the records agree with.
+    pub uidlist: Stamp,
+    /// The messages in UID order.
+    pub records: Vec<IndexRecord>,
+}
+
+/// Why an index cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corrupt(pub String);
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut raw = [0u8; 4];
+    raw.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(raw)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(raw)
+}
+
+impl Index {
+    /// The file's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let names_len: usize = self.records.iter().map(|r| r.file.len()).sum();
+        let mut body = Vec::with_capacity(self.records.len() * RECORD + names_len);
+        let mut offset = 0u32;
+        for r in &self.records {
+            body.extend_from_slice(&r.uid.to_le_bytes());
+            body.extend_from_slice(&[r.flags, 0, 0, 0]);
+            body.extend_from_slice(&r.keywords.to_le_bytes());
+            body.extend_from_slice(&r.size.to_le_bytes());
+            body.extend_from_slice(&r.date.secs.to_le_bytes());
+            body.extend_from_slice(&r.date.nanos.to_le_bytes());
+            body.extend_from_slice(&offset.to_le_bytes());
+            body.extend_from_slice(&(r.file.len() as u32).to_le_bytes());
+            offset += r.file.len() as u32;
+        }
+        for r in &self.records {
+            body.extend_from_slice(r.file.as_bytes());
+        }
+        let mut out = Vec::with_capacity(HEADER + body.len());
+        out.extend_from_slice(MAGIC);
+        for v in [
+            VERSION,
+            self.records.len() as u32,
+            names_len as u32,
+            self.uidvalidity,
+            self.uidnext,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for stamp in [self.cur, self.new, self.uidlist] {
+            out.extend_from_slice(&stamp.secs.to_le_bytes());
+            out.extend_from_slice(&stamp.nanos.to_le_bytes());
+        }
+        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        let header_crc = crc32fast::hash(&out);
+        out.extend_from_slice(&header_crc.to_le_bytes());
+        debug_assert_eq!(out.len(), HEADER);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Checks and decodes the file's bytes.
+    pub fn decode(b: &[u8]) -> Result<Index, Corrupt> {
+        let bad = |why: &str| Err(Corrupt(why.to_string()));
+        if b.len() < HEADER {
+            return bad("shorter than its header");
+        }
+        if &b[..8] != MAGIC {
+            return bad("wrong magic");
+        }
+        if crc32fast::hash(&b[..HEADER - 4]) != u32_at(b, HEADER - 4) {
+            return bad("header checksum mismatch");
+        }
+        if u32_at(b, 8) != VERSION {
+            return bad("unknown format version");
+        }
+        let count = u32_at(b, 12) as usize;
+        let names_len = u32_at(b, 16) as usize;
+        let body = &b[HEADER..];
+        if body.len() != count * RECORD + names_len {
+            return bad("length does not match its header (truncated or extended)");
+        }
+        if crc32fast::hash(body) != u32_at(b, HEADER - 8) {
+            return bad("record checksum mismatch");
+        }
+        let stamp = |at: usize| Stamp {
+            secs: u64_at(b, at) as i64,
+            nanos: u32_at(b, at + 8),
+        };
+        let names = &body[count * RECORD..];
+        let mut records = Vec::with_capacity(count);
+        let mut last = 0;
+        for i in 0..count {
+            let r = &body[i * RECORD..(i + 1) * RECORD];
+            let uid = u32_at(r, 0);
+            let (off, len) = (u32_at(r, 32) as usize, u32_at(r, 36) as usize);
+            let Some(file) = names
+                .get(off..off + len)
+                .and_then(|n| std::str::from_utf8(n).ok())
+            else {
+                return bad("a file name lies outside the name table");
+            };
+            if uid <= last {
+                return bad("UIDs out of order");
+            }
+            last = uid;
+            records.push(IndexRecord {
+                uid,
+                flags: r[4],
+                keywords: u32_at(r, 8),
+                size: u64_at(r, 12),
+                date: Stamp {
+                    secs: u64_at(r, 20) as i64,
+                    nanos: u32_at(r, 28),
+                },
+                file: file.to_string(),
+            });
+        }
+        let index = Index {
+            uidvalidity: u32_at(b, 20),
+            uidnext: u32_at(b, 24),
+            cur: stamp(28),
+            new: stamp(40),
+            uidlist: stamp(52),
+            records,
+        };
+        if index.records.last().is_some_and(|r| r.uid >= index.uidnext) {
+            return bad("a UID is not below UIDNEXT");
+        }
+        Ok(index)
+    }
+
+    /// Reads the index through a memory map; `Ok(None)` when there is none.
+    pub fn read(dir: &Path) -> Result<Option<Result<Index, Corrupt>>, Error> {
+        let path = dir.join(FILE_NAME);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        if file.metadata().map_err(|e| Error::io(&path, e))?.len() == 0 {
+            return Ok(Some(Err(Corrupt("empty file".into()))));
+        }
+        // SAFETY: the map is read-only and private to this call. The file is only ever replaced
+        // by rename, never written in place, so its bytes cannot change under the map; anything
+        // else that truncated it would at worst make decode() see a short or garbled buffer,
+        // which it rejects.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+        Ok(Some(Index::decode(&map)))
+    }
+
+    /// Writes the index atomically.
+    pub fn write(&self, dir: &Path) -> Result<(), Error> {
+        write_atomically(dir, FILE_NAME, &self.encode())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Index {
+        Index {
+            uidvalidity: 1_700_000_000,
+            uidnext: 9,
+            cur: Stamp { secs: 5, nanos: 6 },
+            new: Stamp { secs: 7, nanos: 8 },
+            uidlist: Stamp { secs: 9, nanos: 10 },
+            records: (1..=8)
+                .map(|uid| IndexRecord {
+                    uid,
+                    flags: uid as u8 & 0x1f,
+                    keywords: 1 << uid,
+                    size: 1000 + u64::from(uid),
+                    date: Stamp {
+                        secs: i64::from(uid) * 100,
+                        nanos: uid,
+                    },
+                    file: format!("17000.M{uid}.host,S={},U={uid}:2,S", 1000 + uid),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let index = sample();
+        assert_eq!(Index::decode(&index.encode()).unwrap(), index);
+        assert_eq!(
+            Index::decode(&Index::default().encode()).unwrap(),
+            Index::default()
+        );
+    }
+
+    #[test]
+    fn every_truncation_and_every_flipped_byte_is_detected() {
+        let bytes = sample().encode();
+        for cut in 0..bytes.len() {
+            assert!(Index::decode(&bytes[..cut]).is_err(), "truncated at {cut}");
+        }
+        let mut extended = bytes.clone();
+        extended.push(0);
+        assert!(Index::decode(&extended).is_err());
+        for i in 0..bytes.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut flipped = bytes.clone();
+                flipped[i] ^= bit;
+                assert!(Index::decode(&flipped).is_err(), "byte {i} bit {bit:#x}");
+            }
+        }
+    }
+}

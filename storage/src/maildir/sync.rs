@@ -1,0 +1,301 @@
+//! Bringing a maildir's view up to date: from a current index without touching the messages,
+//! or by listing `cur/` and `new/`, numbering what is new, and repairing what is lost.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+
+use super::filename::MaildirName;
+use super::keywords::Keywords;
+use super::uidlist::{self, Uidlist};
+use super::{new_uidvalidity, scan, sync_dir, Entry, Maildir, UIDVALIDITY_MARKER};
+use crate::index::{self, Index, IndexRecord, Stamp};
+use crate::mailbox::{Snapshot, Uid};
+use crate::{repair, Error};
+
+/// The mtimes that tell whether an index still describes the folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamps {
+    cur: Stamp,
+    new: Stamp,
+    uidlist: Stamp,
+}
+
+impl Maildir {
+    fn stamps(&self) -> Stamps {
+        Stamps {
+            cur: Stamp::of(&self.cur()),
+            new: Stamp::of(&self.root.join("new")),
+            uidlist: Stamp::of(&self.root.join(uidlist::FILE_NAME)),
+        }
+    }
+
+    /// The sync proper; the caller holds the lock.
+    pub(super) fn sync_locked(&mut self) -> Result<Snapshot, Error> {
+        let before = self.stamps();
+        let index = self.read_index()?;
+        if let Some(index) = &index {
+            let current = Stamps {
+                cur: index.cur,
+                new: index.new,
+                uidlist: index.uidlist,
+            };
+            let marker = self
+                .root
+                .join(format!("{UIDVALIDITY_MARKER}{:08x}", index.uidvalidity));
+            let trusted = before.cur != Stamp::default() && before.uidlist != Stamp::default();
+            if current == before && trusted && marker.exists() {
+                if let Some(()) = self.load_index(index)? {
+                    return self.snapshot();
+                }
+            }
+        }
+        let cached: HashMap<&str, &IndexRecord> = index
+            .iter()
+            .flat_map(|i| i.records.iter())
+            .filter_map(|r| Some((r.file.split([',', ':']).next()?, r)))
+            .collect();
+        let mut scanned = scan(&self.cur())?;
+        for entry in &mut scanned {
+            fill_size_and_date(entry, cached.get(entry.name.key.as_str()).copied());
+        }
+        let known = self.load_uidlist(&scanned)?;
+        let (files, uidlist, renamed) = self.number(scanned, &known)?;
+        if uidlist != known {
+            sync_dir(&self.cur())?;
+            uidlist.write(&self.root)?;
+        }
+        self.keywords = Keywords::read(&self.root)?;
+        self.files = files;
+        self.uidlist = Some(uidlist);
+        // Our own renames changed cur/: record an unknown stamp so the next open lists cur/ once
+        // more instead of trusting a stamp that could hide someone else's change.
+        let after = self.stamps();
+        let cur = if renamed {
+            Stamp::default()
+        } else {
+            before.cur
+        };
+        self.write_index(Stamps {
+            cur,
+            new: before.new,
+            uidlist: after.uidlist,
+        })?;
+        self.snapshot()
+    }
+
+    /// Gives every message a UID: the uidlist's, else the one in its name, else a new one.
+    /// Returns the messages, the new uidlist, and whether any file was renamed.
+    fn number(
+        &mut self,
+        scanned: Vec<Entry>,
+        known: &Uidlist,
+    ) -> Result<(BTreeMap<Uid, Entry>, Uidlist, bool), Error> {
+        let mut uidlist = Uidlist::new(known.uidvalidity);
+        uidlist.uidnext = known.uidnext;
+        let mut files: BTreeMap<Uid, Entry> = BTreeMap::new();
+        let mut unnumbered = Vec::new();
+        let mut unlisted = 0;
+        for entry in scanned {
+            let listed = known.entries.get(&entry.name.key).map(|(uid, _)| *uid);
+            if listed.is_none() && entry.name.uid.is_some_and(|u| u < known.uidnext) {
+                unlisted += 1;
+            }
+            match listed.or(entry.name.uid) {
+                Some(uid) if !files.contains_key(&uid) => {
+                    uidlist.uidnext = uidlist.uidnext.max(uid.saturating_add(1));
+                    files.insert(uid, entry);
+                }
+                _ => unnumbered.push(entry),
+            }
+        }
+        if unlisted > 0 {
+            let why = format!("dovecot-uidlist lacked {unlisted} messages roost had numbered");
+            repair::report(&self.root, &why, "took their UIDs from the file names");
+        }
+        let mut fresh = scan(&self.root.join("new"))?;
+        for entry in &mut fresh {
+            fill_size_and_date(entry, None);
+        }
+        unnumbered.extend(fresh);
+        let mut renamed = false;
+        for entry in unnumbered {
+            let uid = uidlist.uidnext;
+            uidlist.uidnext += 1;
+            let mut name = entry.name.clone();
+            name.set_uid(uid);
+            files.insert(uid, self.move_to(&entry, name)?);
+            renamed = true;
+        }
+        for (uid, entry) in files.iter_mut() {
+            if entry.name.uid != Some(*uid) {
+                // Record the UID in the name too (once per message), so it outlives the uidlist.
+                let mut name = entry.name.clone();
+                name.set_uid(*uid);
+                *entry = self.move_to(entry, name)?;
+                renamed = true;
+            }
+            uidlist
+                .entries
+                .insert(entry.name.key.clone(), (*uid, entry.name.base.clone()));
+        }
+        Ok((files, uidlist, renamed))
+    }
+
+    /// Reads the index; a corrupt one is reported and ignored (the sync rebuilds it).
+    fn read_index(&self) -> Result<Option<Index>, Error> {
+        match Index::read(&self.root)? {
+            Some(Ok(index)) => Ok(Some(index)),
+            Some(Err(corrupt)) => {
+                let why = format!("{} is corrupt ({})", index::FILE_NAME, corrupt.0);
+                repair::report(
+                    &self.root,
+                    &why,
+                    "rebuilt it from dovecot-uidlist and the file names",
+                );
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Takes the whole view from a current index; `None` if a record does not parse.
+    fn load_index(&mut self, index: &Index) -> Result<Option<()>, Error> {
+        let mut files = BTreeMap::new();
+        let mut list = Uidlist::new(index.uidvalidity);
+        list.uidnext = index.uidnext;
+        for r in &index.records {
+            let Some(name) = MaildirName::parse(&r.file) else {
+                return Ok(None);
+            };
+            list.entries
+                .insert(name.key.clone(), (r.uid, name.base.clone()));
+            let entry = Entry {
+                dir: self.cur(),
+                file: r.file.clone(),
+                name,
+                size: r.size,
+                date: r.date,
+            };
+            files.insert(r.uid, entry);
+        }
+        self.keywords = Keywords::read(&self.root)?;
+        self.files = files;
+        self.uidlist = Some(list);
+        Ok(Some(()))
+    }
+
+    fn write_index(&self, stamps: Stamps) -> Result<(), Error> {
+        let Some(list) = &self.uidlist else {
+            return Ok(());
+        };
+        let records = self
+            .files
+            .iter()
+            .map(|(uid, e)| IndexRecord {
+                uid: *uid,
+                flags: e.name.flags.bits(),
+                keywords: e
+                    .name
+                    .keyword_letters
+                    .iter()
+                    .fold(0u32, |bits, l| bits | 1 << (*l as u32 - 'a' as u32)),
+                size: e.name.size.unwrap_or(e.size),
+                date: e.date,
+                file: e.file.clone(),
+            })
+            .collect();
+        let index = Index {
+            uidvalidity: list.uidvalidity,
+            uidnext: list.uidnext,
+            cur: stamps.cur,
+            new: stamps.new,
+            uidlist: stamps.uidlist,
+            records,
+        };
+        index.write(&self.root)
+    }
+
+    /// Reads the uidlist, repairing what it can and logging what it did.
+    fn load_uidlist(&mut self, scanned: &[Entry]) -> Result<Uidlist, Error> {
+        let marker = self.read_marker()?;
+        let list = match Uidlist::read(&self.root)? {
+            Some(Ok(list)) => list,
+            found => {
+                let why = match found {
+                    Some(Err(corrupt)) => format!("dovecot-uidlist is corrupt ({})", corrupt.0),
+                    _ => "dovecot-uidlist is missing".to_string(),
+                };
+                let fresh = scanned.is_empty() && marker.is_none() && self.uidlist.is_none();
+                let kept_uids = scanned.iter().all(|e| e.name.uid.is_some());
+                let uidvalidity = match (marker, kept_uids) {
+                    (Some(v), true) => v,
+                    _ => new_uidvalidity(marker),
+                };
+                if !fresh {
+                    let done = if Some(uidvalidity) == marker {
+                        "rebuilt it from the UIDs in the file names; UIDVALIDITY and UIDs kept"
+                    } else {
+                        "rebuilt it with a new UIDVALIDITY: the old UIDs could not all be recovered"
+                    };
+                    repair::report(&self.root, &why, done);
+                }
+                Uidlist::new(uidvalidity)
+            }
+        };
+        if marker != Some(list.uidvalidity) {
+            self.write_marker(list.uidvalidity)?;
+        }
+        Ok(list)
+    }
+
+    fn read_marker(&self) -> Result<Option<u32>, Error> {
+        let entries = fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        Ok(entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                u32::from_str_radix(name.strip_prefix(UIDVALIDITY_MARKER)?, 16).ok()
+            })
+            .max())
+    }
+
+    fn write_marker(&self, uidvalidity: u32) -> Result<(), Error> {
+        if let Ok(entries) = fs::read_dir(&self.root) {
+            for e in entries.flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with(UIDVALIDITY_MARKER)
+                {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        let path = self
+            .root
+            .join(format!("{UIDVALIDITY_MARKER}{uidvalidity:08x}"));
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        sync_dir(&self.root)
+    }
+}
+
+/// Size and date from the index when it knows the message, else from a stat.
+fn fill_size_and_date(entry: &mut Entry, cached: Option<&IndexRecord>) {
+    match cached {
+        Some(r) => {
+            entry.size = r.size;
+            entry.date = r.date;
+        }
+        None => {
+            let path = entry.path();
+            entry.size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            entry.date = Stamp::of(&path);
+        }
+    }
+}
