@@ -46,8 +46,8 @@ pub struct Maildir {
 /// A message file as found on disk.
 #[derive(Debug, Clone)]
 struct Entry {
-    /// Its directory (`cur/` or, before the first sync, `new/`).
-    dir: PathBuf,
+    /// Its directory.
+    place: Place,
     /// Its actual file name.
     file: String,
     /// What the name says.
@@ -58,9 +58,24 @@ struct Entry {
     date: Stamp,
 }
 
+/// The maildir subdirectory a file is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Cur,
+    New,
+    Tmp,
+}
+
 impl Entry {
-    fn path(&self) -> PathBuf {
-        self.dir.join(&self.file)
+    fn path(&self, root: &Path) -> PathBuf {
+        let sub = match self.place {
+            Place::Cur => "cur",
+            Place::New => "new",
+            Place::Tmp => "tmp",
+        };
+        let mut path = root.join(sub);
+        path.push(&self.file);
+        path
     }
 }
 
@@ -141,16 +156,33 @@ impl Maildir {
     fn move_to(&self, entry: &Entry, name: MaildirName) -> Result<Entry, Error> {
         let file = name.file_name();
         let moved = Entry {
-            dir: self.cur(),
+            place: Place::Cur,
             file,
             name,
             size: entry.size,
             date: entry.date,
         };
-        if moved.path() != entry.path() {
-            fs::rename(entry.path(), moved.path()).map_err(|e| Error::io(entry.path(), e))?;
+        let (from, to) = (entry.path(&self.root), moved.path(&self.root));
+        if from != to {
+            fs::rename(&from, &to).map_err(|e| Error::io(from, e))?;
         }
         Ok(moved)
+    }
+
+    /// Writes the uidlist for the current messages (the in-memory list keeps only its header:
+    /// the entries are derived from `files`, so a folder opened from its index builds them only
+    /// when it writes).
+    fn write_uidlist(&self) -> Result<(), Error> {
+        let Some(header) = &self.uidlist else {
+            return Ok(());
+        };
+        let mut list = Uidlist::new(header.uidvalidity);
+        list.uidnext = header.uidnext;
+        for (uid, e) in &self.files {
+            list.entries
+                .insert(e.name.key.clone(), (*uid, e.name.base.clone()));
+        }
+        list.write(&self.root)
     }
 
     /// The view the last sync established; reads nothing from disk.
@@ -207,15 +239,15 @@ impl Mailbox for Maildir {
 
     fn open_message(&self, uid: Uid) -> Result<Box<dyn MessageReader>, Error> {
         let entry = self.files.get(&uid).ok_or(Error::NoSuchMessage(uid))?;
-        let path = entry.path();
+        let path = entry.path(&self.root);
         match File::open(&path) {
             Ok(file) => Ok(Box::new(file)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // Another process changed its flags (renamed it): find it by its unique key.
-                let moved = scan(&self.cur())?
+                let moved = scan(&self.root, Place::Cur)?
                     .into_iter()
                     .find(|e| e.name.key == entry.name.key);
-                let path = moved.ok_or(Error::NoSuchMessage(uid))?.path();
+                let path = moved.ok_or(Error::NoSuchMessage(uid))?.path(&self.root);
                 File::open(&path)
                     .map(|f| Box::new(f) as Box<dyn MessageReader>)
                     .map_err(|e| Error::io(path, e))
@@ -243,7 +275,7 @@ impl Mailbox for Maildir {
         name.flags = flags;
         name.keyword_letters = self.letters_for(keywords)?;
         let tmp_entry = Entry {
-            dir: self.root.join("tmp"),
+            place: Place::Tmp,
             file: key,
             name: name.clone(),
             size,
@@ -251,13 +283,11 @@ impl Mailbox for Maildir {
         };
         let entry = self.move_to(&tmp_entry, name)?;
         sync_dir(&self.cur())?;
+        self.files.insert(uid, entry);
         if let Some(list) = self.uidlist.as_mut() {
             list.uidnext = uid + 1;
-            list.entries
-                .insert(entry.name.key.clone(), (uid, entry.name.base.clone()));
-            list.write(&self.root)?;
         }
-        self.files.insert(uid, entry);
+        self.write_uidlist()?;
         Ok(uid)
     }
 
@@ -314,26 +344,23 @@ impl Mailbox for Maildir {
             let Some(entry) = self.files.remove(uid) else {
                 continue;
             };
-            let path = entry.path();
+            let path = entry.path(&self.root);
             match fs::remove_file(&path) {
                 Ok(()) => removed.push(*uid),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => removed.push(*uid),
                 Err(e) => return Err(Error::io(path, e)),
             }
-            if let Some(list) = self.uidlist.as_mut() {
-                list.entries.remove(&entry.name.key);
-            }
         }
         sync_dir(&self.cur())?;
-        if let Some(list) = &self.uidlist {
-            list.write(&self.root)?;
-        }
+        self.write_uidlist()?;
         Ok(removed)
     }
 }
 
-/// Lists the messages in a directory.
-fn scan(dir: &Path) -> Result<Vec<Entry>, Error> {
+/// Lists the messages in `cur/` or `new/`.
+fn scan(root: &Path, place: Place) -> Result<Vec<Entry>, Error> {
+    let dir = root.join(if place == Place::New { "new" } else { "cur" });
+    let dir = dir.as_path();
     let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut found = Vec::new();
     for entry in entries {
@@ -343,7 +370,7 @@ fn scan(dir: &Path) -> Result<Vec<Entry>, Error> {
         };
         if let Some(name) = MaildirName::parse(&file) {
             found.push(Entry {
-                dir: dir.to_path_buf(),
+                place,
                 file,
                 name,
                 size: 0,

@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 use super::filename::MaildirName;
 use super::keywords::Keywords;
 use super::uidlist::{self, Uidlist};
-use super::{new_uidvalidity, scan, sync_dir, Entry, Maildir, UIDVALIDITY_MARKER};
+use super::{new_uidvalidity, scan, sync_dir, Entry, Maildir, Place, UIDVALIDITY_MARKER};
 use crate::index::{self, Index, IndexRecord, Stamp};
 use crate::mailbox::{Snapshot, Uid};
 use crate::{repair, Error};
@@ -55,9 +56,13 @@ impl Maildir {
             .flat_map(|i| i.records.iter())
             .filter_map(|r| Some((r.file.split([',', ':']).next()?, r)))
             .collect();
-        let mut scanned = scan(&self.cur())?;
+        let mut scanned = scan(&self.root, Place::Cur)?;
         for entry in &mut scanned {
-            fill_size_and_date(entry, cached.get(entry.name.key.as_str()).copied());
+            fill_size_and_date(
+                &self.root,
+                entry,
+                cached.get(entry.name.key.as_str()).copied(),
+            );
         }
         let known = self.load_uidlist(&scanned)?;
         let (files, uidlist, renamed) = self.number(scanned, &known)?;
@@ -67,7 +72,10 @@ impl Maildir {
         }
         self.keywords = Keywords::read(&self.root)?;
         self.files = files;
-        self.uidlist = Some(uidlist);
+        self.uidlist = Some(Uidlist {
+            entries: Default::default(),
+            ..uidlist
+        });
         // Our own renames changed cur/: record an unknown stamp so the next open lists cur/ once
         // more instead of trusting a stamp that could hide someone else's change.
         let after = self.stamps();
@@ -113,9 +121,9 @@ impl Maildir {
             let why = format!("dovecot-uidlist lacked {unlisted} messages roost had numbered");
             repair::report(&self.root, &why, "took their UIDs from the file names");
         }
-        let mut fresh = scan(&self.root.join("new"))?;
+        let mut fresh = scan(&self.root, Place::New)?;
         for entry in &mut fresh {
-            fill_size_and_date(entry, None);
+            fill_size_and_date(&self.root, entry, None);
         }
         unnumbered.extend(fresh);
         let mut renamed = false;
@@ -162,16 +170,12 @@ impl Maildir {
     /// Takes the whole view from a current index; `None` if a record does not parse.
     fn load_index(&mut self, index: &Index) -> Result<Option<()>, Error> {
         let mut files = BTreeMap::new();
-        let mut list = Uidlist::new(index.uidvalidity);
-        list.uidnext = index.uidnext;
         for r in &index.records {
             let Some(name) = MaildirName::parse(&r.file) else {
                 return Ok(None);
             };
-            list.entries
-                .insert(name.key.clone(), (r.uid, name.base.clone()));
             let entry = Entry {
-                dir: self.cur(),
+                place: Place::Cur,
                 file: r.file.clone(),
                 name,
                 size: r.size,
@@ -179,9 +183,11 @@ impl Maildir {
             };
             files.insert(r.uid, entry);
         }
+        let mut header = Uidlist::new(index.uidvalidity);
+        header.uidnext = index.uidnext;
         self.keywords = Keywords::read(&self.root)?;
         self.files = files;
-        self.uidlist = Some(list);
+        self.uidlist = Some(header);
         Ok(Some(()))
     }
 
@@ -286,14 +292,14 @@ impl Maildir {
 }
 
 /// Size and date from the index when it knows the message, else from a stat.
-fn fill_size_and_date(entry: &mut Entry, cached: Option<&IndexRecord>) {
+fn fill_size_and_date(root: &Path, entry: &mut Entry, cached: Option<&IndexRecord>) {
     match cached {
         Some(r) => {
             entry.size = r.size;
             entry.date = r.date;
         }
         None => {
-            let path = entry.path();
+            let path = entry.path(root);
             entry.size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             entry.date = Stamp::of(&path);
         }
