@@ -1,0 +1,131 @@
+//! Kill -9 a writer at arbitrary moments during append and expunge: nothing acknowledged may be
+//! lost or come back, UIDs stay unique, and the next open is clean. Bounded in iterations and
+//! time.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use roost_storage::maildir::Maildir;
+use roost_storage::Mailbox;
+
+const WRITER: &str = env!("CARGO_BIN_EXE_maildir-writer");
+
+/// A pseudo-random delay of up to `max_ms`, different each call.
+fn jitter(max_ms: u64) -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    Duration::from_micros((nanos / 1000) % (max_ms * 1000))
+}
+
+/// Runs the writer, kills it after a random delay, and returns its acknowledged lines.
+fn run_and_kill(args: &[&str], max_ms: u64) -> Vec<String> {
+    let mut child = Command::new(WRITER)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(jitter(max_ms));
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut lines = Vec::new();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap_or(0) > 0 {
+        if line.ends_with('\n') {
+            lines.push(line.trim_end().to_string());
+        }
+        line.clear();
+    }
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(!err.contains("panicked"), "{err}");
+    lines
+}
+
+fn subjects(md: &mut Maildir) -> BTreeMap<u32, String> {
+    let snap = md.sync().unwrap();
+    snap.messages
+        .iter()
+        .map(|m| {
+            let mut text = String::new();
+            md.open_message(m.uid)
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+            (m.uid, text.lines().next().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn killed_appends_and_expunges_lose_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    let root_arg = root.to_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut acked: BTreeMap<u32, String> = BTreeMap::new();
+    let mut iterations = 0;
+    while iterations < 40 && Instant::now() < deadline {
+        iterations += 1;
+        for line in run_and_kill(&[root_arg, "append", "200"], 60) {
+            let mut parts = line.split(' ').skip(1);
+            let uid: u32 = parts.next().unwrap().parse().unwrap();
+            let tag = parts.next().unwrap().to_string();
+            assert!(
+                acked.insert(uid, format!("Subject: {tag}")).is_none(),
+                "UID {uid} handed out twice"
+            );
+        }
+        let expunge_round = iterations % 4 == 0;
+        if expunge_round {
+            for line in run_and_kill(&[root_arg, "expunge"], 20) {
+                let uid: u32 = line.split(' ').nth(1).unwrap().parse().unwrap();
+                acked.remove(&uid);
+            }
+        }
+        let mut md = Maildir::new(&root);
+        let found = subjects(&mut md);
+        for (uid, subject) in &acked {
+            match found.get(uid) {
+                Some(found_subject) => {
+                    assert_eq!(found_subject, subject, "UID {uid} changed content")
+                }
+                // Only an expunge killed before it could acknowledge may remove a message.
+                None => assert!(expunge_round, "acknowledged UID {uid} lost"),
+            }
+        }
+        assert_eq!(
+            Maildir::new(&root).sync().unwrap(),
+            md.sync().unwrap(),
+            "the next open is clean and stable"
+        );
+        acked.retain(|uid, _| found.contains_key(uid));
+    }
+    assert!(iterations >= 5, "ran {iterations} iterations");
+}
+
+#[test]
+fn appends_acknowledged_before_a_kill_are_all_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    let root_arg = root.to_str().unwrap();
+    for _ in 0..10 {
+        let acked = run_and_kill(&[root_arg, "append", "500"], 80);
+        let found = subjects(&mut Maildir::new(&root));
+        for line in acked {
+            let mut parts = line.split(' ').skip(1);
+            let uid: u32 = parts.next().unwrap().parse().unwrap();
+            let tag = parts.next().unwrap();
+            assert_eq!(
+                found.get(&uid).map(String::as_str),
+                Some(format!("Subject: {tag}").as_str()),
+                "acknowledged UID {uid} lost"
+            );
+        }
+    }
+}
