@@ -19,6 +19,15 @@ pub enum Error {
     /// The format is recognised but not implemented yet.
     #[error("{0} storage is not implemented yet")]
     Unsupported(&'static str),
+    /// No mailbox by that name.
+    #[error("mailbox {0:?} does not exist")]
+    NoSuchMailbox(String),
+    /// A mailbox by that name exists already.
+    #[error("mailbox {0:?} already exists")]
+    AlreadyExists(String),
+    /// A mailbox name that cannot be used.
+    #[error("invalid mailbox name {0:?}: {1}")]
+    InvalidName(String, String),
     /// No message with this UID (any more).
     #[error("no message with UID {0}")]
     NoSuchMessage(u32),

@@ -7,6 +7,7 @@ use crate::location::{MailFormat, MailLocation, UserVars};
 use std::collections::BTreeSet;
 
 use crate::mailbox::{Flags, Mailbox, Uid};
+use crate::maildir::folders::Folders;
 use crate::maildir::{FolderStats, Maildir};
 use crate::Error;
 
@@ -14,6 +15,7 @@ use crate::Error;
 #[derive(Debug)]
 pub struct Store {
     inbox: Maildir,
+    folders: Folders,
 }
 
 impl Store {
@@ -22,9 +24,12 @@ impl Store {
         match location.format {
             MailFormat::Maildir => {
                 let root: PathBuf = location.root_for(vars)?;
-                let inbox = Maildir::new(root);
+                let inbox = Maildir::new(&root);
                 inbox.ensure()?;
-                Ok(Self { inbox })
+                Ok(Self {
+                    inbox,
+                    folders: Folders::new(root),
+                })
             }
             MailFormat::Mbox => Err(Error::Unsupported("mbox")),
         }
@@ -34,6 +39,11 @@ impl Store {
     pub fn append_to_inbox(&mut self, message: &mut dyn Read) -> Result<Uid, Error> {
         self.inbox
             .append(message, Flags::empty(), &BTreeSet::new(), None)
+    }
+
+    /// The user's folders (list, create, delete, rename, open).
+    pub fn folders(&self) -> &Folders {
+        &self.folders
     }
 
     /// Message count and size of INBOX.

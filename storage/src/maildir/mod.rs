@@ -7,6 +7,7 @@
 //! renumbered, even if the uidlist that should list it was lost or torn.
 
 pub mod filename;
+pub mod folders;
 pub mod keywords;
 mod sync;
 pub mod uidlist;
