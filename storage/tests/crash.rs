@@ -129,3 +129,26 @@ fn appends_acknowledged_before_a_kill_are_all_there() {
         }
     }
 }
+
+#[test]
+fn leftovers_of_crashed_deliveries_are_cleaned_from_tmp_after_36_hours() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    let mut md = Maildir::new(&root);
+    md.sync().unwrap();
+    let old = root.join("tmp/1600000000.M1P1.host");
+    let fresh = root.join("tmp/1700000000.M2P2.host");
+    std::fs::write(&old, "partial").unwrap();
+    std::fs::write(&fresh, "being written").unwrap();
+    let long_ago = SystemTime::now() - Duration::from_secs(37 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    std::fs::remove_file(root.join("roost.index")).unwrap();
+    md.sync().unwrap();
+    assert!(!old.exists(), "stale tmp file removed");
+    assert!(fresh.exists(), "a delivery in progress is left alone");
+}

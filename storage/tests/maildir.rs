@@ -208,7 +208,7 @@ fn a_lost_or_mangled_uidlist_changes_nothing_a_client_sees() {
 }
 
 #[test]
-fn the_uidvalidity_marker_and_the_lock_file_may_go_too() {
+fn the_uidvalidity_marker_the_keywords_and_the_lock_file_may_go_too() {
     let dir = tempfile::tempdir().unwrap();
     let (_, before) = populated(dir.path());
     let marker = |root: &Path| {

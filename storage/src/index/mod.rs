@@ -2,10 +2,12 @@
 //! a folder whose index is current reads no message file, stats none, and lists no directory.
 //!
 //! ```text
-//!   header (72 bytes)   magic "ROOSTIX1", version, counts, UIDVALIDITY, UIDNEXT, the mtimes of
+//!   header (76 bytes)   magic "ROOSTIX1", version, counts, UIDVALIDITY, UIDNEXT, the mtimes of
 //!                       cur/, new/ and dovecot-uidlist it describes, CRCs of body and header
 //!   records (40 bytes)  UID, flags, keyword bits, size, internal date, file name offset/length
 //!   names               the file names, back to back
+//!   keywords            a copy of the keyword table (dovecot-keywords text), so losing that
+//!                       file loses no keyword
 //! ```
 //! The file describes itself and is checked completely before use (lengths, CRCs, UID order,
 //! name bounds): a torn, truncated or garbled index is detected, never misread, and rebuilt.
@@ -23,8 +25,8 @@ use crate::Error;
 /// File name inside the folder.
 pub const FILE_NAME: &str = "roost.index";
 const MAGIC: &[u8; 8] = b"ROOSTIX1";
-const VERSION: u32 = 1;
-const HEADER: usize = 72;
+const VERSION: u32 = 2;
+const HEADER: usize = 76;
 const RECORD: usize = 40;
 
 /// A modification time with nanoseconds, as the index records it; zero means "unknown".
@@ -87,6 +89,8 @@ pub struct Index {
     pub uidlist: Stamp,
     /// The messages in UID order.
     pub records: Vec<IndexRecord>,
+    /// The keyword table, as `dovecot-keywords` text.
+    pub keywords: String,
 }
 
 /// Why an index cannot be used.
@@ -125,12 +129,14 @@ impl Index {
         for r in &self.records {
             body.extend_from_slice(r.file.as_bytes());
         }
+        body.extend_from_slice(self.keywords.as_bytes());
         let mut out = Vec::with_capacity(HEADER + body.len());
         out.extend_from_slice(MAGIC);
         for v in [
             VERSION,
             self.records.len() as u32,
             names_len as u32,
+            self.keywords.len() as u32,
             self.uidvalidity,
             self.uidnext,
         ] {
@@ -165,8 +171,9 @@ impl Index {
         }
         let count = u32_at(b, 12) as usize;
         let names_len = u32_at(b, 16) as usize;
+        let keywords_len = u32_at(b, 20) as usize;
         let body = &b[HEADER..];
-        if body.len() != count * RECORD + names_len {
+        if body.len() != count * RECORD + names_len + keywords_len {
             return bad("length does not match its header (truncated or extended)");
         }
         if crc32fast::hash(body) != u32_at(b, HEADER - 8) {
@@ -176,7 +183,10 @@ impl Index {
             secs: u64_at(b, at) as i64,
             nanos: u32_at(b, at + 8),
         };
-        let names = &body[count * RECORD..];
+        let names = &body[count * RECORD..count * RECORD + names_len];
+        let Ok(keywords) = std::str::from_utf8(&body[count * RECORD + names_len..]) else {
+            return bad("the keyword table is not UTF-8");
+        };
         let mut records = Vec::with_capacity(count);
         let mut last = 0;
         for i in 0..count {
@@ -206,12 +216,13 @@ impl Index {
             });
         }
         let index = Index {
-            uidvalidity: u32_at(b, 20),
-            uidnext: u32_at(b, 24),
-            cur: stamp(28),
-            new: stamp(40),
-            uidlist: stamp(52),
+            uidvalidity: u32_at(b, 24),
+            uidnext: u32_at(b, 28),
+            cur: stamp(32),
+            new: stamp(44),
+            uidlist: stamp(56),
             records,
+            keywords: keywords.to_string(),
         };
         if index.records.last().is_some_and(|r| r.uid >= index.uidnext) {
             return bad("a UID is not below UIDNEXT");
@@ -268,6 +279,7 @@ mod tests {
                     file: format!("17000.M{uid}.host,S={},U={uid}:2,S", 1000 + uid),
                 })
                 .collect(),
+            keywords: "0 $Junk\n1 NonJunk\n".into(),
         }
     }
 

@@ -17,15 +17,23 @@ pub struct Keywords {
 }
 
 impl Keywords {
-    /// Reads the table; a missing or unreadable file gives an empty table (the letters in the
-    /// file names then cannot be named, which the caller logs).
-    pub fn read(dir: &Path) -> Result<Self, Error> {
+    /// Reads the table; `None` when the file does not exist.
+    pub fn read(dir: &Path) -> Result<Option<Self>, Error> {
         let path = dir.join(FILE_NAME);
-        let text = match fs::read(&path) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => return Err(Error::io(path, e)),
-        };
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(Self::parse(&String::from_utf8_lossy(&bytes)))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// Whether no keyword is defined.
+    pub fn is_empty(&self) -> bool {
+        self.names.iter().all(Option::is_none)
+    }
+
+    /// Parses `dovecot-keywords` text; lines that make no sense are skipped.
+    pub fn parse(text: &str) -> Self {
         let mut table = Self {
             names: vec![None; 26],
         };
@@ -39,7 +47,7 @@ impl Keywords {
                 }
             }
         }
-        Ok(table)
+        table
     }
 
     /// The keyword a letter stands for.
@@ -63,15 +71,18 @@ impl Keywords {
         Some((letter_of(idx), true))
     }
 
-    /// Writes the table atomically.
-    pub fn write(&self, dir: &Path) -> Result<(), Error> {
-        let text: String = self
-            .names
+    /// The table as `dovecot-keywords` text.
+    pub fn render(&self) -> String {
+        self.names
             .iter()
             .enumerate()
             .filter_map(|(i, n)| n.as_ref().map(|n| format!("{i} {n}\n")))
-            .collect();
-        write_atomically(dir, FILE_NAME, text.as_bytes())
+            .collect()
+    }
+
+    /// Writes the table atomically.
+    pub fn write(&self, dir: &Path) -> Result<(), Error> {
+        write_atomically(dir, FILE_NAME, self.render().as_bytes())
     }
 }
 
@@ -95,13 +106,14 @@ mod tests {
     #[test]
     fn letters_are_assigned_kept_and_persisted() {
         let dir = tempfile::tempdir().unwrap();
-        let mut k = Keywords::read(dir.path()).unwrap();
+        let mut k = Keywords::read(dir.path()).unwrap().unwrap_or_default();
         assert_eq!(k.letter("$Junk"), Some(('a', true)));
         assert_eq!(k.letter("NonJunk"), Some(('b', true)));
         assert_eq!(k.letter("$Junk"), Some(('a', false)));
         assert_eq!(k.letter("bad keyword"), None);
         k.write(dir.path()).unwrap();
-        let again = Keywords::read(dir.path()).unwrap();
+        let again = Keywords::read(dir.path()).unwrap().unwrap();
+        assert_eq!(Keywords::parse(&again.render()), again);
         assert_eq!(
             (again.name('a'), again.name('b'), again.name('c')),
             (Some("$Junk"), Some("NonJunk"), None)

@@ -14,6 +14,9 @@ use crate::index::{self, Index, IndexRecord, Stamp};
 use crate::mailbox::{Snapshot, Uid};
 use crate::{repair, Error};
 
+/// How old an unfinished delivery in `tmp/` must be before a sync removes it.
+const TMP_LIFETIME: std::time::Duration = std::time::Duration::from_secs(36 * 3600);
+
 /// The mtimes that tell whether an index still describes the folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamps {
@@ -56,6 +59,7 @@ impl Maildir {
             .flat_map(|i| i.records.iter())
             .filter_map(|r| Some((r.file.split([',', ':']).next()?, r)))
             .collect();
+        self.clean_tmp();
         let mut scanned = scan(&self.root, Place::Cur)?;
         for entry in &mut scanned {
             fill_size_and_date(
@@ -70,7 +74,7 @@ impl Maildir {
             sync_dir(&self.cur())?;
             uidlist.write(&self.root)?;
         }
-        self.keywords = Keywords::read(&self.root)?;
+        self.keywords = self.load_keywords(index.as_ref())?;
         self.files = files;
         self.uidlist = Some(Uidlist {
             entries: Default::default(),
@@ -150,6 +154,24 @@ impl Maildir {
         Ok((files, uidlist, renamed))
     }
 
+    /// Removes what crashed deliveries left in `tmp/` (older than 36 hours, as Dovecot does:
+    /// a delivery still writing is never that old).
+    fn clean_tmp(&self) {
+        let Ok(entries) = fs::read_dir(self.root.join("tmp")) else {
+            return;
+        };
+        let limit = std::time::SystemTime::now() - TMP_LIFETIME;
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < limit);
+            if old {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// Reads the index; a corrupt one is reported and ignored (the sync rebuilds it).
     fn read_index(&self) -> Result<Option<Index>, Error> {
         match Index::read(&self.root)? {
@@ -185,10 +207,32 @@ impl Maildir {
         }
         let mut header = Uidlist::new(index.uidvalidity);
         header.uidnext = index.uidnext;
-        self.keywords = Keywords::read(&self.root)?;
+        self.keywords = self.load_keywords(Some(index))?;
         self.files = files;
         self.uidlist = Some(header);
         Ok(Some(()))
+    }
+
+    /// Reads `dovecot-keywords`; if it is gone or empty while the index remembers keywords,
+    /// restores it from the index (reported as a repair).
+    fn load_keywords(&self, index: Option<&Index>) -> Result<Keywords, Error> {
+        let found = Keywords::read(&self.root)?;
+        let remembered = index.filter(|i| !i.keywords.is_empty());
+        match (found, remembered) {
+            (Some(table), _) if !table.is_empty() => Ok(table),
+            (found, Some(index)) => {
+                let table = Keywords::parse(&index.keywords);
+                let why = if found.is_some() {
+                    "dovecot-keywords is empty"
+                } else {
+                    "dovecot-keywords is missing"
+                };
+                repair::report(&self.root, why, "restored it from roost.index");
+                table.write(&self.root)?;
+                Ok(table)
+            }
+            (found, None) => Ok(found.unwrap_or_default()),
+        }
     }
 
     fn write_index(&self, stamps: Stamps) -> Result<(), Error> {
@@ -218,6 +262,7 @@ impl Maildir {
             new: stamps.new,
             uidlist: stamps.uidlist,
             records,
+            keywords: self.keywords.render(),
         };
         index.write(&self.root)
     }
