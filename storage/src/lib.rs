@@ -10,9 +10,10 @@
 //! This crate never touches sockets. It creates files 0600 and directories 0700, and makes every
 //! accepted message durable (tmp, fsync, rename, fsync dir) before it reports success.
 //!
-//! Present state: mail locations and maildir folders (UIDs kept in `dovecot-uidlist` and in the
-//! file names, flags, keywords, append/store/expunge, repair of a lost or torn uidlist). mbox,
-//! the memory-mapped index and its cache, folder management and change notification are next.
+//! Present state: mail locations; maildir folders (UIDs kept in `dovecot-uidlist` and in the file
+//! names, flags, keywords, append/store/expunge, Maildir++ folder management); a memory-mapped,
+//! self-checking index per folder; repair of any one lost or damaged file kept beside the mail;
+//! inotify change notification. Not yet: mbox, and the cache of FETCH fields in the index.
 #![deny(unsafe_code)]
 
 pub mod error;
@@ -20,6 +21,7 @@ pub mod index;
 pub mod location;
 pub mod mailbox;
 pub mod maildir;
+pub mod notify;
 pub mod repair;
 pub mod store;
 
