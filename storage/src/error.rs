@@ -28,6 +28,9 @@ pub enum Error {
     /// A mailbox name that cannot be used.
     #[error("invalid mailbox name {0:?}: {1}")]
     InvalidName(String, String),
+    /// Another process holds the mailbox lock and did not let go in time.
+    #[error("{0}: mailbox is locked by another process")]
+    Busy(PathBuf),
     /// No message with this UID (any more).
     #[error("no message with UID {0}")]
     NoSuchMessage(u32),

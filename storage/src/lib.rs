@@ -13,7 +13,9 @@
 //! Present state: mail locations; maildir folders (UIDs kept in `dovecot-uidlist` and in the file
 //! names, flags, keywords, append/store/expunge, Maildir++ folder management); a memory-mapped,
 //! self-checking index per folder; repair of any one lost or damaged file kept beside the mail;
-//! inotify change notification. Not yet: mbox, and the cache of FETCH fields in the index.
+//! inotify change notification; mbox folders (mboxrd, dotlock + fcntl, X-UID/X-IMAPbase/Status
+//! headers, whole-file rewrites). Not yet: an index and folder management for mbox, and the
+//! cache of FETCH fields.
 #![deny(unsafe_code)]
 
 pub mod error;
@@ -21,6 +23,7 @@ pub mod index;
 pub mod location;
 pub mod mailbox;
 pub mod maildir;
+pub mod mbox;
 pub mod notify;
 pub mod repair;
 pub mod store;

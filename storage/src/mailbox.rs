@@ -106,6 +106,15 @@ pub struct Snapshot {
     pub messages: Vec<MessageInfo>,
 }
 
+/// Message count and total size of a folder (POP3 STAT, IMAP STATUS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FolderStats {
+    /// Number of messages.
+    pub messages: usize,
+    /// Sum of their sizes in bytes.
+    pub bytes: u64,
+}
+
 /// A message's bytes, readable and seekable without loading it whole.
 pub trait MessageReader: Read + Seek + Send {}
 impl<T: Read + Seek + Send> MessageReader for T {}

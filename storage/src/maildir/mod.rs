@@ -80,15 +80,6 @@ impl Entry {
     }
 }
 
-/// Message count and total size of a folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FolderStats {
-    /// Number of messages.
-    pub messages: usize,
-    /// Sum of their sizes in bytes.
-    pub bytes: u64,
-}
-
 impl Maildir {
     /// A maildir rooted at `root` (not touched until used).
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -125,15 +116,6 @@ impl Maildir {
         fs::rename(&tmp, &target).map_err(|e| Error::io(&target, e))?;
         sync_dir(&self.root.join("new"))?;
         Ok(name)
-    }
-
-    /// Message count and size, after a sync.
-    pub fn stats(&mut self) -> Result<FolderStats, Error> {
-        let snapshot = self.sync()?;
-        Ok(FolderStats {
-            messages: snapshot.messages.len(),
-            bytes: snapshot.messages.iter().map(|m| m.size).sum(),
-        })
     }
 
     fn lock(&self) -> Result<File, Error> {

@@ -1,0 +1,386 @@
+//! mbox folders (mboxrd): one file per folder, messages separated by `From ` lines.
+//!
+//! UIDs live in the mail itself (`X-UID:` per message, `X-IMAPbase: UIDVALIDITY UIDNEXT` in the
+//! first), as UW-imapd and Dovecot write them, so other readers and servers keep them. Messages
+//! an MTA appended since the last rewrite have no `X-UID` yet: their UIDs are kept in a side file
+//! until the next rewrite (expunge or flag change) writes them into the mail. Rewrites are whole:
+//! new file beside the old, fsync, rename, fsync the directory; a kill at any point leaves the
+//! old or the new mbox, never a mix. Every operation holds the dotlock and the fcntl lock.
+
+pub mod date;
+pub mod lock;
+pub mod parse;
+pub mod reader;
+mod state;
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use self::lock::MboxLock;
+use self::parse::{is_hidden_header, RawMessage};
+use self::reader::MessageView;
+use self::state::UidState;
+use crate::mailbox::{FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot, Uid};
+use crate::Error;
+
+/// One mbox folder.
+#[derive(Debug)]
+pub struct Mbox {
+    path: PathBuf,
+    state_path: PathBuf,
+    uidvalidity: u32,
+    uidnext: Uid,
+    /// Messages in file order with their UIDs.
+    messages: Vec<(Uid, RawMessage)>,
+}
+
+impl Mbox {
+    /// The mbox at `path`, keeping its side state (UIDs not yet written into the mail) in
+    /// `state_path`, which should live in the user's own mail directory.
+    pub fn new(path: impl Into<PathBuf>, state_path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            state_path: state_path.into(),
+            uidvalidity: 0,
+            uidnext: 1,
+            messages: Vec::new(),
+        }
+    }
+
+    fn sync_locked(&mut self) -> Result<Snapshot, Error> {
+        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let scan = parse::scan(&mut BufReader::new(file)).map_err(|e| Error::io(&self.path, e))?;
+        let state = UidState::read(&self.state_path, &self.path)?;
+        let (uidvalidity, uidnext, numbered) = state::number(&scan, &state);
+        self.uidvalidity = uidvalidity;
+        self.uidnext = uidnext;
+        self.messages = numbered;
+        let pending: Vec<(u64, u64, Uid)> = self
+            .messages
+            .iter()
+            .filter(|(_, m)| m.uid.is_none())
+            .map(|(uid, m)| (m.from_line, m.end - m.from_line, *uid))
+            .collect();
+        let fresh = UidState {
+            uidvalidity,
+            uidnext,
+            pending,
+        };
+        if Some(&fresh) != state.as_ref() {
+            fresh.write(&self.state_path)?;
+        }
+        Ok(self.snapshot())
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            uidvalidity: self.uidvalidity,
+            uidnext: self.uidnext,
+            messages: self
+                .messages
+                .iter()
+                .map(|(uid, m)| MessageInfo {
+                    uid: *uid,
+                    flags: m.flags,
+                    keywords: m.keywords.clone(),
+                    size: m.size,
+                    internal_date: date::parse_from_line(&m.envelope)
+                        .unwrap_or(SystemTime::UNIX_EPOCH),
+                })
+                .collect(),
+        }
+    }
+
+    /// Rewrites the whole mbox: `change` gives each message's new flags, or `None` to drop it.
+    fn rewrite(
+        &mut self,
+        change: impl Fn(Uid, &RawMessage) -> Option<(Flags, BTreeSet<String>)>,
+    ) -> Result<(), Error> {
+        let dir = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.roost-rewrite.{}", std::process::id()));
+        let mode = fs::metadata(&self.path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0o600);
+        let written = (|| -> io::Result<()> {
+            let out = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(mode)
+                .open(&tmp)?;
+            let mut out = BufWriter::new(out);
+            let mut src = File::open(&self.path)?;
+            let mut first = true;
+            for (uid, msg) in &self.messages {
+                let Some((flags, keywords)) = change(*uid, msg) else {
+                    continue;
+                };
+                writeln!(out, "{}", msg.envelope)?;
+                let base = first.then_some((self.uidvalidity, self.uidnext));
+                first = false;
+                copy_with_headers(
+                    &mut src,
+                    msg,
+                    &mut out,
+                    &bookkeeping(base, *uid, flags, &keywords),
+                )?;
+                out.write_all(b"\n")?;
+            }
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            fs::rename(&tmp, &self.path)?;
+            File::open(&dir)?.sync_all()
+        })();
+        written.map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(&self.path, e)
+        })
+    }
+}
+
+/// The headers roost keeps in each message.
+fn bookkeeping(
+    imapbase: Option<(u32, Uid)>,
+    uid: Uid,
+    flags: Flags,
+    keywords: &BTreeSet<String>,
+) -> String {
+    let mut h = String::new();
+    if let Some((validity, next)) = imapbase {
+        h.push_str(&format!("X-IMAPbase: {validity} {next}\n"));
+    }
+    h.push_str(&format!("X-UID: {uid}\n"));
+    h.push_str(if flags.contains(Flags::SEEN) {
+        "Status: RO\n"
+    } else {
+        "Status: O\n"
+    });
+    let x: String = [
+        (Flags::ANSWERED, 'A'),
+        (Flags::FLAGGED, 'F'),
+        (Flags::DRAFT, 'T'),
+        (Flags::DELETED, 'D'),
+    ]
+    .iter()
+    .filter(|(f, _)| flags.contains(*f))
+    .map(|(_, c)| *c)
+    .collect();
+    if !x.is_empty() {
+        h.push_str(&format!("X-Status: {x}\n"));
+    }
+    if !keywords.is_empty() {
+        h.push_str(&format!(
+            "X-Keywords: {}\n",
+            keywords.iter().cloned().collect::<Vec<_>>().join(" ")
+        ));
+    }
+    h
+}
+
+/// Copies a message's raw bytes, replacing its bookkeeping headers with `headers`.
+fn copy_with_headers(
+    src: &mut File,
+    msg: &RawMessage,
+    out: &mut impl Write,
+    headers: &str,
+) -> io::Result<()> {
+    src.seek(SeekFrom::Start(msg.start))?;
+    let mut reader = BufReader::new((&*src).take(msg.end - msg.start));
+    let mut line = Vec::new();
+    let mut in_headers = true;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        let content = line.strip_suffix(b"\n").unwrap_or(&line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if in_headers && content.is_empty() {
+            in_headers = false;
+            out.write_all(headers.as_bytes())?;
+        } else if in_headers && is_hidden_header(content) {
+            continue;
+        }
+        out.write_all(&line)?;
+    }
+    if in_headers {
+        out.write_all(headers.as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    if !line.is_empty() && !line.ends_with(b"\n") {
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Writes `message` mboxrd-quoted (`From ` lines at any depth of `>` gain one more).
+fn write_quoted(message: &mut dyn Read, out: &mut impl Write) -> io::Result<bool> {
+    let mut reader = BufReader::new(message);
+    let mut line = Vec::new();
+    let mut ends_with_newline = true;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(ends_with_newline);
+        }
+        if parse::is_quoted_from(&line) || line.starts_with(b"From ") {
+            out.write_all(b">")?;
+        }
+        out.write_all(&line)?;
+        ends_with_newline = line.ends_with(b"\n");
+    }
+}
+
+impl Mailbox for Mbox {
+    fn sync(&mut self) -> Result<Snapshot, Error> {
+        let _lock = MboxLock::acquire(&self.path)?;
+        self.sync_locked()
+    }
+
+    fn open_message(&self, uid: Uid) -> Result<Box<dyn MessageReader>, Error> {
+        let (_, msg) = self
+            .messages
+            .iter()
+            .find(|(u, _)| *u == uid)
+            .ok_or(Error::NoSuchMessage(uid))?;
+        Ok(Box::new(MessageView::open(&self.path, msg)?))
+    }
+
+    fn append(
+        &mut self,
+        message: &mut dyn Read,
+        flags: Flags,
+        keywords: &BTreeSet<String>,
+        internal_date: Option<SystemTime>,
+    ) -> Result<Uid, Error> {
+        let _lock = MboxLock::acquire(&self.path)?;
+        self.sync_locked()?;
+        let uid = self.uidnext;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| Error::io(&self.path, e))?;
+        let old_len = file.metadata().map_err(|e| Error::io(&self.path, e))?.len();
+        let written = (|| -> io::Result<()> {
+            let mut out = BufWriter::new(&mut file);
+            out.write_all(separator(&self.path, old_len)?)?;
+            let date = date::format(internal_date.unwrap_or_else(SystemTime::now));
+            writeln!(out, "From roost@localhost {date}")?;
+            // The first message also records UIDVALIDITY, so the mail alone keeps it.
+            let base = (old_len == 0).then_some((self.uidvalidity, uid + 1));
+            out.write_all(bookkeeping(base, uid, flags, keywords).as_bytes())?;
+            if !write_quoted(message, &mut out)? {
+                out.write_all(b"\n")?;
+            }
+            out.write_all(b"\n")?;
+            out.flush()?;
+            drop(out);
+            file.sync_all()
+        })();
+        if let Err(e) = written {
+            // Leave the mbox as it was: a half-written message must not become mail.
+            let _ = file.set_len(old_len);
+            return Err(Error::io(&self.path, e));
+        }
+        self.uidnext = uid + 1;
+        UidState {
+            uidvalidity: self.uidvalidity,
+            uidnext: self.uidnext,
+            pending: self.pending(),
+        }
+        .write(&self.state_path)?;
+        self.sync_locked()?;
+        Ok(uid)
+    }
+
+    fn store(
+        &mut self,
+        uids: &[Uid],
+        change: FlagChange,
+        flags: Flags,
+        keywords: &BTreeSet<String>,
+    ) -> Result<Vec<MessageInfo>, Error> {
+        let _lock = MboxLock::acquire(&self.path)?;
+        self.sync_locked()?;
+        let wanted: BTreeSet<Uid> = uids.iter().copied().collect();
+        self.rewrite(|uid, m| {
+            if !wanted.contains(&uid) {
+                return Some((m.flags, m.keywords.clone()));
+            }
+            Some(match change {
+                FlagChange::Set => (flags, keywords.clone()),
+                FlagChange::Add => (
+                    m.flags.union(flags),
+                    m.keywords.union(keywords).cloned().collect(),
+                ),
+                FlagChange::Remove => (
+                    m.flags.difference(flags),
+                    m.keywords.difference(keywords).cloned().collect(),
+                ),
+            })
+        })?;
+        let snapshot = self.sync_locked()?;
+        Ok(snapshot
+            .messages
+            .into_iter()
+            .filter(|m| wanted.contains(&m.uid))
+            .collect())
+    }
+
+    fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error> {
+        let _lock = MboxLock::acquire(&self.path)?;
+        self.sync_locked()?;
+        let doomed: BTreeSet<Uid> = uids
+            .iter()
+            .copied()
+            .filter(|u| self.messages.iter().any(|(m, _)| m == u))
+            .collect();
+        if doomed.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.rewrite(|uid, m| (!doomed.contains(&uid)).then(|| (m.flags, m.keywords.clone())))?;
+        self.sync_locked()?;
+        Ok(doomed.into_iter().collect())
+    }
+}
+
+impl Mbox {
+    fn pending(&self) -> Vec<(u64, u64, Uid)> {
+        self.messages
+            .iter()
+            .filter(|(_, m)| m.uid.is_none())
+            .map(|(uid, m)| (m.from_line, m.end - m.from_line, *uid))
+            .collect()
+    }
+}
+
+/// What must precede a new message so the previous one ends with a blank line.
+fn separator(path: &Path, len: u64) -> io::Result<&'static [u8]> {
+    if len == 0 {
+        return Ok(b"");
+    }
+    let mut file = File::open(path)?;
+    let mut tail = [0u8; 2];
+    let take = len.min(2) as usize;
+    file.seek(SeekFrom::Start(len - take as u64))?;
+    file.read_exact(&mut tail[..take])?;
+    Ok(match &tail[..take] {
+        b"\n\n" => b"",
+        [.., b'\n'] => b"\n",
+        _ => b"\n\n",
+    })
+}

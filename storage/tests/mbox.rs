@@ -1,0 +1,197 @@
+//! mbox folders through the `Mailbox` API, against files written by Python's `mailbox` module
+//! and by "another process" appending behind roost's back.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use roost_storage::mbox::Mbox;
+use roost_storage::{FlagChange, Flags, Mailbox};
+
+fn python(script: &str, mbox: &Path) {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(mbox)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn read(mb: &Mbox, uid: u32) -> String {
+    let mut s = String::new();
+    mb.open_message(uid)
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
+    s
+}
+
+const PY_WRITE: &str = r#"
+import mailbox, sys
+mb = mailbox.mbox(sys.argv[1])
+for i, flags in enumerate(["", "R", "RA", "FD"]):
+    m = mailbox.mboxMessage(("From: a%d@example.com\nSubject: py %d\n\nline one\nline two\n" % (i, i)).encode())
+    m.set_flags(flags)
+    mb.add(m)
+mb.flush()
+"#;
+
+#[test]
+fn an_mbox_written_by_python_reads_back_with_flags_and_exact_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("INBOX");
+    python(PY_WRITE, &path);
+    let mut mb = Mbox::new(&path, dir.path().join(".roost/INBOX.uids"));
+    let snap = mb.sync().unwrap();
+    assert_eq!(snap.messages.len(), 4);
+    assert_eq!(
+        snap.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(snap.messages[0].flags, Flags::empty());
+    assert_eq!(snap.messages[1].flags, Flags::SEEN);
+    assert_eq!(snap.messages[2].flags, Flags::SEEN.union(Flags::ANSWERED));
+    assert_eq!(snap.messages[3].flags, Flags::FLAGGED.union(Flags::DELETED));
+    let text = read(&mb, 3);
+    assert_eq!(
+        text, "From: a2@example.com\nSubject: py 2\n\nline one\nline two\n",
+        "Status headers hidden"
+    );
+    assert_eq!(snap.messages[2].size, text.len() as u64);
+    // Seeking into the middle gives the same bytes as reading through.
+    let mut view = mb.open_message(3).unwrap();
+    view.seek(SeekFrom::Start(21)).unwrap();
+    let mut tail = String::new();
+    view.read_to_string(&mut tail).unwrap();
+    assert_eq!(tail, &text[21..]);
+}
+
+#[test]
+fn append_store_expunge_keep_uids_and_python_still_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("INBOX");
+    let state = dir.path().join(".roost/INBOX.uids");
+    python(PY_WRITE, &path);
+    let mut mb = Mbox::new(&path, &state);
+    let before = mb.sync().unwrap();
+    let kw: BTreeSet<String> = ["$Junk".to_string()].into();
+    let date = SystemTime::UNIX_EPOCH + Duration::from_secs(1_704_067_200);
+    let uid = mb
+        .append(
+            &mut &b"Subject: appended\n\nFrom here on\n>From quoted\n"[..],
+            Flags::DRAFT,
+            &kw,
+            Some(date),
+        )
+        .unwrap();
+    assert_eq!(uid, 5);
+    assert_eq!(
+        read(&mb, 5),
+        "Subject: appended\n\nFrom here on\n>From quoted\n",
+        "mboxrd quoting is invisible"
+    );
+    let snap = mb.sync().unwrap();
+    assert_eq!(
+        (
+            snap.messages[4].flags,
+            &snap.messages[4].keywords,
+            snap.messages[4].internal_date
+        ),
+        (Flags::DRAFT, &kw, date)
+    );
+
+    mb.store(
+        &[1],
+        FlagChange::Add,
+        Flags::SEEN.union(Flags::FLAGGED),
+        &BTreeSet::new(),
+    )
+    .unwrap();
+    mb.expunge(&[2]).unwrap();
+    let after = Mbox::new(&path, &state).sync().unwrap();
+    assert_eq!(after.uidvalidity, before.uidvalidity);
+    assert_eq!(
+        after.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![1, 3, 4, 5]
+    );
+    assert!(after.messages[0]
+        .flags
+        .contains(Flags::SEEN.union(Flags::FLAGGED)));
+    assert_eq!(
+        read(&mb, 4),
+        "From: a3@example.com\nSubject: py 3\n\nline one\nline two\n"
+    );
+
+    // The rewrite put the UIDs into the mail: the side file can go.
+    fs::remove_file(&state).unwrap();
+    assert_eq!(Mbox::new(&path, &state).sync().unwrap(), after);
+
+    let check = r#"
+import mailbox, sys
+mb = mailbox.mbox(sys.argv[1])
+subjects = [m["Subject"] for m in mb]
+assert subjects == ["py 0", "py 2", "py 3", "appended"], subjects
+assert mb[0]["X-UID"] == "1" and "R" in mb[0].get_flags() and "F" in mb[0].get_flags(), dict(mb[0])
+"#;
+    python(check, &path);
+}
+
+#[test]
+fn mail_appended_by_another_program_gets_the_next_uid_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("INBOX");
+    let state = dir.path().join(".roost/INBOX.uids");
+    python(PY_WRITE, &path);
+    let mut mb = Mbox::new(&path, &state);
+    mb.sync().unwrap();
+    mb.expunge(&[1]).unwrap();
+    // An MTA appends while the session is open.
+    let mta = "import mailbox, sys\nmb = mailbox.mbox(sys.argv[1])\nmb.add(b'Subject: from the MTA\\n\\nhi\\n')\nmb.flush()\n";
+    python(mta, &path);
+    let snap = mb.sync().unwrap();
+    assert_eq!(
+        snap.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![2, 3, 4, 5]
+    );
+    assert_eq!(read(&mb, 5), "Subject: from the MTA\n\nhi\n");
+    // A second session agrees, before any rewrite put X-UID into that message.
+    assert_eq!(Mbox::new(&path, &state).sync().unwrap(), snap);
+    // Its UID survives a garbled side file too, as long as the rest of the mail has X-UIDs.
+    fs::write(&state, b"garbage").unwrap();
+    assert_eq!(
+        Mbox::new(&path, &state)
+            .sync()
+            .unwrap()
+            .messages
+            .last()
+            .map(|m| m.uid),
+        Some(5)
+    );
+}
+
+#[test]
+fn a_stale_dotlock_is_broken_and_ours_is_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("INBOX");
+    python(PY_WRITE, &path);
+    let lock = dir.path().join("INBOX.lock");
+    fs::write(&lock, b"").unwrap();
+    let long_ago = SystemTime::now() - Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&lock)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    let mut mb = Mbox::new(&path, dir.path().join(".roost/INBOX.uids"));
+    assert_eq!(mb.sync().unwrap().messages.len(), 4, "stale dotlock broken");
+    assert!(!lock.exists(), "and our own dotlock released");
+}
