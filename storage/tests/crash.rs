@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use roost_storage::maildir::Maildir;
+use roost_storage::mbox::Mbox;
 use roost_storage::Mailbox;
 
 const WRITER: &str = env!("CARGO_BIN_EXE_maildir-writer");
@@ -47,7 +48,7 @@ fn run_and_kill(args: &[&str], max_ms: u64) -> Vec<String> {
     lines
 }
 
-fn subjects(md: &mut Maildir) -> BTreeMap<u32, String> {
+fn subjects(md: &mut dyn Mailbox) -> BTreeMap<u32, String> {
     let snap = md.sync().unwrap();
     snap.messages
         .iter()
@@ -151,4 +152,42 @@ fn leftovers_of_crashed_deliveries_are_cleaned_from_tmp_after_36_hours() {
     md.sync().unwrap();
     assert!(!old.exists(), "stale tmp file removed");
     assert!(fresh.exists(), "a delivery in progress is left alone");
+}
+
+#[test]
+fn killed_mbox_appends_and_rewrites_lose_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("INBOX.mbox");
+    let path_arg = path.to_str().unwrap();
+    let open = || Mbox::new(&path, dir.path().join("INBOX.mbox.uids"));
+    let mut acked: BTreeMap<u32, String> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut round = 0;
+    while round < 24 && Instant::now() < deadline {
+        round += 1;
+        for line in run_and_kill(&[path_arg, "append", "60"], 40) {
+            let mut parts = line.split(' ').skip(1);
+            let uid: u32 = parts.next().unwrap().parse().unwrap();
+            let tag = parts.next().unwrap().to_string();
+            assert!(
+                acked.insert(uid, format!("Subject: {tag}")).is_none(),
+                "UID {uid} handed out twice"
+            );
+        }
+        let expunge_round = round % 3 == 0;
+        if expunge_round {
+            for line in run_and_kill(&[path_arg, "expunge"], 30) {
+                acked.remove(&line.split(' ').nth(1).unwrap().parse().unwrap());
+            }
+        }
+        let found = subjects(&mut open());
+        for (uid, subject) in &acked {
+            match found.get(uid) {
+                Some(s) => assert_eq!(s, subject, "UID {uid} changed content"),
+                None => assert!(expunge_round, "acknowledged UID {uid} lost"),
+            }
+        }
+        acked.retain(|uid, _| found.contains_key(uid));
+    }
+    assert!(round >= 3, "ran {round} rounds");
 }

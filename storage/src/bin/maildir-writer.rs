@@ -4,11 +4,13 @@
 //!
 //! `maildir-writer DIR append N` prints `ACK <uid> <tag>` per durable append;
 //! `maildir-writer DIR expunge` expunges every message one by one, printing `GONE <uid>`.
+//! With `DIR` ending in `.mbox`, the same runs against an mbox file (state beside it).
 
 use std::collections::BTreeSet;
 use std::io::Write;
 
 use roost_storage::maildir::Maildir;
+use roost_storage::mbox::Mbox;
 use roost_storage::{Flags, Mailbox};
 
 fn main() {
@@ -17,7 +19,11 @@ fn main() {
         eprintln!("usage: maildir-writer DIR append N | DIR expunge");
         std::process::exit(2);
     };
-    let mut md = Maildir::new(dir);
+    let mut md: Box<dyn Mailbox> = if dir.ends_with(".mbox") {
+        Box::new(Mbox::new(dir, format!("{dir}.uids")))
+    } else {
+        Box::new(Maildir::new(dir))
+    };
     let mut out = std::io::stdout().lock();
     let result = match mode.as_str() {
         "append" => {

@@ -4,7 +4,7 @@
 #![allow(unsafe_code)]
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -60,26 +60,43 @@ fn dotlock(path: &Path) -> Result<Option<PathBuf>, Error> {
     let mut lock = path.as_os_str().to_owned();
     lock.push(".lock");
     let lock = PathBuf::from(lock);
+    // The lock is born with our PID in it: written to a private file first, then linked into
+    // place (the classic NFS-safe dotlock), so a kill never leaves an anonymous lock behind.
+    let mut private = lock.as_os_str().to_owned();
+    private.push(format!(".{}", std::process::id()));
+    let private = PathBuf::from(private);
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&private)
+        .and_then(|mut f| writeln!(f, "{}", std::process::id()));
+    match written {
+        Ok(()) => {}
+        // No right to create files beside the mbox (a /var/mail without the mail group):
+        // the fcntl lock alone must do, as Dovecot does without mail_privileged_group.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(None),
+        Err(e) => return Err(Error::io(&private, e)),
+    }
+    let taken = take_dotlock(path, &lock, &private);
+    let _ = fs::remove_file(&private);
+    taken.map(Some)
+}
+
+fn take_dotlock(path: &Path, lock: &Path, private: &Path) -> Result<PathBuf, Error> {
     let started = Instant::now();
     loop {
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&lock)
-        {
-            Ok(_) => return Ok(Some(lock)),
-            // No right to create files beside the mbox (a /var/mail without the mail group):
-            // the fcntl lock alone must do, as Dovecot does without mail_privileged_group.
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(None),
+        match fs::hard_link(private, lock) {
+            Ok(()) => return Ok(lock.to_path_buf()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let age = fs::metadata(&lock)
+                let age = fs::metadata(lock)
                     .and_then(|m| m.modified())
                     .ok()
                     .and_then(|t| SystemTime::now().duration_since(t).ok());
-                if age.is_some_and(|a| a > STALE_AFTER) {
+                if age.is_some_and(|a| a > STALE_AFTER) || owner_is_dead(lock) {
                     tracing::warn!(lock = %lock.display(), "removing a stale mbox dotlock");
-                    let _ = fs::remove_file(&lock);
+                    let _ = fs::remove_file(lock);
                     continue;
                 }
                 if started.elapsed() > TIMEOUT {
@@ -87,9 +104,29 @@ fn dotlock(path: &Path) -> Result<Option<PathBuf>, Error> {
                 }
                 std::thread::sleep(RETRY);
             }
-            Err(e) => return Err(Error::io(&lock, e)),
+            Err(e) => return Err(Error::io(lock, e)),
         }
     }
+}
+
+/// Whether the dotlock names a PID (as roost and Dovecot write) of a process that is gone.
+fn owner_is_dead(lock: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(lock) else {
+        return false;
+    };
+    let Some(pid) = text
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse::<libc::pid_t>().ok())
+    else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 fn fcntl_lock(file: &File, path: &Path) -> Result<(), Error> {
