@@ -195,3 +195,22 @@ fn a_stale_dotlock_is_broken_and_ours_is_released() {
     assert_eq!(mb.sync().unwrap().messages.len(), 4, "stale dotlock broken");
     assert!(!lock.exists(), "and our own dotlock released");
 }
+
+#[test]
+fn an_open_session_reading_only_the_appended_tail_agrees_with_a_full_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("INBOX");
+    let state = dir.path().join(".roost/INBOX.uids");
+    python(PY_WRITE, &path);
+    let mut session = Mbox::new(&path, &state);
+    session.sync().unwrap();
+    for i in 0..5 {
+        let body = format!("Subject: tail {i}\n\nFrom a line that needs quoting\nend {i}");
+        let append = format!("import mailbox, sys\nmb = mailbox.mbox(sys.argv[1])\nmb.add({body:?}.encode())\nmb.flush()\n");
+        python(&append, &path);
+        let incremental = session.sync().unwrap();
+        let full = Mbox::new(&path, &state).sync().unwrap();
+        assert_eq!(incremental, full, "after append {i}");
+        assert_eq!(incremental.messages.len(), 5 + i);
+    }
+}

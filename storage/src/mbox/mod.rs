@@ -36,6 +36,28 @@ pub struct Mbox {
     uidnext: Uid,
     /// Messages in file order with their UIDs.
     messages: Vec<(Uid, RawMessage)>,
+    /// The last scan and the file it described, to skip or shorten the next one.
+    last_scan: Option<(FileId, parse::Scan)>,
+}
+
+/// What identifies an mbox's content without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    inode: u64,
+    len: u64,
+    mtime: (i64, i64),
+}
+
+impl FileId {
+    fn of(file: &File, path: &Path) -> Result<Self, Error> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+        Ok(Self {
+            inode: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        })
+    }
 }
 
 impl Mbox {
@@ -48,12 +70,46 @@ impl Mbox {
             uidvalidity: 0,
             uidnext: 1,
             messages: Vec::new(),
+            last_scan: None,
         }
     }
 
+    /// Scans the mbox: not at all if unchanged, only the tail if something was appended (the
+    /// last known `From ` line still where it was), else the whole file.
+    fn scan(&mut self) -> Result<parse::Scan, Error> {
+        let io_err = |e| Error::io(&self.path, e);
+        let mut file = File::open(&self.path).map_err(io_err)?;
+        let id = FileId::of(&file, &self.path)?;
+        let previous = self.last_scan.take();
+        let scan = match previous {
+            Some((old, scan)) if old == id => scan,
+            Some((old, scan))
+                if old.inode == id.inode && id.len > old.len && tail_intact(&mut file, &scan)? =>
+            {
+                let last = scan.messages.last().map_or(0, |m| m.from_line);
+                file.seek(SeekFrom::Start(last)).map_err(io_err)?;
+                let tail = parse::scan(&mut BufReader::new(&mut file)).map_err(io_err)?;
+                let mut merged = scan;
+                merged.messages.pop();
+                merged
+                    .messages
+                    .extend(tail.messages.into_iter().map(|m| RawMessage {
+                        from_line: m.from_line + last,
+                        start: m.start + last,
+                        end: m.end + last,
+                        ..m
+                    }));
+                merged.len = last + tail.len;
+                merged
+            }
+            _ => parse::scan(&mut BufReader::new(&mut file)).map_err(io_err)?,
+        };
+        self.last_scan = Some((id, scan.clone()));
+        Ok(scan)
+    }
+
     fn sync_locked(&mut self) -> Result<Snapshot, Error> {
-        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        let scan = parse::scan(&mut BufReader::new(file)).map_err(|e| Error::io(&self.path, e))?;
+        let scan = self.scan()?;
         let state = UidState::read(&self.state_path, &self.path)?;
         let (uidvalidity, uidnext, numbered) = state::number(&scan, &state);
         self.uidvalidity = uidvalidity;
@@ -366,6 +422,18 @@ impl Mbox {
             .map(|(uid, m)| (m.from_line, m.end - m.from_line, *uid))
             .collect()
     }
+}
+
+/// Whether the last message of an earlier scan still starts where it did, with the same line.
+fn tail_intact(file: &mut File, scan: &parse::Scan) -> Result<bool, Error> {
+    let Some(last) = scan.messages.last() else {
+        return Ok(false);
+    };
+    let mut line = vec![0u8; last.envelope.len()];
+    let read = file
+        .seek(SeekFrom::Start(last.from_line))
+        .and_then(|_| file.read_exact(&mut line));
+    Ok(read.is_ok() && line == last.envelope.as_bytes())
 }
 
 /// What must precede a new message so the previous one ends with a blank line.
