@@ -6,6 +6,7 @@
 //! the page cache can be dropped), and the peak RSS of this process.
 
 use std::fs;
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use roost_storage::maildir::Maildir;
@@ -84,6 +85,32 @@ fn main() {
             "open with a current index (cold)", "n/a (cannot drop caches here)"
         );
     }
+    let mut open = Maildir::new(&root);
+    let snap_now = open.sync().expect("sync");
+    time(
+        "FETCH ENVELOPE 1:* first time: read headers, cache them",
+        || {
+            for m in &snap_now.messages {
+                let mut head = vec![0u8; 256];
+                let mut file = open.open_message(m.uid).expect("open");
+                let n = file.read(&mut head).expect("read");
+                open.cache(m.uid, "ENVELOPE", &head[..n]).expect("cache");
+            }
+        },
+    );
+    let mut reopened = Maildir::new(&root);
+    let snap_again = reopened.sync().expect("sync");
+    let (hits, _) = time(
+        "FETCH ENVELOPE 1:* again, new session: from the cache",
+        || {
+            snap_again
+                .messages
+                .iter()
+                .filter(|m| reopened.cached(m.uid, "ENVELOPE").is_some())
+                .count()
+        },
+    );
+    assert_eq!(hits, messages);
     fs::remove_file(root.join("roost.index")).expect("index");
     time(
         "rebuild after the index is deleted (list cur/, stat all)",

@@ -18,6 +18,7 @@
 //! cache of FETCH fields.
 #![deny(unsafe_code)]
 
+pub mod cache;
 pub mod error;
 pub mod index;
 pub mod location;

@@ -159,4 +159,10 @@ pub trait Mailbox: Send {
 
     /// Removes messages for good; returns the UIDs actually removed.
     fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error>;
+
+    /// A field cached for a message (ENVELOPE, BODYSTRUCTURE, ...), if computed before.
+    fn cached(&mut self, uid: Uid, field: &str) -> Option<Vec<u8>>;
+
+    /// Remembers a field computed from a message, for the next FETCH.
+    fn cache(&mut self, uid: Uid, field: &str, value: &[u8]) -> Result<(), Error>;
 }

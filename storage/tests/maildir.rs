@@ -379,3 +379,29 @@ fn a_current_index_is_trusted_and_a_stale_one_is_not() {
     assert!(after.messages[1].flags.contains(Flags::DELETED));
     assert_eq!(uids(&after), uids(&before));
 }
+
+#[test]
+fn cached_fields_are_served_again_without_the_message_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut md, _) = populated(dir.path());
+    assert_eq!(md.cached(3, "ENVELOPE"), None);
+    md.cache(3, "ENVELOPE", b"(NIL \"3\" NIL)").unwrap();
+    // The message file itself goes away: the cached field is still there (no file is read).
+    let root = dir.path().join("Maildir");
+    let mut reopened = Maildir::new(&root);
+    reopened.sync().unwrap();
+    assert_eq!(
+        reopened.cached(3, "ENVELOPE").as_deref(),
+        Some(&b"(NIL \"3\" NIL)"[..])
+    );
+    // A lost or garbled cache only costs a recomputation.
+    fs::write(root.join("roost.cache"), b"garbage").unwrap();
+    let mut damaged = Maildir::new(&root);
+    damaged.sync().unwrap();
+    assert_eq!(damaged.cached(3, "ENVELOPE"), None);
+    damaged.cache(3, "ENVELOPE", b"again").unwrap();
+    assert_eq!(
+        damaged.cached(3, "ENVELOPE").as_deref(),
+        Some(&b"again"[..])
+    );
+}

@@ -214,3 +214,21 @@ fn an_open_session_reading_only_the_appended_tail_agrees_with_a_full_scan() {
         assert_eq!(incremental.messages.len(), 5 + i);
     }
 }
+
+#[test]
+fn mbox_fields_are_cached_beside_the_side_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("INBOX");
+    let state = dir.path().join(".roost/INBOX.uids");
+    python(PY_WRITE, &path);
+    let mut mb = Mbox::new(&path, &state);
+    mb.sync().unwrap();
+    mb.cache(2, "BODYSTRUCTURE", b"(\"text\" \"plain\")")
+        .unwrap();
+    let mut again = Mbox::new(&path, &state);
+    again.sync().unwrap();
+    assert_eq!(
+        again.cached(2, "BODYSTRUCTURE").as_deref(),
+        Some(&b"(\"text\" \"plain\")"[..])
+    );
+}

@@ -23,12 +23,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use self::filename::MaildirName;
 use self::keywords::Keywords;
 use self::uidlist::Uidlist;
+use crate::cache::FieldCache;
 use crate::index::Stamp;
 use crate::mailbox::{FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot, Uid};
 use crate::Error;
 
 /// Prefix of the empty marker file whose name records UIDVALIDITY a second time.
 const UIDVALIDITY_MARKER: &str = "roost-uidvalidity.";
+/// The field cache file.
+const CACHE_FILE: &str = "roost.cache";
 /// The lock file serialising writers of one folder (among roost processes).
 const LOCK_FILE: &str = "roost.lock";
 
@@ -42,6 +45,7 @@ pub struct Maildir {
     files: BTreeMap<Uid, Entry>,
     uidlist: Option<Uidlist>,
     keywords: Keywords,
+    cache: Option<FieldCache>,
 }
 
 /// A message file as found on disk.
@@ -88,6 +92,7 @@ impl Maildir {
             files: BTreeMap::new(),
             uidlist: None,
             keywords: Keywords::default(),
+            cache: None,
         }
     }
 
@@ -166,6 +171,16 @@ impl Maildir {
                 .insert(e.name.key.clone(), (*uid, e.name.base.clone()));
         }
         list.write(&self.root)
+    }
+
+    /// The folder's field cache, opened on first use (after a sync, which knows UIDVALIDITY).
+    fn field_cache(&mut self) -> Option<&mut FieldCache> {
+        let uidvalidity = self.uidlist.as_ref()?.uidvalidity;
+        let path = self.root.join(CACHE_FILE);
+        Some(
+            self.cache
+                .get_or_insert_with(|| FieldCache::open(path, uidvalidity)),
+        )
     }
 
     /// The view the last sync established; reads nothing from disk.
@@ -317,6 +332,17 @@ impl Mailbox for Maildir {
             .into_iter()
             .filter(|m| wanted.contains(&m.uid))
             .collect())
+    }
+
+    fn cached(&mut self, uid: Uid, field: &str) -> Option<Vec<u8>> {
+        self.field_cache()?.get(uid, field)
+    }
+
+    fn cache(&mut self, uid: Uid, field: &str, value: &[u8]) -> Result<(), Error> {
+        match self.field_cache() {
+            Some(cache) => cache.put(uid, field, value),
+            None => Ok(()),
+        }
     }
 
     fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error> {

@@ -24,6 +24,7 @@ use self::lock::MboxLock;
 use self::parse::{is_hidden_header, RawMessage};
 use self::reader::MessageView;
 use self::state::UidState;
+use crate::cache::FieldCache;
 use crate::mailbox::{FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot, Uid};
 use crate::Error;
 
@@ -38,6 +39,7 @@ pub struct Mbox {
     messages: Vec<(Uid, RawMessage)>,
     /// The last scan and the file it described, to skip or shorten the next one.
     last_scan: Option<(FileId, parse::Scan)>,
+    cache: Option<FieldCache>,
 }
 
 /// What identifies an mbox's content without reading it.
@@ -71,6 +73,7 @@ impl Mbox {
             uidnext: 1,
             messages: Vec::new(),
             last_scan: None,
+            cache: None,
         }
     }
 
@@ -397,6 +400,17 @@ impl Mailbox for Mbox {
             .collect())
     }
 
+    fn cached(&mut self, uid: Uid, field: &str) -> Option<Vec<u8>> {
+        self.field_cache()?.get(uid, field)
+    }
+
+    fn cache(&mut self, uid: Uid, field: &str, value: &[u8]) -> Result<(), Error> {
+        match self.field_cache() {
+            Some(cache) => cache.put(uid, field, value),
+            None => Ok(()),
+        }
+    }
+
     fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error> {
         let _lock = MboxLock::acquire(&self.path)?;
         self.sync_locked()?;
@@ -415,6 +429,19 @@ impl Mailbox for Mbox {
 }
 
 impl Mbox {
+    /// The field cache, beside the side file, opened on first use after a sync.
+    fn field_cache(&mut self) -> Option<&mut FieldCache> {
+        if self.uidvalidity == 0 {
+            return None;
+        }
+        let path = self.state_path.with_extension("cache");
+        let uidvalidity = self.uidvalidity;
+        Some(
+            self.cache
+                .get_or_insert_with(|| FieldCache::open(path, uidvalidity)),
+        )
+    }
+
     fn pending(&self) -> Vec<(u64, u64, Uid)> {
         self.messages
             .iter()
