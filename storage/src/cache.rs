@@ -229,7 +229,7 @@ mod tests {
         flipped[bytes.len() / 2] ^= 0xff;
         fs::write(&path, &flipped).unwrap();
         let damaged = FieldCache::open(&path, 7);
-        assert!(damaged.len() < 100 && damaged.len() > 0);
+        assert!(damaged.len() < 100 && !damaged.is_empty());
         assert!(
             FieldCache::open(&path, 8).is_empty(),
             "another UIDVALIDITY starts over"
