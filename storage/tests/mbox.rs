@@ -232,3 +232,47 @@ fn mbox_fields_are_cached_beside_the_side_file() {
         Some(&b"(\"text\" \"plain\")"[..])
     );
 }
+
+#[test]
+fn the_mbox_index_opens_an_unchanged_mbox_and_heals_when_damaged_or_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("INBOX");
+    let state = dir.path().join(".roost/INBOX.uids");
+    python(PY_WRITE, &path);
+    let first = Mbox::new(&path, &state).sync().unwrap();
+    let index = dir.path().join(".roost/INBOX.index");
+    assert!(index.exists());
+    assert_eq!(
+        Mbox::new(&path, &state).sync().unwrap(),
+        first,
+        "from the index"
+    );
+    let bytes = fs::read(&index).unwrap();
+    for damage in [
+        Vec::new(),
+        b"garbage".to_vec(),
+        bytes[..bytes.len() / 2].to_vec(),
+    ] {
+        fs::write(&index, &damage).unwrap();
+        let repairs = roost_storage::repair::count();
+        assert_eq!(Mbox::new(&path, &state).sync().unwrap(), first);
+        assert!(roost_storage::repair::count() > repairs, "reported");
+    }
+    // Another mail reader adds a Status header in place (same inode, longer file): seen.
+    let text = fs::read_to_string(&path).unwrap();
+    let changed = text.replacen("Subject: py 0\n", "Status: R\nSubject: py 0\n", 1);
+    std::thread::sleep(Duration::from_millis(10));
+    fs::write(&path, changed).unwrap();
+    let after = Mbox::new(&path, &state).sync().unwrap();
+    assert_eq!(
+        after.messages.len(),
+        4,
+        "{:?}",
+        fs::read_to_string(&path).unwrap()
+    );
+    assert!(after.messages[0].flags.contains(Flags::SEEN));
+    assert_eq!(
+        after.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+}

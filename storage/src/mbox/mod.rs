@@ -8,6 +8,7 @@
 //! old or the new mbox, never a mix. Every operation holds the dotlock and the fcntl lock.
 
 pub mod date;
+pub mod index;
 pub mod lock;
 pub mod parse;
 pub mod reader;
@@ -20,6 +21,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use self::index::FileId;
 use self::lock::MboxLock;
 use self::parse::{is_hidden_header, RawMessage};
 use self::reader::MessageView;
@@ -39,27 +41,19 @@ pub struct Mbox {
     messages: Vec<(Uid, RawMessage)>,
     /// The last scan and the file it described, to skip or shorten the next one.
     last_scan: Option<(FileId, parse::Scan)>,
+    /// The file identity the index on disk describes.
+    last_scan_on_disk: Option<FileId>,
     cache: Option<FieldCache>,
 }
 
-/// What identifies an mbox's content without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileId {
-    inode: u64,
-    len: u64,
-    mtime: (i64, i64),
-}
-
-impl FileId {
-    fn of(file: &File, path: &Path) -> Result<Self, Error> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-        Ok(Self {
-            inode: meta.ino(),
-            len: meta.len(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-        })
-    }
+fn file_id(file: &File, path: &Path) -> Result<FileId, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    Ok(FileId {
+        inode: meta.ino(),
+        len: meta.len(),
+        mtime: (meta.mtime(), meta.mtime_nsec()),
+    })
 }
 
 impl Mbox {
@@ -73,6 +67,7 @@ impl Mbox {
             uidnext: 1,
             messages: Vec::new(),
             last_scan: None,
+            last_scan_on_disk: None,
             cache: None,
         }
     }
@@ -80,10 +75,14 @@ impl Mbox {
     /// Scans the mbox: not at all if unchanged, only the tail if something was appended (the
     /// last known `From ` line still where it was), else the whole file.
     fn scan(&mut self) -> Result<parse::Scan, Error> {
-        let io_err = |e| Error::io(&self.path, e);
+        let path = self.path.clone();
+        let io_err = |e| Error::io(&path, e);
         let mut file = File::open(&self.path).map_err(io_err)?;
-        let id = FileId::of(&file, &self.path)?;
-        let previous = self.last_scan.take();
+        let id = file_id(&file, &path)?;
+        let previous = match self.last_scan.take() {
+            Some(previous) => Some(previous),
+            None => self.read_index(),
+        };
         let scan = match previous {
             Some((old, scan)) if old == id => scan,
             Some((old, scan))
@@ -105,8 +104,16 @@ impl Mbox {
                 merged.len = last + tail.len;
                 merged
             }
-            _ => parse::scan(&mut BufReader::new(&mut file)).map_err(io_err)?,
+            _ => {
+                // The checks above may have moved the file position.
+                file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+                parse::scan(&mut BufReader::new(&mut file)).map_err(io_err)?
+            }
         };
+        if self.last_scan_on_disk != Some(id) {
+            index::write(&self.index_path(), id, &scan)?;
+            self.last_scan_on_disk = Some(id);
+        }
         self.last_scan = Some((id, scan.clone()));
         Ok(scan)
     }
@@ -429,6 +436,29 @@ impl Mailbox for Mbox {
 }
 
 impl Mbox {
+    fn index_path(&self) -> PathBuf {
+        self.state_path.with_extension("index")
+    }
+
+    /// The index left by an earlier session; a damaged one is reported and ignored.
+    fn read_index(&mut self) -> Option<(FileId, parse::Scan)> {
+        match index::read(&self.index_path()) {
+            Ok(Some(Some((id, scan)))) => {
+                self.last_scan_on_disk = Some(id);
+                Some((id, scan))
+            }
+            Ok(Some(None)) => {
+                crate::repair::report(
+                    &self.path,
+                    "the mbox index is corrupt",
+                    "scanned the mbox and rebuilt it",
+                );
+                None
+            }
+            Ok(None) | Err(_) => None,
+        }
+    }
+
     /// The field cache, beside the side file, opened on first use after a sync.
     fn field_cache(&mut self) -> Option<&mut FieldCache> {
         if self.uidvalidity == 0 {

@@ -1,0 +1,227 @@
+//! The mbox index: the last scan of an mbox (where each message starts and ends, its flags and
+//! UID) and the identity of the file it described, so a new session opens an unchanged mbox
+//! without reading it, and one an MTA appended to by reading only the new tail.
+//!
+//! ```text
+//!   header   "ROOSTMB1" version count inode len mtime(s, ns) imapbase(flag, V, N) scanned-len
+//!            body CRC, header CRC
+//!   records  from start end uid flags size | envelope_len keywords_len envelope keywords
+//! ```
+//! Checked completely before use; anything wrong means a full scan (reported once).
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use super::parse::{RawMessage, Scan};
+use crate::mailbox::Flags;
+use crate::maildir::uidlist::write_atomically;
+use crate::Error;
+
+const MAGIC: &[u8; 8] = b"ROOSTMB1";
+const VERSION: u32 = 1;
+const HEADER: usize = 8 + 4 + 4 + 8 + 8 + 8 + 8 + 1 + 4 + 4 + 8 + 4 + 4;
+
+/// What identifies an mbox's content without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    /// Inode number: a rewrite (rename) changes it.
+    pub inode: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// Modification time (seconds, nanoseconds).
+    pub mtime: (i64, i64),
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        let b = self.take(8)?;
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(b);
+        Some(u64::from_le_bytes(raw))
+    }
+}
+
+/// Encodes a scan of the file `id`.
+pub fn encode(id: FileId, scan: &Scan) -> Vec<u8> {
+    let mut body = Writer(Vec::new());
+    for m in &scan.messages {
+        body.u64(m.from_line);
+        body.u64(m.start);
+        body.u64(m.end);
+        body.u32(m.uid.unwrap_or(0));
+        body.u8(m.flags.bits());
+        body.u64(m.size);
+        let keywords = m.keywords.iter().cloned().collect::<Vec<_>>().join(" ");
+        body.u16(m.envelope.len().min(u16::MAX as usize) as u16);
+        body.u16(keywords.len().min(u16::MAX as usize) as u16);
+        body.0
+            .extend_from_slice(&m.envelope.as_bytes()[..m.envelope.len().min(u16::MAX as usize)]);
+        body.0
+            .extend_from_slice(&keywords.as_bytes()[..keywords.len().min(u16::MAX as usize)]);
+    }
+    let mut out = Writer(Vec::with_capacity(HEADER + body.0.len()));
+    out.0.extend_from_slice(MAGIC);
+    out.u32(VERSION);
+    out.u32(scan.messages.len() as u32);
+    out.u64(id.inode);
+    out.u64(id.len);
+    out.u64(id.mtime.0 as u64);
+    out.u64(id.mtime.1 as u64);
+    let (flag, v, n) = scan.imapbase.map_or((0, 0, 0), |(v, n)| (1, v, n));
+    out.u8(flag);
+    out.u32(v);
+    out.u32(n);
+    out.u64(scan.len);
+    out.u32(crc32fast::hash(&body.0));
+    let crc = crc32fast::hash(&out.0);
+    out.u32(crc);
+    out.0.extend_from_slice(&body.0);
+    out.0
+}
+
+/// Decodes and checks an index; `None` if anything is wrong.
+pub fn decode(bytes: &[u8]) -> Option<(FileId, Scan)> {
+    if bytes.len() < HEADER
+        || crc32fast::hash(&bytes[..HEADER - 4]) != Reader(&bytes[HEADER - 4..HEADER]).u32()?
+    {
+        return None;
+    }
+    let mut h = Reader(&bytes[..HEADER]);
+    if h.take(8)? != MAGIC || h.u32()? != VERSION {
+        return None;
+    }
+    let count = h.u32()? as usize;
+    let id = FileId {
+        inode: h.u64()?,
+        len: h.u64()?,
+        mtime: (h.u64()? as i64, h.u64()? as i64),
+    };
+    let (flag, v, n) = (h.u8()?, h.u32()?, h.u32()?);
+    let scanned_len = h.u64()?;
+    let body = &bytes[HEADER..];
+    if crc32fast::hash(body) != h.u32()? {
+        return None;
+    }
+    let mut r = Reader(body);
+    let mut messages = Vec::with_capacity(count.min(body.len() / 40));
+    for _ in 0..count {
+        let (from_line, start, end, uid, flags, size) =
+            (r.u64()?, r.u64()?, r.u64()?, r.u32()?, r.u8()?, r.u64()?);
+        let (env_len, kw_len) = (r.u16()? as usize, r.u16()? as usize);
+        let envelope = String::from_utf8(r.take(env_len)?.to_vec()).ok()?;
+        let keywords = std::str::from_utf8(r.take(kw_len)?).ok()?;
+        if !(from_line < start && start <= end && end <= scanned_len) {
+            return None;
+        }
+        messages.push(RawMessage {
+            from_line,
+            start,
+            end,
+            envelope,
+            uid: (uid > 0).then_some(uid),
+            flags: Flags::from_bits(flags),
+            keywords: keywords
+                .split(' ')
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+                .collect(),
+            size,
+        });
+    }
+    if !r.0.is_empty() {
+        return None;
+    }
+    let imapbase = (flag == 1).then_some((v, n));
+    Some((
+        id,
+        Scan {
+            messages,
+            imapbase,
+            len: scanned_len,
+        },
+    ))
+}
+
+/// Reads the index at `path`; `Ok(None)` if missing, `Err(())`-like `Ok(Some(None))` if corrupt.
+pub fn read(path: &Path) -> Result<Option<Option<(FileId, Scan)>>, Error> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(decode(&bytes))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Writes the index atomically.
+pub fn write(path: &Path, id: FileId, scan: &Scan) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    write_atomically(dir, &name, &encode(id, scan))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_every_damage_is_detected() {
+        let text = b"From a Mon Jan  1 00:00:00 2024\nX-UID: 4\nStatus: RO\nX-Keywords: $Junk\nSubject: x\n\nbody\n\nFrom b Mon Jan  1 00:00:00 2024\nSubject: y\n\n>From z\n\n";
+        let scan = super::super::parse::scan(&mut &text[..]).unwrap();
+        let id = FileId {
+            inode: 5,
+            len: text.len() as u64,
+            mtime: (1, 2),
+        };
+        let bytes = encode(id, &scan);
+        assert_eq!(decode(&bytes), Some((id, scan)));
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_none(), "cut {cut}");
+        }
+        for i in 0..bytes.len() {
+            let mut flipped = bytes.clone();
+            flipped[i] ^= 0x04;
+            assert!(decode(&flipped).is_none(), "byte {i}");
+        }
+    }
+}
