@@ -19,7 +19,7 @@ use crate::maildir::uidlist::write_atomically;
 use crate::Error;
 
 const MAGIC: &[u8; 8] = b"ROOSTMB1";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 4 + 8 + 8 + 8 + 8 + 1 + 4 + 4 + 8 + 4 + 4;
 
 /// What identifies an mbox's content without reading it.
@@ -89,6 +89,7 @@ pub fn encode(id: FileId, scan: &Scan) -> Vec<u8> {
         body.u32(m.uid.unwrap_or(0));
         body.u8(m.flags.bits());
         body.u64(m.size);
+        body.u32(m.digest);
         let keywords = m.keywords.iter().cloned().collect::<Vec<_>>().join(" ");
         body.u16(m.envelope.len().min(u16::MAX as usize) as u16);
         body.u16(keywords.len().min(u16::MAX as usize) as u16);
@@ -145,6 +146,7 @@ pub fn decode(bytes: &[u8]) -> Option<(FileId, Scan)> {
     for _ in 0..count {
         let (from_line, start, end, uid, flags, size) =
             (r.u64()?, r.u64()?, r.u64()?, r.u32()?, r.u8()?, r.u64()?);
+        let digest = r.u32()?;
         let (env_len, kw_len) = (r.u16()? as usize, r.u16()? as usize);
         let envelope = String::from_utf8(r.take(env_len)?.to_vec()).ok()?;
         let keywords = std::str::from_utf8(r.take(kw_len)?).ok()?;
@@ -164,6 +166,7 @@ pub fn decode(bytes: &[u8]) -> Option<(FileId, Scan)> {
                 .map(str::to_string)
                 .collect(),
             size,
+            digest,
         });
     }
     if !r.0.is_empty() {

@@ -125,11 +125,11 @@ impl Mbox {
         self.uidvalidity = uidvalidity;
         self.uidnext = uidnext;
         self.messages = numbered;
-        let pending: Vec<(u64, u64, Uid)> = self
+        let pending: Vec<(u32, Uid)> = self
             .messages
             .iter()
             .filter(|(_, m)| m.uid.is_none())
-            .map(|(uid, m)| (m.from_line, m.end - m.from_line, *uid))
+            .map(|(uid, m)| (m.digest, *uid))
             .collect();
         let fresh = UidState {
             uidvalidity,
@@ -472,11 +472,11 @@ impl Mbox {
         )
     }
 
-    fn pending(&self) -> Vec<(u64, u64, Uid)> {
+    fn pending(&self) -> Vec<(u32, Uid)> {
         self.messages
             .iter()
             .filter(|(_, m)| m.uid.is_none())
-            .map(|(uid, m)| (m.from_line, m.end - m.from_line, *uid))
+            .map(|(uid, m)| (m.digest, *uid))
             .collect()
     }
 }

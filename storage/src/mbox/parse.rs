@@ -37,6 +37,10 @@ pub struct RawMessage {
     pub keywords: BTreeSet<String>,
     /// Size as clients see it.
     pub size: u64,
+    /// CRC of the headers other programs do not rewrite (all but the bookkeeping ones): it
+    /// recognises a message that has no `X-UID` yet even after a mail reader changed its
+    /// `Status:` in place and moved it.
+    pub digest: u32,
 }
 
 /// What a scan found.
@@ -70,6 +74,7 @@ pub fn scan(reader: &mut impl BufRead) -> io::Result<Scan> {
     let mut prev_blank_at: Option<u64> = Some(0);
     let mut current: Option<RawMessage> = None;
     let mut in_headers = false;
+    let mut digest = crc32fast::Hasher::new();
     loop {
         line.clear();
         let n = reader.read_until(b'\n', &mut line)? as u64;
@@ -81,7 +86,8 @@ pub fn scan(reader: &mut impl BufRead) -> io::Result<Scan> {
         if content.starts_with(b"From ") && prev_blank_at.is_some() {
             if let Some(done) = current.take() {
                 let end = prev_blank_at.unwrap_or(offset);
-                out.messages.push(finish(done, end));
+                out.messages
+                    .push(finish(done, end, digest.clone().finalize()));
             }
             current = Some(RawMessage {
                 from_line: offset,
@@ -92,7 +98,9 @@ pub fn scan(reader: &mut impl BufRead) -> io::Result<Scan> {
                 flags: Flags::empty(),
                 keywords: BTreeSet::new(),
                 size: 0,
+                digest: 0,
             });
+            digest = crc32fast::Hasher::new();
             in_headers = true;
             prev_blank_at = None;
             offset += n;
@@ -105,6 +113,8 @@ pub fn scan(reader: &mut impl BufRead) -> io::Result<Scan> {
             } else if in_headers && is_hidden_header(content) {
                 msg.size += n;
                 read_header(msg, content, out.messages.is_empty(), &mut out.imapbase);
+            } else if in_headers {
+                digest.update(content);
             } else if !in_headers && is_quoted_from(content) {
                 msg.size += 1;
             }
@@ -115,14 +125,16 @@ pub fn scan(reader: &mut impl BufRead) -> io::Result<Scan> {
     if let Some(done) = current.take() {
         // The last message ends before a trailing separator line, if there is one.
         let end = prev_blank_at.filter(|at| *at + 1 == offset || *at + 2 == offset);
-        out.messages.push(finish(done, end.unwrap_or(offset)));
+        out.messages
+            .push(finish(done, end.unwrap_or(offset), digest.finalize()));
     }
     out.len = offset;
     Ok(out)
 }
 
 /// Closes a message at `end`; its size becomes what clients see.
-fn finish(mut msg: RawMessage, end: u64) -> RawMessage {
+fn finish(mut msg: RawMessage, end: u64, digest: u32) -> RawMessage {
+    msg.digest = digest;
     msg.end = end.max(msg.start);
     msg.size = (msg.end - msg.start).saturating_sub(msg.size);
     msg

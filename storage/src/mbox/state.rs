@@ -1,6 +1,6 @@
 //! The mbox side file: UIDVALIDITY, UIDNEXT, and the UIDs of messages that have no `X-UID`
-//! header yet (keyed by where they start and how long they are), until a rewrite records them
-//! in the mail. Written atomically; a torn or garbled one is reported and rebuilt.
+//! header yet (in file order, each with its header digest), until a rewrite records them in the
+//! mail. Written atomically; a torn or garbled one is reported and rebuilt.
 
 use std::fs;
 use std::io;
@@ -20,8 +20,8 @@ pub struct UidState {
     pub uidvalidity: u32,
     /// UIDNEXT.
     pub uidnext: Uid,
-    /// `(offset of From line, length, uid)` of messages without `X-UID`.
-    pub pending: Vec<(u64, u64, Uid)>,
+    /// `(header digest, uid)` of messages without `X-UID`, in file order.
+    pub pending: Vec<(u32, Uid)>,
 }
 
 impl UidState {
@@ -63,11 +63,8 @@ impl UidState {
                     pending,
                 });
             }
-            let mut f = line.split(' ').map(|v| v.parse::<u64>().ok());
-            let (Some(at), Some(len), Some(uid)) = (f.next()?, f.next()?, f.next()?) else {
-                return None;
-            };
-            pending.push((at, len, u32::try_from(uid).ok()?));
+            let (digest, uid) = line.split_once(' ')?;
+            pending.push((digest.parse().ok()?, uid.parse().ok()?));
         }
         None
     }
@@ -75,8 +72,8 @@ impl UidState {
     /// Writes the side file atomically.
     pub fn write(&self, path: &Path) -> Result<(), Error> {
         let mut text = format!("{HEADER}\nV{} N{}\n", self.uidvalidity, self.uidnext);
-        for (at, len, uid) in &self.pending {
-            text.push_str(&format!("{at} {len} {uid}\n"));
+        for (digest, uid) in &self.pending {
+            text.push_str(&format!("{digest} {uid}\n"));
         }
         text.push_str("end\n");
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -115,13 +112,21 @@ pub fn number(scan: &Scan, state: &Option<UidState>) -> (u32, Uid, Vec<(Uid, Raw
         .max(max_xuid.saturating_add(1));
     let mut last = 0;
     let mut out = Vec::with_capacity(scan.messages.len());
+    let pending = state.as_ref().map_or(&[][..], |s| &s.pending[..]);
+    let mut cursor = 0;
     for msg in &scan.messages {
-        let remembered = state.as_ref().and_then(|s| {
-            s.pending
+        let remembered = if msg.uid.is_none() {
+            // Messages keep their order: match each to the next remembered one with its digest.
+            pending[cursor..]
                 .iter()
-                .find(|(at, len, _)| *at == msg.from_line && *len == msg.end - msg.from_line)
-                .map(|(_, _, uid)| *uid)
-        });
+                .position(|(d, _)| *d == msg.digest)
+                .map(|i| {
+                    cursor += i + 1;
+                    pending[cursor - 1].1
+                })
+        } else {
+            None
+        };
         let uid = match msg.uid.or(remembered) {
             Some(uid) if uid > last => uid,
             _ => {
