@@ -165,4 +165,27 @@ pub trait Mailbox: Send {
 
     /// Remembers a field computed from a message, for the next FETCH.
     fn cache(&mut self, uid: Uid, field: &str, value: &[u8]) -> Result<(), Error>;
+
+    /// Copies messages (bytes, flags, keywords, internal date) into `dest`, in UID order;
+    /// returns `(source UID, new UID)` pairs for COPYUID.
+    fn copy_to(&mut self, uids: &[Uid], dest: &mut dyn Mailbox) -> Result<Vec<(Uid, Uid)>, Error> {
+        let wanted: BTreeSet<Uid> = uids.iter().copied().collect();
+        let snapshot = self.sync()?;
+        let mut pairs = Vec::new();
+        for m in snapshot.messages.iter().filter(|m| wanted.contains(&m.uid)) {
+            let mut reader = self.open_message(m.uid)?;
+            let new = dest.append(&mut reader, m.flags, &m.keywords, Some(m.internal_date))?;
+            pairs.push((m.uid, new));
+        }
+        Ok(pairs)
+    }
+
+    /// Moves messages into `dest`: copy, then expunge here. A crash in between leaves the
+    /// message in both places, never in neither.
+    fn move_to(&mut self, uids: &[Uid], dest: &mut dyn Mailbox) -> Result<Vec<(Uid, Uid)>, Error> {
+        let pairs = self.copy_to(uids, dest)?;
+        let moved: Vec<Uid> = pairs.iter().map(|(from, _)| *from).collect();
+        self.expunge(&moved)?;
+        Ok(pairs)
+    }
 }

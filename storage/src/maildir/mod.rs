@@ -141,7 +141,7 @@ impl Maildir {
     }
 
     /// Renames a message to its canonical `cur/` name for `name`.
-    fn move_to(&self, entry: &Entry, name: MaildirName) -> Result<Entry, Error> {
+    fn rename_entry(&self, entry: &Entry, name: MaildirName) -> Result<Entry, Error> {
         let file = name.file_name();
         let moved = Entry {
             place: Place::Cur,
@@ -279,7 +279,7 @@ impl Mailbox for Maildir {
             size,
             date: Stamp::of(&tmp),
         };
-        let entry = self.move_to(&tmp_entry, name)?;
+        let entry = self.rename_entry(&tmp_entry, name)?;
         sync_dir(&self.cur())?;
         self.files.insert(uid, entry);
         if let Some(list) = self.uidlist.as_mut() {
@@ -321,7 +321,7 @@ impl Mailbox for Maildir {
             updated.keyword_letters.sort_unstable();
             updated.keyword_letters.dedup();
             if updated != entry.name {
-                let moved = self.move_to(entry, updated)?;
+                let moved = self.rename_entry(entry, updated)?;
                 self.files.insert(*uid, moved);
             }
         }

@@ -136,7 +136,7 @@ impl Maildir {
             uidlist.uidnext += 1;
             let mut name = entry.name.clone();
             name.set_uid(uid);
-            files.insert(uid, self.move_to(&entry, name)?);
+            files.insert(uid, self.rename_entry(&entry, name)?);
             renamed = true;
         }
         for (uid, entry) in files.iter_mut() {
@@ -144,7 +144,7 @@ impl Maildir {
                 // Record the UID in the name too (once per message), so it outlives the uidlist.
                 let mut name = entry.name.clone();
                 name.set_uid(*uid);
-                *entry = self.move_to(entry, name)?;
+                *entry = self.rename_entry(entry, name)?;
                 renamed = true;
             }
             uidlist

@@ -1,0 +1,125 @@
+//! One suite, run against every backend: whatever the format, a session sees the same mailbox
+//! behaviour through the `Mailbox` API.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use roost_storage::maildir::Maildir;
+use roost_storage::mbox::Mbox;
+use roost_storage::{FlagChange, Flags, Mailbox};
+
+fn maildir(dir: &Path, name: &str) -> Box<dyn Mailbox> {
+    Box::new(Maildir::new(dir.join(name)))
+}
+
+fn mbox(dir: &Path, name: &str) -> Box<dyn Mailbox> {
+    Box::new(Mbox::new(
+        dir.join(name),
+        dir.join(format!(".roost/{name}.uids")),
+    ))
+}
+
+fn text(mb: &dyn Mailbox, uid: u32) -> String {
+    let mut s = String::new();
+    mb.open_message(uid)
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
+    s
+}
+
+const MESSAGES: [&str; 3] = [
+    "From: a@example.com\r\nSubject: one\r\n\r\nFrom the top\r\n",
+    "Subject: two\r\n\r\n>From quoted\r\n\r\n\r\n",
+    "Subject: three\r\n\r\nno final newline",
+];
+
+/// `adds_final_newline`: mbox cannot store a message whose last line lacks its newline (the
+/// separator needs one), so it adds one; maildir keeps the bytes exactly.
+fn round_trip(open: fn(&Path, &str) -> Box<dyn Mailbox>, adds_final_newline: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mb = open(dir.path(), "INBOX");
+    let date = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let kw: BTreeSet<String> = ["$Label1".to_string()].into();
+    let mut uids = Vec::new();
+    for (i, m) in MESSAGES.iter().enumerate() {
+        let flags = if i == 1 { Flags::SEEN } else { Flags::empty() };
+        uids.push(
+            mb.append(&mut m.as_bytes(), flags, &kw, Some(date))
+                .unwrap(),
+        );
+    }
+    assert_eq!(uids, vec![1, 2, 3]);
+    let snap = open(dir.path(), "INBOX").sync().unwrap();
+    assert_eq!(snap.uidnext, 4);
+    for (m, info) in MESSAGES.iter().zip(&snap.messages) {
+        let expected = if m.ends_with('\n') || !adds_final_newline {
+            m.to_string()
+        } else {
+            format!("{m}\n")
+        };
+        assert_eq!(text(mb.as_ref(), info.uid), expected, "uid {}", info.uid);
+        assert_eq!(
+            info.size,
+            expected.len() as u64,
+            "RFC822.SIZE of uid {}",
+            info.uid
+        );
+        assert_eq!((info.internal_date, &info.keywords), (date, &kw));
+    }
+    assert_eq!(snap.messages[1].flags, Flags::SEEN);
+
+    // A byte range without reading the rest.
+    let mut view = mb.open_message(1).unwrap();
+    view.seek(SeekFrom::Start(21)).unwrap();
+    let mut five = [0u8; 7];
+    view.read_exact(&mut five).unwrap();
+    assert_eq!(&five, b"Subject");
+
+    mb.store(
+        &[1, 3],
+        FlagChange::Add,
+        Flags::FLAGGED.union(Flags::DELETED),
+        &BTreeSet::new(),
+    )
+    .unwrap();
+    assert_eq!(mb.expunge(&[1, 3]).unwrap(), vec![1, 3]);
+    let after = open(dir.path(), "INBOX").sync().unwrap();
+    assert_eq!(
+        after.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![2]
+    );
+    assert_eq!(after.uidvalidity, snap.uidvalidity);
+    let uid = mb
+        .append(
+            &mut &b"Subject: four\r\n\r\n"[..],
+            Flags::empty(),
+            &BTreeSet::new(),
+            None,
+        )
+        .unwrap();
+    assert_eq!(uid, 4, "UIDs are never reused");
+
+    // COPY and MOVE into another folder of the same format.
+    let mut archive = open(dir.path(), "Archive");
+    let copied = mb.copy_to(&[2], archive.as_mut()).unwrap();
+    assert_eq!(copied, vec![(2, 1)]);
+    assert_eq!(text(archive.as_ref(), 1), text(mb.as_ref(), 2));
+    assert_eq!(archive.sync().unwrap().messages[0].flags, Flags::SEEN);
+    let moved = mb.move_to(&[4], archive.as_mut()).unwrap();
+    assert_eq!(moved, vec![(4, 2)]);
+    assert_eq!(mb.sync().unwrap().messages.len(), 1);
+    assert_eq!(archive.sync().unwrap().messages.len(), 2);
+}
+
+#[test]
+fn maildir_behaves() {
+    round_trip(maildir, false);
+}
+
+#[test]
+fn mbox_behaves() {
+    round_trip(mbox, true);
+}
