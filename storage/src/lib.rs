@@ -25,11 +25,12 @@ pub mod location;
 pub mod mailbox;
 pub mod maildir;
 pub mod mbox;
+pub mod names;
 pub mod notify;
 pub mod repair;
 pub mod store;
 
 pub use error::Error;
 pub use location::{MailFormat, MailLocation, UserVars};
-pub use mailbox::{FlagChange, Flags, Mailbox, MessageInfo, Snapshot, Uid};
+pub use mailbox::{FlagChange, Flags, FolderTree, Mailbox, MessageInfo, Snapshot, Uid};
 pub use store::Store;

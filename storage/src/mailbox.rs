@@ -189,3 +189,17 @@ pub trait Mailbox: Send {
         Ok(pairs)
     }
 }
+
+/// A user's folders, whatever the format: what IMAP LIST, CREATE, DELETE and RENAME act on.
+pub trait FolderTree: Send + Sync {
+    /// Every folder, INBOX first.
+    fn list(&self) -> Result<Vec<String>, Error>;
+    /// Creates a folder.
+    fn create(&self, name: &str) -> Result<(), Error>;
+    /// Deletes a folder and its mail.
+    fn delete(&self, name: &str) -> Result<(), Error>;
+    /// Renames a folder (and its children).
+    fn rename(&self, from: &str, to: &str) -> Result<(), Error>;
+    /// Opens a folder that exists.
+    fn open(&self, name: &str) -> Result<Box<dyn Mailbox>, Error>;
+}

@@ -4,23 +4,21 @@ use std::collections::BTreeSet;
 use std::io::Read;
 
 use crate::location::{MailFormat, MailLocation, UserVars};
-use crate::mailbox::{Flags, FolderStats, Mailbox, Uid};
+use crate::mailbox::{Flags, FolderStats, FolderTree, Mailbox, Uid};
 use crate::maildir::folders::Folders;
 use crate::maildir::Maildir;
-use crate::mbox::Mbox;
+use crate::mbox::folders::MboxFolders;
 use crate::Error;
 
 /// One user's mail, opened from the configured location.
 pub struct Store {
     inbox: Box<dyn Mailbox>,
-    folders: Option<Folders>,
+    folders: Box<dyn FolderTree>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("folders", &self.folders)
-            .finish_non_exhaustive()
+        f.debug_struct("Store").finish_non_exhaustive()
     }
 }
 
@@ -34,17 +32,17 @@ impl Store {
                 inbox.ensure()?;
                 Ok(Self {
                     inbox: Box::new(inbox),
-                    folders: Some(Folders::new(root)),
+                    folders: Box::new(Folders::new(root)),
                 })
             }
             MailFormat::Mbox => {
                 let inbox = location
                     .inbox_for(vars)?
                     .unwrap_or_else(|| root.join("inbox"));
-                let state = root.join(".roost").join("INBOX.uids");
+                let folders = MboxFolders::new(root, inbox);
                 Ok(Self {
-                    inbox: Box::new(Mbox::new(inbox, state)),
-                    folders: None,
+                    inbox: folders.open("INBOX")?,
+                    folders: Box::new(folders),
                 })
             }
         }
@@ -56,9 +54,8 @@ impl Store {
             .append(message, Flags::empty(), &BTreeSet::new(), None)
     }
 
-    /// The user's maildir folders (list, create, delete, rename, open); `None` for mbox, whose
-    /// folders are not served yet.
-    pub fn folders(&self) -> Option<&Folders> {
+    /// The user's folders (list, create, delete, rename, open).
+    pub fn folders(&self) -> &dyn FolderTree {
         self.folders.as_ref()
     }
 

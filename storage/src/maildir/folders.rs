@@ -10,37 +10,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::Maildir;
+use crate::mailbox::{FolderTree, Mailbox};
+use crate::names::{parts, SEPARATOR};
 use crate::Error;
-
-/// The IMAP hierarchy separator.
-pub const SEPARATOR: char = '/';
-
-/// Checks an IMAP mailbox name and returns its parts; INBOX is returned as `None`.
-fn parts(name: &str) -> Result<Option<Vec<&str>>, Error> {
-    let invalid = |why: &str| Error::InvalidName(name.to_string(), why.to_string());
-    if name.eq_ignore_ascii_case("INBOX") {
-        return Ok(None);
-    }
-    if name.len() > 1024 {
-        return Err(invalid("too long"));
-    }
-    let parts: Vec<&str> = name.split(SEPARATOR).collect();
-    for part in &parts {
-        if part.is_empty() {
-            return Err(invalid("empty hierarchy level"));
-        }
-        if *part == "." || *part == ".." {
-            return Err(invalid("\".\" and \"..\" are not mailbox names"));
-        }
-        if part.chars().any(|c| c.is_control()) {
-            return Err(invalid("control characters are not allowed"));
-        }
-    }
-    if parts[0].eq_ignore_ascii_case("INBOX") && parts.len() > 1 {
-        return Err(invalid("INBOX cannot have children here"));
-    }
-    Ok(Some(parts))
-}
 
 /// `Lists/rust` → `.Lists.rust`
 fn dir_name(parts: &[&str]) -> String {
@@ -172,6 +144,24 @@ impl Folders {
             rename_dir(&self.path(&child)?, &self.path(&renamed)?)?;
         }
         Ok(())
+    }
+}
+
+impl FolderTree for Folders {
+    fn list(&self) -> Result<Vec<String>, Error> {
+        Folders::list(self)
+    }
+    fn create(&self, name: &str) -> Result<(), Error> {
+        Folders::create(self, name)
+    }
+    fn delete(&self, name: &str) -> Result<(), Error> {
+        Folders::delete(self, name)
+    }
+    fn rename(&self, from: &str, to: &str) -> Result<(), Error> {
+        Folders::rename(self, from, to)
+    }
+    fn open(&self, name: &str) -> Result<Box<dyn Mailbox>, Error> {
+        Ok(Box::new(Folders::open(self, name)?))
     }
 }
 

@@ -8,6 +8,7 @@
 //! old or the new mbox, never a mix. Every operation holds the dotlock and the fcntl lock.
 
 pub mod date;
+pub mod folders;
 pub mod index;
 pub mod lock;
 pub mod parse;
