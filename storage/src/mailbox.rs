@@ -93,6 +93,8 @@ pub struct MessageInfo {
     pub size: u64,
     /// INTERNALDATE.
     pub internal_date: SystemTime,
+    /// MODSEQ (RFC 7162): rises whenever the message's flags change.
+    pub modseq: u64,
 }
 
 /// A consistent view of a mailbox at one moment.
@@ -104,6 +106,17 @@ pub struct Snapshot {
     pub uidnext: Uid,
     /// The messages, in ascending UID order (sequence number = position + 1).
     pub messages: Vec<MessageInfo>,
+    /// HIGHESTMODSEQ: at least 1, never lower than any MODSEQ handed out before.
+    pub highestmodseq: u64,
+}
+
+/// A MODSEQ above `previous` and above every one handed out before a lost index: microseconds
+/// of the clock, so a rebuilt index can only move forward (clients then resync their flags).
+pub fn next_modseq(previous: u64) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    now.max(previous + 1)
 }
 
 /// Message count and total size of a folder (POP3 STAT, IMAP STATUS).

@@ -164,12 +164,30 @@ fn mail_delivered_by_others_is_picked_up_and_uids_are_never_reused() {
 
 /// Damages the folder, reopens it, and checks a client would notice nothing; `logged` says
 /// whether the damage must have been reported as a repair.
+fn without_modseq(s: &Snapshot) -> Snapshot {
+    let mut s = s.clone();
+    s.highestmodseq = 0;
+    for m in &mut s.messages {
+        m.modseq = 0;
+    }
+    s
+}
+
 fn check_repaired(dir: &Path, before: &Snapshot, logged: bool, damage: impl Fn(&Path)) {
     let root = dir.join("Maildir");
     damage(&root);
     let repairs = repair::count();
     let after = Maildir::new(&root).sync().unwrap();
-    assert_eq!(&after, before, "same UIDVALIDITY, UIDs, flags and keywords");
+    assert_eq!(
+        without_modseq(&after),
+        without_modseq(before),
+        "same UIDVALIDITY, UIDs, flags and keywords"
+    );
+    // MODSEQs may only move forward (a lost index makes clients recheck flags, never miss a change).
+    assert!(after.highestmodseq >= before.highestmodseq);
+    for (a, b) in after.messages.iter().zip(&before.messages) {
+        assert!(a.modseq >= b.modseq, "MODSEQ of UID {} went back", a.uid);
+    }
     if logged {
         assert!(repair::count() > repairs, "the repair was reported");
     }
@@ -404,4 +422,26 @@ fn cached_fields_are_served_again_without_the_message_file() {
         damaged.cached(3, "ENVELOPE").as_deref(),
         Some(&b"again"[..])
     );
+}
+
+#[test]
+fn modseq_rises_for_changed_messages_only_and_across_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut md, _) = populated(dir.path());
+    let root = dir.path().join("Maildir");
+    let before = Maildir::new(&root).sync().unwrap();
+    assert!(before.highestmodseq >= 1 && before.messages.iter().all(|m| m.modseq >= 1));
+    let changed = md
+        .store(&[3], FlagChange::Add, Flags::DRAFT, &BTreeSet::new())
+        .unwrap();
+    assert!(changed[0].modseq > before.highestmodseq);
+    let after = Maildir::new(&root).sync().unwrap();
+    assert!(after.highestmodseq >= changed[0].modseq);
+    for (a, b) in after.messages.iter().zip(&before.messages) {
+        if a.uid == 3 {
+            assert!(a.modseq > before.highestmodseq, "the changed message");
+        } else {
+            assert_eq!(a.modseq, b.modseq, "UID {} did not change", a.uid);
+        }
+    }
 }

@@ -2,9 +2,11 @@
 //! a folder whose index is current reads no message file, stats none, and lists no directory.
 //!
 //! ```text
-//!   header (76 bytes)   magic "ROOSTIX1", version, counts, UIDVALIDITY, UIDNEXT, the mtimes of
-//!                       cur/, new/ and dovecot-uidlist it describes, CRCs of body and header
-//!   records (40 bytes)  UID, flags, keyword bits, size, internal date, file name offset/length
+//!   header (84 bytes)   magic "ROOSTIX1", version, counts, UIDVALIDITY, UIDNEXT, the mtimes of
+//!                       cur/, new/ and dovecot-uidlist it describes, HIGHESTMODSEQ, CRCs of
+//!                       body and header
+//!   records (48 bytes)  UID, flags, keyword bits, size, internal date, file name offset/length,
+//!                       MODSEQ
 //!   names               the file names, back to back
 //!   keywords            a copy of the keyword table (dovecot-keywords text), so losing that
 //!                       file loses no keyword
@@ -25,9 +27,9 @@ use crate::Error;
 /// File name inside the folder.
 pub const FILE_NAME: &str = "roost.index";
 const MAGIC: &[u8; 8] = b"ROOSTIX1";
-const VERSION: u32 = 2;
-const HEADER: usize = 76;
-const RECORD: usize = 40;
+const VERSION: u32 = 3;
+const HEADER: usize = 84;
+const RECORD: usize = 48;
 
 /// A modification time with nanoseconds, as the index records it; zero means "unknown".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,6 +74,8 @@ pub struct IndexRecord {
     pub date: Stamp,
     /// Its file name in `cur/`.
     pub file: String,
+    /// MODSEQ (RFC 7162): raised at every change of the message's flags.
+    pub modseq: u64,
 }
 
 /// The whole index.
@@ -91,6 +95,8 @@ pub struct Index {
     pub records: Vec<IndexRecord>,
     /// The keyword table, as `dovecot-keywords` text.
     pub keywords: String,
+    /// HIGHESTMODSEQ of the folder.
+    pub highestmodseq: u64,
 }
 
 /// Why an index cannot be used.
@@ -124,6 +130,7 @@ impl Index {
             body.extend_from_slice(&r.date.nanos.to_le_bytes());
             body.extend_from_slice(&offset.to_le_bytes());
             body.extend_from_slice(&(r.file.len() as u32).to_le_bytes());
+            body.extend_from_slice(&r.modseq.to_le_bytes());
             offset += r.file.len() as u32;
         }
         for r in &self.records {
@@ -146,6 +153,7 @@ impl Index {
             out.extend_from_slice(&stamp.secs.to_le_bytes());
             out.extend_from_slice(&stamp.nanos.to_le_bytes());
         }
+        out.extend_from_slice(&self.highestmodseq.to_le_bytes());
         out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
         let header_crc = crc32fast::hash(&out);
         out.extend_from_slice(&header_crc.to_le_bytes());
@@ -213,6 +221,7 @@ impl Index {
                     nanos: u32_at(r, 28),
                 },
                 file: file.to_string(),
+                modseq: u64_at(r, 40),
             });
         }
         let index = Index {
@@ -223,6 +232,7 @@ impl Index {
             uidlist: stamp(56),
             records,
             keywords: keywords.to_string(),
+            highestmodseq: u64_at(b, 68),
         };
         if index.records.last().is_some_and(|r| r.uid >= index.uidnext) {
             return bad("a UID is not below UIDNEXT");
@@ -277,9 +287,11 @@ mod tests {
                         nanos: uid,
                     },
                     file: format!("17000.M{uid}.host,S={},U={uid}:2,S", 1000 + uid),
+                    modseq: u64::from(uid) * 10,
                 })
                 .collect(),
             keywords: "0 $Junk\n1 NonJunk\n".into(),
+            highestmodseq: 80,
         }
     }
 

@@ -46,6 +46,7 @@ pub struct Maildir {
     uidlist: Option<Uidlist>,
     keywords: Keywords,
     cache: Option<FieldCache>,
+    highestmodseq: u64,
 }
 
 /// A message file as found on disk.
@@ -61,6 +62,8 @@ struct Entry {
     size: u64,
     /// Internal date: the file's mtime (from the index or a stat).
     date: Stamp,
+    /// MODSEQ.
+    modseq: u64,
 }
 
 /// The maildir subdirectory a file is in.
@@ -93,6 +96,7 @@ impl Maildir {
             uidlist: None,
             keywords: Keywords::default(),
             cache: None,
+            highestmodseq: 0,
         }
     }
 
@@ -149,6 +153,7 @@ impl Maildir {
             name,
             size: entry.size,
             date: entry.date,
+            modseq: entry.modseq,
         };
         let (from, to) = (entry.path(&self.root), moved.path(&self.root));
         if from != to {
@@ -183,6 +188,12 @@ impl Maildir {
         )
     }
 
+    /// A new MODSEQ, above every earlier one.
+    fn bump_modseq(&mut self) -> u64 {
+        self.highestmodseq = crate::mailbox::next_modseq(self.highestmodseq);
+        self.highestmodseq
+    }
+
     /// The view the last sync established; reads nothing from disk.
     fn snapshot(&self) -> Result<Snapshot, Error> {
         let uidlist = self
@@ -203,12 +214,14 @@ impl Maildir {
                     .collect(),
                 size: entry.name.size.unwrap_or(entry.size),
                 internal_date: entry.date.to_system_time(),
+                modseq: entry.modseq.max(1),
             })
             .collect();
         Ok(Snapshot {
             uidvalidity: uidlist.uidvalidity,
             uidnext: uidlist.uidnext,
             messages,
+            highestmodseq: self.highestmodseq.max(1),
         })
     }
 
@@ -278,6 +291,7 @@ impl Mailbox for Maildir {
             name: name.clone(),
             size,
             date: Stamp::of(&tmp),
+            modseq: self.bump_modseq(),
         };
         let entry = self.rename_entry(&tmp_entry, name)?;
         sync_dir(&self.cur())?;
@@ -299,6 +313,7 @@ impl Mailbox for Maildir {
         let _lock = self.lock()?;
         self.sync_locked()?;
         let letters = self.letters_for(keywords)?;
+        let mut modseq = None;
         for uid in uids {
             let Some(entry) = self.files.get(uid) else {
                 continue;
@@ -321,7 +336,8 @@ impl Mailbox for Maildir {
             updated.keyword_letters.sort_unstable();
             updated.keyword_letters.dedup();
             if updated != entry.name {
-                let moved = self.rename_entry(entry, updated)?;
+                let mut moved = self.rename_entry(entry, updated)?;
+                moved.modseq = *modseq.get_or_insert_with(|| self.bump_modseq());
                 self.files.insert(*uid, moved);
             }
         }
@@ -348,6 +364,7 @@ impl Mailbox for Maildir {
     fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error> {
         let _lock = self.lock()?;
         self.sync_locked()?;
+        self.bump_modseq();
         let mut removed = Vec::new();
         for uid in uids {
             let Some(entry) = self.files.remove(uid) else {
@@ -384,6 +401,7 @@ fn scan(root: &Path, place: Place) -> Result<Vec<Entry>, Error> {
                 name,
                 size: 0,
                 date: Stamp::default(),
+                modseq: 0,
             });
         }
     }

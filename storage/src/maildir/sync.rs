@@ -11,7 +11,7 @@ use super::keywords::Keywords;
 use super::uidlist::{self, Uidlist};
 use super::{new_uidvalidity, scan, sync_dir, Entry, Maildir, Place, UIDVALIDITY_MARKER};
 use crate::index::{self, Index, IndexRecord, Stamp};
-use crate::mailbox::{Snapshot, Uid};
+use crate::mailbox::{next_modseq, Snapshot, Uid};
 use crate::{repair, Error};
 
 /// How old an unfinished delivery in `tmp/` must be before a sync removes it.
@@ -61,15 +61,36 @@ impl Maildir {
             .collect();
         self.clean_tmp();
         let mut scanned = scan(&self.root, Place::Cur)?;
+        if let Some(index) = &index {
+            self.highestmodseq = self.highestmodseq.max(index.highestmodseq);
+        }
+        let mut changed = None;
         for entry in &mut scanned {
-            fill_size_and_date(
-                &self.root,
-                entry,
-                cached.get(entry.name.key.as_str()).copied(),
-            );
+            let record = cached.get(entry.name.key.as_str()).copied();
+            fill_size_and_date(&self.root, entry, record);
+            entry.modseq = match record {
+                // Flags as the index knew them: the message keeps its MODSEQ.
+                Some(r)
+                    if r.flags == entry.name.flags.bits() && r.keywords == keyword_bits(entry) =>
+                {
+                    r.modseq
+                }
+                // Changed behind our back (or unknown): one new MODSEQ for this sync.
+                _ => *changed.get_or_insert_with(|| {
+                    self.highestmodseq = next_modseq(self.highestmodseq);
+                    self.highestmodseq
+                }),
+            };
         }
         let known = self.load_uidlist(&scanned)?;
-        let (files, uidlist, renamed) = self.number(scanned, &known)?;
+        let (mut files, uidlist, renamed) = self.number(scanned, &known)?;
+        for entry in files.values_mut().filter(|e| e.modseq == 0) {
+            // New mail from new/.
+            entry.modseq = *changed.get_or_insert_with(|| {
+                self.highestmodseq = next_modseq(self.highestmodseq);
+                self.highestmodseq
+            });
+        }
         if uidlist != known {
             sync_dir(&self.cur())?;
             uidlist.write(&self.root)?;
@@ -202,9 +223,11 @@ impl Maildir {
                 name,
                 size: r.size,
                 date: r.date,
+                modseq: r.modseq,
             };
             files.insert(r.uid, entry);
         }
+        self.highestmodseq = self.highestmodseq.max(index.highestmodseq);
         let mut header = Uidlist::new(index.uidvalidity);
         header.uidnext = index.uidnext;
         self.keywords = self.load_keywords(Some(index))?;
@@ -245,14 +268,11 @@ impl Maildir {
             .map(|(uid, e)| IndexRecord {
                 uid: *uid,
                 flags: e.name.flags.bits(),
-                keywords: e
-                    .name
-                    .keyword_letters
-                    .iter()
-                    .fold(0u32, |bits, l| bits | 1 << (*l as u32 - 'a' as u32)),
+                keywords: keyword_bits(e),
                 size: e.name.size.unwrap_or(e.size),
                 date: e.date,
                 file: e.file.clone(),
+                modseq: e.modseq,
             })
             .collect();
         let index = Index {
@@ -263,6 +283,7 @@ impl Maildir {
             uidlist: stamps.uidlist,
             records,
             keywords: self.keywords.render(),
+            highestmodseq: self.highestmodseq,
         };
         index.write(&self.root)
     }
@@ -334,6 +355,15 @@ impl Maildir {
             .map_err(|e| Error::io(&path, e))?;
         sync_dir(&self.root)
     }
+}
+
+/// The keyword letters of a message as index bits.
+fn keyword_bits(entry: &Entry) -> u32 {
+    entry
+        .name
+        .keyword_letters
+        .iter()
+        .fold(0u32, |bits, l| bits | 1 << (*l as u32 - 'a' as u32))
 }
 
 /// Size and date from the index when it knows the message, else from a stat.

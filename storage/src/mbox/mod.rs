@@ -143,10 +143,21 @@ impl Mbox {
         Ok(self.snapshot())
     }
 
+    /// The view of the last sync. MODSEQ is not tracked per message in mbox yet: every message
+    /// carries the file's change time, so any change makes CONDSTORE clients recheck all flags
+    /// (correct, if not economical).
     fn snapshot(&self) -> Snapshot {
+        let modseq = self
+            .last_scan
+            .as_ref()
+            .map_or(1, |(id, _)| {
+                (id.mtime.0.max(0) as u64) * 1_000_000 + (id.mtime.1.max(0) as u64) / 1000
+            })
+            .max(1);
         Snapshot {
             uidvalidity: self.uidvalidity,
             uidnext: self.uidnext,
+            highestmodseq: modseq,
             messages: self
                 .messages
                 .iter()
@@ -157,6 +168,7 @@ impl Mbox {
                     size: m.size,
                     internal_date: date::parse_from_line(&m.envelope)
                         .unwrap_or(SystemTime::UNIX_EPOCH),
+                    modseq,
                 })
                 .collect(),
         }
