@@ -1,4 +1,5 @@
 //! `cargo run --release -p roost-bench -- [MESSAGES]`: storage numbers for the README.
+//! `cargo run --release -p roost-bench -- open DIR`: one cold-process open of a maildir.
 //!
 //! Builds a maildir of MESSAGES (default 100,000) small messages in a temp dir, then reports:
 //! the first open (every message numbered and renamed, index built), a rebuild from the uidlist
@@ -41,7 +42,27 @@ fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// `roost-bench open DIR`: one process opening one maildir, as a session would; for timing
+/// the whole process against `dovecot/imap` doing `SELECT INBOX` on the same layout.
+fn open_once(dir: &str) {
+    let start = Instant::now();
+    let snap = Maildir::new(dir).sync().expect("sync");
+    println!(
+        "{} messages, UIDVALIDITY {}, {:.1} ms",
+        snap.messages.len(),
+        snap.uidvalidity,
+        start.elapsed().as_secs_f64() * 1000.0
+    );
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("open") {
+        return open_once(
+            &std::env::args()
+                .nth(2)
+                .expect("usage: roost-bench open DIR"),
+        );
+    }
     let messages: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
