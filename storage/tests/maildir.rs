@@ -355,7 +355,7 @@ fn a_damaged_or_lost_index_is_rebuilt_and_reported() {
     let index = root.join("roost.index");
     let original = fs::read(&index).unwrap();
     assert!(original.starts_with(b"ROOSTIX1"));
-    check_repaired(dir.path(), &before, false, |root| {
+    check_repaired(dir.path(), &before, true, |root| {
         fs::remove_file(root.join("roost.index")).unwrap()
     });
     check_repaired(dir.path(), &before, true, |root| {

@@ -276,3 +276,25 @@ fn the_mbox_index_opens_an_unchanged_mbox_and_heals_when_damaged_or_stale() {
         vec![1, 2, 3, 4]
     );
 }
+
+#[test]
+fn after_the_first_open_the_mail_alone_keeps_uidvalidity_and_uids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("INBOX");
+    let state = dir.path().join(".roost/INBOX.uids");
+    python(PY_WRITE, &path);
+    let first = Mbox::new(&path, &state).sync().unwrap();
+    assert!(
+        fs::read_to_string(&path).unwrap().contains("X-IMAPbase: "),
+        "recorded in the mail"
+    );
+    fs::remove_dir_all(dir.path().join(".roost")).unwrap();
+    let again = Mbox::new(&path, &state).sync().unwrap();
+    assert_eq!(again.uidvalidity, first.uidvalidity);
+    assert_eq!(
+        again.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    // Python still reads it, with its flags.
+    python("import mailbox, sys\nmb = mailbox.mbox(sys.argv[1])\nassert [m.get_flags() for m in mb] == ['O', 'RO', 'ROA', 'OFD'], [m.get_flags() for m in mb]\n", &path);
+}

@@ -206,7 +206,18 @@ impl Maildir {
                 );
                 Ok(None)
             }
-            None => Ok(None),
+            None => {
+                // No index beside a folder that has been opened before: someone deleted it.
+                if self.root.join(uidlist::FILE_NAME).exists() {
+                    let why = format!("{} is missing", index::FILE_NAME);
+                    repair::report(
+                        &self.root,
+                        &why,
+                        "rebuilt it from dovecot-uidlist and the file names",
+                    );
+                }
+                Ok(None)
+            }
         }
     }
 

@@ -44,6 +44,8 @@ pub struct Mbox {
     last_scan: Option<(FileId, parse::Scan)>,
     /// The file identity the index on disk describes.
     last_scan_on_disk: Option<FileId>,
+    /// Whether recording X-IMAPbase in the mail was attempted already.
+    based: bool,
     cache: Option<FieldCache>,
 }
 
@@ -69,6 +71,7 @@ impl Mbox {
             messages: Vec::new(),
             last_scan: None,
             last_scan_on_disk: None,
+            based: false,
             cache: None,
         }
     }
@@ -126,6 +129,19 @@ impl Mbox {
         self.uidvalidity = uidvalidity;
         self.uidnext = uidnext;
         self.messages = numbered;
+        if scan.imapbase.is_none() && !self.messages.is_empty() && !self.based {
+            // A new mbox (delivered to by an MTA, never opened by roost or Dovecot): record
+            // UIDVALIDITY and the UIDs in the mail once, so no side file is needed to keep them.
+            // Where the directory forbids it (/var/mail without the mail group), the side file
+            // alone keeps them.
+            self.based = true;
+            match self.rewrite(|_, m| Some((m.flags, m.keywords.clone()))) {
+                Ok(()) => return self.sync_locked(),
+                Err(e) => {
+                    tracing::debug!(mbox = %self.path.display(), "cannot record X-IMAPbase: {e}")
+                }
+            }
+        }
         let pending: Vec<(u32, Uid)> = self
             .messages
             .iter()
