@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::io::{Read, Seek};
 use std::time::SystemTime;
 
+use crate::cache::FieldCache;
 use crate::Error;
 
 /// An IMAP UID: unique within a mailbox for one UIDVALIDITY, never reused.
@@ -173,11 +174,21 @@ pub trait Mailbox: Send {
     /// Removes messages for good; returns the UIDs actually removed.
     fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error>;
 
+    /// The folder's field cache (`None` before the first sync, which knows UIDVALIDITY).
+    fn field_cache(&mut self) -> Option<&mut FieldCache>;
+
     /// A field cached for a message (ENVELOPE, BODYSTRUCTURE, ...), if computed before.
-    fn cached(&mut self, uid: Uid, field: &str) -> Option<Vec<u8>>;
+    fn cached(&mut self, uid: Uid, field: &str) -> Option<Vec<u8>> {
+        self.field_cache()?.get(uid, field)
+    }
 
     /// Remembers a field computed from a message, for the next FETCH.
-    fn cache(&mut self, uid: Uid, field: &str, value: &[u8]) -> Result<(), Error>;
+    fn cache(&mut self, uid: Uid, field: &str, value: &[u8]) -> Result<(), Error> {
+        match self.field_cache() {
+            Some(cache) => cache.put(uid, field, value),
+            None => Ok(()),
+        }
+    }
 
     /// Copies messages (bytes, flags, keywords, internal date) into `dest`, in UID order;
     /// returns `(source UID, new UID)` pairs for COPYUID.

@@ -179,7 +179,7 @@ impl Maildir {
     }
 
     /// The folder's field cache, opened on first use (after a sync, which knows UIDVALIDITY).
-    fn field_cache(&mut self) -> Option<&mut FieldCache> {
+    fn open_field_cache(&mut self) -> Option<&mut FieldCache> {
         let uidvalidity = self.uidlist.as_ref()?.uidvalidity;
         let path = self.root.join(CACHE_FILE);
         Some(
@@ -350,15 +350,8 @@ impl Mailbox for Maildir {
             .collect())
     }
 
-    fn cached(&mut self, uid: Uid, field: &str) -> Option<Vec<u8>> {
-        self.field_cache()?.get(uid, field)
-    }
-
-    fn cache(&mut self, uid: Uid, field: &str, value: &[u8]) -> Result<(), Error> {
-        match self.field_cache() {
-            Some(cache) => cache.put(uid, field, value),
-            None => Ok(()),
-        }
+    fn field_cache(&mut self) -> Option<&mut FieldCache> {
+        self.open_field_cache()
     }
 
     fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error> {

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 use crate::mailbox::Uid;
@@ -121,6 +121,21 @@ impl Uidlist {
 
 fn truncate(text: &str) -> String {
     text.chars().take(40).collect()
+}
+
+/// Replaces the file at `path` with `bytes`, creating its directory (0700) if needed.
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    write_atomically(dir, &name, bytes)
 }
 
 /// Replaces `dir/name` with `bytes` so that a crash leaves either the old or the new file.

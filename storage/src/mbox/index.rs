@@ -15,7 +15,7 @@ use std::path::Path;
 
 use super::parse::{RawMessage, Scan};
 use crate::mailbox::Flags;
-use crate::maildir::uidlist::write_atomically;
+use crate::maildir::uidlist::write_file_atomically;
 use crate::Error;
 
 const MAGIC: &[u8; 8] = b"ROOSTMB1";
@@ -194,13 +194,7 @@ pub fn read(path: &Path) -> Result<Option<Option<(FileId, Scan)>>, Error> {
 
 /// Writes the index atomically.
 pub fn write(path: &Path, id: FileId, scan: &Scan) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    write_atomically(dir, &name, &encode(id, scan))
+    write_file_atomically(path, &encode(id, scan))
 }
 
 #[cfg(test)]

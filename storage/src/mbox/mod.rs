@@ -436,15 +436,8 @@ impl Mailbox for Mbox {
             .collect())
     }
 
-    fn cached(&mut self, uid: Uid, field: &str) -> Option<Vec<u8>> {
-        self.field_cache()?.get(uid, field)
-    }
-
-    fn cache(&mut self, uid: Uid, field: &str, value: &[u8]) -> Result<(), Error> {
-        match self.field_cache() {
-            Some(cache) => cache.put(uid, field, value),
-            None => Ok(()),
-        }
+    fn field_cache(&mut self) -> Option<&mut FieldCache> {
+        self.open_field_cache()
     }
 
     fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error> {
@@ -489,7 +482,7 @@ impl Mbox {
     }
 
     /// The field cache, beside the side file, opened on first use after a sync.
-    fn field_cache(&mut self) -> Option<&mut FieldCache> {
+    fn open_field_cache(&mut self) -> Option<&mut FieldCache> {
         if self.uidvalidity == 0 {
             return None;
         }

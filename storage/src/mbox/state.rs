@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::parse::{RawMessage, Scan};
 use crate::mailbox::Uid;
-use crate::maildir::uidlist::write_atomically;
+use crate::maildir::uidlist::write_file_atomically;
 use crate::{repair, Error};
 
 const HEADER: &str = "roost-mbox-uids 1";
@@ -76,13 +76,7 @@ impl UidState {
             text.push_str(&format!("{digest} {uid}\n"));
         }
         text.push_str("end\n");
-        let dir = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        write_atomically(dir, &name, text.as_bytes())
+        write_file_atomically(path, text.as_bytes())
     }
 }
 
