@@ -34,6 +34,15 @@ fn read(mb: &Mbox, uid: u32) -> String {
     s
 }
 
+/// A temp dir with an INBOX written by Python's `mailbox` module, and where its side file goes.
+fn python_mbox() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("INBOX");
+    let state = dir.path().join(".roost/INBOX.uids");
+    python(PY_WRITE, &path);
+    (dir, path, state)
+}
+
 const PY_WRITE: &str = r#"
 import mailbox, sys
 mb = mailbox.mbox(sys.argv[1])
@@ -46,10 +55,8 @@ mb.flush()
 
 #[test]
 fn an_mbox_written_by_python_reads_back_with_flags_and_exact_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("INBOX");
-    python(PY_WRITE, &path);
-    let mut mb = Mbox::new(&path, dir.path().join(".roost/INBOX.uids"));
+    let (_dir, path, state) = python_mbox();
+    let mut mb = Mbox::new(&path, &state);
     let snap = mb.sync().unwrap();
     assert_eq!(snap.messages.len(), 4);
     assert_eq!(
@@ -76,10 +83,7 @@ fn an_mbox_written_by_python_reads_back_with_flags_and_exact_bytes() {
 
 #[test]
 fn append_store_expunge_keep_uids_and_python_still_reads_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("INBOX");
-    let state = dir.path().join(".roost/INBOX.uids");
-    python(PY_WRITE, &path);
+    let (_dir, path, state) = python_mbox();
     let mut mb = Mbox::new(&path, &state);
     let before = mb.sync().unwrap();
     let kw: BTreeSet<String> = ["$Junk".to_string()].into();
@@ -146,10 +150,7 @@ assert mb[0]["X-UID"] == "1" and "R" in mb[0].get_flags() and "F" in mb[0].get_f
 
 #[test]
 fn mail_appended_by_another_program_gets_the_next_uid_and_keeps_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("INBOX");
-    let state = dir.path().join(".roost/INBOX.uids");
-    python(PY_WRITE, &path);
+    let (_dir, path, state) = python_mbox();
     let mut mb = Mbox::new(&path, &state);
     mb.sync().unwrap();
     mb.expunge(&[1]).unwrap();
@@ -179,9 +180,7 @@ fn mail_appended_by_another_program_gets_the_next_uid_and_keeps_it() {
 
 #[test]
 fn a_stale_dotlock_is_broken_and_ours_is_released() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("INBOX");
-    python(PY_WRITE, &path);
+    let (dir, path, state) = python_mbox();
     let lock = dir.path().join("INBOX.lock");
     fs::write(&lock, b"").unwrap();
     let long_ago = SystemTime::now() - Duration::from_secs(3600);
@@ -191,17 +190,14 @@ fn a_stale_dotlock_is_broken_and_ours_is_released() {
         .unwrap()
         .set_modified(long_ago)
         .unwrap();
-    let mut mb = Mbox::new(&path, dir.path().join(".roost/INBOX.uids"));
+    let mut mb = Mbox::new(&path, &state);
     assert_eq!(mb.sync().unwrap().messages.len(), 4, "stale dotlock broken");
     assert!(!lock.exists(), "and our own dotlock released");
 }
 
 #[test]
 fn an_open_session_reading_only_the_appended_tail_agrees_with_a_full_scan() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("INBOX");
-    let state = dir.path().join(".roost/INBOX.uids");
-    python(PY_WRITE, &path);
+    let (_dir, path, state) = python_mbox();
     let mut session = Mbox::new(&path, &state);
     session.sync().unwrap();
     for i in 0..5 {
@@ -217,10 +213,7 @@ fn an_open_session_reading_only_the_appended_tail_agrees_with_a_full_scan() {
 
 #[test]
 fn mbox_fields_are_cached_beside_the_side_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("INBOX");
-    let state = dir.path().join(".roost/INBOX.uids");
-    python(PY_WRITE, &path);
+    let (_dir, path, state) = python_mbox();
     let mut mb = Mbox::new(&path, &state);
     mb.sync().unwrap();
     mb.cache(2, "BODYSTRUCTURE", b"(\"text\" \"plain\")")
@@ -235,10 +228,7 @@ fn mbox_fields_are_cached_beside_the_side_file() {
 
 #[test]
 fn the_mbox_index_opens_an_unchanged_mbox_and_heals_when_damaged_or_stale() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("INBOX");
-    let state = dir.path().join(".roost/INBOX.uids");
-    python(PY_WRITE, &path);
+    let (dir, path, state) = python_mbox();
     let first = Mbox::new(&path, &state).sync().unwrap();
     let index = dir.path().join(".roost/INBOX.index");
     assert!(index.exists());
@@ -279,10 +269,7 @@ fn the_mbox_index_opens_an_unchanged_mbox_and_heals_when_damaged_or_stale() {
 
 #[test]
 fn after_the_first_open_the_mail_alone_keeps_uidvalidity_and_uids() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("INBOX");
-    let state = dir.path().join(".roost/INBOX.uids");
-    python(PY_WRITE, &path);
+    let (dir, path, state) = python_mbox();
     let first = Mbox::new(&path, &state).sync().unwrap();
     assert!(
         fs::read_to_string(&path).unwrap().contains("X-IMAPbase: "),
