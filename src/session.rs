@@ -120,13 +120,15 @@ impl SessionContext {
         self.config.auth.plaintext_allowed(self.peer.ip(), tls)
     }
 
-    /// Verifies credentials and writes the classic `Login:` or failure log line.
+    /// Verifies credentials, writes the classic `Login:` or failure log line, and records the
+    /// user in the session registry before the client hears the verdict.
     pub async fn login(
         &self,
+        conn: &Connection,
         creds: Credentials,
         method: &str,
-        tls: bool,
     ) -> Result<Identity, AuthError> {
+        let tls = conn.is_tls();
         let name = creds.username.clone();
         let result = match &self.gate {
             Gate::Local(auth) => auth
@@ -146,6 +148,9 @@ impl SessionContext {
                 "{service}-login: Aborted login (auth service error: {reason}): user=<{name}>, method={method}, {suffix}"
             ),
             Err(e) => tracing::warn!("{service}-login: Aborted login ({e}): user=<{name}>, method={method}, {suffix}"),
+        }
+        if let (Ok(identity), Some(h)) = (&result, conn.handle()) {
+            h.set_user(identity.name());
         }
         result
     }
@@ -189,9 +194,6 @@ impl UserSession {
 /// Runs the authenticated part of a session: here when this process verified the login, or in
 /// a worker the master starts as the mail owner.
 pub async fn hand_over(conn: Connection, ctx: &SessionContext, identity: Identity) {
-    if let Some(h) = conn.handle() {
-        h.set_user(identity.name());
-    }
     match (identity, &ctx.gate) {
         (Identity::Local(user), _) => {
             let session = ctx.user_session(user, conn.is_tls());

@@ -264,3 +264,45 @@ fn a_client_sending_only_garbage_is_disconnected() {
         "-ERR Unknown command: NONSENSE\r\n-ERR Too many invalid commands.\r\n"
     );
 }
+
+#[test]
+fn storage_repairs_made_in_sessions_show_on_the_status_page() {
+    let server = TestServer::start(&base_config(
+        &["imap"],
+        "[status]\nlisten = \"127.0.0.1:0\"\n",
+    ));
+    let page = || {
+        let mut http = TcpStream::connect(server.addr("status")).unwrap();
+        http.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        http.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut page = String::new();
+        http.read_to_string(&mut page).unwrap();
+        page
+    };
+    assert!(page().contains("Storage repairs since start: 0"));
+    let creds = ["--user", "plain", "--password", PASSWORD];
+    common::mail_client_ok(
+        "imap",
+        server.addr("imap"),
+        &[&creds[..], &["--append", "Subject: x\\n\\ny\\n"]].concat(),
+    );
+    // Someone garbles the uidlist; the next session repairs it, and the page counts it.
+    std::fs::write(server.mail_root().join("plain/dovecot-uidlist"), b"garbage").unwrap();
+    std::fs::remove_file(server.mail_root().join("plain/roost.index")).unwrap();
+    common::mail_client_ok("imap", server.addr("imap"), &creds);
+    server.wait_for_log("dovecot-uidlist is corrupt");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = page();
+        if !text.contains("Storage repairs since start: 0") {
+            assert!(text.contains("Storage repairs since start: 2"), "{text}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no repair counted: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

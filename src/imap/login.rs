@@ -156,7 +156,7 @@ async fn login(
     creds: Credentials,
     method: &str,
 ) -> Next {
-    match ctx.login(creds, method, conn.is_tls()).await {
+    match ctx.login(conn, creds, method).await {
         Ok(user) => {
             let code = format!("CAPABILITY {AUTHENTICATED_CAPABILITIES}");
             match conn

@@ -117,6 +117,7 @@ pub async fn frontend(
     updates: TlsUpdates,
 ) -> anyhow::Result<()> {
     let tls = Arc::new(TlsStore::new(&pem)?);
+    let worker_repairs = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let shared = Arc::new(Shared {
         limits: ConnectionLimits::new(
             config.limits.max_connections,
@@ -134,6 +135,7 @@ pub async fn frontend(
         let source = Arc::new(StatusSource {
             listeners: bound.table,
             registry: Arc::clone(&shared.registry),
+            worker_repairs: Arc::clone(&worker_repairs),
         });
         tokio::spawn(crate::status::serve(
             TcpListener::from_std(socket)?,
@@ -147,7 +149,11 @@ pub async fn frontend(
             super::shutdown::reload_on_hangup(tls, config.tls.clone(), shared.shutdown.clone())?
         }
         TlsUpdates::Master(socket) => {
-            tokio::spawn(crate::privilege::master::receive_tls_updates(socket, tls));
+            tokio::spawn(crate::privilege::updates::receive_updates(
+                socket,
+                tls,
+                worker_repairs,
+            ));
         }
     }
     let mut loops = Vec::new();

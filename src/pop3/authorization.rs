@@ -170,7 +170,7 @@ async fn login(
     creds: Credentials,
     method: &str,
 ) -> Next {
-    match ctx.login(creds, method, conn.is_tls()).await {
+    match ctx.login(conn, creds, method).await {
         Ok(user) => match conn.write(&pop3::ok("Logged in.")).await {
             Ok(()) => Next::LoggedIn(user),
             Err(_) => Next::Close,

@@ -12,14 +12,14 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use roost_protocol::sasl::Credentials;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::control::{b64, MasterClient, Request, MAX_MESSAGE};
@@ -27,7 +27,7 @@ use super::{fdpass, mail_owner, worker, SystemUser};
 use crate::auth::{AuthError, Authenticator, MailUser};
 use crate::config::{Config, Family};
 use crate::listen::acceptor::{frontend, Bound, TlsUpdates};
-use crate::listen::tls::{TlsPem, TlsStore};
+use crate::listen::tls::TlsPem;
 use crate::session::{Gate, UserSession};
 
 /// How long a login ticket may wait for its SPAWN.
@@ -36,8 +36,6 @@ const TICKET_LIFETIME: Duration = Duration::from_secs(60);
 const LOGIN_DRAIN: Duration = Duration::from_secs(15);
 /// How long workers get to say goodbye after SIGTERM.
 const WORKER_GRACE: Duration = Duration::from_secs(5);
-/// Largest certificate or key pushed to the login process.
-const MAX_PEM: usize = 1024 * 1024;
 
 /// Splits into master and login process and runs both until shutdown. Must be called before
 /// any thread is started: the login process is forked, not executed.
@@ -146,6 +144,8 @@ struct Master {
     auth: Arc<Authenticator>,
     tickets: Mutex<HashMap<String, (MailUser, Instant)>>,
     workers: Arc<Mutex<Workers>>,
+    /// Write end of the pipe on which workers announce storage repairs (their fd 3).
+    events: OwnedFd,
 }
 
 /// Live workers, and whether new ones may still start; one lock, so a worker started while
@@ -167,13 +167,16 @@ fn master_process(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let (events_read, events_write) = cloexec_pipe()?;
         let master = Arc::new(Master {
             config,
             auth: Arc::new(auth),
             tickets: Mutex::new(HashMap::new()),
             workers: Arc::new(Mutex::new(Workers::default())),
+            events: events_write,
         });
         let mut requests = receive_requests(control);
+        let mut repairs = count_repairs(events_read);
         let (mut term, mut int, mut hup) = (
             signal(SignalKind::terminate())?,
             signal(SignalKind::interrupt())?,
@@ -193,6 +196,9 @@ fn master_process(
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => master.push_tls(&mut push).await,
+                Some(total) = repairs.recv() => {
+                    let _ = push.write_all(&super::updates::encode_repairs(total)).await;
+                }
                 status = &mut login_exit => {
                     master.stop_workers();
                     anyhow::bail!("the login process exited unexpectedly ({status:?})");
@@ -231,6 +237,37 @@ fn wait_pid(pid: i32) -> i32 {
 }
 
 type Message = (Vec<u8>, Vec<OwnedFd>);
+
+/// A pipe whose ends are closed on exec (the worker's copy is made with dup2 before exec).
+fn cloexec_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two new descriptors into the array we pass.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are new and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Tallies the repair announcements of all workers (one byte each) and yields running totals.
+fn count_repairs(events: OwnedFd) -> tokio::sync::mpsc::UnboundedReceiver<u64> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        let mut pipe = std::fs::File::from(events);
+        let mut buf = [0u8; 256];
+        let mut total = 0u64;
+        while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if tx.send(total).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
 
 /// Reads control messages on a thread (the socket is blocking) and queues them.
 fn receive_requests(control: UnixStream) -> tokio::sync::mpsc::UnboundedReceiver<Message> {
@@ -323,7 +360,7 @@ impl Master {
         if workers.stopping {
             return "ERR shutting down".into();
         }
-        match worker::spawn(&session, owner, socket) {
+        match worker::spawn(&session, owner, socket, Some(self.events.as_raw_fd())) {
             Ok(mut child) => {
                 let pid = child.id();
                 workers.pids.extend(pid);
@@ -380,56 +417,11 @@ impl Master {
                 )
             }
         };
-        let mut message = format!("TLS {} {}\n", pem.cert.len(), pem.key.len()).into_bytes();
-        message.extend_from_slice(&pem.cert);
-        message.extend_from_slice(&pem.key);
-        match push.write_all(&message).await {
+        match push.write_all(&super::updates::encode_tls(&pem)).await {
             Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
             Err(e) => {
                 tracing::error!("SIGHUP: cannot hand the certificate to the login process: {e}")
             }
-        }
-    }
-}
-
-/// Login side: applies the certificates the master pushes, until the master goes away.
-pub async fn receive_tls_updates(socket: UnixStream, tls: Arc<TlsStore>) {
-    let stream = match socket
-        .set_nonblocking(true)
-        .and_then(|()| tokio::net::UnixStream::from_std(socket))
-    {
-        Ok(stream) => stream,
-        Err(e) => return tracing::error!("TLS update channel: {e}"),
-    };
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut header = String::new();
-        match reader.read_line(&mut header).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let sizes: Vec<usize> = header
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        let [cert_len, key_len] = sizes[..] else {
-            return tracing::error!("TLS update channel: malformed header");
-        };
-        if cert_len > MAX_PEM || key_len > MAX_PEM {
-            return tracing::error!("TLS update channel: oversized certificate");
-        }
-        let mut pem = TlsPem {
-            cert: vec![0; cert_len],
-            key: vec![0; key_len],
-        };
-        if reader.read_exact(&mut pem.cert).await.is_err()
-            || reader.read_exact(&mut pem.key).await.is_err()
-        {
-            return;
-        }
-        if let Err(e) = tls.replace(&pem) {
-            tracing::error!("TLS update rejected, keeping the old certificate: {e}");
         }
     }
 }
@@ -450,6 +442,7 @@ mod tests {
             config,
             tickets: Mutex::new(HashMap::new()),
             workers: Arc::new(Mutex::new(Workers::default())),
+            events: cloexec_pipe().unwrap().1,
         };
         (dir, master)
     }

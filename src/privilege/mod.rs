@@ -7,6 +7,7 @@
 pub mod control;
 pub mod fdpass;
 pub mod master;
+pub mod updates;
 pub mod worker;
 
 use std::ffi::{CStr, CString};

@@ -5,8 +5,9 @@
 //! runs the authenticated session and touches the mail. This is Dovecot's login/imap split in
 //! miniature: the kernel enforces that one user's session cannot reach another user's files.
 
+use std::io::Write;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -57,7 +58,13 @@ pub struct WorkerArgs {
     /// Largest IMAP literal.
     #[arg(long)]
     max_literal: u32,
+    /// Descriptor on which to announce storage repairs to the master.
+    #[arg(long)]
+    events_fd: Option<RawFd>,
 }
+
+/// The worker's descriptor for repair announcements.
+const EVENTS_FD: RawFd = 3;
 
 fn to_args(s: &UserSession) -> Vec<String> {
     let mut args = vec![
@@ -101,10 +108,21 @@ fn location_spec(loc: &roost_storage::MailLocation) -> String {
 }
 
 /// Master side: starts `roost worker` as `owner`, serving the session on `socket`.
-pub fn spawn(session: &UserSession, owner: (u32, u32), socket: OwnedFd) -> std::io::Result<Child> {
+pub fn spawn(
+    session: &UserSession,
+    owner: (u32, u32),
+    socket: OwnedFd,
+    events: Option<RawFd>,
+) -> std::io::Result<Child> {
     let mut command = Command::new("/proc/self/exe");
     command
         .args(to_args(session))
+        .args(
+            events
+                .map(|_| ["--events-fd".to_string(), EVENTS_FD.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .uid(owner.0)
         .gid(owner.1)
         .env_clear()
@@ -128,8 +146,17 @@ pub fn spawn(session: &UserSession, owner: (u32, u32), socket: OwnedFd) -> std::
     // SAFETY: the closure runs between fork and exec and only calls sigprocmask, which is
     // async-signal-safe. SIGTERM stays blocked (pending, not lost) until the worker has installed
     // its handler, so a shutdown racing a login still ends with the protocol's goodbye.
+    // The repair-events pipe becomes the worker's fd 3 (dup2 is async-signal-safe too, and the
+    // copy it makes is not close-on-exec, unlike every other descriptor of ours).
     unsafe {
-        command.pre_exec(|| set_sigterm_blocked(true));
+        command.pre_exec(move || {
+            if let Some(fd) = events {
+                if libc::dup2(fd, EVENTS_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            set_sigterm_blocked(true)
+        });
     }
     // `command` (and with it our copy of the socket) is dropped on return, so the worker holds
     // the only reference and its exit is seen as EOF by the relay.
@@ -181,6 +208,16 @@ pub async fn relay_via_master(
             let _ = client.write_all(bye).await;
         }
     }
+}
+
+/// Tells the master about every storage repair this worker makes, one byte each.
+fn announce_repairs_on(fd: RawFd) {
+    // SAFETY: the master opened this descriptor for us (dup2 before exec) and nothing else in
+    // this process uses it; it is owned from here on by the hook.
+    let pipe = unsafe { std::fs::File::from_raw_fd(fd) };
+    roost_storage::repair::on_repair(move || {
+        let _ = (&pipe).write_all(b"R");
+    });
 }
 
 /// Blocks or unblocks SIGTERM for the calling thread.
@@ -251,6 +288,7 @@ where
 
 /// `roost worker`: runs one authenticated session on the socket passed as standard input.
 pub fn main(args: WorkerArgs) -> anyhow::Result<()> {
+    let events_fd = args.events_fd;
     let family = match args.family.as_str() {
         "imap" => Family::Imap,
         "pop3" => Family::Pop3,
@@ -286,6 +324,9 @@ pub fn main(args: WorkerArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         crate::listen::shutdown::cancel_on_terminate(shutdown.clone())?;
+        if let Some(fd) = events_fd {
+            announce_repairs_on(fd);
+        }
         set_sigterm_blocked(false)?;
         let stream = Stream::Unix(tokio::net::UnixStream::from_std(socket)?);
         let conn = Connection::new(stream, session.idle_timeout, shutdown, None);

@@ -212,11 +212,8 @@ async fn login(
     creds: Credentials,
     mechanism: Mechanism,
 ) -> Reply {
-    match ctx.login(creds, mechanism.name(), conn.is_tls()).await {
+    match ctx.login(conn, creds, mechanism.name()).await {
         Ok(user) => {
-            if let Some(h) = conn.handle() {
-                h.set_user(user.name());
-            }
             state.user = Some(user.name().to_string());
             Reply::new(235, "2.7.0", "Authentication successful")
         }

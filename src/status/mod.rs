@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +20,8 @@ pub struct StatusSource {
     pub listeners: Vec<(&'static str, SocketAddr)>,
     /// The live sessions.
     pub registry: Arc<Registry>,
+    /// Storage repairs made by session workers, as the master reports them (roost as root).
+    pub worker_repairs: Arc<AtomicU64>,
 }
 
 /// Serves the page until shutdown.
@@ -66,6 +69,8 @@ pub fn render(source: &StatusSource) -> String {
     for (protocol, addr) in &source.listeners {
         let _ = writeln!(out, "{protocol:<12} {addr}");
     }
+    let repairs = roost_storage::repair::count() + source.worker_repairs.load(Ordering::Relaxed);
+    let _ = writeln!(out, "\nStorage repairs since start: {repairs}");
     let sessions = source.registry.snapshot();
     let _ = writeln!(out, "\nSessions ({})", sessions.len());
     let _ = writeln!(

@@ -1,0 +1,76 @@
+//! The master → login process channel: new TLS certificates (SIGHUP) and the running count of
+//! storage repairs made by workers (for the status page). One text header line per update,
+//! certificates followed by their bytes.
+
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+use crate::listen::tls::{TlsPem, TlsStore};
+
+/// Largest certificate or key accepted.
+const MAX_PEM: usize = 1024 * 1024;
+
+/// `TLS <cert len> <key len>` and the PEM bytes.
+pub fn encode_tls(pem: &TlsPem) -> Vec<u8> {
+    let mut message = format!("TLS {} {}\n", pem.cert.len(), pem.key.len()).into_bytes();
+    message.extend_from_slice(&pem.cert);
+    message.extend_from_slice(&pem.key);
+    message
+}
+
+/// `REPAIRS <total>`
+pub fn encode_repairs(total: u64) -> Vec<u8> {
+    format!("REPAIRS {total}\n").into_bytes()
+}
+
+/// Login side: applies what the master sends until it goes away.
+pub async fn receive_updates(socket: UnixStream, tls: Arc<TlsStore>, repairs: Arc<AtomicU64>) {
+    let stream = match socket
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(socket))
+    {
+        Ok(stream) => stream,
+        Err(e) => return tracing::error!("master update channel: {e}"),
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut header = String::new();
+        match reader.read_line(&mut header).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let fields: Vec<&str> = header.split_whitespace().collect();
+        match fields.as_slice() {
+            ["REPAIRS", total] => {
+                if let Ok(total) = total.parse() {
+                    repairs.store(total, Ordering::Relaxed);
+                }
+            }
+            ["TLS", cert, key] => {
+                let (Ok(cert_len), Ok(key_len)) = (cert.parse::<usize>(), key.parse::<usize>())
+                else {
+                    return tracing::error!("master update channel: malformed TLS header");
+                };
+                if cert_len > MAX_PEM || key_len > MAX_PEM {
+                    return tracing::error!("master update channel: oversized certificate");
+                }
+                let mut pem = TlsPem {
+                    cert: vec![0; cert_len],
+                    key: vec![0; key_len],
+                };
+                if reader.read_exact(&mut pem.cert).await.is_err()
+                    || reader.read_exact(&mut pem.key).await.is_err()
+                {
+                    return;
+                }
+                if let Err(e) = tls.replace(&pem) {
+                    tracing::error!("TLS update rejected, keeping the old certificate: {e}");
+                }
+            }
+            _ => return tracing::error!("master update channel: unknown update {header:?}"),
+        }
+    }
+}
