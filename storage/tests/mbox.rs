@@ -43,6 +43,13 @@ fn python_mbox() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) 
     (dir, path, state)
 }
 
+fn without_modseq(s: &roost_storage::Snapshot) -> roost_storage::Snapshot {
+    let mut s = s.clone();
+    s.highestmodseq = 0;
+    s.messages.iter_mut().for_each(|m| m.modseq = 0);
+    s
+}
+
 const PY_WRITE: &str = r#"
 import mailbox, sys
 mb = mailbox.mbox(sys.argv[1])
@@ -245,7 +252,10 @@ fn the_mbox_index_opens_an_unchanged_mbox_and_heals_when_damaged_or_stale() {
     ] {
         fs::write(&index, &damage).unwrap();
         let repairs = roost_storage::repair::count();
-        assert_eq!(Mbox::new(&path, &state).sync().unwrap(), first);
+        let healed = Mbox::new(&path, &state).sync().unwrap();
+        // Same mailbox; MODSEQs only move forward after an index is lost.
+        assert_eq!(without_modseq(&healed), without_modseq(&first));
+        assert!(healed.highestmodseq >= first.highestmodseq);
         assert!(roost_storage::repair::count() > repairs, "reported");
     }
     // Another mail reader adds a Status header in place (same inode, longer file): seen.
@@ -284,4 +294,29 @@ fn after_the_first_open_the_mail_alone_keeps_uidvalidity_and_uids() {
     );
     // Python still reads it, with its flags.
     python("import mailbox, sys\nmb = mailbox.mbox(sys.argv[1])\nassert [m.get_flags() for m in mb] == ['O', 'RO', 'ROA', 'OFD'], [m.get_flags() for m in mb]\n", &path);
+}
+
+#[test]
+fn mbox_modseq_rises_for_changed_messages_only_and_across_sessions() {
+    let (_dir, path, state) = python_mbox();
+    let mut mb = Mbox::new(&path, &state);
+    let before = mb.sync().unwrap();
+    let again = Mbox::new(&path, &state).sync().unwrap();
+    assert_eq!(
+        again, before,
+        "a new session sees the same MODSEQs (from the index)"
+    );
+    let changed = mb
+        .store(&[2], FlagChange::Add, Flags::FLAGGED, &BTreeSet::new())
+        .unwrap();
+    assert!(changed[0].modseq > before.highestmodseq);
+    let after = Mbox::new(&path, &state).sync().unwrap();
+    assert!(after.highestmodseq >= changed[0].modseq);
+    for (a, b) in after.messages.iter().zip(&before.messages) {
+        if a.uid == 2 {
+            assert!(a.modseq > before.highestmodseq);
+        } else {
+            assert_eq!(a.modseq, b.modseq, "UID {} did not change", a.uid);
+        }
+    }
 }

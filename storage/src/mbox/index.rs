@@ -8,6 +8,7 @@
 //!   records  from start end uid flags size | envelope_len keywords_len envelope keywords
 //! ```
 //! Checked completely before use; anything wrong means a full scan (reported once).
+#![allow(unsafe_code)]
 
 use std::fs;
 use std::io;
@@ -19,7 +20,7 @@ use crate::maildir::uidlist::write_file_atomically;
 use crate::Error;
 
 const MAGIC: &[u8; 8] = b"ROOSTMB1";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 const HEADER: usize = 8 + 4 + 4 + 8 + 8 + 8 + 8 + 1 + 4 + 4 + 8 + 4 + 4;
 
 /// What identifies an mbox's content without reading it.
@@ -90,6 +91,7 @@ pub fn encode(id: FileId, scan: &Scan) -> Vec<u8> {
         body.u8(m.flags.bits());
         body.u64(m.size);
         body.u32(m.digest);
+        body.u64(m.modseq);
         let keywords = m.keywords.iter().cloned().collect::<Vec<_>>().join(" ");
         body.u16(m.envelope.len().min(u16::MAX as usize) as u16);
         body.u16(keywords.len().min(u16::MAX as usize) as u16);
@@ -147,6 +149,7 @@ pub fn decode(bytes: &[u8]) -> Option<(FileId, Scan)> {
         let (from_line, start, end, uid, flags, size) =
             (r.u64()?, r.u64()?, r.u64()?, r.u32()?, r.u8()?, r.u64()?);
         let digest = r.u32()?;
+        let modseq = r.u64()?;
         let (env_len, kw_len) = (r.u16()? as usize, r.u16()? as usize);
         let envelope = String::from_utf8(r.take(env_len)?.to_vec()).ok()?;
         let keywords = std::str::from_utf8(r.take(kw_len)?).ok()?;
@@ -167,6 +170,7 @@ pub fn decode(bytes: &[u8]) -> Option<(FileId, Scan)> {
                 .collect(),
             size,
             digest,
+            modseq,
         });
     }
     if !r.0.is_empty() {
@@ -183,13 +187,21 @@ pub fn decode(bytes: &[u8]) -> Option<(FileId, Scan)> {
     ))
 }
 
-/// Reads the index at `path`; `Ok(None)` if missing, `Err(())`-like `Ok(Some(None))` if corrupt.
+/// Reads the index at `path` through a memory map; `Ok(None)` if missing, `Ok(Some(None))` if
+/// damaged.
 pub fn read(path: &Path) -> Result<Option<Option<(FileId, Scan)>>, Error> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(decode(&bytes))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
+    let file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    if file.metadata().map_err(|e| Error::io(path, e))?.len() == 0 {
+        return Ok(Some(None));
     }
+    // SAFETY: read-only, private map of a file that is only ever replaced by rename, never
+    // written in place; a file truncated under us would only give decode() bytes it rejects.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    Ok(Some(decode(&map)))
 }
 
 /// Writes the index atomically.

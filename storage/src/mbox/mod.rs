@@ -15,7 +15,7 @@ pub mod parse;
 pub mod reader;
 mod state;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -28,7 +28,9 @@ use self::parse::{is_hidden_header, RawMessage};
 use self::reader::MessageView;
 use self::state::UidState;
 use crate::cache::FieldCache;
-use crate::mailbox::{FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot, Uid};
+use crate::mailbox::{
+    next_modseq, FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot, Uid,
+};
 use crate::Error;
 
 /// One mbox folder.
@@ -46,6 +48,8 @@ pub struct Mbox {
     last_scan_on_disk: Option<FileId>,
     /// Whether recording X-IMAPbase in the mail was attempted already.
     based: bool,
+    /// HIGHESTMODSEQ.
+    highestmodseq: u64,
     cache: Option<FieldCache>,
 }
 
@@ -72,13 +76,14 @@ impl Mbox {
             last_scan: None,
             last_scan_on_disk: None,
             based: false,
+            highestmodseq: 0,
             cache: None,
         }
     }
 
     /// Scans the mbox: not at all if unchanged, only the tail if something was appended (the
     /// last known `From ` line still where it was), else the whole file.
-    fn scan(&mut self) -> Result<parse::Scan, Error> {
+    fn scan(&mut self) -> Result<(FileId, parse::Scan), Error> {
         let path = self.path.clone();
         let io_err = |e| Error::io(&path, e);
         let mut file = File::open(&self.path).map_err(io_err)?;
@@ -114,16 +119,53 @@ impl Mbox {
                 parse::scan(&mut BufReader::new(&mut file)).map_err(io_err)?
             }
         };
-        if self.last_scan_on_disk != Some(id) {
+        Ok((id, scan))
+    }
+
+    /// Gives each message its MODSEQ: kept while its flags stay as they were, a new one (one per
+    /// sync) when they changed or the message is new; then saves scan and MODSEQs to the index.
+    fn assign_modseqs(
+        &mut self,
+        id: FileId,
+        mut scan: parse::Scan,
+        previous: HashMap<Uid, (Flags, BTreeSet<String>, u64)>,
+    ) -> Result<(), Error> {
+        let mut fresh = None;
+        let mut changed = self.last_scan_on_disk != Some(id);
+        for (i, (uid, m)) in self.messages.iter_mut().enumerate() {
+            let before = previous
+                .get(uid)
+                .filter(|(f, k, modseq)| *modseq != 0 && *f == m.flags && *k == m.keywords);
+            let modseq = match (m.modseq, before) {
+                (_, Some((_, _, modseq))) => *modseq,
+                (known, None) if known != 0 && previous.is_empty() => known,
+                _ => *fresh.get_or_insert_with(|| {
+                    self.highestmodseq = next_modseq(self.highestmodseq);
+                    self.highestmodseq
+                }),
+            };
+            m.modseq = modseq;
+            self.highestmodseq = self.highestmodseq.max(modseq);
+            if let Some(raw) = scan.messages.get_mut(i) {
+                changed |= raw.modseq != modseq;
+                raw.modseq = modseq;
+            }
+        }
+        if changed {
             index::write(&self.index_path(), id, &scan)?;
             self.last_scan_on_disk = Some(id);
         }
-        self.last_scan = Some((id, scan.clone()));
-        Ok(scan)
+        self.last_scan = Some((id, scan));
+        Ok(())
     }
 
     fn sync_locked(&mut self) -> Result<Snapshot, Error> {
-        let scan = self.scan()?;
+        let previous = self
+            .messages
+            .iter()
+            .map(|(uid, m)| (*uid, (m.flags, m.keywords.clone(), m.modseq)))
+            .collect();
+        let (id, scan) = self.scan()?;
         let state = UidState::read(&self.state_path, &self.path)?;
         let (uidvalidity, uidnext, numbered) = state::number(&scan, &state);
         self.uidvalidity = uidvalidity;
@@ -156,24 +198,16 @@ impl Mbox {
         if Some(&fresh) != state.as_ref() {
             fresh.write(&self.state_path)?;
         }
+        self.assign_modseqs(id, scan, previous)?;
         Ok(self.snapshot())
     }
 
-    /// The view of the last sync. MODSEQ is not tracked per message in mbox yet: every message
-    /// carries the file's change time, so any change makes CONDSTORE clients recheck all flags
-    /// (correct, if not economical).
+    /// The view of the last sync.
     fn snapshot(&self) -> Snapshot {
-        let modseq = self
-            .last_scan
-            .as_ref()
-            .map_or(1, |(id, _)| {
-                (id.mtime.0.max(0) as u64) * 1_000_000 + (id.mtime.1.max(0) as u64) / 1000
-            })
-            .max(1);
         Snapshot {
             uidvalidity: self.uidvalidity,
             uidnext: self.uidnext,
-            highestmodseq: modseq,
+            highestmodseq: self.highestmodseq.max(1),
             messages: self
                 .messages
                 .iter()
@@ -184,7 +218,7 @@ impl Mbox {
                     size: m.size,
                     internal_date: date::parse_from_line(&m.envelope)
                         .unwrap_or(SystemTime::UNIX_EPOCH),
-                    modseq,
+                    modseq: m.modseq.max(1),
                 })
                 .collect(),
         }

@@ -41,6 +41,8 @@ pub struct RawMessage {
     /// recognises a message that has no `X-UID` yet even after a mail reader changed its
     /// `Status:` in place and moved it.
     pub digest: u32,
+    /// MODSEQ, once the folder has numbered it (0 straight from a scan).
+    pub modseq: u64,
 }
 
 /// What a scan found.
@@ -99,6 +101,7 @@ pub fn scan(reader: &mut impl BufRead) -> io::Result<Scan> {
                 keywords: BTreeSet::new(),
                 size: 0,
                 digest: 0,
+                modseq: 0,
             });
             digest = crc32fast::Hasher::new();
             in_headers = true;
