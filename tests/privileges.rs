@@ -292,3 +292,81 @@ fn a_virtual_user_without_a_mail_owner_is_refused_rather_than_served_as_root() {
     assert_ne!(run.code, 0);
     server.wait_for_log("no mail owner for plain: set [mail] user");
 }
+
+#[test]
+fn a_pam_users_mbox_in_a_mail_group_spool_works_with_the_privileged_group() {
+    let Some((uid, _home)) = prerequisites() else {
+        return;
+    };
+    let Some(mail_gid) = Command::new("getent")
+        .args(["group", "mail"])
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8(o.stdout)
+                .ok()?
+                .split(':')
+                .nth(2)?
+                .trim()
+                .parse::<u32>()
+                .ok()
+        })
+    else {
+        return eprintln!("skipping: no group mail");
+    };
+    let spool = tempfile::tempdir().unwrap();
+    // Like Debian's /var/mail: root:mail 2775, the user's mbox theirs, 0600.
+    std::fs::set_permissions(spool.path(), std::fs::Permissions::from_mode(0o2775)).unwrap();
+    std::os::unix::fs::chown(spool.path(), Some(0), Some(mail_gid)).unwrap();
+    let mbox = spool.path().join(PAM_USER);
+    std::fs::write(
+        &mbox,
+        "From MAILER-DAEMON Mon Jan  1 00:00:00 2024\nSubject: delivered by the MTA\n\nhello\n\n",
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&mbox, Some(uid), None).unwrap();
+    std::fs::set_permissions(&mbox, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let location = format!("mbox:~/mail:INBOX={}/%u", spool.path().display());
+    let config = base_config(
+        &["imap"],
+        "[auth]\npassdb = [\"pam:roost\"]\nfailure_delay_ms = 100\n",
+    )
+    .replace("maildir:MAILROOT/%u", &location)
+    .replace("[mail]\n", "[mail]\nprivileged_group = \"mail\"\n");
+    let server = TestServer::start(&config);
+    let client = append_and_hold(server.addr("imap"), PAM_USER, PAM_PASSWORD);
+    let groups = (0..200).find_map(|_| {
+        let found = children(server.child.id())
+            .into_iter()
+            .find(|(u, cmd)| *u == uid && cmd.contains(" worker "));
+        if found.is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        found
+    });
+    assert!(groups.is_some(), "a worker runs as {PAM_USER}");
+    let out = finish(client);
+    assert!(
+        out.contains("APPEND OK") && out.contains("MESSAGES 2"),
+        "{out}"
+    );
+    let text = std::fs::read_to_string(&mbox).unwrap();
+    assert!(
+        text.contains("X-IMAPbase: "),
+        "the rewrite in the spool worked: {text}"
+    );
+    assert!(
+        text.contains("Subject: delivered by the MTA") && text.contains("Subject: owned"),
+        "{text}"
+    );
+    let meta = std::fs::metadata(&mbox).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.permissions().mode() & 0o777),
+        (uid, 0o600),
+        "still the user's, still private"
+    );
+    assert!(
+        !spool.path().join(format!("{PAM_USER}.lock")).exists(),
+        "dotlock released"
+    );
+}

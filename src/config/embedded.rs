@@ -58,6 +58,7 @@ pub fn embedded(dir: &Path) -> anyhow::Result<EmbeddedSetup> {
         mail: MailConfig {
             location: MailLocation::parse(&location)?,
             user: mail_user,
+            privileged_gid: None,
         },
         auth: AuthConfig {
             passdbs: vec![Passdb::PasswdFile(users)],

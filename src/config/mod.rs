@@ -160,6 +160,8 @@ pub struct MailConfig {
     pub location: MailLocation,
     /// The system user owning virtual users' mail, when started as root.
     pub user: Option<String>,
+    /// gid of the group every session worker also gets (for `/var/mail`), if configured.
+    pub privileged_gid: Option<u32>,
 }
 
 /// One password database, tried in order.

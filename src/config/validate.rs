@@ -284,7 +284,21 @@ fn mail(c: &mut Checker<'_>, raw: &RawConfig) -> Option<MailConfig> {
     Some(MailConfig {
         location,
         user: raw.mail.user.as_ref().map(|u| u.get_ref().clone()),
+        privileged_gid: privileged_gid(c, raw),
     })
+}
+
+fn privileged_gid(c: &mut Checker<'_>, raw: &RawConfig) -> Option<u32> {
+    let group = raw.mail.privileged_group.as_ref()?;
+    let gid = crate::privilege::group_id(group.get_ref());
+    if gid.is_none() {
+        c.at(
+            group,
+            "mail.privileged_group",
+            format!("group {:?} does not exist on this system", group.get_ref()),
+        );
+    }
+    gid
 }
 
 fn auth(c: &mut Checker<'_>, raw: &RawConfig) -> Option<AuthConfig> {

@@ -360,7 +360,13 @@ impl Master {
         if workers.stopping {
             return "ERR shutting down".into();
         }
-        match worker::spawn(&session, owner, socket, Some(self.events.as_raw_fd())) {
+        match worker::spawn(
+            &session,
+            owner,
+            socket,
+            Some(self.events.as_raw_fd()),
+            self.config.mail.privileged_gid,
+        ) {
             Ok(mut child) => {
                 let pid = child.id();
                 workers.pids.extend(pid);

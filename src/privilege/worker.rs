@@ -113,6 +113,7 @@ pub fn spawn(
     owner: (u32, u32),
     socket: OwnedFd,
     events: Option<RawFd>,
+    privileged_gid: Option<u32>,
 ) -> std::io::Result<Child> {
     let mut command = Command::new("/proc/self/exe");
     command
@@ -123,8 +124,6 @@ pub fn spawn(
                 .into_iter()
                 .flatten(),
         )
-        .uid(owner.0)
-        .gid(owner.1)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env(
@@ -143,17 +142,29 @@ pub fn spawn(
     if let Ok(filter) = std::env::var("RUST_LOG") {
         command.env("RUST_LOG", filter);
     }
-    // SAFETY: the closure runs between fork and exec and only calls sigprocmask, which is
-    // async-signal-safe. SIGTERM stays blocked (pending, not lost) until the worker has installed
-    // its handler, so a shutdown racing a login still ends with the protocol's goodbye.
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
+    // (dup2, setgroups, setgid, setuid, sigprocmask) on plain values it owns. SIGTERM stays
+    // blocked (pending, not lost) until the worker has installed its handler, so a shutdown
+    // racing a login still ends with the protocol's goodbye.
     // The repair-events pipe becomes the worker's fd 3 (dup2 is async-signal-safe too, and the
-    // copy it makes is not close-on-exec, unlike every other descriptor of ours).
+    // copy it makes is not close-on-exec, unlike every other descriptor of ours). Then the
+    // identity: supplementary groups (the owner's primary group, plus the privileged group that
+    // may create dotlocks in /var/mail), gid, uid — in that order, while still root.
     unsafe {
         command.pre_exec(move || {
             if let Some(fd) = events {
                 if libc::dup2(fd, EVENTS_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+            }
+            let (uid, gid) = owner;
+            let groups = [gid, privileged_gid.unwrap_or(gid)];
+            let count = if privileged_gid.is_some() { 2 } else { 1 };
+            if libc::setgroups(count, groups.as_ptr()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(std::io::Error::last_os_error());
             }
             set_sigterm_blocked(true)
         });
