@@ -5,7 +5,9 @@
 //! ```text
 //!   header   "ROOSTMB1" version count inode len mtime(s, ns) imapbase(flag, V, N) scanned-len
 //!            body CRC, header CRC
-//!   records  from start end uid flags size | envelope_len keywords_len envelope keywords
+//!   records  (68 bytes each) from start end size modseq uid digest envelope(off, len)
+//!            keywords(off, len) flags
+//!   strings  the envelopes (`From ` lines) and keyword lists the records point into
 //! ```
 //! Checked completely before use; anything wrong means a full scan (reported once).
 #![allow(unsafe_code)]
@@ -20,7 +22,9 @@ use crate::maildir::uidlist::write_file_atomically;
 use crate::Error;
 
 const MAGIC: &[u8; 8] = b"ROOSTMB1";
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
+/// Bytes per record: offsets, size, MODSEQ, UID, digest, two string refs, flags, padding.
+const RECORD: usize = 5 * 8 + 2 * 4 + 4 * 4 + 4;
 const HEADER: usize = 8 + 4 + 4 + 8 + 8 + 8 + 8 + 1 + 4 + 4 + 8 + 4 + 4;
 
 /// What identifies an mbox's content without reading it.
@@ -39,9 +43,6 @@ struct Writer(Vec<u8>);
 impl Writer {
     fn u8(&mut self, v: u8) {
         self.0.push(v);
-    }
-    fn u16(&mut self, v: u16) {
-        self.0.extend_from_slice(&v.to_le_bytes());
     }
     fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
@@ -65,9 +66,6 @@ impl Reader<'_> {
     fn u8(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
-    }
     fn u32(&mut self) -> Option<u32> {
         self.take(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -82,24 +80,26 @@ impl Reader<'_> {
 
 /// Encodes a scan of the file `id`.
 pub fn encode(id: FileId, scan: &Scan) -> Vec<u8> {
-    let mut body = Writer(Vec::new());
+    let mut body = Writer(Vec::with_capacity(scan.messages.len() * RECORD));
+    let mut strings = Vec::new();
     for m in &scan.messages {
         body.u64(m.from_line);
         body.u64(m.start);
         body.u64(m.end);
-        body.u32(m.uid.unwrap_or(0));
-        body.u8(m.flags.bits());
         body.u64(m.size);
-        body.u32(m.digest);
         body.u64(m.modseq);
+        body.u32(m.uid.unwrap_or(0));
+        body.u32(m.digest);
         let keywords = m.keywords.iter().cloned().collect::<Vec<_>>().join(" ");
-        body.u16(m.envelope.len().min(u16::MAX as usize) as u16);
-        body.u16(keywords.len().min(u16::MAX as usize) as u16);
-        body.0
-            .extend_from_slice(&m.envelope.as_bytes()[..m.envelope.len().min(u16::MAX as usize)]);
-        body.0
-            .extend_from_slice(&keywords.as_bytes()[..keywords.len().min(u16::MAX as usize)]);
+        for text in [m.envelope.as_bytes(), keywords.as_bytes()] {
+            body.u32(strings.len() as u32);
+            body.u32(text.len() as u32);
+            strings.extend_from_slice(text);
+        }
+        body.u8(m.flags.bits());
+        body.0.extend_from_slice(&[0; 3]);
     }
+    body.0.extend_from_slice(&strings);
     let mut out = Writer(Vec::with_capacity(HEADER + body.0.len()));
     out.0.extend_from_slice(MAGIC);
     out.u32(VERSION);
@@ -143,16 +143,22 @@ pub fn decode(bytes: &[u8]) -> Option<(FileId, Scan)> {
     if crc32fast::hash(body) != h.u32()? {
         return None;
     }
-    let mut r = Reader(body);
-    let mut messages = Vec::with_capacity(count.min(body.len() / 40));
+    let records = body.get(..count.checked_mul(RECORD)?)?;
+    let strings = &body[records.len()..];
+    let text = |off: u32, len: u32| -> Option<&str> {
+        let (off, len) = (off as usize, len as usize);
+        std::str::from_utf8(strings.get(off..off.checked_add(len)?)?).ok()
+    };
+    let mut r = Reader(records);
+    let mut messages = Vec::with_capacity(count);
     for _ in 0..count {
-        let (from_line, start, end, uid, flags, size) =
-            (r.u64()?, r.u64()?, r.u64()?, r.u32()?, r.u8()?, r.u64()?);
-        let digest = r.u32()?;
-        let modseq = r.u64()?;
-        let (env_len, kw_len) = (r.u16()? as usize, r.u16()? as usize);
-        let envelope = String::from_utf8(r.take(env_len)?.to_vec()).ok()?;
-        let keywords = std::str::from_utf8(r.take(kw_len)?).ok()?;
+        let (from_line, start, end, size, modseq) =
+            (r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+        let (uid, digest) = (r.u32()?, r.u32()?);
+        let envelope = text(r.u32()?, r.u32()?)?.to_string();
+        let keywords = text(r.u32()?, r.u32()?)?;
+        let flags = r.u8()?;
+        r.take(3)?;
         if !(from_line < start && start <= end && end <= scanned_len) {
             return None;
         }
@@ -172,9 +178,6 @@ pub fn decode(bytes: &[u8]) -> Option<(FileId, Scan)> {
             digest,
             modseq,
         });
-    }
-    if !r.0.is_empty() {
-        return None;
     }
     let imapbase = (flag == 1).then_some((v, n));
     Some((
