@@ -111,6 +111,17 @@ pub struct Snapshot {
     pub highestmodseq: u64,
 }
 
+impl Snapshot {
+    /// The messages with these UIDs (what STORE and friends answer with).
+    pub fn only(self, uids: &[Uid]) -> Vec<MessageInfo> {
+        let wanted: BTreeSet<Uid> = uids.iter().copied().collect();
+        self.messages
+            .into_iter()
+            .filter(|m| wanted.contains(&m.uid))
+            .collect()
+    }
+}
+
 /// A MODSEQ above `previous` and above every one handed out before a lost index: microseconds
 /// of the clock, so a rebuilt index can only move forward (clients then resync their flags).
 pub fn next_modseq(previous: u64) -> u64 {

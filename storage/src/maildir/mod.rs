@@ -341,13 +341,7 @@ impl Mailbox for Maildir {
                 self.files.insert(*uid, moved);
             }
         }
-        let wanted: BTreeSet<Uid> = uids.iter().copied().collect();
-        Ok(self
-            .snapshot()?
-            .messages
-            .into_iter()
-            .filter(|m| wanted.contains(&m.uid))
-            .collect())
+        Ok(self.snapshot()?.only(uids))
     }
 
     fn field_cache(&mut self) -> Option<&mut FieldCache> {

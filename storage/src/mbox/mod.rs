@@ -462,12 +462,7 @@ impl Mailbox for Mbox {
                 ),
             })
         })?;
-        let snapshot = self.sync_locked()?;
-        Ok(snapshot
-            .messages
-            .into_iter()
-            .filter(|m| wanted.contains(&m.uid))
-            .collect())
+        Ok(self.sync_locked()?.only(uids))
     }
 
     fn field_cache(&mut self) -> Option<&mut FieldCache> {
