@@ -10,27 +10,31 @@ use std::time::Duration;
 
 use common::{base_config, LineClient, TestServer, PASSWORD};
 
-/// Ports in LISTEN state on 127.0.0.1, from `ss -ltn`.
-fn listening_ports() -> Vec<u16> {
+/// Ports in LISTEN state on `ip`, from `ss -ltn`.
+fn listening_ports(ip: &str) -> Vec<u16> {
     let out = Command::new("ss")
         .args(["-ltnH"])
         .output()
         .expect("ss (iproute2) is installed");
+    let prefix = format!("{ip}:");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
             l.split_whitespace()
                 .nth(3)?
-                .strip_prefix("127.0.0.1:")?
+                .strip_prefix(&prefix)?
                 .parse()
                 .ok()
         })
         .collect()
 }
 
-/// A loopback port nothing listens on right now.
+/// An address nothing listens on right now, on a loopback address no other test binds, so
+/// no parallel test can take the port between this check and its use.
+const QUIET_IP: &str = "127.0.0.9";
+
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+    std::net::TcpListener::bind((QUIET_IP, 0))
         .unwrap()
         .local_addr()
         .unwrap()
@@ -48,25 +52,26 @@ fn only_the_configured_protocols_listen() {
     for (protocol, port) in &unlisted {
         config = config.replace(
             "[mail]",
-            &format!("{protocol} = \"127.0.0.1:{port}\"\n[mail]"),
+            &format!("{protocol} = \"{QUIET_IP}:{port}\"\n[mail]"),
         );
     }
     let server = TestServer::start(&config);
     assert_eq!(server.addrs.len(), 2, "{:?}", server.addrs);
-    let listening = listening_ports();
+    let listening = listening_ports("127.0.0.1");
     for protocol in ["imaps", "pop3"] {
         assert!(
             listening.contains(&server.addr(protocol).port()),
             "{protocol} listens"
         );
     }
+    let quiet = listening_ports(QUIET_IP);
     for (protocol, port) in &unlisted {
         assert!(
-            !listening.contains(port),
+            !quiet.contains(port),
             "{protocol} is not listed but listens on {port}"
         );
         assert!(
-            TcpStream::connect(("127.0.0.1", *port)).is_err(),
+            TcpStream::connect((QUIET_IP, *port)).is_err(),
             "{protocol} accepts on {port}"
         );
     }
