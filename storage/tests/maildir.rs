@@ -404,10 +404,18 @@ fn cached_fields_are_served_again_without_the_message_file() {
     let (mut md, _) = populated(dir.path());
     assert_eq!(md.cached(3, "ENVELOPE"), None);
     md.cache(3, "ENVELOPE", b"(NIL \"3\" NIL)").unwrap();
-    // The message file itself goes away: the cached field is still there (no file is read).
+    // A new session, with the message file made unreadable (emptied, same name): the cached
+    // field is still served, so no message file is read for it.
     let root = dir.path().join("Maildir");
     let mut reopened = Maildir::new(&root);
     reopened.sync().unwrap();
+    let file = fs::read_dir(root.join("cur"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().contains(",U=3:"))
+        .unwrap()
+        .path();
+    fs::write(&file, b"").unwrap();
     assert_eq!(
         reopened.cached(3, "ENVELOPE").as_deref(),
         Some(&b"(NIL \"3\" NIL)"[..])
