@@ -109,6 +109,10 @@ fn main() {
     let mut open = Maildir::new(&root);
     let snap_now = open.sync().expect("sync");
     time(
+        "re-sync of an open session, nothing changed (IDLE wake-up)",
+        || open.sync().expect("sync"),
+    );
+    time(
         "FETCH ENVELOPE 1:* first time: read headers, cache them",
         || {
             for m in &snap_now.messages {

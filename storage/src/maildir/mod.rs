@@ -47,6 +47,9 @@ pub struct Maildir {
     keywords: Keywords,
     cache: Option<FieldCache>,
     highestmodseq: u64,
+    /// The stamps of `cur/`, `new/` and the uidlist that `files` describes; while they hold,
+    /// a sync reads nothing.
+    current: Option<sync::Stamps>,
 }
 
 /// A message file as found on disk.
@@ -97,6 +100,7 @@ impl Maildir {
             keywords: Keywords::default(),
             cache: None,
             highestmodseq: 0,
+            current: None,
         }
     }
 
@@ -243,7 +247,9 @@ impl Maildir {
 
 impl Mailbox for Maildir {
     fn sync(&mut self) -> Result<Snapshot, Error> {
-        self.ensure()?;
+        if self.uidlist.is_none() {
+            self.ensure()?;
+        }
         let _lock = self.lock()?;
         self.sync_locked()
     }

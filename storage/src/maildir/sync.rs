@@ -19,7 +19,7 @@ const TMP_LIFETIME: std::time::Duration = std::time::Duration::from_secs(36 * 36
 
 /// The mtimes that tell whether an index still describes the folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamps {
+pub(super) struct Stamps {
     cur: Stamp,
     new: Stamp,
     uidlist: Stamp,
@@ -37,6 +37,11 @@ impl Maildir {
     /// The sync proper; the caller holds the lock.
     pub(super) fn sync_locked(&mut self) -> Result<Snapshot, Error> {
         let before = self.stamps();
+        let index_there = self.root.join(index::FILE_NAME).exists();
+        if self.current == Some(before) && before.cur != Stamp::default() && index_there {
+            // Nothing changed since this session last looked: no index read, no listing.
+            return self.snapshot();
+        }
         let index = self.read_index()?;
         if let Some(index) = &index {
             let current = Stamps {
@@ -50,6 +55,7 @@ impl Maildir {
             let trusted = before.cur != Stamp::default() && before.uidlist != Stamp::default();
             if current == before && trusted && marker.exists() {
                 if let Some(()) = self.load_index(index)? {
+                    self.current = Some(before);
                     return self.snapshot();
                 }
             }
@@ -109,11 +115,13 @@ impl Maildir {
         } else {
             before.cur
         };
-        self.write_index(Stamps {
+        let described = Stamps {
             cur,
             new: before.new,
             uidlist: after.uidlist,
-        })?;
+        };
+        self.write_index(described)?;
+        self.current = Some(described);
         self.snapshot()
     }
 
