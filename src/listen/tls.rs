@@ -127,11 +127,9 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
 fn generate_self_signed(cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {
     let gen_err = |e: &dyn std::fmt::Display| TlsError::Generate(e.to_string());
     let mut names = vec!["localhost".to_string()];
-    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-        let host = host.trim();
-        if !host.is_empty() && host != "localhost" {
-            names.push(host.to_string());
-        }
+    let host = roost_storage::host::name();
+    if host != "localhost" {
+        names.push(host.to_string());
     }
     let certified = rcgen::generate_simple_self_signed(names).map_err(|e| gen_err(&e))?;
     for path in [cert_path, key_path] {

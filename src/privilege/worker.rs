@@ -76,7 +76,7 @@ fn to_args(s: &UserSession) -> Vec<String> {
         "--source".into(),
         s.user.source.name().into(),
         "--location".into(),
-        location_spec(&s.location),
+        s.location.to_string(),
         "--peer".into(),
         s.peer.to_string(),
         "--local".into(),
@@ -94,17 +94,6 @@ fn to_args(s: &UserSession) -> Vec<String> {
         args.push("--tls".into());
     }
     args
-}
-
-fn location_spec(loc: &roost_storage::MailLocation) -> String {
-    let format = match loc.format {
-        roost_storage::MailFormat::Maildir => "maildir",
-        roost_storage::MailFormat::Mbox => "mbox",
-    };
-    match &loc.inbox {
-        Some(inbox) => format!("{format}:{}:INBOX={inbox}", loc.root),
-        None => format!("{format}:{}", loc.root),
-    }
 }
 
 /// Master side: starts `roost worker` as `owner`, serving the session on `socket`.

@@ -23,7 +23,7 @@ struct State {
 
 /// Serves one submission connection.
 pub async fn serve(mut conn: Connection, ctx: SessionContext) {
-    let host = hostname();
+    let host = roost_storage::host::name();
     if conn
         .write(&Reply::plain(220, &format!("{host} ESMTP roost")).encode())
         .await
@@ -48,7 +48,7 @@ pub async fn serve(mut conn: Connection, ctx: SessionContext) {
                     if let Some(h) = conn.handle() {
                         h.set_command(cmd.keyword());
                     }
-                    match command(&mut conn, &ctx, &mut lines, &mut state, &host, cmd).await {
+                    match command(&mut conn, &ctx, &mut lines, &mut state, host, cmd).await {
                         Outcome::Reply(reply) => reply,
                         Outcome::Silent => continue,
                         Outcome::Close => return,
@@ -225,12 +225,4 @@ async fn login(
             Reply::new(454, "4.7.0", "Temporary authentication failure")
         }
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }

@@ -20,6 +20,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod host;
 pub mod index;
 pub mod location;
 pub mod mailbox;

@@ -34,6 +34,21 @@ pub struct UserVars {
     pub home: Option<PathBuf>,
 }
 
+impl std::fmt::Display for MailLocation {
+    /// The location as it is configured, which [`MailLocation::parse`] reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let format = match self.format {
+            MailFormat::Maildir => "maildir",
+            MailFormat::Mbox => "mbox",
+        };
+        write!(f, "{format}:{}", self.root)?;
+        if let Some(inbox) = &self.inbox {
+            write!(f, ":INBOX={inbox}")?;
+        }
+        Ok(())
+    }
+}
+
 impl MailLocation {
     /// Parses `format:path[:KEY=value...]`.
     pub fn parse(spec: &str) -> Result<Self, Error> {
@@ -167,6 +182,7 @@ mod tests {
 
         let loc = MailLocation::parse("mbox:~/mail:INBOX=/var/mail/%u").unwrap();
         assert_eq!(loc.format, MailFormat::Mbox);
+        assert_eq!(MailLocation::parse(&loc.to_string()).unwrap(), loc);
         assert_eq!(
             loc.inbox_for(&alice()).unwrap(),
             Some(PathBuf::from("/var/mail/alice@example.com"))

@@ -458,15 +458,17 @@ fn unique_name() -> String {
         now.subsec_micros(),
         std::process::id(),
         n,
-        hostname()
+        maildir_host()
     )
 }
 
-fn hostname() -> String {
-    let raw =
-        fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
-    raw.trim()
-        .replace('/', "\\057")
-        .replace(':', "\\072")
-        .replace(',', "\\054")
+/// The host name as maildir file names need it (`/`, `:` and `,` escaped), computed once.
+fn maildir_host() -> &'static str {
+    static ESCAPED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ESCAPED.get_or_init(|| {
+        crate::host::name()
+            .replace('/', "\\057")
+            .replace(':', "\\072")
+            .replace(',', "\\054")
+    })
 }
