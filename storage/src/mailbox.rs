@@ -155,6 +155,27 @@ pub enum FlagChange {
     Remove,
 }
 
+impl FlagChange {
+    /// The flags and keywords (names, or maildir letters) after this change.
+    pub fn apply<K: Ord + Clone>(
+        self,
+        (flags, keywords): (Flags, &BTreeSet<K>),
+        (change_flags, change_keywords): (Flags, &BTreeSet<K>),
+    ) -> (Flags, BTreeSet<K>) {
+        match self {
+            Self::Set => (change_flags, change_keywords.clone()),
+            Self::Add => (
+                flags.union(change_flags),
+                keywords.union(change_keywords).cloned().collect(),
+            ),
+            Self::Remove => (
+                flags.difference(change_flags),
+                keywords.difference(change_keywords).cloned().collect(),
+            ),
+        }
+    }
+}
+
 /// One open mailbox (a folder), whatever its format.
 pub trait Mailbox: Send {
     /// Brings the view up to date with the disk (new deliveries, other sessions' changes,

@@ -318,29 +318,17 @@ impl Mailbox for Maildir {
     ) -> Result<Vec<MessageInfo>, Error> {
         let _lock = self.lock()?;
         self.sync_locked()?;
-        let letters = self.letters_for(keywords)?;
+        let letters: BTreeSet<char> = self.letters_for(keywords)?.into_iter().collect();
         let mut modseq = None;
         for uid in uids {
             let Some(entry) = self.files.get(uid) else {
                 continue;
             };
             let mut updated = entry.name.clone();
-            match change {
-                FlagChange::Set => {
-                    updated.flags = flags;
-                    updated.keyword_letters = letters.clone();
-                }
-                FlagChange::Add => {
-                    updated.flags = updated.flags.union(flags);
-                    updated.keyword_letters.extend(&letters);
-                }
-                FlagChange::Remove => {
-                    updated.flags = updated.flags.difference(flags);
-                    updated.keyword_letters.retain(|l| !letters.contains(l));
-                }
-            }
-            updated.keyword_letters.sort_unstable();
-            updated.keyword_letters.dedup();
+            let had: BTreeSet<char> = updated.keyword_letters.iter().copied().collect();
+            let (new_flags, new_letters) = change.apply((updated.flags, &had), (flags, &letters));
+            updated.flags = new_flags;
+            updated.keyword_letters = new_letters.into_iter().collect();
             if updated != entry.name {
                 let mut moved = self.rename_entry(entry, updated)?;
                 moved.modseq = *modseq.get_or_insert_with(|| self.bump_modseq());

@@ -450,17 +450,7 @@ impl Mailbox for Mbox {
             if !wanted.contains(&uid) {
                 return Some((m.flags, m.keywords.clone()));
             }
-            Some(match change {
-                FlagChange::Set => (flags, keywords.clone()),
-                FlagChange::Add => (
-                    m.flags.union(flags),
-                    m.keywords.union(keywords).cloned().collect(),
-                ),
-                FlagChange::Remove => (
-                    m.flags.difference(flags),
-                    m.keywords.difference(keywords).cloned().collect(),
-                ),
-            })
+            Some(change.apply((m.flags, &m.keywords), (flags, keywords)))
         })?;
         Ok(self.sync_locked()?.only(uids))
     }
