@@ -63,17 +63,26 @@ fn subjects(md: &mut dyn Mailbox) -> BTreeMap<u32, String> {
         .collect()
 }
 
-#[test]
-fn killed_appends_and_expunges_lose_nothing_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("Maildir");
-    let root_arg = root.to_str().unwrap();
+/// How hard to push one backend in [`kill_during_writes`].
+struct Plan {
+    rounds: u32,
+    appends: &'static str,
+    append_kill_ms: u64,
+    expunge_every: u32,
+    expunge_kill_ms: u64,
+    min_rounds: u32,
+}
+
+/// Rounds of appends killed at random points, every few rounds an expunge killed too; after
+/// each, every acknowledged message must still be there under its UID (unless an expunge may
+/// have taken it), no UID twice, and the next open clean and stable. Bounded to 20 s.
+fn kill_during_writes(target: &str, open: impl Fn() -> Box<dyn Mailbox>, plan: Plan) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut acked: BTreeMap<u32, String> = BTreeMap::new();
-    let mut iterations = 0;
-    while iterations < 40 && Instant::now() < deadline {
-        iterations += 1;
-        for line in run_and_kill(&[root_arg, "append", "200"], 60) {
+    let mut round = 0;
+    while round < plan.rounds && Instant::now() < deadline {
+        round += 1;
+        for line in run_and_kill(&[target, "append", plan.appends], plan.append_kill_ms) {
             let mut parts = line.split(' ').skip(1);
             let uid: u32 = parts.next().unwrap().parse().unwrap();
             let tag = parts.next().unwrap().to_string();
@@ -82,15 +91,14 @@ fn killed_appends_and_expunges_lose_nothing_acknowledged() {
                 "UID {uid} handed out twice"
             );
         }
-        let expunge_round = iterations % 4 == 0;
+        let expunge_round = round % plan.expunge_every == 0;
         if expunge_round {
-            for line in run_and_kill(&[root_arg, "expunge"], 20) {
-                let uid: u32 = line.split(' ').nth(1).unwrap().parse().unwrap();
-                acked.remove(&uid);
+            for line in run_and_kill(&[target, "expunge"], plan.expunge_kill_ms) {
+                acked.remove(&line.split(' ').nth(1).unwrap().parse().unwrap());
             }
         }
-        let mut md = Maildir::new(&root);
-        let found = subjects(&mut md);
+        let mut mailbox = open();
+        let found = subjects(mailbox.as_mut());
         for (uid, subject) in &acked {
             match found.get(uid) {
                 Some(found_subject) => {
@@ -101,13 +109,29 @@ fn killed_appends_and_expunges_lose_nothing_acknowledged() {
             }
         }
         assert_eq!(
-            Maildir::new(&root).sync().unwrap(),
-            md.sync().unwrap(),
+            open().sync().unwrap(),
+            mailbox.sync().unwrap(),
             "the next open is clean and stable"
         );
         acked.retain(|uid, _| found.contains_key(uid));
     }
-    assert!(iterations >= 5, "ran {iterations} iterations");
+    assert!(round >= plan.min_rounds, "ran {round} rounds");
+}
+
+#[test]
+fn killed_appends_and_expunges_lose_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    let open = || Box::new(Maildir::new(&root)) as Box<dyn Mailbox>;
+    let plan = Plan {
+        rounds: 40,
+        appends: "200",
+        append_kill_ms: 60,
+        expunge_every: 4,
+        expunge_kill_ms: 20,
+        min_rounds: 5,
+    };
+    kill_during_writes(root.to_str().unwrap(), open, plan);
 }
 
 #[test]
@@ -158,36 +182,15 @@ fn leftovers_of_crashed_deliveries_are_cleaned_from_tmp_after_36_hours() {
 fn killed_mbox_appends_and_rewrites_lose_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("INBOX.mbox");
-    let path_arg = path.to_str().unwrap();
-    let open = || Mbox::new(&path, dir.path().join("INBOX.mbox.uids"));
-    let mut acked: BTreeMap<u32, String> = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut round = 0;
-    while round < 24 && Instant::now() < deadline {
-        round += 1;
-        for line in run_and_kill(&[path_arg, "append", "60"], 40) {
-            let mut parts = line.split(' ').skip(1);
-            let uid: u32 = parts.next().unwrap().parse().unwrap();
-            let tag = parts.next().unwrap().to_string();
-            assert!(
-                acked.insert(uid, format!("Subject: {tag}")).is_none(),
-                "UID {uid} handed out twice"
-            );
-        }
-        let expunge_round = round % 3 == 0;
-        if expunge_round {
-            for line in run_and_kill(&[path_arg, "expunge"], 30) {
-                acked.remove(&line.split(' ').nth(1).unwrap().parse().unwrap());
-            }
-        }
-        let found = subjects(&mut open());
-        for (uid, subject) in &acked {
-            match found.get(uid) {
-                Some(s) => assert_eq!(s, subject, "UID {uid} changed content"),
-                None => assert!(expunge_round, "acknowledged UID {uid} lost"),
-            }
-        }
-        acked.retain(|uid, _| found.contains_key(uid));
-    }
-    assert!(round >= 3, "ran {round} rounds");
+    let open =
+        || Box::new(Mbox::new(&path, dir.path().join("INBOX.mbox.uids"))) as Box<dyn Mailbox>;
+    let plan = Plan {
+        rounds: 24,
+        appends: "60",
+        append_kill_ms: 40,
+        expunge_every: 3,
+        expunge_kill_ms: 30,
+        min_rounds: 3,
+    };
+    kill_during_writes(path.to_str().unwrap(), open, plan);
 }
