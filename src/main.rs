@@ -58,6 +58,24 @@ enum Cmd {
         #[arg(short, long)]
         password: Option<String>,
     },
+    /// Show the running server's listeners and connections, like netstat.
+    Status {
+        #[command(flatten)]
+        target: status::cli::Target,
+    },
+    /// List logged-in users, like `doveadm who`.
+    Who {
+        #[command(flatten)]
+        target: status::cli::Target,
+    },
+    /// End every session of a user.
+    Kick {
+        #[command(flatten)]
+        target: status::cli::Target,
+        /// The user whose sessions end.
+        #[arg(value_name = "USER")]
+        victim: String,
+    },
     /// Internal: run one authenticated session as the mail owner (started by `serve` as root).
     #[command(hide = true)]
     Worker(privilege::worker::WorkerArgs),
@@ -81,6 +99,9 @@ fn main() -> ExitCode {
         Cmd::Serve { config } => serve(config),
         Cmd::CheckConfig { config } => return check_config(&config),
         Cmd::Pw { scheme, password } => pw(&scheme, password),
+        Cmd::Status { target } => print(status::cli::status(&target)),
+        Cmd::Who { target } => print(status::cli::who(&target)),
+        Cmd::Kick { target, victim } => print(status::cli::kick(&target, &victim)),
         Cmd::Worker(args) => {
             init_logging("info");
             privilege::worker::main(args)
@@ -93,6 +114,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints what an admin command produced.
+fn print(output: Result<String, status::cli::CliError>) -> anyhow::Result<()> {
+    print!("{}", output?);
+    Ok(())
 }
 
 fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
@@ -154,4 +181,14 @@ fn pw(scheme_name: &str, password: Option<String>) -> anyhow::Result<()> {
     anyhow::ensure!(!password.is_empty(), "empty password");
     println!("{}", scheme::hash(scheme, &password)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

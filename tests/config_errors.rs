@@ -125,3 +125,51 @@ fn toml_syntax_error_names_the_line() {
     assert!(!ok);
     assert!(text.contains("roost.toml:"), "{text}");
 }
+
+#[test]
+fn a_status_page_reachable_from_other_machines_needs_a_password() {
+    let open = format!("{GOOD}[status]\nlisten = \"0.0.0.0:8025\"\n");
+    let (ok, text) = check(&open);
+    assert!(!ok);
+    assert!(
+        text.contains("roost.toml:10: status.listen: 0.0.0.0:8025 is reachable from other machines, so the page needs a password"),
+        "{text}"
+    );
+    let (ok, text) = check(&format!("{open}admin_password = \"secret\"\n"));
+    assert!(!ok);
+    assert!(
+        text.contains("roost.toml:11: status.admin_password: not a password hash"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("reachable from other machines"),
+        "one error: {text}"
+    );
+    let (ok, text) = check(&format!("{open}admin_users = [\"alice\"]\n"));
+    assert!(ok, "{text}");
+    let (ok, text) = check(&format!("{open}admin_password = \"{{PLAIN}}pw\"\n"));
+    assert!(ok, "{text}");
+    let (ok, text) = check(&format!("{GOOD}[status]\nlisten = \"127.0.0.1:8025\"\n"));
+    assert!(ok, "loopback needs no password: {text}");
+}
+
+#[test]
+fn autoconfig_settings_are_checked() {
+    let cfg = format!(
+        "{GOOD}[autoconfig]\nlisten = \"0.0.0.0:80\"\nhostname = \"mail example\"\nusername = \"full\"\n"
+    );
+    let (ok, text) = check(&cfg);
+    assert!(!ok);
+    assert!(
+        text.contains("roost.toml:11: autoconfig.hostname: \"mail example\" is not a host name"),
+        "{text}"
+    );
+    assert!(
+        text.contains("roost.toml:12: autoconfig.username: must be \"address\""),
+        "{text}"
+    );
+    let (ok, text) = check(&format!(
+        "{GOOD}[autoconfig]\nlisten = \"0.0.0.0:80\"\nhostname = \"mail.example.com\"\n"
+    ));
+    assert!(ok, "{text}");
+}

@@ -1,9 +1,8 @@
-//! The server's edge: only configured protocols listen, limits, idle timeouts, the status page,
-//! and graceful shutdown on SIGTERM.
+//! The server's edge: only configured protocols listen, limits, idle timeouts, and graceful
+//! shutdown on SIGTERM. (The status page has its own file, `status.rs`.)
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
@@ -152,42 +151,6 @@ fn idle_clients_are_logged_out_in_their_protocols_words() {
 }
 
 #[test]
-fn status_page_lists_listeners_and_live_sessions() {
-    let server = TestServer::start(&base_config(
-        &["imap", "pop3s"],
-        "[status]\nlisten = \"127.0.0.1:0\"\n",
-    ));
-    let mut imap = LineClient::connect(server.addr("imap"));
-    imap.line();
-    imap.cmd(&format!("a1 LOGIN sha256 \"{PASSWORD}\""), "a1 OK");
-    let mut http = TcpStream::connect(server.addr("status")).unwrap();
-    http.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    http.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let mut page = String::new();
-    http.read_to_string(&mut page).unwrap();
-    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
-    assert!(
-        page.contains(&format!("imap         {}", server.addr("imap"))),
-        "{page}"
-    );
-    assert!(
-        page.contains(&format!("pop3s        {}", server.addr("pop3s"))),
-        "{page}"
-    );
-    assert!(page.contains("Sessions (1)"), "{page}");
-    let row = page
-        .lines()
-        .find(|l| l.starts_with("imap ") && l.contains("sha256"))
-        .expect("session row");
-    assert!(
-        row.contains(&server.addr("imap").to_string()) && row.ends_with("LOGIN"),
-        "{row}"
-    );
-}
-
-#[test]
 fn bad_input_before_login_gets_clear_errors_and_the_session_survives() {
     let server = TestServer::start(&base_config(&["imap", "pop3", "submission"], ""));
     let mut imap = LineClient::connect(server.addr("imap"));
@@ -268,46 +231,4 @@ fn a_client_sending_only_garbage_is_disconnected() {
         pop.rest(),
         "-ERR Unknown command: NONSENSE\r\n-ERR Too many invalid commands.\r\n"
     );
-}
-
-#[test]
-fn storage_repairs_made_in_sessions_show_on_the_status_page() {
-    let server = TestServer::start(&base_config(
-        &["imap"],
-        "[status]\nlisten = \"127.0.0.1:0\"\n",
-    ));
-    let page = || {
-        let mut http = TcpStream::connect(server.addr("status")).unwrap();
-        http.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        http.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-        let mut page = String::new();
-        http.read_to_string(&mut page).unwrap();
-        page
-    };
-    assert!(page().contains("Storage repairs since start: 0"));
-    let creds = ["--user", "plain", "--password", PASSWORD];
-    common::mail_client_ok(
-        "imap",
-        server.addr("imap"),
-        &[&creds[..], &["--append", "Subject: x\\n\\ny\\n"]].concat(),
-    );
-    // Someone garbles the uidlist; the next session repairs it, and the page counts it.
-    std::fs::write(server.mail_root().join("plain/dovecot-uidlist"), b"garbage").unwrap();
-    std::fs::remove_file(server.mail_root().join("plain/roost.index")).unwrap();
-    common::mail_client_ok("imap", server.addr("imap"), &creds);
-    server.wait_for_log("dovecot-uidlist is corrupt");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = page();
-        if !text.contains("Storage repairs since start: 0") {
-            assert!(text.contains("Storage repairs since start: 2"), "{text}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no repair counted: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

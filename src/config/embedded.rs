@@ -14,7 +14,8 @@ use rand::distributions::{Alphanumeric, DistString};
 use roost_storage::MailLocation;
 
 use super::{
-    AuthConfig, Config, Limits, Listener, MailConfig, Network, Passdb, Protocol, TlsConfig,
+    AuthConfig, Config, Limits, Listener, MailConfig, Network, Passdb, Protocol, StatusConfig,
+    TlsConfig,
 };
 use crate::auth::scheme::{self, Scheme};
 use crate::privilege::SystemUser;
@@ -80,9 +81,15 @@ pub fn embedded(dir: &Path) -> anyhow::Result<EmbeddedSetup> {
             smtp_idle_timeout: Duration::from_secs(5 * 60),
             max_literal_bytes: 50 * 1024 * 1024,
         },
-        status_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8025))),
+        status: StatusConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 8025))),
+            admin_password: None,
+            admin_users: Vec::new(),
+        },
+        autoconfig: None,
         log_level: "info".into(),
         login_user: super::DEFAULT_LOGIN_USER.to_string(),
+        path: None,
     };
     Ok(EmbeddedSetup { config, new_user })
 }

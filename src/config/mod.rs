@@ -9,6 +9,7 @@ mod error;
 mod network;
 mod raw;
 mod validate;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use roost_storage::MailLocation;
 pub use embedded::embedded;
 pub use error::{ConfigError, ConfigErrors};
 pub use network::Network;
+pub use web::{AutoconfigConfig, StatusConfig, UsernameForm, ADMIN_USER};
 
 /// A protocol an admin can list in `protocols`, named as Dovecot and /etc/services name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -132,13 +134,17 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Connection limits and timeouts.
     pub limits: Limits,
-    /// The HTTP status page address, if enabled.
-    pub status_listen: Option<SocketAddr>,
+    /// The HTTP status page and who may read it.
+    pub status: StatusConfig,
+    /// The mail-client self-configuration listener, if enabled.
+    pub autoconfig: Option<AutoconfigConfig>,
     /// Default log filter (overridden by `RUST_LOG`).
     pub log_level: String,
     /// When started as root: the unprivileged account that accepts connections, speaks TLS
     /// and runs the pre-login dialogue (Dovecot's `default_login_user`).
     pub login_user: String,
+    /// The file this was read from (`None`: the embedded default), shown on the status page.
+    pub path: Option<PathBuf>,
 }
 
 /// The login user when the config names none.

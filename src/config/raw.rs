@@ -25,6 +25,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub status: RawStatus,
     #[serde(default)]
+    pub autoconfig: RawAutoconfig,
+    #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
     pub server: RawServer,
@@ -86,6 +88,21 @@ pub struct RawLimits {
 #[serde(deny_unknown_fields)]
 pub struct RawStatus {
     pub listen: Option<Spanned<String>>,
+    /// A `{SCHEME}hash` (from `roost pw`) for the basic-auth user `admin`.
+    pub admin_password: Option<Spanned<String>>,
+    /// passdb users who may sign in with their own mail password.
+    pub admin_users: Option<Vec<Spanned<String>>>,
+}
+
+/// `[autoconfig]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAutoconfig {
+    pub listen: Option<Spanned<String>>,
+    /// The name clients are told to connect to (default: this machine's host name).
+    pub hostname: Option<Spanned<String>>,
+    /// `"address"` (log in as alice@example.com) or `"localpart"` (as alice).
+    pub username: Option<Spanned<String>>,
 }
 
 /// `[log]`

@@ -15,7 +15,7 @@ use super::{
 };
 
 /// Collects errors against one file.
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     file: &'a Path,
     text: &'a str,
     base: PathBuf,
@@ -30,7 +30,13 @@ impl Checker<'_> {
             + 1
     }
 
-    fn at<T>(&mut self, value: &Spanned<T>, key: impl Into<String>, message: impl Into<String>) {
+    /// Records a problem with a value, at its line.
+    pub(super) fn at<T>(
+        &mut self,
+        value: &Spanned<T>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         let line = self.line_of(value.span().start);
         self.errors.push(ConfigError {
             file: self.file.to_path_buf(),
@@ -95,17 +101,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let auth = auth(&mut c, &raw);
     let tls = tls(&mut c, &raw);
     let limits = limits(&mut c, &raw);
-    let status_listen = raw.status.listen.as_ref().and_then(|s| {
-        let parsed = parse_addr(s.get_ref(), 8025);
-        if parsed.is_none() {
-            c.at(
-                s,
-                "status.listen",
-                format!("{:?} is not an address like 127.0.0.1:8025", s.get_ref()),
-            );
-        }
-        parsed
-    });
+    let status = super::web::status(&mut c, &raw.status);
+    let autoconfig = super::web::autoconfig(&mut c, &raw.autoconfig);
     let log_level = match &raw.log.level {
         Some(level)
             if !["error", "warn", "info", "debug", "trace"].contains(&level.get_ref().as_str()) =>
@@ -127,7 +124,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             auth,
             tls,
             limits,
-            status_listen,
+            status,
+            autoconfig,
             log_level,
             login_user: raw
                 .server
@@ -135,6 +133,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
                 .as_ref()
                 .map(|u| u.get_ref().clone())
                 .unwrap_or_else(|| super::DEFAULT_LOGIN_USER.to_string()),
+            path: Some(std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf())),
         }),
         _ => Err(ConfigErrors(c.errors)),
     }
@@ -164,7 +163,7 @@ fn syntax_error(c: &Checker<'_>, e: &toml::de::Error) -> ConfigError {
 }
 
 /// `host:port`, `[v6]:port`, or a bare host taking the default port.
-fn parse_addr(text: &str, default_port: u16) -> Option<SocketAddr> {
+pub(super) fn parse_addr(text: &str, default_port: u16) -> Option<SocketAddr> {
     let text = text.trim();
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Some(addr);

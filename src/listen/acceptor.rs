@@ -1,8 +1,9 @@
 //! Binding the configured listeners and accepting connections until shutdown.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use tokio::io::AsyncWriteExt;
@@ -17,7 +18,9 @@ use super::tls::{TlsPem, TlsStore};
 use crate::auth::Authenticator;
 use crate::config::{Config, Family, Protocol};
 use crate::session::{Gate, SessionContext};
-use crate::status::StatusSource;
+use crate::status::access::Access;
+use crate::status::autoconfig::Autoconfig;
+use crate::status::{counters, StatusSource};
 
 /// How long a client gets to finish the TLS handshake of an implicit-TLS port.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,6 +42,7 @@ struct Shared {
 pub struct Bound {
     listeners: Vec<(Protocol, std::net::TcpListener)>,
     status: Option<std::net::TcpListener>,
+    autoconfig: Option<std::net::TcpListener>,
     table: Vec<(&'static str, SocketAddr)>,
 }
 
@@ -50,11 +54,13 @@ pub enum TlsUpdates {
     Master(std::os::unix::net::UnixStream),
 }
 
-/// Binds every configured listener (and the status page), logging the real addresses.
+/// Binds every configured listener (and the status and autoconfig pages), logging the real
+/// addresses.
 pub fn bind_all(config: &Config) -> anyhow::Result<Bound> {
     let mut bound = Bound {
         listeners: Vec::new(),
         status: None,
+        autoconfig: None,
         table: Vec::new(),
     };
     for listener in &config.listeners {
@@ -71,13 +77,21 @@ pub fn bind_all(config: &Config) -> anyhow::Result<Bound> {
         bound.table.push((listener.protocol.name(), addr));
         bound.listeners.push((listener.protocol, socket));
     }
-    if let Some(addr) = config.status_listen {
-        let what = || format!("cannot listen for the status page on {addr}");
+    let web = [
+        ("status", config.status.listen),
+        ("autoconfig", config.autoconfig.as_ref().map(|a| a.listen)),
+    ];
+    for (name, addr) in web {
+        let Some(addr) = addr else { continue };
+        let what = || format!("cannot listen for the {name} page on {addr}");
         let socket = std::net::TcpListener::bind(addr).with_context(what)?;
         let addr = socket.local_addr()?;
-        tracing::info!(protocol = "status", %addr, "listening");
-        bound.table.push(("status", addr));
-        bound.status = Some(socket);
+        tracing::info!(protocol = name, %addr, "listening");
+        bound.table.push((name, addr));
+        match name {
+            "status" => bound.status = Some(socket),
+            _ => bound.autoconfig = Some(socket),
+        }
     }
     Ok(bound)
 }
@@ -113,11 +127,11 @@ pub async fn frontend(
     config: Arc<Config>,
     gate: Gate,
     pem: TlsPem,
-    bound: Bound,
+    mut bound: Bound,
     updates: TlsUpdates,
 ) -> anyhow::Result<()> {
     let tls = Arc::new(TlsStore::new(&pem)?);
-    let worker_repairs = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let workers = matches!(updates, TlsUpdates::Master(_));
     let shared = Arc::new(Shared {
         limits: ConnectionLimits::new(
             config.limits.max_connections,
@@ -130,30 +144,14 @@ pub async fn frontend(
         shutdown: CancellationToken::new(),
         tracker: TaskTracker::new(),
     });
-    if let Some(socket) = bound.status {
-        socket.set_nonblocking(true)?;
-        let source = Arc::new(StatusSource {
-            listeners: bound.table,
-            registry: Arc::clone(&shared.registry),
-            worker_repairs: Arc::clone(&worker_repairs),
-        });
-        tokio::spawn(crate::status::serve(
-            TcpListener::from_std(socket)?,
-            source,
-            shared.shutdown.clone(),
-        ));
-    }
+    serve_web(&shared, &mut bound, workers)?;
     super::shutdown::cancel_on_terminate(shared.shutdown.clone())?;
     match updates {
         TlsUpdates::Files => {
             super::shutdown::reload_on_hangup(tls, config.tls.clone(), shared.shutdown.clone())?
         }
         TlsUpdates::Master(socket) => {
-            tokio::spawn(crate::privilege::updates::receive_updates(
-                socket,
-                tls,
-                worker_repairs,
-            ));
+            tokio::spawn(crate::privilege::updates::receive_updates(socket, tls));
         }
     }
     let mut loops = Vec::new();
@@ -179,6 +177,53 @@ pub async fn frontend(
         tracing::warn!("{} sessions did not finish in time", shared.registry.len());
     }
     tracing::info!(sessions_at_shutdown = open, "stopped");
+    Ok(())
+}
+
+/// Starts the status and autoconfig listeners, if configured.
+fn serve_web(shared: &Arc<Shared>, bound: &mut Bound, workers: bool) -> anyhow::Result<()> {
+    let status_open = Arc::new(AtomicUsize::new(0));
+    let autoconfig_open = Arc::new(AtomicUsize::new(0));
+    if let Some(socket) = bound.status.take() {
+        socket.set_nonblocking(true)?;
+        let service = crate::status::StatusService {
+            source: StatusSource {
+                listeners: bound.table.clone(),
+                registry: Arc::clone(&shared.registry),
+                config: Arc::clone(&shared.config),
+                started: SystemTime::now(),
+                workers,
+                http_connections: vec![
+                    ("status", Arc::clone(&status_open)),
+                    ("autoconfig", Arc::clone(&autoconfig_open)),
+                ],
+            },
+            access: Access::new(&shared.config, shared.gate.clone()),
+        };
+        tokio::spawn(crate::status::serve(
+            TcpListener::from_std(socket)?,
+            Arc::new(service),
+            status_open,
+            shared.shutdown.clone(),
+        ));
+    }
+    if let (Some(socket), Some(config)) = (bound.autoconfig.take(), &shared.config.autoconfig) {
+        socket.set_nonblocking(true)?;
+        let autoconfig = Autoconfig {
+            config: config.clone(),
+            listeners: bound
+                .listeners
+                .iter()
+                .filter_map(|(p, l)| Some((*p, l.local_addr().ok()?)))
+                .collect(),
+        };
+        tokio::spawn(crate::status::autoconfig::serve(
+            TcpListener::from_std(socket)?,
+            Arc::new(autoconfig),
+            autoconfig_open,
+            shared.shutdown.clone(),
+        ));
+    }
     Ok(())
 }
 
@@ -234,20 +279,29 @@ async fn connection(
     _admission: Admission,
 ) {
     let local = tcp.local_addr().unwrap_or(peer);
-    let handle = shared.registry.register(protocol, peer, local);
+    let handle = shared
+        .registry
+        .register(protocol, peer, local, &shared.shutdown);
     let stream = if protocol.implicit_tls() {
         let acceptor = shared.tls.acceptor();
+        let failed = || counters::global().tls_failed();
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
-            Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
-            Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            Ok(Err(e)) => {
+                failed();
+                return tracing::debug!(%peer, "TLS handshake failed: {e}");
+            }
+            Err(_) => {
+                failed();
+                return tracing::debug!(%peer, "TLS handshake timed out");
+            }
         }
     } else {
         Stream::Plain(tcp)
     };
     let family = protocol.family();
     let idle = shared.config.limits.idle_timeout(family);
-    let conn = Connection::new(stream, idle, shared.shutdown.child_token(), Some(handle));
+    let conn = Connection::new(stream, idle, handle.cancel_token(), Some(handle));
     let ctx = SessionContext {
         config: Arc::clone(&shared.config),
         gate: shared.gate.clone(),

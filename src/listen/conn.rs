@@ -186,7 +186,9 @@ impl Connection {
         self.buffer.clear();
         match self.stream.take() {
             Some(Stream::Plain(tcp)) => {
-                let tls = acceptor.accept(tcp).await?;
+                let tls = acceptor.accept(tcp).await.inspect_err(|_| {
+                    crate::status::counters::global().tls_failed();
+                })?;
                 self.stream = Some(Stream::Tls(Box::new(tls)));
                 if let Some(h) = &self.handle {
                     h.set_tls();

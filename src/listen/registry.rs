@@ -7,7 +7,40 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::config::Protocol;
+
+/// Where a connection stands, in the words an admin reads on the status page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    dead_code,
+    reason = "SELECTED, IDLE and DATA are set by the IMAP and SMTP sessions once they serve those commands"
+)]
+pub enum SessionState {
+    /// Connected, not (yet) logged in.
+    Established,
+    /// Logged in; in a worker process this is all the login process knows from then on.
+    Authenticated,
+    /// IMAP: a mailbox is selected.
+    Selected(String),
+    /// IMAP IDLE: waiting for mailbox changes.
+    Idle,
+    /// SMTP/LMTP: a message is being received.
+    Data,
+}
+
+impl std::fmt::Display for SessionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Established => f.write_str("ESTABLISHED"),
+            Self::Authenticated => f.write_str("AUTHENTICATED"),
+            Self::Selected(mailbox) => write!(f, "SELECTED {mailbox}"),
+            Self::Idle => f.write_str("IDLE"),
+            Self::Data => f.write_str("DATA"),
+        }
+    }
+}
 
 /// All live sessions of this server.
 #[derive(Debug, Default)]
@@ -30,7 +63,13 @@ pub struct SessionEntry {
     /// When the connection was accepted.
     pub started: SystemTime,
     user: Mutex<Option<String>>,
+    state: Mutex<SessionState>,
     command: Mutex<&'static str>,
+    /// Fires on server shutdown or when an admin kicks the session: what its reads race.
+    cancel: CancellationToken,
+    /// Fires only when an admin kicks the session (a relay ends on this, not on shutdown,
+    /// so its worker can still say goodbye when the server stops).
+    kicked: CancellationToken,
     tls: AtomicBool,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
@@ -51,6 +90,8 @@ pub struct SessionSnapshot {
     pub started: SystemTime,
     /// The user once logged in.
     pub user: Option<String>,
+    /// Where the session stands.
+    pub state: SessionState,
     /// The command being executed, or the last one.
     pub command: &'static str,
     /// Whether the connection is encrypted.
@@ -62,12 +103,14 @@ pub struct SessionSnapshot {
 }
 
 impl Registry {
-    /// Registers a new connection; it is removed when the returned handle drops.
+    /// Registers a new connection; it is removed when the returned handle drops. Its
+    /// cancellation token fires with `shutdown` or when the session is kicked.
     pub fn register(
         self: &Arc<Self>,
         protocol: Protocol,
         peer: SocketAddr,
         local: SocketAddr,
+        shutdown: &CancellationToken,
     ) -> SessionHandle {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let entry = Arc::new(SessionEntry {
@@ -77,7 +120,10 @@ impl Registry {
             local,
             started: SystemTime::now(),
             user: Mutex::new(None),
+            state: Mutex::new(SessionState::Established),
             command: Mutex::new(""),
+            cancel: shutdown.child_token(),
+            kicked: CancellationToken::new(),
             tls: AtomicBool::new(protocol.implicit_tls()),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
@@ -92,6 +138,26 @@ impl Registry {
     /// Copies every live session, oldest first.
     pub fn snapshot(&self) -> Vec<SessionSnapshot> {
         self.lock().values().map(|e| e.snapshot()).collect()
+    }
+
+    /// Ends every session of `user` (as an admin's `roost kick` asks); returns how many.
+    pub fn kick(&self, user: &str) -> usize {
+        let sessions = self.lock();
+        let mut kicked = 0;
+        for entry in sessions.values() {
+            let matches = entry
+                .user
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_deref()
+                == Some(user);
+            if matches {
+                entry.kicked.cancel();
+                entry.cancel.cancel();
+                kicked += 1;
+            }
+        }
+        kicked
     }
 
     /// Number of live sessions.
@@ -117,6 +183,11 @@ impl SessionEntry {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),
+            state: self
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
             command: *self.command.lock().unwrap_or_else(PoisonError::into_inner),
             tls: self.tls.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
@@ -133,13 +204,33 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    /// Records the logged-in user.
+    /// Records the logged-in user; the session is AUTHENTICATED from now on.
     pub fn set_user(&self, user: &str) {
         *self
             .entry
             .user
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(user.to_string());
+        self.set_state(SessionState::Authenticated);
+    }
+
+    /// Records where the session stands (SELECTED, IDLE, DATA, back to AUTHENTICATED).
+    pub fn set_state(&self, state: SessionState) {
+        *self
+            .entry
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = state;
+    }
+
+    /// What the session's reads race: fires on shutdown or when it is kicked.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.entry.cancel.clone()
+    }
+
+    /// Fires only when an admin kicks the session.
+    pub fn kicked(&self) -> CancellationToken {
+        self.entry.kicked.clone()
     }
 
     /// Records the command being executed.
@@ -182,14 +273,17 @@ mod tests {
         let reg = Arc::new(Registry::default());
         let peer = "127.0.0.1:5000".parse().unwrap();
         let local = "127.0.0.1:143".parse().unwrap();
-        let a = reg.register(Protocol::Imap, peer, local);
-        let b = reg.register(Protocol::Pop3s, peer, local);
+        let shutdown = CancellationToken::new();
+        let a = reg.register(Protocol::Imap, peer, local, &shutdown);
+        let b = reg.register(Protocol::Pop3s, peer, local, &shutdown);
+        assert_eq!(reg.snapshot()[0].state, SessionState::Established);
         a.set_user("alice");
         a.set_command("LOGIN");
         a.add_in(10);
         let snap = reg.snapshot();
         assert_eq!(snap.len(), 2);
         assert_eq!(snap[0].user.as_deref(), Some("alice"));
+        assert_eq!(snap[0].state.to_string(), "AUTHENTICATED");
         assert_eq!(
             (snap[0].command, snap[0].bytes_in, snap[0].tls),
             ("LOGIN", 10, false)
@@ -199,5 +293,23 @@ mod tests {
         assert_eq!(reg.len(), 1);
         drop(b);
         assert_eq!(reg.len(), 0);
+    }
+
+    #[test]
+    fn kick_ends_only_that_users_sessions_and_shutdown_is_not_a_kick() {
+        let reg = Arc::new(Registry::default());
+        let addr = "127.0.0.1:143".parse().unwrap();
+        let shutdown = CancellationToken::new();
+        let alice = reg.register(Protocol::Imap, addr, addr, &shutdown);
+        let bob = reg.register(Protocol::Pop3, addr, addr, &shutdown);
+        let anonymous = reg.register(Protocol::Imap, addr, addr, &shutdown);
+        alice.set_user("alice");
+        bob.set_user("bob");
+        assert_eq!(reg.kick("alice"), 1);
+        assert!(alice.cancel_token().is_cancelled() && alice.kicked().is_cancelled());
+        assert!(!bob.cancel_token().is_cancelled() && !anonymous.cancel_token().is_cancelled());
+        assert_eq!(reg.kick("nobody-here"), 0);
+        shutdown.cancel();
+        assert!(bob.cancel_token().is_cancelled() && !bob.kicked().is_cancelled());
     }
 }

@@ -29,6 +29,7 @@ use crate::config::{Config, Family};
 use crate::listen::acceptor::{frontend, Bound, TlsUpdates};
 use crate::listen::tls::TlsPem;
 use crate::session::{Gate, UserSession};
+use crate::status::counters::{WorkerEvent, WorkerTotals};
 
 /// How long a login ticket may wait for its SPAWN.
 const TICKET_LIFETIME: Duration = Duration::from_secs(60);
@@ -144,7 +145,8 @@ struct Master {
     auth: Arc<Authenticator>,
     tickets: Mutex<HashMap<String, (MailUser, Instant)>>,
     workers: Arc<Mutex<Workers>>,
-    /// Write end of the pipe on which workers announce storage repairs (their fd 3).
+    /// Write end of the pipe on which workers announce repairs, deliveries and retrievals
+    /// (their fd 3).
     events: OwnedFd,
 }
 
@@ -176,7 +178,7 @@ fn master_process(
             events: events_write,
         });
         let mut requests = receive_requests(control);
-        let mut repairs = count_repairs(events_read);
+        let mut events = count_events(events_read);
         let (mut term, mut int, mut hup) = (
             signal(SignalKind::terminate())?,
             signal(SignalKind::interrupt())?,
@@ -196,8 +198,8 @@ fn master_process(
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => master.push_tls(&mut push).await,
-                Some(total) = repairs.recv() => {
-                    let _ = push.write_all(&super::updates::encode_repairs(total)).await;
+                Some(totals) = events.recv() => {
+                    let _ = push.write_all(&super::updates::encode_totals(&totals)).await;
                 }
                 status = &mut login_exit => {
                     master.stop_workers();
@@ -249,19 +251,22 @@ fn cloexec_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Tallies the repair announcements of all workers (one byte each) and yields running totals.
-fn count_repairs(events: OwnedFd) -> tokio::sync::mpsc::UnboundedReceiver<u64> {
+/// Tallies what workers announce (one byte per repair, delivery or retrieval) and yields
+/// running totals.
+fn count_events(events: OwnedFd) -> tokio::sync::mpsc::UnboundedReceiver<WorkerTotals> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         let mut pipe = std::fs::File::from(events);
         let mut buf = [0u8; 256];
-        let mut total = 0u64;
+        let mut totals = WorkerTotals::default();
         while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
             if n == 0 {
                 break;
             }
-            total += n as u64;
-            if tx.send(total).is_err() {
+            for event in buf[..n].iter().filter_map(|b| WorkerEvent::from_byte(*b)) {
+                totals.add(event);
+            }
+            if tx.send(totals).is_err() {
                 break;
             }
         }

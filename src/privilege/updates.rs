@@ -1,14 +1,14 @@
-//! The master → login process channel: new TLS certificates (SIGHUP) and the running count of
-//! storage repairs made by workers (for the status page). One text header line per update,
-//! certificates followed by their bytes.
+//! The master → login process channel: new TLS certificates (SIGHUP) and the running totals of
+//! what workers counted (repairs, deliveries, retrievals; for the status page). One text
+//! header line per update, certificates followed by their bytes.
 
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use crate::listen::tls::{TlsPem, TlsStore};
+use crate::status::counters::{self, WorkerTotals};
 
 /// Largest certificate or key accepted.
 const MAX_PEM: usize = 1024 * 1024;
@@ -21,13 +21,17 @@ pub fn encode_tls(pem: &TlsPem) -> Vec<u8> {
     message
 }
 
-/// `REPAIRS <total>`
-pub fn encode_repairs(total: u64) -> Vec<u8> {
-    format!("REPAIRS {total}\n").into_bytes()
+/// `WORKERS <repairs> <delivered> <retrieved>`
+pub fn encode_totals(totals: &WorkerTotals) -> Vec<u8> {
+    format!(
+        "WORKERS {} {} {}\n",
+        totals.repairs, totals.delivered, totals.retrieved
+    )
+    .into_bytes()
 }
 
 /// Login side: applies what the master sends until it goes away.
-pub async fn receive_updates(socket: UnixStream, tls: Arc<TlsStore>, repairs: Arc<AtomicU64>) {
+pub async fn receive_updates(socket: UnixStream, tls: Arc<TlsStore>) {
     let stream = match socket
         .set_nonblocking(true)
         .and_then(|()| tokio::net::UnixStream::from_std(socket))
@@ -44,9 +48,15 @@ pub async fn receive_updates(socket: UnixStream, tls: Arc<TlsStore>, repairs: Ar
         }
         let fields: Vec<&str> = header.split_whitespace().collect();
         match fields.as_slice() {
-            ["REPAIRS", total] => {
-                if let Ok(total) = total.parse() {
-                    repairs.store(total, Ordering::Relaxed);
+            ["WORKERS", repairs, delivered, retrieved] => {
+                if let (Ok(repairs), Ok(delivered), Ok(retrieved)) =
+                    (repairs.parse(), delivered.parse(), retrieved.parse())
+                {
+                    counters::global().set_worker_totals(WorkerTotals {
+                        repairs,
+                        delivered,
+                        retrieved,
+                    });
                 }
             }
             ["TLS", cert, key] => {

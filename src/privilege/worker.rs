@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -24,6 +25,7 @@ use crate::config::Family;
 use crate::listen::conn::{Connection, Stream};
 use crate::listen::registry::SessionHandle;
 use crate::session::{self, SessionContext, UserSession};
+use crate::status::counters::{self, WorkerEvent};
 
 /// The arguments `roost worker` receives: a [`UserSession`], spelled out.
 #[derive(Debug, Args)]
@@ -58,7 +60,7 @@ pub struct WorkerArgs {
     /// Largest IMAP literal.
     #[arg(long)]
     max_literal: u32,
-    /// Descriptor on which to announce storage repairs to the master.
+    /// Descriptor on which to announce storage repairs, deliveries and retrievals to the master.
     #[arg(long)]
     events_fd: Option<RawFd>,
 }
@@ -210,14 +212,18 @@ pub async fn relay_via_master(
     }
 }
 
-/// Tells the master about every storage repair this worker makes, one byte each.
-fn announce_repairs_on(fd: RawFd) {
+/// Tells the master about every storage repair, delivery and retrieval this worker makes,
+/// one byte each (see [`WorkerEvent`]), for the status page's counters.
+fn announce_events_on(fd: RawFd) {
     // SAFETY: the master opened this descriptor for us (dup2 before exec) and nothing else in
-    // this process uses it; it is owned from here on by the hook.
-    let pipe = unsafe { std::fs::File::from_raw_fd(fd) };
-    roost_storage::repair::on_repair(move || {
-        let _ = (&pipe).write_all(b"R");
-    });
+    // this process uses it; it is owned from here on by the hooks.
+    let pipe = Arc::new(unsafe { std::fs::File::from_raw_fd(fd) });
+    let send = move |event: WorkerEvent| {
+        let _ = (&*pipe).write_all(&[event.byte()]);
+    };
+    let repairs = send.clone();
+    roost_storage::repair::on_repair(move || repairs(WorkerEvent::Repair));
+    counters::forward_to(send);
 }
 
 /// Blocks or unblocks SIGTERM for the calling thread.
@@ -259,9 +265,18 @@ async fn relay(client: Stream, worker: tokio::net::UnixStream, handle: Option<&S
             h.add_out(n);
         }
     });
+    // An admin's kick drops both directions: the client is disconnected and the worker reads
+    // EOF, so it ends as if the client had hung up (POP3 then deletes nothing).
+    let kicked = async {
+        match handle {
+            Some(h) => h.kicked().cancelled_owned().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::pin!(upstream, downstream);
     tokio::select! {
         _ = &mut downstream => {}
+        _ = kicked => {}
         _ = &mut upstream => downstream.await,
     }
 }
@@ -325,7 +340,7 @@ pub fn main(args: WorkerArgs) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         crate::listen::shutdown::cancel_on_terminate(shutdown.clone())?;
         if let Some(fd) = events_fd {
-            announce_repairs_on(fd);
+            announce_events_on(fd);
         }
         set_sigterm_blocked(false)?;
         let stream = Stream::Unix(tokio::net::UnixStream::from_std(socket)?);

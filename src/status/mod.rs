@@ -1,99 +1,144 @@
-//! The netstat-style status page: listeners and live sessions, as plain text over HTTP on the
-//! `[status] listen` address (loopback by default). Deliberately tiny: one GET, one table, no
-//! HTTP library, so an admin can `curl http://127.0.0.1:8025/` on any box.
+//! What an admin reads instead of `netstat -a | egrep -i 'pop|imap'` and the log: the status
+//! listener (`[status] listen`, loopback by default) serves, from one [`report::StatusReport`]:
+//!
+//! ```text
+//!   GET  /              HTML page (browsers) or netstat-style text (curl)
+//!   GET  /status.json   the same data as JSON (what `roost status` and `roost who` read)
+//!   GET  /metrics       Prometheus text format
+//!   POST /kick          {"user": "alice"}: ends alice's sessions (`roost kick alice`)
+//! ```
+//!
+//! It reads the session registry of the process that accepts connections (the login process
+//! when roost runs as root) and the process-wide [`counters`]. Client autoconfiguration has a
+//! listener of its own ([`autoconfig`]); both speak the small HTTP of [`http`].
 
-use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+pub mod access;
+pub mod autoconfig;
+pub mod cli;
+pub mod counters;
+pub mod http;
+pub mod metrics;
+pub mod page;
+pub mod report;
+pub mod table;
+
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::listen::registry::Registry;
+use access::Access;
+use http::{Request, Response};
+pub use report::StatusSource;
 
-/// What the page shows besides the sessions.
-pub struct StatusSource {
-    /// The bound listeners, `(protocol, address)`.
-    pub listeners: Vec<(&'static str, SocketAddr)>,
-    /// The live sessions.
-    pub registry: Arc<Registry>,
-    /// Storage repairs made by session workers, as the master reports them (roost as root).
-    pub worker_repairs: Arc<AtomicU64>,
+/// What `POST /kick` takes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KickRequest {
+    /// Whose sessions to end.
+    pub user: String,
 }
 
-/// Serves the page until shutdown.
-pub async fn serve(listener: TcpListener, source: Arc<StatusSource>, shutdown: CancellationToken) {
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(_) => continue,
+/// What `POST /kick` answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KickReply {
+    /// Whose sessions were ended.
+    pub user: String,
+    /// How many.
+    pub kicked: usize,
+}
+
+/// The status listener: its data and its gatekeeper.
+pub struct StatusService {
+    /// Where the report comes from.
+    pub source: StatusSource,
+    /// Who may read it.
+    pub access: Access,
+}
+
+/// Serves the status listener until shutdown; `open` counts its connections.
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<StatusService>,
+    open: Arc<AtomicUsize>,
+    shutdown: CancellationToken,
+) {
+    http::serve(listener, open, shutdown, move |request| {
+        let service = Arc::clone(&service);
+        async move { service.respond(request).await }
+    })
+    .await;
+}
+
+const ROUTES: [&str; 5] = ["/", "/status", "/status.json", "/metrics", "/kick"];
+
+impl StatusService {
+    /// Answers one request.
+    pub async fn respond(&self, request: Request) -> Response {
+        if let Err(refusal) = self.access.check(&request).await {
+            return refusal;
+        }
+        match (request.method.as_str(), request.path.as_str()) {
+            ("GET", "/" | "/status") if wants_html(&request) => Response::new(
+                200,
+                "text/html; charset=utf-8",
+                page::render(&self.report()),
+            )
+            .with_header(
+                "Content-Security-Policy",
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            ),
+            ("GET", "/" | "/status") => Response::text(200, table::status(&self.report())),
+            ("GET", "/status.json") => match serde_json::to_string_pretty(&self.report()) {
+                Ok(json) => Response::json(200, json),
+                Err(e) => Response::text(500, format!("cannot encode the report: {e}\n")),
             },
-        };
-        let source = Arc::clone(&source);
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), respond(stream, &source)).await;
-        });
+            ("GET", "/metrics") => {
+                Response::new(200, metrics::CONTENT_TYPE, metrics::render(&self.report()))
+            }
+            ("POST", "/kick") => self.kick(&request),
+            (_, path) if ROUTES.contains(&path) => {
+                let allow = if path == "/kick" { "POST" } else { "GET, HEAD" };
+                Response::text(405, "Method not allowed\n").with_header("Allow", allow)
+            }
+            _ => Response::text(
+                404,
+                "Not found: try / (page), /status.json, /metrics or POST /kick\n",
+            ),
+        }
     }
-}
 
-async fn respond(mut stream: TcpStream, source: &StatusSource) -> std::io::Result<()> {
-    let mut request = [0u8; 2048];
-    let n = stream.read(&mut request).await?;
-    let first_line = request[..n]
-        .split(|&b| b == b'\n')
-        .next()
-        .unwrap_or_default();
-    let (status, body) =
-        if first_line.starts_with(b"GET / ") || first_line.starts_with(b"GET /status ") {
-            ("200 OK", render(source))
-        } else {
-            ("404 Not Found", "Not found: try GET /\n".to_string())
-        };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-/// The page text: a listener table and a session table, like `ss -tn` for mail.
-pub fn render(source: &StatusSource) -> String {
-    let mut out = String::from("Listeners\nProto        Local Address\n");
-    for (protocol, addr) in &source.listeners {
-        let _ = writeln!(out, "{protocol:<12} {addr}");
+    fn report(&self) -> report::StatusReport {
+        self.source.report()
     }
-    let repairs = roost_storage::repair::count() + source.worker_repairs.load(Ordering::Relaxed);
-    let _ = writeln!(out, "\nStorage repairs since start: {repairs}");
-    let sessions = source.registry.snapshot();
-    let _ = writeln!(out, "\nSessions ({})", sessions.len());
-    let _ = writeln!(
-        out,
-        "{:<12} {:<22} {:<22} {:<16} {:<4} {:>7} {:>10} {:>10} Command",
-        "Proto", "Local Address", "Peer Address", "User", "TLS", "Age(s)", "Bytes-In", "Bytes-Out"
-    );
-    let now = SystemTime::now();
-    for s in sessions {
-        let age = now.duration_since(s.started).unwrap_or_default().as_secs();
-        let _ = writeln!(
-            out,
-            "{:<12} {:<22} {:<22} {:<16} {:<4} {:>7} {:>10} {:>10} {}",
-            s.protocol.name(),
-            s.local,
-            s.peer,
-            s.user.as_deref().unwrap_or("-"),
-            if s.tls { "yes" } else { "no" },
-            age,
-            s.bytes_in,
-            s.bytes_out,
-            s.command
+
+    /// Ends a user's sessions. JSON only, so a cross-site form cannot trigger it.
+    fn kick(&self, request: &Request) -> Response {
+        let is_json = request
+            .header("content-type")
+            .is_some_and(|t| t.trim().starts_with("application/json"));
+        if !is_json {
+            return Response::text(415, "Send {\"user\": \"NAME\"} as application/json\n");
+        }
+        let Ok(KickRequest { user }) = serde_json::from_slice(&request.body) else {
+            return Response::text(400, "Send {\"user\": \"NAME\"}\n");
+        };
+        let kicked = self.source.registry.kick(&user);
+        tracing::info!(
+            "status: kicked {kicked} session(s) of user=<{user}>, rip={}",
+            request.peer.ip()
         );
+        match serde_json::to_string(&KickReply { user, kicked }) {
+            Ok(json) => Response::json(200, json),
+            Err(e) => Response::text(500, format!("{e}\n")),
+        }
     }
-    out
+}
+
+/// Browsers ask for HTML; curl and scripts (`Accept: */*` or none) get the text tables.
+fn wants_html(request: &Request) -> bool {
+    request
+        .header("accept")
+        .is_some_and(|accept| accept.contains("text/html"))
 }

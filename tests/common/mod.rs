@@ -131,7 +131,8 @@ impl TestServer {
             .find(|l| l.starts_with("protocols"))
             .map(|l| l.matches('"').count() / 2)
             .unwrap_or(0)
-            + usize::from(text.contains("[status]"));
+            + usize::from(text.contains("[status]"))
+            + usize::from(text.contains("[autoconfig]"));
         let log = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -257,6 +258,11 @@ impl LineClient {
         LineClient {
             reader: BufReader::new(stream),
         }
+    }
+
+    /// The client's own address (the server's "foreign address").
+    pub fn local_addr(&self) -> SocketAddr {
+        self.reader.get_ref().local_addr().unwrap()
     }
 
     /// Reads one line, CRLF included; empty at EOF.
