@@ -584,3 +584,23 @@ fn autoconfig_documents_describe_the_listeners_roost_really_has() {
         .clone();
     assert_eq!(listener["local"], auto.to_string());
 }
+
+#[test]
+fn failed_tls_handshakes_are_counted_implicit_and_starttls() {
+    let server = TestServer::start(&base_config(&["imap", "imaps"], STATUS));
+    let failed = |r: &Value| r["counters"]["tls_handshakes_failed"].as_u64().unwrap();
+    assert_eq!(failed(&status_json(&server)), 0);
+    // A plaintext client on the implicit-TLS port.
+    let mut plain = LineClient::connect(server.addr("imaps"));
+    plain.send("a1 LOGIN plain x\r\n");
+    let answer = plain.rest();
+    assert!(!answer.contains("OK"), "a TLS alert, no IMAP: {answer:?}");
+    eventually(&server, "implicit TLS failure counted", |r| failed(r) == 1);
+    // A client that asks for STARTTLS and then does not speak TLS.
+    let mut imap = LineClient::connect(server.addr("imap"));
+    imap.line();
+    imap.cmd("s1 STARTTLS", "s1 OK");
+    imap.send("not a ClientHello\r\n");
+    imap.rest();
+    eventually(&server, "STARTTLS failure counted", |r| failed(r) == 2);
+}

@@ -84,3 +84,31 @@ pub async fn receive_updates(socket: UnixStream, tls: Arc<TlsStore>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TlsConfig;
+
+    #[tokio::test]
+    async fn worker_totals_from_the_master_reach_the_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsConfig {
+            cert: dir.path().join("c.pem"),
+            key: dir.path().join("k.pem"),
+            configured: false,
+        };
+        let tls = Arc::new(TlsStore::new(&TlsPem::load_or_generate(&files).unwrap()).unwrap());
+        let (master, login) = UnixStream::pair().unwrap();
+        let totals = WorkerTotals {
+            repairs: 0,
+            delivered: 2,
+            retrieved: 5,
+        };
+        std::io::Write::write_all(&mut &master, &encode_totals(&totals)).unwrap();
+        drop(master);
+        receive_updates(login, tls).await;
+        let snap = counters::global().snapshot();
+        assert_eq!((snap.messages_delivered, snap.messages_retrieved), (2, 5));
+    }
+}
