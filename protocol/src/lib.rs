@@ -13,6 +13,7 @@
 //! "Need more bytes" is never an error: decoders return `Ok(None)` and wait to be fed.
 #![forbid(unsafe_code)]
 
+pub mod dot;
 pub mod imap;
 pub mod line;
 pub mod pop3;

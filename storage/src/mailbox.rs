@@ -222,6 +222,12 @@ pub trait Mailbox: Send {
         }
     }
 
+    /// The message's size with CRLF line endings (RFC822.SIZE, POP3 LIST): learned at append,
+    /// or counted once from the file and kept in the field cache.
+    fn crlf_size(&mut self, uid: Uid) -> Result<u64, Error> {
+        counted_crlf_size(self, uid)
+    }
+
     /// Copies messages (bytes, flags, keywords, internal date) into `dest`, in UID order;
     /// returns `(source UID, new UID)` pairs for COPYUID.
     fn copy_to(&mut self, uids: &[Uid], dest: &mut dyn Mailbox) -> Result<Vec<(Uid, Uid)>, Error> {
@@ -244,6 +250,25 @@ pub trait Mailbox: Send {
         self.expunge(&moved)?;
         Ok(pairs)
     }
+}
+
+/// The field under which [`Mailbox::crlf_size`] keeps its answer.
+pub const CRLF_SIZE_FIELD: &str = "RFC822.SIZE";
+
+/// [`Mailbox::crlf_size`] by reading the message (once: the answer goes into the field cache).
+pub fn counted_crlf_size<M: Mailbox + ?Sized>(mailbox: &mut M, uid: Uid) -> Result<u64, Error> {
+    let cached = mailbox
+        .cached(uid, CRLF_SIZE_FIELD)
+        .and_then(|v| String::from_utf8(v).ok())
+        .and_then(|v| v.parse().ok());
+    if let Some(size) = cached {
+        return Ok(size);
+    }
+    let mut reader = mailbox.open_message(uid)?;
+    let size = crate::wire::crlf_size(&mut reader)
+        .map_err(|e| Error::io(format!("message UID {uid}"), e))?;
+    mailbox.cache(uid, CRLF_SIZE_FIELD, size.to_string().as_bytes())?;
+    Ok(size)
 }
 
 /// A user's folders, whatever the format: what IMAP LIST, CREATE, DELETE and RENAME act on.
