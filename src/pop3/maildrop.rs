@@ -102,9 +102,7 @@ impl Maildrop {
 
     /// The messages not marked deleted, with their numbers (LIST, UIDL without argument).
     pub fn live(&self) -> impl Iterator<Item = (u32, &Entry)> {
-        (1u32..)
-            .zip(&self.entries)
-            .filter(|(_, e)| !e.deleted)
+        (1u32..).zip(&self.entries).filter(|(_, e)| !e.deleted)
     }
 
     /// The message numbered `n`, unless it does not exist or is marked deleted.

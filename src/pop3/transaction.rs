@@ -27,13 +27,17 @@ pub async fn run(conn: &mut Connection, session: &UserSession) {
         Err(OpenError::InUse) => {
             tracing::info!("pop3({name}): Couldn't open INBOX: {}", OpenError::InUse);
             let text = "Mailbox is locked by another POP3 session.";
-            let _ = conn.write(&pop3::err(Some(ResponseCode::InUse), text)).await;
+            let _ = conn
+                .write(&pop3::err(Some(ResponseCode::InUse), text))
+                .await;
             return;
         }
         Err(e) => {
             tracing::error!("pop3({name}): Couldn't open INBOX: {e}");
             let text = "Cannot open your mailbox; the details are logged.";
-            let _ = conn.write(&pop3::err(Some(ResponseCode::SysTemp), text)).await;
+            let _ = conn
+                .write(&pop3::err(Some(ResponseCode::SysTemp), text))
+                .await;
             return;
         }
     };
@@ -137,7 +141,10 @@ async fn command(
                 .live()
                 .map(|(n, e)| format!("{n} {}", maildrop.unique_id(e)))
                 .collect();
-            pop3::multiline("Unique-ID listing follows", lines.iter().map(String::as_str))
+            pop3::multiline(
+                "Unique-ID listing follows",
+                lines.iter().map(String::as_str),
+            )
         }
         Command::Uidl(Some(n)) => match maildrop.get(n) {
             Ok(e) => pop3::ok(&format!("{n} {}", maildrop.unique_id(e))),

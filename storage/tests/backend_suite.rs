@@ -156,7 +156,14 @@ fn crlf_sizes_on_maildir() {
     let uid = snap.messages[0].uid;
     assert_eq!(mb.crlf_size(uid).unwrap(), body.len() as u64 + 3);
     std::fs::write(
-        dir.path().join("INBOX/cur").read_dir().unwrap().next().unwrap().unwrap().path(),
+        dir.path()
+            .join("INBOX/cur")
+            .read_dir()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
         "changed underneath, the cache still answers",
     )
     .unwrap();
