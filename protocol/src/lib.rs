@@ -19,3 +19,6 @@ pub mod line;
 pub mod pop3;
 pub mod sasl;
 pub mod smtp;
+
+/// The MIME parser the IMAP structure code is built on, for sessions that search decoded text.
+pub use mail_parser;

@@ -25,6 +25,8 @@ impl Flags {
     pub const DELETED: Flags = Flags(8);
     /// `\Draft`, maildir `D`.
     pub const DRAFT: Flags = Flags(16);
+    /// All five system flags (for FLAGS and PERMANENTFLAGS responses).
+    pub const ALL_SYSTEM: Flags = Flags(0x1f);
     /// Every system flag with its IMAP name and maildir letter, in maildir letter order.
     pub const ALL: [(Flags, &'static str, char); 5] = [
         (Flags::DRAFT, "\\Draft", 'D'),
@@ -205,6 +207,9 @@ pub trait Mailbox: Send {
 
     /// Removes messages for good; returns the UIDs actually removed.
     fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error>;
+
+    /// Where a change-notification watch for this folder goes (the maildir, the mbox file).
+    fn watch_path(&self) -> &std::path::Path;
 
     /// The folder's field cache (`None` before the first sync, which knows UIDVALIDITY).
     fn field_cache(&mut self) -> Option<&mut FieldCache>;

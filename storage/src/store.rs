@@ -21,6 +21,9 @@ pub struct Store {
     folders: Box<dyn FolderTree>,
 }
 
+/// The subscription list (RFC 3501 LSUB), one mailbox name per line, as Dovecot keeps it.
+const SUBSCRIPTIONS: &str = "subscriptions";
+
 /// The file in a store's root whose lock marks a POP3 session (RFC 1939's exclusive maildrop).
 const MAILDROP_LOCK: &str = "roost-pop3.lock";
 
@@ -96,6 +99,40 @@ impl Store {
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => Err(Error::io(&path, e)),
         }
+    }
+
+    /// The subscribed mailbox names (RFC 3501 SUBSCRIBE), in the order they were added.
+    pub fn subscriptions(&self) -> Result<Vec<String>, Error> {
+        let path = self.lock_dir.join(SUBSCRIPTIONS);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(text
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// Subscribes to (or unsubscribes from) a name; the file is replaced atomically.
+    pub fn set_subscribed(&self, name: &str, subscribed: bool) -> Result<(), Error> {
+        let mut names = self.subscriptions()?;
+        let had = names.iter().any(|n| n == name);
+        if had == subscribed {
+            return Ok(());
+        }
+        if subscribed {
+            names.push(name.to_string());
+        } else {
+            names.retain(|n| n != name);
+        }
+        let mut text = names.join("\n");
+        text.push('\n');
+        crate::maildir::uidlist::write_file_atomically(
+            &self.lock_dir.join(SUBSCRIPTIONS),
+            text.as_bytes(),
+        )
     }
 
     /// The user's folders (list, create, delete, rename, open).

@@ -76,6 +76,59 @@ impl Read for CountingReader<'_> {
     }
 }
 
+/// Reads a message with every bare LF turned into CRLF: the bytes IMAP `BODY[]` sends, streamed.
+pub struct CrlfReader<R> {
+    inner: R,
+    raw: Vec<u8>,
+    at: usize,
+    len: usize,
+    prev_cr: bool,
+    /// A CR owed before the LF at `raw[at]`.
+    pending_lf: bool,
+}
+
+impl<R: Read> CrlfReader<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            raw: vec![0; 64 * 1024],
+            at: 0,
+            len: 0,
+            prev_cr: false,
+            pending_lf: false,
+        }
+    }
+}
+
+impl<R: Read> Read for CrlfReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.len {
+            self.len = self.inner.read(&mut self.raw)?;
+            self.at = 0;
+            if self.len == 0 {
+                return Ok(0);
+            }
+        }
+        let mut n = 0;
+        while n < buf.len() && self.at < self.len {
+            let b = self.raw[self.at];
+            if b == b'\n' && !self.prev_cr && !self.pending_lf {
+                buf[n] = b'\r';
+                n += 1;
+                self.pending_lf = true;
+                continue;
+            }
+            buf[n] = b;
+            n += 1;
+            self.at += 1;
+            self.prev_cr = b == b'\r';
+            self.pending_lf = false;
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +142,23 @@ mod tests {
             assert_eq!(size.total(), msg.len() as u64 + 4, "chunk {chunk}");
         }
         assert_eq!(crlf_size(&mut &msg[..]).ok(), Some(msg.len() as u64 + 4));
+    }
+
+    #[test]
+    fn crlf_reader_converts_whatever_the_read_sizes() {
+        let msg = b"a\nb\r\nc\rd\n\n";
+        for size in 1..8 {
+            let mut reader = CrlfReader::new(&msg[..]);
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; size];
+            loop {
+                let n = reader.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(out, b"a\r\nb\r\nc\rd\r\n\r\n", "read size {size}");
+        }
     }
 }

@@ -346,6 +346,10 @@ impl Mailbox for Maildir {
         self.open_field_cache()
     }
 
+    fn watch_path(&self) -> &Path {
+        &self.root
+    }
+
     fn crlf_size(&mut self, uid: Uid) -> Result<u64, Error> {
         match self.files.get(&uid).and_then(|e| e.name.crlf_size) {
             Some(size) => Ok(size),

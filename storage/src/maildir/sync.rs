@@ -336,7 +336,13 @@ impl Maildir {
                     };
                     repair::report(&self.root, &why, done);
                 }
-                Uidlist::new(uidvalidity)
+                let list = Uidlist::new(uidvalidity);
+                if scanned.is_empty() {
+                    // Written at once, so the next session finds it even if no mail ever
+                    // arrives; with messages, the sync writes it with their UIDs.
+                    list.write(&self.root)?;
+                }
+                list
             }
         };
         if marker != Some(list.uidvalidity) {
