@@ -4,7 +4,11 @@
 
 use roost_protocol::imap::imap_types::command::SelectParameter;
 use roost_protocol::imap::imap_types::command::{Command, CommandBody};
+use roost_protocol::imap::imap_types::core::Charset;
 use roost_protocol::imap::imap_types::extensions::enable::CapabilityEnable;
+use roost_protocol::imap::imap_types::extensions::sort::SortCriterion;
+use roost_protocol::imap::imap_types::extensions::thread::ThreadingAlgorithm;
+use roost_protocol::imap::imap_types::search::SearchKey;
 use roost_protocol::imap::{self as wire, Event, ImapDecoder};
 use roost_storage::Store;
 
@@ -14,9 +18,9 @@ use super::idle;
 use super::input::{farewell, next_event, rejected, Ended};
 use super::mailboxes::{self, mailbox_name};
 use super::reply::{bad, no, ok, ok_code, storage_failure, Tagged};
-use super::search;
 use super::selected::Selected;
 use super::AUTHENTICATED_CAPABILITIES;
+use super::{search, sort};
 use crate::listen::conn::Connection;
 use crate::session::UserSession;
 
@@ -342,6 +346,8 @@ impl Session<'_> {
                         CommandBody::Fetch { .. }
                         | CommandBody::Store { .. }
                         | CommandBody::Search { .. }
+                        | CommandBody::Sort { .. }
+                        | CommandBody::Thread { .. }
                         | CommandBody::Copy { .. }
                         | CommandBody::Move { .. }
                         | CommandBody::Expunge
@@ -402,6 +408,42 @@ impl Session<'_> {
                                 selected,
                                 charset.as_ref(),
                                 criteria.as_ref(),
+                                uid,
+                                tag,
+                                user,
+                                out,
+                            )
+                        }
+                        CommandBody::Sort {
+                            sort_criteria,
+                            charset,
+                            search_criteria,
+                            uid,
+                        } => {
+                            report_changes = uid;
+                            sort_command(
+                                selected,
+                                sort_criteria.as_ref(),
+                                &charset,
+                                search_criteria.as_ref(),
+                                uid,
+                                tag,
+                                user,
+                                out,
+                            )
+                        }
+                        CommandBody::Thread {
+                            algorithm,
+                            charset,
+                            search_criteria,
+                            uid,
+                        } => {
+                            report_changes = uid;
+                            thread_command(
+                                selected,
+                                &algorithm,
+                                &charset,
+                                search_criteria.as_ref(),
                                 uid,
                                 tag,
                                 user,
@@ -493,5 +535,69 @@ impl Session<'_> {
             }
             Err(e) => storage_failure(tag, self.name(), &e),
         }
+    }
+}
+
+/// SORT (RFC 5256): the matching messages in the requested order.
+#[allow(clippy::too_many_arguments)]
+fn sort_command(
+    selected: &mut Selected,
+    criteria: &[SortCriterion],
+    charset: &Charset<'_>,
+    keys: &[SearchKey<'_>],
+    uid: bool,
+    tag: &str,
+    user: &str,
+    out: &mut Vec<u8>,
+) -> Tagged {
+    let hits = match search::find(selected, Some(charset), keys, tag, user) {
+        Ok(hits) => hits,
+        Err(tagged) => return tagged,
+    };
+    match sort::sort(selected, &hits, criteria) {
+        Ok(order) => {
+            let mut line = String::from("* SORT");
+            for i in order {
+                let n = if uid {
+                    selected.messages[i].uid
+                } else {
+                    i as u32 + 1
+                };
+                line.push_str(&format!(" {n}"));
+            }
+            out.extend(line.as_bytes());
+            out.extend(b"\r\n");
+            ok(tag, "Sort completed.")
+        }
+        Err(e) => storage_failure(tag, user, &e),
+    }
+}
+
+/// THREAD (RFC 5256): ORDEREDSUBJECT or REFERENCES.
+#[allow(clippy::too_many_arguments)]
+fn thread_command(
+    selected: &mut Selected,
+    algorithm: &ThreadingAlgorithm<'_>,
+    charset: &Charset<'_>,
+    keys: &[SearchKey<'_>],
+    uid: bool,
+    tag: &str,
+    user: &str,
+    out: &mut Vec<u8>,
+) -> Tagged {
+    let hits = match search::find(selected, Some(charset), keys, tag, user) {
+        Ok(hits) => hits,
+        Err(tagged) => return tagged,
+    };
+    let uids: Vec<u32> = selected.messages.iter().map(|m| m.uid).collect();
+    let number = |i: usize| if uid { uids[i] } else { i as u32 + 1 };
+    match sort::thread(selected, &hits, algorithm, number) {
+        Ok(Some(threads)) => {
+            out.extend(format!("* THREAD {threads}\r\n").trim_end().as_bytes());
+            out.extend(b"\r\n");
+            ok(tag, "Thread completed.")
+        }
+        Ok(None) => bad(tag, "Unknown threading algorithm."),
+        Err(e) => storage_failure(tag, user, &e),
     }
 }

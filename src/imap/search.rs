@@ -23,19 +23,45 @@ pub fn search(
     user: &str,
     out: &mut Vec<u8>,
 ) -> Tagged {
+    let hits = match find(selected, charset, criteria, tag, user) {
+        Ok(hits) => hits,
+        Err(tagged) => return tagged,
+    };
+    let mut line = String::from("* SEARCH");
+    let mut highest = 0u64;
+    for &i in &hits {
+        let m = &selected.messages[i];
+        highest = highest.max(m.modseq);
+        line.push_str(&format!(" {}", if uid { m.uid } else { i as u32 + 1 }));
+    }
+    if criteria.iter().any(uses_modseq) && !hits.is_empty() {
+        line.push_str(&format!(" (MODSEQ {highest})"));
+    }
+    line.push_str("\r\n");
+    out.extend(line.as_bytes());
+    ok(tag, "Search completed.")
+}
+
+/// The indexes of the messages matching every criterion (SEARCH, SORT, THREAD); `Err` is the
+/// tagged answer for a search that cannot run.
+pub fn find(
+    selected: &mut Selected,
+    charset: Option<&Charset<'_>>,
+    criteria: &[SearchKey<'_>],
+    tag: &str,
+    user: &str,
+) -> Result<Vec<usize>, Tagged> {
     if let Some(charset) = charset {
         let name = charset.as_ref().to_ascii_uppercase();
         if name != "UTF-8" && name != "US-ASCII" {
-            return no(
+            return Err(no(
                 tag,
                 Some("BADCHARSET (UTF-8 US-ASCII)"),
                 "Only UTF-8 and US-ASCII searches are supported.",
-            );
+            ));
         }
     }
     let mut hits = Vec::new();
-    let mut highest = 0u64;
-    let wants_modseq = criteria.iter().any(uses_modseq);
     for i in 0..selected.messages.len() {
         let mut ctx = Context {
             selected: &mut *selected,
@@ -50,29 +76,16 @@ pub fn search(
             ctx.matches(key)
         });
         match all {
-            Ok(true) => {
-                let m = &selected.messages[i];
-                highest = highest.max(m.modseq);
-                hits.push(if uid { m.uid } else { i as u32 + 1 });
-            }
+            Ok(true) => hits.push(i),
             Ok(false) => {}
             Err(SearchError::Storage(StorageError::NoSuchMessage(_))) => {}
-            Err(SearchError::Storage(e)) => return storage_failure(tag, user, &e),
+            Err(SearchError::Storage(e)) => return Err(storage_failure(tag, user, &e)),
             Err(SearchError::Unsupported(what)) => {
-                return bad(tag, &format!("Search key {what} is not supported."))
+                return Err(bad(tag, &format!("Search key {what} is not supported.")))
             }
         }
     }
-    let mut line = String::from("* SEARCH");
-    for n in &hits {
-        line.push_str(&format!(" {n}"));
-    }
-    if wants_modseq && !hits.is_empty() {
-        line.push_str(&format!(" (MODSEQ {highest})"));
-    }
-    line.push_str("\r\n");
-    out.extend(line.as_bytes());
-    ok(tag, "Search completed.")
+    Ok(hits)
 }
 
 fn uses_modseq(key: &SearchKey<'_>) -> bool {
