@@ -222,7 +222,8 @@ pub async fn run_authenticated(mut conn: Connection, session: UserSession) {
 pub enum Next {
     /// Read the next command.
     Continue,
-    /// The user logged in (the success reply is sent): hand the session over.
+    /// The user logged in: hand the session over. IMAP and SMTP have sent their success reply;
+    /// POP3 sends it after the hand-over, once the maildrop is locked (or `[IN-USE]`).
     LoggedIn(Identity),
     /// End the connection.
     Close,

@@ -13,8 +13,12 @@
 //! "Need more bytes" is never an error: decoders return `Ok(None)` and wait to be fed.
 #![forbid(unsafe_code)]
 
+pub mod dot;
 pub mod imap;
 pub mod line;
 pub mod pop3;
 pub mod sasl;
 pub mod smtp;
+
+/// The MIME parser the IMAP structure code is built on, for sessions that search decoded text.
+pub use mail_parser;

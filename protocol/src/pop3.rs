@@ -211,8 +211,11 @@ impl ResponseCode {
     }
 }
 
-/// `+OK text\r\n`
+/// `+OK text\r\n` (`+OK\r\n` when there is nothing to say).
 pub fn ok(text: &str) -> Vec<u8> {
+    if text.is_empty() {
+        return b"+OK\r\n".to_vec();
+    }
     format!("+OK {text}\r\n").into_bytes()
 }
 

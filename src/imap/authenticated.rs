@@ -1,146 +1,613 @@
-//! The authenticated state. This is the foundation's slice of it: CAPABILITY, NOOP, LOGOUT, ID,
-//! STATUS and APPEND on INBOX, enough to prove that a session runs as the mail owner and stores
-//! mail durably. Mailbox selection, FETCH, SEARCH and the rest arrive with the IMAP front-end.
+//! The authenticated and selected states (RFC 3501 6.3, 6.4): one loop that reads a command,
+//! runs it against the user's store, brings the client up to date with changes made elsewhere,
+//! and answers. Each command family lives in its own module; this one only dispatches.
 
+use roost_protocol::imap::imap_types::command::SelectParameter;
 use roost_protocol::imap::imap_types::command::{Command, CommandBody};
-use roost_protocol::imap::imap_types::extensions::binary::LiteralOrLiteral8;
-use roost_protocol::imap::imap_types::mailbox::Mailbox;
-use roost_protocol::imap::{self as wire, Event, ImapDecoder, Status};
+use roost_protocol::imap::imap_types::core::Charset;
+use roost_protocol::imap::imap_types::extensions::enable::CapabilityEnable;
+use roost_protocol::imap::imap_types::extensions::sort::SortCriterion;
+use roost_protocol::imap::imap_types::extensions::thread::ThreadingAlgorithm;
+use roost_protocol::imap::imap_types::search::SearchKey;
+use roost_protocol::imap::{self as wire, Event, ImapDecoder};
 use roost_storage::Store;
 
-use super::input::{farewell, next_event, rejected};
+use super::changes;
+use super::fetch::{self, FetchArgs};
+use super::idle;
+use super::input::{farewell, next_event, rejected, Ended};
+use super::mailboxes::{self, mailbox_name};
+use super::reply::{bad, no, ok, ok_code, storage_failure, Tagged};
+use super::selected::Selected;
 use super::AUTHENTICATED_CAPABILITIES;
+use super::{search, sort};
 use crate::listen::conn::Connection;
+use crate::listen::registry::SessionState;
 use crate::session::UserSession;
 
+/// One logged-in IMAP session.
+struct Session<'u> {
+    user: &'u UserSession,
+    store: Store,
+    selected: Option<Selected>,
+    /// CONDSTORE is on (ENABLE CONDSTORE, SELECT (CONDSTORE), or a MODSEQ item used).
+    condstore: bool,
+}
+
+/// What the loop does after a command.
+enum Flow {
+    /// Send the tagged line (after pending updates) and read on.
+    Reply(Tagged),
+    /// Send it and end the session.
+    Logout(Tagged),
+}
+
 /// Runs the authenticated session until LOGOUT, disconnect, timeout or shutdown.
-pub async fn run(conn: &mut Connection, session: &UserSession) {
-    let mut store = match session.open_store() {
+pub async fn run(conn: &mut Connection, user: &UserSession) {
+    let name = &user.user.name;
+    let store = match user.open_store() {
         Ok(store) => store,
         Err(e) => {
-            tracing::error!("imap({}): cannot open mail store: {e}", session.user.name);
+            tracing::error!("imap({name}): cannot open mail store: {e}");
             let _ = conn
                 .write(b"* BYE [SERVERBUG] Cannot open your mailbox; the error is logged.\r\n")
                 .await;
             return;
         }
     };
-    let mut decoder = ImapDecoder::new(session.max_literal, super::MAX_COMMAND_LINE);
+    if let Err(e) = mailboxes::ensure_special_folders(&store) {
+        tracing::warn!("imap({name}): cannot create the special-use folders: {e}");
+    }
+    let mut session = Session {
+        user,
+        store,
+        selected: None,
+        condstore: false,
+    };
+    let mut decoder = ImapDecoder::new(user.max_literal, super::MAX_COMMAND_LINE);
     let mut bad_commands = 0;
     loop {
         let event = match next_event(conn, &mut decoder).await {
             Ok(event) => event,
             Err(ended) => {
-                tracing::info!("imap({}): Disconnected: {ended:?}", session.user.name);
+                tracing::info!("imap({name}): Disconnected: {}", ended_text(&ended));
                 farewell(conn, ended).await;
                 return;
             }
         };
-        let reply = match event {
+        let mut out = Vec::new();
+        let flow = match event {
             Event::Command(cmd) => {
                 if let Some(h) = conn.handle() {
                     h.set_command(cmd.body.name());
                 }
-                match command(&mut store, session, *cmd) {
-                    Reply::Continue(bytes) => bytes,
-                    Reply::Logout(bytes) => {
-                        let _ = conn.write(&bytes).await;
-                        tracing::info!("imap({}): Disconnected: Logged out", session.user.name);
+                match session.command(conn, &mut decoder, *cmd, &mut out).await {
+                    Ok(flow) => flow,
+                    Err(ended) => {
+                        tracing::info!("imap({name}): Disconnected: {}", ended_text(&ended));
+                        farewell(conn, ended).await;
                         return;
                     }
                 }
             }
-            Event::LiteralAccepted => wire::continuation("Ready for literal data"),
+            Event::LiteralAccepted => {
+                if conn
+                    .write(&wire::continuation("Ready for literal data"))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
             Event::Rejected { tag, reason } => {
                 match rejected(conn, &mut bad_commands, tag.as_deref(), &reason).await {
-                    Some(reply) => reply,
+                    Some(reply) => Flow::Reply(reply),
                     None => return,
                 }
             }
             Event::AuthenticateData(_) | Event::IdleDone => continue,
         };
-        if conn.write(&reply).await.is_err() {
-            return;
+        if let Some(h) = conn.handle() {
+            h.set_state(match &session.selected {
+                Some(s) => SessionState::Selected(s.name.clone()),
+                None => SessionState::Authenticated,
+            });
+        }
+        match flow {
+            Flow::Reply(tagged) => {
+                out.extend(tagged);
+                if conn.write(&out).await.is_err() {
+                    return;
+                }
+            }
+            Flow::Logout(tagged) => {
+                out.extend(b"* BYE Logging out\r\n");
+                out.extend(tagged);
+                let _ = conn.write(&out).await;
+                tracing::info!("imap({name}): Disconnected: Logged out");
+                return;
+            }
         }
     }
 }
 
-enum Reply {
-    Continue(Vec<u8>),
-    Logout(Vec<u8>),
+fn ended_text(ended: &Ended) -> &'static str {
+    match ended {
+        Ended::Closed => "Connection closed",
+        Ended::IdleTimeout => "Disconnected for inactivity",
+        Ended::Shutdown => "Server shutting down",
+    }
 }
 
-fn command(store: &mut Store, session: &UserSession, cmd: Command<'_>) -> Reply {
-    let tag = cmd.tag.as_ref();
-    let done = |text: &str| wire::tagged(tag, Status::Ok, None, text);
-    Reply::Continue(match cmd.body {
-        CommandBody::Capability => {
-            let mut out = wire::untagged(&format!("CAPABILITY {AUTHENTICATED_CAPABILITIES}"));
-            out.extend(done("Capability completed."));
-            out
-        }
-        CommandBody::Noop => done("NOOP completed."),
-        CommandBody::Logout => {
-            let mut out = wire::untagged("BYE Logging out");
-            out.extend(done("Logout completed."));
-            return Reply::Logout(out);
-        }
-        CommandBody::Id { .. } => {
-            let mut out = wire::untagged("ID (\"name\" \"roost\")");
-            out.extend(done("ID completed."));
-            out
-        }
-        CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
-            wire::tagged(tag, Status::Bad, None, "Already logged in.")
-        }
-        CommandBody::Status {
-            mailbox: Mailbox::Inbox,
-            ..
-        } => match store.inbox_stats() {
-            Ok(stats) => {
-                let mut out =
-                    wire::untagged(&format!("STATUS INBOX (MESSAGES {})", stats.messages));
-                out.extend(done("Status completed."));
-                out
+impl Session<'_> {
+    fn name(&self) -> &str {
+        &self.user.user.name
+    }
+
+    /// Runs one command; untagged data goes to `out` (or straight to the client for FETCH).
+    async fn command(
+        &mut self,
+        conn: &mut Connection,
+        decoder: &mut ImapDecoder,
+        cmd: Command<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<Flow, Ended> {
+        let tag = cmd.tag.as_ref().to_string();
+        let tag = tag.as_str();
+        // Non-UID FETCH, STORE and SEARCH must not report expunges (RFC 3501 7.4.1); the
+        // client hears of changes at its next command instead.
+        let mut report_changes = true;
+        let tagged = match cmd.body {
+            CommandBody::Capability => {
+                out.extend(wire::untagged(&format!(
+                    "CAPABILITY {AUTHENTICATED_CAPABILITIES}"
+                )));
+                ok(tag, "Capability completed.")
             }
-            Err(e) => storage_failure(tag, session, &e),
-        },
-        CommandBody::Append {
-            mailbox: Mailbox::Inbox,
-            message,
-            ..
-        } => {
-            let mut bytes = match &message {
-                LiteralOrLiteral8::Literal(l) => l.data(),
-                LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
-            };
-            match store.append_to_inbox(&mut bytes) {
-                Ok(_) => done("Append completed."),
-                Err(e) => storage_failure(tag, session, &e),
+            CommandBody::Noop => ok(tag, "NOOP completed."),
+            CommandBody::Check => ok(tag, "Check completed."),
+            CommandBody::Logout => return Ok(Flow::Logout(ok(tag, "Logout completed."))),
+            CommandBody::Id { .. } => {
+                out.extend(wire::untagged("ID (\"name\" \"roost\")"));
+                ok(tag, "ID completed.")
+            }
+            CommandBody::Enable { capabilities } => {
+                let mut enabled = Vec::new();
+                for cap in capabilities.as_ref() {
+                    if matches!(cap, CapabilityEnable::CondStore) {
+                        self.condstore = true;
+                        enabled.push("CONDSTORE");
+                    }
+                }
+                out.extend(
+                    format!("* ENABLED {}\r\n", enabled.join(" "))
+                        .trim_end()
+                        .as_bytes(),
+                );
+                out.extend(b"\r\n");
+                ok(tag, "Enabled.")
+            }
+            CommandBody::Namespace => mailboxes::namespace(tag, out),
+            CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
+                bad(tag, "Already logged in.")
+            }
+            CommandBody::StartTLS => bad(tag, "STARTTLS is only allowed before login."),
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => self.select(&mailbox, &parameters, false, tag, out),
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => self.select(&mailbox, &parameters, true, tag, out),
+            CommandBody::Create { mailbox } => match mailbox_name(&mailbox) {
+                Ok(name) if name == "INBOX" => {
+                    no(tag, Some("ALREADYEXISTS"), "INBOX always exists.")
+                }
+                Ok(name) => match self.store.folders().create(&name) {
+                    Ok(()) => ok(tag, "Create completed."),
+                    Err(e) => storage_failure(tag, self.name(), &e),
+                },
+                Err(why) => no(tag, Some("CANNOT"), why),
+            },
+            CommandBody::Delete { mailbox } => match mailbox_name(&mailbox) {
+                Ok(name) if name == "INBOX" => mailboxes::cannot_delete_inbox(tag),
+                Ok(name) => {
+                    if self.selected.as_ref().is_some_and(|s| s.name == name) {
+                        self.selected = None;
+                        out.extend(b"* OK [CLOSED] The deleted mailbox was selected.\r\n");
+                    }
+                    match self.store.folders().delete(&name) {
+                        Ok(()) => ok(tag, "Delete completed."),
+                        Err(e) => storage_failure(tag, self.name(), &e),
+                    }
+                }
+                Err(why) => no(tag, Some("CANNOT"), why),
+            },
+            CommandBody::Rename { from, to } => match (mailbox_name(&from), mailbox_name(&to)) {
+                (Ok(from), Ok(to)) => {
+                    let user = self.user.user.name.clone();
+                    match mailboxes::rename(&mut self.store, &from, &to) {
+                        Ok(()) => ok(tag, "Rename completed."),
+                        Err(e) => storage_failure(tag, &user, &e),
+                    }
+                }
+                (Err(why), _) | (_, Err(why)) => no(tag, Some("CANNOT"), why),
+            },
+            CommandBody::Subscribe { ref mailbox } | CommandBody::Unsubscribe { ref mailbox } => {
+                let subscribe = matches!(cmd.body, CommandBody::Subscribe { .. });
+                match mailbox_name(mailbox) {
+                    Ok(name) => match self.store.set_subscribed(&name, subscribe) {
+                        Ok(()) => ok(
+                            tag,
+                            if subscribe {
+                                "Subscribe completed."
+                            } else {
+                                "Unsubscribe completed."
+                            },
+                        ),
+                        Err(e) => storage_failure(tag, self.name(), &e),
+                    },
+                    Err(why) => no(tag, Some("CANNOT"), why),
+                }
+            }
+            CommandBody::List {
+                reference,
+                mailbox_wildcard,
+            } => mailboxes::list(
+                &self.store,
+                &reference,
+                &mailbox_wildcard,
+                false,
+                tag,
+                self.name(),
+                out,
+            ),
+            CommandBody::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => mailboxes::list(
+                &self.store,
+                &reference,
+                &mailbox_wildcard,
+                true,
+                tag,
+                self.name(),
+                out,
+            ),
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => match mailbox_name(&mailbox) {
+                Ok(name) => match mailboxes::status(&self.store, &name, &item_names, out) {
+                    Ok(()) => ok(tag, "Status completed."),
+                    Err(e) => storage_failure(tag, self.name(), &e),
+                },
+                Err(why) => no(tag, Some("CANNOT"), why),
+            },
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => match mailbox_name(&mailbox) {
+                Ok(name) => changes::append(
+                    &self.store,
+                    &name,
+                    &flags,
+                    date.as_ref(),
+                    &message,
+                    tag,
+                    self.name(),
+                ),
+                Err(why) => no(tag, Some("CANNOT"), why),
+            },
+            CommandBody::Idle => {
+                let user = self.user.user.name.clone();
+                if let Some(h) = conn.handle() {
+                    h.set_state(SessionState::Idle);
+                }
+                let tagged = idle::idle(
+                    conn,
+                    decoder,
+                    self.selected.as_mut(),
+                    self.condstore,
+                    tag,
+                    &user,
+                )
+                .await?;
+                return Ok(Flow::Reply(tagged));
+            }
+            CommandBody::Unselect | CommandBody::Close => {
+                let closing = matches!(cmd.body, CommandBody::Close);
+                match self.selected.take() {
+                    None => bad(tag, "No mailbox selected."),
+                    Some(mut s) => {
+                        if closing && !s.read_only {
+                            let doomed: Vec<u32> = s
+                                .messages
+                                .iter()
+                                .filter(|m| m.flags.contains(roost_storage::Flags::DELETED))
+                                .map(|m| m.uid)
+                                .collect();
+                            // CLOSE expunges silently (RFC 3501 6.4.2).
+                            if let Err(e) = changes::expunge_uids(&mut s, &doomed, &mut Vec::new())
+                            {
+                                return Ok(Flow::Reply(storage_failure(tag, self.name(), &e)));
+                            }
+                        }
+                        report_changes = false;
+                        ok(
+                            tag,
+                            if closing {
+                                "Close completed."
+                            } else {
+                                "Unselect completed."
+                            },
+                        )
+                    }
+                }
+            }
+            body => match self.selected.as_mut() {
+                None => {
+                    let name = body.name();
+                    match body {
+                        CommandBody::Fetch { .. }
+                        | CommandBody::Store { .. }
+                        | CommandBody::Search { .. }
+                        | CommandBody::Sort { .. }
+                        | CommandBody::Thread { .. }
+                        | CommandBody::Copy { .. }
+                        | CommandBody::Move { .. }
+                        | CommandBody::Expunge
+                        | CommandBody::ExpungeUid { .. } => bad(tag, "No mailbox selected."),
+                        _ => bad(tag, &format!("{name} is not supported by this server.")),
+                    }
+                }
+                Some(selected) => {
+                    let user = &self.user.user.name;
+                    match body {
+                        CommandBody::Fetch {
+                            sequence_set,
+                            macro_or_item_names,
+                            uid,
+                            modifiers,
+                        } => {
+                            report_changes = uid;
+                            let args = FetchArgs {
+                                set: &sequence_set,
+                                items: &macro_or_item_names,
+                                uid,
+                                modifiers: &modifiers,
+                            };
+                            fetch::fetch(conn, selected, &mut self.condstore, user, tag, args, out)
+                                .await
+                                .map_err(|_| Ended::Closed)?
+                        }
+                        CommandBody::Store {
+                            sequence_set,
+                            kind,
+                            response,
+                            flags,
+                            uid,
+                            modifiers,
+                        } => {
+                            report_changes = uid;
+                            changes::store(
+                                selected,
+                                &mut self.condstore,
+                                &sequence_set,
+                                &kind,
+                                &response,
+                                &flags,
+                                uid,
+                                &modifiers,
+                                tag,
+                                user,
+                                out,
+                            )
+                        }
+                        CommandBody::Search {
+                            charset,
+                            criteria,
+                            uid,
+                        } => {
+                            report_changes = uid;
+                            search::search(
+                                selected,
+                                charset.as_ref(),
+                                criteria.as_ref(),
+                                uid,
+                                tag,
+                                user,
+                                out,
+                            )
+                        }
+                        CommandBody::Sort {
+                            sort_criteria,
+                            charset,
+                            search_criteria,
+                            uid,
+                        } => {
+                            report_changes = uid;
+                            sort_command(
+                                selected,
+                                sort_criteria.as_ref(),
+                                &charset,
+                                search_criteria.as_ref(),
+                                uid,
+                                tag,
+                                user,
+                                out,
+                            )
+                        }
+                        CommandBody::Thread {
+                            algorithm,
+                            charset,
+                            search_criteria,
+                            uid,
+                        } => {
+                            report_changes = uid;
+                            thread_command(
+                                selected,
+                                &algorithm,
+                                &charset,
+                                search_criteria.as_ref(),
+                                uid,
+                                tag,
+                                user,
+                                out,
+                            )
+                        }
+                        CommandBody::Copy {
+                            ref sequence_set,
+                            ref mailbox,
+                            uid,
+                        }
+                        | CommandBody::Move {
+                            ref sequence_set,
+                            ref mailbox,
+                            uid,
+                        } => {
+                            let moving = matches!(body, CommandBody::Move { .. });
+                            match mailbox_name(mailbox) {
+                                Ok(dest) => changes::copy_or_move(
+                                    &self.store,
+                                    selected,
+                                    sequence_set,
+                                    &dest,
+                                    uid,
+                                    moving,
+                                    tag,
+                                    user,
+                                    out,
+                                ),
+                                Err(why) => no(tag, Some("CANNOT"), why),
+                            }
+                        }
+                        CommandBody::Expunge => changes::expunge(selected, None, tag, user, out),
+                        CommandBody::ExpungeUid { sequence_set } => {
+                            changes::expunge(selected, Some(&sequence_set), tag, user, out)
+                        }
+                        other => bad(
+                            tag,
+                            &format!("{} is not supported by this server.", other.name()),
+                        ),
+                    }
+                }
+            },
+        };
+        if report_changes {
+            if let Some(selected) = self.selected.as_mut() {
+                if let Err(e) = selected.refresh(self.condstore, out) {
+                    tracing::error!("imap({}): re-sync failed: {e}", self.user.user.name);
+                }
             }
         }
-        CommandBody::Status { .. } | CommandBody::Append { .. } => wire::tagged(
-            tag,
-            Status::No,
-            Some("NONEXISTENT"),
-            "Only INBOX exists in this version.",
-        ),
-        other => {
-            let text = format!(
-                "{} is not implemented in this version of roost yet.",
-                other.name()
-            );
-            wire::tagged(tag, Status::No, Some("CANNOT"), &text)
+        Ok(Flow::Reply(tagged))
+    }
+
+    /// SELECT and EXAMINE.
+    fn select(
+        &mut self,
+        mailbox: &roost_protocol::imap::imap_types::mailbox::Mailbox<'_>,
+        parameters: &[SelectParameter],
+        read_only: bool,
+        tag: &str,
+        out: &mut Vec<u8>,
+    ) -> Tagged {
+        self.selected = None;
+        if parameters
+            .iter()
+            .any(|p| matches!(p, SelectParameter::CondStore))
+        {
+            self.condstore = true;
         }
-    })
+        if parameters
+            .iter()
+            .any(|p| matches!(p, SelectParameter::QResync { .. }))
+        {
+            return bad(tag, "QRESYNC is not enabled.");
+        }
+        let name = match mailbox_name(mailbox) {
+            Ok(name) => name,
+            Err(why) => return no(tag, Some("CANNOT"), why),
+        };
+        let mut untagged = Vec::new();
+        match Selected::open(&self.store, &name, read_only, &mut untagged) {
+            Ok(selected) => {
+                out.extend(untagged);
+                let code = selected.access_code();
+                self.selected = Some(selected);
+                let verb = if read_only { "Examine" } else { "Select" };
+                ok_code(tag, code, &format!("{verb} completed."))
+            }
+            Err(e) => storage_failure(tag, self.name(), &e),
+        }
+    }
 }
 
-fn storage_failure(tag: &str, session: &UserSession, e: &roost_storage::Error) -> Vec<u8> {
-    tracing::error!("imap({}): storage error: {e}", session.user.name);
-    wire::tagged(
-        tag,
-        Status::No,
-        Some("SERVERBUG"),
-        "Internal error; the details are logged.",
-    )
+/// SORT (RFC 5256): the matching messages in the requested order.
+#[allow(clippy::too_many_arguments)]
+fn sort_command(
+    selected: &mut Selected,
+    criteria: &[SortCriterion],
+    charset: &Charset<'_>,
+    keys: &[SearchKey<'_>],
+    uid: bool,
+    tag: &str,
+    user: &str,
+    out: &mut Vec<u8>,
+) -> Tagged {
+    let hits = match search::find(selected, Some(charset), keys, tag, user) {
+        Ok(hits) => hits,
+        Err(tagged) => return tagged,
+    };
+    match sort::sort(selected, &hits, criteria) {
+        Ok(order) => {
+            let mut line = String::from("* SORT");
+            for i in order {
+                let n = if uid {
+                    selected.messages[i].uid
+                } else {
+                    i as u32 + 1
+                };
+                line.push_str(&format!(" {n}"));
+            }
+            out.extend(line.as_bytes());
+            out.extend(b"\r\n");
+            ok(tag, "Sort completed.")
+        }
+        Err(e) => storage_failure(tag, user, &e),
+    }
+}
+
+/// THREAD (RFC 5256): ORDEREDSUBJECT or REFERENCES.
+#[allow(clippy::too_many_arguments)]
+fn thread_command(
+    selected: &mut Selected,
+    algorithm: &ThreadingAlgorithm<'_>,
+    charset: &Charset<'_>,
+    keys: &[SearchKey<'_>],
+    uid: bool,
+    tag: &str,
+    user: &str,
+    out: &mut Vec<u8>,
+) -> Tagged {
+    let hits = match search::find(selected, Some(charset), keys, tag, user) {
+        Ok(hits) => hits,
+        Err(tagged) => return tagged,
+    };
+    let uids: Vec<u32> = selected.messages.iter().map(|m| m.uid).collect();
+    let number = |i: usize| if uid { uids[i] } else { i as u32 + 1 };
+    match sort::thread(selected, &hits, algorithm, number) {
+        Ok(Some(threads)) => {
+            out.extend(format!("* THREAD {threads}\r\n").trim_end().as_bytes());
+            out.extend(b"\r\n");
+            ok(tag, "Thread completed.")
+        }
+        Ok(None) => bad(tag, "Unknown threading algorithm."),
+        Err(e) => storage_failure(tag, user, &e),
+    }
 }

@@ -6,8 +6,16 @@
 //! ```
 
 pub mod authenticated;
+mod changes;
+mod fetch;
+mod idle;
 mod input;
 mod login;
+mod mailboxes;
+mod reply;
+mod search;
+mod selected;
+mod sort;
 
 use roost_protocol::imap::ImapDecoder;
 
@@ -35,7 +43,7 @@ fn pre_login_capabilities(offer_starttls: bool, plaintext_ok: bool) -> String {
 }
 
 /// Capabilities after login.
-pub const AUTHENTICATED_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ ID";
+pub const AUTHENTICATED_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE CONDSTORE SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
 
 /// Serves one IMAP connection from greeting to logout.
 pub async fn serve(mut conn: Connection, ctx: SessionContext) {

@@ -15,7 +15,7 @@ use crate::config::Protocol;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(
     dead_code,
-    reason = "SELECTED, IDLE and DATA are set by the IMAP and SMTP sessions once they serve those commands"
+    reason = "DATA is set by the SMTP session once it receives mail"
 )]
 pub enum SessionState {
     /// Connected, not (yet) logged in.

@@ -135,7 +135,7 @@ async fn command(
 
 /// RFC 2449 CAPA for the AUTHORIZATION state.
 fn capabilities(offer_stls: bool, plaintext_ok: bool) -> Vec<u8> {
-    let mut caps = vec!["RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"];
+    let mut caps = vec!["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"];
     if plaintext_ok {
         caps.push("USER");
         caps.push("SASL PLAIN LOGIN");
@@ -143,6 +143,7 @@ fn capabilities(offer_stls: bool, plaintext_ok: bool) -> Vec<u8> {
     if offer_stls {
         caps.push("STLS");
     }
+    caps.push("EXPIRE NEVER");
     caps.push("IMPLEMENTATION roost");
     pop3::multiline("Capability list follows", caps)
 }
@@ -171,10 +172,8 @@ async fn login(
     method: &str,
 ) -> Next {
     match ctx.login(conn, creds, method).await {
-        Ok(user) => match conn.write(&pop3::ok("Logged in.")).await {
-            Ok(()) => Next::LoggedIn(user),
-            Err(_) => Next::Close,
-        },
+        // The `+OK` comes from the TRANSACTION state, once the maildrop is locked.
+        Ok(user) => Next::LoggedIn(user),
         Err(AuthError::Failed) => {
             write(
                 conn,

@@ -1,6 +1,8 @@
-//! The POP3 front-end: the AUTHORIZATION state here, the TRANSACTION state in [`transaction`].
+//! The POP3 front-end (RFC 1939): AUTHORIZATION in `authorization`, then TRANSACTION and
+//! UPDATE in [`transaction`] on the locked maildrop of `maildrop`.
 
 mod authorization;
+mod maildrop;
 pub mod transaction;
 
 use roost_protocol::line::LineDecoder;

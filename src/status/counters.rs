@@ -142,10 +142,6 @@ impl Counters {
     }
 
     /// Counts a message retrieved by a client (POP3 RETR, IMAP FETCH of a body).
-    #[allow(
-        dead_code,
-        reason = "called by POP3 RETR and IMAP FETCH once they exist"
-    )]
     pub fn retrieved(&self) {
         self.retrieved.fetch_add(1, Ordering::Relaxed);
         forward(WorkerEvent::Retrieved);

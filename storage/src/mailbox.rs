@@ -25,6 +25,8 @@ impl Flags {
     pub const DELETED: Flags = Flags(8);
     /// `\Draft`, maildir `D`.
     pub const DRAFT: Flags = Flags(16);
+    /// All five system flags (for FLAGS and PERMANENTFLAGS responses).
+    pub const ALL_SYSTEM: Flags = Flags(0x1f);
     /// Every system flag with its IMAP name and maildir letter, in maildir letter order.
     pub const ALL: [(Flags, &'static str, char); 5] = [
         (Flags::DRAFT, "\\Draft", 'D'),
@@ -206,6 +208,9 @@ pub trait Mailbox: Send {
     /// Removes messages for good; returns the UIDs actually removed.
     fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error>;
 
+    /// Where a change-notification watch for this folder goes (the maildir, the mbox file).
+    fn watch_path(&self) -> &std::path::Path;
+
     /// The folder's field cache (`None` before the first sync, which knows UIDVALIDITY).
     fn field_cache(&mut self) -> Option<&mut FieldCache>;
 
@@ -220,6 +225,12 @@ pub trait Mailbox: Send {
             Some(cache) => cache.put(uid, field, value),
             None => Ok(()),
         }
+    }
+
+    /// The message's size with CRLF line endings (RFC822.SIZE, POP3 LIST): learned at append,
+    /// or counted once from the file and kept in the field cache.
+    fn crlf_size(&mut self, uid: Uid) -> Result<u64, Error> {
+        counted_crlf_size(self, uid)
     }
 
     /// Copies messages (bytes, flags, keywords, internal date) into `dest`, in UID order;
@@ -244,6 +255,25 @@ pub trait Mailbox: Send {
         self.expunge(&moved)?;
         Ok(pairs)
     }
+}
+
+/// The field under which [`Mailbox::crlf_size`] keeps its answer.
+pub const CRLF_SIZE_FIELD: &str = "RFC822.SIZE";
+
+/// [`Mailbox::crlf_size`] by reading the message (once: the answer goes into the field cache).
+pub fn counted_crlf_size<M: Mailbox + ?Sized>(mailbox: &mut M, uid: Uid) -> Result<u64, Error> {
+    let cached = mailbox
+        .cached(uid, CRLF_SIZE_FIELD)
+        .and_then(|v| String::from_utf8(v).ok())
+        .and_then(|v| v.parse().ok());
+    if let Some(size) = cached {
+        return Ok(size);
+    }
+    let mut reader = mailbox.open_message(uid)?;
+    let size = crate::wire::crlf_size(&mut reader)
+        .map_err(|e| Error::io(format!("message UID {uid}"), e))?;
+    mailbox.cache(uid, CRLF_SIZE_FIELD, size.to_string().as_bytes())?;
+    Ok(size)
 }
 
 /// A user's folders, whatever the format: what IMAP LIST, CREATE, DELETE and RENAME act on.

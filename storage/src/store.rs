@@ -1,7 +1,10 @@
 //! A user's mail store: the entry point sessions and delivery use, whatever the format.
 
 use std::collections::BTreeSet;
+use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
 use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::PathBuf;
 
 use crate::location::{MailFormat, MailLocation, UserVars};
 use crate::mailbox::{Flags, FolderStats, FolderTree, Mailbox, Uid};
@@ -12,8 +15,22 @@ use crate::Error;
 
 /// One user's mail, opened from the configured location.
 pub struct Store {
+    /// Where the maildrop lock lives: the maildir itself, or an mbox root's `.roost/`.
+    lock_dir: PathBuf,
     inbox: Box<dyn Mailbox>,
     folders: Box<dyn FolderTree>,
+}
+
+/// The subscription list (RFC 3501 LSUB), one mailbox name per line, as Dovecot keeps it.
+const SUBSCRIPTIONS: &str = "subscriptions";
+
+/// The file in a store's root whose lock marks a POP3 session (RFC 1939's exclusive maildrop).
+const MAILDROP_LOCK: &str = "roost-pop3.lock";
+
+/// Held while a POP3 session owns the maildrop; dropping it (or the process dying) releases it.
+#[derive(Debug)]
+pub struct MaildropLock {
+    _file: File,
 }
 
 impl std::fmt::Debug for Store {
@@ -31,16 +48,18 @@ impl Store {
                 let inbox = Maildir::new(&root);
                 inbox.ensure()?;
                 Ok(Self {
+                    folders: Box::new(Folders::new(root.clone())),
+                    lock_dir: root,
                     inbox: Box::new(inbox),
-                    folders: Box::new(Folders::new(root)),
                 })
             }
             MailFormat::Mbox => {
                 let inbox = location
                     .inbox_for(vars)?
                     .unwrap_or_else(|| root.join("inbox"));
-                let folders = MboxFolders::new(root, inbox);
+                let folders = MboxFolders::new(&root, inbox);
                 Ok(Self {
+                    lock_dir: root.join(".roost"),
                     inbox: folders.open("INBOX")?,
                     folders: Box::new(folders),
                 })
@@ -52,6 +71,68 @@ impl Store {
     pub fn append_to_inbox(&mut self, message: &mut dyn Read) -> Result<Uid, Error> {
         self.inbox
             .append(message, Flags::empty(), &BTreeSet::new(), None)
+    }
+
+    /// INBOX, open for the whole session.
+    pub fn inbox(&mut self) -> &mut dyn Mailbox {
+        self.inbox.as_mut()
+    }
+
+    /// Takes the POP3 maildrop lock: `Ok(None)` when another POP3 session holds it. IMAP
+    /// sessions and deliveries ignore it, as RFC 1939 allows and Dovecot does.
+    pub fn lock_maildrop(&self) -> Result<Option<MaildropLock>, Error> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.lock_dir)
+            .map_err(|e| Error::io(&self.lock_dir, e))?;
+        let path = self.lock_dir.join(MAILDROP_LOCK);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(MaildropLock { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// The subscribed mailbox names (RFC 3501 SUBSCRIBE), in the order they were added.
+    pub fn subscriptions(&self) -> Result<Vec<String>, Error> {
+        let path = self.lock_dir.join(SUBSCRIPTIONS);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(text
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// Subscribes to (or unsubscribes from) a name; the file is replaced atomically.
+    pub fn set_subscribed(&self, name: &str, subscribed: bool) -> Result<(), Error> {
+        let mut names = self.subscriptions()?;
+        let had = names.iter().any(|n| n == name);
+        if had == subscribed {
+            return Ok(());
+        }
+        if subscribed {
+            names.push(name.to_string());
+        } else {
+            names.retain(|n| n != name);
+        }
+        let mut text = names.join("\n");
+        text.push('\n');
+        crate::maildir::uidlist::write_file_atomically(
+            &self.lock_dir.join(SUBSCRIPTIONS),
+            text.as_bytes(),
+        )
     }
 
     /// The user's folders (list, create, delete, rename, open).

@@ -123,3 +123,56 @@ fn maildir_behaves() {
 fn mbox_behaves() {
     round_trip(mbox, true);
 }
+
+/// POP3 LIST and IMAP RFC822.SIZE report the CRLF size, whatever line ends the file has.
+fn crlf_sizes(open: fn(&Path, &str) -> Box<dyn Mailbox>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mb = open(dir.path(), "INBOX");
+    let bare_lf = "Subject: lf\n\nline one\nline two\n";
+    let crlf = "Subject: crlf\r\n\r\nbody\r\n";
+    for m in [bare_lf, crlf] {
+        mb.append(&mut m.as_bytes(), Flags::empty(), &BTreeSet::new(), None)
+            .unwrap();
+    }
+    mb.sync().unwrap();
+    assert_eq!(mb.crlf_size(1).unwrap(), bare_lf.len() as u64 + 4);
+    assert_eq!(mb.crlf_size(2).unwrap(), crlf.len() as u64);
+    // A second session learns it without being told at append time.
+    let mut again = open(dir.path(), "INBOX");
+    again.sync().unwrap();
+    assert_eq!(again.crlf_size(1).unwrap(), bare_lf.len() as u64 + 4);
+}
+
+#[test]
+fn crlf_sizes_on_maildir() {
+    crlf_sizes(maildir);
+    // A file an MTA dropped into new/ (no W= in its name) is counted once and cached.
+    let dir = tempfile::tempdir().unwrap();
+    let mut mb = maildir(dir.path(), "INBOX");
+    mb.sync().unwrap();
+    let body = "Subject: mta\n\nhello\n";
+    std::fs::write(dir.path().join("INBOX/new/123.mta.host"), body).unwrap();
+    let snap = mb.sync().unwrap();
+    let uid = snap.messages[0].uid;
+    assert_eq!(mb.crlf_size(uid).unwrap(), body.len() as u64 + 3);
+    std::fs::write(
+        dir.path()
+            .join("INBOX/cur")
+            .read_dir()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+        "changed underneath, the cache still answers",
+    )
+    .unwrap();
+    let mut again = maildir(dir.path(), "INBOX");
+    again.sync().unwrap();
+    assert_eq!(again.crlf_size(uid).unwrap(), body.len() as u64 + 3);
+}
+
+#[test]
+fn crlf_sizes_on_mbox() {
+    crlf_sizes(mbox);
+}

@@ -9,6 +9,7 @@ import argparse
 import base64
 import hashlib
 import imaplib
+import os
 import poplib
 import smtplib
 import ssl
@@ -56,9 +57,9 @@ def imap(a):
 
 def pop3(a):
     if a.tls == "implicit":
-        p = poplib.POP3_SSL(a.host, a.port, context=CTX)
+        p = poplib.POP3_SSL(a.host, a.port, context=CTX, timeout=a.timeout)
     else:
-        p = poplib.POP3(a.host, a.port)
+        p = poplib.POP3(a.host, a.port, timeout=a.timeout)
         if a.tls == "starttls":
             p.stls(context=CTX)
     print("CAPA", " ".join(sorted(p.capa())))
@@ -74,7 +75,26 @@ def pop3(a):
         sys.exit(3)
     print("LOGGED-IN")
     print("STAT", *p.stat())
+    if a.download:
+        download(p, a.download)
     p.quit()
+
+
+def download(p, directory):
+    """LIST, UIDL, then RETR of every message, each written to DIRECTORY/N as a user's client
+    would store it: poplib hands back the lines un-dot-stuffed and without their CRLF."""
+    _, listing, _ = p.list()
+    for line in listing:
+        print("LIST", line.decode())
+    _, uidls, _ = p.uidl()
+    for line in uidls:
+        print("UIDL", line.decode())
+    for line in listing:
+        n = int(line.split()[0])
+        resp, lines, octets = p.retr(n)
+        with open(os.path.join(directory, str(n)), "wb") as f:
+            f.write(b"".join(l + b"\r\n" for l in lines))
+        print("RETR", n, resp.decode())
 
 
 def smtp(a):
@@ -114,6 +134,8 @@ def main():
     ap.add_argument("--auth", choices=["login", "plain", "login-mech"], default="login")
     ap.add_argument("--append", default="")
     ap.add_argument("--hold", type=float, default=0)
+    ap.add_argument("--download", default="", help="pop3: LIST, UIDL, RETR all into this dir")
+    ap.add_argument("--timeout", type=float, default=60, help="pop3: socket timeout, seconds")
     a = ap.parse_args()
     loopback(a.host)
     {"imap": imap, "pop3": pop3, "smtp": smtp, "fingerprint": fingerprint}[a.protocol](a)

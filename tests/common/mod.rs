@@ -349,3 +349,79 @@ pub fn mail_client_ok(protocol: &str, addr: SocketAddr, args: &[&str]) -> String
     );
     run.stdout
 }
+
+/// Drops messages into `maildir`'s `new/` as an MTA would (bytes exactly as given), creating
+/// the maildir if needed, and gives everything to the mail owner when the tests run as root
+/// (the session worker runs as that user and must be able to move the files).
+pub fn seed_maildir(maildir: &Path, messages: &[&[u8]]) {
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    for (i, message) in messages.iter().enumerate() {
+        let name = format!("1700000000.M{i}P1.seed");
+        std::fs::write(maildir.join("new").join(name), message).unwrap();
+    }
+    give_to_mail_owner(maildir);
+}
+
+/// When running as root, hands `path` (recursively) to [`ROOT_MAIL_USER`], like an MTA
+/// delivering as the mail user would have left it.
+pub fn give_to_mail_owner(path: &Path) {
+    if !is_root() {
+        return;
+    }
+    let status = Command::new("chown")
+        .args(["-R", ROOT_MAIL_USER])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The UIDVALIDITY a maildir's `dovecot-uidlist` records.
+pub fn maildir_uidvalidity(maildir: &Path) -> u32 {
+    let text = std::fs::read_to_string(maildir.join("dovecot-uidlist")).unwrap();
+    let header = text.lines().next().unwrap();
+    let v = header
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix('V'))
+        .unwrap();
+    v.parse().unwrap()
+}
+
+/// A message as POP3 RETR / IMAP BODY[] deliver it: every line ending CRLF.
+pub fn crlf(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 32);
+    let mut prev = 0u8;
+    for &b in message {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+/// Peak resident memory (VmHWM, kB) of `pid` and every process descended from it: the master,
+/// the login process and session workers together when roost runs as root.
+pub fn peak_rss_kb_of_tree(pid: u32) -> u64 {
+    let mut total = 0;
+    let mut pids = vec![pid];
+    while let Some(p) = pids.pop() {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let children =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        pids.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+    }
+    total
+}

@@ -1,4 +1,4 @@
-//! Maildir file names: `base[,S=size][,U=uid]:2,FLAGS`.
+//! Maildir file names: `base[,S=size][,W=crlf-size][,U=uid]:2,FLAGS`.
 //!
 //! `base` is the unique name the delivering agent chose. roost adds `,U=<uid>` when it takes a
 //! message into `cur/`, so the UID is recorded in the mail itself and survives the loss of every
@@ -18,6 +18,8 @@ pub struct MaildirName {
     pub uid: Option<Uid>,
     /// The size recorded in the name (`,S=`).
     pub size: Option<u64>,
+    /// The size with CRLF line endings (`,W=`, Dovecot's "virtual size").
+    pub crlf_size: Option<u64>,
     /// System flags.
     pub flags: Flags,
     /// Keyword letters `a`..`z`, sorted.
@@ -38,12 +40,14 @@ impl MaildirName {
         };
         let mut fields = base.split(',');
         let key = fields.next().filter(|k| !k.is_empty())?.to_string();
-        let (mut uid, mut size) = (None, None);
+        let (mut uid, mut size, mut crlf_size) = (None, None, None);
         for field in fields {
             if let Some(v) = field.strip_prefix("U=") {
                 uid = v.parse().ok().filter(|u| *u > 0);
             } else if let Some(v) = field.strip_prefix("S=") {
                 size = v.parse().ok();
+            } else if let Some(v) = field.strip_prefix("W=") {
+                crlf_size = v.parse().ok();
             }
         }
         let mut name = Self {
@@ -51,6 +55,7 @@ impl MaildirName {
             base: base.to_string(),
             uid,
             size,
+            crlf_size,
             flags: Flags::empty(),
             keyword_letters: Vec::new(),
             passed: false,

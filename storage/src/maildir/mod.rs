@@ -25,7 +25,10 @@ use self::keywords::Keywords;
 use self::uidlist::Uidlist;
 use crate::cache::FieldCache;
 use crate::index::Stamp;
-use crate::mailbox::{FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot, Uid};
+use crate::mailbox::{
+    counted_crlf_size, FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot, Uid,
+};
+use crate::wire::CountingReader;
 use crate::Error;
 
 /// Prefix of the empty marker file whose name records UIDVALIDITY a second time.
@@ -123,8 +126,9 @@ impl Maildir {
     /// Stores a message durably in `new/`, as an MTA would, and returns its file name.
     pub fn deliver(&self, message: &mut dyn Read) -> Result<String, Error> {
         self.ensure()?;
-        let name = unique_name();
-        let (tmp, _) = write_tmp(&self.root, &name, message, None)?;
+        let key = unique_name();
+        let (tmp, size, crlf_size) = write_tmp(&self.root, &key, message, None)?;
+        let name = format!("{key},S={size},W={crlf_size}");
         let target = self.root.join("new").join(&name);
         fs::rename(&tmp, &target).map_err(|e| Error::io(&target, e))?;
         sync_dir(&self.root.join("new"))?;
@@ -284,9 +288,9 @@ impl Mailbox for Maildir {
         let _lock = self.lock()?;
         self.sync_locked()?;
         let key = unique_name();
-        let (tmp, size) = write_tmp(&self.root, &key, message, internal_date)?;
+        let (tmp, size, crlf_size) = write_tmp(&self.root, &key, message, internal_date)?;
         let uid = self.uidlist.as_ref().map_or(1, |l| l.uidnext);
-        let mut name = MaildirName::parse(&format!("{key},S={size}"))
+        let mut name = MaildirName::parse(&format!("{key},S={size},W={crlf_size}"))
             .ok_or(Error::Unsupported("maildir name"))?;
         name.set_uid(uid);
         name.flags = flags;
@@ -342,6 +346,17 @@ impl Mailbox for Maildir {
         self.open_field_cache()
     }
 
+    fn watch_path(&self) -> &Path {
+        &self.root
+    }
+
+    fn crlf_size(&mut self, uid: Uid) -> Result<u64, Error> {
+        match self.files.get(&uid).and_then(|e| e.name.crlf_size) {
+            Some(size) => Ok(size),
+            None => counted_crlf_size(self, uid),
+        }
+    }
+
     fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error> {
         let _lock = self.lock()?;
         self.sync_locked()?;
@@ -389,13 +404,13 @@ fn scan(root: &Path, place: Place) -> Result<Vec<Entry>, Error> {
     Ok(found)
 }
 
-/// Writes a message into `tmp/` with fsync; returns its path and size.
+/// Writes a message into `tmp/` with fsync; returns its path, size and CRLF size.
 fn write_tmp(
     root: &Path,
     name: &str,
     message: &mut dyn Read,
     mtime: Option<SystemTime>,
-) -> Result<(PathBuf, u64), Error> {
+) -> Result<(PathBuf, u64, u64), Error> {
     let path = root.join("tmp").join(name);
     let written = (|| {
         let mut file = OpenOptions::new()
@@ -403,16 +418,17 @@ fn write_tmp(
             .create_new(true)
             .mode(0o600)
             .open(&path)?;
-        let size = io::copy(message, &mut file)?;
+        let mut counting = CountingReader::new(message);
+        let size = io::copy(&mut counting, &mut file)?;
         file.flush()?;
         if let Some(mtime) = mtime {
             file.set_modified(mtime)?;
         }
         file.sync_all()?;
-        Ok(size)
+        Ok((size, counting.crlf_size()))
     })();
     match written {
-        Ok(size) => Ok((path, size)),
+        Ok((size, crlf_size)) => Ok((path, size, crlf_size)),
         Err(e) => {
             let _ = fs::remove_file(&path);
             Err(Error::io(path, e))

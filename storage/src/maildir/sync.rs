@@ -159,6 +159,11 @@ impl Maildir {
             fill_size_and_date(&self.root, entry, None);
         }
         unnumbered.extend(fresh);
+        // New mail is numbered in delivery order: mtime, then the name (MTAs start it with the
+        // time), never the directory's hash order.
+        unnumbered.sort_by(|a, b| {
+            (a.date.secs, a.date.nanos, &a.file).cmp(&(b.date.secs, b.date.nanos, &b.file))
+        });
         let mut renamed = false;
         for entry in unnumbered {
             let uid = uidlist.uidnext;
@@ -331,7 +336,13 @@ impl Maildir {
                     };
                     repair::report(&self.root, &why, done);
                 }
-                Uidlist::new(uidvalidity)
+                let list = Uidlist::new(uidvalidity);
+                if scanned.is_empty() {
+                    // Written at once, so the next session finds it even if no mail ever
+                    // arrives; with messages, the sync writes it with their UIDs.
+                    list.write(&self.root)?;
+                }
+                list
             }
         };
         if marker != Some(list.uidvalidity) {

@@ -459,6 +459,10 @@ impl Mailbox for Mbox {
         self.open_field_cache()
     }
 
+    fn watch_path(&self) -> &Path {
+        &self.path
+    }
+
     fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error> {
         let _lock = MboxLock::acquire(&self.path)?;
         self.sync_locked()?;

@@ -15,6 +15,9 @@ use imap_codec::{
 
 pub use imap_codec::imap_types;
 
+pub mod message;
+pub mod strings;
+
 /// Commands roost knows by name, to tell "unknown command" from "bad syntax".
 const KNOWN_COMMANDS: &[&str] = &[
     "CAPABILITY",

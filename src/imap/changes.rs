@@ -1,0 +1,249 @@
+//! The commands that change mail: STORE (with UNCHANGEDSINCE, RFC 7162), COPY and MOVE
+//! (RFC 6851) with COPYUID, EXPUNGE and UID EXPUNGE (RFC 4315), APPEND with APPENDUID.
+
+use std::time::SystemTime;
+
+use roost_protocol::imap::imap_types::command::StoreModifier;
+use roost_protocol::imap::imap_types::datetime::DateTime;
+use roost_protocol::imap::imap_types::extensions::binary::LiteralOrLiteral8;
+use roost_protocol::imap::imap_types::flag::{Flag, StoreResponse, StoreType};
+use roost_protocol::imap::imap_types::sequence::SequenceSet;
+use roost_storage::{FlagChange, Flags, Store, Uid};
+
+use super::reply::{
+    bad, flags_item, no, ok, ok_code, parse_flags, storage_failure, uid_set, Tagged,
+};
+use super::selected::Selected;
+
+/// STORE / UID STORE.
+#[allow(clippy::too_many_arguments)]
+pub fn store(
+    selected: &mut Selected,
+    condstore: &mut bool,
+    set: &SequenceSet,
+    kind: &StoreType,
+    response: &StoreResponse,
+    flags: &[Flag<'_>],
+    uid: bool,
+    modifiers: &[StoreModifier],
+    tag: &str,
+    user: &str,
+    out: &mut Vec<u8>,
+) -> Tagged {
+    if selected.read_only {
+        return no(
+            tag,
+            Some("READ-ONLY"),
+            "The mailbox is read-only (EXAMINE).",
+        );
+    }
+    let indexes = match selected.resolve(set, uid) {
+        Ok(i) => i,
+        Err(e) => return bad(tag, &e.to_string()),
+    };
+    let unchanged_since = modifiers
+        .iter()
+        .map(|StoreModifier::UnchangedSince(v)| *v)
+        .next();
+    if unchanged_since.is_some() {
+        *condstore = true;
+    }
+    let mut targets = Vec::new();
+    let mut modified = Vec::new();
+    for i in indexes {
+        let m = &selected.messages[i];
+        match unchanged_since {
+            Some(limit) if m.modseq > limit => {
+                modified.push(if uid { m.uid } else { i as u32 + 1 })
+            }
+            _ => targets.push(m.uid),
+        }
+    }
+    let (system, keywords) = parse_flags(flags);
+    let change = match kind {
+        StoreType::Replace => FlagChange::Set,
+        StoreType::Add => FlagChange::Add,
+        StoreType::Remove => FlagChange::Remove,
+    };
+    let changed = match selected.mailbox.store(&targets, change, system, &keywords) {
+        Ok(changed) => changed,
+        Err(e) => return storage_failure(tag, user, &e),
+    };
+    selected.update_known(&changed);
+    let silent = matches!(response, StoreResponse::Silent);
+    for info in &changed {
+        let Ok(i) = selected.messages.binary_search_by_key(&info.uid, |m| m.uid) else {
+            continue;
+        };
+        if silent && !*condstore {
+            continue;
+        }
+        let mut items = Vec::new();
+        if uid {
+            items.push(format!("UID {}", info.uid));
+        }
+        if !silent {
+            items.push(flags_item(info));
+        }
+        if *condstore {
+            items.push(format!("MODSEQ ({})", info.modseq));
+        }
+        out.extend(format!("* {} FETCH ({})\r\n", i + 1, items.join(" ")).as_bytes());
+    }
+    if !modified.is_empty() {
+        let set = uid_set(modified);
+        return ok_code(tag, &format!("MODIFIED {set}"), "Conditional store failed.");
+    }
+    ok(tag, "Store completed.")
+}
+
+/// COPY / MOVE and their UID forms.
+#[allow(clippy::too_many_arguments)]
+pub fn copy_or_move(
+    store: &Store,
+    selected: &mut Selected,
+    set: &SequenceSet,
+    destination: &str,
+    uid: bool,
+    moving: bool,
+    tag: &str,
+    user: &str,
+    out: &mut Vec<u8>,
+) -> Tagged {
+    let what = if moving { "Move" } else { "Copy" };
+    if moving && selected.read_only {
+        return no(
+            tag,
+            Some("READ-ONLY"),
+            "The mailbox is read-only (EXAMINE).",
+        );
+    }
+    let indexes = match selected.resolve(set, uid) {
+        Ok(i) => i,
+        Err(e) => return bad(tag, &e.to_string()),
+    };
+    let uids: Vec<Uid> = indexes.iter().map(|&i| selected.messages[i].uid).collect();
+    if uids.is_empty() {
+        return ok(tag, &format!("No messages to {}.", what.to_lowercase()));
+    }
+    let mut dest = match store.folders().open(destination) {
+        Ok(dest) => dest,
+        Err(roost_storage::Error::NoSuchMailbox(_)) => {
+            return no(tag, Some("TRYCREATE"), "Mailbox doesn't exist.")
+        }
+        Err(e) => return storage_failure(tag, user, &e),
+    };
+    let validity = match dest.sync() {
+        Ok(s) => s.uidvalidity,
+        Err(e) => return storage_failure(tag, user, &e),
+    };
+    let pairs = if moving {
+        selected.mailbox.move_to(&uids, dest.as_mut())
+    } else {
+        selected.mailbox.copy_to(&uids, dest.as_mut())
+    };
+    let pairs = match pairs {
+        Ok(p) => p,
+        Err(e) => return storage_failure(tag, user, &e),
+    };
+    let code = format!(
+        "COPYUID {validity} {} {}",
+        uid_set(pairs.iter().map(|(from, _)| *from)),
+        uid_set(pairs.iter().map(|(_, to)| *to))
+    );
+    if moving {
+        out.extend(format!("* OK [{code}] Moved.\r\n").as_bytes());
+        let moved: Vec<Uid> = pairs.iter().map(|(from, _)| *from).collect();
+        selected.remove_expunged(&moved, out);
+        return ok(tag, "Move completed.");
+    }
+    ok_code(tag, &code, "Copy completed.")
+}
+
+/// EXPUNGE (all `\Deleted`) or UID EXPUNGE (those of them in `only`).
+pub fn expunge(
+    selected: &mut Selected,
+    only: Option<&SequenceSet>,
+    tag: &str,
+    user: &str,
+    out: &mut Vec<u8>,
+) -> Tagged {
+    if selected.read_only {
+        return no(
+            tag,
+            Some("READ-ONLY"),
+            "The mailbox is read-only (EXAMINE).",
+        );
+    }
+    let allowed = match only {
+        Some(set) => match selected.resolve(set, true) {
+            Ok(i) => Some(i),
+            Err(e) => return bad(tag, &e.to_string()),
+        },
+        None => None,
+    };
+    let doomed: Vec<Uid> = selected
+        .messages
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| {
+            m.flags.contains(Flags::DELETED) && allowed.as_ref().is_none_or(|a| a.contains(i))
+        })
+        .map(|(_, m)| m.uid)
+        .collect();
+    match expunge_uids(selected, &doomed, out) {
+        Ok(()) => ok(tag, "Expunge completed."),
+        Err(e) => storage_failure(tag, user, &e),
+    }
+}
+
+/// Removes messages and tells the client.
+pub fn expunge_uids(
+    selected: &mut Selected,
+    uids: &[Uid],
+    out: &mut Vec<u8>,
+) -> Result<(), roost_storage::Error> {
+    if uids.is_empty() {
+        return Ok(());
+    }
+    let removed = selected.mailbox.expunge(uids)?;
+    selected.remove_expunged(&removed, out);
+    Ok(())
+}
+
+/// APPEND: stores the message durably, then answers with APPENDUID.
+pub fn append(
+    store: &Store,
+    mailbox: &str,
+    flags: &[Flag<'_>],
+    date: Option<&DateTime>,
+    message: &LiteralOrLiteral8<'_>,
+    tag: &str,
+    user: &str,
+) -> Tagged {
+    let mut bytes: &[u8] = match message {
+        LiteralOrLiteral8::Literal(l) => l.data(),
+        LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
+    };
+    let mut target = match store.folders().open(mailbox) {
+        Ok(m) => m,
+        Err(roost_storage::Error::NoSuchMailbox(_)) => {
+            return no(tag, Some("TRYCREATE"), "Mailbox doesn't exist.")
+        }
+        Err(e) => return storage_failure(tag, user, &e),
+    };
+    let validity = match target.sync() {
+        Ok(s) => s.uidvalidity,
+        Err(e) => return storage_failure(tag, user, &e),
+    };
+    let (system, keywords) = parse_flags(flags);
+    let when: Option<SystemTime> = date.map(|d| SystemTime::from(d.as_ref().to_utc()));
+    match target.append(&mut bytes, system, &keywords, when) {
+        Ok(uid) => ok_code(
+            tag,
+            &format!("APPENDUID {validity} {uid}"),
+            "Append completed.",
+        ),
+        Err(e) => storage_failure(tag, user, &e),
+    }
+}

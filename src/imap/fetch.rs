@@ -1,0 +1,593 @@
+//! FETCH (RFC 3501 6.4.5, RFC 7162 CHANGEDSINCE/MODSEQ).
+//!
+//! Cheap items come from the selected view. ENVELOPE, BODY, BODYSTRUCTURE and the header block
+//! are computed once per message and kept in the folder's field cache, so a client that asks
+//! again (every client does) opens no message file. `BODY[]` and `BODY[TEXT]`, with or without
+//! `<partial>`, stream from the file in chunks with CRLF line ends; only part-number sections
+//! parse the whole message in memory.
+
+use std::io::Read;
+
+use roost_protocol::imap::imap_types::command::FetchModifier;
+use roost_protocol::imap::imap_types::fetch::{
+    Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section,
+};
+use roost_protocol::imap::imap_types::sequence::SequenceSet;
+use roost_protocol::imap::message::{header_fields, header_len, SectionText, Structure};
+use roost_protocol::imap::strings::push_literal_header;
+use roost_storage::mailbox::MessageReader;
+use roost_storage::wire::CrlfReader;
+use roost_storage::{Error as StorageError, FlagChange, Flags, Mailbox, Uid};
+
+use super::reply::{bad, flags_item, internal_date, no, ok, storage_failure, Tagged};
+use super::selected::Selected;
+use crate::listen::conn::Connection;
+
+/// Output is written to the client whenever this much has accumulated.
+const FLUSH_AT: usize = 64 * 1024;
+/// Field cache names.
+const ENVELOPE: &str = "ENVELOPE";
+const BODYSTRUCTURE: &str = "BODYSTRUCTURE";
+const BODY: &str = "BODY";
+const HEADER: &str = "HEADER";
+
+/// The FETCH arguments.
+pub struct FetchArgs<'a> {
+    /// Which messages.
+    pub set: &'a SequenceSet,
+    /// What about them.
+    pub items: &'a MacroOrMessageDataItemNames<'a>,
+    /// UID FETCH.
+    pub uid: bool,
+    /// CHANGEDSINCE and friends.
+    pub modifiers: &'a [FetchModifier],
+}
+
+/// Runs FETCH, writing untagged responses (flushing `out` to `conn` as it grows); returns the
+/// tagged line.
+pub async fn fetch(
+    conn: &mut Connection,
+    selected: &mut Selected,
+    condstore: &mut bool,
+    user: &str,
+    tag: &str,
+    args: FetchArgs<'_>,
+    out: &mut Vec<u8>,
+) -> std::io::Result<Tagged> {
+    let mut items: Vec<MessageDataItemName<'_>> = match args.items {
+        MacroOrMessageDataItemNames::Macro(m) => macro_items(m.clone()),
+        MacroOrMessageDataItemNames::MessageDataItemNames(items) => items.clone(),
+    };
+    if items.iter().any(|i| {
+        matches!(
+            i,
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
+        )
+    }) {
+        return Ok(bad(tag, "BINARY is not supported by this server."));
+    }
+    let mut changed_since = None;
+    for m in args.modifiers {
+        match m {
+            FetchModifier::ChangedSince(v) => changed_since = Some(v.get()),
+            FetchModifier::Vanished => {
+                return Ok(bad(tag, "VANISHED needs QRESYNC, which is not enabled."))
+            }
+        }
+    }
+    if changed_since.is_some() || items.contains(&MessageDataItemName::ModSeq) {
+        *condstore = true;
+        if !items.contains(&MessageDataItemName::ModSeq) {
+            items.push(MessageDataItemName::ModSeq);
+        }
+    }
+    // A read that sets \Seen reports the new flags in the same response (RFC 3501 6.4.5).
+    if !selected.read_only
+        && items.iter().any(reads_body)
+        && !items.contains(&MessageDataItemName::Flags)
+    {
+        items.push(MessageDataItemName::Flags);
+    }
+    if args.uid && !items.contains(&MessageDataItemName::Uid) {
+        items.insert(0, MessageDataItemName::Uid);
+    }
+    let indexes = match selected.resolve(args.set, args.uid) {
+        Ok(i) => i,
+        Err(e) => return Ok(bad(tag, &e.to_string())),
+    };
+    let mut vanished = false;
+    for i in indexes {
+        if let Some(since) = changed_since {
+            if selected.messages[i].modseq <= since {
+                continue;
+            }
+        }
+        match message_response(selected, i, &items, out) {
+            Ok(stream) => {
+                if let Some(stream) = stream {
+                    let reader = selected.mailbox.open_message(stream.uid);
+                    conn.write(out).await?;
+                    out.clear();
+                    let reader = reader.map_err(|e| std::io::Error::other(e.to_string()))?;
+                    stream_body(conn, reader, stream).await?;
+                    crate::status::counters::global().retrieved();
+                    // The literal ends; the rest of the response follows.
+                    finish_after_stream(selected, i, &items, out);
+                }
+            }
+            Err(StorageError::NoSuchMessage(_)) => vanished = true,
+            Err(e) => return Ok(storage_failure(tag, user, &e)),
+        }
+        if out.len() >= FLUSH_AT {
+            conn.write(out).await?;
+            out.clear();
+        }
+    }
+    if vanished {
+        return Ok(no(
+            tag,
+            Some("EXPUNGEISSUED"),
+            "Some of the requested messages no longer exist.",
+        ));
+    }
+    Ok(ok(tag, "Fetch completed."))
+}
+
+fn macro_items(m: Macro) -> Vec<MessageDataItemName<'static>> {
+    let mut items = vec![
+        MessageDataItemName::Flags,
+        MessageDataItemName::InternalDate,
+        MessageDataItemName::Rfc822Size,
+    ];
+    match m {
+        Macro::Fast => {}
+        Macro::All => items.push(MessageDataItemName::Envelope),
+        Macro::Full => {
+            items.push(MessageDataItemName::Envelope);
+            items.push(MessageDataItemName::Body);
+        }
+        _ => {}
+    }
+    items
+}
+
+/// A body literal to stream from the file: the whole message or its text, and a byte window.
+struct Stream {
+    uid: Uid,
+    /// CRLF bytes to skip before the literal starts.
+    skip: u64,
+    /// The literal's length.
+    len: u64,
+}
+
+/// Writes `* n FETCH (...` for message `i`. When an item must be streamed, writes up to and
+/// including its literal header and returns the stream; the items after it are written by
+/// [`finish_after_stream`]. Otherwise writes the whole response.
+fn message_response(
+    selected: &mut Selected,
+    i: usize,
+    items: &[MessageDataItemName<'_>],
+    out: &mut Vec<u8>,
+) -> Result<Option<Stream>, StorageError> {
+    mark_seen_if_read(selected, i, items)?;
+    out.extend(format!("* {} FETCH (", i + 1).as_bytes());
+    let stream = write_items(selected, i, items, out, 0)?;
+    if stream.is_none() {
+        out.extend(b")\r\n");
+    }
+    Ok(stream)
+}
+
+fn finish_after_stream(
+    selected: &mut Selected,
+    i: usize,
+    items: &[MessageDataItemName<'_>],
+    out: &mut Vec<u8>,
+) {
+    let streamed_at = items.iter().position(streams).unwrap_or(items.len());
+    // Only one item per response streams (the first); later body items are built in memory.
+    match write_items(selected, i, items, out, streamed_at + 1) {
+        Ok(_) => out.extend(b")\r\n"),
+        Err(e) => {
+            tracing::warn!("FETCH of message {} failed after its body: {e}", i + 1);
+            out.extend(b")\r\n");
+        }
+    }
+}
+
+/// Whether an item is streamed from the file rather than built in memory.
+fn streams(item: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        item,
+        MessageDataItemName::BodyExt {
+            section: None | Some(Section::Text(None)),
+            ..
+        } | MessageDataItemName::Rfc822
+            | MessageDataItemName::Rfc822Text
+    )
+}
+
+/// Whether an item reads the message in the sense that sets `\Seen`.
+fn reads_body(item: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        item,
+        MessageDataItemName::BodyExt { peek: false, .. }
+            | MessageDataItemName::Rfc822
+            | MessageDataItemName::Rfc822Text
+    )
+}
+
+/// `BODY[...]` (not PEEK), RFC822 and RFC822.TEXT set `\Seen` in a read-write mailbox.
+fn mark_seen_if_read(
+    selected: &mut Selected,
+    i: usize,
+    items: &[MessageDataItemName<'_>],
+) -> Result<(), StorageError> {
+    let m = &selected.messages[i];
+    let reads = items.iter().any(reads_body);
+    if !reads || selected.read_only || m.flags.contains(Flags::SEEN) {
+        return Ok(());
+    }
+    let changed =
+        selected
+            .mailbox
+            .store(&[m.uid], FlagChange::Add, Flags::SEEN, &Default::default())?;
+    selected.update_known(&changed);
+    Ok(())
+}
+
+/// Writes items from `start` on, separated by spaces; stops at the first streamed item (when
+/// `start` is 0) and returns its stream.
+fn write_items(
+    selected: &mut Selected,
+    i: usize,
+    items: &[MessageDataItemName<'_>],
+    out: &mut Vec<u8>,
+    start: usize,
+) -> Result<Option<Stream>, StorageError> {
+    let mut first = start == 0;
+    for item in items.iter().skip(start) {
+        if !first {
+            out.push(b' ');
+        }
+        first = false;
+        let info = selected.messages[i].clone();
+        match item {
+            MessageDataItemName::Uid => out.extend(format!("UID {}", info.uid).as_bytes()),
+            MessageDataItemName::Flags => out.extend(flags_item(&info).as_bytes()),
+            MessageDataItemName::InternalDate => {
+                out.extend(format!("INTERNALDATE {}", internal_date(info.internal_date)).as_bytes())
+            }
+            MessageDataItemName::Rfc822Size => {
+                let size = selected.mailbox.crlf_size(info.uid)?;
+                out.extend(format!("RFC822.SIZE {size}").as_bytes());
+            }
+            MessageDataItemName::ModSeq => {
+                out.extend(format!("MODSEQ ({})", info.modseq).as_bytes())
+            }
+            MessageDataItemName::Envelope => {
+                out.extend(b"ENVELOPE ");
+                let value = envelope(selected.mailbox.as_mut(), info.uid)?;
+                out.extend(value);
+            }
+            MessageDataItemName::Body => {
+                out.extend(b"BODY ");
+                out.extend(structure(selected.mailbox.as_mut(), info.uid, false)?);
+            }
+            MessageDataItemName::BodyStructure => {
+                out.extend(b"BODYSTRUCTURE ");
+                out.extend(structure(selected.mailbox.as_mut(), info.uid, true)?);
+            }
+            MessageDataItemName::BodyExt {
+                section, partial, ..
+            } => {
+                let name = format!("BODY[{}]", section_name(section.as_ref()));
+                let origin = partial.map(|(o, _)| format!("<{o}>")).unwrap_or_default();
+                out.extend(format!("{name}{origin} ").as_bytes());
+                let window = partial.map(|(o, n)| (u64::from(o), u64::from(n.get())));
+                if let Some(stream) = body_item(
+                    selected.mailbox.as_mut(),
+                    info.uid,
+                    section.as_ref(),
+                    window,
+                    out,
+                    start == 0,
+                )? {
+                    return Ok(Some(stream));
+                }
+            }
+            MessageDataItemName::Rfc822 => {
+                out.extend(b"RFC822 ");
+                if let Some(stream) = body_item(
+                    selected.mailbox.as_mut(),
+                    info.uid,
+                    None,
+                    None,
+                    out,
+                    start == 0,
+                )? {
+                    return Ok(Some(stream));
+                }
+            }
+            MessageDataItemName::Rfc822Header => {
+                out.extend(b"RFC822.HEADER ");
+                let header = header_of(selected.mailbox.as_mut(), info.uid)?;
+                push_literal(out, &header);
+            }
+            MessageDataItemName::Rfc822Text => {
+                out.extend(b"RFC822.TEXT ");
+                let text = Section::Text(None);
+                if let Some(stream) = body_item(
+                    selected.mailbox.as_mut(),
+                    info.uid,
+                    Some(&text),
+                    None,
+                    out,
+                    start == 0,
+                )? {
+                    return Ok(Some(stream));
+                }
+            }
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {}
+        }
+    }
+    Ok(None)
+}
+
+/// The `[...]` text of a section, as the response repeats it.
+fn section_name(section: Option<&Section<'_>>) -> String {
+    let part = |p: &Option<Part>| match p {
+        Some(p) => format!("{}.", part_path(p)),
+        None => String::new(),
+    };
+    let fields = |names: &[roost_protocol::imap::imap_types::core::AString<'_>]| {
+        names
+            .iter()
+            .map(|n| String::from_utf8_lossy(n.as_ref()).to_ascii_uppercase())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match section {
+        None => String::new(),
+        Some(Section::Part(p)) => part_path(p),
+        Some(Section::Header(p)) => format!("{}HEADER", part(p)),
+        Some(Section::HeaderFields(p, names)) => {
+            format!("{}HEADER.FIELDS ({})", part(p), fields(names.as_ref()))
+        }
+        Some(Section::HeaderFieldsNot(p, names)) => {
+            format!("{}HEADER.FIELDS.NOT ({})", part(p), fields(names.as_ref()))
+        }
+        Some(Section::Text(p)) => format!("{}TEXT", part(p)),
+        Some(Section::Mime(p)) => format!("{}.MIME", part_path(p)),
+    }
+}
+
+fn part_path(part: &Part) -> String {
+    part.0
+        .as_ref()
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn part_numbers(part: &Option<Part>) -> Vec<u32> {
+    part.as_ref()
+        .map(|p| p.0.as_ref().iter().map(|n| n.get()).collect())
+        .unwrap_or_default()
+}
+
+/// Writes one body section: a streamed literal's header (returning the stream) when allowed
+/// and possible, or the literal itself.
+fn body_item(
+    mailbox: &mut dyn Mailbox,
+    uid: Uid,
+    section: Option<&Section<'_>>,
+    window: Option<(u64, u64)>,
+    out: &mut Vec<u8>,
+    may_stream: bool,
+) -> Result<Option<Stream>, StorageError> {
+    let whole_or_text = match section {
+        None => Some(false),
+        Some(Section::Text(None)) => Some(true),
+        _ => None,
+    };
+    if let (Some(text_only), true) = (whole_or_text, may_stream) {
+        let total = mailbox.crlf_size(uid)?;
+        let start = if text_only {
+            header_of(mailbox, uid)?.len() as u64
+        } else {
+            0
+        };
+        let available = total.saturating_sub(start);
+        let (skip, len) = match window {
+            Some((origin, count)) => {
+                let origin = origin.min(available);
+                (start + origin, count.min(available - origin))
+            }
+            None => (start, available),
+        };
+        push_literal_header(out, len);
+        return Ok(Some(Stream { uid, skip, len }));
+    }
+    let bytes = section_bytes(mailbox, uid, section)?;
+    let bytes = match window {
+        Some((origin, count)) => {
+            let from = (origin as usize).min(bytes.len());
+            let to = from.saturating_add(count as usize).min(bytes.len());
+            bytes[from..to].to_vec()
+        }
+        None => bytes,
+    };
+    push_literal(out, &bytes);
+    Ok(None)
+}
+
+fn push_literal(out: &mut Vec<u8>, bytes: &[u8]) {
+    push_literal_header(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// HEADER.FIELDS names, and whether they are the ones to leave out (`.NOT`).
+type FieldFilter<'a> = (Vec<&'a [u8]>, bool);
+
+/// The bytes of a section that is built in memory.
+fn section_bytes(
+    mailbox: &mut dyn Mailbox,
+    uid: Uid,
+    section: Option<&Section<'_>>,
+) -> Result<Vec<u8>, StorageError> {
+    let top_header = |mailbox: &mut dyn Mailbox| header_of(mailbox, uid);
+    match section {
+        Some(Section::Header(None)) => top_header(mailbox),
+        Some(Section::HeaderFields(None, names)) => {
+            let names: Vec<&[u8]> = names.as_ref().iter().map(|n| n.as_ref()).collect();
+            Ok(header_fields(&top_header(mailbox)?, &names, false))
+        }
+        Some(Section::HeaderFieldsNot(None, names)) => {
+            let names: Vec<&[u8]> = names.as_ref().iter().map(|n| n.as_ref()).collect();
+            Ok(header_fields(&top_header(mailbox)?, &names, true))
+        }
+        _ => {
+            let whole = whole_message_of(mailbox, uid)?;
+            let structure = Structure::parse(&whole);
+            let (path, text, filter): (Vec<u32>, SectionText, Option<FieldFilter<'_>>) =
+                match section {
+                    None => (Vec::new(), SectionText::Content, None),
+                    Some(Section::Part(p)) => {
+                        (part_numbers(&Some(p.clone())), SectionText::Content, None)
+                    }
+                    Some(Section::Header(p)) => (part_numbers(p), SectionText::Header, None),
+                    Some(Section::HeaderFields(p, names)) => (
+                        part_numbers(p),
+                        SectionText::Header,
+                        Some((names.as_ref().iter().map(|n| n.as_ref()).collect(), false)),
+                    ),
+                    Some(Section::HeaderFieldsNot(p, names)) => (
+                        part_numbers(p),
+                        SectionText::Header,
+                        Some((names.as_ref().iter().map(|n| n.as_ref()).collect(), true)),
+                    ),
+                    Some(Section::Text(p)) => (part_numbers(p), SectionText::Text, None),
+                    Some(Section::Mime(p)) => {
+                        (part_numbers(&Some(p.clone())), SectionText::Mime, None)
+                    }
+                };
+            let bytes = structure
+                .section(&path, text)
+                .and_then(|r| whole.get(r))
+                .unwrap_or_default();
+            Ok(match filter {
+                Some((names, not)) => header_fields(bytes, &names, not),
+                None => bytes.to_vec(),
+            })
+        }
+    }
+}
+
+/// The message's header block with CRLF line ends, blank line included (cached).
+pub(super) fn header_of(mailbox: &mut dyn Mailbox, uid: Uid) -> Result<Vec<u8>, StorageError> {
+    if let Some(cached) = mailbox.cached(uid, HEADER) {
+        return Ok(cached);
+    }
+    let mut reader = CrlfReader::new(mailbox.open_message(uid)?);
+    let mut header = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| StorageError::io(format!("message UID {uid}"), e))?;
+        if n == 0 {
+            break;
+        }
+        header.extend_from_slice(&buf[..n]);
+        let len = header_len(&header);
+        if len < header.len() || header.ends_with(b"\r\n\r\n") {
+            header.truncate(len);
+            break;
+        }
+    }
+    mailbox.cache(uid, HEADER, &header)?;
+    Ok(header)
+}
+
+/// The whole message with CRLF line ends, in memory (for part-number sections and BODY).
+pub(super) fn whole_message_of(
+    mailbox: &mut dyn Mailbox,
+    uid: Uid,
+) -> Result<Vec<u8>, StorageError> {
+    let mut reader = CrlfReader::new(mailbox.open_message(uid)?);
+    let mut whole = Vec::new();
+    reader
+        .read_to_end(&mut whole)
+        .map_err(|e| StorageError::io(format!("message UID {uid}"), e))?;
+    Ok(whole)
+}
+
+fn envelope(mailbox: &mut dyn Mailbox, uid: Uid) -> Result<Vec<u8>, StorageError> {
+    if let Some(cached) = mailbox.cached(uid, ENVELOPE) {
+        return Ok(cached);
+    }
+    let header = header_of(mailbox, uid)?;
+    let value = Structure::parse(&header).envelope();
+    mailbox.cache(uid, ENVELOPE, &value)?;
+    Ok(value)
+}
+
+fn structure(mailbox: &mut dyn Mailbox, uid: Uid, extended: bool) -> Result<Vec<u8>, StorageError> {
+    let field = if extended { BODYSTRUCTURE } else { BODY };
+    if let Some(cached) = mailbox.cached(uid, field) {
+        return Ok(cached);
+    }
+    let whole = whole_message_of(mailbox, uid)?;
+    let parsed = Structure::parse(&whole);
+    let full = parsed.body_structure(true);
+    let basic = parsed.body_structure(false);
+    mailbox.cache(uid, BODYSTRUCTURE, &full)?;
+    mailbox.cache(uid, BODY, &basic)?;
+    Ok(if extended { full } else { basic })
+}
+
+/// Streams a body literal from the file in chunks.
+async fn stream_body(
+    conn: &mut Connection,
+    reader: Box<dyn MessageReader>,
+    stream: Stream,
+) -> std::io::Result<()> {
+    let mut reader = CrlfReader::new(reader);
+    let mut buf = vec![0u8; FLUSH_AT];
+    let mut skip = stream.skip;
+    let mut left = stream.len;
+    while left > 0 {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let mut chunk = &buf[..n];
+        if skip > 0 {
+            let drop = (skip as usize).min(chunk.len());
+            chunk = &chunk[drop..];
+            skip -= drop as u64;
+        }
+        let take = (left as usize).min(chunk.len());
+        if take > 0 {
+            conn.write(&chunk[..take]).await?;
+            left -= take as u64;
+        }
+    }
+    // The file shrank under us: the literal length was promised, so pad it (never seen with
+    // maildir, whose files don't change; logged so it can't go unnoticed).
+    if left > 0 {
+        tracing::warn!(
+            "message UID {} ended {left} bytes early; padded",
+            stream.uid
+        );
+        let pad = vec![b' '; left.min(FLUSH_AT as u64) as usize];
+        while left > 0 {
+            let n = (left as usize).min(pad.len());
+            conn.write(&pad[..n]).await?;
+            left -= n as u64;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! Mailbox management (RFC 3501 6.3): LIST, LSUB, CREATE, DELETE, RENAME, SUBSCRIBE,
+//! UNSUBSCRIBE, STATUS and NAMESPACE, with SPECIAL-USE attributes (RFC 6154) and CHILDREN
+//! (RFC 3348), plus the special folders every new user gets.
+//!
+//! Names travel as the client sent them (modified UTF-7), and are stored that way, as Dovecot
+//! does; `/` is the hierarchy separator on every format.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use roost_protocol::imap::imap_types::mailbox::{ListMailbox, Mailbox};
+use roost_protocol::imap::imap_types::status::StatusDataItemName;
+use roost_protocol::imap::strings::astring;
+use roost_storage::{Error as StorageError, Flags, Store};
+
+use super::reply::{no, ok, storage_failure, Tagged};
+
+/// The hierarchy separator clients see.
+pub const SEPARATOR: char = '/';
+
+/// Folders a new user gets, with their RFC 6154 attribute.
+pub const SPECIAL_USE: [(&str, &str); 5] = [
+    ("Drafts", "\\Drafts"),
+    ("Sent", "\\Sent"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Archive", "\\Archive"),
+];
+
+/// The mailbox name a command names, `INBOX` spelled canonically and a trailing separator
+/// dropped; `Err` holds the NO text for a name that is not UTF-8.
+pub fn mailbox_name(mailbox: &Mailbox<'_>) -> Result<String, &'static str> {
+    match mailbox {
+        Mailbox::Inbox => Ok("INBOX".to_string()),
+        Mailbox::Other(other) => {
+            let name =
+                std::str::from_utf8(other.as_ref()).map_err(|_| "Mailbox name is not UTF-8.")?;
+            let name = name.trim_end_matches(SEPARATOR);
+            if name.eq_ignore_ascii_case("INBOX") {
+                return Ok("INBOX".to_string());
+            }
+            Ok(name.to_string())
+        }
+    }
+}
+
+/// Creates (and subscribes) the special-use folders a user lacks, on the first login.
+pub fn ensure_special_folders(store: &Store) -> Result<(), StorageError> {
+    let existing: BTreeSet<String> = store
+        .folders()
+        .list()?
+        .into_iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    let mut subscribed = store.subscriptions()?;
+    if subscribed.is_empty() {
+        store.set_subscribed("INBOX", true)?;
+        subscribed.push("INBOX".into());
+    }
+    for (name, _) in SPECIAL_USE {
+        if !existing.contains(&name.to_ascii_lowercase()) {
+            store.folders().create(name)?;
+            store.set_subscribed(name, true)?;
+        }
+    }
+    Ok(())
+}
+
+/// The RFC 6154 attribute of a top-level folder name.
+fn special_use(name: &str) -> Option<&'static str> {
+    SPECIAL_USE
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, attr)| *attr)
+}
+
+fn pattern_text(pattern: &ListMailbox<'_>) -> String {
+    let bytes: &[u8] = match pattern {
+        ListMailbox::Token(t) => t.as_ref(),
+        ListMailbox::String(s) => s.as_ref(),
+    };
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Whether `name` matches a LIST pattern: `*` matches anything, `%` anything but the separator.
+pub fn matches(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|i| matches(rest, &name[i..])),
+        Some((b'%', rest)) => (0..=name.len())
+            .take_while(|&i| i == 0 || name[i - 1] != SEPARATOR as u8)
+            .any(|i| matches(rest, &name[i..])),
+        Some((&c, rest)) => name
+            .split_first()
+            .is_some_and(|(&n, name_rest)| n == c && matches(rest, name_rest)),
+    }
+}
+
+/// The full pattern for a LIST reference and mailbox argument (RFC 3501 6.3.8).
+fn full_pattern(reference: &str, pattern: &str) -> String {
+    if reference.is_empty() || pattern.starts_with(SEPARATOR) {
+        return pattern.to_string();
+    }
+    if reference.ends_with(SEPARATOR) {
+        format!("{reference}{pattern}")
+    } else {
+        format!("{reference}{SEPARATOR}{pattern}")
+    }
+}
+
+/// Matches a name case-insensitively when it is INBOX (RFC 3501: INBOX is case-insensitive).
+fn name_matches(pattern: &str, name: &str) -> bool {
+    if name == "INBOX" {
+        return matches(pattern.to_ascii_uppercase().as_bytes(), b"INBOX");
+    }
+    matches(pattern.as_bytes(), name.as_bytes())
+}
+
+/// LIST and LSUB.
+pub fn list(
+    store: &Store,
+    reference: &Mailbox<'_>,
+    pattern: &ListMailbox<'_>,
+    lsub: bool,
+    tag: &str,
+    user: &str,
+    out: &mut Vec<u8>,
+) -> Tagged {
+    let command = if lsub { "LSUB" } else { "LIST" };
+    let reference = match reference {
+        Mailbox::Inbox => "INBOX".to_string(),
+        Mailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
+    };
+    let pattern = pattern_text(pattern);
+    if pattern.is_empty() {
+        if !lsub {
+            out.extend(format!("* LIST (\\Noselect) \"{SEPARATOR}\" \"\"\r\n").as_bytes());
+        }
+        return ok(tag, &format!("{command} completed."));
+    }
+    let pattern = full_pattern(&reference, &pattern);
+    let existing = match store.folders().list() {
+        Ok(names) => names,
+        Err(e) => return storage_failure(tag, user, &e),
+    };
+    let subscribed: BTreeSet<String> = match store.subscriptions() {
+        Ok(names) => names.into_iter().collect(),
+        Err(e) => return storage_failure(tag, user, &e),
+    };
+    // Every name with its attributes; parents that only exist as a path get \Noselect.
+    let mut names: BTreeMap<String, bool> = BTreeMap::new();
+    let shown: Vec<&String> = if lsub {
+        subscribed.iter().collect()
+    } else {
+        existing.iter().collect()
+    };
+    for name in shown {
+        names.insert(name.clone(), true);
+        let mut parent = name.as_str();
+        while let Some((p, _)) = parent.rsplit_once(SEPARATOR) {
+            names.entry(p.to_string()).or_insert(false);
+            parent = p;
+        }
+    }
+    let exists: BTreeSet<&String> = existing.iter().collect();
+    let all: Vec<&String> = names.keys().collect();
+    let mut lines = Vec::new();
+    for (name, real) in &names {
+        if !name_matches(&pattern, name) {
+            continue;
+        }
+        let mut attrs: Vec<&str> = Vec::new();
+        if !real || (!lsub && !exists.contains(name)) {
+            attrs.push("\\Noselect");
+        }
+        let prefix = format!("{name}{SEPARATOR}");
+        let children = all.iter().any(|other| other.starts_with(&prefix));
+        if !lsub {
+            attrs.push(if children {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            });
+            if subscribed.contains(name) {
+                attrs.push("\\Subscribed");
+            }
+            if !name.contains(SEPARATOR) {
+                if let Some(special) = special_use(name) {
+                    attrs.push(special);
+                }
+            }
+        }
+        let line = format!(
+            "* {command} ({}) \"{SEPARATOR}\" {}\r\n",
+            attrs.join(" "),
+            astring(name)
+        );
+        if name == "INBOX" {
+            lines.insert(0, line);
+        } else {
+            lines.push(line);
+        }
+    }
+    for line in lines {
+        out.extend(line.as_bytes());
+    }
+    ok(tag, &format!("{command} completed."))
+}
+
+/// STATUS of a mailbox; `selected` lets the selected mailbox answer from its open view.
+pub fn status(
+    store: &Store,
+    name: &str,
+    items: &[StatusDataItemName],
+    out: &mut Vec<u8>,
+) -> Result<(), StorageError> {
+    let mut mailbox = store.folders().open(name)?;
+    let snapshot = mailbox.sync()?;
+    let mut parts = Vec::new();
+    for item in items {
+        let value = match item {
+            StatusDataItemName::Messages => format!("MESSAGES {}", snapshot.messages.len()),
+            StatusDataItemName::Recent => "RECENT 0".to_string(),
+            StatusDataItemName::UidNext => format!("UIDNEXT {}", snapshot.uidnext),
+            StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", snapshot.uidvalidity),
+            StatusDataItemName::Unseen => format!(
+                "UNSEEN {}",
+                snapshot
+                    .messages
+                    .iter()
+                    .filter(|m| !m.flags.contains(Flags::SEEN))
+                    .count()
+            ),
+            StatusDataItemName::Deleted => format!(
+                "DELETED {}",
+                snapshot
+                    .messages
+                    .iter()
+                    .filter(|m| m.flags.contains(Flags::DELETED))
+                    .count()
+            ),
+            StatusDataItemName::HighestModSeq => {
+                format!("HIGHESTMODSEQ {}", snapshot.highestmodseq.max(1))
+            }
+            StatusDataItemName::DeletedStorage => continue,
+        };
+        parts.push(value);
+    }
+    out.extend(format!("* STATUS {} ({})\r\n", astring(name), parts.join(" ")).as_bytes());
+    Ok(())
+}
+
+/// RENAME, with RFC 3501's INBOX rule: renaming INBOX moves its messages into a new folder
+/// and leaves INBOX empty.
+pub fn rename(store: &mut Store, from: &str, to: &str) -> Result<(), StorageError> {
+    if to == "INBOX" {
+        return Err(StorageError::AlreadyExists(to.to_string()));
+    }
+    if from != "INBOX" {
+        return store.folders().rename(from, to);
+    }
+    store.folders().create(to)?;
+    let mut dest = store.folders().open(to)?;
+    let inbox = store.inbox();
+    let uids: Vec<u32> = inbox.sync()?.messages.iter().map(|m| m.uid).collect();
+    if !uids.is_empty() {
+        inbox.move_to(&uids, dest.as_mut())?;
+    }
+    Ok(())
+}
+
+/// NAMESPACE (RFC 2342): one personal namespace, no prefix.
+pub fn namespace(tag: &str, out: &mut Vec<u8>) -> Tagged {
+    out.extend(format!("* NAMESPACE ((\"\" \"{SEPARATOR}\")) NIL NIL\r\n").as_bytes());
+    ok(tag, "Namespace completed.")
+}
+
+/// The NO for DELETE INBOX.
+pub fn cannot_delete_inbox(tag: &str) -> Tagged {
+    no(tag, Some("CANNOT"), "INBOX can't be deleted.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_wildcards() {
+        assert!(matches(b"*", b"a/b/c"));
+        assert!(matches(b"%", b"Sent"));
+        assert!(!matches(b"%", b"a/b"));
+        assert!(matches(b"a/%", b"a/b"));
+        assert!(!matches(b"a/%", b"a/b/c"));
+        assert!(matches(b"a*c", b"a/b/c"));
+        assert!(matches(b"S%t", b"Sent"));
+        assert!(!matches(b"Sent", b"Sent2"));
+        assert_eq!(full_pattern("a", "%"), "a/%");
+        assert_eq!(full_pattern("a/", "%"), "a/%");
+        assert_eq!(full_pattern("", "*"), "*");
+        assert!(name_matches("inbox", "INBOX"));
+    }
+}

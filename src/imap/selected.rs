@@ -1,0 +1,240 @@
+//! The selected mailbox (RFC 3501 selected state): the messages as this client knows them, so
+//! sequence numbers stay stable until the session reports a change, and the untagged EXISTS /
+//! EXPUNGE / FETCH FLAGS responses that bring the client up to date with the disk.
+
+use std::collections::BTreeSet;
+
+use roost_protocol::imap::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use roost_storage::{Error as StorageError, Mailbox, MessageInfo, Snapshot, Store, Uid};
+
+use super::reply::{flag_list, flags_item};
+
+/// Keywords every mailbox offers in FLAGS, so clients know they may set them (as Dovecot does).
+const COMMON_KEYWORDS: [&str; 4] = ["$Forwarded", "$Junk", "$NotJunk", "$MDNSent"];
+
+/// A sequence set that names messages the client does not have.
+#[derive(Debug, thiserror::Error)]
+#[error("Invalid message sequence number (the mailbox has {0} messages).")]
+pub struct BadSequence(pub usize);
+
+/// One selected mailbox.
+pub struct Selected {
+    /// Its IMAP name.
+    pub name: String,
+    /// The open mailbox.
+    pub mailbox: Box<dyn Mailbox>,
+    /// EXAMINE: no flag changes, no expunges.
+    pub read_only: bool,
+    /// The messages as the client knows them (sequence number = index + 1).
+    pub messages: Vec<MessageInfo>,
+    /// UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// UIDNEXT as last reported.
+    pub uidnext: Uid,
+    /// HIGHESTMODSEQ as last seen.
+    pub highestmodseq: u64,
+    /// Keywords announced in the last FLAGS response.
+    announced_keywords: BTreeSet<String>,
+}
+
+impl Selected {
+    /// Opens `name` and writes the SELECT/EXAMINE untagged responses into `out`.
+    pub fn open(
+        store: &Store,
+        name: &str,
+        read_only: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<Self, StorageError> {
+        let mut mailbox = store.folders().open(name)?;
+        let snapshot = mailbox.sync()?;
+        let mut selected = Self {
+            name: name.to_string(),
+            mailbox,
+            read_only,
+            messages: Vec::new(),
+            uidvalidity: snapshot.uidvalidity,
+            uidnext: snapshot.uidnext,
+            highestmodseq: snapshot.highestmodseq.max(1),
+            announced_keywords: BTreeSet::new(),
+        };
+        selected.announce_flags(&snapshot, out);
+        let Snapshot {
+            uidvalidity,
+            uidnext,
+            messages,
+            ..
+        } = snapshot;
+        out.extend(format!("* {} EXISTS\r\n* 0 RECENT\r\n", messages.len()).as_bytes());
+        if let Some(first) = messages
+            .iter()
+            .position(|m| !m.flags.contains(roost_storage::Flags::SEEN))
+        {
+            out.extend(format!("* OK [UNSEEN {}] First unseen.\r\n", first + 1).as_bytes());
+        }
+        out.extend(
+            format!(
+                "* OK [UIDVALIDITY {uidvalidity}] UIDs valid.\r\n* OK [UIDNEXT {uidnext}] Predicted next UID.\r\n* OK [HIGHESTMODSEQ {}] Highest.\r\n",
+                selected.highestmodseq
+            )
+            .as_bytes(),
+        );
+        selected.messages = messages;
+        Ok(selected)
+    }
+
+    /// `* FLAGS` and `* OK [PERMANENTFLAGS]`, with the keywords in use.
+    fn announce_flags(&mut self, snapshot: &Snapshot, out: &mut Vec<u8>) {
+        let mut keywords: BTreeSet<String> =
+            COMMON_KEYWORDS.iter().map(|k| k.to_string()).collect();
+        for m in &snapshot.messages {
+            keywords.extend(m.keywords.iter().cloned());
+        }
+        let all = flag_list(roost_storage::Flags::ALL_SYSTEM, &keywords);
+        out.extend(format!("* FLAGS {all}\r\n").as_bytes());
+        let permanent = if self.read_only {
+            "()".to_string()
+        } else {
+            format!("{} \\*)", all.trim_end_matches(')'))
+        };
+        out.extend(format!("* OK [PERMANENTFLAGS {permanent}] Flags permitted.\r\n").as_bytes());
+        self.announced_keywords = keywords;
+    }
+
+    /// The SELECT/EXAMINE tagged OK's code.
+    pub fn access_code(&self) -> &'static str {
+        if self.read_only {
+            "READ-ONLY"
+        } else {
+            "READ-WRITE"
+        }
+    }
+
+    /// Re-reads the mailbox and writes what changed since the client last heard: EXPUNGE for
+    /// vanished messages (highest sequence number first, so each number is right when sent),
+    /// FETCH FLAGS for changed flags, EXISTS for new mail.
+    pub fn refresh(&mut self, condstore: bool, out: &mut Vec<u8>) -> Result<(), StorageError> {
+        let snapshot = self.mailbox.sync()?;
+        if snapshot.uidvalidity != self.uidvalidity {
+            // The mailbox was recreated under us: nothing the client knows is valid.
+            out.extend(b"* BYE [UIDVALIDITY] The mailbox was rebuilt; please reselect.\r\n");
+        }
+        let new_keywords = snapshot
+            .messages
+            .iter()
+            .any(|m| !m.keywords.is_subset(&self.announced_keywords));
+        if new_keywords {
+            self.announce_flags(&snapshot, out);
+        }
+        let current: std::collections::HashMap<Uid, &MessageInfo> =
+            snapshot.messages.iter().map(|m| (m.uid, m)).collect();
+        for seq in (1..=self.messages.len()).rev() {
+            if !current.contains_key(&self.messages[seq - 1].uid) {
+                out.extend(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                self.messages.remove(seq - 1);
+            }
+        }
+        for (i, known) in self.messages.iter_mut().enumerate() {
+            if let Some(now) = current.get(&known.uid) {
+                if now.flags != known.flags || now.keywords != known.keywords {
+                    let modseq = if condstore {
+                        format!(" MODSEQ ({})", now.modseq)
+                    } else {
+                        String::new()
+                    };
+                    out.extend(
+                        format!(
+                            "* {} FETCH (UID {} {}{modseq})\r\n",
+                            i + 1,
+                            now.uid,
+                            flags_item(now)
+                        )
+                        .as_bytes(),
+                    );
+                }
+                *known = (*now).clone();
+            }
+        }
+        let last = self.messages.last().map_or(0, |m| m.uid);
+        let before = self.messages.len();
+        self.messages
+            .extend(snapshot.messages.iter().filter(|m| m.uid > last).cloned());
+        if self.messages.len() != before {
+            out.extend(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
+        }
+        self.uidnext = snapshot.uidnext;
+        self.highestmodseq = snapshot.highestmodseq.max(1);
+        Ok(())
+    }
+
+    /// Replaces what the client knows of messages it was just told about (after STORE).
+    pub fn update_known(&mut self, changed: &[MessageInfo]) {
+        for info in changed {
+            if let Ok(i) = self.messages.binary_search_by_key(&info.uid, |m| m.uid) {
+                self.messages[i] = info.clone();
+            }
+        }
+    }
+
+    /// Forgets expunged messages, writing `* n EXPUNGE` for each (highest first).
+    pub fn remove_expunged(&mut self, uids: &[Uid], out: &mut Vec<u8>) {
+        let gone: BTreeSet<Uid> = uids.iter().copied().collect();
+        for seq in (1..=self.messages.len()).rev() {
+            if gone.contains(&self.messages[seq - 1].uid) {
+                out.extend(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                self.messages.remove(seq - 1);
+            }
+        }
+    }
+
+    /// The indexes (sequence number - 1) a sequence set names. Sequence numbers beyond the
+    /// mailbox are an error; UIDs that don't exist are simply not there (RFC 3501 6.4.8).
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, BadSequence> {
+        let count = self.messages.len();
+        if uid {
+            let largest = self.messages.last().map_or(0, |m| m.uid);
+            let ranges = ranges(set, largest);
+            return Ok(self
+                .messages
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| ranges.iter().any(|(a, b)| (*a..=*b).contains(&m.uid)))
+                .map(|(i, _)| i)
+                .collect());
+        }
+        let ranges = ranges(set, count as u32);
+        let mut picked = BTreeSet::new();
+        for (a, b) in ranges {
+            if b as usize > count || a == 0 {
+                return Err(BadSequence(count));
+            }
+            picked.extend((a as usize - 1)..(b as usize));
+        }
+        Ok(picked.into_iter().collect())
+    }
+}
+
+/// The sequence set as inclusive ranges, `*` being `largest` (RFC 3501 9, seq-range).
+pub fn ranges(set: &SequenceSet, largest: u32) -> Vec<(u32, u32)> {
+    let value = |v: &SeqOrUid| match v {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    set.0
+        .as_ref()
+        .iter()
+        .map(|seq| match seq {
+            Sequence::Single(v) => (value(v), value(v)),
+            Sequence::Range(a, b) => {
+                let (a, b) = (value(a), value(b));
+                (a.min(b), a.max(b))
+            }
+        })
+        .collect()
+}
+
+/// Whether `n` is in the set (for UID-set search keys over UIDs).
+pub fn contains(set: &SequenceSet, n: u32, largest: u32) -> bool {
+    ranges(set, largest)
+        .iter()
+        .any(|(a, b)| (*a..=*b).contains(&n))
+}
