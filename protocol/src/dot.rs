@@ -5,6 +5,13 @@
 //! holding it whole. Bare LF line ends (common in maildir files and mbox) become CRLF, so the
 //! bytes sent match the CRLF size roost reports in LIST and RFC822.SIZE. It can also stop after
 //! the header and N body lines, which is POP3 TOP.
+//!
+//! [`DotDecoder`] is the receiving side (SMTP/LMTP DATA): it removes the stuffing, finds the end,
+//! and reports what RFC 5321 forbids (overlong lines, NUL bytes) without holding a line whole.
+//! Only `CRLF . CRLF` ends the data, so a bare-LF `.` line can never smuggle a second message;
+//! bare LF line ends are accepted and stored as CRLF (what Postfix's `normalize` does).
+
+use bytes::{Buf, BytesMut};
 
 /// Streams a message into dot-stuffed, CRLF-terminated lines.
 #[derive(Debug, Clone)]
@@ -103,9 +110,217 @@ impl DotEncoder {
     }
 }
 
+/// The longest DATA line RFC 5321 4.5.3.1.6 allows, without its CRLF (1000 octets with it).
+pub const MAX_DATA_LINE: usize = 998;
+
+/// What was wrong with received data, once its end was seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DataFlaws {
+    /// A line exceeded [`MAX_DATA_LINE`] octets (RFC 5321 4.5.3.1.6).
+    pub line_too_long: bool,
+    /// The content had a NUL byte, which RFC 5321 and RFC 5322 text may not carry.
+    pub nul: bool,
+    /// Lines that ended in a bare LF (stored with CRLF).
+    pub bare_lf: u64,
+}
+
+/// Streams SMTP DATA from the wire into message content: unstuffed, every line ending CRLF.
+#[derive(Debug, Clone, Default)]
+pub struct DotDecoder {
+    mid_line: bool,
+    /// Wire octets on the current line so far (the stuffing dot included, the line end not).
+    line_len: usize,
+    flaws: DataFlaws,
+    done: bool,
+}
+
+impl DotDecoder {
+    /// A decoder at the start of the data (just after the 354 reply).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What was wrong with the data so far.
+    pub fn flaws(&self) -> DataFlaws {
+        self.flaws
+    }
+
+    /// Whether the terminating `.` line has been consumed.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Takes what it can from `buf` (leaving bytes after the terminator there for the next
+    /// command) and appends the content to `out`; returns true once the end was consumed.
+    pub fn decode(&mut self, buf: &mut BytesMut, out: &mut Vec<u8>) -> bool {
+        while !self.done && !buf.is_empty() {
+            if !self.mid_line && !self.line_start(buf, out) {
+                break;
+            }
+            if self.mid_line && !self.line_rest(buf, out) {
+                break;
+            }
+        }
+        self.done
+    }
+
+    /// At a line start: the terminator, a lone `.` ended by a bare LF, or stuffing to drop.
+    /// Returns false when more bytes are needed to decide.
+    fn line_start(&mut self, buf: &mut BytesMut, out: &mut Vec<u8>) -> bool {
+        if buf[0] != b'.' {
+            self.mid_line = true;
+            return true;
+        }
+        match buf.get(1) {
+            None => false,
+            Some(b'\r') => match buf.get(2) {
+                None => false,
+                Some(b'\n') => {
+                    buf.advance(3);
+                    self.done = true;
+                    true
+                }
+                Some(_) => {
+                    buf.advance(1);
+                    self.line_len = 1;
+                    self.mid_line = true;
+                    true
+                }
+            },
+            Some(b'\n') => {
+                // Not the end (that takes CRLF): a line holding one dot.
+                buf.advance(2);
+                out.extend_from_slice(b".\r\n");
+                self.flaws.bare_lf += 1;
+                true
+            }
+            Some(_) => {
+                buf.advance(1);
+                self.line_len = 1;
+                self.mid_line = true;
+                true
+            }
+        }
+    }
+
+    /// Inside a line: copies up to its end; a trailing CR is held back until its next byte is
+    /// known. Returns false when more bytes are needed.
+    fn line_rest(&mut self, buf: &mut BytesMut, out: &mut Vec<u8>) -> bool {
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(lf) => {
+                let crlf = lf > 0 && buf[lf - 1] == b'\r';
+                let content = if crlf { &buf[..lf - 1] } else { &buf[..lf] };
+                self.note(content);
+                out.extend_from_slice(content);
+                out.extend_from_slice(b"\r\n");
+                if !crlf {
+                    self.flaws.bare_lf += 1;
+                }
+                buf.advance(lf + 1);
+                self.mid_line = false;
+                self.line_len = 0;
+                true
+            }
+            None => {
+                let take = if buf.last() == Some(&b'\r') {
+                    buf.len() - 1
+                } else {
+                    buf.len()
+                };
+                if take == 0 {
+                    return false;
+                }
+                let content = buf.split_to(take);
+                self.note(&content);
+                out.extend_from_slice(&content);
+                false
+            }
+        }
+    }
+
+    fn note(&mut self, content: &[u8]) {
+        self.line_len += content.len();
+        if self.line_len > MAX_DATA_LINE {
+            self.flaws.line_too_long = true;
+        }
+        if content.contains(&0) {
+            self.flaws.nul = true;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decode_in_chunks(input: &[u8], chunk: usize) -> (Vec<u8>, DataFlaws, Vec<u8>) {
+        let mut dec = DotDecoder::new();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk.max(1)) {
+            buf.extend_from_slice(piece);
+            if dec.decode(&mut buf, &mut out) {
+                break;
+            }
+        }
+        assert!(dec.is_done());
+        (out, dec.flaws(), buf.to_vec())
+    }
+
+    #[test]
+    fn data_is_unstuffed_and_ends_only_at_crlf_dot_crlf() {
+        let wire = b"Subject: x\r\n\r\n..dot\r\n.\nlf\nbare\rcr\r\n\r\n.\r\nQUIT\r\n";
+        let want = b"Subject: x\r\n\r\n.dot\r\n.\r\nlf\r\nbare\rcr\r\n\r\n";
+        for chunk in 1..=wire.len() {
+            let (out, flaws, rest) = decode_in_chunks(wire, chunk);
+            assert_eq!(out, want, "chunk {chunk}");
+            assert_eq!(flaws.bare_lf, 2, "chunk {chunk}");
+            assert!(!flaws.nul && !flaws.line_too_long);
+            assert!(b"QUIT\r\n".starts_with(&rest), "chunk {chunk}: {rest:?}");
+        }
+    }
+
+    #[test]
+    fn smuggled_end_with_bare_lf_does_not_end_the_data() {
+        let wire = b"a\r\n\n.\nMAIL FROM:<x@y>\r\n.\r\n";
+        let (out, _, rest) = decode_in_chunks(wire, 1);
+        assert_eq!(out, b"a\r\n\r\n.\r\nMAIL FROM:<x@y>\r\n");
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn long_lines_and_nul_are_flagged_at_any_chunking() {
+        let mut wire = vec![b'x'; MAX_DATA_LINE];
+        wire.extend_from_slice(b"\r\n.");
+        wire.extend(vec![b'y'; MAX_DATA_LINE - 1]);
+        wire.extend_from_slice(b"\r\n.\r\n");
+        for chunk in [1, 7, 998, 999, 5000] {
+            let (out, flaws, _) = decode_in_chunks(&wire, chunk);
+            assert!(
+                !flaws.line_too_long,
+                "exactly 998 incl. the stuffing dot is fine"
+            );
+            assert_eq!(out.len(), 2 * MAX_DATA_LINE - 1 + 4);
+        }
+        let mut wire = vec![b'x'; MAX_DATA_LINE + 1];
+        wire.extend_from_slice(b"\r\nnul\0\r\n.\r\n");
+        for chunk in [1, 3, 1000] {
+            let (_, flaws, _) = decode_in_chunks(&wire, chunk);
+            assert!(flaws.line_too_long && flaws.nul, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn decoding_what_the_encoder_made_gives_the_message_back() {
+        let msg = b"A: b\r\n\r\n.x\r\n..y\r\n.\r\nend\r\n";
+        let mut wire = Vec::new();
+        let mut enc = DotEncoder::whole();
+        enc.encode(msg, &mut wire);
+        enc.finish(&mut wire);
+        for chunk in 1..=wire.len() {
+            assert_eq!(decode_in_chunks(&wire, chunk).0, msg);
+        }
+    }
 
     fn encode_in_chunks(enc: DotEncoder, input: &[u8], chunk: usize) -> Vec<u8> {
         let mut enc = enc;

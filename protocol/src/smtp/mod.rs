@@ -1,4 +1,11 @@
-//! SMTP (RFC 5321), ESMTP submission (RFC 6409) and LMTP (RFC 2033) commands and replies.
+//! SMTP (RFC 5321), ESMTP submission (RFC 6409) and LMTP (RFC 2033) commands and replies,
+//! addresses and parameters, the header fields an MSA completes, and the client side used to
+//! relay to a smarthost. DATA framing lives in [`crate::dot`].
+
+pub mod address;
+pub mod client;
+pub mod header;
+pub mod params;
 
 /// Longest command line (RFC 5321 4.5.3.1.4 says 512 octets; AUTH lines need more).
 pub const MAX_COMMAND_LINE: usize = 4096;
@@ -92,6 +99,9 @@ impl Command {
 
     /// Parses one command line (without CRLF).
     pub fn parse(line: &[u8]) -> Result<Self, ParseError> {
+        if line.contains(&0) {
+            return Err(ParseError::Syntax("NUL character in command line"));
+        }
         let line = std::str::from_utf8(line)
             .map_err(|_| ParseError::Syntax("Command line is not valid UTF-8"))?;
         let (keyword, rest) = line.split_once(' ').unwrap_or((line, ""));
