@@ -1,4 +1,4 @@
-//! `roost`: a mailbox access server (IMAP, POP3, SMTP submission) over maildir and mbox.
+//! `roost`: a mail server (IMAP, POP3, SMTP submission, inbound SMTP, LMTP) over maildir and mbox.
 //!
 //! This file is the binary's edge: command-line parsing, logging set-up, and turning errors into
 //! exit codes. Everything else lives in the modules below.
@@ -76,9 +76,34 @@ enum Cmd {
         #[arg(value_name = "USER")]
         victim: String,
     },
+    /// Deliver a message from standard input to a user's INBOX, like dovecot-lda (for Postfix's
+    /// mailbox_command, exim or procmail). Exit codes follow sysexits: 67 no such user, 75 retry.
+    Deliver {
+        /// The TOML config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The user whose INBOX gets the message.
+        #[arg(short, long)]
+        user: String,
+        /// The envelope sender, recorded as Return-Path.
+        #[arg(short, long)]
+        from: Option<String>,
+    },
+    /// List the outbound queue like mailq, or with --flush attempt every message now (exim -qf).
+    Queue {
+        /// The TOML config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Attempt every queued message now.
+        #[arg(long)]
+        flush: bool,
+    },
     /// Internal: run one authenticated session as the mail owner (started by `serve` as root).
     #[command(hide = true)]
     Worker(privilege::worker::WorkerArgs),
+    /// Internal: deliver a spooled message as its mail owner (started by `serve` as root).
+    #[command(hide = true)]
+    DeliverWorker(smtp::deliver::DeliverWorkerArgs),
 }
 
 fn init_logging(default_level: &str) {
@@ -106,6 +131,31 @@ fn main() -> ExitCode {
             init_logging("info");
             privilege::worker::main(args)
         }
+        Cmd::DeliverWorker(args) => {
+            init_logging("info");
+            smtp::deliver::worker_main(args)
+        }
+        Cmd::Deliver { config, user, from } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("roost: {e:#}");
+                    return ExitCode::from(78);
+                }
+            };
+            init_logging("warn");
+            return smtp::lda::main(&config, &user, from.as_deref());
+        }
+        Cmd::Queue { config, flush } => load(&config).and_then(|config| {
+            init_logging("warn");
+            let out = if flush {
+                smtp::cli::flush(config)?
+            } else {
+                smtp::cli::list(&config)?
+            };
+            print!("{out}");
+            Ok(())
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -120,6 +170,10 @@ fn main() -> ExitCode {
 fn print(output: Result<String, status::cli::CliError>) -> anyhow::Result<()> {
     print!("{}", output?);
     Ok(())
+}
+
+fn load(path: &Path) -> anyhow::Result<config::Config> {
+    config::Config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
 }
 
 fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
@@ -144,11 +198,14 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
 fn check_config(path: &Path) -> ExitCode {
     match config::Config::load(path) {
         Ok(cfg) => {
-            let protocols: Vec<String> = cfg
+            let mut protocols: Vec<String> = cfg
                 .listeners
                 .iter()
                 .map(|l| format!("{} on {}", l.protocol.name(), l.addr))
                 .collect();
+            if let Some(path) = &cfg.smtp.lmtp_socket {
+                protocols.push(format!("lmtp on unix:{}", path.display()));
+            }
             println!("{}: OK ({})", path.display(), protocols.join(", "));
             ExitCode::SUCCESS
         }

@@ -145,6 +145,38 @@ impl Authenticator {
         }
     }
 
+    /// Blocking: finds a user without a password (a userdb lookup, for mail delivery): the
+    /// passwd-files in order, then system accounts when PAM is configured (never root).
+    pub fn lookup_user(&self, name: &str) -> Result<Option<MailUser>, String> {
+        for backend in &self.backends {
+            match backend {
+                Backend::PasswdFile(file) => {
+                    if let Some(entry) = file.lookup(name).map_err(|e| e.to_string())? {
+                        return Ok(Some(MailUser {
+                            name: entry.user.clone(),
+                            source: Source::PasswdFile,
+                            uid: entry.uid,
+                            gid: entry.gid,
+                            home: entry.home.clone(),
+                        }));
+                    }
+                }
+                Backend::Pam(_) => {
+                    if let Some(system) = SystemUser::by_name(name).filter(|u| u.uid != 0) {
+                        return Ok(Some(MailUser {
+                            name: system.name,
+                            source: Source::Pam,
+                            uid: Some(system.uid),
+                            gid: Some(system.gid),
+                            home: Some(system.home),
+                        }));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Blocking: asks each backend in turn; the first that accepts wins.
     fn verify(&self, creds: &Credentials, peer: IpAddr) -> Result<Option<MailUser>, String> {
         let mut first_error = None;

@@ -14,8 +14,8 @@ use rand::distributions::{Alphanumeric, DistString};
 use roost_storage::MailLocation;
 
 use super::{
-    AuthConfig, Config, Limits, Listener, MailConfig, Network, Passdb, Protocol, StatusConfig,
-    TlsConfig,
+    AuthConfig, Config, Limits, Listener, MailConfig, Network, Passdb, Protocol, SmtpConfig,
+    StatusConfig, TlsConfig,
 };
 use crate::auth::scheme::{self, Scheme};
 use crate::privilege::SystemUser;
@@ -51,6 +51,7 @@ pub fn embedded(dir: &Path) -> anyhow::Result<EmbeddedSetup> {
     let config = Config {
         listeners: Protocol::ALL
             .iter()
+            .filter(|p| !matches!(p, Protocol::Smtp | Protocol::Lmtp))
             .map(|&protocol| Listener {
                 protocol,
                 addr: SocketAddr::from(([127, 0, 0, 1], protocol.embedded_port())),
@@ -80,6 +81,13 @@ pub fn embedded(dir: &Path) -> anyhow::Result<EmbeddedSetup> {
             pop3_idle_timeout: Duration::from_secs(10 * 60),
             smtp_idle_timeout: Duration::from_secs(5 * 60),
             max_literal_bytes: 50 * 1024 * 1024,
+        },
+        smtp: SmtpConfig {
+            local_domains: vec![
+                "localhost".into(),
+                roost_storage::host::name().to_lowercase(),
+            ],
+            ..SmtpConfig::with_queue(data.join("queue"))
         },
         status: StatusConfig {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 8025))),

@@ -8,6 +8,7 @@ mod embedded;
 mod error;
 mod network;
 mod raw;
+pub mod smtp;
 mod validate;
 mod web;
 
@@ -20,6 +21,7 @@ use roost_storage::MailLocation;
 pub use embedded::embedded;
 pub use error::{ConfigError, ConfigErrors};
 pub use network::Network;
+pub use smtp::{Relayhost, SmtpConfig, MAX_RETRY_DELAY};
 pub use web::{AutoconfigConfig, StatusConfig, UsernameForm, ADMIN_USER};
 
 /// A protocol an admin can list in `protocols`, named as Dovecot and /etc/services name them.
@@ -37,17 +39,23 @@ pub enum Protocol {
     Submission,
     /// Message submission over implicit TLS on 465 (RFC 8314).
     Submissions,
+    /// Inbound SMTP on 25: mail from the world for the local domains, no relaying.
+    Smtp,
+    /// LMTP (RFC 2033) for the MTA next door: loopback TCP or a unix socket.
+    Lmtp,
 }
 
 impl Protocol {
     /// Every protocol this build serves, in listing order.
-    pub const ALL: [Protocol; 6] = [
+    pub const ALL: [Protocol; 8] = [
         Self::Imap,
         Self::Imaps,
         Self::Pop3,
         Self::Pop3s,
         Self::Submission,
         Self::Submissions,
+        Self::Smtp,
+        Self::Lmtp,
     ];
 
     /// The name used in `protocols` and `[listen]`.
@@ -59,6 +67,8 @@ impl Protocol {
             Self::Pop3s => "pop3s",
             Self::Submission => "submission",
             Self::Submissions => "submissions",
+            Self::Smtp => "smtp",
+            Self::Lmtp => "lmtp",
         }
     }
 
@@ -76,6 +86,8 @@ impl Protocol {
             Self::Pop3s => 995,
             Self::Submission => 587,
             Self::Submissions => 465,
+            Self::Smtp => 25,
+            Self::Lmtp => 24,
         }
     }
 
@@ -95,6 +107,8 @@ impl Protocol {
             Self::Imap | Self::Imaps => Family::Imap,
             Self::Pop3 | Self::Pop3s => Family::Pop3,
             Self::Submission | Self::Submissions => Family::Smtp,
+            Self::Smtp => Family::Inbound,
+            Self::Lmtp => Family::Lmtp,
         }
     }
 }
@@ -108,15 +122,26 @@ pub enum Family {
     Pop3,
     /// SMTP submission.
     Smtp,
+    /// Inbound SMTP from other mail servers (its own family, so autoconfig never offers it).
+    Inbound,
+    /// LMTP from the local MTA.
+    Lmtp,
 }
 
 impl Family {
+    /// Whether the session speaks SMTP or LMTP (and so needs the queue and delivery).
+    pub fn is_smtp(self) -> bool {
+        matches!(self, Self::Smtp | Self::Inbound | Self::Lmtp)
+    }
+
     /// The service name used in log lines (`imap-login: ...`, `pop3(alice): ...`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Imap => "imap",
             Self::Pop3 => "pop3",
             Self::Smtp => "submission",
+            Self::Inbound => "smtp",
+            Self::Lmtp => "lmtp",
         }
     }
 }
@@ -134,6 +159,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Connection limits and timeouts.
     pub limits: Limits,
+    /// `[smtp]`: local domains, aliases, relaying, the queue.
+    pub smtp: SmtpConfig,
     /// The HTTP status page and who may read it.
     pub status: StatusConfig,
     /// The mail-client self-configuration listener, if enabled.
@@ -237,12 +264,18 @@ impl Limits {
         match family {
             Family::Imap => self.imap_idle_timeout,
             Family::Pop3 => self.pop3_idle_timeout,
-            Family::Smtp => self.smtp_idle_timeout,
+            Family::Smtp | Family::Inbound | Family::Lmtp => self.smtp_idle_timeout,
         }
     }
 }
 
 impl Config {
+    /// Whether any SMTP, submission or LMTP listener is configured.
+    pub fn serves_smtp(&self) -> bool {
+        self.smtp.lmtp_socket.is_some()
+            || self.listeners.iter().any(|l| l.protocol.family().is_smtp())
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {

@@ -30,6 +30,33 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub server: RawServer,
+    #[serde(default)]
+    pub smtp: RawSmtp,
+}
+
+/// `[smtp]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtp {
+    /// Domains whose mail is delivered here.
+    pub local_domains: Option<Vec<Spanned<String>>>,
+    /// An `/etc/aliases`-format file.
+    pub aliases: Option<Spanned<String>>,
+    /// A virtual-address map (`sales@example.com  willie`).
+    #[serde(rename = "virtual")]
+    pub virtual_map: Option<Spanned<String>>,
+    /// The smarthost for non-local mail, `host:port`.
+    pub relayhost: Option<Spanned<String>>,
+    /// Networks that may relay without authenticating.
+    pub relay_networks: Option<Vec<Spanned<String>>>,
+    pub max_message_size: Option<Spanned<u64>>,
+    pub max_recipients: Option<Spanned<u32>>,
+    pub queue_dir: Option<Spanned<String>>,
+    pub queue_retry_secs: Option<Spanned<u64>>,
+    pub queue_lifetime_secs: Option<Spanned<u64>>,
+    /// Extra sender addresses per user (`alice = ["info@example.com", "@example.org"]`).
+    #[serde(default)]
+    pub senders: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
 }
 
 /// `[server]`

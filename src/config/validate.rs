@@ -56,7 +56,7 @@ impl Checker<'_> {
     }
 
     /// Resolves a path relative to the config file's directory.
-    fn path(&self, value: &str) -> PathBuf {
+    pub(super) fn path(&self, value: &str) -> PathBuf {
         let p = Path::new(value);
         if p.is_absolute() {
             p.to_path_buf()
@@ -96,7 +96,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         Ok(raw) => raw,
         Err(e) => return Err(ConfigErrors::single(syntax_error(&c, &e))),
     };
-    let listeners = listeners(&mut c, &raw);
+    let (listeners, lmtp_socket) = listeners(&mut c, &raw);
+    let mut smtp = super::smtp::smtp(&mut c, &raw.smtp);
+    smtp.lmtp_socket = lmtp_socket;
     let mail = mail(&mut c, &raw);
     let auth = auth(&mut c, &raw);
     let tls = tls(&mut c, &raw);
@@ -124,6 +126,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             auth,
             tls,
             limits,
+            smtp,
             status,
             autoconfig,
             log_level,
@@ -175,13 +178,22 @@ pub(super) fn parse_addr(text: &str, default_port: u16) -> Option<SocketAddr> {
         .map(|ip| SocketAddr::new(ip, default_port))
 }
 
-fn listeners(c: &mut Checker<'_>, raw: &RawConfig) -> Vec<Listener> {
+/// The LMTP socket path, when `[listen] lmtp` is a path (`/run/roost/lmtp` or `unix:PATH`).
+fn unix_path(c: &Checker<'_>, text: &str) -> Option<PathBuf> {
+    match text.strip_prefix("unix:") {
+        Some(path) if !path.is_empty() => Some(c.path(path)),
+        _ if text.starts_with('/') => Some(PathBuf::from(text)),
+        _ => None,
+    }
+}
+
+fn listeners(c: &mut Checker<'_>, raw: &RawConfig) -> (Vec<Listener>, Option<PathBuf>) {
     let Some(protocols) = &raw.protocols else {
         c.missing(
             "protocols",
             "missing: list what to serve, e.g. protocols = [\"imap\", \"pop3s\"]",
         );
-        return Vec::new();
+        return (Vec::new(), None);
     };
     let known: Vec<&str> = Protocol::ALL.iter().map(|p| p.name()).collect();
     let mut chosen = Vec::new();
@@ -193,14 +205,6 @@ fn listeners(c: &mut Checker<'_>, raw: &RawConfig) -> Vec<Listener> {
                 format!("{:?} is listed twice", name.get_ref()),
             ),
             Some(p) => chosen.push(p),
-            None if ["smtp", "lmtp"].contains(&name.get_ref().as_str()) => c.at(
-                name,
-                format!("protocols[{i}]"),
-                format!(
-                    "{:?} is not available in this version of roost yet",
-                    name.get_ref()
-                ),
-            ),
             None => c.at(
                 name,
                 format!("protocols[{i}]"),
@@ -213,6 +217,7 @@ fn listeners(c: &mut Checker<'_>, raw: &RawConfig) -> Vec<Listener> {
         }
     }
     let mut addrs: HashMap<Protocol, (SocketAddr, Option<&Spanned<String>>)> = HashMap::new();
+    let mut lmtp_socket = None;
     for (key, value) in &raw.listen {
         let Some(p) = Protocol::from_name(key.get_ref()) else {
             c.at(
@@ -222,7 +227,24 @@ fn listeners(c: &mut Checker<'_>, raw: &RawConfig) -> Vec<Listener> {
             );
             continue;
         };
+        if let Some(path) = unix_path(c, value.get_ref()) {
+            if p == Protocol::Lmtp {
+                lmtp_socket = Some(path);
+            } else {
+                c.at(
+                    value,
+                    format!("listen.{}", p.name()),
+                    "only lmtp may listen on a unix socket",
+                );
+            }
+            continue;
+        }
         match parse_addr(value.get_ref(), p.default_port()) {
+            Some(addr) if p == Protocol::Lmtp && !addr.ip().is_loopback() => c.at(
+                value,
+                "listen.lmtp",
+                "LMTP has no authentication: listen on loopback (127.0.0.1:24) or a unix socket path",
+            ),
             Some(addr) => {
                 addrs.insert(p, (addr, Some(value)));
             }
@@ -239,10 +261,18 @@ fn listeners(c: &mut Checker<'_>, raw: &RawConfig) -> Vec<Listener> {
     }
     let mut out: Vec<Listener> = Vec::new();
     for p in chosen {
+        if p == Protocol::Lmtp && lmtp_socket.is_some() {
+            continue;
+        }
+        let default_ip = if p == Protocol::Lmtp {
+            [127, 0, 0, 1]
+        } else {
+            [0, 0, 0, 0]
+        };
         let (addr, span) = addrs
             .get(&p)
             .copied()
-            .unwrap_or((SocketAddr::from(([0, 0, 0, 0], p.default_port())), None));
+            .unwrap_or((SocketAddr::from((default_ip, p.default_port())), None));
         if let Some(other) = out.iter().find(|l| conflicts(l.addr, addr)) {
             let msg = format!("{addr} is also used by {}", other.protocol.name());
             match span {
@@ -253,7 +283,8 @@ fn listeners(c: &mut Checker<'_>, raw: &RawConfig) -> Vec<Listener> {
         }
         out.push(Listener { protocol: p, addr });
     }
-    out
+    let lmtp_listed = protocols.iter().any(|p| p.get_ref() == "lmtp");
+    (out, lmtp_socket.filter(|_| lmtp_listed))
 }
 
 /// Two listeners clash when they share a port and one address covers the other.
@@ -470,7 +501,7 @@ passdb = ["passwd-file:users", "pam"]
     #[test]
     fn errors_name_line_and_key() {
         let e = first_error(&GOOD.replace("\"pop3s\"", "\"imap5\""));
-        assert!(e.ends_with(":2: protocols[1]: unknown protocol \"imap5\" (known: imap, imaps, pop3, pop3s, submission, submissions)"), "{e}");
+        assert!(e.ends_with(":2: protocols[1]: unknown protocol \"imap5\" (known: imap, imaps, pop3, pop3s, submission, submissions, smtp, lmtp)"), "{e}");
         let e = first_error(&GOOD.replace("[mail]", "[mail]\nmailbox_size = 5"));
         assert!(e.contains(":6: mail.mailbox_size: unknown field"), "{e}");
         let e = first_error(&GOOD.replace("imap = \"127.0.0.1:1143\"", "imap = \"127.0.0.1:995\""));

@@ -36,11 +36,15 @@ struct Shared {
     limits: Arc<ConnectionLimits>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// Queue, resolution and delivery for SMTP/LMTP sessions, when any are served.
+    smtp: Option<Arc<crate::smtp::Services>>,
 }
 
 /// Sockets bound while roost may still be root.
 pub struct Bound {
     listeners: Vec<(Protocol, std::net::TcpListener)>,
+    /// The LMTP unix socket, when configured.
+    lmtp_socket: Option<std::os::unix::net::UnixListener>,
     status: Option<std::net::TcpListener>,
     autoconfig: Option<std::net::TcpListener>,
     table: Vec<(&'static str, SocketAddr)>,
@@ -59,6 +63,7 @@ pub enum TlsUpdates {
 pub fn bind_all(config: &Config) -> anyhow::Result<Bound> {
     let mut bound = Bound {
         listeners: Vec::new(),
+        lmtp_socket: None,
         status: None,
         autoconfig: None,
         table: Vec::new(),
@@ -77,6 +82,10 @@ pub fn bind_all(config: &Config) -> anyhow::Result<Bound> {
         bound.table.push((listener.protocol.name(), addr));
         bound.listeners.push((listener.protocol, socket));
     }
+    if let Some(path) = &config.smtp.lmtp_socket {
+        bound.lmtp_socket = Some(bind_unix(path)?);
+        tracing::info!(protocol = "lmtp", socket = %path.display(), "listening");
+    }
     let web = [
         ("status", config.status.listen),
         ("autoconfig", config.autoconfig.as_ref().map(|a| a.listen)),
@@ -94,6 +103,19 @@ pub fn bind_all(config: &Config) -> anyhow::Result<Bound> {
         }
     }
     Ok(bound)
+}
+
+/// Binds a unix socket anyone on the machine may connect to (like port 25, it only delivers
+/// to local users), replacing a stale socket file left by an earlier run.
+fn bind_unix(path: &std::path::Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+    }
+    let what = || format!("cannot listen for lmtp on {}", path.display());
+    let socket = std::os::unix::net::UnixListener::bind(path).with_context(what)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).with_context(what)?;
+    Ok(socket)
 }
 
 /// Runs the server until SIGTERM/SIGINT. As root, it splits into the master and an
@@ -132,7 +154,13 @@ pub async fn frontend(
 ) -> anyhow::Result<()> {
     let tls = Arc::new(TlsStore::new(&pem)?);
     let workers = matches!(updates, TlsUpdates::Master(_));
+    let smtp = if config.serves_smtp() {
+        Some(crate::smtp::Services::new(&config, &gate)?)
+    } else {
+        None
+    };
     let shared = Arc::new(Shared {
+        smtp,
         limits: ConnectionLimits::new(
             config.limits.max_connections,
             config.limits.max_connections_per_ip,
@@ -154,7 +182,18 @@ pub async fn frontend(
             tokio::spawn(crate::privilege::updates::receive_updates(socket, tls));
         }
     }
+    if let Some(services) = &shared.smtp {
+        tokio::spawn(crate::smtp::runner::run(
+            Arc::clone(services),
+            shared.shutdown.clone(),
+        ));
+    }
     let mut loops = Vec::new();
+    if let Some(socket) = bound.lmtp_socket.take() {
+        socket.set_nonblocking(true)?;
+        let listener = tokio::net::UnixListener::from_std(socket)?;
+        loops.push(tokio::spawn(accept_unix(Arc::clone(&shared), listener)));
+    }
     for (protocol, socket) in bound.listeners {
         socket.set_nonblocking(true)?;
         let listener = TcpListener::from_std(socket)?;
@@ -258,6 +297,44 @@ async fn accept_loop(shared: Arc<Shared>, protocol: Protocol, listener: TcpListe
     }
 }
 
+/// LMTP on a unix socket: the peer shows as 127.0.0.1:0 (the registry speaks IP addresses).
+async fn accept_unix(shared: Arc<Shared>, listener: tokio::net::UnixListener) {
+    let local = SocketAddr::from(([127, 0, 0, 1], 0));
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let unix = match accepted {
+            Ok((unix, _)) => unix,
+            Err(e) => {
+                tracing::error!(protocol = "lmtp", "accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(admission) = shared.limits.admit(local.ip()) else {
+            continue;
+        };
+        let shared2 = Arc::clone(&shared);
+        shared.tracker.spawn(async move {
+            let _admission = admission;
+            let handle = shared2
+                .registry
+                .register(Protocol::Lmtp, local, local, &shared2.shutdown);
+            run_session(
+                &shared2,
+                Protocol::Lmtp,
+                Stream::Unix(unix),
+                local,
+                local,
+                handle,
+            )
+            .await;
+        });
+    }
+}
+
 /// Tells an over-limit client why it is turned away, in its protocol's words.
 async fn refuse(mut tcp: TcpStream, protocol: Protocol, reason: &str) {
     if protocol.implicit_tls() {
@@ -266,7 +343,7 @@ async fn refuse(mut tcp: TcpStream, protocol: Protocol, reason: &str) {
     let line = match protocol.family() {
         Family::Imap => format!("* BYE [UNAVAILABLE] {reason}\r\n"),
         Family::Pop3 => format!("-ERR [SYS/TEMP] {reason}\r\n"),
-        Family::Smtp => format!("421 4.7.0 {reason}\r\n"),
+        Family::Smtp | Family::Inbound | Family::Lmtp => format!("421 4.7.0 {reason}\r\n"),
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), tcp.write_all(line.as_bytes())).await;
 }
@@ -299,6 +376,18 @@ async fn connection(
     } else {
         Stream::Plain(tcp)
     };
+    run_session(&shared, protocol, stream, peer, local, handle).await;
+}
+
+/// Runs the protocol's session on an accepted (and, for implicit TLS, handshaken) stream.
+async fn run_session(
+    shared: &Arc<Shared>,
+    protocol: Protocol,
+    stream: Stream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    handle: super::registry::SessionHandle,
+) {
     let family = protocol.family();
     let idle = shared.config.limits.idle_timeout(family);
     let conn = Connection::new(stream, idle, handle.cancel_token(), Some(handle));
@@ -313,6 +402,9 @@ async fn connection(
     match family {
         Family::Imap => crate::imap::serve(conn, ctx).await,
         Family::Pop3 => crate::pop3::serve(conn, ctx).await,
-        Family::Smtp => crate::smtp::serve(conn, ctx).await,
+        Family::Smtp | Family::Inbound | Family::Lmtp => match &shared.smtp {
+            Some(services) => crate::smtp::serve(conn, ctx, Arc::clone(services)).await,
+            None => tracing::error!("an SMTP listener without SMTP services"),
+        },
     }
 }

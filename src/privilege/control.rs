@@ -10,13 +10,18 @@
 //!         ◄─ OK ticket name | FAIL kind ───
 //!   login ── SPAWN ticket family peer local tls + [worker socket] ─► master: fork/exec worker
 //!         ◄─ OK | ERR reason ──────────────     as the mail owner, stdin = worker socket
+//!   login ── RESOLVE address ──────────────► master: virtual map, aliases, user databases
+//!         ◄─ OK L:user R:address … | UNKNOWN | LOOP | TEMP reason
+//!   login ── DELIVER sender user… + [spool file] ─► master: delivery worker per mail owner
+//!         ◄─ OK ok|temp:why|perm:why …
 //! ```
 //! A ticket is a random one-time token the master issued for one successful login; without it
 //! the master spawns nothing, so a compromised login process cannot become another user.
 
+use std::fs::File;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, PoisonError};
 
@@ -27,6 +32,8 @@ use tokio::io::AsyncReadExt;
 use super::fdpass;
 use crate::auth::AuthError;
 use crate::config::Family;
+use crate::smtp::deliver::Outcome;
+use crate::smtp::resolve::{ResolveError, Target};
 
 /// Largest control message (a request line).
 pub const MAX_MESSAGE: usize = 64 * 1024;
@@ -64,6 +71,18 @@ pub enum Request {
         /// Whether the client connection is encrypted.
         tls: bool,
     },
+    /// Where does mail for this address go (SMTP/LMTP RCPT, sender checks).
+    Resolve {
+        /// The address, as the client wrote it.
+        address: String,
+    },
+    /// Deliver the attached spool file to these users' INBOXes.
+    Deliver {
+        /// The envelope sender, for `Return-Path:`.
+        return_path: String,
+        /// Canonical user names (from an earlier RESOLVE).
+        users: Vec<String>,
+    },
 }
 
 impl Request {
@@ -87,6 +106,15 @@ impl Request {
                     family.name(),
                     u8::from(*tls)
                 )
+            }
+            Self::Resolve { address } => format!("RESOLVE {}", b64(address)),
+            Self::Deliver { return_path, users } => {
+                let mut line = format!("DELIVER {}", b64(return_path));
+                for user in users {
+                    line.push(' ');
+                    line.push_str(&b64(user));
+                }
+                line
             }
         }
     }
@@ -112,6 +140,13 @@ impl Request {
                 peer: peer.parse().ok()?,
                 local: local.parse().ok()?,
                 tls: *tls == "1",
+            }),
+            ["RESOLVE", address] => Some(Self::Resolve {
+                address: unb64(address)?,
+            }),
+            ["DELIVER", return_path, users @ ..] if !users.is_empty() => Some(Self::Deliver {
+                return_path: unb64(return_path)?,
+                users: users.iter().map(|u| unb64(u)).collect::<Option<_>>()?,
             }),
             _ => None,
         }
@@ -144,7 +179,10 @@ impl MasterClient {
         ours.set_nonblocking(true)?;
         let mut reply = tokio::net::UnixStream::from_std(ours)?;
         let mut text = String::new();
-        (&mut reply).take(4096).read_to_string(&mut text).await?;
+        (&mut reply)
+            .take(MAX_MESSAGE as u64)
+            .read_to_string(&mut text)
+            .await?;
         Ok(text.trim_end().to_string())
     }
 
@@ -165,6 +203,65 @@ impl MasterClient {
             ["FAIL", "throttled"] => Err(AuthError::Throttled),
             _ => Err(AuthError::Temporary(format!("master answered {reply:?}"))),
         }
+    }
+
+    /// Asks the master where mail for an address goes.
+    pub async fn resolve(&self, address: &str) -> Result<Vec<Target>, ResolveError> {
+        let request = Request::Resolve {
+            address: address.to_string(),
+        };
+        let reply = self
+            .request(&request, None)
+            .await
+            .map_err(|e| ResolveError::Temporary(format!("master unreachable: {e}")))?;
+        let mut fields = reply.split(' ');
+        match fields.next() {
+            Some("OK") => fields
+                .map(|f| match f.split_once(':') {
+                    Some(("L", name)) => unb64(name).map(Target::Local),
+                    Some(("R", addr)) => unb64(addr).map(Target::Remote),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| ResolveError::Temporary(format!("master answered {reply:?}"))),
+            Some("UNKNOWN") => Err(ResolveError::Unknown),
+            Some("LOOP") => Err(ResolveError::Loop),
+            _ => Err(ResolveError::Temporary(format!(
+                "master answered {reply:?}"
+            ))),
+        }
+    }
+
+    /// Has the master deliver the spool file to users; one outcome per user, in order.
+    pub async fn deliver(
+        &self,
+        message: &File,
+        return_path: &str,
+        users: &[String],
+    ) -> Vec<Outcome> {
+        let request = Request::Deliver {
+            return_path: return_path.to_string(),
+            users: users.to_vec(),
+        };
+        let fd = match message.as_fd().try_clone_to_owned() {
+            Ok(fd) => fd,
+            Err(e) => return vec![Outcome::Temporary(e.to_string()); users.len()],
+        };
+        let reply = match self.request(&request, Some(&fd)).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                return vec![Outcome::Temporary(format!("master unreachable: {e}")); users.len()]
+            }
+        };
+        let mut outcomes: Vec<Outcome> = match reply.strip_prefix("OK ") {
+            Some(rest) => rest.split(' ').map(Outcome::decode).collect(),
+            None => Vec::new(),
+        };
+        outcomes.resize(
+            users.len(),
+            Outcome::Temporary(format!("master answered {reply:?}")),
+        );
+        outcomes
     }
 
     /// Asks the master to start the worker that will serve `worker_end`.
@@ -204,6 +301,15 @@ mod tests {
             tls: true,
         };
         assert_eq!(Request::decode(&spawn.encode()), Some(spawn));
+        let deliver = Request::Deliver {
+            return_path: "a b@c".into(),
+            users: vec!["x y".into(), "z\n".into()],
+        };
+        assert_eq!(Request::decode(&deliver.encode()), Some(deliver));
+        let resolve = Request::Resolve {
+            address: "DELIVER x".into(),
+        };
+        assert_eq!(Request::decode(&resolve.encode()), Some(resolve));
         for bad in [
             "",
             "AUTH",

@@ -29,7 +29,10 @@ use crate::config::{Config, Family};
 use crate::listen::acceptor::{frontend, Bound, TlsUpdates};
 use crate::listen::tls::TlsPem;
 use crate::session::{Gate, UserSession};
+use crate::smtp::deliver::Spawner;
+use crate::smtp::resolve::{ResolveError, Resolver, Target};
 use crate::status::counters::{WorkerEvent, WorkerTotals};
+use roost_protocol::smtp::address::Address;
 
 /// How long a login ticket may wait for its SPAWN.
 const TICKET_LIFETIME: Duration = Duration::from_secs(60);
@@ -44,6 +47,9 @@ pub fn run(config: Config, auth: Authenticator, pem: TlsPem, bound: Bound) -> an
     let login = SystemUser::by_name(&config.login_user)
         .with_context(|| format!("[server] login_user {:?} does not exist", config.login_user))?;
     anyhow::ensure!(login.uid != 0, "[server] login_user must not be root");
+    if config.serves_smtp() {
+        crate::smtp::prepare_queue_dir(&config.smtp.queue_dir, Some((login.uid, login.gid)))?;
+    }
     let (control_master, control_login) = seqpacket_pair()?;
     let (push_master, push_login) = UnixStream::pair()?;
     // SAFETY: no runtime and no other thread exists yet, so the child owns a consistent copy of
@@ -148,6 +154,8 @@ struct Master {
     /// Write end of the pipe on which workers announce repairs, deliveries and retrievals
     /// (their fd 3).
     events: OwnedFd,
+    /// Answers RESOLVE with the master's own view of maps and user databases.
+    resolver: Arc<Resolver>,
 }
 
 /// Live workers, and whether new ones may still start; one lock, so a worker started while
@@ -170,9 +178,11 @@ fn master_process(
         .build()?;
     runtime.block_on(async move {
         let (events_read, events_write) = cloexec_pipe()?;
+        let auth = Arc::new(auth);
         let master = Arc::new(Master {
+            resolver: Arc::new(Resolver::new(&config.smtp, Arc::clone(&auth))),
             config,
-            auth: Arc::new(auth),
+            auth,
             tickets: Mutex::new(HashMap::new()),
             workers: Arc::new(Mutex::new(Workers::default())),
             events: events_write,
@@ -306,6 +316,11 @@ impl Master {
                 Some(socket) => self.spawn(&ticket, family, (peer, local, tls), socket),
                 None => "ERR no worker socket".into(),
             },
+            Some(Request::Resolve { address }) => self.resolve(&address).await,
+            Some(Request::Deliver { return_path, users }) => match fds.pop() {
+                Some(spool) => self.deliver(spool, &return_path, &users).await,
+                None => "ERR no message".into(),
+            },
             None => "ERR malformed request".into(),
         };
         let sent = async {
@@ -316,6 +331,45 @@ impl Master {
         if let Err(e) = sent.await {
             tracing::warn!("control reply not delivered: {e}");
         }
+    }
+
+    async fn resolve(&self, address: &str) -> String {
+        let Ok(parsed) = Address::parse(address) else {
+            return "UNKNOWN".into();
+        };
+        let resolver = Arc::clone(&self.resolver);
+        match tokio::task::spawn_blocking(move || resolver.resolve(&parsed)).await {
+            Ok(Ok(targets)) => {
+                let mut line = String::from("OK");
+                for t in targets {
+                    match t {
+                        Target::Local(name) => line.push_str(&format!(" L:{}", b64(&name))),
+                        Target::Remote(addr) => line.push_str(&format!(" R:{}", b64(&addr))),
+                    }
+                }
+                line
+            }
+            Ok(Err(ResolveError::Unknown)) => "UNKNOWN".into(),
+            Ok(Err(ResolveError::Loop)) => "LOOP".into(),
+            Ok(Err(ResolveError::Temporary(e))) => format!("TEMP {}", b64(&e)),
+            Err(e) => format!("TEMP {}", b64(&e.to_string())),
+        }
+    }
+
+    /// Delivers a spool file the login process handed over, as each user's mail owner.
+    async fn deliver(&self, spool: OwnedFd, return_path: &str, users: &[String]) -> String {
+        let spawner = Spawner {
+            location: self.config.mail.location.clone(),
+            mail_user: self.config.mail.user.clone(),
+            privileged_gid: self.config.mail.privileged_gid,
+            resolver: Arc::clone(&self.resolver),
+            events: Some(self.events.as_raw_fd()),
+        };
+        let outcomes = spawner
+            .deliver(&std::fs::File::from(spool), return_path, users)
+            .await;
+        let tokens: Vec<String> = outcomes.iter().map(|o| o.encode()).collect();
+        format!("OK {}", tokens.join(" "))
     }
 
     async fn authenticate(&self, creds: Credentials, peer: IpAddr) -> String {
@@ -448,8 +502,10 @@ mod tests {
         let text = "protocols = [\"imap\"]\n[mail]\nlocation = \"maildir:/srv/mail/%u\"\n[auth]\npassdb = [\"passwd-file:users\"]\n";
         std::fs::write(&path, text).unwrap();
         let config = Config::load(&path).unwrap();
+        let auth = Arc::new(Authenticator::new(&config.auth));
         let master = Master {
-            auth: Arc::new(Authenticator::new(&config.auth)),
+            resolver: Arc::new(Resolver::new(&config.smtp, Arc::clone(&auth))),
+            auth,
             config,
             tickets: Mutex::new(HashMap::new()),
             workers: Arc::new(Mutex::new(Workers::default())),

@@ -66,7 +66,7 @@ pub struct WorkerArgs {
 }
 
 /// The worker's descriptor for repair announcements.
-const EVENTS_FD: RawFd = 3;
+pub const EVENTS_FD: RawFd = 3;
 
 fn to_args(s: &UserSession) -> Vec<String> {
     let mut args = vec![
@@ -133,6 +133,21 @@ pub fn spawn(
     if let Ok(filter) = std::env::var("RUST_LOG") {
         command.env("RUST_LOG", filter);
     }
+    run_as_owner(&mut command, owner, events, privileged_gid);
+    // `command` (and with it our copy of the socket) is dropped on return, so the worker holds
+    // the only reference and its exit is seen as EOF by the relay.
+    command.spawn()
+}
+
+/// Makes `command` start as the mail owner: the events pipe (if any) as its fd 3, the owner's
+/// groups (plus the privileged group), gid and uid, with SIGTERM blocked until the child
+/// installs its own handler.
+pub fn run_as_owner(
+    command: &mut Command,
+    owner: (u32, u32),
+    events: Option<RawFd>,
+    privileged_gid: Option<u32>,
+) {
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
     // (dup2, setgroups, setgid, setuid, sigprocmask) on plain values it owns. SIGTERM stays
     // blocked (pending, not lost) until the worker has installed its handler, so a shutdown
@@ -160,9 +175,6 @@ pub fn spawn(
             set_sigterm_blocked(true)
         });
     }
-    // `command` (and with it our copy of the socket) is dropped on return, so the worker holds
-    // the only reference and its exit is seen as EOF by the relay.
-    command.spawn()
 }
 
 /// Login side: has the master start this user's worker, then relays the client to it.
@@ -214,7 +226,7 @@ pub async fn relay_via_master(
 
 /// Tells the master about every storage repair, delivery and retrieval this worker makes,
 /// one byte each (see [`WorkerEvent`]), for the status page's counters.
-fn announce_events_on(fd: RawFd) {
+pub fn announce_events_on(fd: RawFd) {
     // SAFETY: the master opened this descriptor for us (dup2 before exec) and nothing else in
     // this process uses it; it is owned from here on by the hooks.
     let pipe = Arc::new(unsafe { std::fs::File::from_raw_fd(fd) });

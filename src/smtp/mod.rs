@@ -1,228 +1,232 @@
-//! The SMTP submission front-end (RFC 6409 on 587 with STARTTLS, RFC 8314 on 465).
+//! SMTP in roost: submission for users (RFC 6409 on 587 with STARTTLS, RFC 8314 on 465),
+//! inbound SMTP for the local domains on 25, and LMTP (RFC 2033) for the MTA next door, all
+//! delivering into the same storage POP3 and IMAP serve; plus the queue for the relayhost.
 //!
-//! The foundation's slice: greeting, EHLO/HELO, STARTTLS, AUTH PLAIN/LOGIN through the shared
-//! authentication layer, NOOP, RSET, HELP, VRFY, QUIT. Accepting mail (MAIL/RCPT/DATA, local
-//! delivery, the queue) arrives with the SMTP issue; until then MAIL is refused with a clear reply.
+//! ```text
+//!   connection ── session.rs (one fn per command) ── policy.rs (relay + sender rules)
+//!        │                                       └── resolve.rs (virtual, aliases, users)
+//!        └─ DATA ── receive.rs (dot decoder → spool file) ── deliver.rs (INBOX, as the owner)
+//!                                                       └── queue.rs ── runner.rs ── relay.rs
+//!                                                                          └── bounce.rs (DSN)
+//! ```
+//! It is never an open relay: anyone may deliver to a local user, nobody unauthenticated may
+//! send anywhere else (see `policy.rs`).
+
+pub mod aliases;
+pub mod bounce;
+pub mod cli;
+pub mod deliver;
+pub mod envelope;
+pub mod lda;
+pub mod policy;
+pub mod queue;
+pub mod receive;
+pub mod relay;
+pub mod resolve;
+pub mod runner;
+mod session;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
 
 use roost_protocol::line::{Line, LineDecoder};
-use roost_protocol::sasl::{self, Credentials, Mechanism, SaslError};
 use roost_protocol::smtp::{self, Command, Reply};
+use tokio::sync::Notify;
 
-use crate::auth::AuthError;
+use self::deliver::Deliverer;
+use self::policy::Mode;
+use self::queue::{Queue, QueueError};
+use self::resolve::{Directory, Resolver};
+use self::session::{Session, Step};
+use crate::config::{Config, Protocol};
 use crate::listen::conn::{Connection, Readable};
-use crate::session::{sasl_over_lines, LineSasl, SessionContext};
+use crate::session::{Gate, SessionContext};
 
 /// Invalid commands tolerated before the connection is closed.
 const MAX_BAD_COMMANDS: u32 = 10;
 
-struct State {
-    greeted: bool,
-    user: Option<String>,
-    bad: u32,
+/// What every SMTP-family session of this process shares, and the queue runner uses.
+pub struct Services {
+    /// The queue and DATA spool.
+    pub queue: Queue,
+    /// Address resolution.
+    pub directory: Directory,
+    /// Local delivery.
+    pub deliverer: Deliverer,
+    /// Wakes the queue runner when an entry was committed.
+    pub wake: Notify,
+    /// The configuration.
+    pub config: Arc<Config>,
 }
 
-/// Serves one submission connection.
-pub async fn serve(mut conn: Connection, ctx: SessionContext) {
+impl Services {
+    /// Opens the queue and picks resolution and delivery for this process's role.
+    pub fn new(config: &Arc<Config>, gate: &Gate) -> Result<Arc<Self>, QueueError> {
+        let queue = Queue::open(&config.smtp.queue_dir)?;
+        let (directory, deliverer) = match gate {
+            Gate::Local(auth) => {
+                let resolver = Arc::new(Resolver::new(&config.smtp, Arc::clone(auth)));
+                (
+                    Directory::Local(Arc::clone(&resolver)),
+                    Deliverer::InProcess {
+                        resolver,
+                        location: config.mail.location.clone(),
+                    },
+                )
+            }
+            Gate::Master(master) => (
+                Directory::Master(Arc::clone(master)),
+                Deliverer::Master(Arc::clone(master)),
+            ),
+        };
+        Ok(Arc::new(Self {
+            queue,
+            directory,
+            deliverer,
+            wake: Notify::new(),
+            config: Arc::clone(config),
+        }))
+    }
+}
+
+/// Creates the queue directory (0700) before privileges are dropped, owned by whoever will run
+/// the queue (the login user when started as root).
+pub fn prepare_queue_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), QueueError> {
+    let queue = Queue::open(dir)?;
+    if let Some((uid, gid)) = owner {
+        for sub in ["", "tmp", "corrupt"] {
+            let path = queue.dir().join(sub);
+            let io = |source| QueueError::Io {
+                path: path.clone(),
+                source,
+            };
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(io)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// The current time as RFC 5322 wants it in `Date:` and `Received:`.
+pub fn rfc5322_now() -> String {
+    chrono::DateTime::from_timestamp(queue::now() as i64, 0)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S +0000")
+        .to_string()
+}
+
+/// The 421 an ended connection deserves, if it can still hear one.
+fn farewell(why: Readable) -> Option<Reply> {
+    match why {
+        Readable::IdleTimeout => Some(Reply::new(421, "4.4.2", "Timeout exceeded")),
+        Readable::Shutdown => Some(Reply::new(421, "4.3.2", "Server shutting down")),
+        Readable::Eof | Readable::Data => None,
+    }
+}
+
+/// Serves one SMTP, submission or LMTP connection.
+pub async fn serve(mut conn: Connection, ctx: SessionContext, services: Arc<Services>) {
     let host = roost_storage::host::name();
+    let mode = match ctx.protocol {
+        Protocol::Smtp => Mode::Inbound,
+        Protocol::Lmtp => Mode::Lmtp,
+        _ => Mode::Submission,
+    };
+    let greeting = match mode {
+        Mode::Lmtp => format!("{host} LMTP roost"),
+        _ => format!("{host} ESMTP roost"),
+    };
     if conn
-        .write(&Reply::plain(220, &format!("{host} ESMTP roost")).encode())
+        .write(&Reply::plain(220, &greeting).encode())
         .await
         .is_err()
     {
         return;
     }
     let mut lines = LineDecoder::new(smtp::MAX_COMMAND_LINE);
-    let mut state = State {
-        greeted: false,
+    let mut session = Session {
+        mode,
+        services,
+        ctx,
+        host,
+        helo: None,
+        esmtp: false,
         user: None,
-        bad: 0,
+        txn: None,
     };
+    let mut bad = 0;
     loop {
-        let reply = match conn.read_line(&mut lines).await {
+        let step = match conn.read_line(&mut lines).await {
             Ok(Line::Complete(line)) => match Command::parse(&line) {
-                Ok(Command::Quit) => {
-                    let _ = conn.write(&Reply::new(221, "2.0.0", "Bye").encode()).await;
-                    return;
-                }
                 Ok(cmd) => {
                     if let Some(h) = conn.handle() {
                         h.set_command(cmd.keyword());
                     }
-                    match command(&mut conn, &ctx, &mut lines, &mut state, host, cmd).await {
-                        Outcome::Reply(reply) => reply,
-                        Outcome::Silent => continue,
-                        Outcome::Close => return,
-                    }
+                    command(&mut session, &mut conn, &mut lines, cmd).await
                 }
                 Err(e) => {
-                    state.bad += 1;
-                    e.reply()
+                    bad += 1;
+                    e.reply().into()
                 }
             },
             Ok(Line::TooLong) => {
-                state.bad += 1;
-                Reply::new(500, "5.5.2", "Line too long")
+                bad += 1;
+                Reply::new(500, "5.5.2", "Line too long").into()
             }
-            Err(why) => return farewell(&mut conn, why).await,
+            Err(why) => Step::Close(farewell(why)),
         };
-        if state.bad >= MAX_BAD_COMMANDS {
+        let replies = match step {
+            Step::Replies(replies) => replies,
+            Step::Silent => continue,
+            Step::Close(last) => {
+                if let Some(r) = last {
+                    let _ = conn.write(&r.encode()).await;
+                }
+                return;
+            }
+        };
+        if bad >= MAX_BAD_COMMANDS {
             let _ = conn
                 .write(&Reply::new(421, "4.7.0", "Too many invalid commands").encode())
                 .await;
             return;
         }
-        if conn.write(&reply.encode()).await.is_err() {
+        let bytes: Vec<u8> = replies.iter().flat_map(Reply::encode).collect();
+        if conn.write(&bytes).await.is_err() {
             return;
         }
     }
 }
 
-async fn farewell(conn: &mut Connection, why: Readable) {
-    let reply = match why {
-        Readable::IdleTimeout => Reply::new(421, "4.4.2", "Timeout exceeded"),
-        Readable::Shutdown => Reply::new(421, "4.3.2", "Server shutting down"),
-        Readable::Eof | Readable::Data => return,
-    };
-    let _ = conn.write(&reply.encode()).await;
-}
-
-/// What a command leads to.
-enum Outcome {
-    /// Send this reply.
-    Reply(Reply),
-    /// Nothing to send (after the STARTTLS handshake, the client speaks first).
-    Silent,
-    /// Close the connection.
-    Close,
-}
-
-/// Handles one command.
+/// One command, one short line each.
 async fn command(
+    s: &mut Session,
     conn: &mut Connection,
-    ctx: &SessionContext,
     lines: &mut LineDecoder,
-    state: &mut State,
-    host: &str,
     cmd: Command,
-) -> Outcome {
-    Outcome::Reply(match cmd {
-        Command::Ehlo(_) => {
-            state.greeted = true;
-            ehlo(conn, ctx, host)
-        }
-        Command::Helo(_) => {
-            state.greeted = true;
-            Reply::plain(250, host)
-        }
-        Command::Lhlo(_) => Reply::new(500, "5.5.1", "LHLO is for LMTP; this is SMTP"),
-        Command::StartTls if conn.is_tls() => Reply::new(503, "5.5.1", "TLS already active"),
-        Command::StartTls => {
-            let ready = Reply::new(220, "2.0.0", "Ready to start TLS").encode();
-            if conn.write(&ready).await.is_err()
-                || conn.start_tls(&ctx.tls.acceptor()).await.is_err()
-            {
-                return Outcome::Close;
-            }
-            state.greeted = false;
-            return Outcome::Silent;
-        }
-        Command::Auth { .. } if !state.greeted => Reply::new(503, "5.5.1", "Send EHLO first"),
-        Command::Auth { .. } if state.user.is_some() => {
-            Reply::new(503, "5.5.1", "Already authenticated")
-        }
-        Command::Auth { .. } if !ctx.plaintext_allowed(conn.is_tls()) => Reply::new(
-            538,
-            "5.7.11",
-            "Encryption required for requested authentication mechanism",
-        ),
+) -> Step {
+    match cmd {
+        Command::Ehlo(name) => s.greet(conn, "EHLO", name),
+        Command::Helo(name) => s.greet(conn, "HELO", name),
+        Command::Lhlo(name) => s.greet(conn, "LHLO", name),
+        Command::StartTls => s.starttls(conn).await,
         Command::Auth {
             mechanism,
             initial_response,
-        } => {
-            return match authenticate(conn, ctx, lines, state, &mechanism, initial_response).await {
-                Some(reply) => Outcome::Reply(reply),
-                None => Outcome::Close,
-            };
+        } => s.auth(conn, lines, &mechanism, initial_response).await,
+        Command::MailFrom { address, params } => s.mail(address, params).await,
+        Command::RcptTo { address, params } => s.rcpt(address, params).await,
+        Command::Data => s.data(conn).await,
+        Command::Rset => {
+            s.txn = None;
+            Reply::new(250, "2.0.0", "Ok").into()
         }
-        Command::MailFrom { .. } if state.user.is_none() => {
-            Reply::new(530, "5.7.0", "Authentication required")
+        Command::Noop => Reply::new(250, "2.0.0", "Ok").into(),
+        Command::Help => Reply::new(214, "2.0.0", "See RFC 5321, RFC 6409 and RFC 2033").into(),
+        Command::Vrfy(_) => {
+            Reply::new(252, "2.5.0", "Cannot VRFY user, but will accept message").into()
         }
-        Command::MailFrom { .. } | Command::RcptTo { .. } | Command::Data => Reply::new(
-            554,
-            "5.3.3",
-            "Sending mail is not available in this version of roost yet",
-        ),
-        Command::Rset => Reply::new(250, "2.0.0", "Ok"),
-        Command::Noop => Reply::new(250, "2.0.0", "Ok"),
-        Command::Help => Reply::new(214, "2.0.0", "See RFC 5321 and RFC 6409"),
-        Command::Vrfy(_) => Reply::new(252, "2.5.0", "Cannot VRFY user, but will accept message"),
-        Command::Quit => Reply::new(221, "2.0.0", "Bye"),
-    })
-}
-
-fn ehlo(conn: &Connection, ctx: &SessionContext, host: &str) -> Reply {
-    let mut lines = vec![
-        host.to_string(),
-        "PIPELINING".into(),
-        "8BITMIME".into(),
-        "ENHANCEDSTATUSCODES".into(),
-    ];
-    if !conn.is_tls() {
-        lines.push("STARTTLS".into());
-    }
-    if ctx.plaintext_allowed(conn.is_tls()) {
-        let mechs: Vec<&str> = sasl::MECHANISMS.iter().map(|m| m.name()).collect();
-        lines.push(format!("AUTH {}", mechs.join(" ")));
-    }
-    Reply::multi(250, lines)
-}
-
-async fn authenticate(
-    conn: &mut Connection,
-    ctx: &SessionContext,
-    lines: &mut LineDecoder,
-    state: &mut State,
-    mech: &str,
-    initial: Option<String>,
-) -> Option<Reply> {
-    let Some(mechanism) = Mechanism::from_name(mech) else {
-        return Some(Reply::new(504, "5.5.4", "Unrecognized authentication type"));
-    };
-    let challenge = |text: &str| Reply::plain(334, text).encode();
-    Some(
-        match sasl_over_lines(conn, lines, mechanism, initial, challenge).await {
-            LineSasl::Credentials(creds) => login(conn, ctx, state, creds, mechanism).await,
-            LineSasl::Failed(SaslError::Cancelled) => {
-                Reply::new(501, "5.7.0", "Authentication cancelled")
-            }
-            LineSasl::Failed(SaslError::Base64) => Reply::new(501, "5.5.2", "Invalid base64 data"),
-            LineSasl::Failed(_) => Reply::new(501, "5.5.2", "Invalid authentication data"),
-            LineSasl::Ended(why) => {
-                farewell(conn, why).await;
-                return None;
-            }
-        },
-    )
-}
-
-async fn login(
-    conn: &Connection,
-    ctx: &SessionContext,
-    state: &mut State,
-    creds: Credentials,
-    mechanism: Mechanism,
-) -> Reply {
-    match ctx.login(conn, creds, mechanism.name()).await {
-        Ok(user) => {
-            state.user = Some(user.name().to_string());
-            Reply::new(235, "2.7.0", "Authentication successful")
-        }
-        Err(AuthError::Failed) => Reply::new(535, "5.7.8", "Authentication credentials invalid"),
-        Err(AuthError::Throttled) => {
-            Reply::new(421, "4.7.0", "Too many failed logins; try again later")
-        }
-        Err(AuthError::Temporary(_)) => {
-            Reply::new(454, "4.7.0", "Temporary authentication failure")
-        }
+        Command::Quit => Step::Close(Some(Reply::new(221, "2.0.0", "Bye"))),
     }
 }

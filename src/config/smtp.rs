@@ -1,0 +1,258 @@
+//! `[smtp]`: which domains are local, how addresses map to users (aliases, virtual map), who may
+//! relay and through which smarthost, message limits, and the outbound queue.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::raw::RawSmtp;
+use super::validate::Checker;
+use super::Network;
+
+/// The smarthost non-local mail is handed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relayhost {
+    /// Host name or IP address (brackets of `[host]:port` removed).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for Relayhost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// `[smtp]`, validated.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    /// Domains delivered here, lowercased.
+    pub local_domains: Vec<String>,
+    /// The `/etc/aliases`-format file, if any.
+    pub aliases: Option<PathBuf>,
+    /// The virtual-address map, if any.
+    pub virtual_map: Option<PathBuf>,
+    /// Where mail for other domains goes; without it such mail is refused.
+    pub relayhost: Option<Relayhost>,
+    /// Clients that may relay on port 25 without authenticating.
+    pub relay_networks: Vec<Network>,
+    /// Largest message accepted, in bytes (announced with SIZE).
+    pub max_message_size: u64,
+    /// Most recipients per message.
+    pub max_recipients: usize,
+    /// The outbound queue and DATA spool.
+    pub queue_dir: PathBuf,
+    /// Delay before the first retry; doubles per attempt up to [`MAX_RETRY_DELAY`].
+    pub retry_delay: Duration,
+    /// How long a message may stay queued before it bounces.
+    pub queue_lifetime: Duration,
+    /// Extra addresses a user may send as: user → addresses or `@domain`.
+    pub senders: BTreeMap<String, Vec<String>>,
+    /// The LMTP unix socket, when `[listen] lmtp` names a path.
+    pub lmtp_socket: Option<PathBuf>,
+}
+
+/// The longest wait between two attempts.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(4 * 3600);
+
+impl SmtpConfig {
+    /// Defaults for a server without `[smtp]` (nothing local, no relaying).
+    pub fn with_queue(queue_dir: PathBuf) -> Self {
+        Self {
+            local_domains: Vec::new(),
+            aliases: None,
+            virtual_map: None,
+            relayhost: None,
+            relay_networks: Vec::new(),
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 100,
+            queue_dir,
+            retry_delay: Duration::from_secs(60),
+            queue_lifetime: Duration::from_secs(5 * 24 * 3600),
+            senders: BTreeMap::new(),
+            lmtp_socket: None,
+        }
+    }
+
+    /// Whether a domain (lowercased) is delivered here; a bare local part always is.
+    pub fn is_local(&self, domain: Option<&str>) -> bool {
+        domain.is_none_or(|d| self.local_domains.iter().any(|l| l == d))
+    }
+}
+
+/// The default queue directory.
+pub const DEFAULT_QUEUE_DIR: &str = "/var/spool/roost";
+
+/// Validates `[smtp]`.
+pub(super) fn smtp(c: &mut Checker<'_>, raw: &RawSmtp) -> SmtpConfig {
+    let queue_dir = match &raw.queue_dir {
+        Some(dir) if dir.get_ref().trim().is_empty() => {
+            c.at(dir, "smtp.queue_dir", "empty path");
+            PathBuf::new()
+        }
+        Some(dir) => c.path(dir.get_ref()),
+        None => PathBuf::from(DEFAULT_QUEUE_DIR),
+    };
+    let mut out = SmtpConfig::with_queue(queue_dir);
+    for (i, domain) in raw.local_domains.iter().flatten().enumerate() {
+        let d = domain.get_ref().trim().to_lowercase();
+        let valid = roost_protocol::smtp::address::Address::parse(&format!("x@{d}"))
+            .is_ok_and(|a| a.domain.as_deref() == Some(d.as_str()));
+        if valid {
+            out.local_domains.push(d);
+        } else {
+            c.at(
+                domain,
+                format!("smtp.local_domains[{i}]"),
+                format!("{:?} is not a domain name", domain.get_ref()),
+            );
+        }
+    }
+    out.aliases = map_file(c, raw.aliases.as_ref(), "smtp.aliases", false);
+    out.virtual_map = map_file(c, raw.virtual_map.as_ref(), "smtp.virtual", true);
+    out.relayhost = raw.relayhost.as_ref().and_then(|r| {
+        let parsed = parse_relayhost(r.get_ref());
+        if parsed.is_none() {
+            c.at(
+                r,
+                "smtp.relayhost",
+                format!(
+                    "{:?} is not host:port (e.g. \"smtp.example.net:587\" or \"[192.0.2.1]:25\")",
+                    r.get_ref()
+                ),
+            );
+        }
+        parsed
+    });
+    for (i, net) in raw.relay_networks.iter().flatten().enumerate() {
+        match net.get_ref().parse::<Network>() {
+            Ok(n) => out.relay_networks.push(n),
+            Err(e) => c.at(net, format!("smtp.relay_networks[{i}]"), e),
+        }
+    }
+    if let Some(size) = &raw.max_message_size {
+        if *size.get_ref() < 1024 {
+            c.at(size, "smtp.max_message_size", "must be at least 1024 bytes");
+        } else {
+            out.max_message_size = *size.get_ref();
+        }
+    }
+    if let Some(n) = &raw.max_recipients {
+        match *n.get_ref() {
+            0 => c.at(n, "smtp.max_recipients", "must be at least 1"),
+            n => out.max_recipients = n as usize,
+        }
+    }
+    let mut secs = |v: &Option<toml::Spanned<u64>>, key: &str, slot: &mut Duration| {
+        if let Some(s) = v {
+            match *s.get_ref() {
+                0 => c.at(s, format!("smtp.{key}"), "must be at least 1"),
+                n => *slot = Duration::from_secs(n),
+            }
+        }
+    };
+    secs(
+        &raw.queue_retry_secs,
+        "queue_retry_secs",
+        &mut out.retry_delay,
+    );
+    secs(
+        &raw.queue_lifetime_secs,
+        "queue_lifetime_secs",
+        &mut out.queue_lifetime,
+    );
+    for (user, addresses) in &raw.senders {
+        let list = out.senders.entry(user.get_ref().clone()).or_default();
+        for (i, a) in addresses.iter().enumerate() {
+            let text = a.get_ref().trim();
+            let ok = match text.strip_prefix('@') {
+                Some(domain) => !domain.is_empty() && !domain.contains('@'),
+                None => roost_protocol::smtp::address::Address::parse(text)
+                    .is_ok_and(|a| a.domain.is_some()),
+            };
+            if ok {
+                list.push(text.to_lowercase());
+            } else {
+                c.at(
+                    a,
+                    format!("smtp.senders.{}[{i}]", user.get_ref()),
+                    format!("{text:?} is neither an address nor @domain"),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// An aliases or virtual file: must exist and parse; its own errors carry its line.
+fn map_file(
+    c: &mut Checker<'_>,
+    value: Option<&toml::Spanned<String>>,
+    key: &str,
+    virtual_format: bool,
+) -> Option<PathBuf> {
+    let value = value?;
+    let path = c.path(value.get_ref());
+    match crate::smtp::aliases::AliasMap::load(&path, virtual_format) {
+        Ok(_) => Some(path),
+        Err(e) => {
+            c.at(value, key, e.to_string());
+            None
+        }
+    }
+}
+
+/// `host:port`, `[host]:port`, `[v6]:port`, or `host` (port 25).
+pub fn parse_relayhost(text: &str) -> Option<Relayhost> {
+    let text = text.trim();
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => 25,
+            None => return None,
+        };
+        (host, port)
+    } else {
+        match text.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, p.parse().ok()?),
+            Some(_) => return None,
+            None => (text, 25),
+        }
+    };
+    let plausible = !host.is_empty()
+        && port != 0
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c));
+    plausible.then(|| Relayhost {
+        host: host.to_string(),
+        port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relayhosts_parse() {
+        let r = |s: &str| parse_relayhost(s).map(|r| r.to_string());
+        assert_eq!(
+            r("smtp.example.net:587").as_deref(),
+            Some("smtp.example.net:587")
+        );
+        assert_eq!(r("[192.0.2.1]:25").as_deref(), Some("192.0.2.1:25"));
+        assert_eq!(r("mx.example").as_deref(), Some("mx.example:25"));
+        assert_eq!(r("[::1]:2525").as_deref(), Some("[::1]:2525"));
+        for bad in ["", ":25", "host:x", "host:0", "a b:25", "::1:25", "[x]y"] {
+            assert_eq!(r(bad), None, "{bad}");
+        }
+    }
+}
+

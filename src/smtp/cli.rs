@@ -1,0 +1,116 @@
+//! `roost queue`: list the queue (like mailq) or flush it (like `exim -qf`): every entry is
+//! attempted now, by this process, under the same per-entry lock the server's runner takes.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use super::deliver::{Deliverer, Spawner};
+use super::queue::Queue;
+use super::resolve::{Directory, Resolver};
+use super::{runner, Services};
+use crate::auth::Authenticator;
+use crate::config::Config;
+
+/// Why `roost queue` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueCliError {
+    /// The queue directory cannot be used.
+    #[error(transparent)]
+    Queue(#[from] super::queue::QueueError),
+    /// The runtime for a flush could not start.
+    #[error("cannot start: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// The listing, mailq style.
+pub fn list(config: &Config) -> Result<String, QueueCliError> {
+    let queue = Queue::open(&config.smtp.queue_dir)?;
+    let mut out = String::new();
+    let ids = queue.ids();
+    for id in &ids {
+        match queue.read(id) {
+            Ok(env) => {
+                let arrival = chrono::DateTime::from_timestamp(env.created as i64, 0)
+                    .unwrap_or_default()
+                    .format("%Y-%m-%d %H:%M:%S");
+                let from = if env.from.is_empty() {
+                    "<>"
+                } else {
+                    env.from.as_str()
+                };
+                let _ = writeln!(
+                    out,
+                    "{id} {:>9} {arrival} {from} (attempts: {})",
+                    queue.message_size(id),
+                    env.attempts
+                );
+                if let Some(e) = &env.last_error {
+                    let _ = writeln!(out, "    ({e})");
+                }
+                for r in &env.recipients {
+                    match &r.local_user {
+                        Some(user) => {
+                            let _ = writeln!(out, "    {} (local user {user})", r.address);
+                        }
+                        None => {
+                            let _ = writeln!(out, "    {}", r.address);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(out, "{id} unreadable: {e}");
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "-- {} message{} in {}",
+        ids.len(),
+        if ids.len() == 1 { "" } else { "s" },
+        queue.dir().display()
+    );
+    Ok(out)
+}
+
+/// Attempts every entry now, then lists what is left.
+pub fn flush(config: Config) -> Result<String, QueueCliError> {
+    let config = Arc::new(config);
+    let auth = Arc::new(Authenticator::new(&config.auth));
+    let resolver = Arc::new(Resolver::new(&config.smtp, auth));
+    let deliverer = if crate::privilege::running_as_root() {
+        Deliverer::Spawn(Arc::new(Spawner {
+            location: config.mail.location.clone(),
+            mail_user: config.mail.user.clone(),
+            privileged_gid: config.mail.privileged_gid,
+            resolver: Arc::clone(&resolver),
+            events: None,
+        }))
+    } else {
+        Deliverer::InProcess {
+            resolver: Arc::clone(&resolver),
+            location: config.mail.location.clone(),
+        }
+    };
+    let services = Services {
+        queue: Queue::open(&config.smtp.queue_dir)?,
+        directory: Directory::Local(resolver),
+        deliverer,
+        wake: tokio::sync::Notify::new(),
+        config: Arc::clone(&config),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let before = services.queue.ids().len();
+    runtime.block_on(async {
+        // Bounces made on the way are attempted in a second pass.
+        runner::run_once(&services, true).await;
+        runner::run_once(&services, false).await;
+    });
+    let after = services.queue.ids().len();
+    Ok(format!(
+        "flushed: {before} message(s) attempted, {after} left\n{}",
+        list(&config)?
+    ))
+}

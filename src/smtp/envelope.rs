@@ -1,0 +1,143 @@
+//! One mail transaction as a session builds it (MAIL, RCPT…), and what it turns into once the
+//! message is on disk: users to deliver to now, and queue recipients for later.
+
+use roost_protocol::smtp::params::{Body, MailParams};
+
+use super::deliver::Outcome;
+use super::queue::{self, Envelope, Recipient};
+use super::resolve::Target;
+
+/// A recipient the session accepted, with where its mail goes.
+#[derive(Debug, Clone)]
+pub struct Rcpt {
+    /// The address as given in RCPT TO.
+    pub address: String,
+    /// The users and remote addresses it resolved to.
+    pub targets: Vec<Target>,
+}
+
+/// MAIL FROM and the accepted RCPTs.
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    /// The reverse path; empty for the null sender.
+    pub from: String,
+    /// MAIL FROM's parameters.
+    pub params: MailParams,
+    /// Accepted recipients, in order.
+    pub rcpts: Vec<Rcpt>,
+}
+
+impl Transaction {
+    /// A transaction after MAIL FROM.
+    pub fn new(from: String, params: MailParams) -> Self {
+        Self {
+            from,
+            params,
+            rcpts: Vec::new(),
+        }
+    }
+
+    /// Every local user once, in first-seen order.
+    pub fn local_users(&self) -> Vec<String> {
+        let mut users: Vec<String> = Vec::new();
+        for t in self.rcpts.iter().flat_map(|r| &r.targets) {
+            if let Target::Local(name) = t {
+                if !users.contains(name) {
+                    users.push(name.clone());
+                }
+            }
+        }
+        users
+    }
+
+    /// What the queue must still do after local delivery gave `outcomes` (one per
+    /// [`Transaction::local_users`] entry): every remote target, and local users not delivered.
+    pub fn leftovers(&self, users: &[String], outcomes: &[Outcome]) -> Vec<Recipient> {
+        let mut out: Vec<Recipient> = Vec::new();
+        for rcpt in &self.rcpts {
+            for t in &rcpt.targets {
+                let recipient = match t {
+                    Target::Remote(addr) => Recipient {
+                        address: addr.clone(),
+                        local_user: None,
+                    },
+                    Target::Local(name) => {
+                        let i = users.iter().position(|u| u == name);
+                        match i.and_then(|i| outcomes.get(i)) {
+                            Some(Outcome::Delivered) => continue,
+                            _ => Recipient {
+                                address: rcpt.address.clone(),
+                                local_user: Some(name.clone()),
+                            },
+                        }
+                    }
+                };
+                let seen = out.iter().any(|r| {
+                    r.local_user == recipient.local_user
+                        && (r.local_user.is_some() || r.address == recipient.address)
+                });
+                if !seen {
+                    out.push(recipient);
+                }
+            }
+        }
+        out
+    }
+
+    /// The queue envelope for `recipients` under spool id `id`.
+    pub fn envelope(&self, id: &str, recipients: Vec<Recipient>) -> Envelope {
+        let now = queue::now();
+        Envelope {
+            id: id.to_string(),
+            from: self.from.clone(),
+            eight_bit: self.params.body == Body::EightBitMime,
+            smtputf8: self.params.smtputf8,
+            created: now,
+            attempts: 0,
+            next_attempt: now,
+            last_error: None,
+            recipients,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_are_remote_targets_and_undelivered_users() {
+        let mut t = Transaction::new("a@x".into(), MailParams::default());
+        t.rcpts.push(Rcpt {
+            address: "team@x".into(),
+            targets: vec![
+                Target::Local("alice".into()),
+                Target::Local("bob".into()),
+                Target::Remote("c@far".into()),
+            ],
+        });
+        t.rcpts.push(Rcpt {
+            address: "bob@x".into(),
+            targets: vec![Target::Local("bob".into())],
+        });
+        let users = t.local_users();
+        assert_eq!(users, ["alice", "bob"]);
+        let left = t.leftovers(
+            &users,
+            &[Outcome::Delivered, Outcome::Temporary("x".into())],
+        );
+        assert_eq!(
+            left,
+            vec![
+                Recipient {
+                    address: "team@x".into(),
+                    local_user: Some("bob".into())
+                },
+                Recipient {
+                    address: "c@far".into(),
+                    local_user: None
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! `roost deliver -u USER`: a message on standard input into the user's INBOX, for Postfix's
+//! `mailbox_command`, exim's pipe transport or procmail, like `dovecot-lda -d USER`.
+//!
+//! Run as root, it first becomes the user's mail owner, exactly as a session worker would.
+//! Exit codes follow sysexits(3), which MTAs understand: 0 delivered, 67 no such user,
+//! 75 try again later, 78 configuration error.
+
+use std::process::ExitCode;
+
+use super::deliver::{deliver_from, Outcome};
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::privilege::{mail_owner, running_as_root};
+
+/// EX_NOUSER.
+const NO_USER: u8 = 67;
+/// EX_TEMPFAIL.
+const TEMP_FAIL: u8 = 75;
+/// EX_CONFIG.
+const CONFIG: u8 = 78;
+
+/// Runs the delivery; messages go to standard error.
+pub fn main(config: &Config, user: &str, from: Option<&str>) -> ExitCode {
+    let auth = Authenticator::new(&config.auth);
+    let user = match auth.lookup_user(user) {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            eprintln!("roost deliver: no such user: {user}");
+            return ExitCode::from(NO_USER);
+        }
+        Err(e) => {
+            eprintln!("roost deliver: user lookup failed: {e}");
+            return ExitCode::from(TEMP_FAIL);
+        }
+    };
+    if running_as_root() {
+        let owner = match mail_owner(&user, config.mail.user.as_deref()) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("roost deliver: {e}");
+                return ExitCode::from(CONFIG);
+            }
+        };
+        if let Err(e) = become_owner(owner, config.mail.privileged_gid) {
+            eprintln!("roost deliver: cannot become the mail owner: {e}");
+            return ExitCode::from(TEMP_FAIL);
+        }
+    }
+    let mut stdin = std::io::stdin().lock();
+    match deliver_from(&config.mail.location, &user, from, &mut stdin) {
+        Outcome::Delivered => ExitCode::SUCCESS,
+        Outcome::Permanent(e) => {
+            eprintln!("roost deliver: {e}");
+            ExitCode::from(NO_USER)
+        }
+        Outcome::Temporary(e) => {
+            eprintln!("roost deliver: {e}");
+            ExitCode::from(TEMP_FAIL)
+        }
+    }
+}
+
+/// Drops root for the mail owner's uid and gid (plus the privileged group), for good.
+fn become_owner((uid, gid): (u32, u32), privileged_gid: Option<u32>) -> std::io::Result<()> {
+    let groups = [gid, privileged_gid.unwrap_or(gid)];
+    let count = if privileged_gid.is_some() { 2 } else { 1 };
+    // SAFETY: plain system calls on scalar arguments and a local array that outlives them; no
+    // other thread exists yet.
+    let ok = unsafe {
+        libc::setgroups(count, groups.as_ptr()) == 0
+            && libc::setgid(gid) == 0
+            && libc::setuid(uid) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
