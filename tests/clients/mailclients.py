@@ -107,13 +107,28 @@ def smtp(a):
     s.ehlo("client.test")
     print("EHLO", " ".join(sorted(s.esmtp_features)))
     s.user, s.password = a.user, a.password
-    try:
-        mech = "PLAIN" if a.auth == "plain" else "LOGIN"
-        code, text = s.auth(mech, s.auth_plain if mech == "PLAIN" else s.auth_login)
-    except smtplib.SMTPException as e:
-        print("REFUSED", e)
-        sys.exit(3)
-    print("LOGGED-IN", code)
+    if a.auth != "none":
+        try:
+            mech = "PLAIN" if a.auth == "plain" else "LOGIN"
+            code, text = s.auth(mech, s.auth_plain if mech == "PLAIN" else s.auth_login)
+        except smtplib.SMTPException as e:
+            print("REFUSED", e)
+            sys.exit(3)
+        print("LOGGED-IN", code)
+    if a.rcpt:
+        message = open(a.data, "rb").read() if a.data else b"Subject: smtplib\r\n\r\nhello\r\n"
+        try:
+            refused = s.sendmail(a.mail_from, a.rcpt, message)
+            print("SENT", len(a.rcpt) - len(refused))
+        except smtplib.SMTPRecipientsRefused as e:
+            print("RCPT-REFUSED", " ".join(str(c) for c, _ in e.recipients.values()))
+            sys.exit(4)
+        except smtplib.SMTPSenderRefused as e:
+            print("MAIL-REFUSED", e.smtp_code)
+            sys.exit(4)
+        except smtplib.SMTPResponseException as e:
+            print("REFUSED-CODE", e.smtp_code)
+            sys.exit(4)
     s.quit()
 
 
@@ -131,7 +146,10 @@ def main():
     ap.add_argument("--user", default="")
     ap.add_argument("--password", default="")
     ap.add_argument("--tls", choices=["none", "starttls", "implicit"], default="none")
-    ap.add_argument("--auth", choices=["login", "plain", "login-mech"], default="login")
+    ap.add_argument("--auth", choices=["login", "plain", "login-mech", "none"], default="login")
+    ap.add_argument("--mail-from", default="", help="smtp: send a message from this address")
+    ap.add_argument("--rcpt", action="append", default=[], help="smtp: to this address")
+    ap.add_argument("--data", default="", help="smtp: the message file (default: a short one)")
     ap.add_argument("--append", default="")
     ap.add_argument("--hold", type=float, default=0)
     ap.add_argument("--download", default="", help="pop3: LIST, UIDL, RETR all into this dir")

@@ -38,6 +38,8 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub child: Child,
     pub addrs: HashMap<String, SocketAddr>,
+    /// Unix sockets listened on (LMTP), by protocol.
+    pub sockets: HashMap<String, PathBuf>,
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -110,6 +112,7 @@ impl TestServer {
         }
         write_users(dir.path());
         let text = config.replace("MAILROOT", &mail.display().to_string());
+        let text = with_queue_dir(text);
         let text = if text.contains("[auth]") {
             text
         } else {
@@ -139,22 +142,26 @@ impl TestServer {
         let log2 = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((protocol, addr)) = parse_listening(&line) {
-                    let _ = tx.send((protocol, addr));
+                if let Some(found) = parse_listening(&line) {
+                    let _ = tx.send(found);
                 }
                 log2.lock().unwrap().push(line);
             }
         });
         let mut addrs = HashMap::new();
+        let mut sockets = HashMap::new();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while addrs.len() < expected {
+        while addrs.len() + sockets.len() < expected {
             if let Ok(Some(_)) = child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
                 return Err(log.lock().unwrap().join("\n"));
             }
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok((p, a)) => {
+                Ok((p, Endpoint::Tcp(a))) => {
                     addrs.insert(p, a);
+                }
+                Ok((p, Endpoint::Unix(path))) => {
+                    sockets.insert(p, path);
                 }
                 Err(_) if Instant::now() > deadline => return Err(log.lock().unwrap().join("\n")),
                 Err(_) => {}
@@ -164,6 +171,7 @@ impl TestServer {
             dir,
             child,
             addrs,
+            sockets,
             log,
         })
     }
@@ -229,8 +237,30 @@ impl Drop for TestServer {
     }
 }
 
-/// Parses `... listening protocol="imap" addr=127.0.0.1:1234`.
-fn parse_listening(line: &str) -> Option<(String, SocketAddr)> {
+/// SMTP-family servers need a queue directory: the tests keep it in the temp dir.
+fn with_queue_dir(text: String) -> String {
+    let smtp = ["\"submission", "\"smtp\"", "\"lmtp\""].iter().any(|p| {
+        text.lines()
+            .any(|l| l.starts_with("protocols") && l.contains(p))
+    });
+    if !smtp || text.contains("queue_dir") {
+        return text;
+    }
+    if text.contains("[smtp]\n") {
+        text.replacen("[smtp]\n", "[smtp]\nqueue_dir = \"queue\"\n", 1)
+    } else {
+        format!("{text}\n[smtp]\nqueue_dir = \"queue\"\n")
+    }
+}
+
+/// Where a listener was bound.
+enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// Parses `... listening protocol="imap" addr=127.0.0.1:1234` (or `socket=/path`).
+fn parse_listening(line: &str) -> Option<(String, Endpoint)> {
     if !line.contains("listening") {
         return None;
     }
@@ -240,7 +270,13 @@ fn parse_listening(line: &str) -> Option<(String, SocketAddr)> {
         let end = rest.find(' ').unwrap_or(rest.len());
         Some(rest[..end].trim_matches('"').to_string())
     };
-    Some((field("protocol")?, field("addr")?.parse().ok()?))
+    if let Some(path) = field("socket") {
+        return Some((field("protocol")?, Endpoint::Unix(PathBuf::from(path))));
+    }
+    Some((
+        field("protocol")?,
+        Endpoint::Tcp(field("addr")?.parse().ok()?),
+    ))
 }
 
 /// A plain line-oriented client for raw protocol dialogues.
@@ -297,6 +333,18 @@ impl LineClient {
                 return lines;
             }
         }
+    }
+
+    /// Reads exactly `n` bytes (an IMAP literal).
+    pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        self.reader.read_exact(&mut buf).unwrap();
+        buf
+    }
+
+    /// Sets the read timeout (for "within one second" checks).
+    pub fn set_timeout(&mut self, limit: Duration) {
+        self.reader.get_ref().set_read_timeout(Some(limit)).unwrap();
     }
 
     /// Reads until EOF.
