@@ -173,3 +173,79 @@ fn autoconfig_settings_are_checked() {
     ));
     assert!(ok, "{text}");
 }
+
+const SMTP: &str = r#"protocols = ["smtp", "lmtp", "submission"]
+[listen]
+smtp = "127.0.0.1:0"
+submission = "127.0.0.1:0"
+lmtp = "unix:lmtp.sock"
+[mail]
+location = "maildir:/srv/mail/%u"
+[auth]
+passdb = ["passwd-file:users"]
+[smtp]
+local_domains = ["example.com", "example.org"]
+relayhost = "[192.0.2.1]:25"
+relay_networks = ["192.0.2.0/24"]
+queue_dir = "queue"
+"#;
+
+#[test]
+fn a_good_smtp_config_passes_with_an_lmtp_socket() {
+    let (ok, text) = check(SMTP);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("smtp on 127.0.0.1:0, submission on 127.0.0.1:0, lmtp on unix:"),
+        "{text}"
+    );
+    assert!(text.contains("lmtp.sock)"), "{text}");
+}
+
+#[test]
+fn smtp_settings_name_line_and_key() {
+    let cfg = SMTP
+        .replace("lmtp = \"unix:lmtp.sock\"", "lmtp = \"0.0.0.0:24\"")
+        .replace("\"example.org\"", "\"exa mple\"")
+        .replace("relayhost = \"[192.0.2.1]:25\"", "relayhost = \"mx.example:smtp\"")
+        .replace("192.0.2.0/24", "192.0.2.0/33")
+        .replace(
+            "queue_dir = \"queue\"",
+            "queue_dir = \"queue\"\nmax_recipients = 0\naliases = \"no-such-aliases\"\n[smtp.senders]\nalice = [\"not an address\"]",
+        );
+    let (ok, text) = check(&cfg);
+    assert!(!ok);
+    for want in [
+        "roost.toml:5: listen.lmtp: LMTP has no authentication",
+        "roost.toml:11: smtp.local_domains[1]: \"exa mple\" is not a domain name",
+        "roost.toml:12: smtp.relayhost: \"mx.example:smtp\" is not host:port",
+        "roost.toml:13: smtp.relay_networks[0]: prefix length",
+        "roost.toml:15: smtp.max_recipients: must be at least 1",
+        "roost.toml:16: smtp.aliases: ",
+        "roost.toml:18: smtp.senders.alice[0]: \"not an address\" is neither an address nor @domain",
+    ] {
+        assert!(text.contains(want), "{want:?} missing in:\n{text}");
+    }
+    let (ok, text) = check(&SMTP.replace("smtp = \"127.0.0.1:0\"", "smtp = \"/run/smtp.sock\""));
+    assert!(!ok);
+    assert!(
+        text.contains("roost.toml:3: listen.smtp: only lmtp may listen on a unix socket"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_aliases_file_error_names_its_own_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let aliases = dir.path().join("aliases");
+    std::fs::write(&aliases, "postmaster: root\nthis line has no colon\n").unwrap();
+    let cfg = format!("{SMTP}aliases = \"{}\"\n", aliases.display());
+    let (ok, text) = check(&cfg);
+    assert!(!ok);
+    assert!(
+        text.contains(&format!(
+            "roost.toml:15: smtp.aliases: {}:2: expected `name: target, target`",
+            aliases.display()
+        )),
+        "{text}"
+    );
+}

@@ -185,9 +185,6 @@ impl Session {
 
     /// MAIL FROM: the sender rule on submission, SIZE against the limit.
     pub async fn mail(&mut self, address: String, params: Vec<String>) -> Step {
-        if self.helo.is_none() {
-            return reply(503, "5.5.1", "Send EHLO first");
-        }
         if self.txn.is_some() {
             return reply(503, "5.5.1", "Nested MAIL command");
         }
