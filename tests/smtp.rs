@@ -157,8 +157,8 @@ fn auth_plain(c: &mut LineClient, user: &str) -> String {
 /// Sends DATA and the message; returns the final reply.
 fn data(c: &mut LineClient, msg: &str) -> String {
     assert!(first(c, "DATA").starts_with("354 "));
-    c.send(&stuffed(msg));
-    first(c, ".")
+    // One write, as a real client's would be (two small ones meet Nagle and delayed ACKs).
+    first(c, &format!("{}.", stuffed(msg)))
 }
 
 #[test]
@@ -1057,5 +1057,59 @@ impl Smarthost {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// Benchmark, not a timed test: local delivery throughput over port 25 with N parallel
+/// senders, each message fsynced before its 250. Run with
+/// `cargo test --release --test smtp -- --ignored --nocapture bench_local_delivery`;
+/// `TMPDIR=/dev/shm` puts the mail on tmpfs, where fsync costs nothing, to show what it costs.
+#[test]
+#[ignore]
+fn bench_local_delivery() {
+    let per_sender: usize = std::env::var("ROOST_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+        .min(10_000);
+    let maps = maps();
+    let s = server(&["smtp"], maps.path(), "");
+    let body = "x".repeat(76) + "\r\n";
+    let msg = format!("Subject: bench\r\nMessage-ID: <b@client.test>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\n{}", body.repeat(26));
+    let users = ["plain", "sha512", "sha256", "blf", "argon"];
+    println!(
+        "local delivery, {} byte messages, {} ({})",
+        msg.len(),
+        std::env::temp_dir().display(),
+        if is_root() { "root: a delivery worker per message" } else { "one process" }
+    );
+    for senders in [1, 4, 16] {
+        let started = Instant::now();
+        let threads: Vec<_> = (0..senders)
+            .map(|t| {
+                let addr = s.addr("smtp");
+                let msg = msg.clone();
+                let user = users[t % users.len()];
+                std::thread::spawn(move || {
+                    let mut c = LineClient::connect(addr);
+                    c.line();
+                    c.cmd("EHLO bench.test", "250 ");
+                    for _ in 0..per_sender {
+                        first(&mut c, "MAIL FROM:<bench@far.example>");
+                        first(&mut c, &format!("RCPT TO:<{user}@example.com>"));
+                        assert!(data(&mut c, &msg).starts_with("250 "));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let total = senders * per_sender;
+        println!(
+            "{senders:>2} senders: {total:>5} messages in {secs:>6.2} s = {:>7.1} messages/s",
+            total as f64 / secs
+        );
     }
 }
