@@ -1081,7 +1081,11 @@ fn bench_local_delivery() {
         "local delivery, {} byte messages, {} ({})",
         msg.len(),
         std::env::temp_dir().display(),
-        if is_root() { "root: a delivery worker per message" } else { "one process" }
+        if is_root() {
+            "root: a delivery worker per message"
+        } else {
+            "one process"
+        }
     );
     for senders in [1, 4, 16] {
         let started = Instant::now();
