@@ -9,7 +9,7 @@ use roost_protocol::imap::imap_types::extensions::enable::CapabilityEnable;
 use roost_protocol::imap::imap_types::extensions::sort::SortCriterion;
 use roost_protocol::imap::imap_types::extensions::thread::ThreadingAlgorithm;
 use roost_protocol::imap::imap_types::search::SearchKey;
-use roost_protocol::imap::{self as wire, Event, ImapDecoder};
+use roost_protocol::imap::{self as wire, Event, Extras, ImapDecoder};
 use roost_storage::Store;
 
 use super::changes;
@@ -81,7 +81,11 @@ pub async fn run(conn: &mut Connection, user: &UserSession) {
                 if let Some(h) = conn.handle() {
                     h.set_command(cmd.body.name());
                 }
-                match session.command(conn, &mut decoder, *cmd, &mut out).await {
+                let extras = decoder.take_extras();
+                match session
+                    .command(conn, &mut decoder, *cmd, &extras, &mut out)
+                    .await
+                {
                     Ok(flow) => flow,
                     Err(ended) => {
                         tracing::info!("imap({name}): Disconnected: {}", ended_text(&ended));
@@ -151,6 +155,7 @@ impl Session<'_> {
         conn: &mut Connection,
         decoder: &mut ImapDecoder,
         cmd: Command<'_>,
+        extras: &Extras,
         out: &mut Vec<u8>,
     ) -> Result<Flow, Ended> {
         let tag = cmd.tag.as_ref().to_string();
@@ -260,6 +265,7 @@ impl Session<'_> {
                 &reference,
                 &mailbox_wildcard,
                 false,
+                extras,
                 tag,
                 self.name(),
                 out,
@@ -272,6 +278,7 @@ impl Session<'_> {
                 &reference,
                 &mailbox_wildcard,
                 true,
+                &Extras::default(),
                 tag,
                 self.name(),
                 out,
@@ -419,6 +426,7 @@ impl Session<'_> {
                                 charset.as_ref(),
                                 criteria.as_ref(),
                                 uid,
+                                extras.search_return.as_deref(),
                                 tag,
                                 user,
                                 out,
@@ -437,6 +445,7 @@ impl Session<'_> {
                                 &charset,
                                 search_criteria.as_ref(),
                                 uid,
+                                extras.search_return.as_deref(),
                                 tag,
                                 user,
                                 out,
@@ -556,6 +565,7 @@ fn sort_command(
     charset: &Charset<'_>,
     keys: &[SearchKey<'_>],
     uid: bool,
+    returns: Option<&[String]>,
     tag: &str,
     user: &str,
     out: &mut Vec<u8>,
@@ -566,13 +576,22 @@ fn sort_command(
     };
     match sort::sort(selected, &hits, criteria) {
         Ok(order) => {
+            let numbers: Vec<u32> = order
+                .iter()
+                .map(|&i| {
+                    if uid {
+                        selected.messages[i].uid
+                    } else {
+                        i as u32 + 1
+                    }
+                })
+                .collect();
+            if let Some(options) = returns {
+                out.extend(search::esearch(tag, uid, &numbers, options, None, true).as_bytes());
+                return ok(tag, "Sort completed.");
+            }
             let mut line = String::from("* SORT");
-            for i in order {
-                let n = if uid {
-                    selected.messages[i].uid
-                } else {
-                    i as u32 + 1
-                };
+            for n in numbers {
                 line.push_str(&format!(" {n}"));
             }
             out.extend(line.as_bytes());

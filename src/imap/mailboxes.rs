@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use roost_protocol::imap::imap_types::mailbox::{ListMailbox, Mailbox};
 use roost_protocol::imap::imap_types::status::StatusDataItemName;
 use roost_protocol::imap::strings::astring;
+use roost_protocol::imap::Extras;
 use roost_storage::{Error as StorageError, Flags, Store};
 
 use super::reply::{no, ok, storage_failure, Tagged};
@@ -115,12 +116,15 @@ fn name_matches(pattern: &str, name: &str) -> bool {
     matches(pattern.as_bytes(), name.as_bytes())
 }
 
-/// LIST and LSUB.
+/// LIST and LSUB, with LIST-EXTENDED selection and return options (RFC 5258: SUBSCRIBED,
+/// SPECIAL-USE, CHILDREN) and LIST-STATUS (RFC 5819).
+#[allow(clippy::too_many_arguments)]
 pub fn list(
     store: &Store,
     reference: &Mailbox<'_>,
     pattern: &ListMailbox<'_>,
     lsub: bool,
+    extras: &Extras,
     tag: &str,
     user: &str,
     out: &mut Vec<u8>,
@@ -148,7 +152,12 @@ pub fn list(
     };
     // Every name with its attributes; parents that only exist as a path get \Noselect.
     let mut names: BTreeMap<String, bool> = BTreeMap::new();
-    let shown: Vec<&String> = if lsub {
+    let select = |o: &str| extras.list_select.iter().any(|x| x == o);
+    let only_subscribed = lsub || select("SUBSCRIBED");
+    let show_subscribed =
+        !lsub && (select("SUBSCRIBED") || extras.list_return.iter().any(|x| x == "SUBSCRIBED"));
+    let extended = !extras.list_select.is_empty() || !extras.list_return.is_empty();
+    let shown: Vec<&String> = if only_subscribed {
         subscribed.iter().collect()
     } else {
         existing.iter().collect()
@@ -170,7 +179,11 @@ pub fn list(
         }
         let mut attrs: Vec<&str> = Vec::new();
         if !real || (!lsub && !exists.contains(name)) {
-            attrs.push("\\Noselect");
+            attrs.push(if extended && !exists.contains(name) {
+                "\\NonExistent"
+            } else {
+                "\\Noselect"
+            });
         }
         let prefix = format!("{name}{SEPARATOR}");
         let children = all.iter().any(|other| other.starts_with(&prefix));
@@ -180,20 +193,33 @@ pub fn list(
             } else {
                 "\\HasNoChildren"
             });
-            if subscribed.contains(name) {
+            if show_subscribed && subscribed.contains(name) {
                 attrs.push("\\Subscribed");
             }
-            if !name.contains(SEPARATOR) {
-                if let Some(special) = special_use(name) {
-                    attrs.push(special);
-                }
+            let special = special_use(name).filter(|_| !name.contains(SEPARATOR));
+            if let Some(special) = special {
+                attrs.push(special);
+            } else if select("SPECIAL-USE") {
+                continue;
             }
         }
-        let line = format!(
+        let mut line = format!(
             "* {command} ({}) \"{SEPARATOR}\" {}\r\n",
             attrs.join(" "),
             astring(name)
         );
+        if !extras.list_status.is_empty() && exists.contains(name) {
+            let items: Vec<StatusDataItemName> = extras
+                .list_status
+                .iter()
+                .filter_map(|i| status_item(i))
+                .collect();
+            let mut status_line = Vec::new();
+            // A mailbox that cannot be opened just gets no STATUS line (RFC 5819 3).
+            if status(store, name, &items, &mut status_line).is_ok() {
+                line.push_str(&String::from_utf8_lossy(&status_line));
+            }
+        }
         if name == "INBOX" {
             lines.insert(0, line);
         } else {
@@ -204,6 +230,20 @@ pub fn list(
         out.extend(line.as_bytes());
     }
     ok(tag, &format!("{command} completed."))
+}
+
+/// A STATUS item by name, for LIST-STATUS.
+fn status_item(name: &str) -> Option<StatusDataItemName> {
+    Some(match name {
+        "MESSAGES" => StatusDataItemName::Messages,
+        "RECENT" => StatusDataItemName::Recent,
+        "UIDNEXT" => StatusDataItemName::UidNext,
+        "UIDVALIDITY" => StatusDataItemName::UidValidity,
+        "UNSEEN" => StatusDataItemName::Unseen,
+        "DELETED" => StatusDataItemName::Deleted,
+        "HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
+        _ => return None,
+    })
 }
 
 /// STATUS of a mailbox; `selected` lets the selected mailbox answer from its open view.
