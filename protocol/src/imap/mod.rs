@@ -181,7 +181,7 @@ impl ImapDecoder {
                 if let Some((plain, extras)) = extended::extract(self.fragmentizer.message_bytes())
                 {
                     return match CommandCodec::default().decode(&plain) {
-                        Ok((rest, command)) if rest.is_empty() => {
+                        Ok(([], command)) => {
                             self.extras = extras;
                             Event::Command(Box::new(command.into_static()))
                         }
