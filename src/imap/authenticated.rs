@@ -40,6 +40,8 @@ enum Flow {
     Reply(Tagged),
     /// Send it and end the session.
     Logout(Tagged),
+    /// Everything was sent already.
+    Sent,
 }
 
 /// Runs the authenticated session until LOGOUT, disconnect, timeout or shutdown.
@@ -125,6 +127,7 @@ pub async fn run(conn: &mut Connection, user: &UserSession) {
                     return;
                 }
             }
+            Flow::Sent => {}
             Flow::Logout(tagged) => {
                 out.extend(b"* BYE Logging out\r\n");
                 out.extend(tagged);
@@ -194,6 +197,23 @@ impl Session<'_> {
                 ok(tag, "Enabled.")
             }
             CommandBody::Namespace => mailboxes::namespace(tag, out),
+            CommandBody::Compress { .. } => {
+                if conn.is_deflating() {
+                    no(tag, Some("COMPRESSIONACTIVE"), "DEFLATE is already active.")
+                } else {
+                    // The OK goes out uncompressed; everything after it is deflated.
+                    out.extend(ok(tag, "DEFLATE active."));
+                    if conn.write(out).await.is_err() {
+                        return Err(Ended::Closed);
+                    }
+                    out.clear();
+                    if let Err(e) = conn.start_deflate() {
+                        tracing::warn!("imap({}): COMPRESS failed: {e}", self.name());
+                        return Err(Ended::Closed);
+                    }
+                    return Ok(Flow::Sent);
+                }
+            }
             CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
                 bad(tag, "Already logged in.")
             }
