@@ -32,6 +32,8 @@ struct Session<'u> {
     selected: Option<Selected>,
     /// CONDSTORE is on (ENABLE CONDSTORE, SELECT (CONDSTORE), or a MODSEQ item used).
     condstore: bool,
+    /// ENABLE QRESYNC was sent.
+    qresync: bool,
 }
 
 /// What the loop does after a command.
@@ -65,6 +67,7 @@ pub async fn run(conn: &mut Connection, user: &UserSession) {
         store,
         selected: None,
         condstore: false,
+        qresync: false,
     };
     let mut decoder = ImapDecoder::new(user.max_literal, super::MAX_COMMAND_LINE);
     let mut bad_commands = 0;
@@ -186,6 +189,14 @@ impl Session<'_> {
                     if matches!(cap, CapabilityEnable::CondStore) {
                         self.condstore = true;
                         enabled.push("CONDSTORE");
+                    } else if cap.to_string().eq_ignore_ascii_case("QRESYNC") {
+                        // QRESYNC implies CONDSTORE (RFC 7162 3.2.3).
+                        self.condstore = true;
+                        self.qresync = true;
+                        if let Some(s) = self.selected.as_mut() {
+                            s.qresync = true;
+                        }
+                        enabled.push("QRESYNC");
                     }
                 }
                 out.extend(
@@ -546,18 +557,25 @@ impl Session<'_> {
         tag: &str,
         out: &mut Vec<u8>,
     ) -> Tagged {
-        self.selected = None;
-        if parameters
-            .iter()
-            .any(|p| matches!(p, SelectParameter::CondStore))
-        {
-            self.condstore = true;
+        if self.selected.take().is_some() && self.qresync {
+            out.extend(b"* OK [CLOSED] Previous mailbox closed.\r\n");
         }
-        if parameters
-            .iter()
-            .any(|p| matches!(p, SelectParameter::QResync { .. }))
-        {
-            return bad(tag, "QRESYNC is not enabled.");
+        let mut resync = None;
+        for p in parameters {
+            match p {
+                SelectParameter::CondStore => self.condstore = true,
+                SelectParameter::QResync {
+                    uid_validity,
+                    mod_sequence_value,
+                    known_uids,
+                    ..
+                } => {
+                    if !self.qresync {
+                        return bad(tag, "QRESYNC must be enabled first (ENABLE QRESYNC).");
+                    }
+                    resync = Some((uid_validity.get(), mod_sequence_value.get(), known_uids));
+                }
+            }
         }
         let name = match mailbox_name(mailbox) {
             Ok(name) => name,
@@ -565,8 +583,14 @@ impl Session<'_> {
         };
         let mut untagged = Vec::new();
         match Selected::open(&self.store, &name, read_only, &mut untagged) {
-            Ok(selected) => {
+            Ok(mut selected) => {
                 out.extend(untagged);
+                selected.qresync = self.qresync;
+                if let Some((validity, modseq, known)) = resync {
+                    if validity == selected.uidvalidity {
+                        selected.resync(modseq, known.as_ref(), out);
+                    }
+                }
                 let code = selected.access_code();
                 self.selected = Some(selected);
                 let verb = if read_only { "Examine" } else { "Select" };

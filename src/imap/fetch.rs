@@ -67,13 +67,24 @@ pub async fn fetch(
         return Ok(bad(tag, "BINARY is not supported by this server."));
     }
     let mut changed_since = None;
+    let mut vanished_wanted = false;
     for m in args.modifiers {
         match m {
             FetchModifier::ChangedSince(v) => changed_since = Some(v.get()),
-            FetchModifier::Vanished => {
-                return Ok(bad(tag, "VANISHED needs QRESYNC, which is not enabled."))
+            FetchModifier::Vanished if !selected.qresync => {
+                return Ok(bad(tag, "VANISHED needs QRESYNC (ENABLE QRESYNC first)."))
             }
+            FetchModifier::Vanished => vanished_wanted = true,
         }
+    }
+    if vanished_wanted {
+        if !args.uid || changed_since.is_none() {
+            return Ok(bad(
+                tag,
+                "VANISHED is only allowed in UID FETCH with CHANGEDSINCE.",
+            ));
+        }
+        selected.vanished_earlier(Some(args.set), out);
     }
     if changed_since.is_some() || items.contains(&MessageDataItemName::ModSeq) {
         *condstore = true;

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use roost_protocol::imap::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use roost_storage::{Error as StorageError, Mailbox, MessageInfo, Snapshot, Store, Uid};
 
-use super::reply::{flag_list, flags_item};
+use super::reply::{flag_list, flags_item, uid_set};
 
 /// Keywords every mailbox offers in FLAGS, so clients know they may set them (as Dovecot does).
 const COMMON_KEYWORDS: [&str; 4] = ["$Forwarded", "$Junk", "$NotJunk", "$MDNSent"];
@@ -35,6 +35,8 @@ pub struct Selected {
     pub highestmodseq: u64,
     /// Keywords announced in the last FLAGS response.
     announced_keywords: BTreeSet<String>,
+    /// QRESYNC is enabled: expunges are reported as VANISHED.
+    pub qresync: bool,
 }
 
 impl Selected {
@@ -56,6 +58,7 @@ impl Selected {
             uidnext: snapshot.uidnext,
             highestmodseq: snapshot.highestmodseq.max(1),
             announced_keywords: BTreeSet::new(),
+            qresync: false,
         };
         selected.announce_flags(&snapshot, out);
         let Snapshot {
@@ -127,12 +130,13 @@ impl Selected {
         }
         let current: std::collections::HashMap<Uid, &MessageInfo> =
             snapshot.messages.iter().map(|m| (m.uid, m)).collect();
-        for seq in (1..=self.messages.len()).rev() {
-            if !current.contains_key(&self.messages[seq - 1].uid) {
-                out.extend(format!("* {seq} EXPUNGE\r\n").as_bytes());
-                self.messages.remove(seq - 1);
-            }
-        }
+        let gone: Vec<Uid> = self
+            .messages
+            .iter()
+            .filter(|m| !current.contains_key(&m.uid))
+            .map(|m| m.uid)
+            .collect();
+        self.remove_expunged(&gone, out);
         for (i, known) in self.messages.iter_mut().enumerate() {
             if let Some(now) = current.get(&known.uid) {
                 if now.flags != known.flags || now.keywords != known.keywords {
@@ -175,14 +179,77 @@ impl Selected {
         }
     }
 
-    /// Forgets expunged messages, writing `* n EXPUNGE` for each (highest first).
+    /// Forgets expunged messages, writing `* n EXPUNGE` for each (highest first), or one
+    /// `* VANISHED uids` once the client enabled QRESYNC (RFC 7162 3.2.10).
     pub fn remove_expunged(&mut self, uids: &[Uid], out: &mut Vec<u8>) {
+        if uids.is_empty() {
+            return;
+        }
         let gone: BTreeSet<Uid> = uids.iter().copied().collect();
+        let mut vanished = Vec::new();
         for seq in (1..=self.messages.len()).rev() {
-            if gone.contains(&self.messages[seq - 1].uid) {
-                out.extend(format!("* {seq} EXPUNGE\r\n").as_bytes());
+            let uid = self.messages[seq - 1].uid;
+            if gone.contains(&uid) {
+                if !self.qresync {
+                    out.extend(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                }
+                vanished.push(uid);
                 self.messages.remove(seq - 1);
             }
+        }
+        if self.qresync && !vanished.is_empty() {
+            vanished.sort_unstable();
+            out.extend(format!("* VANISHED {}\r\n", uid_set(vanished)).as_bytes());
+        }
+    }
+
+    /// QRESYNC on SELECT (RFC 7162 3.2.5): what the client missed since `modseq`: the UIDs of
+    /// `known` (or of everything below UIDNEXT) that are gone, then the flags that changed.
+    pub fn resync(&self, modseq: u64, known: Option<&SequenceSet>, out: &mut Vec<u8>) {
+        self.vanished_earlier(known, out);
+        for (i, m) in self.messages.iter().enumerate() {
+            if m.modseq > modseq {
+                out.extend(
+                    format!(
+                        "* {} FETCH (UID {} {} MODSEQ ({}))\r\n",
+                        i + 1,
+                        m.uid,
+                        flags_item(m),
+                        m.modseq
+                    )
+                    .as_bytes(),
+                );
+            }
+        }
+    }
+
+    /// `* VANISHED (EARLIER) uids`: the UIDs of `known` (or of everything below UIDNEXT) that
+    /// are not in the mailbox (QRESYNC SELECT, UID FETCH ... (VANISHED)).
+    pub fn vanished_earlier(&self, known: Option<&SequenceSet>, out: &mut Vec<u8>) {
+        let present: BTreeSet<Uid> = self.messages.iter().map(|m| m.uid).collect();
+        let last = self.uidnext.saturating_sub(1);
+        let candidates: Vec<(u32, u32)> = match known {
+            Some(set) => ranges(set, last),
+            None if last > 0 => vec![(1, last)],
+            None => Vec::new(),
+        };
+        // Without an expunge history every absent UID counts as vanished, which RFC 7162
+        // allows; the ranges are walked, never expanded blindly past the mailbox.
+        let mut vanished = Vec::new();
+        for (a, b) in candidates {
+            let b = b.min(last);
+            let mut uid = a;
+            while uid <= b && vanished.len() < 1_000_000 {
+                if !present.contains(&uid) {
+                    vanished.push(uid);
+                }
+                uid += 1;
+            }
+        }
+        if !vanished.is_empty() {
+            vanished.sort_unstable();
+            vanished.dedup();
+            out.extend(format!("* VANISHED (EARLIER) {}\r\n", uid_set(vanished)).as_bytes());
         }
     }
 
