@@ -116,7 +116,9 @@ impl Selected {
     /// vanished messages (highest sequence number first, so each number is right when sent),
     /// FETCH FLAGS for changed flags, EXISTS for new mail.
     pub fn refresh(&mut self, condstore: bool, out: &mut Vec<u8>) -> Result<(), StorageError> {
-        let snapshot = self.mailbox.sync()?;
+        let Some(snapshot) = self.mailbox.sync_if_changed()? else {
+            return Ok(());
+        };
         if snapshot.uidvalidity != self.uidvalidity {
             // The mailbox was recreated under us: nothing the client knows is valid.
             out.extend(b"* BYE [UIDVALIDITY] The mailbox was rebuilt; please reselect.\r\n");
@@ -154,8 +156,10 @@ impl Selected {
                         )
                         .as_bytes(),
                     );
+                    *known = (*now).clone();
+                } else if now.modseq != known.modseq {
+                    known.modseq = now.modseq;
                 }
-                *known = (*now).clone();
             }
         }
         let last = self.messages.last().map_or(0, |m| m.uid);
