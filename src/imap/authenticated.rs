@@ -18,7 +18,7 @@ use super::idle;
 use super::input::{farewell, next_event, rejected, Ended};
 use super::mailboxes::{self, mailbox_name};
 use super::reply::{bad, no, ok, ok_code, storage_failure, Tagged};
-use super::selected::Selected;
+use super::selected::{SelectStyle, Selected};
 use super::AUTHENTICATED_CAPABILITIES;
 use super::{search, sort};
 use crate::listen::conn::Connection;
@@ -34,6 +34,10 @@ struct Session<'u> {
     condstore: bool,
     /// ENABLE QRESYNC was sent.
     qresync: bool,
+    /// ENABLE UTF8=ACCEPT or IMAP4rev2: mailbox names are UTF-8 on the wire.
+    utf8: bool,
+    /// ENABLE IMAP4rev2 (RFC 9051) was sent.
+    rev2: bool,
 }
 
 /// What the loop does after a command.
@@ -68,6 +72,8 @@ pub async fn run(conn: &mut Connection, user: &UserSession) {
         selected: None,
         condstore: false,
         qresync: false,
+        utf8: false,
+        rev2: false,
     };
     let mut decoder = ImapDecoder::new(user.max_literal, super::MAX_COMMAND_LINE);
     let mut bad_commands = 0;
@@ -166,6 +172,12 @@ impl Session<'_> {
     ) -> Result<Flow, Ended> {
         let tag = cmd.tag.as_ref().to_string();
         let tag = tag.as_str();
+        let utf8 = self.utf8;
+        // IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 7.3.4).
+        let returns = extras
+            .search_return
+            .clone()
+            .or_else(|| self.rev2.then(Vec::new));
         // Non-UID FETCH, STORE and SEARCH must not report expunges (RFC 3501 7.4.1); the
         // client hears of changes at its next command instead.
         let mut report_changes = true;
@@ -189,6 +201,13 @@ impl Session<'_> {
                     if matches!(cap, CapabilityEnable::CondStore) {
                         self.condstore = true;
                         enabled.push("CONDSTORE");
+                    } else if matches!(cap, CapabilityEnable::Utf8(_)) {
+                        self.utf8 = true;
+                        enabled.push("UTF8=ACCEPT");
+                    } else if cap.to_string().eq_ignore_ascii_case("IMAP4rev2") {
+                        self.rev2 = true;
+                        self.utf8 = true;
+                        enabled.push("IMAP4rev2");
                     } else if cap.to_string().eq_ignore_ascii_case("QRESYNC") {
                         // QRESYNC implies CONDSTORE (RFC 7162 3.2.3).
                         self.condstore = true;
@@ -237,7 +256,7 @@ impl Session<'_> {
                 mailbox,
                 parameters,
             } => self.select(&mailbox, &parameters, true, tag, out),
-            CommandBody::Create { mailbox } => match mailbox_name(&mailbox) {
+            CommandBody::Create { mailbox } => match mailbox_name(&mailbox, utf8) {
                 Ok(name) if name == "INBOX" => {
                     no(tag, Some("ALREADYEXISTS"), "INBOX always exists.")
                 }
@@ -247,7 +266,7 @@ impl Session<'_> {
                 },
                 Err(why) => no(tag, Some("CANNOT"), why),
             },
-            CommandBody::Delete { mailbox } => match mailbox_name(&mailbox) {
+            CommandBody::Delete { mailbox } => match mailbox_name(&mailbox, utf8) {
                 Ok(name) if name == "INBOX" => mailboxes::cannot_delete_inbox(tag),
                 Ok(name) => {
                     if self.selected.as_ref().is_some_and(|s| s.name == name) {
@@ -261,19 +280,21 @@ impl Session<'_> {
                 }
                 Err(why) => no(tag, Some("CANNOT"), why),
             },
-            CommandBody::Rename { from, to } => match (mailbox_name(&from), mailbox_name(&to)) {
-                (Ok(from), Ok(to)) => {
-                    let user = self.user.user.name.clone();
-                    match mailboxes::rename(&mut self.store, &from, &to) {
-                        Ok(()) => ok(tag, "Rename completed."),
-                        Err(e) => storage_failure(tag, &user, &e),
+            CommandBody::Rename { from, to } => {
+                match (mailbox_name(&from, utf8), mailbox_name(&to, utf8)) {
+                    (Ok(from), Ok(to)) => {
+                        let user = self.user.user.name.clone();
+                        match mailboxes::rename(&mut self.store, &from, &to) {
+                            Ok(()) => ok(tag, "Rename completed."),
+                            Err(e) => storage_failure(tag, &user, &e),
+                        }
                     }
+                    (Err(why), _) | (_, Err(why)) => no(tag, Some("CANNOT"), why),
                 }
-                (Err(why), _) | (_, Err(why)) => no(tag, Some("CANNOT"), why),
-            },
+            }
             CommandBody::Subscribe { ref mailbox } | CommandBody::Unsubscribe { ref mailbox } => {
                 let subscribe = matches!(cmd.body, CommandBody::Subscribe { .. });
-                match mailbox_name(mailbox) {
+                match mailbox_name(mailbox, utf8) {
                     Ok(name) => match self.store.set_subscribed(&name, subscribe) {
                         Ok(()) => ok(
                             tag,
@@ -297,6 +318,7 @@ impl Session<'_> {
                 &mailbox_wildcard,
                 false,
                 extras,
+                self.utf8,
                 tag,
                 self.name(),
                 out,
@@ -310,6 +332,7 @@ impl Session<'_> {
                 &mailbox_wildcard,
                 true,
                 &Extras::default(),
+                self.utf8,
                 tag,
                 self.name(),
                 out,
@@ -317,11 +340,13 @@ impl Session<'_> {
             CommandBody::Status {
                 mailbox,
                 item_names,
-            } => match mailbox_name(&mailbox) {
-                Ok(name) => match mailboxes::status(&self.store, &name, &item_names, out) {
-                    Ok(()) => ok(tag, "Status completed."),
-                    Err(e) => storage_failure(tag, self.name(), &e),
-                },
+            } => match mailbox_name(&mailbox, utf8) {
+                Ok(name) => {
+                    match mailboxes::status(&self.store, &name, &item_names, self.utf8, out) {
+                        Ok(()) => ok(tag, "Status completed."),
+                        Err(e) => storage_failure(tag, self.name(), &e),
+                    }
+                }
                 Err(why) => no(tag, Some("CANNOT"), why),
             },
             CommandBody::Append {
@@ -329,7 +354,7 @@ impl Session<'_> {
                 flags,
                 date,
                 message,
-            } => match mailbox_name(&mailbox) {
+            } => match mailbox_name(&mailbox, utf8) {
                 Ok(name) => changes::append(
                     &self.store,
                     &name,
@@ -457,7 +482,7 @@ impl Session<'_> {
                                 charset.as_ref(),
                                 criteria.as_ref(),
                                 uid,
-                                extras.search_return.as_deref(),
+                                returns.as_deref(),
                                 tag,
                                 user,
                                 out,
@@ -511,7 +536,7 @@ impl Session<'_> {
                             uid,
                         } => {
                             let moving = matches!(body, CommandBody::Move { .. });
-                            match mailbox_name(mailbox) {
+                            match mailbox_name(mailbox, utf8) {
                                 Ok(dest) => changes::copy_or_move(
                                     &self.store,
                                     selected,
@@ -557,7 +582,7 @@ impl Session<'_> {
         tag: &str,
         out: &mut Vec<u8>,
     ) -> Tagged {
-        if self.selected.take().is_some() && self.qresync {
+        if self.selected.take().is_some() && (self.qresync || self.rev2) {
             out.extend(b"* OK [CLOSED] Previous mailbox closed.\r\n");
         }
         let mut resync = None;
@@ -577,12 +602,16 @@ impl Session<'_> {
                 }
             }
         }
-        let name = match mailbox_name(mailbox) {
+        let name = match mailbox_name(mailbox, self.utf8) {
             Ok(name) => name,
             Err(why) => return no(tag, Some("CANNOT"), why),
         };
         let mut untagged = Vec::new();
-        match Selected::open(&self.store, &name, read_only, &mut untagged) {
+        let style = SelectStyle {
+            rev2: self.rev2,
+            utf8: self.utf8,
+        };
+        match Selected::open(&self.store, &name, read_only, style, &mut untagged) {
             Ok(mut selected) => {
                 out.extend(untagged);
                 selected.qresync = self.qresync;

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use roost_protocol::imap::imap_types::mailbox::{ListMailbox, Mailbox};
 use roost_protocol::imap::imap_types::status::StatusDataItemName;
+use roost_protocol::imap::mutf7;
 use roost_protocol::imap::strings::astring;
 use roost_protocol::imap::Extras;
 use roost_storage::{Error as StorageError, Flags, Store};
@@ -27,9 +28,10 @@ pub const SPECIAL_USE: [(&str, &str); 5] = [
     ("Archive", "\\Archive"),
 ];
 
-/// The mailbox name a command names, `INBOX` spelled canonically and a trailing separator
-/// dropped; `Err` holds the NO text for a name that is not UTF-8.
-pub fn mailbox_name(mailbox: &Mailbox<'_>) -> Result<String, &'static str> {
+/// The stored (modified UTF-7) name a command names, `INBOX` spelled canonically and a trailing
+/// separator dropped. `utf8`: the client sends UTF-8 names (UTF8=ACCEPT, IMAP4rev2). `Err`
+/// holds the NO text for a name that is neither.
+pub fn mailbox_name(mailbox: &Mailbox<'_>, utf8: bool) -> Result<String, &'static str> {
     match mailbox {
         Mailbox::Inbox => Ok("INBOX".to_string()),
         Mailbox::Other(other) => {
@@ -39,8 +41,28 @@ pub fn mailbox_name(mailbox: &Mailbox<'_>) -> Result<String, &'static str> {
             if name.eq_ignore_ascii_case("INBOX") {
                 return Ok("INBOX".to_string());
             }
+            if utf8 {
+                return Ok(mutf7::encode(name));
+            }
+            if mutf7::decode(name).is_err() {
+                return Err("Mailbox name is not valid modified UTF-7.");
+            }
             Ok(name.to_string())
         }
+    }
+}
+
+/// A stored name as the client reads it: modified UTF-7 as stored, or UTF-8 once enabled.
+pub fn wire_name(name: &str, utf8: bool) -> String {
+    if !utf8 {
+        return astring(name);
+    }
+    match mutf7::decode(name) {
+        Ok(decoded) if !decoded.is_ascii() => {
+            // UTF-8 is allowed in quoted strings once UTF8=ACCEPT is on (RFC 6855 3).
+            format!("\"{}\"", decoded.replace('\\', "\\\\").replace('"', "\\\""))
+        }
+        _ => astring(name),
     }
 }
 
@@ -125,6 +147,7 @@ pub fn list(
     pattern: &ListMailbox<'_>,
     lsub: bool,
     extras: &Extras,
+    utf8: bool,
     tag: &str,
     user: &str,
     out: &mut Vec<u8>,
@@ -134,7 +157,13 @@ pub fn list(
         Mailbox::Inbox => "INBOX".to_string(),
         Mailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
     };
-    let pattern = pattern_text(pattern);
+    let mut pattern = pattern_text(pattern);
+    let reference = if utf8 {
+        pattern = mutf7::encode(&pattern);
+        mutf7::encode(&reference)
+    } else {
+        reference
+    };
     if pattern.is_empty() {
         if !lsub {
             out.extend(format!("* LIST (\\Noselect) \"{SEPARATOR}\" \"\"\r\n").as_bytes());
@@ -206,7 +235,7 @@ pub fn list(
         let mut line = format!(
             "* {command} ({}) \"{SEPARATOR}\" {}\r\n",
             attrs.join(" "),
-            astring(name)
+            wire_name(name, utf8)
         );
         if !extras.list_status.is_empty() && exists.contains(name) {
             let items: Vec<StatusDataItemName> = extras
@@ -216,7 +245,7 @@ pub fn list(
                 .collect();
             let mut status_line = Vec::new();
             // A mailbox that cannot be opened just gets no STATUS line (RFC 5819 3).
-            if status(store, name, &items, &mut status_line).is_ok() {
+            if status(store, name, &items, utf8, &mut status_line).is_ok() {
                 line.push_str(&String::from_utf8_lossy(&status_line));
             }
         }
@@ -242,6 +271,7 @@ fn status_item(name: &str) -> Option<StatusDataItemName> {
         "UNSEEN" => StatusDataItemName::Unseen,
         "DELETED" => StatusDataItemName::Deleted,
         "HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
+        "SIZE" => StatusDataItemName::Size,
         _ => return None,
     })
 }
@@ -251,6 +281,7 @@ pub fn status(
     store: &Store,
     name: &str,
     items: &[StatusDataItemName],
+    utf8: bool,
     out: &mut Vec<u8>,
 ) -> Result<(), StorageError> {
     let mut mailbox = store.folders().open(name)?;
@@ -281,11 +312,25 @@ pub fn status(
             StatusDataItemName::HighestModSeq => {
                 format!("HIGHESTMODSEQ {}", snapshot.highestmodseq.max(1))
             }
+            StatusDataItemName::Size => {
+                let mut total = 0;
+                for m in &snapshot.messages {
+                    total += mailbox.crlf_size(m.uid)?;
+                }
+                format!("SIZE {total}")
+            }
             StatusDataItemName::DeletedStorage => continue,
         };
         parts.push(value);
     }
-    out.extend(format!("* STATUS {} ({})\r\n", astring(name), parts.join(" ")).as_bytes());
+    out.extend(
+        format!(
+            "* STATUS {} ({})\r\n",
+            wire_name(name, utf8),
+            parts.join(" ")
+        )
+        .as_bytes(),
+    );
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use super::reply::{bad, no, ok, storage_failure, Tagged};
 use super::selected::{contains, Selected};
 
 /// Runs SEARCH; writes `* SEARCH ...` and returns the tagged line.
+#[allow(clippy::too_many_arguments)]
 pub fn search(
     selected: &mut Selected,
     charset: Option<&Charset<'_>>,

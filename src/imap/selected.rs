@@ -17,6 +17,15 @@ const COMMON_KEYWORDS: [&str; 4] = ["$Forwarded", "$Junk", "$NotJunk", "$MDNSent
 #[error("Invalid message sequence number (the mailbox has {0} messages).")]
 pub struct BadSequence(pub usize);
 
+/// Which protocol dialect the SELECT response speaks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SelectStyle {
+    /// IMAP4rev2 is enabled.
+    pub rev2: bool,
+    /// Mailbox names are UTF-8 on the wire.
+    pub utf8: bool,
+}
+
 /// One selected mailbox.
 pub struct Selected {
     /// Its IMAP name.
@@ -45,6 +54,7 @@ impl Selected {
         store: &Store,
         name: &str,
         read_only: bool,
+        style: SelectStyle,
         out: &mut Vec<u8>,
     ) -> Result<Self, StorageError> {
         let mut mailbox = store.folders().open(name)?;
@@ -67,12 +77,19 @@ impl Selected {
             messages,
             ..
         } = snapshot;
-        out.extend(format!("* {} EXISTS\r\n* 0 RECENT\r\n", messages.len()).as_bytes());
-        if let Some(first) = messages
-            .iter()
-            .position(|m| !m.flags.contains(roost_storage::Flags::SEEN))
-        {
-            out.extend(format!("* OK [UNSEEN {}] First unseen.\r\n", first + 1).as_bytes());
+        out.extend(format!("* {} EXISTS\r\n", messages.len()).as_bytes());
+        if style.rev2 {
+            // IMAP4rev2 drops RECENT and UNSEEN and wants the mailbox's LIST line (RFC 9051 6.3.2).
+            let listed = super::mailboxes::wire_name(name, style.utf8);
+            out.extend(format!("* LIST () \"/\" {listed}\r\n").as_bytes());
+        } else {
+            out.extend(b"* 0 RECENT\r\n");
+            if let Some(first) = messages
+                .iter()
+                .position(|m| !m.flags.contains(roost_storage::Flags::SEEN))
+            {
+                out.extend(format!("* OK [UNSEEN {}] First unseen.\r\n", first + 1).as_bytes());
+            }
         }
         out.extend(
             format!(

@@ -17,6 +17,7 @@ pub use imap_codec::imap_types;
 
 pub mod extended;
 pub mod message;
+pub mod mutf7;
 pub mod strings;
 
 pub use extended::Extras;
