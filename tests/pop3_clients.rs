@@ -13,7 +13,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{base_config, crlf, maildir_uidvalidity, seed_maildir, TestServer, PASSWORD};
+use common::{
+    base_config, crlf, maildir_uidvalidity, pop3_size, seed_maildir, TestServer, PASSWORD,
+};
 
 /// Seconds any one external client may run.
 const CLIENT_LIMIT_SECS: &str = "120";
@@ -246,8 +248,8 @@ fn assert_list_and_uidl(
         let (name, message) = &fixtures[i];
         assert_eq!(
             list[&number],
-            crlf(message).len().to_string(),
-            "{client}: LIST size of message {number} (\"{name}\") is not its CRLF size"
+            pop3_size(message).to_string(),
+            "{client}: LIST size of message {number} (\"{name}\") is not what RETR sends"
         );
         assert_eq!(
             uidl[&number],
@@ -313,7 +315,7 @@ fn poplib_downloads_every_message_byte_exactly_over_pop3_stls_and_pop3s() {
     for tls in ["none", "starttls", "implicit"] {
         let client = format!("poplib ({tls})");
         let (stdout, messages) = poplib_download(&server, tls);
-        let total: usize = fixtures().iter().map(|(_, m)| crlf(m).len()).sum();
+        let total: usize = fixtures().iter().map(|(_, m)| pop3_size(m)).sum();
         assert!(
             stdout.contains(&format!("STAT {} {total}\n", fixtures().len())),
             "{client}: STAT before any RETR:\n{stdout}"
@@ -408,7 +410,7 @@ fn curl_downloads_every_message_byte_exactly_over_pop3_stls_and_pop3s() {
         for (number, &i) in (1..=n as u32).zip(&contents) {
             assert_eq!(
                 list[&number],
-                crlf(&fixtures[i].1).len().to_string(),
+                pop3_size(&fixtures[i].1).to_string(),
                 "{client}: LIST size of message {number} (\"{}\")",
                 fixtures[i].0
             );

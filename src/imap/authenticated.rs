@@ -9,7 +9,7 @@ use roost_protocol::imap::imap_types::extensions::enable::CapabilityEnable;
 use roost_protocol::imap::imap_types::extensions::sort::SortCriterion;
 use roost_protocol::imap::imap_types::extensions::thread::ThreadingAlgorithm;
 use roost_protocol::imap::imap_types::search::SearchKey;
-use roost_protocol::imap::{self as wire, Event, ImapDecoder};
+use roost_protocol::imap::{self as wire, Event, Extras, ImapDecoder};
 use roost_storage::Store;
 
 use super::changes;
@@ -18,7 +18,7 @@ use super::idle;
 use super::input::{farewell, next_event, rejected, Ended};
 use super::mailboxes::{self, mailbox_name};
 use super::reply::{bad, no, ok, ok_code, storage_failure, Tagged};
-use super::selected::Selected;
+use super::selected::{SelectStyle, Selected};
 use super::AUTHENTICATED_CAPABILITIES;
 use super::{search, sort};
 use crate::listen::conn::Connection;
@@ -32,6 +32,12 @@ struct Session<'u> {
     selected: Option<Selected>,
     /// CONDSTORE is on (ENABLE CONDSTORE, SELECT (CONDSTORE), or a MODSEQ item used).
     condstore: bool,
+    /// ENABLE QRESYNC was sent.
+    qresync: bool,
+    /// ENABLE UTF8=ACCEPT or IMAP4rev2: mailbox names are UTF-8 on the wire.
+    utf8: bool,
+    /// ENABLE IMAP4rev2 (RFC 9051) was sent.
+    rev2: bool,
 }
 
 /// What the loop does after a command.
@@ -40,6 +46,8 @@ enum Flow {
     Reply(Tagged),
     /// Send it and end the session.
     Logout(Tagged),
+    /// Everything was sent already.
+    Sent,
 }
 
 /// Runs the authenticated session until LOGOUT, disconnect, timeout or shutdown.
@@ -63,6 +71,9 @@ pub async fn run(conn: &mut Connection, user: &UserSession) {
         store,
         selected: None,
         condstore: false,
+        qresync: false,
+        utf8: false,
+        rev2: false,
     };
     let mut decoder = ImapDecoder::new(user.max_literal, super::MAX_COMMAND_LINE);
     let mut bad_commands = 0;
@@ -81,7 +92,11 @@ pub async fn run(conn: &mut Connection, user: &UserSession) {
                 if let Some(h) = conn.handle() {
                     h.set_command(cmd.body.name());
                 }
-                match session.command(conn, &mut decoder, *cmd, &mut out).await {
+                let extras = decoder.take_extras();
+                match session
+                    .command(conn, &mut decoder, *cmd, &extras, &mut out)
+                    .await
+                {
                     Ok(flow) => flow,
                     Err(ended) => {
                         tracing::info!("imap({name}): Disconnected: {}", ended_text(&ended));
@@ -121,6 +136,7 @@ pub async fn run(conn: &mut Connection, user: &UserSession) {
                     return;
                 }
             }
+            Flow::Sent => {}
             Flow::Logout(tagged) => {
                 out.extend(b"* BYE Logging out\r\n");
                 out.extend(tagged);
@@ -151,10 +167,17 @@ impl Session<'_> {
         conn: &mut Connection,
         decoder: &mut ImapDecoder,
         cmd: Command<'_>,
+        extras: &Extras,
         out: &mut Vec<u8>,
     ) -> Result<Flow, Ended> {
         let tag = cmd.tag.as_ref().to_string();
         let tag = tag.as_str();
+        let utf8 = self.utf8;
+        // IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 7.3.4).
+        let returns = extras
+            .search_return
+            .clone()
+            .or_else(|| self.rev2.then(Vec::new));
         // Non-UID FETCH, STORE and SEARCH must not report expunges (RFC 3501 7.4.1); the
         // client hears of changes at its next command instead.
         let mut report_changes = true;
@@ -178,6 +201,21 @@ impl Session<'_> {
                     if matches!(cap, CapabilityEnable::CondStore) {
                         self.condstore = true;
                         enabled.push("CONDSTORE");
+                    } else if matches!(cap, CapabilityEnable::Utf8(_)) {
+                        self.utf8 = true;
+                        enabled.push("UTF8=ACCEPT");
+                    } else if cap.to_string().eq_ignore_ascii_case("IMAP4rev2") {
+                        self.rev2 = true;
+                        self.utf8 = true;
+                        enabled.push("IMAP4rev2");
+                    } else if cap.to_string().eq_ignore_ascii_case("QRESYNC") {
+                        // QRESYNC implies CONDSTORE (RFC 7162 3.2.3).
+                        self.condstore = true;
+                        self.qresync = true;
+                        if let Some(s) = self.selected.as_mut() {
+                            s.qresync = true;
+                        }
+                        enabled.push("QRESYNC");
                     }
                 }
                 out.extend(
@@ -189,6 +227,23 @@ impl Session<'_> {
                 ok(tag, "Enabled.")
             }
             CommandBody::Namespace => mailboxes::namespace(tag, out),
+            CommandBody::Compress { .. } => {
+                if conn.is_deflating() {
+                    no(tag, Some("COMPRESSIONACTIVE"), "DEFLATE is already active.")
+                } else {
+                    // The OK goes out uncompressed; everything after it is deflated.
+                    out.extend(ok(tag, "DEFLATE active."));
+                    if conn.write(out).await.is_err() {
+                        return Err(Ended::Closed);
+                    }
+                    out.clear();
+                    if let Err(e) = conn.start_deflate() {
+                        tracing::warn!("imap({}): COMPRESS failed: {e}", self.name());
+                        return Err(Ended::Closed);
+                    }
+                    return Ok(Flow::Sent);
+                }
+            }
             CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
                 bad(tag, "Already logged in.")
             }
@@ -201,7 +256,7 @@ impl Session<'_> {
                 mailbox,
                 parameters,
             } => self.select(&mailbox, &parameters, true, tag, out),
-            CommandBody::Create { mailbox } => match mailbox_name(&mailbox) {
+            CommandBody::Create { mailbox } => match mailbox_name(&mailbox, utf8) {
                 Ok(name) if name == "INBOX" => {
                     no(tag, Some("ALREADYEXISTS"), "INBOX always exists.")
                 }
@@ -211,7 +266,7 @@ impl Session<'_> {
                 },
                 Err(why) => no(tag, Some("CANNOT"), why),
             },
-            CommandBody::Delete { mailbox } => match mailbox_name(&mailbox) {
+            CommandBody::Delete { mailbox } => match mailbox_name(&mailbox, utf8) {
                 Ok(name) if name == "INBOX" => mailboxes::cannot_delete_inbox(tag),
                 Ok(name) => {
                     if self.selected.as_ref().is_some_and(|s| s.name == name) {
@@ -225,19 +280,21 @@ impl Session<'_> {
                 }
                 Err(why) => no(tag, Some("CANNOT"), why),
             },
-            CommandBody::Rename { from, to } => match (mailbox_name(&from), mailbox_name(&to)) {
-                (Ok(from), Ok(to)) => {
-                    let user = self.user.user.name.clone();
-                    match mailboxes::rename(&mut self.store, &from, &to) {
-                        Ok(()) => ok(tag, "Rename completed."),
-                        Err(e) => storage_failure(tag, &user, &e),
+            CommandBody::Rename { from, to } => {
+                match (mailbox_name(&from, utf8), mailbox_name(&to, utf8)) {
+                    (Ok(from), Ok(to)) => {
+                        let user = self.user.user.name.clone();
+                        match mailboxes::rename(&mut self.store, &from, &to) {
+                            Ok(()) => ok(tag, "Rename completed."),
+                            Err(e) => storage_failure(tag, &user, &e),
+                        }
                     }
+                    (Err(why), _) | (_, Err(why)) => no(tag, Some("CANNOT"), why),
                 }
-                (Err(why), _) | (_, Err(why)) => no(tag, Some("CANNOT"), why),
-            },
+            }
             CommandBody::Subscribe { ref mailbox } | CommandBody::Unsubscribe { ref mailbox } => {
                 let subscribe = matches!(cmd.body, CommandBody::Subscribe { .. });
-                match mailbox_name(mailbox) {
+                match mailbox_name(mailbox, utf8) {
                     Ok(name) => match self.store.set_subscribed(&name, subscribe) {
                         Ok(()) => ok(
                             tag,
@@ -260,6 +317,8 @@ impl Session<'_> {
                 &reference,
                 &mailbox_wildcard,
                 false,
+                extras,
+                self.utf8,
                 tag,
                 self.name(),
                 out,
@@ -272,6 +331,8 @@ impl Session<'_> {
                 &reference,
                 &mailbox_wildcard,
                 true,
+                &Extras::default(),
+                self.utf8,
                 tag,
                 self.name(),
                 out,
@@ -279,11 +340,13 @@ impl Session<'_> {
             CommandBody::Status {
                 mailbox,
                 item_names,
-            } => match mailbox_name(&mailbox) {
-                Ok(name) => match mailboxes::status(&self.store, &name, &item_names, out) {
-                    Ok(()) => ok(tag, "Status completed."),
-                    Err(e) => storage_failure(tag, self.name(), &e),
-                },
+            } => match mailbox_name(&mailbox, utf8) {
+                Ok(name) => {
+                    match mailboxes::status(&self.store, &name, &item_names, self.utf8, out) {
+                        Ok(()) => ok(tag, "Status completed."),
+                        Err(e) => storage_failure(tag, self.name(), &e),
+                    }
+                }
                 Err(why) => no(tag, Some("CANNOT"), why),
             },
             CommandBody::Append {
@@ -291,7 +354,7 @@ impl Session<'_> {
                 flags,
                 date,
                 message,
-            } => match mailbox_name(&mailbox) {
+            } => match mailbox_name(&mailbox, utf8) {
                 Ok(name) => changes::append(
                     &self.store,
                     &name,
@@ -419,6 +482,7 @@ impl Session<'_> {
                                 charset.as_ref(),
                                 criteria.as_ref(),
                                 uid,
+                                returns.as_deref(),
                                 tag,
                                 user,
                                 out,
@@ -437,6 +501,7 @@ impl Session<'_> {
                                 &charset,
                                 search_criteria.as_ref(),
                                 uid,
+                                extras.search_return.as_deref(),
                                 tag,
                                 user,
                                 out,
@@ -471,7 +536,7 @@ impl Session<'_> {
                             uid,
                         } => {
                             let moving = matches!(body, CommandBody::Move { .. });
-                            match mailbox_name(mailbox) {
+                            match mailbox_name(mailbox, utf8) {
                                 Ok(dest) => changes::copy_or_move(
                                     &self.store,
                                     selected,
@@ -517,27 +582,44 @@ impl Session<'_> {
         tag: &str,
         out: &mut Vec<u8>,
     ) -> Tagged {
-        self.selected = None;
-        if parameters
-            .iter()
-            .any(|p| matches!(p, SelectParameter::CondStore))
-        {
-            self.condstore = true;
+        if self.selected.take().is_some() && (self.qresync || self.rev2) {
+            out.extend(b"* OK [CLOSED] Previous mailbox closed.\r\n");
         }
-        if parameters
-            .iter()
-            .any(|p| matches!(p, SelectParameter::QResync { .. }))
-        {
-            return bad(tag, "QRESYNC is not enabled.");
+        let mut resync = None;
+        for p in parameters {
+            match p {
+                SelectParameter::CondStore => self.condstore = true,
+                SelectParameter::QResync {
+                    uid_validity,
+                    mod_sequence_value,
+                    known_uids,
+                    ..
+                } => {
+                    if !self.qresync {
+                        return bad(tag, "QRESYNC must be enabled first (ENABLE QRESYNC).");
+                    }
+                    resync = Some((uid_validity.get(), mod_sequence_value.get(), known_uids));
+                }
+            }
         }
-        let name = match mailbox_name(mailbox) {
+        let name = match mailbox_name(mailbox, self.utf8) {
             Ok(name) => name,
             Err(why) => return no(tag, Some("CANNOT"), why),
         };
         let mut untagged = Vec::new();
-        match Selected::open(&self.store, &name, read_only, &mut untagged) {
-            Ok(selected) => {
+        let style = SelectStyle {
+            rev2: self.rev2,
+            utf8: self.utf8,
+        };
+        match Selected::open(&self.store, &name, read_only, style, &mut untagged) {
+            Ok(mut selected) => {
                 out.extend(untagged);
+                selected.qresync = self.qresync;
+                if let Some((validity, modseq, known)) = resync {
+                    if validity == selected.uidvalidity {
+                        selected.resync(modseq, known.as_ref(), out);
+                    }
+                }
                 let code = selected.access_code();
                 self.selected = Some(selected);
                 let verb = if read_only { "Examine" } else { "Select" };
@@ -556,6 +638,7 @@ fn sort_command(
     charset: &Charset<'_>,
     keys: &[SearchKey<'_>],
     uid: bool,
+    returns: Option<&[String]>,
     tag: &str,
     user: &str,
     out: &mut Vec<u8>,
@@ -566,13 +649,22 @@ fn sort_command(
     };
     match sort::sort(selected, &hits, criteria) {
         Ok(order) => {
+            let numbers: Vec<u32> = order
+                .iter()
+                .map(|&i| {
+                    if uid {
+                        selected.messages[i].uid
+                    } else {
+                        i as u32 + 1
+                    }
+                })
+                .collect();
+            if let Some(options) = returns {
+                out.extend(search::esearch(tag, uid, &numbers, options, None, true).as_bytes());
+                return ok(tag, "Sort completed.");
+            }
             let mut line = String::from("* SORT");
-            for i in order {
-                let n = if uid {
-                    selected.messages[i].uid
-                } else {
-                    i as u32 + 1
-                };
+            for n in numbers {
                 line.push_str(&format!(" {n}"));
             }
             out.extend(line.as_bytes());

@@ -13,7 +13,9 @@ use roost_protocol::imap::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section,
 };
 use roost_protocol::imap::imap_types::sequence::SequenceSet;
-use roost_protocol::imap::message::{header_fields, header_len, SectionText, Structure};
+use roost_protocol::imap::message::{
+    header_fields, header_len, SectionText, Structure, UnknownCte,
+};
 use roost_protocol::imap::strings::push_literal_header;
 use roost_storage::mailbox::MessageReader;
 use roost_storage::wire::CrlfReader;
@@ -58,22 +60,25 @@ pub async fn fetch(
         MacroOrMessageDataItemNames::Macro(m) => macro_items(m.clone()),
         MacroOrMessageDataItemNames::MessageDataItemNames(items) => items.clone(),
     };
-    if items.iter().any(|i| {
-        matches!(
-            i,
-            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
-        )
-    }) {
-        return Ok(bad(tag, "BINARY is not supported by this server."));
-    }
     let mut changed_since = None;
+    let mut vanished_wanted = false;
     for m in args.modifiers {
         match m {
             FetchModifier::ChangedSince(v) => changed_since = Some(v.get()),
-            FetchModifier::Vanished => {
-                return Ok(bad(tag, "VANISHED needs QRESYNC, which is not enabled."))
+            FetchModifier::Vanished if !selected.qresync => {
+                return Ok(bad(tag, "VANISHED needs QRESYNC (ENABLE QRESYNC first)."))
             }
+            FetchModifier::Vanished => vanished_wanted = true,
         }
+    }
+    if vanished_wanted {
+        if !args.uid || changed_since.is_none() {
+            return Ok(bad(
+                tag,
+                "VANISHED is only allowed in UID FETCH with CHANGEDSINCE.",
+            ));
+        }
+        selected.vanished_earlier(Some(args.set), out);
     }
     if changed_since.is_some() || items.contains(&MessageDataItemName::ModSeq) {
         *condstore = true;
@@ -115,8 +120,16 @@ pub async fn fetch(
                     finish_after_stream(selected, i, &items, out);
                 }
             }
-            Err(StorageError::NoSuchMessage(_)) => vanished = true,
-            Err(e) => return Ok(storage_failure(tag, user, &e)),
+            Err(FetchError::Storage(StorageError::NoSuchMessage(_))) => vanished = true,
+            Err(FetchError::Storage(e)) => return Ok(storage_failure(tag, user, &e)),
+            Err(FetchError::UnknownCte(cte)) => {
+                out.clear();
+                return Ok(no(
+                    tag,
+                    Some("UNKNOWN-CTE"),
+                    &format!("Can't decode Content-Transfer-Encoding {cte}."),
+                ));
+            }
         }
         if out.len() >= FLUSH_AT {
             conn.write(out).await?;
@@ -151,6 +164,21 @@ fn macro_items(m: Macro) -> Vec<MessageDataItemName<'static>> {
     items
 }
 
+/// Why one message's response could not be built.
+#[derive(Debug)]
+enum FetchError {
+    /// Storage failed.
+    Storage(StorageError),
+    /// BINARY met a transfer encoding it can't decode.
+    UnknownCte(String),
+}
+
+impl From<StorageError> for FetchError {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(e)
+    }
+}
+
 /// A body literal to stream from the file: the whole message or its text, and a byte window.
 struct Stream {
     uid: Uid,
@@ -168,7 +196,7 @@ fn message_response(
     i: usize,
     items: &[MessageDataItemName<'_>],
     out: &mut Vec<u8>,
-) -> Result<Option<Stream>, StorageError> {
+) -> Result<Option<Stream>, FetchError> {
     mark_seen_if_read(selected, i, items)?;
     out.extend(format!("* {} FETCH (", i + 1).as_bytes());
     let stream = write_items(selected, i, items, out, 0)?;
@@ -189,7 +217,7 @@ fn finish_after_stream(
     match write_items(selected, i, items, out, streamed_at + 1) {
         Ok(_) => out.extend(b")\r\n"),
         Err(e) => {
-            tracing::warn!("FETCH of message {} failed after its body: {e}", i + 1);
+            tracing::warn!("FETCH of message {} failed after its body: {e:?}", i + 1);
             out.extend(b")\r\n");
         }
     }
@@ -212,6 +240,7 @@ fn reads_body(item: &MessageDataItemName<'_>) -> bool {
     matches!(
         item,
         MessageDataItemName::BodyExt { peek: false, .. }
+            | MessageDataItemName::Binary { peek: false, .. }
             | MessageDataItemName::Rfc822
             | MessageDataItemName::Rfc822Text
     )
@@ -244,7 +273,7 @@ fn write_items(
     items: &[MessageDataItemName<'_>],
     out: &mut Vec<u8>,
     start: usize,
-) -> Result<Option<Stream>, StorageError> {
+) -> Result<Option<Stream>, FetchError> {
     let mut first = start == 0;
     for item in items.iter().skip(start) {
         if !first {
@@ -328,10 +357,52 @@ fn write_items(
                     return Ok(Some(stream));
                 }
             }
-            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {}
+            MessageDataItemName::Binary {
+                section, partial, ..
+            } => {
+                let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
+                let bytes = binary(selected.mailbox.as_mut(), info.uid, &path)?;
+                let bytes = match partial {
+                    Some((origin, count)) => {
+                        let from = (*origin as usize).min(bytes.len());
+                        let to = from.saturating_add(count.get() as usize).min(bytes.len());
+                        bytes[from..to].to_vec()
+                    }
+                    None => bytes,
+                };
+                let origin = partial.map(|(o, _)| format!("<{o}>")).unwrap_or_default();
+                out.extend(format!("BINARY[{}]{origin} ", dotted(&path)).as_bytes());
+                if bytes.contains(&0) {
+                    // NUL needs a literal8 (RFC 3516 4.2).
+                    out.push(b'~');
+                }
+                push_literal(out, &bytes);
+            }
+            MessageDataItemName::BinarySize { section } => {
+                let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
+                let size = binary(selected.mailbox.as_mut(), info.uid, &path)?.len();
+                out.extend(format!("BINARY.SIZE[{}] {size}", dotted(&path)).as_bytes());
+            }
         }
     }
     Ok(None)
+}
+
+fn dotted(path: &[u32]) -> String {
+    path.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// `BINARY[path]`: the part decoded (empty for a part that doesn't exist).
+fn binary(mailbox: &mut dyn Mailbox, uid: Uid, path: &[u32]) -> Result<Vec<u8>, FetchError> {
+    let whole = whole_message_of(mailbox, uid)?;
+    match Structure::parse(&whole).decoded_section(path) {
+        Some(Ok(bytes)) => Ok(bytes),
+        Some(Err(UnknownCte(cte))) => Err(FetchError::UnknownCte(cte)),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// The `[...]` text of a section, as the response repeats it.

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use roost_protocol::imap::imap_types::mailbox::{ListMailbox, Mailbox};
 use roost_protocol::imap::imap_types::status::StatusDataItemName;
+use roost_protocol::imap::mutf7;
 use roost_protocol::imap::strings::astring;
+use roost_protocol::imap::Extras;
 use roost_storage::{Error as StorageError, Flags, Store};
 
 use super::reply::{no, ok, storage_failure, Tagged};
@@ -26,9 +28,10 @@ pub const SPECIAL_USE: [(&str, &str); 5] = [
     ("Archive", "\\Archive"),
 ];
 
-/// The mailbox name a command names, `INBOX` spelled canonically and a trailing separator
-/// dropped; `Err` holds the NO text for a name that is not UTF-8.
-pub fn mailbox_name(mailbox: &Mailbox<'_>) -> Result<String, &'static str> {
+/// The stored (modified UTF-7) name a command names, `INBOX` spelled canonically and a trailing
+/// separator dropped. `utf8`: the client sends UTF-8 names (UTF8=ACCEPT, IMAP4rev2). `Err`
+/// holds the NO text for a name that is neither.
+pub fn mailbox_name(mailbox: &Mailbox<'_>, utf8: bool) -> Result<String, &'static str> {
     match mailbox {
         Mailbox::Inbox => Ok("INBOX".to_string()),
         Mailbox::Other(other) => {
@@ -38,8 +41,28 @@ pub fn mailbox_name(mailbox: &Mailbox<'_>) -> Result<String, &'static str> {
             if name.eq_ignore_ascii_case("INBOX") {
                 return Ok("INBOX".to_string());
             }
+            if utf8 {
+                return Ok(mutf7::encode(name));
+            }
+            if mutf7::decode(name).is_err() {
+                return Err("Mailbox name is not valid modified UTF-7.");
+            }
             Ok(name.to_string())
         }
+    }
+}
+
+/// A stored name as the client reads it: modified UTF-7 as stored, or UTF-8 once enabled.
+pub fn wire_name(name: &str, utf8: bool) -> String {
+    if !utf8 {
+        return astring(name);
+    }
+    match mutf7::decode(name) {
+        Ok(decoded) if !decoded.is_ascii() => {
+            // UTF-8 is allowed in quoted strings once UTF8=ACCEPT is on (RFC 6855 3).
+            format!("\"{}\"", decoded.replace('\\', "\\\\").replace('"', "\\\""))
+        }
+        _ => astring(name),
     }
 }
 
@@ -115,12 +138,16 @@ fn name_matches(pattern: &str, name: &str) -> bool {
     matches(pattern.as_bytes(), name.as_bytes())
 }
 
-/// LIST and LSUB.
+/// LIST and LSUB, with LIST-EXTENDED selection and return options (RFC 5258: SUBSCRIBED,
+/// SPECIAL-USE, CHILDREN) and LIST-STATUS (RFC 5819).
+#[allow(clippy::too_many_arguments)]
 pub fn list(
     store: &Store,
     reference: &Mailbox<'_>,
     pattern: &ListMailbox<'_>,
     lsub: bool,
+    extras: &Extras,
+    utf8: bool,
     tag: &str,
     user: &str,
     out: &mut Vec<u8>,
@@ -130,7 +157,13 @@ pub fn list(
         Mailbox::Inbox => "INBOX".to_string(),
         Mailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
     };
-    let pattern = pattern_text(pattern);
+    let mut pattern = pattern_text(pattern);
+    let reference = if utf8 {
+        pattern = mutf7::encode(&pattern);
+        mutf7::encode(&reference)
+    } else {
+        reference
+    };
     if pattern.is_empty() {
         if !lsub {
             out.extend(format!("* LIST (\\Noselect) \"{SEPARATOR}\" \"\"\r\n").as_bytes());
@@ -148,7 +181,12 @@ pub fn list(
     };
     // Every name with its attributes; parents that only exist as a path get \Noselect.
     let mut names: BTreeMap<String, bool> = BTreeMap::new();
-    let shown: Vec<&String> = if lsub {
+    let select = |o: &str| extras.list_select.iter().any(|x| x == o);
+    let only_subscribed = lsub || select("SUBSCRIBED");
+    let show_subscribed =
+        !lsub && (select("SUBSCRIBED") || extras.list_return.iter().any(|x| x == "SUBSCRIBED"));
+    let extended = !extras.list_select.is_empty() || !extras.list_return.is_empty();
+    let shown: Vec<&String> = if only_subscribed {
         subscribed.iter().collect()
     } else {
         existing.iter().collect()
@@ -170,7 +208,11 @@ pub fn list(
         }
         let mut attrs: Vec<&str> = Vec::new();
         if !real || (!lsub && !exists.contains(name)) {
-            attrs.push("\\Noselect");
+            attrs.push(if extended && !exists.contains(name) {
+                "\\NonExistent"
+            } else {
+                "\\Noselect"
+            });
         }
         let prefix = format!("{name}{SEPARATOR}");
         let children = all.iter().any(|other| other.starts_with(&prefix));
@@ -180,20 +222,33 @@ pub fn list(
             } else {
                 "\\HasNoChildren"
             });
-            if subscribed.contains(name) {
+            if show_subscribed && subscribed.contains(name) {
                 attrs.push("\\Subscribed");
             }
-            if !name.contains(SEPARATOR) {
-                if let Some(special) = special_use(name) {
-                    attrs.push(special);
-                }
+            let special = special_use(name).filter(|_| !name.contains(SEPARATOR));
+            if let Some(special) = special {
+                attrs.push(special);
+            } else if select("SPECIAL-USE") {
+                continue;
             }
         }
-        let line = format!(
+        let mut line = format!(
             "* {command} ({}) \"{SEPARATOR}\" {}\r\n",
             attrs.join(" "),
-            astring(name)
+            wire_name(name, utf8)
         );
+        if !extras.list_status.is_empty() && exists.contains(name) {
+            let items: Vec<StatusDataItemName> = extras
+                .list_status
+                .iter()
+                .filter_map(|i| status_item(i))
+                .collect();
+            let mut status_line = Vec::new();
+            // A mailbox that cannot be opened just gets no STATUS line (RFC 5819 3).
+            if status(store, name, &items, utf8, &mut status_line).is_ok() {
+                line.push_str(&String::from_utf8_lossy(&status_line));
+            }
+        }
         if name == "INBOX" {
             lines.insert(0, line);
         } else {
@@ -206,11 +261,27 @@ pub fn list(
     ok(tag, &format!("{command} completed."))
 }
 
+/// A STATUS item by name, for LIST-STATUS.
+fn status_item(name: &str) -> Option<StatusDataItemName> {
+    Some(match name {
+        "MESSAGES" => StatusDataItemName::Messages,
+        "RECENT" => StatusDataItemName::Recent,
+        "UIDNEXT" => StatusDataItemName::UidNext,
+        "UIDVALIDITY" => StatusDataItemName::UidValidity,
+        "UNSEEN" => StatusDataItemName::Unseen,
+        "DELETED" => StatusDataItemName::Deleted,
+        "HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
+        "SIZE" => StatusDataItemName::Size,
+        _ => return None,
+    })
+}
+
 /// STATUS of a mailbox; `selected` lets the selected mailbox answer from its open view.
 pub fn status(
     store: &Store,
     name: &str,
     items: &[StatusDataItemName],
+    utf8: bool,
     out: &mut Vec<u8>,
 ) -> Result<(), StorageError> {
     let mut mailbox = store.folders().open(name)?;
@@ -241,11 +312,25 @@ pub fn status(
             StatusDataItemName::HighestModSeq => {
                 format!("HIGHESTMODSEQ {}", snapshot.highestmodseq.max(1))
             }
+            StatusDataItemName::Size => {
+                let mut total = 0;
+                for m in &snapshot.messages {
+                    total += mailbox.crlf_size(m.uid)?;
+                }
+                format!("SIZE {total}")
+            }
             StatusDataItemName::DeletedStorage => continue,
         };
         parts.push(value);
     }
-    out.extend(format!("* STATUS {} ({})\r\n", astring(name), parts.join(" ")).as_bytes());
+    out.extend(
+        format!(
+            "* STATUS {} ({})\r\n",
+            wire_name(name, utf8),
+            parts.join(" ")
+        )
+        .as_bytes(),
+    );
     Ok(())
 }
 

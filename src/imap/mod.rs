@@ -30,7 +30,7 @@ const MAX_BAD_COMMANDS: u32 = 10;
 /// Capabilities before login: STARTTLS only where it can be used, AUTH= only where plaintext
 /// credentials are allowed (otherwise LOGINDISABLED, RFC 3501 6.2.3).
 fn pre_login_capabilities(offer_starttls: bool, plaintext_ok: bool) -> String {
-    let mut caps = String::from("IMAP4rev1 SASL-IR LITERAL+ ID");
+    let mut caps = String::from("IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID");
     if offer_starttls {
         caps.push_str(" STARTTLS");
     }
@@ -43,7 +43,7 @@ fn pre_login_capabilities(offer_starttls: bool, plaintext_ok: bool) -> String {
 }
 
 /// Capabilities after login.
-pub const AUTHENTICATED_CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE CONDSTORE SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
+pub const AUTHENTICATED_CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE CONDSTORE QRESYNC BINARY UTF8=ACCEPT STATUS=SIZE COMPRESS=DEFLATE ESEARCH ESORT LIST-EXTENDED LIST-STATUS SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
 
 /// Serves one IMAP connection from greeting to logout.
 pub async fn serve(mut conn: Connection, ctx: SessionContext) {

@@ -14,11 +14,13 @@ use super::reply::{bad, no, ok, storage_failure, Tagged};
 use super::selected::{contains, Selected};
 
 /// Runs SEARCH; writes `* SEARCH ...` and returns the tagged line.
+#[allow(clippy::too_many_arguments)]
 pub fn search(
     selected: &mut Selected,
     charset: Option<&Charset<'_>>,
     criteria: &[SearchKey<'_>],
     uid: bool,
+    returns: Option<&[String]>,
     tag: &str,
     user: &str,
     out: &mut Vec<u8>,
@@ -27,6 +29,22 @@ pub fn search(
         Ok(hits) => hits,
         Err(tagged) => return tagged,
     };
+    if let Some(options) = returns {
+        let numbers: Vec<u32> = hits
+            .iter()
+            .map(|&i| {
+                if uid {
+                    selected.messages[i].uid
+                } else {
+                    i as u32 + 1
+                }
+            })
+            .collect();
+        let highest = hits.iter().map(|&i| selected.messages[i].modseq).max();
+        let modseq = highest.filter(|_| criteria.iter().any(uses_modseq));
+        out.extend(esearch(tag, uid, &numbers, options, modseq, false).as_bytes());
+        return ok(tag, "Search completed.");
+    }
     let mut line = String::from("* SEARCH");
     let mut highest = 0u64;
     for &i in &hits {
@@ -86,6 +104,64 @@ pub fn find(
         }
     }
     Ok(hits)
+}
+
+/// `* ESEARCH (TAG "a") UID MIN 1 MAX 9 COUNT 4 ALL 1:3,9` (RFC 4731; `sorted` keeps the given
+/// order for ESORT, RFC 5267).
+pub fn esearch(
+    tag: &str,
+    uid: bool,
+    numbers: &[u32],
+    options: &[String],
+    modseq: Option<u64>,
+    sorted: bool,
+) -> String {
+    let mut line = format!(
+        "* ESEARCH (TAG {})",
+        roost_protocol::imap::strings::string(tag)
+    );
+    if uid {
+        line.push_str(" UID");
+    }
+    let all = options.is_empty();
+    let wants = |o: &str| all && o == "ALL" || options.iter().any(|x| x == o);
+    let (min, max) = if sorted {
+        (numbers.first(), numbers.last())
+    } else {
+        (numbers.iter().min(), numbers.iter().max())
+    };
+    if wants("MIN") {
+        if let Some(min) = min {
+            line.push_str(&format!(" MIN {min}"));
+        }
+    }
+    if wants("MAX") {
+        if let Some(max) = max {
+            line.push_str(&format!(" MAX {max}"));
+        }
+    }
+    if wants("COUNT") {
+        line.push_str(&format!(" COUNT {}", numbers.len()));
+    }
+    if wants("ALL") && !numbers.is_empty() {
+        let set = if sorted {
+            numbers
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            let mut ordered = numbers.to_vec();
+            ordered.sort_unstable();
+            super::reply::uid_set(ordered)
+        };
+        line.push_str(&format!(" ALL {set}"));
+    }
+    if let Some(m) = modseq {
+        line.push_str(&format!(" MODSEQ {m}"));
+    }
+    line.push_str("\r\n");
+    line
 }
 
 fn uses_modseq(key: &SearchKey<'_>) -> bool {

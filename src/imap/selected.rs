@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use roost_protocol::imap::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use roost_storage::{Error as StorageError, Mailbox, MessageInfo, Snapshot, Store, Uid};
 
-use super::reply::{flag_list, flags_item};
+use super::reply::{flag_list, flags_item, uid_set};
 
 /// Keywords every mailbox offers in FLAGS, so clients know they may set them (as Dovecot does).
 const COMMON_KEYWORDS: [&str; 4] = ["$Forwarded", "$Junk", "$NotJunk", "$MDNSent"];
@@ -16,6 +16,15 @@ const COMMON_KEYWORDS: [&str; 4] = ["$Forwarded", "$Junk", "$NotJunk", "$MDNSent
 #[derive(Debug, thiserror::Error)]
 #[error("Invalid message sequence number (the mailbox has {0} messages).")]
 pub struct BadSequence(pub usize);
+
+/// Which protocol dialect the SELECT response speaks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SelectStyle {
+    /// IMAP4rev2 is enabled.
+    pub rev2: bool,
+    /// Mailbox names are UTF-8 on the wire.
+    pub utf8: bool,
+}
 
 /// One selected mailbox.
 pub struct Selected {
@@ -35,6 +44,8 @@ pub struct Selected {
     pub highestmodseq: u64,
     /// Keywords announced in the last FLAGS response.
     announced_keywords: BTreeSet<String>,
+    /// QRESYNC is enabled: expunges are reported as VANISHED.
+    pub qresync: bool,
 }
 
 impl Selected {
@@ -43,6 +54,7 @@ impl Selected {
         store: &Store,
         name: &str,
         read_only: bool,
+        style: SelectStyle,
         out: &mut Vec<u8>,
     ) -> Result<Self, StorageError> {
         let mut mailbox = store.folders().open(name)?;
@@ -56,6 +68,7 @@ impl Selected {
             uidnext: snapshot.uidnext,
             highestmodseq: snapshot.highestmodseq.max(1),
             announced_keywords: BTreeSet::new(),
+            qresync: false,
         };
         selected.announce_flags(&snapshot, out);
         let Snapshot {
@@ -64,12 +77,19 @@ impl Selected {
             messages,
             ..
         } = snapshot;
-        out.extend(format!("* {} EXISTS\r\n* 0 RECENT\r\n", messages.len()).as_bytes());
-        if let Some(first) = messages
-            .iter()
-            .position(|m| !m.flags.contains(roost_storage::Flags::SEEN))
-        {
-            out.extend(format!("* OK [UNSEEN {}] First unseen.\r\n", first + 1).as_bytes());
+        out.extend(format!("* {} EXISTS\r\n", messages.len()).as_bytes());
+        if style.rev2 {
+            // IMAP4rev2 drops RECENT and UNSEEN and wants the mailbox's LIST line (RFC 9051 6.3.2).
+            let listed = super::mailboxes::wire_name(name, style.utf8);
+            out.extend(format!("* LIST () \"/\" {listed}\r\n").as_bytes());
+        } else {
+            out.extend(b"* 0 RECENT\r\n");
+            if let Some(first) = messages
+                .iter()
+                .position(|m| !m.flags.contains(roost_storage::Flags::SEEN))
+            {
+                out.extend(format!("* OK [UNSEEN {}] First unseen.\r\n", first + 1).as_bytes());
+            }
         }
         out.extend(
             format!(
@@ -113,7 +133,9 @@ impl Selected {
     /// vanished messages (highest sequence number first, so each number is right when sent),
     /// FETCH FLAGS for changed flags, EXISTS for new mail.
     pub fn refresh(&mut self, condstore: bool, out: &mut Vec<u8>) -> Result<(), StorageError> {
-        let snapshot = self.mailbox.sync()?;
+        let Some(snapshot) = self.mailbox.sync_if_changed()? else {
+            return Ok(());
+        };
         if snapshot.uidvalidity != self.uidvalidity {
             // The mailbox was recreated under us: nothing the client knows is valid.
             out.extend(b"* BYE [UIDVALIDITY] The mailbox was rebuilt; please reselect.\r\n");
@@ -127,12 +149,13 @@ impl Selected {
         }
         let current: std::collections::HashMap<Uid, &MessageInfo> =
             snapshot.messages.iter().map(|m| (m.uid, m)).collect();
-        for seq in (1..=self.messages.len()).rev() {
-            if !current.contains_key(&self.messages[seq - 1].uid) {
-                out.extend(format!("* {seq} EXPUNGE\r\n").as_bytes());
-                self.messages.remove(seq - 1);
-            }
-        }
+        let gone: Vec<Uid> = self
+            .messages
+            .iter()
+            .filter(|m| !current.contains_key(&m.uid))
+            .map(|m| m.uid)
+            .collect();
+        self.remove_expunged(&gone, out);
         for (i, known) in self.messages.iter_mut().enumerate() {
             if let Some(now) = current.get(&known.uid) {
                 if now.flags != known.flags || now.keywords != known.keywords {
@@ -150,8 +173,10 @@ impl Selected {
                         )
                         .as_bytes(),
                     );
+                    *known = (*now).clone();
+                } else if now.modseq != known.modseq {
+                    known.modseq = now.modseq;
                 }
-                *known = (*now).clone();
             }
         }
         let last = self.messages.last().map_or(0, |m| m.uid);
@@ -175,14 +200,77 @@ impl Selected {
         }
     }
 
-    /// Forgets expunged messages, writing `* n EXPUNGE` for each (highest first).
+    /// Forgets expunged messages, writing `* n EXPUNGE` for each (highest first), or one
+    /// `* VANISHED uids` once the client enabled QRESYNC (RFC 7162 3.2.10).
     pub fn remove_expunged(&mut self, uids: &[Uid], out: &mut Vec<u8>) {
+        if uids.is_empty() {
+            return;
+        }
         let gone: BTreeSet<Uid> = uids.iter().copied().collect();
+        let mut vanished = Vec::new();
         for seq in (1..=self.messages.len()).rev() {
-            if gone.contains(&self.messages[seq - 1].uid) {
-                out.extend(format!("* {seq} EXPUNGE\r\n").as_bytes());
+            let uid = self.messages[seq - 1].uid;
+            if gone.contains(&uid) {
+                if !self.qresync {
+                    out.extend(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                }
+                vanished.push(uid);
                 self.messages.remove(seq - 1);
             }
+        }
+        if self.qresync && !vanished.is_empty() {
+            vanished.sort_unstable();
+            out.extend(format!("* VANISHED {}\r\n", uid_set(vanished)).as_bytes());
+        }
+    }
+
+    /// QRESYNC on SELECT (RFC 7162 3.2.5): what the client missed since `modseq`: the UIDs of
+    /// `known` (or of everything below UIDNEXT) that are gone, then the flags that changed.
+    pub fn resync(&self, modseq: u64, known: Option<&SequenceSet>, out: &mut Vec<u8>) {
+        self.vanished_earlier(known, out);
+        for (i, m) in self.messages.iter().enumerate() {
+            if m.modseq > modseq {
+                out.extend(
+                    format!(
+                        "* {} FETCH (UID {} {} MODSEQ ({}))\r\n",
+                        i + 1,
+                        m.uid,
+                        flags_item(m),
+                        m.modseq
+                    )
+                    .as_bytes(),
+                );
+            }
+        }
+    }
+
+    /// `* VANISHED (EARLIER) uids`: the UIDs of `known` (or of everything below UIDNEXT) that
+    /// are not in the mailbox (QRESYNC SELECT, UID FETCH ... (VANISHED)).
+    pub fn vanished_earlier(&self, known: Option<&SequenceSet>, out: &mut Vec<u8>) {
+        let present: BTreeSet<Uid> = self.messages.iter().map(|m| m.uid).collect();
+        let last = self.uidnext.saturating_sub(1);
+        let candidates: Vec<(u32, u32)> = match known {
+            Some(set) => ranges(set, last),
+            None if last > 0 => vec![(1, last)],
+            None => Vec::new(),
+        };
+        // Without an expunge history every absent UID counts as vanished, which RFC 7162
+        // allows; the ranges are walked, never expanded blindly past the mailbox.
+        let mut vanished = Vec::new();
+        for (a, b) in candidates {
+            let b = b.min(last);
+            let mut uid = a;
+            while uid <= b && vanished.len() < 1_000_000 {
+                if !present.contains(&uid) {
+                    vanished.push(uid);
+                }
+                uid += 1;
+            }
+        }
+        if !vanished.is_empty() {
+            vanished.sort_unstable();
+            vanished.dedup();
+            out.extend(format!("* VANISHED (EARLIER) {}\r\n", uid_set(vanished)).as_bytes());
         }
     }
 

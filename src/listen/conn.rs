@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::server::TlsStream;
@@ -80,10 +81,19 @@ pub enum Readable {
 /// Free buffer space ensured before each read.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// IMAP COMPRESS=DEFLATE (RFC 4978): raw deflate both ways once the client asked for it.
+struct Deflate {
+    compress: Compress,
+    decompress: Decompress,
+    /// Compressed bytes read but not yet inflated.
+    raw: BytesMut,
+}
+
 /// A session's connection.
 pub struct Connection {
     stream: Option<Stream>,
     buffer: BytesMut,
+    deflate: Option<Box<Deflate>>,
     idle_timeout: Duration,
     shutdown: CancellationToken,
     handle: Option<SessionHandle>,
@@ -100,6 +110,7 @@ impl Connection {
         Self {
             stream: Some(stream),
             buffer: BytesMut::with_capacity(1024),
+            deflate: None,
             idle_timeout,
             shutdown,
             handle,
@@ -127,12 +138,57 @@ impl Connection {
         })
     }
 
+    /// Turns on COMPRESS=DEFLATE: from now on every byte either way is raw deflate. Bytes the
+    /// client already sent after the command are taken as compressed.
+    pub fn start_deflate(&mut self) -> io::Result<()> {
+        let mut deflate = Box::new(Deflate {
+            compress: Compress::new(Compression::fast(), false),
+            decompress: Decompress::new(false),
+            raw: self.buffer.split(),
+        });
+        inflate(&mut deflate, &mut self.buffer)?;
+        self.deflate = Some(deflate);
+        Ok(())
+    }
+
+    /// Whether COMPRESS=DEFLATE is active.
+    pub fn is_deflating(&self) -> bool {
+        self.deflate.is_some()
+    }
+
     /// Waits for more client bytes, the idle timeout, or shutdown, whichever comes first.
     pub async fn read_more(&mut self) -> io::Result<Readable> {
+        loop {
+            let before = self.buffer.len();
+            let readable = self.read_raw().await?;
+            match self.deflate.as_mut() {
+                Some(deflate) if readable == Readable::Data => {
+                    inflate(deflate, &mut self.buffer)?;
+                    // A deflate block can end without producing bytes yet: read on.
+                    if self.buffer.len() == before {
+                        continue;
+                    }
+                    return Ok(Readable::Data);
+                }
+                _ => return Ok(readable),
+            }
+        }
+    }
+
+    async fn read_raw(&mut self) -> io::Result<Readable> {
         let idle = self.idle_timeout;
         let token = self.shutdown.clone();
-        self.buffer.reserve(READ_CHUNK);
-        let Self { stream, buffer, .. } = self;
+        let Self {
+            stream,
+            buffer,
+            deflate,
+            ..
+        } = self;
+        let buffer = match deflate.as_mut() {
+            Some(d) => &mut d.raw,
+            None => buffer,
+        };
+        buffer.reserve(READ_CHUNK);
         let stream = stream
             .as_mut()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no stream"))?;
@@ -167,10 +223,18 @@ impl Connection {
         }
     }
 
-    /// Sends bytes and flushes them.
+    /// Sends bytes and flushes them (through the compressor when COMPRESS is active).
     pub async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let compressed;
+        let wire = match self.deflate.as_mut() {
+            Some(d) => {
+                compressed = deflate(&mut d.compress, bytes)?;
+                &compressed[..]
+            }
+            None => bytes,
+        };
         let stream = self.stream()?;
-        stream.write_all(bytes).await?;
+        stream.write_all(wire).await?;
         stream.flush().await?;
         if let Some(h) = &self.handle {
             h.add_out(bytes.len());
@@ -202,8 +266,55 @@ impl Connection {
         }
     }
 
-    /// Gives up the stream and any unread bytes, to hand the session to a worker.
+    /// Gives up the stream and any unread bytes, to hand the session to a worker (only ever
+    /// before COMPRESS, which is an authenticated-state command).
     pub fn into_parts(self) -> (Option<Stream>, BytesMut, Option<SessionHandle>) {
         (self.stream, self.buffer, self.handle)
+    }
+}
+
+/// Inflates what `deflate.raw` holds into `out`.
+fn inflate(deflate: &mut Deflate, out: &mut BytesMut) -> io::Result<()> {
+    while !deflate.raw.is_empty() {
+        let mut chunk = Vec::with_capacity(READ_CHUNK);
+        let before_in = deflate.decompress.total_in();
+        let status = deflate
+            .decompress
+            .decompress_vec(&deflate.raw, &mut chunk, FlushDecompress::None)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let used = (deflate.decompress.total_in() - before_in) as usize;
+        let _ = deflate.raw.split_to(used);
+        out.extend_from_slice(&chunk);
+        if status == Status::StreamEnd {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "deflate stream ended",
+            ));
+        }
+        if used == 0 && chunk.is_empty() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Deflates `bytes` and sync-flushes, so the client can decode everything sent so far.
+fn deflate(compress: &mut Compress, bytes: &[u8]) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len() / 2 + 64);
+    let mut input = bytes;
+    loop {
+        if out.capacity() - out.len() < 64 {
+            out.reserve(out.capacity().max(1024));
+        }
+        let before_in = compress.total_in();
+        compress
+            .compress_vec(input, &mut out, FlushCompress::Sync)
+            .map_err(io::Error::other)?;
+        let used = (compress.total_in() - before_in) as usize;
+        input = &input[used..];
+        // Done when all input is taken and the flush left spare room (nothing more pending).
+        if input.is_empty() && out.len() < out.capacity() {
+            return Ok(out);
+        }
     }
 }

@@ -184,6 +184,12 @@ pub trait Mailbox: Send {
     /// files that appeared or vanished) and returns it.
     fn sync(&mut self) -> Result<Snapshot, Error>;
 
+    /// Like [`Mailbox::sync`], but `None` when nothing changed since the last sync, so an
+    /// open session's re-check before every response costs a few stats, not a copy of the view.
+    fn sync_if_changed(&mut self) -> Result<Option<Snapshot>, Error> {
+        self.sync().map(Some)
+    }
+
     /// Opens one message for reading.
     fn open_message(&self, uid: Uid) -> Result<Box<dyn MessageReader>, Error>;
 

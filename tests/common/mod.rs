@@ -451,6 +451,17 @@ pub fn crlf(message: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The octets POP3 LIST reports and RETR sends (before the terminator): the CRLF form, plus the
+/// CRLF RETR adds when the message lacks a final line end.
+pub fn pop3_size(message: &[u8]) -> usize {
+    crlf(message).len()
+        + if message.ends_with(b"\n") || message.is_empty() {
+            0
+        } else {
+            2
+        }
+}
+
 /// Peak resident memory (VmHWM, kB) of `pid` and every process descended from it: the master,
 /// the login process and session workers together when roost runs as root.
 pub fn peak_rss_kb_of_tree(pid: u32) -> u64 {
@@ -463,13 +474,19 @@ pub fn peak_rss_kb_of_tree(pid: u32) -> u64 {
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .unwrap_or(0);
-        let children =
-            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
-        pids.extend(
-            children
-                .split_whitespace()
-                .filter_map(|c| c.parse::<u32>().ok()),
-        );
+        // Children hang off the thread that forked them, so every thread is asked.
+        let tasks = std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten();
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
     }
     total
 }

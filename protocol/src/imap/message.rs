@@ -177,6 +177,84 @@ impl<'m> Structure<'m> {
     }
 }
 
+/// A part whose Content-Transfer-Encoding IMAP BINARY cannot undo (RFC 3516 UNKNOWN-CTE).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown Content-Transfer-Encoding {0:?}")]
+pub struct UnknownCte(pub String);
+
+impl Structure<'_> {
+    /// `BINARY[path]` (RFC 3516): the part's content with its transfer encoding undone; `None`
+    /// when there is no such part. The whole message (empty path) is returned as it is.
+    pub fn decoded_section(&self, path: &[u32]) -> Option<Result<Vec<u8>, UnknownCte>> {
+        let raw = self.raw();
+        if path.is_empty() {
+            return Some(Ok(raw.to_vec()));
+        }
+        let root = self.root()?;
+        let node = resolve(&root, path)?;
+        let body = raw.get(node.body.clone())?;
+        if !matches!(node.kind, Kind::Leaf) {
+            return Some(Ok(body.to_vec()));
+        }
+        let encoding = raw_header(raw, node.part, "Content-Transfer-Encoding")
+            .map(|e| String::from_utf8_lossy(&e).trim().to_ascii_lowercase())
+            .unwrap_or_else(|| "7bit".into());
+        Some(match encoding.as_str() {
+            "7bit" | "8bit" | "binary" => Ok(body.to_vec()),
+            "base64" => Ok(decode_base64(body)),
+            "quoted-printable" => Ok(decode_quoted_printable(body)),
+            _ => Err(UnknownCte(encoding)),
+        })
+    }
+}
+
+/// Base64 with line breaks, padding and stray characters skipped, as mail needs.
+fn decode_base64(body: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let mut clean: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+        .collect();
+    // A dangling single character carries no whole byte: drop it rather than fail.
+    if clean.len() % 4 == 1 {
+        clean.pop();
+    }
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(&clean)
+        .unwrap_or_default()
+}
+
+/// Quoted-printable (RFC 2045 6.7): `=XX` escapes and `=` soft line breaks undone.
+fn decode_quoted_printable(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] == b'=' {
+            if body[i + 1..].starts_with(b"\r\n") {
+                i += 3;
+                continue;
+            }
+            if body[i + 1..].starts_with(b"\n") {
+                i += 2;
+                continue;
+            }
+            if let (Some(h), Some(l)) = (
+                body.get(i + 1).and_then(|&b| hex(b)),
+                body.get(i + 2).and_then(|&b| hex(b)),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(body[i]);
+        i += 1;
+    }
+    out
+}
+
 /// The node of `message.parts[id]`, with children.
 fn node<'a, 'm>(message: &'a Message<'m>, id: usize) -> Option<Node<'a, 'm>> {
     let part = message.parts.get(id)?;
@@ -574,6 +652,19 @@ mod tests {
         );
         assert_eq!(header_len(header), header.len());
         assert_eq!(&to_crlf(b"a\nb\r\n")[..], b"a\r\nb\r\n");
+    }
+
+    #[test]
+    fn binary_sections_undo_the_transfer_encoding() {
+        let msg = b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Transfer-Encoding: base64\r\n\r\naGVs\r\nbG8A\r\n--B\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 soft=\r\nbreak\r\n--B\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n--B--\r\n";
+        let s = Structure::parse(msg);
+        assert_eq!(s.decoded_section(&[1]), Some(Ok(b"hello\0".to_vec())));
+        assert_eq!(
+            s.decoded_section(&[2]),
+            Some(Ok("caf\u{e9} softbreak".as_bytes().to_vec()))
+        );
+        assert!(matches!(s.decoded_section(&[3]), Some(Err(UnknownCte(_)))));
+        assert_eq!(s.decoded_section(&[4]), None);
     }
 
     #[test]

@@ -15,8 +15,12 @@ use imap_codec::{
 
 pub use imap_codec::imap_types;
 
+pub mod extended;
 pub mod message;
+pub mod mutf7;
 pub mod strings;
+
+pub use extended::Extras;
 
 /// Commands roost knows by name, to tell "unknown command" from "bad syntax".
 const KNOWN_COMMANDS: &[&str] = &[
@@ -96,6 +100,7 @@ pub struct ImapDecoder {
     fragmentizer: Fragmentizer,
     max_literal: u32,
     expect: Expect,
+    extras: Extras,
 }
 
 impl ImapDecoder {
@@ -105,12 +110,18 @@ impl ImapDecoder {
             fragmentizer: Fragmentizer::new(max_command.max(max_literal.saturating_add(8192))),
             max_literal,
             expect: Expect::Command,
+            extras: Extras::default(),
         }
     }
 
     /// Tells the decoder what the session expects next.
     pub fn expect(&mut self, expect: Expect) {
         self.expect = expect;
+    }
+
+    /// The extended-syntax options of the last command returned (ESEARCH, LIST-EXTENDED).
+    pub fn take_extras(&mut self) -> Extras {
+        std::mem::take(&mut self.extras)
     }
 
     /// Feeds bytes read from the connection.
@@ -166,10 +177,26 @@ impl ImapDecoder {
 
     fn decode_complete(&mut self) -> Event {
         match self.expect {
-            Expect::Command => match self.fragmentizer.decode_message(&CommandCodec::default()) {
-                Ok(command) => Event::Command(Box::new(command.into_static())),
-                Err(err) => self.rejected(&err),
-            },
+            Expect::Command => {
+                self.extras = Extras::default();
+                if let Some((plain, extras)) = extended::extract(self.fragmentizer.message_bytes())
+                {
+                    return match CommandCodec::default().decode(&plain) {
+                        Ok(([], command)) => {
+                            self.extras = extras;
+                            Event::Command(Box::new(command.into_static()))
+                        }
+                        _ => Event::Rejected {
+                            tag: self.tag(),
+                            reason: self.syntax_reason(true),
+                        },
+                    };
+                }
+                match self.fragmentizer.decode_message(&CommandCodec::default()) {
+                    Ok(command) => Event::Command(Box::new(command.into_static())),
+                    Err(err) => self.rejected(&err),
+                }
+            }
             Expect::AuthenticateData => {
                 match self
                     .fragmentizer

@@ -253,9 +253,18 @@ impl Mailbox for Maildir {
     fn sync(&mut self) -> Result<Snapshot, Error> {
         if self.uidlist.is_none() {
             self.ensure()?;
+        } else if self.unchanged() {
+            return self.snapshot();
         }
         let _lock = self.lock()?;
         self.sync_locked()
+    }
+
+    fn sync_if_changed(&mut self) -> Result<Option<Snapshot>, Error> {
+        if self.uidlist.is_some() && self.unchanged() {
+            return Ok(None);
+        }
+        self.sync().map(Some)
     }
 
     fn open_message(&self, uid: Uid) -> Result<Box<dyn MessageReader>, Error> {

@@ -34,11 +34,20 @@ impl Maildir {
         }
     }
 
+    /// Whether nothing changed on disk since this session last looked (three stats, no lock:
+    /// the view in memory was consistent when it was taken, and any later change moves a
+    /// directory's or the uidlist's mtime).
+    pub(super) fn unchanged(&self) -> bool {
+        let before = self.stamps();
+        self.current == Some(before)
+            && before.cur != Stamp::default()
+            && self.root.join(index::FILE_NAME).exists()
+    }
+
     /// The sync proper; the caller holds the lock.
     pub(super) fn sync_locked(&mut self) -> Result<Snapshot, Error> {
         let before = self.stamps();
-        let index_there = self.root.join(index::FILE_NAME).exists();
-        if self.current == Some(before) && before.cur != Stamp::default() && index_there {
+        if self.unchanged() {
             // Nothing changed since this session last looked: no index read, no listing.
             return self.snapshot();
         }

@@ -1,0 +1,712 @@
+//! `cargo build --release && cargo run --release -p roost-bench --bin pop3 -- [MESSAGES]`
+//!
+//! POP3 download benchmark (numbers to report, not a test): builds a maildir of MESSAGES
+//! (default 5,000) messages of realistic, mixed sizes (LF line ends, as an MTA writes them),
+//! starts the release `roost` binary on it (`target/release/roost`, or `$ROOST_BIN`) and
+//! downloads everything: once with one raw-socket client pipelining every RETR (first login,
+//! so the maildrop is opened for the first time), once more the same way (warm), then with
+//! Python's poplib, one RETR at a time. Prints the login times, messages/s and MB/s, and the
+//! peak RSS of the server's process tree (VmHWM, sampled every 50 ms).
+//!
+//! When run as root with Dovecot's POP3 server installed (`apt-get install dovecot-pop3d`),
+//! the same maildrop is served by a private Dovecot instance on another loopback port and
+//! measured the same way, in the same run.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const USER: &str = "bench";
+const PASSWORD: &str = "bench-pw-1";
+const DOVECOT: &str = "/usr/sbin/dovecot";
+
+/// A small xorshift generator: the same mailbox on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo) as u64) as usize
+    }
+}
+
+const WORDS: &[&str] = &[
+    "the",
+    "quarterly",
+    "report",
+    "meeting",
+    "please",
+    "find",
+    "attached",
+    "regards",
+    "project",
+    "deadline",
+    "budget",
+    "review",
+    "thanks",
+    "schedule",
+    "update",
+    "customer",
+    "invoice",
+    "server",
+    "release",
+    "notes",
+    "team",
+    "Grüße",
+    "naïve",
+    "café",
+    "déjà",
+    "vu",
+    "über",
+];
+
+fn text_lines(rng: &mut Rng, bytes: usize, out: &mut Vec<u8>) {
+    let end = out.len() + bytes;
+    while out.len() < end {
+        if rng.next().is_multiple_of(40) {
+            out.push(b'.'); // a line POP3 must dot-stuff
+        }
+        let target = rng.range(20, 76);
+        let start = out.len();
+        while out.len() - start < target {
+            out.extend_from_slice(WORDS[rng.range(0, WORDS.len())].as_bytes());
+            out.push(b' ');
+        }
+        out.push(b'\n');
+    }
+}
+
+fn base64_lines(rng: &mut Rng, bytes: usize, out: &mut Vec<u8>) {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut line = 0;
+    for _ in 0..bytes / 4 * 4 {
+        out.push(A[(rng.next() % 64) as usize]);
+        line += 1;
+        if line == 76 {
+            out.push(b'\n');
+            line = 0;
+        }
+    }
+    out.push(b'\n');
+}
+
+/// One message: 60 % plain text (1–8 kB), 30 % text + HTML (15–70 kB), 10 % with an
+/// attachment (50–250 kB); about 35 kB on average.
+fn message(rng: &mut Rng, i: usize) -> Vec<u8> {
+    let mut m = Vec::new();
+    for hop in 0..3 {
+        m.extend_from_slice(
+            format!(
+                "Received: from mx{hop}.example.net (mx{hop}.example.net [192.0.2.{hop}])\n\
+                 \tby mail.example.com (Postfix) with ESMTPS id 4Q{i:06}X{hop}\n\
+                 \tfor <bench@example.com>; Tue, 14 Nov 2023 10:{:02}:00 +0100 (CET)\n",
+                i % 60
+            )
+            .as_bytes(),
+        );
+    }
+    m.extend_from_slice(b"DKIM-Signature: v=1; a=rsa-sha256; d=example.net; s=s1;\n\tb=");
+    base64_lines(rng, 300, &mut m);
+    m.extend_from_slice(
+        format!(
+            "From: Sender {i} <sender{i}@example.net>\nTo: bench@example.com\n\
+             Subject: message {i} about the quarterly report\n\
+             Date: Tue, 14 Nov 2023 10:00:00 +0100\nMessage-ID: <{i}.bench@example.net>\n\
+             MIME-Version: 1.0\n"
+        )
+        .as_bytes(),
+    );
+    let kind = rng.range(0, 10);
+    if kind < 6 {
+        m.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\n\n");
+        let n = rng.range(1_000, 8_000);
+        text_lines(rng, n, &mut m);
+    } else {
+        m.extend_from_slice(b"Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\n");
+        m.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\n\n");
+        let n = rng.range(2_000, 10_000);
+        text_lines(rng, n, &mut m);
+        if kind < 9 {
+            m.extend_from_slice(b"--b\nContent-Type: text/html; charset=utf-8\n\n<html><body>\n");
+            let n = rng.range(13_000, 60_000);
+            text_lines(rng, n, &mut m);
+            m.extend_from_slice(b"</body></html>\n");
+        } else {
+            m.extend_from_slice(
+                b"--b\nContent-Type: application/pdf; name=\"report.pdf\"\n\
+                  Content-Transfer-Encoding: base64\n\n",
+            );
+            let n = rng.range(50_000, 250_000);
+            base64_lines(rng, n, &mut m);
+        }
+        m.extend_from_slice(b"--b--\n");
+    }
+    m
+}
+
+/// Writes the mailbox into `maildir/new`; returns (messages, bytes on disk).
+fn make_maildir(maildir: &Path, count: usize) -> (usize, u64) {
+    for sub in ["new", "cur", "tmp"] {
+        fs::create_dir_all(maildir.join(sub)).expect("maildir");
+    }
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut bytes = 0;
+    for i in 0..count {
+        let m = message(&mut rng, i);
+        bytes += m.len() as u64;
+        let name = format!("1700000000.M{i:05}P1.bench,S={}", m.len());
+        fs::write(maildir.join("new").join(name), &m).expect("write message");
+    }
+    (count, bytes)
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn chown(path: &Path, owner: &str) {
+    let ok = Command::new("chown")
+        .args(["-R", owner])
+        .arg(path)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "chown -R {owner} {}", path.display());
+}
+
+/// Samples VmHWM of every process under `root` until stopped: the peak of the tree's sum, and
+/// each process's own peak (by pid, with its name).
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    peaks: Arc<Mutex<Peaks>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Peaks {
+    tree_kb: u64,
+    each: HashMap<u32, (String, u64)>,
+}
+
+fn hwm_kb(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn tree(pid: u32) -> Vec<u32> {
+    let mut all = vec![];
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        all.push(p);
+        // Every thread's children: a multi-threaded parent (roost's tokio master) forks from
+        // any of its threads, and /proc/P/task/P/children lists only the main thread's.
+        for task in fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            todo.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    all
+}
+
+impl RssSampler {
+    fn start(root: u32) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peaks = Arc::new(Mutex::new(Peaks::default()));
+        let (stop2, peaks2) = (Arc::clone(&stop), Arc::clone(&peaks));
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                let mut sum = 0;
+                let mut p = peaks2.lock().unwrap();
+                for pid in tree(root) {
+                    let Some(kb) = hwm_kb(pid) else { continue };
+                    sum += kb;
+                    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                    // roost's workers are started as /proc/self/exe.
+                    let name = match comm.trim() {
+                        "exe" => "roost-worker".to_string(),
+                        other => other.to_string(),
+                    };
+                    let entry = p.each.entry(pid).or_insert((name, 0));
+                    entry.1 = entry.1.max(kb);
+                }
+                p.tree_kb = p.tree_kb.max(sum);
+                drop(p);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        RssSampler {
+            stop,
+            peaks,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> Peaks {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        std::mem::take(&mut *self.peaks.lock().unwrap())
+    }
+}
+
+/// A raw POP3 client.
+struct Pop3 {
+    reader: BufReader<TcpStream>,
+    line: Vec<u8>,
+}
+
+impl Pop3 {
+    fn connect(addr: SocketAddr) -> Pop3 {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(600)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut c = Pop3 {
+            reader: BufReader::with_capacity(256 * 1024, stream),
+            line: Vec::new(),
+        };
+        c.status("greeting");
+        c
+    }
+
+    fn read_line(&mut self) -> &[u8] {
+        self.line.clear();
+        let n = self.reader.read_until(b'\n', &mut self.line).expect("read");
+        assert!(n > 0, "server closed the connection");
+        &self.line
+    }
+
+    fn status(&mut self, what: &str) -> String {
+        let line = String::from_utf8_lossy(self.read_line()).into_owned();
+        assert!(line.starts_with("+OK"), "{what}: {line}");
+        line
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        self.reader
+            .get_mut()
+            .write_all(format!("{line}\r\n").as_bytes())
+            .unwrap();
+        self.status(line)
+    }
+
+    /// Reads a multi-line body; returns its size un-dot-stuffed (terminator excluded).
+    fn body(&mut self) -> u64 {
+        let mut size = 0;
+        loop {
+            let line = self.read_line();
+            if line == b".\r\n" {
+                return size;
+            }
+            size += line.len() as u64 - u64::from(line.starts_with(b".."));
+        }
+    }
+
+    fn login(&mut self) -> Duration {
+        self.cmd(&format!("USER {USER}"));
+        let start = Instant::now();
+        self.cmd(&format!("PASS {PASSWORD}"));
+        start.elapsed()
+    }
+
+    /// LIST: each message's size.
+    fn list(&mut self) -> Vec<u64> {
+        self.cmd("LIST");
+        let mut sizes = vec![];
+        loop {
+            let line = String::from_utf8_lossy(self.read_line()).into_owned();
+            if line == ".\r\n" {
+                return sizes;
+            }
+            sizes.push(line.split_whitespace().nth(1).unwrap().parse().unwrap());
+        }
+    }
+
+    /// Sends every RETR at once from another thread (PIPELINING) and reads the answers;
+    /// checks each size against LIST. Returns the bytes received.
+    fn retr_all_pipelined(&mut self, sizes: &[u64]) -> u64 {
+        let mut writer = self.reader.get_ref().try_clone().unwrap();
+        let n = sizes.len();
+        let sender = std::thread::spawn(move || {
+            let mut commands = Vec::with_capacity(n * 12);
+            for i in 1..=n {
+                commands.extend_from_slice(format!("RETR {i}\r\n").as_bytes());
+            }
+            writer.write_all(&commands).unwrap();
+        });
+        let mut total = 0;
+        for (i, &size) in sizes.iter().enumerate() {
+            self.status("RETR");
+            let got = self.body();
+            assert_eq!(got, size, "message {} is not its LIST size", i + 1);
+            total += got;
+        }
+        sender.join().unwrap();
+        total
+    }
+}
+
+/// One server under test, already listening on `addr`; `pid` is the root of its tree.
+struct Target {
+    name: String,
+    addr: SocketAddr,
+    pid: u32,
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+fn row(what: &str, value: String) {
+    println!("  {what:<56} {value}");
+}
+
+fn measure(t: &Target) {
+    println!("\n{}:", t.name);
+    let sampler = RssSampler::start(t.pid);
+
+    let mut c = Pop3::connect(t.addr);
+    let first = c.login();
+    row(
+        "first login (USER/PASS → +OK: open the new maildrop)",
+        format!("{:8.1} ms", first.as_secs_f64() * 1e3),
+    );
+    let start = Instant::now();
+    let sizes = c.list();
+    let list = start.elapsed();
+    row("LIST", format!("{:8.1} ms", list.as_secs_f64() * 1e3));
+    row(
+        "first login + LIST (every size known)",
+        format!("{:8.1} ms", (first + list).as_secs_f64() * 1e3),
+    );
+    let start = Instant::now();
+    let bytes = c.retr_all_pipelined(&sizes);
+    let took = start.elapsed().as_secs_f64();
+    row(
+        "RETR 1..n pipelined, one raw client (first session)",
+        format!(
+            "{:8.1} ms  {:7.0} msg/s  {:6.1} MB/s",
+            took * 1e3,
+            sizes.len() as f64 / took,
+            mb(bytes) / took
+        ),
+    );
+    let start = Instant::now();
+    c.cmd("QUIT");
+    row(
+        "QUIT (UPDATE: every retrieved message marked seen)",
+        format!("{:8.1} ms", start.elapsed().as_secs_f64() * 1e3),
+    );
+
+    let mut c = Pop3::connect(t.addr);
+    let second = c.login();
+    row(
+        "second login (maildrop already indexed)",
+        format!("{:8.1} ms", second.as_secs_f64() * 1e3),
+    );
+    let sizes = c.list();
+    let start = Instant::now();
+    let bytes = c.retr_all_pipelined(&sizes);
+    let took = start.elapsed().as_secs_f64();
+    row(
+        "RETR 1..n pipelined, one raw client (again)",
+        format!(
+            "{:8.1} ms  {:7.0} msg/s  {:6.1} MB/s",
+            took * 1e3,
+            sizes.len() as f64 / took,
+            mb(bytes) / took
+        ),
+    );
+    c.cmd("QUIT");
+
+    match poplib(t.addr) {
+        Ok((n, bytes, login, took)) => row(
+            "Python poplib: login, then RETR one at a time",
+            format!(
+                "{:8.1} ms  {:7.0} msg/s  {:6.1} MB/s  (login {:.1} ms)",
+                took * 1e3,
+                n as f64 / took,
+                mb(bytes) / took,
+                login * 1e3
+            ),
+        ),
+        Err(e) => row("Python poplib", format!("skipped: {e}")),
+    }
+
+    let peaks = sampler.finish();
+    row(
+        "peak RSS, whole server process tree (sum of VmHWM)",
+        format!("{:8.1} MB", peaks.tree_kb as f64 / 1024.0),
+    );
+    let mut each: Vec<(u32, (String, u64))> = peaks.each.into_iter().collect();
+    each.sort_by_key(|(pid, (_, kb))| (std::cmp::Reverse(*kb), *pid));
+    let each: Vec<String> = each
+        .iter()
+        .map(|(pid, (comm, kb))| format!("{comm}[{pid}] {:.1}", *kb as f64 / 1024.0))
+        .collect();
+    row("peak RSS of each process, MB", each.join(", "));
+}
+
+const POPLIB: &str = r#"
+import poplib, sys, time
+host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+t0 = time.perf_counter()
+p = poplib.POP3(host, port, timeout=600)
+p.user(user)
+p.pass_(password)
+t1 = time.perf_counter()
+n, _ = p.stat()
+total = 0
+for i in range(1, n + 1):
+    total += p.retr(i)[2]
+t2 = time.perf_counter()
+p.quit()
+print(n, total, t1 - t0, t2 - t1)
+"#;
+
+/// (messages, bytes, login seconds, download seconds)
+fn poplib(addr: SocketAddr) -> Result<(u64, u64, f64, f64), String> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            POPLIB,
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+            USER,
+            PASSWORD,
+        ])
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<&str> = text.split_whitespace().collect();
+    let parse = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or("bad output")
+    };
+    Ok((parse(0)? as u64, parse(1)? as u64, parse(2)?, parse(3)?))
+}
+
+fn roost_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ROOST_BIN") {
+        return bin.into();
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/roost")
+}
+
+/// Waits (bounded) until something accepts connections on `addr`.
+fn wait_listening(addr: SocketAddr, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} does not listen on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_roost(work: &Path) -> (Child, SocketAddr) {
+    let bin = roost_bin();
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build --release` first (or set ROOST_BIN)",
+        bin.display()
+    );
+    let dir = work.join("roost");
+    fs::write(
+        dir.join("users"),
+        format!("{USER}:{{PLAIN}}{PASSWORD}::::::\n"),
+    )
+    .unwrap();
+    let owner = if is_root() { "user = \"nobody\"\n" } else { "" };
+    let port = free_port();
+    fs::write(
+        dir.join("roost.toml"),
+        format!(
+            "protocols = [\"pop3\"]\n[listen]\npop3 = \"127.0.0.1:{port}\"\n\
+             [mail]\nlocation = \"maildir:{}/mail/%u\"\n{owner}\
+             [auth]\npassdb = [\"passwd-file:users\"]\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(&bin)
+        .args(["serve", "-c", "roost.toml"])
+        .current_dir(&dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start roost");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_listening(addr, &mut child, "roost");
+    (child, addr)
+}
+
+fn dovecot_version() -> Option<String> {
+    let out = Command::new(DOVECOT).arg("--version").output().ok()?;
+    let v = String::from_utf8_lossy(&out.stdout);
+    Some(v.split_whitespace().next()?.to_string())
+}
+
+fn start_dovecot(work: &Path, port: u16) -> Child {
+    let dir = work.join("dovecot");
+    fs::write(
+        dir.join("users"),
+        format!("{USER}:{{PLAIN}}{PASSWORD}::::::\n"),
+    )
+    .unwrap();
+    let d = dir.display();
+    fs::write(
+        dir.join("dovecot.conf"),
+        format!(
+            "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\n\
+             protocols = pop3\nlisten = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\n\
+             mail_location = maildir:{d}/mail/%u\n\
+             pop3_uidl_format = %08Xu%08Xv\n\
+             passdb {{\n  driver = passwd-file\n  args = {d}/users\n}}\n\
+             userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={d}/mail/%u\n}}\n\
+             service pop3-login {{\n  inet_listener pop3 {{\n    port = {port}\n  }}\n\
+             \x20 inet_listener pop3s {{\n    port = 0\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(DOVECOT)
+        .args(["-F", "-c"])
+        .arg(dir.join("dovecot.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dovecot");
+    wait_listening(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &mut child,
+        "dovecot",
+    );
+    child
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn main() {
+    let count: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5_000);
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = is_root();
+    let dovecot = match dovecot_version() {
+        _ if !root => Err("needs root (a private Dovecot instance runs its sessions as nobody)"),
+        None => Err("not installed (apt-get install dovecot-pop3d)"),
+        Some(_) if !Path::new("/usr/lib/dovecot/pop3").exists() => {
+            Err("dovecot-pop3d not installed (apt-get install dovecot-pop3d)")
+        }
+        Some(v) => Ok(v),
+    };
+    let mut stats = HashMap::new();
+    for server in ["roost", "dovecot"] {
+        if server == "dovecot" && dovecot.is_err() {
+            continue;
+        }
+        let maildir = work.path().join(server).join("mail").join(USER);
+        stats.insert(server, make_maildir(&maildir, count));
+        if root {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
+            chown(&work.path().join(server).join("mail"), "nobody:nogroup");
+        }
+    }
+    let (n, bytes) = stats["roost"];
+    println!(
+        "POP3 download benchmark: {n} messages, {:.1} MB on disk (average {:.1} kB, LF line ends), \
+         loopback, page cache warm",
+        mb(bytes),
+        bytes as f64 / n as f64 / 1e3
+    );
+
+    let (child, addr) = start_roost(work.path());
+    let version = Command::new(roost_bin()).arg("--version").output();
+    let version = version
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "roost".into());
+    let model = if root {
+        "as root: master, login process, one worker per session"
+    } else {
+        "one process"
+    };
+    measure(&Target {
+        name: format!("{version} ({model})"),
+        addr,
+        pid: child.id(),
+    });
+    stop(child);
+
+    match dovecot {
+        Ok(v) => {
+            let port = free_port();
+            let child = start_dovecot(work.path(), port);
+            measure(&Target {
+                name: format!("Dovecot {v} (master, auth, pop3-login, one pop3 per session)"),
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                pid: child.id(),
+            });
+            stop(child);
+        }
+        Err(why) => println!("\nDovecot: skipped: {why}"),
+    }
+}

@@ -1,0 +1,219 @@
+//! Command syntax newer than `imap-codec` parses: ESEARCH/ESORT result options (RFC 4731,
+//! RFC 5267: `SEARCH RETURN (MIN MAX COUNT ALL)`) and LIST-EXTENDED (RFC 5258: selection
+//! options before the reference, `RETURN (SUBSCRIBED CHILDREN SPECIAL-USE STATUS (...))` after
+//! the pattern, RFC 5819 LIST-STATUS).
+//!
+//! The options are lifted out of the command into [`Extras`] and the rest, now plain RFC 3501
+//! syntax, goes to `imap-codec` as before, so the grammar checks stay its own.
+
+/// Options lifted out of a command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// `SEARCH RETURN (...)` / `SORT RETURN (...)`: the result options, upper-cased (an empty
+    /// list means `ALL`, RFC 4731).
+    pub search_return: Option<Vec<String>>,
+    /// LIST selection options, upper-cased (`SUBSCRIBED`, `RECURSIVEMATCH`, `SPECIAL-USE`).
+    pub list_select: Vec<String>,
+    /// LIST return options, upper-cased; `STATUS` is followed by its items.
+    pub list_return: Vec<String>,
+    /// The STATUS items of `RETURN (STATUS (...))`.
+    pub list_status: Vec<String>,
+}
+
+/// Rewrites a complete command message if it uses extended syntax; `None` when it does not.
+pub fn extract(message: &[u8]) -> Option<(Vec<u8>, Extras)> {
+    let (tag_end, _) = word(message, 0)?;
+    let (kw_end, keyword) = word(message, skip_space(message, tag_end)?)?;
+    let mut keyword = keyword.to_ascii_uppercase();
+    let mut after_kw = kw_end;
+    if keyword == b"UID" {
+        let (end, next) = word(message, skip_space(message, kw_end)?)?;
+        keyword = next.to_ascii_uppercase();
+        after_kw = end;
+    }
+    let mut extras = Extras::default();
+    match keyword.as_slice() {
+        b"SEARCH" | b"SORT" => {
+            let at = skip_space(message, after_kw)?;
+            if !starts_with_ci(&message[at..], b"RETURN (") {
+                return None;
+            }
+            let open = at + b"RETURN ".len();
+            let close = matching_paren(message, open)?;
+            let opts = atoms(&message[open + 1..close]);
+            extras.search_return = Some(opts);
+            let mut out = message[..after_kw].to_vec();
+            out.extend_from_slice(&message[close + 1..]);
+            Some((out, extras))
+        }
+        b"LIST" => {
+            let mut out = message[..after_kw].to_vec();
+            let mut at = after_kw;
+            let mut changed = false;
+            let open = skip_space(message, after_kw)?;
+            if message.get(open) == Some(&b'(') {
+                let close = matching_paren(message, open)?;
+                extras.list_select = atoms(&message[open + 1..close]);
+                at = close + 1;
+                changed = true;
+            }
+            let mut tail = &message[at..];
+            let end = tail.len() - trailing_crlf(tail);
+            if let Some(ret) = find_return(&tail[..end]) {
+                let open = ret + b" RETURN ".len();
+                let close = matching_paren(tail, open)?;
+                parse_list_return(&tail[open + 1..close], &mut extras);
+                let mut rebuilt = tail[..ret].to_vec();
+                rebuilt.extend_from_slice(&tail[close + 1..]);
+                out.extend_from_slice(&rebuilt);
+                tail = &[];
+                changed = true;
+            }
+            if !changed {
+                return None;
+            }
+            out.extend_from_slice(tail);
+            Some((out, extras))
+        }
+        _ => None,
+    }
+}
+
+fn trailing_crlf(bytes: &[u8]) -> usize {
+    if bytes.ends_with(b"\r\n") {
+        2
+    } else if bytes.ends_with(b"\n") {
+        1
+    } else {
+        0
+    }
+}
+
+/// The position of ` RETURN (` in the last line, when the line ends with its group.
+fn find_return(line: &[u8]) -> Option<usize> {
+    let upper = line.to_ascii_uppercase();
+    let at = upper.windows(9).rposition(|w| w == b" RETURN (")?;
+    let close = matching_paren(line, at + 8)?;
+    (close + 1 == line.len()).then_some(at)
+}
+
+fn parse_list_return(inner: &[u8], extras: &mut Extras) {
+    let mut at = 0;
+    while at < inner.len() {
+        if inner[at] == b' ' {
+            at += 1;
+            continue;
+        }
+        if inner[at] == b'(' {
+            let Some(close) = matching_paren(inner, at) else {
+                return;
+            };
+            if extras.list_return.last().map(String::as_str) == Some("STATUS") {
+                extras.list_status = atoms(&inner[at + 1..close]);
+            }
+            at = close + 1;
+            continue;
+        }
+        let end = inner[at..]
+            .iter()
+            .position(|&b| b == b' ' || b == b'(')
+            .map_or(inner.len(), |p| at + p);
+        extras
+            .list_return
+            .push(String::from_utf8_lossy(&inner[at..end]).to_ascii_uppercase());
+        at = end;
+    }
+}
+
+fn atoms(inner: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(inner)
+        .split_ascii_whitespace()
+        .map(str::to_ascii_uppercase)
+        .collect()
+}
+
+fn skip_space(bytes: &[u8], at: usize) -> Option<usize> {
+    (bytes.get(at) == Some(&b' ')).then_some(at + 1)
+}
+
+/// The word starting at `at`: its end and its bytes.
+fn word(bytes: &[u8], at: usize) -> Option<(usize, &[u8])> {
+    let len = bytes[at..]
+        .iter()
+        .position(|&b| b == b' ' || b == b'\r' || b == b'\n')?;
+    (len > 0).then(|| (at + len, &bytes[at..at + len]))
+}
+
+fn starts_with_ci(bytes: &[u8], prefix: &[u8]) -> bool {
+    bytes.len() >= prefix.len() && bytes[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// The index of the `)` closing the `(` at `open` (quoted strings respected).
+fn matching_paren(bytes: &[u8], open: usize) -> Option<usize> {
+    if bytes.get(open) != Some(&b'(') {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, &b) in bytes.iter().enumerate().skip(open) {
+        if quoted {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => quoted = true,
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            b'\r' | b'\n' => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(input: &str) -> Option<(String, Extras)> {
+        extract(input.as_bytes()).map(|(b, e)| (String::from_utf8(b).unwrap(), e))
+    }
+
+    #[test]
+    fn search_return_options_are_lifted() {
+        let (cmd, e) = run("a UID SEARCH RETURN (min COUNT) UNSEEN\r\n").unwrap();
+        assert_eq!(cmd, "a UID SEARCH UNSEEN\r\n");
+        assert_eq!(e.search_return, Some(vec!["MIN".into(), "COUNT".into()]));
+        let (cmd, e) = run("b SEARCH RETURN () ALL\r\n").unwrap();
+        assert_eq!(cmd, "b SEARCH ALL\r\n");
+        assert_eq!(e.search_return, Some(vec![]));
+        assert!(run("c SEARCH ALL\r\n").is_none());
+        assert!(run("c SEARCH SUBJECT \"RETURN (x)\"\r\n").is_none());
+    }
+
+    #[test]
+    fn list_extended_selection_and_return_options_are_lifted() {
+        let (cmd, e) =
+            run("a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"*\" RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n")
+                .unwrap();
+        assert_eq!(cmd, "a LIST \"\" \"*\"\r\n");
+        assert_eq!(e.list_select, vec!["SUBSCRIBED", "RECURSIVEMATCH"]);
+        assert_eq!(e.list_return, vec!["CHILDREN", "STATUS"]);
+        assert_eq!(e.list_status, vec!["MESSAGES", "UNSEEN"]);
+        let (cmd, e) = run("b LIST \"\" % RETURN (SPECIAL-USE)\r\n").unwrap();
+        assert_eq!(cmd, "b LIST \"\" %\r\n");
+        assert_eq!(e.list_return, vec!["SPECIAL-USE"]);
+        assert!(run("c LIST \"\" *\r\n").is_none());
+    }
+}
