@@ -1558,7 +1558,6 @@ fn list_and_lsub_follow_patterns_children_subscriptions_and_special_use() {
 /// RFC 3501 6.3.9: LSUB returns subscribed names; only for `%` does an unsubscribed parent of a
 /// subscribed child appear (flagged \Noselect).
 #[test]
-#[ignore = "server bug: LSUB \"\" * also lists the unsubscribed parent of a subscribed folder"]
 fn lsub_lists_only_subscribed_names_except_noselect_parents_for_percent() {
     let server = TestServer::start(&base_config(&["imap"], ""));
     let mut c = logged_in(&server);
@@ -2551,7 +2550,6 @@ fn bad_commands_get_clear_tagged_answers_and_the_session_goes_on() {
 /// RFC 3501 BODY: "the body of the message" includes the text of an attached message/rfc822
 /// (Dovecot and Cyrus find it).
 #[test]
-#[ignore = "server bug: SEARCH BODY/TEXT skip the text of an attached message/rfc822"]
 fn search_body_finds_the_text_of_an_attached_message() {
     let server = server_with_inbox(&["imap"], "");
     let mut c = logged_in(&server);

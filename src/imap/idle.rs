@@ -61,7 +61,9 @@ pub async fn idle(
                     }
                     Err(_) => std::future::pending::<()>().await,
                 },
-                None => tokio::time::sleep(Duration::from_secs(5)).await,
+                // No inotify (e.g. the per-user instance limit): poll; a re-check of an
+                // unchanged maildir is three stats.
+                None => tokio::time::sleep(Duration::from_millis(500)).await,
             }
         };
         let wake = tokio::select! {

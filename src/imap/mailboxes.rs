@@ -81,7 +81,11 @@ pub fn ensure_special_folders(store: &Store) -> Result<(), StorageError> {
     }
     for (name, _) in SPECIAL_USE {
         if !existing.contains(&name.to_ascii_lowercase()) {
-            store.folders().create(name)?;
+            match store.folders().create(name) {
+                // Another session of the same user, logging in at the same moment, won.
+                Ok(()) | Err(StorageError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
             store.set_subscribed(name, true)?;
         }
     }
@@ -191,8 +195,13 @@ pub fn list(
     } else {
         existing.iter().collect()
     };
+    // LSUB shows an unsubscribed parent only where `%` stops at it (RFC 3501 6.3.9).
+    let implied_parents = !lsub || pattern.contains('%');
     for name in shown {
         names.insert(name.clone(), true);
+        if !implied_parents {
+            continue;
+        }
         let mut parent = name.as_str();
         while let Some((p, _)) = parent.rsplit_once(SEPARATOR) {
             names.entry(p.to_string()).or_insert(false);

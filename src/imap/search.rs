@@ -7,7 +7,7 @@
 use chrono::{DateTime, NaiveDate as ChronoDate, Utc};
 use roost_protocol::imap::imap_types::core::Charset;
 use roost_protocol::imap::imap_types::search::SearchKey;
-use roost_protocol::mail_parser::{Address, HeaderValue, MessageParser, PartType};
+use roost_protocol::mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
 use roost_storage::{Error as StorageError, Flags, MessageInfo};
 
 use super::reply::{bad, no, ok, storage_failure, Tagged};
@@ -339,18 +339,34 @@ impl Context<'_> {
         let whole = super::fetch::whole_message_of(self.selected.mailbox.as_mut(), uid)?;
         let mut text = String::new();
         if let Some(message) = MessageParser::default().parse(&whole[..]) {
-            for part in &message.parts {
-                match &part.body {
-                    PartType::Text(t) | PartType::Html(t) => {
-                        text.push_str(&t.to_lowercase());
-                        text.push('\n');
-                    }
-                    _ => {}
-                }
-            }
+            collect_text(&message, &mut text, 0);
         }
         self.text = Some(text.clone());
         Ok(text)
+    }
+}
+
+/// The decoded text parts of a message, attached messages included (their header text too,
+/// as TEXT should find it), lowercased.
+fn collect_text(message: &Message<'_>, text: &mut String, depth: usize) {
+    for part in &message.parts {
+        match &part.body {
+            PartType::Text(t) | PartType::Html(t) => {
+                text.push_str(&t.to_lowercase());
+                text.push('\n');
+            }
+            PartType::Message(inner) if depth < 8 => {
+                if let Some(top) = inner.parts.first() {
+                    let raw = &inner.raw_message[..];
+                    let header = raw
+                        .get(top.offset_header as usize..top.offset_body as usize)
+                        .unwrap_or_default();
+                    text.push_str(&lower(header));
+                }
+                collect_text(inner, text, depth + 1);
+            }
+            _ => {}
+        }
     }
 }
 
