@@ -18,8 +18,8 @@
 //!    SELECT, APPEND of a small message and UID EXPUNGE of one the client appended (so the
 //!    mailbox keeps its size). Every tagged OK counts; NO and BAD are errors, printed with
 //!    their command;
-//! 4. idle: IDLE connections logged in (then with INBOX selected, then in IDLE), and the
-//!    growth of the server's memory divided by their number.
+//! 4. idle: the server is started afresh, IDLE connections log in (then select INBOX, then
+//!    enter IDLE), and the growth of the server's memory is divided by their number.
 //!
 //! Memory is that of the server's whole process tree: the sum of VmHWM (peak RSS) of its
 //! processes, VmRSS and PSS (shared pages divided among the processes sharing them) sampled
