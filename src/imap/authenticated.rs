@@ -251,11 +251,11 @@ impl Session<'_> {
             CommandBody::Select {
                 mailbox,
                 parameters,
-            } => self.select(&mailbox, &parameters, false, tag, out),
+            } => blocking(|| self.select(&mailbox, &parameters, false, tag, out)),
             CommandBody::Examine {
                 mailbox,
                 parameters,
-            } => self.select(&mailbox, &parameters, true, tag, out),
+            } => blocking(|| self.select(&mailbox, &parameters, true, tag, out)),
             CommandBody::Create { mailbox } => match mailbox_name(&mailbox, utf8) {
                 Ok(name) if name == "INBOX" => {
                     no(tag, Some("ALREADYEXISTS"), "INBOX always exists.")
@@ -312,37 +312,43 @@ impl Session<'_> {
             CommandBody::List {
                 reference,
                 mailbox_wildcard,
-            } => mailboxes::list(
-                &self.store,
-                &reference,
-                &mailbox_wildcard,
-                false,
-                extras,
-                self.utf8,
-                tag,
-                self.name(),
-                out,
-            ),
+            } => blocking(|| {
+                mailboxes::list(
+                    &self.store,
+                    &reference,
+                    &mailbox_wildcard,
+                    false,
+                    extras,
+                    self.utf8,
+                    tag,
+                    self.name(),
+                    out,
+                )
+            }),
             CommandBody::Lsub {
                 reference,
                 mailbox_wildcard,
-            } => mailboxes::list(
-                &self.store,
-                &reference,
-                &mailbox_wildcard,
-                true,
-                &Extras::default(),
-                self.utf8,
-                tag,
-                self.name(),
-                out,
-            ),
+            } => blocking(|| {
+                mailboxes::list(
+                    &self.store,
+                    &reference,
+                    &mailbox_wildcard,
+                    true,
+                    &Extras::default(),
+                    self.utf8,
+                    tag,
+                    self.name(),
+                    out,
+                )
+            }),
             CommandBody::Status {
                 mailbox,
                 item_names,
             } => match mailbox_name(&mailbox, utf8) {
                 Ok(name) => {
-                    match mailboxes::status(&self.store, &name, &item_names, self.utf8, out) {
+                    match blocking(|| {
+                        mailboxes::status(&self.store, &name, &item_names, self.utf8, out)
+                    }) {
                         Ok(()) => ok(tag, "Status completed."),
                         Err(e) => storage_failure(tag, self.name(), &e),
                     }
@@ -355,15 +361,17 @@ impl Session<'_> {
                 date,
                 message,
             } => match mailbox_name(&mailbox, utf8) {
-                Ok(name) => changes::append(
-                    &self.store,
-                    &name,
-                    &flags,
-                    date.as_ref(),
-                    &message,
-                    tag,
-                    self.name(),
-                ),
+                Ok(name) => blocking(|| {
+                    changes::append(
+                        &self.store,
+                        &name,
+                        &flags,
+                        date.as_ref(),
+                        &message,
+                        tag,
+                        self.name(),
+                    )
+                }),
                 Err(why) => no(tag, Some("CANNOT"), why),
             },
             CommandBody::Idle => {
@@ -457,19 +465,21 @@ impl Session<'_> {
                             modifiers,
                         } => {
                             report_changes = uid;
-                            changes::store(
-                                selected,
-                                &mut self.condstore,
-                                &sequence_set,
-                                &kind,
-                                &response,
-                                &flags,
-                                uid,
-                                &modifiers,
-                                tag,
-                                user,
-                                out,
-                            )
+                            blocking(|| {
+                                changes::store(
+                                    selected,
+                                    &mut self.condstore,
+                                    &sequence_set,
+                                    &kind,
+                                    &response,
+                                    &flags,
+                                    uid,
+                                    &modifiers,
+                                    tag,
+                                    user,
+                                    out,
+                                )
+                            })
                         }
                         CommandBody::Search {
                             charset,
@@ -477,16 +487,18 @@ impl Session<'_> {
                             uid,
                         } => {
                             report_changes = uid;
-                            search::search(
-                                selected,
-                                charset.as_ref(),
-                                criteria.as_ref(),
-                                uid,
-                                returns.as_deref(),
-                                tag,
-                                user,
-                                out,
-                            )
+                            blocking(|| {
+                                search::search(
+                                    selected,
+                                    charset.as_ref(),
+                                    criteria.as_ref(),
+                                    uid,
+                                    returns.as_deref(),
+                                    tag,
+                                    user,
+                                    out,
+                                )
+                            })
                         }
                         CommandBody::Sort {
                             sort_criteria,
@@ -495,17 +507,19 @@ impl Session<'_> {
                             uid,
                         } => {
                             report_changes = uid;
-                            sort_command(
-                                selected,
-                                sort_criteria.as_ref(),
-                                &charset,
-                                search_criteria.as_ref(),
-                                uid,
-                                extras.search_return.as_deref(),
-                                tag,
-                                user,
-                                out,
-                            )
+                            blocking(|| {
+                                sort_command(
+                                    selected,
+                                    sort_criteria.as_ref(),
+                                    &charset,
+                                    search_criteria.as_ref(),
+                                    uid,
+                                    extras.search_return.as_deref(),
+                                    tag,
+                                    user,
+                                    out,
+                                )
+                            })
                         }
                         CommandBody::Thread {
                             algorithm,
@@ -514,16 +528,18 @@ impl Session<'_> {
                             uid,
                         } => {
                             report_changes = uid;
-                            thread_command(
-                                selected,
-                                &algorithm,
-                                &charset,
-                                search_criteria.as_ref(),
-                                uid,
-                                tag,
-                                user,
-                                out,
-                            )
+                            blocking(|| {
+                                thread_command(
+                                    selected,
+                                    &algorithm,
+                                    &charset,
+                                    search_criteria.as_ref(),
+                                    uid,
+                                    tag,
+                                    user,
+                                    out,
+                                )
+                            })
                         }
                         CommandBody::Copy {
                             ref sequence_set,
@@ -537,24 +553,28 @@ impl Session<'_> {
                         } => {
                             let moving = matches!(body, CommandBody::Move { .. });
                             match mailbox_name(mailbox, utf8) {
-                                Ok(dest) => changes::copy_or_move(
-                                    &self.store,
-                                    selected,
-                                    sequence_set,
-                                    &dest,
-                                    uid,
-                                    moving,
-                                    tag,
-                                    user,
-                                    out,
-                                ),
+                                Ok(dest) => blocking(|| {
+                                    changes::copy_or_move(
+                                        &self.store,
+                                        selected,
+                                        sequence_set,
+                                        &dest,
+                                        uid,
+                                        moving,
+                                        tag,
+                                        user,
+                                        out,
+                                    )
+                                }),
                                 Err(why) => no(tag, Some("CANNOT"), why),
                             }
                         }
-                        CommandBody::Expunge => changes::expunge(selected, None, tag, user, out),
-                        CommandBody::ExpungeUid { sequence_set } => {
-                            changes::expunge(selected, Some(&sequence_set), tag, user, out)
+                        CommandBody::Expunge => {
+                            blocking(|| changes::expunge(selected, None, tag, user, out))
                         }
+                        CommandBody::ExpungeUid { sequence_set } => blocking(|| {
+                            changes::expunge(selected, Some(&sequence_set), tag, user, out)
+                        }),
                         other => bad(
                             tag,
                             &format!("{} is not supported by this server.", other.name()),
@@ -565,7 +585,8 @@ impl Session<'_> {
         };
         if report_changes {
             if let Some(selected) = self.selected.as_mut() {
-                if let Err(e) = selected.refresh(self.condstore, out) {
+                let condstore = self.condstore;
+                if let Err(e) = blocking(|| selected.refresh(condstore, out)) {
                     tracing::error!("imap({}): re-sync failed: {e}", self.user.user.name);
                 }
             }
@@ -701,5 +722,15 @@ fn thread_command(
         }
         Ok(None) => bad(tag, "Unknown threading algorithm."),
         Err(e) => storage_failure(tag, user, &e),
+    }
+}
+
+/// Runs storage work (file locks, fsync, directory listings) without stalling the other
+/// sessions on this runtime thread: on the multi-threaded runtime of single-process mode the
+/// thread hands its other tasks away meanwhile; a worker runs one session and just calls it.
+pub(super) fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }

@@ -107,7 +107,7 @@ pub async fn fetch(
                 continue;
             }
         }
-        match message_response(selected, i, &items, out) {
+        match super::authenticated::blocking(|| message_response(selected, i, &items, out)) {
             Ok(stream) => {
                 if let Some(stream) = stream {
                     let reader = selected.mailbox.open_message(stream.uid);

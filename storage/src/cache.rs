@@ -60,6 +60,9 @@ impl FieldCache {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return self.reset(uidvalidity),
             Err(e) => return Err(e),
         };
+        // Sessions of other processes append to the same file: read (and cut a torn tail)
+        // only while none of them is half-way through a record.
+        file.lock()?;
         let mut header = [0u8; HEADER as usize];
         let len = file.metadata()?.len();
         if len < HEADER || file.read_exact(&mut header).is_err() || &header[..8] != MAGIC {
@@ -92,6 +95,7 @@ impl FieldCache {
             }
         }
         self.end = at;
+        file.unlock()?;
         self.file = Some(file);
         Ok(())
     }
@@ -137,8 +141,15 @@ impl FieldCache {
         record.extend_from_slice(&(body.len() as u32).to_le_bytes());
         record.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
         record.extend_from_slice(&body);
-        file.write_all_at(&record, self.end)
-            .map_err(|e| Error::io(&self.path, e))?;
+        // Other sessions append too: under the lock, write at the true end of the file.
+        let io = |e| Error::io(&self.path, e);
+        file.lock().map_err(io)?;
+        let written = file
+            .metadata()
+            .and_then(|m| file.write_all_at(&record, m.len()).map(|()| m.len()));
+        let _ = file.unlock();
+        let at = written.map_err(io)?;
+        self.end = at;
         let value_at = self.end + 8 + 6 + field.len() as u64;
         self.offsets
             .insert((uid, field.to_string()), (value_at, value.len() as u32));

@@ -21,7 +21,7 @@ use std::io;
 use std::path::Path;
 
 use crate::mailbox::Uid;
-use crate::maildir::uidlist::write_atomically;
+use crate::maildir::uidlist::write_rebuildable;
 use crate::Error;
 
 /// File name inside the folder.
@@ -261,7 +261,7 @@ impl Index {
 
     /// Writes the index atomically.
     pub fn write(&self, dir: &Path) -> Result<(), Error> {
-        write_atomically(dir, FILE_NAME, &self.encode())
+        write_rebuildable(dir, FILE_NAME, &self.encode())
     }
 }
 

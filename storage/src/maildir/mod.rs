@@ -278,9 +278,12 @@ impl Mailbox for Maildir {
                     .into_iter()
                     .find(|e| e.name.key == entry.name.key);
                 let path = moved.ok_or(Error::NoSuchMessage(uid))?.path(&self.root);
-                File::open(&path)
-                    .map(|f| Box::new(f) as Box<dyn MessageReader>)
-                    .map_err(|e| Error::io(path, e))
+                match File::open(&path) {
+                    Ok(file) => Ok(Box::new(file)),
+                    // Expunged by another session meanwhile.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoSuchMessage(uid)),
+                    Err(e) => Err(Error::io(path, e)),
+                }
             }
             Err(e) => Err(Error::io(path, e)),
         }
@@ -319,6 +322,7 @@ impl Mailbox for Maildir {
             list.uidnext = uid + 1;
         }
         self.write_uidlist()?;
+        self.commit_view()?;
         Ok(uid)
     }
 
@@ -347,6 +351,9 @@ impl Mailbox for Maildir {
                 moved.modseq = *modseq.get_or_insert_with(|| self.bump_modseq());
                 self.files.insert(*uid, moved);
             }
+        }
+        if modseq.is_some() {
+            self.commit_view()?;
         }
         Ok(self.snapshot()?.only(uids))
     }
@@ -384,6 +391,7 @@ impl Mailbox for Maildir {
         }
         sync_dir(&self.cur())?;
         self.write_uidlist()?;
+        self.commit_view()?;
         Ok(removed)
     }
 }

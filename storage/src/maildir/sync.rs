@@ -44,6 +44,20 @@ impl Maildir {
             && self.root.join(index::FILE_NAME).exists()
     }
 
+    /// After this session changed the folder (under the lock): the index describes the folder
+    /// as it now is, so other sessions load it instead of listing `cur/` and re-reading every
+    /// name, and this session's next check finds nothing to do.
+    ///
+    /// A non-roost writer (a MUA renaming in `cur/` without our lock) that renames between our
+    /// last rename and the stat here would be hidden until the next change; the window is the
+    /// few microseconds between the two system calls.
+    pub(super) fn commit_view(&mut self) -> Result<(), Error> {
+        let stamps = self.stamps();
+        self.write_index(stamps)?;
+        self.current = Some(stamps);
+        Ok(())
+    }
+
     /// The sync proper; the caller holds the lock.
     pub(super) fn sync_locked(&mut self) -> Result<Snapshot, Error> {
         let before = self.stamps();

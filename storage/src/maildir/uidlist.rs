@@ -140,6 +140,17 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 /// Replaces `dir/name` with `bytes` so that a crash leaves either the old or the new file.
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
+    replace(dir, name, bytes, true)
+}
+
+/// Like [`write_atomically`] without the fsyncs, for files that can always be rebuilt (the
+/// index, CRC-checked and self-healing): readers never see a half-written file, and a crash
+/// costs at most a rebuild.
+pub fn write_rebuildable(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
+    replace(dir, name, bytes, false)
+}
+
+fn replace(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> Result<(), Error> {
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let target = dir.join(name);
     let written = (|| {
@@ -150,9 +161,14 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Erro
             .mode(0o600)
             .open(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, &target)?;
-        fs::File::open(dir)?.sync_all()
+        if durable {
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     written.map_err(|e| {
         let _ = fs::remove_file(&tmp);
