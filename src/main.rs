@@ -241,16 +241,6 @@ fn pw(scheme_name: &str, password: Option<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    #[test]
-    fn the_command_line_is_well_formed() {
-        super::Cli::command().debug_assert();
-    }
-}
-
 /// glibc gives every thread that allocates its own malloc arena; with the runtime's threads and
 /// the ones `block_in_place` adds under load, freed memory stays spread over many arenas and the
 /// resident size climbs. Two arenas keep one process serving many sessions lean.
@@ -258,5 +248,15 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only sets an allocator tunable; it is called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }
