@@ -7,6 +7,7 @@
 use chrono::{DateTime, NaiveDate as ChronoDate, Utc};
 use roost_protocol::imap::imap_types::core::Charset;
 use roost_protocol::imap::imap_types::search::SearchKey;
+use roost_protocol::imap::message::header_fields;
 use roost_protocol::mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
 use roost_storage::{Error as StorageError, Flags, MessageInfo};
 
@@ -289,7 +290,7 @@ impl Context<'_> {
 
     /// The Date header's day (UTC), if it has a readable one.
     fn sent(&mut self) -> Result<Option<ChronoDate>, StorageError> {
-        let header = self.header()?;
+        let header = header_fields(&self.header()?, &[b"date"], false);
         let Some(message) = MessageParser::default().parse_headers(&header[..]) else {
             return Ok(None);
         };
@@ -302,7 +303,8 @@ impl Context<'_> {
     /// Whether any `name` field contains `needle` (case-insensitive, encoded words decoded);
     /// an empty needle asks whether the field exists.
     fn header_contains(&mut self, name: &str, needle: &[u8]) -> Result<bool, StorageError> {
-        let header = self.header()?;
+        // Only the asked-for field is parsed: Received and DKIM fields cost more than the rest.
+        let header = header_fields(&self.header()?, &[name.as_bytes()], false);
         let needle = lower(needle);
         let Some(message) = MessageParser::default().parse_headers(&header[..]) else {
             return Ok(false);

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use roost_protocol::imap::imap_types::extensions::sort::{SortCriterion, SortKey};
 use roost_protocol::imap::imap_types::extensions::thread::ThreadingAlgorithm;
+use roost_protocol::imap::message::header_fields;
 use roost_protocol::mail_parser::{Address, HeaderValue, MessageParser};
 use roost_storage::Error as StorageError;
 
@@ -38,7 +39,21 @@ pub struct Fields {
 /// Reads the sort fields of message `i`.
 pub fn fields(selected: &mut Selected, i: usize) -> Result<Fields, StorageError> {
     let info = selected.messages[i].clone();
-    let header = header_of(selected.mailbox.as_mut(), info.uid)?;
+    // Only the fields sorting and threading use are parsed (never the Received chain).
+    let header = header_fields(
+        &header_of(selected.mailbox.as_mut(), info.uid)?,
+        &[
+            b"subject",
+            b"date",
+            b"from",
+            b"to",
+            b"cc",
+            b"message-id",
+            b"references",
+            b"in-reply-to",
+        ],
+        false,
+    );
     let internal = info
         .internal_date
         .duration_since(std::time::UNIX_EPOCH)
