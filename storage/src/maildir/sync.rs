@@ -260,8 +260,19 @@ impl Maildir {
     /// Takes the whole view from a current index; `None` if a record does not parse.
     fn load_index(&mut self, index: &Index) -> Result<Option<()>, Error> {
         let mut files = BTreeMap::new();
+        // Entries whose file is unchanged are kept as they are: after another session's change
+        // only the renamed messages are parsed again.
+        let mut previous = std::mem::take(&mut self.files);
         for r in &index.records {
+            if let Some(mut entry) = previous.remove(&r.uid).filter(|e| e.file == r.file) {
+                entry.size = r.size;
+                entry.date = r.date;
+                entry.modseq = r.modseq;
+                files.insert(r.uid, entry);
+                continue;
+            }
             let Some(name) = MaildirName::parse(&r.file) else {
+                self.files = previous;
                 return Ok(None);
             };
             let entry = Entry {
