@@ -21,13 +21,15 @@ mount -t tmpfs tmpfs /srv
 mkdir -p /srv/roost /srv/mail && chown nobody /srv/mail
 for u in alice bob carol; do echo "$u:$("$ROOST" pw -s SHA512-CRYPT -p "demo-$u")::::::"; done > /srv/roost/users
 cat > /srv/roost/roost.toml <<EOF
-protocols = ["imap", "imaps", "pop3", "pop3s", "submission", "submissions"]
+protocols = ["imap", "imaps", "pop3", "pop3s", "submission", "submissions", "smtp", "lmtp"]
 [mail]
 location = "maildir:/srv/mail/%u"
 user = "nobody"
 [auth]
 passdb = ["passwd-file:users"]
 failure_delay_ms = 10
+[smtp]
+local_domains = ["example.com"]
 [status]
 listen = "127.0.0.1:8025"
 [autoconfig]
@@ -48,19 +50,22 @@ def say(s, line):
     s.sendall(line.encode() + b"\r\n"); time.sleep(0.1); return s.recv(4096)
 held = []
 a = conn("192.0.2.10", 143); say(a, "a1 STARTTLS"); a = ctx.wrap_socket(a)
-say(a, "a2 LOGIN alice demo-alice"); held.append(a)
-p = conn("198.51.100.23", 993, True); say(p, "p1 LOGIN alice demo-alice"); held.append(p)
+say(a, "a2 LOGIN alice demo-alice"); say(a, "a3 SELECT INBOX"); held.append(a)
+p = conn("198.51.100.23", 993, True); say(p, "p1 LOGIN alice demo-alice"); say(p, "p2 SELECT INBOX")
+p.sendall(b"p3 IDLE\r\n"); time.sleep(0.1); p.recv(4096); held.append(p)
 b = conn("203.0.113.5", 995, True); say(b, "USER bob"); say(b, "PASS demo-bob"); held.append(b)
 for i in range(3):
     x = conn("203.0.113.66", 993, True); say(x, "x1 LOGIN carol guess%d" % i); x.close()
 y = conn("203.0.113.66", 995, True); say(y, "USER admin"); say(y, "PASS admin"); y.close()
 c = conn("198.51.100.99", 143); say(c, "c1 CAPABILITY"); held.append(c)
 s = conn("203.0.113.5", 587); say(s, "EHLO laptop.example.net"); held.append(s)
+m = conn("198.51.100.99", 25); say(m, "EHLO mx.example.org"); say(m, "MAIL FROM:<news@example.org>")
+say(m, "RCPT TO:<bob@example.com>"); say(m, "DATA"); held.append(m)
 time.sleep(30)
 PY
 clients=$!
 sleep 4
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,900 \
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1060 \
   --user-data-dir=/srv/chromium --screenshot="$SHOT" http://127.0.0.1:8025/ 2>/dev/null
 kill "$clients" "$server"
 wait || true

@@ -218,6 +218,44 @@ fn status_json_and_roost_status_list_exactly_the_listeners_and_sessions() {
     }
 }
 
+/// SELECTED and IDLE show in both process models: in one process the session sets them, as
+/// root the login process reads them from the commands it relays to the worker.
+#[test]
+fn imap_sessions_show_their_selected_mailbox_idle_and_last_command() {
+    let status = "[status]\nlisten = \"127.0.0.1:0\"\n";
+    let server = TestServer::start(&base_config(&["imap"], status));
+    let mut imap = LineClient::connect(server.addr("imap"));
+    imap.line();
+    imap.cmd(&format!("a1 LOGIN plain \"{PASSWORD}\""), "a1 OK");
+    // An APPEND literal that looks like commands must not be taken for them.
+    let body = "x1 SELECT Trash\r\n";
+    imap.send(&format!(
+        "a2 APPEND Drafts {{{}+}}\r\n{body}\r\n",
+        body.len()
+    ));
+    imap.until("a2 OK");
+    imap.cmd("a3 SELECT INBOX", "a3 OK");
+    let session = |report: &Value| report["connections"][0].clone();
+    let report = eventually(&server, "SELECTED INBOX", |r| {
+        session(r)["state"] == "SELECTED INBOX"
+    });
+    assert_eq!(session(&report)["last_command"], "SELECT");
+    imap.cmd("a4 IDLE", "+ ");
+    eventually(&server, "IDLE", |r| session(r)["state"] == "IDLE");
+    imap.cmd("DONE", "a4 OK");
+    eventually(&server, "back to SELECTED after DONE", |r| {
+        session(r)["state"] == "SELECTED INBOX"
+    });
+    imap.cmd("a5 UID FETCH 1:* (FLAGS)", "a5 OK");
+    eventually(&server, "FETCH as last command", |r| {
+        session(r)["last_command"] == "FETCH"
+    });
+    imap.cmd("a6 CLOSE", "a6 OK");
+    eventually(&server, "AUTHENTICATED after CLOSE", |r| {
+        session(r)["state"] == "AUTHENTICATED"
+    });
+}
+
 #[test]
 fn who_lists_logged_in_users_and_kick_ends_only_their_sessions() {
     let server = TestServer::start(&base_config(&["imap", "pop3"], STATUS));

@@ -7,3 +7,4 @@ pub mod limits;
 pub mod registry;
 pub mod shutdown;
 pub mod tls;
+pub mod watch;

@@ -5,6 +5,7 @@
 //! runs the authenticated session and touches the mail. This is Dovecot's login/imap split in
 //! miniature: the kernel enforces that one user's session cannot reach another user's files.
 
+use crate::listen::watch::CommandWatch;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
@@ -205,7 +206,7 @@ pub async fn relay_via_master(
         std::io::Result::Ok(worker)
     };
     match started.await {
-        Ok(worker) => relay(client, worker, handle.as_ref()).await,
+        Ok(worker) => relay(client, worker, handle.as_ref(), family).await,
         Err(e) => {
             let stopping = e.to_string().contains("shutting down");
             if !stopping {
@@ -264,17 +265,24 @@ fn set_sigterm_blocked(blocked: bool) -> std::io::Result<()> {
 /// and exited). A client that hangs up first only closes the worker's input, so the worker
 /// still finishes what it was doing (a POP3 update, a delivery) before the relay ends. Byte
 /// counts reach the session registry as they flow.
-async fn relay(client: Stream, worker: tokio::net::UnixStream, handle: Option<&SessionHandle>) {
+async fn relay(
+    client: Stream,
+    worker: tokio::net::UnixStream,
+    handle: Option<&SessionHandle>,
+    family: Family,
+) {
     let (client_read, client_write) = tokio::io::split(client);
     let (worker_read, worker_write) = worker.into_split();
-    let upstream = pump(client_read, worker_write, |n| {
+    let mut watch = CommandWatch::new(family);
+    let upstream = pump(client_read, worker_write, |bytes| {
         if let Some(h) = handle {
-            h.add_in(n);
+            h.add_in(bytes.len());
+            watch.feed(bytes, h);
         }
     });
-    let downstream = pump(worker_read, client_write, |n| {
+    let downstream = pump(worker_read, client_write, |bytes| {
         if let Some(h) = handle {
-            h.add_out(n);
+            h.add_out(bytes.len());
         }
     });
     // An admin's kick drops both directions: the client is disconnected and the worker reads
@@ -293,8 +301,8 @@ async fn relay(client: Stream, worker: tokio::net::UnixStream, handle: Option<&S
     }
 }
 
-/// Copies until EOF or error, then shuts the writing side down.
-async fn pump<R, W>(mut from: R, mut to: W, count: impl Fn(usize))
+/// Copies until EOF or error, then shuts the writing side down; `seen` looks at what passed.
+async fn pump<R, W>(mut from: R, mut to: W, mut seen: impl FnMut(&[u8]))
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
@@ -308,7 +316,7 @@ where
         if to.write_all(&buf[..n]).await.is_err() {
             break;
         }
-        count(n);
+        seen(&buf[..n]);
     }
     let _ = to.shutdown().await;
 }

@@ -66,8 +66,8 @@ pub fn render(report: &StatusReport) -> String {
          <a href=\"/metrics\">Prometheus metrics</a>; <code>roost status</code>, <code>roost who</code> \
          and <code>roost kick USER</code> on the command line.{workers}</footer>\n</body></html>\n",
         workers = if s.process_model.contains("workers") {
-            " Sessions run in worker processes: after login this page sees the user and the \
-             bytes, not the commands."
+            " Sessions run in worker processes; the login process that relays their bytes reads \
+             the commands and IMAP states shown here."
         } else {
             ""
         }
