@@ -109,7 +109,7 @@ fn main() {
     let mut open = Maildir::new(&root);
     open.sync().expect("sync");
     time(
-        "APPEND one message (fsync, rename, rewrite of the uidlist)",
+        "APPEND one message (fsync, rename, a line to the uidlist)",
         || {
             let message = b"Subject: one more\r\n\r\nx\r\n";
             open.append(

@@ -162,7 +162,9 @@ impl Maildir {
         let mut unlisted = 0;
         for entry in scanned {
             let listed = known.entries.get(&entry.name.key).map(|(uid, _)| *uid);
-            if listed.is_none() && entry.name.uid.is_some_and(|u| u < known.uidnext) {
+            // A file roost numbered (`,U=` in its name) is always in the list, whatever the
+            // list's N says (appended lines leave N behind): missing means the list lost it.
+            if listed.is_none() && entry.name.uid.is_some() {
                 unlisted += 1;
             }
             match listed.or(entry.name.uid) {

@@ -1,8 +1,8 @@
 //! The `dovecot-uidlist` file: UIDVALIDITY, UIDNEXT and the UID of every message base name.
 //!
 //! Written in Dovecot's version 3 format (`3 V<uidvalidity> N<uidnext>` then `<uid> :<base>`),
-//! so a mailbox moved between Dovecot and roost keeps its UIDs. Written atomically (temp file,
-//! fsync, rename); a reader that finds it torn or garbled says precisely why, and the folder
+//! so a mailbox moved between Dovecot and roost keeps its UIDs. Rewritten atomically (temp file,
+//! fsync, rename) when messages go; a new message only appends its line. A reader that finds it torn or garbled says precisely why, and the folder
 //! rebuilds it from the file names.
 
 use std::collections::BTreeMap;
@@ -76,13 +76,16 @@ impl Uidlist {
                 .split_once(' ')
                 .and_then(|(uid, rest)| Some((uid.parse::<Uid>().ok()?, rest.split_once(':')?.1)))
                 .ok_or_else(|| bad(format!("line {} is malformed", n + 2)))?;
-            if uid <= last || uid >= uidnext || base.is_empty() {
+            if uid <= last || base.is_empty() {
                 return Err(bad(format!(
                     "line {} has UID {uid} out of order or range",
                     n + 2
                 )));
             }
             last = uid;
+            // Lines appended after the header was written (by roost's APPEND, or Dovecot's)
+            // leave its N behind: the next UID is past the last one listed.
+            list.uidnext = list.uidnext.max(uid.saturating_add(1));
             let key = base.split(',').next().unwrap_or(base).to_string();
             list.entries.insert(key, (uid, base.to_string()));
         }
@@ -111,6 +114,19 @@ impl Uidlist {
             out.push_str(&format!("{uid} :{base}\n"));
         }
         out
+    }
+
+    /// Records one new message by appending its line (and fsyncing it), as Dovecot does, instead
+    /// of rewriting a file that holds every message of the folder. The header's `N` stays
+    /// behind; readers take the next UID from the last line.
+    pub fn append_line(dir: &Path, uid: Uid, base: &str) -> Result<(), Error> {
+        let path = dir.join(FILE_NAME);
+        let appended = (|| {
+            let mut file = OpenOptions::new().append(true).open(&path)?;
+            file.write_all(format!("{uid} :{base}\n").as_bytes())?;
+            file.sync_data()
+        })();
+        appended.map_err(|e| Error::io(path, e))
     }
 
     /// Writes the file atomically: temp file, fsync, rename, fsync the folder.
@@ -213,11 +229,13 @@ mod tests {
             "",
             "garbage",
             "3 V0 N1\n",
-            "3 V1 N2\n5 :x\n",
             "3 V1 N9\n2 :a\n1 :b\n",
             "3 V1 N9\n1 a\n",
         ] {
             assert!(Uidlist::parse(junk).is_err(), "{junk:?}");
         }
+        // Lines appended after the header: N is stale, the next UID follows the last line.
+        let appended = Uidlist::parse("3 V1 N2\n1 :a\n5 :x\n").unwrap();
+        assert_eq!((appended.uidnext, appended.entries["x"].0), (6, 5));
     }
 }
