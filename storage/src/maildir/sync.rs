@@ -111,8 +111,8 @@ impl Maildir {
                 }),
             };
         }
-        let known = self.load_uidlist(&scanned)?;
-        let (mut files, uidlist, renamed) = self.number(scanned, &known)?;
+        let (known, rebuilt) = self.load_uidlist(&scanned)?;
+        let (mut files, uidlist, renamed) = self.number(scanned, &known, !rebuilt)?;
         for entry in files.values_mut().filter(|e| e.modseq == 0) {
             // New mail from new/.
             entry.modseq = *changed.get_or_insert_with(|| {
@@ -154,6 +154,7 @@ impl Maildir {
         &mut self,
         scanned: Vec<Entry>,
         known: &Uidlist,
+        report_unlisted: bool,
     ) -> Result<(BTreeMap<Uid, Entry>, Uidlist, bool), Error> {
         let mut uidlist = Uidlist::new(known.uidvalidity);
         uidlist.uidnext = known.uidnext;
@@ -175,7 +176,7 @@ impl Maildir {
                 _ => unnumbered.push(entry),
             }
         }
-        if unlisted > 0 {
+        if unlisted > 0 && report_unlisted {
             let why = format!("dovecot-uidlist lacked {unlisted} messages roost had numbered");
             repair::report(&self.root, &why, "took their UIDs from the file names");
         }
@@ -349,11 +350,14 @@ impl Maildir {
     }
 
     /// Reads the uidlist, repairing what it can and logging what it did.
-    fn load_uidlist(&mut self, scanned: &[Entry]) -> Result<Uidlist, Error> {
+    /// Reads the uidlist; the flag says it had to be started afresh (and that was reported).
+    fn load_uidlist(&mut self, scanned: &[Entry]) -> Result<(Uidlist, bool), Error> {
         let marker = self.read_marker()?;
+        let mut rebuilt = false;
         let list = match Uidlist::read(&self.root)? {
             Some(Ok(list)) => list,
             found => {
+                rebuilt = true;
                 let why = match found {
                     Some(Err(corrupt)) => format!("dovecot-uidlist is corrupt ({})", corrupt.0),
                     _ => "dovecot-uidlist is missing".to_string(),
@@ -384,7 +388,7 @@ impl Maildir {
         if marker != Some(list.uidvalidity) {
             self.write_marker(list.uidvalidity)?;
         }
-        Ok(list)
+        Ok((list, rebuilt))
     }
 
     fn read_marker(&self) -> Result<Option<u32>, Error> {
