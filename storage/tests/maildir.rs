@@ -453,3 +453,76 @@ fn modseq_rises_for_changed_messages_only_and_across_sessions() {
         }
     }
 }
+
+fn flags_of(s: &Snapshot) -> Vec<(u32, Flags)> {
+    s.messages.iter().map(|m| (m.uid, m.flags)).collect()
+}
+
+/// Flag changes travel between sessions through `roost.journal`; whatever happens to it, or
+/// behind its back, every session still sees the folder as it is.
+#[test]
+fn flag_changes_reach_other_sessions_through_the_journal_and_nothing_is_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, _) = populated(dir.path());
+    let root = dir.path().join("Maildir");
+    let mut b = Maildir::new(&root);
+    b.sync().unwrap();
+
+    a.store(&[3], FlagChange::Add, Flags::SEEN, &BTreeSet::new())
+        .unwrap();
+    assert!(root.join("roost.journal").exists(), "a STORE is journaled");
+    let seen_by_b = b.sync().unwrap();
+    assert_eq!(flags_of(&seen_by_b), flags_of(&a.sync().unwrap()));
+    assert!(seen_by_b.messages[1].flags.contains(Flags::SEEN));
+
+    // Back the other way, several times, and a fresh session reads index plus journal.
+    for round in 0..5 {
+        let flag = if round % 2 == 0 {
+            Flags::FLAGGED
+        } else {
+            Flags::DRAFT
+        };
+        b.store(&[1, 4], FlagChange::Add, flag, &BTreeSet::new())
+            .unwrap();
+        assert_eq!(flags_of(&a.sync().unwrap()), flags_of(&b.sync().unwrap()));
+    }
+    let fresh = Maildir::new(&root).sync().unwrap();
+    assert_eq!(flags_of(&fresh), flags_of(&a.sync().unwrap()));
+    let modseqs = |s: &Snapshot| s.messages.iter().map(|m| m.modseq).collect::<Vec<_>>();
+    assert_eq!(
+        modseqs(&fresh),
+        modseqs(&b.sync().unwrap()),
+        "MODSEQs agree too"
+    );
+
+    // Another program renames a file in cur/ (a flag change without the journal): noticed.
+    let cur = root.join("cur");
+    let victim = fs::read_dir(&cur)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().contains(",U=3"))
+        .unwrap()
+        .path();
+    let renamed = victim.to_string_lossy().replace(":2,S", ":2,ST");
+    fs::rename(&victim, &renamed).unwrap();
+    let after = a.sync().unwrap();
+    assert!(
+        after.messages[1].flags.contains(Flags::DELETED),
+        "{after:?}"
+    );
+    assert_eq!(flags_of(&b.sync().unwrap()), flags_of(&after));
+
+    // A garbled or deleted journal costs a listing, never a wrong flag.
+    a.store(&[1], FlagChange::Remove, Flags::SEEN, &BTreeSet::new())
+        .unwrap();
+    fs::write(root.join("roost.journal"), b"ROOSTJ01garbage!").unwrap();
+    assert_eq!(flags_of(&b.sync().unwrap()), flags_of(&a.sync().unwrap()));
+    a.store(&[1], FlagChange::Add, Flags::SEEN, &BTreeSet::new())
+        .unwrap();
+    fs::remove_file(root.join("roost.journal")).unwrap();
+    assert_eq!(flags_of(&b.sync().unwrap()), flags_of(&a.sync().unwrap()));
+    assert_eq!(
+        flags_of(&Maildir::new(&root).sync().unwrap()),
+        flags_of(&a.sync().unwrap())
+    );
+}

@@ -8,6 +8,7 @@
 
 pub mod filename;
 pub mod folders;
+pub mod journal;
 pub mod keywords;
 mod sync;
 pub mod uidlist;
@@ -53,6 +54,10 @@ pub struct Maildir {
     /// The stamps of `cur/`, `new/` and the uidlist that `files` describes; while they hold,
     /// a sync reads nothing.
     current: Option<sync::Stamps>,
+    /// The index this view was built from or wrote (see `journal`).
+    index_id: Option<u64>,
+    /// How far this view has read the journal.
+    journal_at: u64,
 }
 
 /// A message file as found on disk.
@@ -104,6 +109,8 @@ impl Maildir {
             cache: None,
             highestmodseq: 0,
             current: None,
+            index_id: None,
+            journal_at: 0,
         }
     }
 
@@ -339,8 +346,11 @@ impl Mailbox for Maildir {
     ) -> Result<Vec<MessageInfo>, Error> {
         let _lock = self.lock()?;
         self.sync_locked()?;
+        let keywords_before = self.keywords.render();
         let letters: BTreeSet<char> = self.letters_for(keywords)?.into_iter().collect();
+        let new_keywords = self.keywords.render() != keywords_before;
         let mut modseq = None;
+        let mut renamed = Vec::new();
         for uid in uids {
             let Some(entry) = self.files.get(uid) else {
                 continue;
@@ -354,10 +364,11 @@ impl Mailbox for Maildir {
                 let mut moved = self.rename_entry(entry, updated)?;
                 moved.modseq = *modseq.get_or_insert_with(|| self.bump_modseq());
                 self.files.insert(*uid, moved);
+                renamed.push(*uid);
             }
         }
-        if modseq.is_some() {
-            self.commit_view()?;
+        if !renamed.is_empty() {
+            self.journal_renames(&renamed, new_keywords)?;
         }
         Ok(self.snapshot()?.only(uids))
     }

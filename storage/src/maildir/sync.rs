@@ -7,6 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::filename::MaildirName;
+use super::journal;
 use super::keywords::Keywords;
 use super::uidlist::{self, Uidlist};
 use super::{new_uidvalidity, scan, sync_dir, Entry, Maildir, Place, UIDVALIDITY_MARKER};
@@ -65,10 +66,17 @@ impl Maildir {
             // Nothing changed since this session last looked: no index read, no listing.
             return self.snapshot();
         }
+        if self.catch_up_from_journal(before) {
+            // Another session changed flags: its journal records say how, nothing else moved.
+            return self.snapshot();
+        }
         let index = self.read_index()?;
         if let Some(index) = &index {
+            // The index plus the flag changes journaled since it was written.
+            let id = journal::index_id(index);
+            let (journaled, journal_end) = journal::read(&self.root, id, 0).unwrap_or_default();
             let current = Stamps {
-                cur: index.cur,
+                cur: journaled.last().map_or(index.cur, |r| r.cur),
                 new: index.new,
                 uidlist: index.uidlist,
             };
@@ -78,8 +86,12 @@ impl Maildir {
             let trusted = before.cur != Stamp::default() && before.uidlist != Stamp::default();
             if current == before && trusted && marker.exists() {
                 if let Some(()) = self.load_index(index)? {
-                    self.current = Some(before);
-                    return self.snapshot();
+                    if self.apply_journal(&journaled) {
+                        self.index_id = Some(id);
+                        self.journal_at = journal_end;
+                        self.current = Some(before);
+                        return self.snapshot();
+                    }
                 }
             }
         }
@@ -319,7 +331,7 @@ impl Maildir {
         }
     }
 
-    fn write_index(&self, stamps: Stamps) -> Result<(), Error> {
+    fn write_index(&mut self, stamps: Stamps) -> Result<(), Error> {
         let Some(list) = &self.uidlist else {
             return Ok(());
         };
@@ -346,11 +358,88 @@ impl Maildir {
             keywords: self.keywords.render(),
             highestmodseq: self.highestmodseq,
         };
-        index.write(&self.root)
+        index.write(&self.root)?;
+        // The index says it all now: the journal starts over with the next flag change.
+        journal::remove(&self.root);
+        self.index_id = Some(journal::index_id(&index));
+        self.journal_at = 0;
+        Ok(())
     }
 
-    /// Reads the uidlist, repairing what it can and logging what it did.
-    /// Reads the uidlist; the flag says it had to be started afresh (and that was reported).
+    /// Applies flag changes other sessions journaled; false if one does not fit this view
+    /// (the caller then falls back to the index or a listing).
+    fn apply_journal(&mut self, records: &[journal::Record]) -> bool {
+        for r in records {
+            let Some(entry) = self.files.get_mut(&r.uid) else {
+                return false;
+            };
+            let Some(name) = MaildirName::parse(&r.file) else {
+                return false;
+            };
+            entry.place = Place::Cur;
+            entry.file = r.file.clone();
+            entry.name = name;
+            entry.modseq = r.modseq;
+            self.highestmodseq = self.highestmodseq.max(r.modseq);
+        }
+        true
+    }
+
+    /// The journal fast path: only `cur/` changed since this view, and the journal's new
+    /// records account for exactly that change.
+    fn catch_up_from_journal(&mut self, now: Stamps) -> bool {
+        let (Some(id), Some(seen)) = (self.index_id, self.current) else {
+            return false;
+        };
+        if seen.new != now.new || seen.uidlist != now.uidlist || now.cur == Stamp::default() {
+            return false;
+        }
+        let Some((records, end)) = journal::read(&self.root, id, self.journal_at) else {
+            return false;
+        };
+        if records.last().is_none_or(|r| r.cur != now.cur) || !self.apply_journal(&records) {
+            return false;
+        }
+        self.journal_at = end;
+        self.current = Some(now);
+        true
+    }
+
+    /// After a STORE under the lock: journal the renamed messages instead of rewriting the
+    /// index; the index is rewritten when the journal grew long or keywords were added.
+    pub(super) fn journal_renames(
+        &mut self,
+        uids: &[Uid],
+        new_keywords: bool,
+    ) -> Result<(), Error> {
+        let usable = self.index_id.is_some() && self.journal_at < journal::MAX_LEN;
+        if new_keywords || !usable {
+            return self.commit_view();
+        }
+        let cur = Stamp::of(&self.cur());
+        let records: Vec<journal::Record> = uids
+            .iter()
+            .filter_map(|uid| {
+                self.files.get(uid).map(|e| journal::Record {
+                    uid: *uid,
+                    modseq: e.modseq,
+                    cur,
+                    file: e.file.clone(),
+                })
+            })
+            .collect();
+        let id = self.index_id.unwrap_or_default();
+        match journal::append(&self.root, id, &records) {
+            Ok(end) => {
+                self.journal_at = end;
+                self.current = Some(self.stamps());
+                Ok(())
+            }
+            Err(_) => self.commit_view(),
+        }
+    }
+
+    /// Reads the uidlist, repairing what it can and logging what it did; the flag says it had to be started afresh (and that was reported).
     fn load_uidlist(&mut self, scanned: &[Entry]) -> Result<(Uidlist, bool), Error> {
         let marker = self.read_marker()?;
         let mut rebuilt = false;
