@@ -526,3 +526,43 @@ fn flag_changes_reach_other_sessions_through_the_journal_and_nothing_is_missed()
         flags_of(&a.sync().unwrap())
     );
 }
+
+/// Appends and expunges travel through the journal too, and a session opened afterwards reads
+/// index plus journal to the same folder.
+#[test]
+fn appends_and_expunges_reach_other_sessions_through_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, _) = populated(dir.path());
+    let root = dir.path().join("Maildir");
+    let mut b = Maildir::new(&root);
+    b.sync().unwrap();
+    let mut added = Vec::new();
+    for i in 0..5 {
+        added.push(append(
+            &mut a,
+            &format!("Subject: j{i}\r\n\r\njournal {i}\r\n"),
+        ));
+        let seen = b.sync().unwrap();
+        assert_eq!(seen, a.sync().unwrap(), "after append {i}");
+        assert_eq!(
+            read(&b, added[i]),
+            format!("Subject: j{i}\r\n\r\njournal {i}\r\n").as_bytes()
+        );
+    }
+    assert!(root.join("roost.journal").exists(), "appends are journaled");
+    b.expunge(&[added[1], added[3]]).unwrap();
+    let after = a.sync().unwrap();
+    assert_eq!(after, b.sync().unwrap());
+    assert!(!uids(&after).contains(&added[1]) && uids(&after).contains(&added[2]));
+    assert_eq!(
+        Maildir::new(&root).sync().unwrap(),
+        after,
+        "a new session agrees"
+    );
+    assert_eq!(
+        append(&mut b, "Subject: next\r\n\r\n"),
+        added[4] + 1,
+        "UIDs never reused"
+    );
+    assert_eq!(a.sync().unwrap().uidnext, added[4] + 2);
+}

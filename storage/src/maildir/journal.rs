@@ -1,16 +1,18 @@
-//! `roost.journal`: the flag changes made since the index was last written.
+//! `roost.journal`: the changes made since the index was last written.
 //!
-//! A STORE renames a few files; rewriting the whole index for it (8 MB at 100,000 messages) and
-//! making every other session reload all of it cost O(mailbox) per change. Instead the writer
-//! appends one record per renamed message here, and other sessions read only the records they
-//! have not seen yet. Each record carries the mtime `cur/` had after the change, so a reader can
-//! tell that the journal explains everything that happened; anything else (a record that does
-//! not check, an index written since, a change by another program) sends it back to the index
-//! or a directory listing, which always work.
+//! A STORE renames a few files, an APPEND adds one, an EXPUNGE removes some; rewriting the whole
+//! index for each (8 MB at 100,000 messages) and making every other session reload all of it
+//! cost O(mailbox) per change. Instead the writer appends one record per message changed here,
+//! and other sessions read only the records they have not seen yet. Each record carries the
+//! mtimes `cur/`, `new/` and the uidlist had after the change, so a reader can tell that the
+//! journal explains everything that happened; anything else (a record that does not check, an
+//! index written since, a change by another program) sends it back to the index or a directory
+//! listing, which always work.
 //!
 //! ```text
-//!   header   "ROOSTJ01" index-id(u64)
-//!   records  len(u32) crc(u32) | uid(u32) modseq(u64) cur-secs(i64) cur-nanos(u32) file-name
+//!   header   "ROOSTJ02" index-id(u64)
+//!   records  len(u32) crc(u32) | kind(u8) uid(u32) modseq(u64) cur new uidlist(3 x i64+u32)
+//!            size(u64) date(i64+u32) file-name
 //! ```
 //! Like the index it can always be rebuilt, so it is written without fsync.
 
@@ -24,21 +26,41 @@ use crate::mailbox::Uid;
 
 /// File name inside the folder.
 pub const FILE_NAME: &str = "roost.journal";
-const MAGIC: &[u8; 8] = b"ROOSTJ01";
+const MAGIC: &[u8; 8] = b"ROOSTJ02";
+/// Bytes of a record body before the file name.
+const FIXED: usize = 1 + 4 + 8 + 3 * 12 + 8 + 12;
 const HEADER: u64 = 16;
 /// Past this size the next change rewrites the index and starts a new journal.
 pub const MAX_LEN: u64 = 256 * 1024;
 
-/// One renamed message.
+/// What happened to a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Its flags changed: it was renamed.
+    Flags,
+    /// It arrived (APPEND, COPY, delivery), with its size and internal date.
+    Added {
+        /// Size in bytes.
+        size: u64,
+        /// Internal date.
+        date: Stamp,
+    },
+    /// It was expunged.
+    Removed,
+}
+
+/// One changed message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
+    /// What happened.
+    pub change: Change,
     /// Its UID.
     pub uid: Uid,
     /// Its new MODSEQ.
     pub modseq: u64,
-    /// The mtime of `cur/` after the change that wrote this record.
-    pub cur: Stamp,
-    /// Its new file name in `cur/`.
+    /// The mtimes of `cur/`, `new/` and the uidlist after the change that wrote this record.
+    pub after: [Stamp; 3],
+    /// Its file name in `cur/` (empty for a removal).
     pub file: String,
 }
 
@@ -77,11 +99,20 @@ pub fn append(dir: &Path, id: u64, records: &[Record]) -> io::Result<u64> {
         bytes.extend_from_slice(&id.to_le_bytes());
     }
     for r in records {
-        let mut body = Vec::with_capacity(24 + r.file.len());
+        let (kind, size, date) = match r.change {
+            Change::Flags => (0u8, 0, Stamp::default()),
+            Change::Added { size, date } => (1, size, date),
+            Change::Removed => (2, 0, Stamp::default()),
+        };
+        let mut body = Vec::with_capacity(FIXED + r.file.len());
+        body.push(kind);
         body.extend_from_slice(&r.uid.to_le_bytes());
         body.extend_from_slice(&r.modseq.to_le_bytes());
-        body.extend_from_slice(&r.cur.secs.to_le_bytes());
-        body.extend_from_slice(&r.cur.nanos.to_le_bytes());
+        for stamp in r.after.iter().chain([&date]) {
+            body.extend_from_slice(&stamp.secs.to_le_bytes());
+            body.extend_from_slice(&stamp.nanos.to_le_bytes());
+        }
+        body.extend_from_slice(&size.to_le_bytes());
         body.extend_from_slice(r.file.as_bytes());
         bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
@@ -137,21 +168,38 @@ pub fn read(dir: &Path, id: u64, from: u64) -> Option<(Vec<Record>, u64)> {
         let len = u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize;
         let crc = u32::from_le_bytes(bytes.get(at + 4..at + 8)?.try_into().ok()?);
         let body = bytes.get(at + 8..at + 8 + len)?;
-        if crc32fast::hash(body) != crc || len < 24 {
+        if crc32fast::hash(body) != crc || len < FIXED {
             return None;
         }
-        records.push(Record {
-            uid: u32::from_le_bytes(body[0..4].try_into().ok()?),
-            modseq: u64::from_le_bytes(body[4..12].try_into().ok()?),
-            cur: Stamp {
-                secs: i64::from_le_bytes(body[12..20].try_into().ok()?),
-                nanos: u32::from_le_bytes(body[20..24].try_into().ok()?),
-            },
-            file: String::from_utf8(body[24..].to_vec()).ok()?,
-        });
+        records.push(decode(body)?);
         at += 8 + len;
     }
     Some((records, start + bytes.len() as u64))
+}
+
+fn decode(body: &[u8]) -> Option<Record> {
+    let stamp = |at: usize| -> Option<Stamp> {
+        Some(Stamp {
+            secs: i64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?),
+            nanos: u32::from_le_bytes(body.get(at + 8..at + 12)?.try_into().ok()?),
+        })
+    };
+    let after = [stamp(13)?, stamp(25)?, stamp(37)?];
+    let date = stamp(49)?;
+    let size = u64::from_le_bytes(body.get(61..69)?.try_into().ok()?);
+    let change = match body[0] {
+        0 => Change::Flags,
+        1 => Change::Added { size, date },
+        2 => Change::Removed,
+        _ => return None,
+    };
+    Some(Record {
+        change,
+        uid: u32::from_le_bytes(body.get(1..5)?.try_into().ok()?),
+        modseq: u64::from_le_bytes(body.get(5..13)?.try_into().ok()?),
+        after,
+        file: String::from_utf8(body[FIXED..].to_vec()).ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -159,13 +207,19 @@ mod tests {
     use super::*;
 
     fn record(uid: Uid) -> Record {
+        let stamp = |n| Stamp { secs: 5, nanos: n };
         Record {
+            change: match uid % 3 {
+                0 => Change::Flags,
+                1 => Change::Added {
+                    size: 1234,
+                    date: stamp(9),
+                },
+                _ => Change::Removed,
+            },
             uid,
             modseq: 100 + u64::from(uid),
-            cur: Stamp {
-                secs: 5,
-                nanos: uid,
-            },
+            after: [stamp(uid), stamp(1), stamp(2)],
             file: format!("m{uid},U={uid}:2,S"),
         }
     }
@@ -200,7 +254,7 @@ mod tests {
             );
         }
         let mut flipped = bytes.clone();
-        flipped[HEADER as usize + 12] ^= 1;
+        flipped[HEADER as usize + 20] ^= 1;
         fs::write(&path, &flipped).unwrap();
         assert!(read(dir.path(), 7, 0).is_none());
     }

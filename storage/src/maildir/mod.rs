@@ -313,7 +313,9 @@ impl Mailbox for Maildir {
             .ok_or(Error::Unsupported("maildir name"))?;
         name.set_uid(uid);
         name.flags = flags;
+        let keywords_before = self.keywords.render();
         name.keyword_letters = self.letters_for(keywords)?;
+        let new_keywords = self.keywords.render() != keywords_before;
         let tmp_entry = Entry {
             place: Place::Tmp,
             file: key,
@@ -333,7 +335,14 @@ impl Mailbox for Maildir {
         if Uidlist::append_line(&self.root, uid, &base).is_err() {
             self.write_uidlist()?;
         }
-        self.commit_view()?;
+        let added = self.files.get(&uid).map(|e| journal::Change::Added {
+            size: e.size,
+            date: e.date,
+        });
+        match added {
+            Some(change) => self.journal_changes(&[(uid, change)], new_keywords)?,
+            None => self.commit_view()?,
+        }
         Ok(uid)
     }
 
@@ -368,7 +377,11 @@ impl Mailbox for Maildir {
             }
         }
         if !renamed.is_empty() {
-            self.journal_renames(&renamed, new_keywords)?;
+            let changes: Vec<_> = renamed
+                .iter()
+                .map(|u| (*u, journal::Change::Flags))
+                .collect();
+            self.journal_changes(&changes, new_keywords)?;
         }
         Ok(self.snapshot()?.only(uids))
     }
@@ -406,7 +419,11 @@ impl Mailbox for Maildir {
         }
         sync_dir(&self.cur())?;
         self.write_uidlist()?;
-        self.commit_view()?;
+        let changes: Vec<_> = removed
+            .iter()
+            .map(|u| (*u, journal::Change::Removed))
+            .collect();
+        self.journal_changes(&changes, false)?;
         Ok(removed)
     }
 }

@@ -26,6 +26,18 @@ pub(super) struct Stamps {
     uidlist: Stamp,
 }
 
+impl From<[Stamp; 3]> for Stamps {
+    fn from([cur, new, uidlist]: [Stamp; 3]) -> Self {
+        Self { cur, new, uidlist }
+    }
+}
+
+impl From<Stamps> for [Stamp; 3] {
+    fn from(s: Stamps) -> Self {
+        [s.cur, s.new, s.uidlist]
+    }
+}
+
 impl Maildir {
     fn stamps(&self) -> Stamps {
         Stamps {
@@ -75,10 +87,13 @@ impl Maildir {
             // The index plus the flag changes journaled since it was written.
             let id = journal::index_id(index);
             let (journaled, journal_end) = journal::read(&self.root, id, 0).unwrap_or_default();
-            let current = Stamps {
-                cur: journaled.last().map_or(index.cur, |r| r.cur),
-                new: index.new,
-                uidlist: index.uidlist,
+            let current = match journaled.last() {
+                Some(r) => Stamps::from(r.after),
+                None => Stamps {
+                    cur: index.cur,
+                    new: index.new,
+                    uidlist: index.uidlist,
+                },
             };
             let marker = self
                 .root
@@ -366,38 +381,62 @@ impl Maildir {
         Ok(())
     }
 
-    /// Applies flag changes other sessions journaled; false if one does not fit this view
-    /// (the caller then falls back to the index or a listing).
+    /// Applies changes other sessions journaled; false if one does not fit this view (the
+    /// caller then falls back to the index or a listing).
     fn apply_journal(&mut self, records: &[journal::Record]) -> bool {
         for r in records {
-            let Some(entry) = self.files.get_mut(&r.uid) else {
-                return false;
-            };
-            let Some(name) = MaildirName::parse(&r.file) else {
-                return false;
-            };
-            entry.place = Place::Cur;
-            entry.file = r.file.clone();
-            entry.name = name;
-            entry.modseq = r.modseq;
+            match r.change {
+                journal::Change::Removed => {
+                    if self.files.remove(&r.uid).is_none() {
+                        return false;
+                    }
+                }
+                journal::Change::Flags | journal::Change::Added { .. } => {
+                    let Some(name) = MaildirName::parse(&r.file) else {
+                        return false;
+                    };
+                    let entry = match (r.change, self.files.get_mut(&r.uid)) {
+                        (journal::Change::Flags, Some(entry)) => entry,
+                        (journal::Change::Added { size, date }, None) => {
+                            if let Some(list) = self.uidlist.as_mut() {
+                                list.uidnext = list.uidnext.max(r.uid.saturating_add(1));
+                            }
+                            self.files.entry(r.uid).or_insert(Entry {
+                                place: Place::Cur,
+                                file: String::new(),
+                                name: name.clone(),
+                                size,
+                                date,
+                                modseq: 0,
+                            })
+                        }
+                        _ => return false,
+                    };
+                    entry.place = Place::Cur;
+                    entry.file = r.file.clone();
+                    entry.name = name;
+                    entry.modseq = r.modseq;
+                }
+            }
             self.highestmodseq = self.highestmodseq.max(r.modseq);
         }
         true
     }
 
-    /// The journal fast path: only `cur/` changed since this view, and the journal's new
-    /// records account for exactly that change.
+    /// The journal fast path: the journal's new records account for exactly what changed
+    /// since this view.
     fn catch_up_from_journal(&mut self, now: Stamps) -> bool {
-        let (Some(id), Some(seen)) = (self.index_id, self.current) else {
+        let (Some(id), Some(_)) = (self.index_id, self.current) else {
             return false;
         };
-        if seen.new != now.new || seen.uidlist != now.uidlist || now.cur == Stamp::default() {
+        if now.cur == Stamp::default() || now.uidlist == Stamp::default() {
             return false;
         }
         let Some((records, end)) = journal::read(&self.root, id, self.journal_at) else {
             return false;
         };
-        if records.last().is_none_or(|r| r.cur != now.cur) || !self.apply_journal(&records) {
+        let explains = records.last().is_some_and(|r| Stamps::from(r.after) == now);
+        if !explains || !self.apply_journal(&records) {
             return false;
         }
         self.journal_at = end;
@@ -405,34 +444,38 @@ impl Maildir {
         true
     }
 
-    /// After a STORE under the lock: journal the renamed messages instead of rewriting the
-    /// index; the index is rewritten when the journal grew long or keywords were added.
-    pub(super) fn journal_renames(
+    /// After a change under the lock (STORE, APPEND, EXPUNGE): journal it instead of
+    /// rewriting the index; the index is rewritten when the journal grew long or keywords were
+    /// added (the journal does not carry the keyword table).
+    pub(super) fn journal_changes(
         &mut self,
-        uids: &[Uid],
+        changes: &[(Uid, journal::Change)],
         new_keywords: bool,
     ) -> Result<(), Error> {
         let usable = self.index_id.is_some() && self.journal_at < journal::MAX_LEN;
         if new_keywords || !usable {
             return self.commit_view();
         }
-        let cur = Stamp::of(&self.cur());
-        let records: Vec<journal::Record> = uids
+        let after = self.stamps();
+        let records: Vec<journal::Record> = changes
             .iter()
-            .filter_map(|uid| {
-                self.files.get(uid).map(|e| journal::Record {
-                    uid: *uid,
-                    modseq: e.modseq,
-                    cur,
-                    file: e.file.clone(),
-                })
+            .map(|(uid, change)| journal::Record {
+                change: *change,
+                uid: *uid,
+                modseq: self.files.get(uid).map_or(self.highestmodseq, |e| e.modseq),
+                after: after.into(),
+                file: self
+                    .files
+                    .get(uid)
+                    .map(|e| e.file.clone())
+                    .unwrap_or_default(),
             })
             .collect();
         let id = self.index_id.unwrap_or_default();
         match journal::append(&self.root, id, &records) {
             Ok(end) => {
                 self.journal_at = end;
-                self.current = Some(self.stamps());
+                self.current = Some(after);
                 Ok(())
             }
             Err(_) => self.commit_view(),
