@@ -121,7 +121,14 @@ impl Imap {
     /// Reads more bytes.
     fn fill(&mut self) -> Fill {
         let mut chunk = vec![0u8; 64 * 1024];
-        match self.stream.read(&mut chunk) {
+        // A signal (a child process of another test exiting) may interrupt the read: retry.
+        let read = loop {
+            match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match read {
             Ok(0) => Fill::Eof,
             Ok(n) => {
                 self.buf.extend_from_slice(&chunk[..n]);

@@ -367,7 +367,7 @@ fn a_50_mb_message_streams_without_growing_the_server() {
     let mut all = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
     while !String::from_utf8_lossy(&all).contains("+OK Logged in") {
-        let n = s.read(&mut buf).unwrap();
+        let n = read_some(&mut s, &mut buf);
         assert!(n > 0, "connection closed during login");
         all.extend_from_slice(&buf[..n]);
     }
@@ -376,7 +376,7 @@ fn a_50_mb_message_streams_without_growing_the_server() {
     all.clear();
     write!(s, "RETR 1\r\n").unwrap();
     while !all.ends_with(b"\r\n.\r\n") {
-        let n = s.read(&mut buf).unwrap();
+        let n = read_some(&mut s, &mut buf);
         assert!(n > 0, "connection closed during RETR");
         all.extend_from_slice(&buf[..n]);
     }
@@ -447,4 +447,14 @@ fn stls_and_pop3s_reach_the_transaction_state() {
         &[&creds[..], &["--tls", "implicit"]].concat(),
     );
     assert!(out.contains("STAT 2 "), "{out}");
+}
+
+/// One read, retried when a signal interrupts it.
+fn read_some(s: &mut TcpStream, buf: &mut [u8]) -> usize {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other.unwrap(),
+        }
+    }
 }
