@@ -126,16 +126,9 @@ pub fn copy_or_move(
     if uids.is_empty() {
         return ok(tag, &format!("No messages to {}.", what.to_lowercase()));
     }
-    let mut dest = match store.folders().open(destination) {
-        Ok(dest) => dest,
-        Err(roost_storage::Error::NoSuchMailbox(_)) => {
-            return no(tag, Some("TRYCREATE"), "Mailbox doesn't exist.")
-        }
-        Err(e) => return storage_failure(tag, user, &e),
-    };
-    let validity = match dest.sync() {
-        Ok(s) => s.uidvalidity,
-        Err(e) => return storage_failure(tag, user, &e),
+    let (mut dest, validity) = match open_target(store, destination, tag, user) {
+        Ok(opened) => opened,
+        Err(tagged) => return tagged,
     };
     let pairs = if moving {
         selected.mailbox.move_to(&uids, dest.as_mut())
@@ -225,16 +218,9 @@ pub fn append(
         LiteralOrLiteral8::Literal(l) => l.data(),
         LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
     };
-    let mut target = match store.folders().open(mailbox) {
-        Ok(m) => m,
-        Err(roost_storage::Error::NoSuchMailbox(_)) => {
-            return no(tag, Some("TRYCREATE"), "Mailbox doesn't exist.")
-        }
-        Err(e) => return storage_failure(tag, user, &e),
-    };
-    let validity = match target.sync() {
-        Ok(s) => s.uidvalidity,
-        Err(e) => return storage_failure(tag, user, &e),
+    let (mut target, validity) = match open_target(store, mailbox, tag, user) {
+        Ok(opened) => opened,
+        Err(tagged) => return tagged,
     };
     let (system, keywords) = parse_flags(flags);
     let when: Option<SystemTime> = date.map(|d| SystemTime::from(d.as_ref().to_utc()));
@@ -245,5 +231,26 @@ pub fn append(
             "Append completed.",
         ),
         Err(e) => storage_failure(tag, user, &e),
+    }
+}
+
+/// Opens the mailbox mail goes into (COPY, MOVE, APPEND) and reads its UIDVALIDITY for the
+/// UIDPLUS code; a missing one is `NO [TRYCREATE]` (RFC 3501 6.3.11).
+fn open_target(
+    store: &Store,
+    name: &str,
+    tag: &str,
+    user: &str,
+) -> Result<(Box<dyn roost_storage::Mailbox>, u32), Tagged> {
+    let mut target = match store.folders().open(name) {
+        Ok(m) => m,
+        Err(roost_storage::Error::NoSuchMailbox(_)) => {
+            return Err(no(tag, Some("TRYCREATE"), "Mailbox doesn't exist."))
+        }
+        Err(e) => return Err(storage_failure(tag, user, &e)),
+    };
+    match target.sync() {
+        Ok(s) => Ok((target, s.uidvalidity)),
+        Err(e) => Err(storage_failure(tag, user, &e)),
     }
 }

@@ -3,54 +3,17 @@
 //! worker) and records the last command and the IMAP state (SELECTED mailbox, IDLE). It never
 //! changes, delays or stores what it sees, and it skips IMAP literals (message bodies).
 
+use roost_protocol::imap::KNOWN_COMMANDS;
+
 use crate::config::Family;
 use crate::listen::registry::{SessionHandle, SessionState};
 
 /// The longest command line looked at; the rest of a longer line is skipped.
 const MAX_LINE: usize = 512;
 
-/// Command keywords by protocol, as `&'static str` for the registry.
-const KEYWORDS: &[&str] = &[
-    "CAPABILITY",
-    "NOOP",
-    "LOGOUT",
-    "SELECT",
-    "EXAMINE",
-    "CREATE",
-    "DELETE",
-    "RENAME",
-    "SUBSCRIBE",
-    "UNSUBSCRIBE",
-    "LIST",
-    "LSUB",
-    "STATUS",
-    "APPEND",
-    "CHECK",
-    "CLOSE",
-    "UNSELECT",
-    "EXPUNGE",
-    "SEARCH",
-    "FETCH",
-    "STORE",
-    "COPY",
-    "MOVE",
-    "IDLE",
-    "DONE",
-    "ENABLE",
-    "NAMESPACE",
-    "ID",
-    "COMPRESS",
-    "SORT",
-    "THREAD",
-    "STAT",
-    "LIST",
-    "RETR",
-    "DELE",
-    "RSET",
-    "TOP",
-    "UIDL",
-    "QUIT",
-    "CAPA",
+/// Keywords besides IMAP's commands: IMAP's `DONE`, POP3's commands (SMTP's are not followed).
+const OTHER_KEYWORDS: &[&str] = &[
+    "DONE", "STAT", "RETR", "DELE", "RSET", "TOP", "UIDL", "QUIT", "CAPA",
 ];
 
 /// Follows one relayed client byte stream.
@@ -125,8 +88,12 @@ impl CommandWatch {
             }
             _ => words.next(),
         };
-        let Some(keyword) = first.and_then(|w| KEYWORDS.iter().find(|k| k.eq_ignore_ascii_case(w)))
-        else {
+        let Some(keyword) = first.and_then(|w| {
+            KNOWN_COMMANDS
+                .iter()
+                .chain(OTHER_KEYWORDS)
+                .find(|k| k.eq_ignore_ascii_case(w))
+        }) else {
             return;
         };
         handle.set_command(keyword);

@@ -22,8 +22,9 @@ pub mod strings;
 
 pub use extended::Extras;
 
-/// Commands roost knows by name, to tell "unknown command" from "bad syntax".
-const KNOWN_COMMANDS: &[&str] = &[
+/// Commands roost knows by name, to tell "unknown command" from "bad syntax" (and, for the
+/// status page, which word of a relayed line is a command).
+pub const KNOWN_COMMANDS: &[&str] = &[
     "CAPABILITY",
     "NOOP",
     "LOGOUT",
