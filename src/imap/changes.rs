@@ -30,12 +30,8 @@ pub fn store(
     user: &str,
     out: &mut Vec<u8>,
 ) -> Tagged {
-    if selected.read_only {
-        return no(
-            tag,
-            Some("READ-ONLY"),
-            "The mailbox is read-only (EXAMINE).",
-        );
+    if let Some(refused) = read_only(selected, tag) {
+        return refused;
     }
     let indexes = match selected.resolve(set, uid) {
         Ok(i) => i,
@@ -111,12 +107,8 @@ pub fn copy_or_move(
     out: &mut Vec<u8>,
 ) -> Tagged {
     let what = if moving { "Move" } else { "Copy" };
-    if moving && selected.read_only {
-        return no(
-            tag,
-            Some("READ-ONLY"),
-            "The mailbox is read-only (EXAMINE).",
-        );
+    if let Some(refused) = read_only(selected, tag).filter(|_| moving) {
+        return refused;
     }
     let indexes = match selected.resolve(set, uid) {
         Ok(i) => i,
@@ -161,12 +153,8 @@ pub fn expunge(
     user: &str,
     out: &mut Vec<u8>,
 ) -> Tagged {
-    if selected.read_only {
-        return no(
-            tag,
-            Some("READ-ONLY"),
-            "The mailbox is read-only (EXAMINE).",
-        );
+    if let Some(refused) = read_only(selected, tag) {
+        return refused;
     }
     let allowed = match only {
         Some(set) => match selected.resolve(set, true) {
@@ -253,4 +241,15 @@ fn open_target(
         Ok(s) => Ok((target, s.uidvalidity)),
         Err(e) => Err(storage_failure(tag, user, &e)),
     }
+}
+
+/// The NO for a change to a mailbox opened with EXAMINE.
+fn read_only(selected: &Selected, tag: &str) -> Option<Tagged> {
+    selected.read_only.then(|| {
+        no(
+            tag,
+            Some("READ-ONLY"),
+            "The mailbox is read-only (EXAMINE).",
+        )
+    })
 }
