@@ -32,9 +32,13 @@ mod imap_mail;
 #[path = "../imap_proc.rs"]
 mod imap_proc;
 
+#[path = "../harness.rs"]
+mod harness;
+
+use harness::{chown, free_port, is_root, roost_bin, wait_listening};
 use std::collections::VecDeque;
 use std::fs;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -578,56 +582,12 @@ impl Kind {
     }
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 fn id_of(flag: &str, name: &str) -> u32 {
     let out = Command::new("id").args([flag, name]).output().expect("id");
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
         .unwrap_or_else(|_| panic!("no user {name}"))
-}
-
-fn chown(path: &Path, owner: &str) {
-    let ok = Command::new("chown")
-        .args(["-R", owner])
-        .arg(path)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "chown -R {owner} {}", path.display());
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_listening(addr: SocketAddr, server: &mut Server, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).is_err() {
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("{what} exited: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} does not listen on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn roost_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("ROOST_BIN") {
-        return bin.into();
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/roost")
 }
 
 /// Starts the server of `kind` on `dir`; returns it, its address and its log file.
@@ -683,7 +643,7 @@ fn start_roost(kind: Kind, dir: &Path, o: &Opts, log: &Path) -> (Server, SocketA
         child: cmd.spawn().expect("start roost"),
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    wait_listening(addr, &mut server, "roost");
+    wait_listening(addr, &mut server.child, "roost");
     (server, addr)
 }
 
@@ -749,7 +709,7 @@ fn start_dovecot(dir: &Path, o: &Opts, log: &Path) -> (Server, SocketAddr) {
             .expect("start dovecot"),
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    wait_listening(addr, &mut server, "dovecot");
+    wait_listening(addr, &mut server.child, "dovecot");
     (server, addr)
 }
 

@@ -12,11 +12,19 @@
 //! the same maildrop is served by a private Dovecot instance on another loopback port and
 //! measured the same way, in the same run.
 
+#[path = "../harness.rs"]
+mod harness;
+#[path = "../imap_proc.rs"]
+#[allow(dead_code)]
+mod imap_proc;
+
+use harness::{chown, free_port, is_root, roost_bin, wait_listening};
+use imap_proc::tree;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -171,25 +179,6 @@ fn make_maildir(maildir: &Path, count: usize) -> (usize, u64) {
     (count, bytes)
 }
 
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn chown(path: &Path, owner: &str) {
-    let ok = Command::new("chown")
-        .args(["-R", owner])
-        .arg(path)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "chown -R {owner} {}", path.display());
-}
-
 /// Samples VmHWM of every process under `root` until stopped: the peak of the tree's sum, and
 /// each process's own peak (by pid, with its name).
 struct RssSampler {
@@ -210,29 +199,6 @@ fn hwm_kb(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-fn tree(pid: u32) -> Vec<u32> {
-    let mut all = vec![];
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        all.push(p);
-        // Every thread's children: a multi-threaded parent (roost's tokio master) forks from
-        // any of its threads, and /proc/P/task/P/children lists only the main thread's.
-        for task in fs::read_dir(format!("/proc/{p}/task"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            todo.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|c| c.parse::<u32>().ok()),
-            );
-        }
-    }
-    all
 }
 
 impl RssSampler {
@@ -515,36 +481,6 @@ fn poplib(addr: SocketAddr) -> Result<(u64, u64, f64, f64), String> {
             .ok_or("bad output")
     };
     Ok((parse(0)? as u64, parse(1)? as u64, parse(2)?, parse(3)?))
-}
-
-fn roost_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("ROOST_BIN") {
-        return bin.into();
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/roost")
-}
-
-/// Waits (bounded) until something accepts connections on `addr`.
-fn wait_listening(addr: SocketAddr, child: &mut Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} does not listen on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_roost(work: &Path) -> (Child, SocketAddr) {
