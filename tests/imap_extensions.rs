@@ -1,0 +1,229 @@
+//! The IMAP extensions beyond RFC 3501 over a real socket, line by line: ESEARCH and ESORT,
+//! LIST-EXTENDED and LIST-STATUS, SORT and THREAD, CONDSTORE/QRESYNC, BINARY, IMAP4rev2 with
+//! UTF-8 mailbox names, and COMPRESS=DEFLATE (driven by Python's zlib).
+
+mod common;
+
+use std::process::Command;
+
+use common::{base_config, LineClient, TestServer, PASSWORD};
+
+fn logged_in(server: &TestServer) -> LineClient {
+    let mut c = LineClient::connect(server.addr("imap"));
+    c.line();
+    c.cmd(&format!("a LOGIN plain \"{PASSWORD}\""), "a OK");
+    c
+}
+
+/// Sends a command and returns its untagged lines and the tagged one, CRLF stripped.
+fn run(c: &mut LineClient, tag: &str, command: &str) -> (Vec<String>, String) {
+    let mut lines: Vec<String> = c
+        .cmd(&format!("{tag} {command}"), &format!("{tag} "))
+        .into_iter()
+        .map(|l| l.trim_end().to_string())
+        .collect();
+    let tagged = lines.pop().unwrap_or_default();
+    (lines, tagged)
+}
+
+fn append(c: &mut LineClient, tag: &str, message: &str) {
+    c.send(&format!(
+        "{tag} APPEND INBOX {{{}+}}\r\n{message}\r\n",
+        message.len()
+    ));
+    let reply = c.until(&format!("{tag} "));
+    assert!(
+        reply.last().unwrap().starts_with(&format!("{tag} OK")),
+        "{reply:?}"
+    );
+}
+
+fn server_with_thread() -> (TestServer, LineClient) {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let mut c = logged_in(&server);
+    append(&mut c, "p1", "Subject: b topic\r\nMessage-ID: <1@x>\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\r\nfirst\r\n");
+    append(&mut c, "p2", "Subject: a other\r\nMessage-ID: <2@x>\r\nDate: Tue, 3 Nov 2026 10:00:00 +0000\r\n\r\nsecond\r\n");
+    append(&mut c, "p3", "Subject: Re: b topic\r\nMessage-ID: <3@x>\r\nIn-Reply-To: <1@x>\r\nReferences: <1@x>\r\nDate: Wed, 4 Nov 2026 10:00:00 +0000\r\n\r\nthird\r\n");
+    run(&mut c, "s", "SELECT INBOX");
+    (server, c)
+}
+
+#[test]
+fn esearch_esort_sort_and_thread_answer_in_their_formats() {
+    let (_server, mut c) = server_with_thread();
+    let (u, t) = run(&mut c, "e1", "UID SEARCH RETURN (MIN MAX COUNT ALL) ALL");
+    assert_eq!(
+        u,
+        ["* ESEARCH (TAG \"e1\") UID MIN 1 MAX 3 COUNT 3 ALL 1:3"]
+    );
+    assert!(t.starts_with("e1 OK"), "{t}");
+    let (u, _) = run(&mut c, "e2", "SEARCH RETURN (COUNT) SUBJECT topic");
+    assert_eq!(u, ["* ESEARCH (TAG \"e2\") COUNT 2"]);
+    let (u, _) = run(&mut c, "s1", "SORT (SUBJECT) UTF-8 ALL");
+    assert_eq!(
+        u,
+        ["* SORT 2 1 3"],
+        "base subjects: \"a other\", \"b topic\" twice"
+    );
+    let (u, _) = run(&mut c, "s2", "SORT (REVERSE DATE) UTF-8 ALL");
+    assert_eq!(u, ["* SORT 3 2 1"]);
+    let (u, _) = run(&mut c, "s3", "UID SORT RETURN (ALL) (SUBJECT) UTF-8 ALL");
+    assert_eq!(u, ["* ESEARCH (TAG \"s3\") UID ALL 2,1,3"]);
+    let (u, _) = run(&mut c, "t1", "THREAD REFERENCES UTF-8 ALL");
+    assert_eq!(u, ["* THREAD (1 3)(2)"]);
+    let (u, _) = run(&mut c, "t2", "THREAD ORDEREDSUBJECT UTF-8 ALL");
+    assert_eq!(
+        u,
+        ["* THREAD (1 3)(2)"],
+        "threads ordered by their first message's date"
+    );
+}
+
+#[test]
+fn list_extended_and_list_status_select_and_report() {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let mut c = logged_in(&server);
+    let (u, _) = run(&mut c, "l1", "LIST (SPECIAL-USE) \"\" *");
+    assert_eq!(u.len(), 5, "{u:?}");
+    assert!(
+        u.contains(&"* LIST (\\HasNoChildren \\Sent) \"/\" Sent".to_string()),
+        "{u:?}"
+    );
+    let (u, _) = run(
+        &mut c,
+        "l2",
+        "LIST \"\" INBOX RETURN (SUBSCRIBED STATUS (MESSAGES UIDNEXT))",
+    );
+    assert_eq!(
+        u,
+        [
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" INBOX",
+            "* STATUS INBOX (MESSAGES 0 UIDNEXT 1)"
+        ]
+    );
+}
+
+#[test]
+fn qresync_reports_vanished_and_changed_flags() {
+    let (_server, mut c) = server_with_thread();
+    let (u, _) = run(&mut c, "q1", "ENABLE QRESYNC");
+    assert_eq!(u, ["* ENABLED QRESYNC"]);
+    let (u, _) = run(&mut c, "q2", "SELECT INBOX");
+    let validity: String = u
+        .iter()
+        .find_map(|l| l.strip_prefix("* OK [UIDVALIDITY "))
+        .and_then(|r| r.split(']').next())
+        .unwrap()
+        .to_string();
+    let highest: u64 = u
+        .iter()
+        .find_map(|l| l.strip_prefix("* OK [HIGHESTMODSEQ "))
+        .and_then(|r| r.split(']').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    run(&mut c, "q3", "UID STORE 2 +FLAGS.SILENT (\\Deleted)");
+    let (u, _) = run(&mut c, "q4", "UID EXPUNGE 2");
+    assert_eq!(u, ["* VANISHED 2"], "QRESYNC reports VANISHED, not EXPUNGE");
+    run(&mut c, "q5", "UID STORE 3 +FLAGS.SILENT (\\Flagged)");
+    let (u, t) = run(
+        &mut c,
+        "q6",
+        &format!("SELECT INBOX (QRESYNC ({validity} {highest} 1:3))"),
+    );
+    assert!(t.starts_with("q6 OK"), "{t}");
+    assert!(
+        u.contains(&"* OK [CLOSED] Previous mailbox closed.".to_string()),
+        "{u:?}"
+    );
+    assert!(u.contains(&"* VANISHED (EARLIER) 2".to_string()), "{u:?}");
+    let changed: Vec<&String> = u.iter().filter(|l| l.contains(" FETCH (UID 3 ")).collect();
+    assert_eq!(changed.len(), 1, "{u:?}");
+    assert!(
+        changed[0].contains("\\Flagged") && changed[0].contains("MODSEQ ("),
+        "{u:?}"
+    );
+}
+
+#[test]
+fn binary_undoes_the_transfer_encoding() {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let mut c = logged_in(&server);
+    append(&mut c, "b0", "Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n--B\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n--B--\r\n");
+    run(&mut c, "s", "SELECT INBOX");
+    let lines = c.cmd("b1 FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])", "b1 ");
+    assert_eq!(lines[0], "* 1 FETCH (BINARY[1] {11}\r\n");
+    assert_eq!(lines[1], "hello world BINARY.SIZE[1] 11)\r\n");
+    let (_, t) = run(&mut c, "b2", "FETCH 1 (BINARY.PEEK[2])");
+    assert!(t.starts_with("b2 NO [UNKNOWN-CTE]"), "{t}");
+}
+
+#[test]
+fn imap4rev2_speaks_utf8_names_and_esearch() {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let mut c = logged_in(&server);
+    let (u, _) = run(&mut c, "r1", "ENABLE IMAP4rev2");
+    assert_eq!(u, ["* ENABLED IMAP4rev2"]);
+    let (_, t) = run(&mut c, "r2", "CREATE \"Entwürfe\"");
+    assert!(t.starts_with("r2 OK"), "{t}");
+    assert!(
+        server.mail_root().join("plain/.Entw&APw-rfe").is_dir(),
+        "stored in modified UTF-7, as Dovecot does"
+    );
+    let (u, _) = run(&mut c, "r3", "LIST \"\" Entw*");
+    assert_eq!(u, ["* LIST (\\HasNoChildren) \"/\" \"Entwürfe\""]);
+    let (u, _) = run(&mut c, "r4", "SELECT \"Entwürfe\"");
+    assert!(
+        u.contains(&"* LIST () \"/\" \"Entwürfe\"".to_string()),
+        "{u:?}"
+    );
+    assert!(
+        !u.iter().any(|l| l.contains("RECENT")),
+        "no RECENT in rev2: {u:?}"
+    );
+    let (u, _) = run(&mut c, "r5", "SEARCH ALL");
+    assert_eq!(u, ["* ESEARCH (TAG \"r5\")"]);
+    // Without UTF-8 enabled, a raw UTF-8 name is refused rather than stored wrongly.
+    let mut old = logged_in(&server);
+    let (_, t) = run(&mut old, "o1", "CREATE \"Grüße\"");
+    assert!(t.starts_with("o1 NO"), "{t}");
+}
+
+#[test]
+fn compress_deflate_carries_the_rest_of_the_session() {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let script = r#"
+import socket, sys, zlib
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.settimeout(10)
+f = s.makefile("rb")
+def send(l): s.sendall(l.encode() + b"\r\n")
+f.readline(); send('a LOGIN plain "' + sys.argv[2] + '"'); f.readline()
+send("b COMPRESS DEFLATE"); print(f.readline().decode().strip())
+c = zlib.compressobj(wbits=-15); d = zlib.decompressobj(wbits=-15)
+s.sendall(c.compress(b"c NAMESPACE\r\n") + c.flush(zlib.Z_SYNC_FLUSH))
+buf = b""
+while b"c OK" not in buf:
+    buf += d.decompress(s.recv(65536))
+print(buf.decode().strip())
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &server.addr("imap").port().to_string(),
+            PASSWORD,
+        ])
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("b OK DEFLATE active."), "{text}");
+    assert!(
+        text.contains("* NAMESPACE ((\"\" \"/\")) NIL NIL"),
+        "{text}"
+    );
+}
