@@ -227,3 +227,28 @@ print(buf.decode().strip())
         "{text}"
     );
 }
+
+#[test]
+fn searchres_saves_a_result_that_dollar_names_later() {
+    let (_server, mut c) = server_with_thread();
+    let (u, t) = run(&mut c, "r0", "FETCH $ (FLAGS)");
+    assert!(
+        u.is_empty() && t.starts_with("r0 OK"),
+        "nothing saved yet: {u:?} {t}"
+    );
+    let (u, t) = run(&mut c, "r1", "SEARCH RETURN (SAVE) SUBJECT topic");
+    assert!(u.is_empty(), "SAVE alone answers no ESEARCH: {u:?}");
+    assert!(t.starts_with("r1 OK"), "{t}");
+    let (u, _) = run(&mut c, "r2", "UID FETCH $ (UID)");
+    assert_eq!(u, ["* 1 FETCH (UID 1)", "* 3 FETCH (UID 3)"]);
+    let (u, _) = run(&mut c, "r3", "SEARCH $ BODY third");
+    assert_eq!(u, ["* SEARCH 3"]);
+    run(&mut c, "r4", "UID STORE 1 +FLAGS.SILENT (\\Deleted)");
+    run(&mut c, "r5", "EXPUNGE");
+    let (u, _) = run(&mut c, "r6", "FETCH $ (UID)");
+    assert_eq!(
+        u,
+        ["* 2 FETCH (UID 3)"],
+        "expunged messages leave the saved result"
+    );
+}

@@ -123,6 +123,13 @@ pub async fn run(conn: &mut Connection, user: &UserSession) {
             }
             Event::AuthenticateData(_) | Event::IdleDone => continue,
         };
+        decoder.set_saved(
+            session
+                .selected
+                .as_ref()
+                .map(Selected::saved_sets)
+                .unwrap_or_default(),
+        );
         if let Some(h) = conn.handle() {
             h.set_state(match &session.selected {
                 Some(s) => SessionState::Selected(s.name.clone()),

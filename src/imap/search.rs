@@ -31,6 +31,15 @@ pub fn search(
         Err(tagged) => return tagged,
     };
     if let Some(options) = returns {
+        // SAVE keeps the result for `$` (RFC 5182); alone, it asks for no ESEARCH response.
+        let mut options = options.to_vec();
+        if options.iter().any(|o| o == "SAVE") {
+            selected.saved = hits.iter().map(|&i| selected.messages[i].uid).collect();
+            options.retain(|o| o != "SAVE");
+            if options.is_empty() {
+                return ok(tag, "Search completed; result saved.");
+            }
+        }
         let numbers: Vec<u32> = hits
             .iter()
             .map(|&i| {
@@ -43,7 +52,7 @@ pub fn search(
             .collect();
         let highest = hits.iter().map(|&i| selected.messages[i].modseq).max();
         let modseq = highest.filter(|_| criteria.iter().any(uses_modseq));
-        out.extend(esearch(tag, uid, &numbers, options, modseq, false).as_bytes());
+        out.extend(esearch(tag, uid, &numbers, &options, modseq, false).as_bytes());
         return ok(tag, "Search completed.");
     }
     let mut line = String::from("* SEARCH");

@@ -7,6 +7,8 @@ use std::collections::BTreeSet;
 use roost_protocol::imap::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use roost_storage::{Error as StorageError, Mailbox, MessageInfo, Snapshot, Store, Uid};
 
+use roost_protocol::imap::extended::{Saved, EMPTY_SET};
+
 use super::reply::{flag_list, flags_item, uid_set};
 
 /// Keywords every mailbox offers in FLAGS, so clients know they may set them (as Dovecot does).
@@ -46,6 +48,8 @@ pub struct Selected {
     announced_keywords: BTreeSet<String>,
     /// QRESYNC is enabled: expunges are reported as VANISHED.
     pub qresync: bool,
+    /// The last `SEARCH RETURN (SAVE)` result, as UIDs (RFC 5182); what `$` names.
+    pub saved: Vec<Uid>,
 }
 
 impl Selected {
@@ -69,6 +73,7 @@ impl Selected {
             highestmodseq: snapshot.highestmodseq.max(1),
             announced_keywords: BTreeSet::new(),
             qresync: false,
+            saved: Vec::new(),
         };
         selected.announce_flags(&snapshot, out);
         let Snapshot {
@@ -224,6 +229,22 @@ impl Selected {
         }
     }
 
+    /// What `$` stands for now: the saved UIDs still here, and their sequence numbers.
+    pub fn saved_sets(&self) -> Saved {
+        let mut seqs = Vec::new();
+        let mut uids = Vec::new();
+        for uid in &self.saved {
+            if let Ok(i) = self.messages.binary_search_by_key(uid, |m| m.uid) {
+                uids.push(*uid);
+                seqs.push(i as u32 + 1);
+            }
+        }
+        Saved {
+            uids: uid_set(uids),
+            seqs: uid_set(seqs),
+        }
+    }
+
     /// QRESYNC on SELECT (RFC 7162 3.2.5): what the client missed since `modseq`: the UIDs of
     /// `known` (or of everything below UIDNEXT) that are gone, then the flags that changed.
     pub fn resync(&self, modseq: u64, known: Option<&SequenceSet>, out: &mut Vec<u8>) {
@@ -291,7 +312,8 @@ impl Selected {
         }
         let ranges = ranges(set, count as u32);
         let mut picked = BTreeSet::new();
-        for (a, b) in ranges {
+        // `$` while nothing is saved names no message.
+        for (a, b) in ranges.into_iter().filter(|r| r.0 != EMPTY_SET) {
             if b as usize > count || a == 0 {
                 return Err(BadSequence(count));
             }

@@ -20,6 +20,57 @@ pub struct Extras {
     pub list_status: Vec<String>,
 }
 
+/// A sequence set that names no message: what `$` becomes while nothing is saved.
+pub const EMPTY_SET: u32 = u32::MAX;
+
+/// The saved search result (RFC 5182 SEARCHRES) as the two sequence sets `$` can stand for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Saved {
+    /// As UIDs, for UID commands.
+    pub uids: String,
+    /// As sequence numbers, for the others.
+    pub seqs: String,
+}
+
+/// Replaces every `$` standing as a sequence set in the command line (outside quotes, before
+/// any literal) with the saved result; `None` when the line has none.
+pub fn substitute_saved(message: &[u8], saved: &Saved) -> Option<Vec<u8>> {
+    let line_end = message
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(message.len());
+    let line = &message[..line_end];
+    let upper = line.to_ascii_uppercase();
+    let uid = upper.split(|&b| b == b' ').nth(1) == Some(&b"UID"[..]);
+    let set = if uid { &saved.uids } else { &saved.seqs };
+    let set = if set.is_empty() {
+        EMPTY_SET.to_string()
+    } else {
+        set.clone()
+    };
+    let mut out = Vec::with_capacity(message.len() + set.len());
+    let mut quoted = false;
+    let mut found = false;
+    for (i, &b) in line.iter().enumerate() {
+        if b == b'"' && (i == 0 || line[i - 1] != b'\\') {
+            quoted = !quoted;
+        }
+        let standalone = !quoted
+            && b == b'$'
+            && i > 0
+            && matches!(line[i - 1], b' ' | b'(' | b',')
+            && matches!(line.get(i + 1), None | Some(b' ' | b')' | b',' | b'\r'));
+        if standalone {
+            out.extend_from_slice(set.as_bytes());
+            found = true;
+        } else {
+            out.push(b);
+        }
+    }
+    out.extend_from_slice(&message[line_end..]);
+    found.then_some(out)
+}
+
 /// Rewrites a complete command message if it uses extended syntax; `None` when it does not.
 pub fn extract(message: &[u8]) -> Option<(Vec<u8>, Extras)> {
     let (tag_end, _) = word(message, 0)?;
@@ -192,6 +243,24 @@ mod tests {
 
     #[test]
     fn search_return_options_are_lifted() {
+        let saved = Saved {
+            uids: "4:6".into(),
+            seqs: "2,3".into(),
+        };
+        let sub =
+            |m: &str| substitute_saved(m.as_bytes(), &saved).map(|b| String::from_utf8(b).unwrap());
+        assert_eq!(
+            sub("a UID FETCH $ FLAGS\r\n").unwrap(),
+            "a UID FETCH 4:6 FLAGS\r\n"
+        );
+        assert_eq!(sub("a FETCH $ FLAGS\r\n").unwrap(), "a FETCH 2,3 FLAGS\r\n");
+        assert_eq!(
+            sub("a SEARCH $ SUBJECT \"$\"\r\n").unwrap(),
+            "a SEARCH 2,3 SUBJECT \"$\"\r\n"
+        );
+        assert!(sub("a SEARCH SUBJECT $5\r\n").is_none());
+        let empty = substitute_saved(b"a FETCH $ FLAGS\r\n", &Saved::default()).unwrap();
+        assert_eq!(empty, format!("a FETCH {EMPTY_SET} FLAGS\r\n").into_bytes());
         let (cmd, e) = run("a UID SEARCH RETURN (min COUNT) UNSEEN\r\n").unwrap();
         assert_eq!(cmd, "a UID SEARCH UNSEEN\r\n");
         assert_eq!(e.search_return, Some(vec!["MIN".into(), "COUNT".into()]));

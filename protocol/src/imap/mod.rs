@@ -102,6 +102,7 @@ pub struct ImapDecoder {
     max_literal: u32,
     expect: Expect,
     extras: Extras,
+    saved: extended::Saved,
 }
 
 impl ImapDecoder {
@@ -112,6 +113,7 @@ impl ImapDecoder {
             max_literal,
             expect: Expect::Command,
             extras: Extras::default(),
+            saved: extended::Saved::default(),
         }
     }
 
@@ -123,6 +125,11 @@ impl ImapDecoder {
     /// The extended-syntax options of the last command returned (ESEARCH, LIST-EXTENDED).
     pub fn take_extras(&mut self) -> Extras {
         std::mem::take(&mut self.extras)
+    }
+
+    /// What `$` stands for in the next commands (RFC 5182 SEARCHRES).
+    pub fn set_saved(&mut self, saved: extended::Saved) {
+        self.saved = saved;
     }
 
     /// Feeds bytes read from the connection.
@@ -180,8 +187,16 @@ impl ImapDecoder {
         match self.expect {
             Expect::Command => {
                 self.extras = Extras::default();
-                if let Some((plain, extras)) = extended::extract(self.fragmentizer.message_bytes())
-                {
+                let substituted =
+                    extended::substitute_saved(self.fragmentizer.message_bytes(), &self.saved);
+                let message = substituted
+                    .as_deref()
+                    .unwrap_or(self.fragmentizer.message_bytes());
+                let rewritten = match extended::extract(message) {
+                    Some(found) => Some(found),
+                    None => substituted.map(|plain| (plain, Extras::default())),
+                };
+                if let Some((plain, extras)) = rewritten {
                     return match CommandCodec::default().decode(&plain) {
                         Ok(([], command)) => {
                             self.extras = extras;
