@@ -252,3 +252,13 @@ fn searchres_saves_a_result_that_dollar_names_later() {
         "expunged messages leave the saved result"
     );
 }
+
+#[test]
+fn list_extended_takes_several_patterns() {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let mut c = logged_in(&server);
+    let (u, t) = run(&mut c, "m1", "LIST \"\" (\"INBOX\" \"S*\" \"Trash\")");
+    assert!(t.starts_with("m1 OK"), "{t}");
+    let names: Vec<&str> = u.iter().filter_map(|l| l.rsplit(' ').next()).collect();
+    assert_eq!(names, ["INBOX", "Sent", "Trash"], "{u:?}");
+}

@@ -174,7 +174,19 @@ pub fn list(
         }
         return ok(tag, &format!("{command} completed."));
     }
-    let pattern = full_pattern(&reference, &pattern);
+    // LIST-EXTENDED may give several patterns; a name matching any of them is listed once.
+    let given: Vec<String> = if extras.list_patterns.is_empty() {
+        vec![pattern]
+    } else if utf8 {
+        extras
+            .list_patterns
+            .iter()
+            .map(|p| mutf7::encode(p))
+            .collect()
+    } else {
+        extras.list_patterns.clone()
+    };
+    let patterns: Vec<String> = given.iter().map(|p| full_pattern(&reference, p)).collect();
     let existing = match store.folders().list() {
         Ok(names) => names,
         Err(e) => return storage_failure(tag, user, &e),
@@ -196,7 +208,7 @@ pub fn list(
         existing.iter().collect()
     };
     // LSUB shows an unsubscribed parent only where `%` stops at it (RFC 3501 6.3.9).
-    let implied_parents = !lsub || pattern.contains('%');
+    let implied_parents = !lsub || patterns.iter().any(|p| p.contains('%'));
     for name in shown {
         names.insert(name.clone(), true);
         if !implied_parents {
@@ -212,7 +224,7 @@ pub fn list(
     let all: Vec<&String> = names.keys().collect();
     let mut lines = Vec::new();
     for (name, real) in &names {
-        if !name_matches(&pattern, name) {
+        if !patterns.iter().any(|p| name_matches(p, name)) {
             continue;
         }
         let mut attrs: Vec<&str> = Vec::new();

@@ -18,6 +18,9 @@ pub struct Extras {
     pub list_return: Vec<String>,
     /// The STATUS items of `RETURN (STATUS (...))`.
     pub list_status: Vec<String>,
+    /// `LIST "" ("INBOX" "Sent*")`: every pattern of a parenthesised list (RFC 5258 3); the
+    /// command keeps the first one for the grammar.
+    pub list_patterns: Vec<String>,
 }
 
 /// A sequence set that names no message: what `$` becomes while nothing is saved.
@@ -120,14 +123,60 @@ pub fn extract(message: &[u8]) -> Option<(Vec<u8>, Extras)> {
                 tail = &[];
                 changed = true;
             }
+            out.extend_from_slice(tail);
+            if let Some(rebuilt) = lift_patterns(&out, after_kw, &mut extras) {
+                out = rebuilt;
+                changed = true;
+            }
             if !changed {
                 return None;
             }
-            out.extend_from_slice(tail);
             Some((out, extras))
         }
         _ => None,
     }
+}
+
+/// Replaces a parenthesised pattern list after the LIST reference with its first pattern.
+fn lift_patterns(command: &[u8], after_kw: usize, extras: &mut Extras) -> Option<Vec<u8>> {
+    let start = skip_space(command, after_kw)?;
+    // The reference: a quoted string or an atom.
+    let ref_end = if command.get(start) == Some(&b'"') {
+        let mut i = start + 1;
+        while i < command.len() && command[i] != b'"' {
+            i += if command[i] == b'\\' { 2 } else { 1 };
+        }
+        i + 1
+    } else {
+        start + command[start..].iter().position(|&b| b == b' ')?
+    };
+    let open = skip_space(command, ref_end)?;
+    if command.get(open) != Some(&b'(') {
+        return None;
+    }
+    let close = matching_paren(command, open)?;
+    let inner = String::from_utf8_lossy(&command[open + 1..close]).into_owned();
+    let mut patterns = Vec::new();
+    let mut rest = inner.trim();
+    while !rest.is_empty() {
+        if let Some(q) = rest.strip_prefix('"') {
+            let end = q.find('"')?;
+            patterns.push(q[..end].replace("\\\"", "\"").replace("\\\\", "\\"));
+            rest = q[end + 1..].trim_start();
+        } else {
+            let end = rest.find(' ').unwrap_or(rest.len());
+            patterns.push(rest[..end].to_string());
+            rest = rest[end..].trim_start();
+        }
+    }
+    let first = patterns.first()?.clone();
+    let mut out = command[..open].to_vec();
+    out.push(b'"');
+    out.extend_from_slice(first.replace('\\', "\\\\").replace('"', "\\\"").as_bytes());
+    out.push(b'"');
+    out.extend_from_slice(&command[close + 1..]);
+    extras.list_patterns = patterns;
+    Some(out)
 }
 
 fn trailing_crlf(bytes: &[u8]) -> usize {
@@ -284,5 +333,8 @@ mod tests {
         assert_eq!(cmd, "b LIST \"\" %\r\n");
         assert_eq!(e.list_return, vec!["SPECIAL-USE"]);
         assert!(run("c LIST \"\" *\r\n").is_none());
+        let (cmd, e) = run("d LIST \"\" (\"INBOX\" Sent*) RETURN (CHILDREN)\r\n").unwrap();
+        assert_eq!(cmd, "d LIST \"\" \"INBOX\"\r\n");
+        assert_eq!(e.list_patterns, vec!["INBOX", "Sent*"]);
     }
 }
