@@ -211,6 +211,7 @@ pub async fn hand_over(conn: Connection, ctx: &SessionContext, identity: Identit
 
 /// Runs the protocol's authenticated session in this process.
 pub async fn run_authenticated(mut conn: Connection, session: UserSession) {
+    conn.end_login_clock();
     match session.family {
         Family::Imap => crate::imap::authenticated::run(&mut conn, &session).await,
         Family::Pop3 => crate::pop3::transaction::run(&mut conn, &session).await,

@@ -106,7 +106,8 @@ fn run_bounded(program: &str, args: &[&str], envs: &[(&str, &Path)]) -> Output {
 
 /// Runs `tests/clients/imap_tour.py MODE` against `port`; asserts success; returns stdout.
 fn imaplib(mode: &str, port: u16, args: &[&str]) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/imap_tour.py");
+    let script = common::client_script("imap_tour.py");
+    let script = script.to_str().expect("a UTF-8 path");
     let port = port.to_string();
     let mut all = vec![
         script,

@@ -262,7 +262,8 @@ fn assert_list_and_uidl(
 /// One poplib session that LISTs, UIDLs and RETRs everything; returns its stdout and the
 /// downloaded messages in message-number order.
 fn poplib_download(server: &TestServer, tls: &str) -> (String, Vec<(String, Vec<u8>)>) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mailclients.py");
+    let script = common::client_script("mailclients.py");
+    let script = script.to_str().expect("a UTF-8 path");
     let dir = tempfile::tempdir().unwrap();
     let addr = server.addr(if tls == "implicit" { "pop3s" } else { "pop3" });
     let port = addr.port().to_string();

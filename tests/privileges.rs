@@ -46,7 +46,7 @@ fn prerequisites() -> Option<(u32, PathBuf)> {
 
 /// Starts a client that logs in, appends a message and holds the session for a moment.
 fn append_and_hold(addr: std::net::SocketAddr, user: &str, password: &str) -> Child {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mailclients.py");
+    let script = common::client_script("mailclients.py");
     Command::new("python3")
         .arg(script)
         .args([

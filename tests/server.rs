@@ -169,7 +169,7 @@ fn bad_input_before_login_gets_clear_errors_and_the_session_survives() {
     );
     assert_eq!(
         imap.cmd("a4 APPEND INBOX {999999999}", "a4"),
-        vec!["a4 BAD Literal of 999999999 bytes exceeds the limit of 52428800 bytes\r\n"]
+        vec!["a4 BAD Literal of 999999999 bytes exceeds the limit of 4096 bytes\r\n"]
     );
     imap.cmd("a5 NOOP", "a5 OK");
 

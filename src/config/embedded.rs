@@ -80,6 +80,8 @@ pub fn embedded(dir: &Path) -> anyhow::Result<EmbeddedSetup> {
             imap_idle_timeout: Duration::from_secs(30 * 60),
             pop3_idle_timeout: Duration::from_secs(10 * 60),
             smtp_idle_timeout: Duration::from_secs(5 * 60),
+            login_timeout: Duration::from_secs(3 * 60),
+            tls_handshake_timeout: Duration::from_secs(30),
             max_literal_bytes: 50 * 1024 * 1024,
         },
         smtp: SmtpConfig {

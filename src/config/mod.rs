@@ -254,7 +254,12 @@ pub struct Limits {
     pub pop3_idle_timeout: Duration,
     /// SMTP command timeout (RFC 5321: 5 minutes).
     pub smtp_idle_timeout: Duration,
-    /// Largest IMAP literal accepted.
+    /// From the greeting to a successful login (IMAP, POP3, submission), whatever the client
+    /// sends meanwhile (Dovecot: 3 minutes).
+    pub login_timeout: Duration,
+    /// A TLS handshake, implicit or after STARTTLS/STLS.
+    pub tls_handshake_timeout: Duration,
+    /// Largest IMAP literal accepted (after login).
     pub max_literal_bytes: u32,
 }
 

@@ -107,6 +107,8 @@ pub struct RawLimits {
     pub imap_idle_timeout_secs: Option<u64>,
     pub pop3_idle_timeout_secs: Option<u64>,
     pub smtp_idle_timeout_secs: Option<u64>,
+    pub login_timeout_secs: Option<u64>,
+    pub tls_handshake_timeout_secs: Option<u64>,
     pub max_literal_bytes: Option<u32>,
 }
 

@@ -460,6 +460,8 @@ fn limits(c: &mut Checker<'_>, raw: &RawConfig) -> Limits {
         imap_idle_timeout: secs(l.imap_idle_timeout_secs, 30 * 60),
         pop3_idle_timeout: secs(l.pop3_idle_timeout_secs, 10 * 60),
         smtp_idle_timeout: secs(l.smtp_idle_timeout_secs, 5 * 60),
+        login_timeout: secs(l.login_timeout_secs, 3 * 60),
+        tls_handshake_timeout: secs(l.tls_handshake_timeout_secs, 30),
         max_literal_bytes: l.max_literal_bytes.unwrap_or(50 * 1024 * 1024),
     }
 }

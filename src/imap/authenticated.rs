@@ -20,7 +20,7 @@ use super::mailboxes::{self, mailbox_name};
 use super::reply::{bad, no, ok, ok_code, storage_failure, Tagged};
 use super::selected::{SelectStyle, Selected};
 use super::AUTHENTICATED_CAPABILITIES;
-use super::{search, sort};
+use super::{search, sort, thread};
 use crate::listen::conn::Connection;
 use crate::listen::registry::SessionState;
 use crate::session::UserSession;
@@ -120,6 +120,11 @@ pub async fn run(conn: &mut Connection, user: &UserSession) {
                     Some(reply) => Flow::Reply(reply),
                     None => return,
                 }
+            }
+            Event::Overflow { reason } => {
+                // Only the pre-login decoder ends a connection this way; say why all the same.
+                let _ = conn.write(&wire::untagged(&format!("BYE {reason}"))).await;
+                return;
             }
             Event::AuthenticateData(_) | Event::IdleDone => continue,
         };
@@ -721,7 +726,7 @@ fn thread_command(
     };
     let uids: Vec<u32> = selected.messages.iter().map(|m| m.uid).collect();
     let number = |i: usize| if uid { uids[i] } else { i as u32 + 1 };
-    match sort::thread(selected, &hits, algorithm, number) {
+    match thread::thread(selected, &hits, algorithm, number) {
         Ok(Some(threads)) => {
             out.extend(format!("* THREAD {threads}\r\n").trim_end().as_bytes());
             out.extend(b"\r\n");

@@ -398,7 +398,8 @@ fn dotted(path: &[u32]) -> String {
 /// `BINARY[path]`: the part decoded (empty for a part that doesn't exist).
 fn binary(mailbox: &mut dyn Mailbox, uid: Uid, path: &[u32]) -> Result<Vec<u8>, FetchError> {
     let whole = whole_message_of(mailbox, uid)?;
-    match Structure::parse(&whole).decoded_section(path) {
+    let structure = Structure::parse(&whole);
+    match structure.decoded_section(path) {
         Some(Ok(bytes)) => Ok(bytes),
         Some(Err(UnknownCte(cte))) => Err(FetchError::UnknownCte(cte)),
         None => Ok(Vec::new()),

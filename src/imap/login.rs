@@ -38,6 +38,11 @@ pub async fn run(
                     None => return None,
                 }
             }
+            Event::Overflow { reason } => {
+                tracing::info!("imap-login: Disconnected: {reason}");
+                let _ = conn.write(&wire::untagged(&format!("BYE {reason}"))).await;
+                return None;
+            }
             Event::AuthenticateData(_) | Event::IdleDone => Next::Continue,
         };
         match next {

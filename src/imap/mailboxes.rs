@@ -109,17 +109,79 @@ fn pattern_text(pattern: &ListMailbox<'_>) -> String {
 }
 
 /// Whether `name` matches a LIST pattern: `*` matches anything, `%` anything but the separator.
+///
+/// The pattern runs as a set of positions advanced over the name together (an NFA), so the
+/// cost is at most `name × pattern` steps and the stack stays flat, whatever the client sends:
+/// a recursion per wildcard let one `LIST "" "***…"` overflow the stack of the whole server.
 pub fn matches(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|i| matches(rest, &name[i..])),
-        Some((b'%', rest)) => (0..=name.len())
-            .take_while(|&i| i == 0 || name[i - 1] != SEPARATOR as u8)
-            .any(|i| matches(rest, &name[i..])),
-        Some((&c, rest)) => name
-            .split_first()
-            .is_some_and(|(&n, name_rest)| n == c && matches(rest, name_rest)),
+    // `alive[i]`: the first `i` pattern bytes can match the name read so far.
+    let mut alive = vec![false; pattern.len() + 1];
+    alive[0] = true;
+    close_over_wildcards(pattern, &mut alive);
+    let mut next = vec![false; pattern.len() + 1];
+    for &c in name {
+        next.iter_mut().for_each(|n| *n = false);
+        for (i, &p) in pattern.iter().enumerate() {
+            if !alive[i] {
+                continue;
+            }
+            match p {
+                b'*' => next[i] = true,
+                b'%' if c != SEPARATOR as u8 => next[i] = true,
+                b'%' => {}
+                _ if p == c => next[i + 1] = true,
+                _ => {}
+            }
+        }
+        close_over_wildcards(pattern, &mut next);
+        std::mem::swap(&mut alive, &mut next);
+        if !alive.contains(&true) {
+            return false;
+        }
     }
+    alive[pattern.len()]
+}
+
+/// A wildcard may match nothing: whoever reaches it also reaches the position after it.
+fn close_over_wildcards(pattern: &[u8], alive: &mut [bool]) {
+    for (i, &p) in pattern.iter().enumerate() {
+        if alive[i] && (p == b'*' || p == b'%') {
+            alive[i + 1] = true;
+        }
+    }
+}
+
+/// A LIST pattern longer than this is refused (Dovecot's longest mailbox name).
+pub const MAX_LIST_PATTERN_BYTES: usize = 4096;
+/// A LIST pattern with more wildcards than this (after runs are collapsed) is refused.
+pub const MAX_LIST_WILDCARDS: usize = 100;
+
+/// A run of wildcards matches what one does: `*` if the run has one, else `%`.
+fn collapse_wildcards(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut run: Option<char> = None;
+    for c in pattern.chars() {
+        match (c, run) {
+            ('*' | '%', None) => run = Some(c),
+            ('*', Some(_)) => run = Some('*'),
+            ('%', Some(_)) => {}
+            (_, _) => {
+                out.extend(run.take());
+                out.push(c);
+            }
+        }
+    }
+    out.extend(run);
+    out
+}
+
+/// Why a (collapsed) pattern is refused, if it is.
+fn pattern_over_limits(pattern: &str) -> Option<&'static str> {
+    if pattern.len() > MAX_LIST_PATTERN_BYTES {
+        return Some("LIST pattern too long.");
+    }
+    let wildcards = pattern.bytes().filter(|b| matches!(b, b'*' | b'%')).count();
+    (wildcards > MAX_LIST_WILDCARDS).then_some("Too many wildcards in the LIST pattern.")
 }
 
 /// The full pattern for a LIST reference and mailbox argument (RFC 3501 6.3.8).
@@ -186,7 +248,13 @@ pub fn list(
     } else {
         extras.list_patterns.clone()
     };
-    let patterns: Vec<String> = given.iter().map(|p| full_pattern(&reference, p)).collect();
+    let patterns: Vec<String> = given
+        .iter()
+        .map(|p| collapse_wildcards(&full_pattern(&reference, p)))
+        .collect();
+    if let Some(refusal) = patterns.iter().find_map(|p| pattern_over_limits(p)) {
+        return no(tag, Some("LIMIT"), refusal);
+    }
     let existing = match store.folders().list() {
         Ok(names) => names,
         Err(e) => return storage_failure(tag, user, &e),
@@ -403,5 +471,33 @@ mod tests {
         assert_eq!(full_pattern("a/", "%"), "a/%");
         assert_eq!(full_pattern("", "*"), "*");
         assert!(name_matches("inbox", "INBOX"));
+        assert!(matches(b"%/%", b"a/b"));
+        assert!(!matches(b"%/%", b"a/b/c"));
+        assert!(matches(b"*%*b", b"a/b"));
+        assert!(matches(b"", b""));
+        assert!(!matches(b"", b"a"));
+        assert!(!matches(b"a", b""));
+    }
+
+    #[test]
+    fn wildcard_runs_collapse_and_limits_hold() {
+        assert_eq!(collapse_wildcards("a**%b%%c*"), "a*b%c*");
+        assert_eq!(collapse_wildcards(&"*".repeat(60_000)), "*");
+        assert!(pattern_over_limits(&"%a".repeat(MAX_LIST_WILDCARDS)).is_none());
+        assert!(pattern_over_limits(&"%a".repeat(MAX_LIST_WILDCARDS + 1)).is_some());
+        assert!(pattern_over_limits(&"a".repeat(MAX_LIST_PATTERN_BYTES + 1)).is_some());
+    }
+
+    #[test]
+    fn many_wildcards_match_in_bounded_time_and_stack() {
+        // 60,000 `*` overflowed the stack; `*a*a*a…b` against `aaaa…` was exponential.
+        let stars = vec![b'*'; 60_000];
+        assert!(matches(&stars, b"Sent/2026/December"));
+        let alternating = b"*a".repeat(200);
+        assert!(!matches(
+            &[alternating.as_slice(), b"*b"].concat(),
+            &[b'a'; 300]
+        ));
+        assert!(matches(&b"%a".repeat(100), &[b'a'; 150]));
     }
 }

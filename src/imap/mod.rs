@@ -16,6 +16,7 @@ mod reply;
 mod search;
 mod selected;
 mod sort;
+mod thread;
 
 use roost_protocol::imap::ImapDecoder;
 
@@ -47,7 +48,7 @@ pub const AUTHENTICATED_CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 SASL-IR LITERA
 
 /// Serves one IMAP connection from greeting to logout.
 pub async fn serve(mut conn: Connection, ctx: SessionContext) {
-    let mut decoder = ImapDecoder::new(ctx.config.limits.max_literal_bytes, MAX_COMMAND_LINE);
+    let mut decoder = ImapDecoder::before_login();
     let caps = pre_login_capabilities(!conn.is_tls(), ctx.plaintext_allowed(conn.is_tls()));
     let greeting = format!("* OK [CAPABILITY {caps}] roost ready.\r\n");
     if conn.write(greeting.as_bytes()).await.is_err() {

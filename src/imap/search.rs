@@ -8,6 +8,7 @@ use chrono::{DateTime, NaiveDate as ChronoDate, Utc};
 use roost_protocol::imap::imap_types::core::Charset;
 use roost_protocol::imap::imap_types::search::SearchKey;
 use roost_protocol::imap::message::header_fields;
+use roost_protocol::imap::parsed::ParsedMessage;
 use roost_protocol::mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
 use roost_storage::{Error as StorageError, Flags, MessageInfo};
 
@@ -349,7 +350,7 @@ impl Context<'_> {
         let uid = self.info().uid;
         let whole = super::fetch::whole_message_of(self.selected.mailbox.as_mut(), uid)?;
         let mut text = String::new();
-        if let Some(message) = MessageParser::default().parse(&whole[..]) {
+        if let Some(message) = ParsedMessage::parse(&whole[..]) {
             collect_text(&message, &mut text, 0);
         }
         self.text = Some(text.clone());

@@ -23,7 +23,6 @@ use crate::status::autoconfig::Autoconfig;
 use crate::status::{counters, StatusSource};
 
 /// How long a client gets to finish the TLS handshake of an implicit-TLS port.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long sessions get to finish (POP3 updates, goodbyes) after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -362,7 +361,8 @@ async fn connection(
     let stream = if protocol.implicit_tls() {
         let acceptor = shared.tls.acceptor();
         let failed = || counters::global().tls_failed();
-        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        let limit = shared.config.limits.tls_handshake_timeout;
+        match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
             Ok(Err(e)) => {
                 failed();
@@ -390,7 +390,11 @@ async fn run_session(
 ) {
     let family = protocol.family();
     let idle = shared.config.limits.idle_timeout(family);
-    let conn = Connection::new(stream, idle, handle.cancel_token(), Some(handle));
+    let mut conn = Connection::new(stream, idle, handle.cancel_token(), Some(handle));
+    if matches!(family, Family::Imap | Family::Pop3) {
+        conn.start_login_clock(shared.config.limits.login_timeout);
+    }
+    conn.set_tls_handshake_timeout(shared.config.limits.tls_handshake_timeout);
     let ctx = SessionContext {
         config: Arc::clone(&shared.config),
         gate: shared.gate.clone(),

@@ -7,6 +7,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use bytes::BytesMut;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -18,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 use roost_protocol::line::{Line, LineDecoder};
 
 use super::registry::SessionHandle;
+
+/// How long a TLS handshake after STARTTLS/STLS may take unless the config says otherwise.
+const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The transport under a session.
 pub enum Stream {
@@ -95,6 +100,10 @@ pub struct Connection {
     buffer: BytesMut,
     deflate: Option<Box<Deflate>>,
     idle_timeout: Duration,
+    /// Until login: the time by which the client must have logged in.
+    login_deadline: Option<Instant>,
+    /// How long a STARTTLS/STLS handshake may take.
+    tls_handshake_timeout: Duration,
     shutdown: CancellationToken,
     handle: Option<SessionHandle>,
 }
@@ -112,8 +121,36 @@ impl Connection {
             buffer: BytesMut::with_capacity(1024),
             deflate: None,
             idle_timeout,
+            login_deadline: None,
+            tls_handshake_timeout: DEFAULT_TLS_HANDSHAKE_TIMEOUT,
             shutdown,
             handle,
+        }
+    }
+
+    /// Starts the pre-login clock: reads end as an idle timeout once `limit` has passed,
+    /// however busy the client keeps the connection.
+    pub fn start_login_clock(&mut self, limit: Duration) {
+        self.login_deadline = Some(Instant::now() + limit);
+    }
+
+    /// Sets how long a STARTTLS/STLS handshake may take (the `[limits]` setting).
+    pub fn set_tls_handshake_timeout(&mut self, limit: Duration) {
+        self.tls_handshake_timeout = limit;
+    }
+
+    /// The client logged in: from now on only the idle timeout applies.
+    pub fn end_login_clock(&mut self) {
+        self.login_deadline = None;
+    }
+
+    /// How long the next read may wait.
+    fn read_limit(&self) -> Duration {
+        match self.login_deadline {
+            Some(deadline) => self
+                .idle_timeout
+                .min(deadline.saturating_duration_since(Instant::now())),
+            None => self.idle_timeout,
         }
     }
 
@@ -176,7 +213,7 @@ impl Connection {
     }
 
     async fn read_raw(&mut self) -> io::Result<Readable> {
-        let idle = self.idle_timeout;
+        let idle = self.read_limit();
         let token = self.shutdown.clone();
         let Self {
             stream,
@@ -246,11 +283,20 @@ impl Connection {
     ///
     /// Anything the client pipelined after STARTTLS is discarded, as RFC 3207 and RFC 2595 ask,
     /// so plaintext injected before the handshake can never be taken for an encrypted command.
+    /// The handshake has a time limit (and ends early at shutdown): a client that sends STARTTLS
+    /// and then nothing must not hold its connection slot.
     pub async fn start_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
         self.buffer.clear();
+        let limit = self.tls_handshake_timeout;
         match self.stream.take() {
             Some(Stream::Plain(tcp)) => {
-                let tls = acceptor.accept(tcp).await.inspect_err(|_| {
+                let handshake = tokio::select! {
+                    _ = self.shutdown.cancelled() => Err(io::Error::other("shutting down")),
+                    r = tokio::time::timeout(limit, acceptor.accept(tcp)) => r.unwrap_or_else(|_| {
+                        Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))
+                    }),
+                };
+                let tls = handshake.inspect_err(|_| {
                     crate::status::counters::global().tls_failed();
                 })?;
                 self.stream = Some(Stream::Tls(Box::new(tls)));

@@ -12,9 +12,22 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The roost binary under test.
+/// The roost binary under test: `ROOST_BIN` when set (`.ci/test` copies the binaries where
+/// the unprivileged test user can run them), else the one cargo built.
 pub fn roost_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_roost")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("ROOST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_roost").to_string())
+    })
+}
+
+/// A script of `tests/clients/`: under `ROOST_TEST_ROOT` when set (see [`roost_bin`]), else
+/// in the source tree.
+pub fn client_script(name: &str) -> PathBuf {
+    let root = std::env::var_os("ROOST_TEST_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    root.join("tests").join("clients").join(name)
 }
 
 /// Whether the tests run as root (CI does): sessions then run in workers as the mail owner.
@@ -367,7 +380,7 @@ pub struct ClientRun {
 
 /// Runs the stdlib mail client script: `protocol` is imap, pop3, smtp or fingerprint.
 pub fn mail_client(protocol: &str, addr: SocketAddr, args: &[&str]) -> ClientRun {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mailclients.py");
+    let script = client_script("mailclients.py");
     let out = Command::new("python3")
         .arg(script)
         .arg(protocol)

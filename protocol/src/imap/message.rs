@@ -9,10 +9,10 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use mail_parser::{
-    Addr, Address, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders,
-    PartType,
+    Addr, Address, HeaderName, HeaderValue, Message, MessagePart, MimeHeaders, PartType,
 };
 
+use super::parsed::{ParsedMessage, MAX_MIME_DEPTH};
 use super::strings::{push_nstring, push_string};
 
 /// The message with every bare LF turned into CRLF (borrowed when it already is).
@@ -87,7 +87,7 @@ pub enum SectionText {
 
 /// A parsed message, ready to answer FETCH items about its structure.
 pub struct Structure<'m> {
-    message: Message<'m>,
+    message: ParsedMessage<'m>,
 }
 
 /// One IMAP body part: its header and body ranges, and what kind of part it is.
@@ -100,6 +100,9 @@ struct Node<'a, 'm> {
 
 enum Kind<'a, 'm> {
     Leaf,
+    /// A multipart or attached message nested deeper than [`MAX_MIME_DEPTH`]: one opaque
+    /// text part, as Dovecot shows it, so no walk over the tree goes deeper than the limit.
+    TooDeep,
     Multipart(Vec<Node<'a, 'm>>),
     /// message/rfc822: the encapsulated message's top node.
     Message(Box<Node<'a, 'm>>),
@@ -108,9 +111,8 @@ enum Kind<'a, 'm> {
 impl<'m> Structure<'m> {
     /// Parses a message (CRLF line ends). Never fails: anything unparsable is one text part.
     pub fn parse(crlf_message: &'m [u8]) -> Self {
-        let message = MessageParser::default()
-            .parse(crlf_message)
-            .unwrap_or_else(|| Message {
+        let message = ParsedMessage::parse(crlf_message).unwrap_or_else(|| {
+            ParsedMessage::from(Message {
                 html_body: Vec::new(),
                 text_body: Vec::new(),
                 attachments: Vec::new(),
@@ -124,7 +126,8 @@ impl<'m> Structure<'m> {
                     offset_end: crlf_message.len() as u32,
                 }],
                 raw_message: Cow::Borrowed(crlf_message),
-            });
+            })
+        });
         Self { message }
     }
 
@@ -133,7 +136,7 @@ impl<'m> Structure<'m> {
     }
 
     fn root(&self) -> Option<Node<'_, 'm>> {
-        node(&self.message, 0)
+        node(&self.message, 0, 0)
     }
 
     /// `ENVELOPE` of the message.
@@ -255,18 +258,21 @@ fn decode_quoted_printable(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The node of `message.parts[id]`, with children.
-fn node<'a, 'm>(message: &'a Message<'m>, id: usize) -> Option<Node<'a, 'm>> {
+/// The node of `message.parts[id]`, with children; `depth` counts the containers above it.
+/// The recursion stops at [`MAX_MIME_DEPTH`], whatever the message's own nesting.
+fn node<'a, 'm>(message: &'a Message<'m>, id: usize, depth: usize) -> Option<Node<'a, 'm>> {
     let part = message.parts.get(id)?;
     let header = part.offset_header as usize..part.offset_body as usize;
     let body = part.offset_body as usize..(part.offset_end as usize).max(part.offset_body as usize);
     let kind = match &part.body {
+        PartType::Multipart(_) | PartType::Message(_) if depth >= MAX_MIME_DEPTH => Kind::TooDeep,
         PartType::Multipart(ids) => Kind::Multipart(
             ids.iter()
-                .filter_map(|&c| node(message, c as usize))
+                .filter(|&&c| c as usize > id)
+                .filter_map(|&c| node(message, c as usize, depth + 1))
                 .collect(),
         ),
-        PartType::Message(inner) => match node(inner, 0) {
+        PartType::Message(inner) => match node(inner, 0, depth + 1) {
             Some(top) => Kind::Message(Box::new(top)),
             None => Kind::Leaf,
         },
@@ -455,6 +461,7 @@ fn body_structure(out: &mut Vec<u8>, raw: &[u8], node: &Node<'_, '_>, extended: 
         return;
     }
     let (ctype, subtype) = match part.content_type() {
+        _ if matches!(node.kind, Kind::TooDeep) => ("text", "plain"),
         Some(ct) => (
             ct.c_type.as_ref(),
             ct.c_subtype.as_deref().unwrap_or(match ct.c_type.as_ref() {
@@ -469,6 +476,7 @@ fn body_structure(out: &mut Vec<u8>, raw: &[u8], node: &Node<'_, '_>, extended: 
     push_string(out, subtype.as_bytes());
     out.push(b' ');
     match part.content_type().and_then(|ct| ct.attributes()) {
+        _ if matches!(node.kind, Kind::TooDeep) => out.extend_from_slice(b"NIL"),
         Some(attrs) if !attrs.is_empty() => push_params(out, Some(attrs)),
         _ if ctype.eq_ignore_ascii_case("text") => {
             out.extend_from_slice(b"(\"charset\" \"us-ascii\")")
@@ -679,6 +687,71 @@ mod tests {
             let _ = s.envelope();
             let _ = s.body_structure(true);
             let _ = s.section(&[1, 2, 3], SectionText::Header);
+        }
+    }
+
+    /// `depth` multiparts nested directly in one another.
+    fn nested_multiparts(depth: usize) -> Vec<u8> {
+        let mut m = Vec::new();
+        for i in 0..depth {
+            m.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n")
+                    .as_bytes(),
+            );
+        }
+        m.extend_from_slice(b"\r\nleaf\r\n");
+        for i in (0..depth).rev() {
+            m.extend_from_slice(format!("--b{i}--\r\n").as_bytes());
+        }
+        m
+    }
+
+    /// Runs `f` on a thread with a quarter of a tokio worker's stack.
+    fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+        let joined = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(f)
+            .expect("thread starts")
+            .join();
+        assert!(joined.is_ok(), "a deep message took the thread down");
+    }
+
+    fn max_paren_depth(bytes: &[u8]) -> usize {
+        let (mut depth, mut max) = (0usize, 0usize);
+        for &b in bytes {
+            match b {
+                b'(' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                b')' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        max
+    }
+
+    #[test]
+    fn deep_mime_nesting_is_cut_at_the_limit() {
+        for raw in [
+            nested_multiparts(50_000),
+            crate::imap::parsed::tests::nested(50_000),
+        ] {
+            on_small_stack(move || {
+                let s = Structure::parse(&raw);
+                let bs = s.body_structure(true);
+                assert!(bs.starts_with(b"("), "{}", text(&bs[..40]));
+                // Each container level is one or two parentheses deep, never more than the cap.
+                let depth = max_paren_depth(&bs);
+                assert!(
+                    (MAX_MIME_DEPTH..=3 * MAX_MIME_DEPTH + 10).contains(&depth),
+                    "{depth}"
+                );
+                let deep: Vec<u32> = vec![1; 5_000];
+                let _ = s.section(&deep, SectionText::Content);
+                let _ = s.decoded_section(&deep);
+                let _ = s.envelope();
+            });
         }
     }
 }

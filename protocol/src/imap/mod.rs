@@ -18,6 +18,7 @@ pub use imap_codec::imap_types;
 pub mod extended;
 pub mod message;
 pub mod mutf7;
+pub mod parsed;
 pub mod strings;
 
 pub use extended::Extras;
@@ -64,6 +65,12 @@ pub const KNOWN_COMMANDS: &[&str] = &[
     "THREAD",
 ];
 
+/// The largest literal a client may send before it has logged in (a password, a SASL
+/// response); Dovecot allows 4 KiB.
+pub const PRE_LOGIN_MAX_LITERAL: u32 = 4096;
+/// The largest command (line and literals) before login.
+pub const PRE_LOGIN_MAX_COMMAND: u32 = 8192;
+
 /// What the decoder expects next; the session sets it as the conversation moves on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
@@ -86,6 +93,12 @@ pub enum Event {
     IdleDone,
     /// The client announced a synchronizing literal within limits: send `+ ...` so it goes on.
     LiteralAccepted,
+    /// A literal over the limit that the client sends without waiting (LITERAL+), from a
+    /// client that has not logged in: end the connection with `* BYE reason`, unread.
+    Overflow {
+        /// Why, for the `* BYE` line.
+        reason: String,
+    },
     /// The input was refused; answer `tag BAD reason` (or `* BAD` without a tag).
     Rejected {
         /// The tag, when the line had a recognizable one.
@@ -100,6 +113,8 @@ pub enum Event {
 pub struct ImapDecoder {
     fragmentizer: Fragmentizer,
     max_literal: u32,
+    /// Before login an unwanted literal is not swallowed but ends the connection.
+    end_on_overflow: bool,
     expect: Expect,
     extras: Extras,
     saved: extended::Saved,
@@ -111,9 +126,20 @@ impl ImapDecoder {
         Self {
             fragmentizer: Fragmentizer::new(max_command.max(max_literal.saturating_add(8192))),
             max_literal,
+            end_on_overflow: false,
             expect: Expect::Command,
             extras: Extras::default(),
             saved: extended::Saved::default(),
+        }
+    }
+
+    /// The decoder for a client that has not logged in (Dovecot's imap-login limits): literals
+    /// up to [`PRE_LOGIN_MAX_LITERAL`] bytes, commands up to [`PRE_LOGIN_MAX_COMMAND`] bytes, and
+    /// a LITERAL+ over the limit is [`Event::Overflow`] instead of being read and dropped.
+    pub fn before_login() -> Self {
+        Self {
+            end_on_overflow: true,
+            ..Self::new(PRE_LOGIN_MAX_LITERAL, PRE_LOGIN_MAX_COMMAND)
         }
     }
 
@@ -151,6 +177,13 @@ impl ImapDecoder {
                     if mode == LiteralMode::Sync && tag.is_some() {
                         // The client waits for our go-ahead: refuse, and it sends nothing more.
                         self.fragmentizer.skip_message();
+                    } else if self.end_on_overflow {
+                        return Some(Event::Overflow {
+                            reason: format!(
+                                "Literal of {length} bytes exceeds the limit of {} bytes before login",
+                                self.max_literal
+                            ),
+                        });
                     } else {
                         // A non-synchronizing literal arrives anyway: let the fragmentizer
                         // swallow it (it stores nothing past the limit), then refuse it.
@@ -353,6 +386,34 @@ mod tests {
                 "a2 NOOP".to_string()
             ]
         );
+    }
+
+    #[test]
+    fn before_login_a_big_literal_plus_ends_the_connection_unread() {
+        for chunk in [1, 7, 64] {
+            let mut dec = ImapDecoder::before_login();
+            let mut seen = Vec::new();
+            let input = b"a1 LOGIN {50000000+}\r\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+            for piece in input.chunks(chunk) {
+                dec.enqueue(piece);
+                while let Some(ev) = dec.next_event() {
+                    seen.push(ev);
+                }
+            }
+            assert!(
+                matches!(seen.as_slice(), [Event::Overflow { reason }] if reason.contains("4096")),
+                "{seen:?}"
+            );
+        }
+        // Within the limit, LOGIN with literals works as before.
+        let mut dec = ImapDecoder::before_login();
+        dec.enqueue(b"a1 LOGIN {5+}\r\nalice {6+}\r\nsecret\r\n");
+        assert!(matches!(dec.next_event(), Some(Event::Command(_))));
+        // A synchronizing one over the limit is refused; the session goes on.
+        let mut dec = ImapDecoder::before_login();
+        dec.enqueue(b"a1 LOGIN {5000}\r\na2 NOOP\r\n");
+        assert!(matches!(dec.next_event(), Some(Event::Rejected { .. })));
+        assert!(matches!(dec.next_event(), Some(Event::Command(_))));
     }
 
     #[test]
