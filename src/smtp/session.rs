@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use roost_protocol::dot::DataFlaws;
 use roost_protocol::line::LineDecoder;
 use roost_protocol::sasl::{self, Credentials, Mechanism, SaslError};
 use roost_protocol::smtp::address::Address;
@@ -341,31 +342,9 @@ impl Session {
                 write_error,
             } => (size, flaws, write_error),
         };
-        let refusal = if size > max {
-            Some(Reply::new(
-                552,
-                "5.3.4",
-                &format!("Message size exceeds fixed limit of {max} bytes"),
-            ))
-        } else if flaws.line_too_long {
-            Some(Reply::new(
-                500,
-                "5.5.2",
-                "Line too long (RFC 5321 allows 1000 octets per line)",
-            ))
-        } else if flaws.nul {
-            Some(Reply::new(554, "5.6.0", "Message contains NUL characters"))
-        } else if let Some(e) = write_error {
-            tracing::error!("spool write failed: {e}");
-            Some(Reply::new(
-                451,
-                "4.3.0",
-                "Local error in processing; try again later",
-            ))
-        } else {
-            None
-        };
+        let refusal = data_refusal(size, max, flaws, write_error);
         if let Some(r) = refusal {
+            tracing::info!(peer = %self.ctx.peer, "message refused: {}", r.lines.join(" "));
             return self.per_recipient(&txn, r);
         }
         self.accept(&txn, &mut spool).await
@@ -465,6 +444,48 @@ impl Session {
         };
         format!("Received: from {helo} ([{bracket}])\r\n\tby {host} (roost) with {with} id {id}{rcpt_clause};\r\n\t{date}\r\n")
     }
+}
+
+/// The reply that refuses received data, if anything in it is wrong. A CR or LF outside CRLF
+/// refuses the whole message (what Postfix's `smtpd_forbid_bare_newline = yes` does): such
+/// bytes are how SMTP smuggling (CVE-2023-51764) hides a second message in the first.
+fn data_refusal(
+    size: u64,
+    max: u64,
+    flaws: DataFlaws,
+    write_error: Option<std::io::Error>,
+) -> Option<Reply> {
+    if size > max {
+        let text = format!("Message size exceeds fixed limit of {max} bytes");
+        return Some(Reply::new(552, "5.3.4", &text));
+    }
+    let (code, enhanced, text) = if flaws.line_too_long {
+        (
+            500,
+            "5.5.2",
+            "Line too long (RFC 5321 allows 1000 octets per line)",
+        )
+    } else if flaws.nul {
+        (554, "5.6.0", "Message contains NUL characters")
+    } else if flaws.bare_lf > 0 {
+        (
+            554,
+            "5.6.0",
+            "Message contains bare <LF>; lines must end with <CR><LF>",
+        )
+    } else if flaws.bare_cr > 0 {
+        (
+            554,
+            "5.6.0",
+            "Message contains bare <CR>; lines must end with <CR><LF>",
+        )
+    } else if let Some(e) = write_error {
+        tracing::error!("spool write failed: {e}");
+        (451, "4.3.0", "Local error in processing; try again later")
+    } else {
+        return None;
+    };
+    Some(Reply::new(code, enhanced, text))
 }
 
 /// LMTP's verdict for one recipient (RFC 2033 4.2).
