@@ -658,6 +658,66 @@ fn relay_networks_may_relay_on_port_25() {
 }
 
 #[test]
+fn envelope_paths_are_checked_and_source_routes_never_reach_a_header_or_the_relay() {
+    let maps = maps();
+    let sm = Smarthost::start("250 2.1.5 Ok");
+    let extra = format!(
+        "relayhost = \"{}\"\nrelay_networks = [\"127.0.0.0/8\"]\n",
+        sm.addr
+    );
+    let s = server(&["smtp"], maps.path(), &extra);
+    let mut c = connect(&s, "smtp", "EHLO");
+    // A CR hidden in the source route used to reach Return-Path and the relay's MAIL FROM.
+    assert_eq!(
+        first(&mut c, "MAIL FROM:<@a\rX-Injected:x@far.example>"),
+        "501 5.1.7 Bad sender address: Invalid source route\r\n"
+    );
+    assert_eq!(
+        first(&mut c, "MAIL FROM:<x\r@far.example>"),
+        "501 5.1.7 Bad sender address: Invalid address syntax\r\n"
+    );
+    assert_eq!(
+        first(&mut c, "MAIL FROM:<j\u{f6}rg@far.example>"),
+        "553 5.6.7 Non-ASCII address requires the SMTPUTF8 parameter on MAIL FROM\r\n"
+    );
+    // A valid route is dropped (RFC 5321 4.1.1.3); a quoted local part that needs no quotes
+    // is the plain one.
+    assert_eq!(
+        first(
+            &mut c,
+            "MAIL FROM:<@hop1.example,@[192.0.2.1]:x@far.example>"
+        ),
+        "250 2.1.0 Ok\r\n"
+    );
+    assert_eq!(
+        first(&mut c, "RCPT TO:<@hop.example:\"plain\"@example.com>"),
+        "250 2.1.5 Ok\r\n"
+    );
+    assert_eq!(
+        first(&mut c, "RCPT TO:<@hop.example:out@elsewhere.example>"),
+        "250 2.1.5 Ok\r\n"
+    );
+    assert_eq!(
+        first(&mut c, "RCPT TO:<@hop.example:a@b\rc.example>"),
+        "501 5.1.3 Bad recipient address: Invalid address syntax\r\n"
+    );
+    assert!(data(&mut c, MSG).starts_with("250 "));
+    let stored = String::from_utf8(inbox(&s, "plain").remove(0)).unwrap();
+    assert!(
+        stored.starts_with("Return-Path: <x@far.example>\r\nReceived: from client.test "),
+        "{stored}"
+    );
+    let got = sm.wait(1);
+    assert_eq!(got[0].from, "x@far.example");
+    assert_eq!(got[0].rcpts, ["out@elsewhere.example"]);
+    // The greeting name goes into Received: one word of visible characters only.
+    assert_eq!(
+        first(&mut c, "EHLO bad\x1bname"),
+        "501 5.5.4 Invalid domain name\r\n"
+    );
+}
+
+#[test]
 fn the_queue_retries_with_backoff_then_bounces_to_the_sender() {
     let maps = maps();
     let sm = Smarthost::start("451 4.3.0 Try later");
@@ -865,6 +925,16 @@ fn roost_deliver_reads_stdin_like_dovecot_lda() {
     }
     let unknown = run("nosuchuser");
     assert_eq!(unknown.status.code(), Some(67), "EX_NOUSER: {unknown:?}");
+    // A sender that is not a mailbox never becomes a Return-Path line.
+    let bad = Command::new(roost_bin())
+        .args(["deliver", "-c"])
+        .arg(&cfg)
+        .args(["-u", "argon", "-f", "x\r\nX-Injected: 1@far.example"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(64), "EX_USAGE: {bad:?}");
+    assert_eq!(inbox(&s, "argon").len(), 1);
 }
 
 #[test]
