@@ -410,12 +410,12 @@ fn rcpt_mail_and_data_reply_codes() {
     first(&mut c, "RCPT TO:<plain@example.com>");
     assert!(first(&mut c, "DATA").starts_with("354"));
     c.send("Subject: bare LF\n\nline\n.\nstill data\r\n.\r\n");
-    assert!(c.line().starts_with("250 "), "only CRLF.CRLF ends DATA");
-    let stored = inbox(&s, "plain").pop().unwrap();
     assert_eq!(
-        without_trace(&stored),
-        b"Subject: bare LF\r\n\r\nline\r\n.\r\nstill data\r\n"
+        c.line(),
+        "554 5.6.0 Message contains bare <LF>; lines must end with <CR><LF>\r\n",
+        "only CRLF.CRLF ends DATA, and bare LF refuses the message"
     );
+    assert_eq!(inbox(&s, "plain").len(), 1);
     assert_eq!(first(&mut c, "RSET"), "250 2.0.0 Ok\r\n");
     assert_eq!(
         first(&mut c, "LHLO x"),
@@ -445,6 +445,61 @@ fn rcpt_mail_and_data_reply_codes() {
         first(&mut c, "MAIL FROM:<postmaster@example.com>"),
         "250 2.1.0 Ok\r\n"
     );
+}
+
+/// Sends MAIL, RCPT (each of `rcpts`) and DATA, then `wire` in one write.
+fn send_raw_data(c: &mut LineClient, rcpts: &[&str], wire: &str) {
+    assert_eq!(first(c, "MAIL FROM:<x@far.example>"), "250 2.1.0 Ok\r\n");
+    for rcpt in rcpts {
+        assert_eq!(first(c, &format!("RCPT TO:<{rcpt}>")), "250 2.1.5 Ok\r\n");
+    }
+    assert!(first(c, "DATA").starts_with("354 "));
+    c.send(wire);
+}
+
+#[test]
+fn smtp_smuggling_with_a_bare_lf_or_cr_stores_nothing_and_stays_in_step() {
+    let maps = maps();
+    let s = server(&["smtp", "lmtp"], maps.path(), "");
+    let smuggled = "MAIL FROM:<evil@far.example>\r\nRCPT TO:<plain@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n";
+    let cases = [
+        ("\n.\r\n", "<LF>"),
+        ("\r.\r\n", "<CR>"),
+        ("\r\n.\n", "<LF>"),
+        ("\n.\n", "<LF>"),
+    ];
+    for (end, bare) in cases {
+        let mut c = connect(&s, "smtp", "EHLO");
+        let wire = format!("Subject: first\r\n\r\nhello{end}{smuggled}");
+        send_raw_data(&mut c, &["plain@example.com"], &wire);
+        let refusal =
+            format!("554 5.6.0 Message contains bare {bare}; lines must end with <CR><LF>\r\n");
+        assert_eq!(c.line(), refusal, "{end:?}");
+        assert_eq!(
+            first(&mut c, "NOOP"),
+            "250 2.0.0 Ok\r\n",
+            "{end:?}: in step"
+        );
+        assert_eq!(first(&mut c, "QUIT"), "221 2.0.0 Bye\r\n");
+        assert!(inbox(&s, "plain").is_empty(), "{end:?}: nothing stored");
+    }
+    // LMTP refuses it for every recipient.
+    let mut l = connect(&s, "lmtp", "LHLO");
+    let wire = format!("Subject: first\r\n\r\nhello\n.\r\n{smuggled}");
+    send_raw_data(&mut l, &["plain@example.com", "sha256@example.com"], &wire);
+    for _ in 0..2 {
+        assert!(l.line().starts_with("554 5.6.0 Message contains bare <LF>"));
+    }
+    assert_eq!(first(&mut l, "NOOP"), "250 2.0.0 Ok\r\n");
+    assert!(inbox(&s, "plain").is_empty() && inbox(&s, "sha256").is_empty());
+    // The same session still takes a well-formed message, exactly once.
+    send_raw_data(
+        &mut l,
+        &["plain@example.com"],
+        &format!("{}.\r\n", stuffed(MSG)),
+    );
+    assert!(l.line().starts_with("250 2.0.0 <plain@example.com> Ok"));
+    assert_eq!(inbox(&s, "plain").len(), 1);
 }
 
 #[test]
@@ -600,6 +655,66 @@ fn relay_networks_may_relay_on_port_25() {
     let mut l = connect(&s, "lmtp", "LHLO");
     first(&mut l, "MAIL FROM:<app@example.com>");
     assert!(first(&mut l, "RCPT TO:<out@elsewhere.example>").starts_with("554 5.7.1"));
+}
+
+#[test]
+fn envelope_paths_are_checked_and_source_routes_never_reach_a_header_or_the_relay() {
+    let maps = maps();
+    let sm = Smarthost::start("250 2.1.5 Ok");
+    let extra = format!(
+        "relayhost = \"{}\"\nrelay_networks = [\"127.0.0.0/8\"]\n",
+        sm.addr
+    );
+    let s = server(&["smtp"], maps.path(), &extra);
+    let mut c = connect(&s, "smtp", "EHLO");
+    // A CR hidden in the source route used to reach Return-Path and the relay's MAIL FROM.
+    assert_eq!(
+        first(&mut c, "MAIL FROM:<@a\rX-Injected:x@far.example>"),
+        "501 5.1.7 Bad sender address: Invalid source route\r\n"
+    );
+    assert_eq!(
+        first(&mut c, "MAIL FROM:<x\r@far.example>"),
+        "501 5.1.7 Bad sender address: Invalid address syntax\r\n"
+    );
+    assert_eq!(
+        first(&mut c, "MAIL FROM:<j\u{f6}rg@far.example>"),
+        "553 5.6.7 Non-ASCII address requires the SMTPUTF8 parameter on MAIL FROM\r\n"
+    );
+    // A valid route is dropped (RFC 5321 4.1.1.3); a quoted local part that needs no quotes
+    // is the plain one.
+    assert_eq!(
+        first(
+            &mut c,
+            "MAIL FROM:<@hop1.example,@[192.0.2.1]:x@far.example>"
+        ),
+        "250 2.1.0 Ok\r\n"
+    );
+    assert_eq!(
+        first(&mut c, "RCPT TO:<@hop.example:\"plain\"@example.com>"),
+        "250 2.1.5 Ok\r\n"
+    );
+    assert_eq!(
+        first(&mut c, "RCPT TO:<@hop.example:out@elsewhere.example>"),
+        "250 2.1.5 Ok\r\n"
+    );
+    assert_eq!(
+        first(&mut c, "RCPT TO:<@hop.example:a@b\rc.example>"),
+        "501 5.1.3 Bad recipient address: Invalid address syntax\r\n"
+    );
+    assert!(data(&mut c, MSG).starts_with("250 "));
+    let stored = String::from_utf8(inbox(&s, "plain").remove(0)).unwrap();
+    assert!(
+        stored.starts_with("Return-Path: <x@far.example>\r\nReceived: from client.test "),
+        "{stored}"
+    );
+    let got = sm.wait(1);
+    assert_eq!(got[0].from, "x@far.example");
+    assert_eq!(got[0].rcpts, ["out@elsewhere.example"]);
+    // The greeting name goes into Received: one word of visible characters only.
+    assert_eq!(
+        first(&mut c, "EHLO bad\x1bname"),
+        "501 5.5.4 Invalid domain name\r\n"
+    );
 }
 
 #[test]
@@ -810,6 +925,16 @@ fn roost_deliver_reads_stdin_like_dovecot_lda() {
     }
     let unknown = run("nosuchuser");
     assert_eq!(unknown.status.code(), Some(67), "EX_NOUSER: {unknown:?}");
+    // A sender that is not a mailbox never becomes a Return-Path line.
+    let bad = Command::new(roost_bin())
+        .args(["deliver", "-c"])
+        .arg(&cfg)
+        .args(["-u", "argon", "-f", "x\r\nX-Injected: 1@far.example"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(64), "EX_USAGE: {bad:?}");
+    assert_eq!(inbox(&s, "argon").len(), 1);
 }
 
 #[test]

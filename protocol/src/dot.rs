@@ -7,9 +7,11 @@
 //! the header and N body lines, which is POP3 TOP.
 //!
 //! [`DotDecoder`] is the receiving side (SMTP/LMTP DATA): it removes the stuffing, finds the end,
-//! and reports what RFC 5321 forbids (overlong lines, NUL bytes) without holding a line whole.
-//! Only `CRLF . CRLF` ends the data, so a bare-LF `.` line can never smuggle a second message;
-//! bare LF line ends are accepted and stored as CRLF (what Postfix's `normalize` does).
+//! and reports what RFC 5321 forbids (overlong lines, NUL bytes, a CR or LF that is not part of a
+//! CRLF) without holding a line whole. Only `CRLF . CRLF` ends the data: a line starts only at
+//! the start of the data or after CRLF, so `LF . CRLF`, `CR . CRLF` and `CRLF . LF` are content,
+//! never an end (SMTP smuggling, CVE-2023-51764). Bare CR and bare LF are counted so the caller
+//! can refuse the message, as Postfix's `smtpd_forbid_bare_newline = yes` does.
 
 use bytes::{Buf, BytesMut};
 
@@ -120,13 +122,27 @@ pub struct DataFlaws {
     pub line_too_long: bool,
     /// The content had a NUL byte, which RFC 5321 and RFC 5322 text may not carry.
     pub nul: bool,
-    /// Lines that ended in a bare LF (stored with CRLF).
+    /// LF bytes not preceded by CR (RFC 5321 2.3.8 allows LF only in CRLF).
     pub bare_lf: u64,
+    /// CR bytes not followed by LF (RFC 5321 2.3.8 allows CR only in CRLF).
+    pub bare_cr: u64,
 }
 
-/// Streams SMTP DATA from the wire into message content: unstuffed, every line ending CRLF.
+impl DataFlaws {
+    /// Whether a CR or LF appeared outside a CRLF pair, the raw material of SMTP smuggling.
+    pub fn bare_newline(&self) -> bool {
+        self.bare_lf > 0 || self.bare_cr > 0
+    }
+}
+
+/// Streams SMTP DATA from the wire into message content: unstuffed, every LF output as CRLF.
+///
+/// A bare LF is written out as CRLF but does not start a line: a `.` after it is neither
+/// stuffing nor the terminator. A bare CR is copied as it is. Both are counted in
+/// [`DataFlaws`]; the content is only fit to keep when [`DataFlaws::bare_newline`] is false.
 #[derive(Debug, Clone, Default)]
 pub struct DotDecoder {
+    /// Inside a line: false only at the start of the data and right after CRLF.
     mid_line: bool,
     /// Wire octets on the current line so far (the stuffing dot included, the line end not).
     line_len: usize,
@@ -154,7 +170,7 @@ impl DotDecoder {
     /// command) and appends the content to `out`; returns true once the end was consumed.
     pub fn decode(&mut self, buf: &mut BytesMut, out: &mut Vec<u8>) -> bool {
         while !self.done && !buf.is_empty() {
-            if !self.mid_line && !self.line_start(buf, out) {
+            if !self.mid_line && !self.line_start(buf) {
                 break;
             }
             if self.mid_line && !self.line_rest(buf, out) {
@@ -164,37 +180,21 @@ impl DotDecoder {
         self.done
     }
 
-    /// At a line start: the terminator, a lone `.` ended by a bare LF, or stuffing to drop.
+    /// At a line start (after CRLF): the terminator `.` CRLF, or a stuffing dot to drop.
     /// Returns false when more bytes are needed to decide.
-    fn line_start(&mut self, buf: &mut BytesMut, out: &mut Vec<u8>) -> bool {
+    fn line_start(&mut self, buf: &mut BytesMut) -> bool {
         if buf[0] != b'.' {
             self.mid_line = true;
             return true;
         }
-        match buf.get(1) {
-            None => false,
-            Some(b'\r') => match buf.get(2) {
-                None => false,
-                Some(b'\n') => {
-                    buf.advance(3);
-                    self.done = true;
-                    true
-                }
-                Some(_) => {
-                    buf.advance(1);
-                    self.line_len = 1;
-                    self.mid_line = true;
-                    true
-                }
-            },
-            Some(b'\n') => {
-                // Not the end (that takes CRLF): a line holding one dot.
-                buf.advance(2);
-                out.extend_from_slice(b".\r\n");
-                self.flaws.bare_lf += 1;
+        match (buf.get(1), buf.get(2)) {
+            (None, _) | (Some(b'\r'), None) => false,
+            (Some(b'\r'), Some(b'\n')) => {
+                buf.advance(3);
+                self.done = true;
                 true
             }
-            Some(_) => {
+            _ => {
                 buf.advance(1);
                 self.line_len = 1;
                 self.mid_line = true;
@@ -204,7 +204,8 @@ impl DotDecoder {
     }
 
     /// Inside a line: copies up to its end; a trailing CR is held back until its next byte is
-    /// known. Returns false when more bytes are needed.
+    /// known. Only CRLF ends the line; a bare LF is counted and the line goes on.
+    /// Returns false when more bytes are needed.
     fn line_rest(&mut self, buf: &mut BytesMut, out: &mut Vec<u8>) -> bool {
         match buf.iter().position(|&b| b == b'\n') {
             Some(lf) => {
@@ -217,7 +218,7 @@ impl DotDecoder {
                     self.flaws.bare_lf += 1;
                 }
                 buf.advance(lf + 1);
-                self.mid_line = false;
+                self.mid_line = !crlf;
                 self.line_len = 0;
                 true
             }
@@ -238,6 +239,7 @@ impl DotDecoder {
         }
     }
 
+    /// Checks content bytes; every CR in them is bare (a CR before LF never gets here).
     fn note(&mut self, content: &[u8]) {
         self.line_len += content.len();
         if self.line_len > MAX_DATA_LINE {
@@ -246,6 +248,7 @@ impl DotDecoder {
         if content.contains(&0) {
             self.flaws.nul = true;
         }
+        self.flaws.bare_cr += content.iter().filter(|&&b| b == b'\r').count() as u64;
     }
 }
 
@@ -253,39 +256,105 @@ impl DotDecoder {
 mod tests {
     use super::*;
 
+    /// Feeds `input` in `chunk`-byte pieces; after the end, the rest stays unread in the buffer.
     fn decode_in_chunks(input: &[u8], chunk: usize) -> (Vec<u8>, DataFlaws, Vec<u8>) {
         let mut dec = DotDecoder::new();
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
         for piece in input.chunks(chunk.max(1)) {
             buf.extend_from_slice(piece);
-            if dec.decode(&mut buf, &mut out) {
-                break;
+            if !dec.is_done() {
+                dec.decode(&mut buf, &mut out);
             }
         }
         assert!(dec.is_done());
         (out, dec.flaws(), buf.to_vec())
     }
 
+    /// (wire, content, left for the next command, bare LFs, bare CRs)
+    type Case = (&'static [u8], &'static [u8], &'static [u8], u64, u64);
+
+    const CASES: &[Case] = &[
+        (
+            b"Subject: x\r\n\r\n..dot\r\nbody\r\n.\r\nQUIT\r\n",
+            b"Subject: x\r\n\r\n.dot\r\nbody\r\n",
+            b"QUIT\r\n",
+            0,
+            0,
+        ),
+        (b".\r\nQUIT\r\n", b"", b"QUIT\r\n", 0, 0),
+        (b"..\r\n.\r\n", b".\r\n", b"", 0, 0),
+        // LF . CRLF: what ended DATA before (CVE-2023-51764); now content, flagged.
+        (
+            b"a\r\nhello\n.\r\nMAIL FROM:<x@y>\r\n.\r\nQUIT\r\n",
+            b"a\r\nhello\r\n.\r\nMAIL FROM:<x@y>\r\n",
+            b"QUIT\r\n",
+            1,
+            0,
+        ),
+        // CR . CRLF
+        (
+            b"hello\r.\r\nMAIL FROM:<x@y>\r\n.\r\n",
+            b"hello\r.\r\nMAIL FROM:<x@y>\r\n",
+            b"",
+            0,
+            1,
+        ),
+        // CRLF . LF
+        (
+            b"hello\r\n.\nMAIL\r\n.\r\n",
+            b"hello\r\n\r\nMAIL\r\n",
+            b"",
+            1,
+            0,
+        ),
+        // LF . LF
+        (
+            b"hello\n.\nMAIL\r\n.\r\n",
+            b"hello\r\n.\r\nMAIL\r\n",
+            b"",
+            2,
+            0,
+        ),
+        // CR . CR
+        (b"hello\r.\rMAIL\r\n.\r\n", b"hello\r.\rMAIL\r\n", b"", 0, 2),
+        (b"\n.\r\n.\r\n", b"\r\n.\r\n", b"", 1, 0),
+        (b"a\r\n.\rb\r\n.\r\n", b"a\r\n\rb\r\n", b"", 0, 1),
+        (b"a\r\r\n\r\r\n.\r\n", b"a\r\r\n\r\r\n", b"", 0, 2),
+        (
+            b"lf\nbare\rcr\r\n\r\n.\r\nRSET\r\n",
+            b"lf\r\nbare\rcr\r\n\r\n",
+            b"RSET\r\n",
+            1,
+            1,
+        ),
+    ];
+
     #[test]
-    fn data_is_unstuffed_and_ends_only_at_crlf_dot_crlf() {
-        let wire = b"Subject: x\r\n\r\n..dot\r\n.\nlf\nbare\rcr\r\n\r\n.\r\nQUIT\r\n";
-        let want = b"Subject: x\r\n\r\n.dot\r\n.\r\nlf\r\nbare\rcr\r\n\r\n";
-        for chunk in 1..=wire.len() {
-            let (out, flaws, rest) = decode_in_chunks(wire, chunk);
-            assert_eq!(out, want, "chunk {chunk}");
-            assert_eq!(flaws.bare_lf, 2, "chunk {chunk}");
-            assert!(!flaws.nul && !flaws.line_too_long);
-            assert!(b"QUIT\r\n".starts_with(&rest), "chunk {chunk}: {rest:?}");
+    fn only_crlf_dot_crlf_ends_the_data_at_every_chunking() {
+        for (i, &(wire, content, rest, lf, cr)) in CASES.iter().enumerate() {
+            for chunk in 1..=wire.len() {
+                let (out, flaws, left) = decode_in_chunks(wire, chunk);
+                let at = format!("case {i}, chunk {chunk}");
+                assert_eq!(out, content, "{at}: {:?}", String::from_utf8_lossy(&out));
+                assert_eq!(left, rest, "{at}");
+                assert_eq!((flaws.bare_lf, flaws.bare_cr), (lf, cr), "{at}");
+                assert_eq!(flaws.bare_newline(), lf + cr > 0, "{at}");
+                assert!(!flaws.nul && !flaws.line_too_long, "{at}");
+            }
         }
     }
 
     #[test]
-    fn smuggled_end_with_bare_lf_does_not_end_the_data() {
-        let wire = b"a\r\n\n.\nMAIL FROM:<x@y>\r\n.\r\n";
-        let (out, _, rest) = decode_in_chunks(wire, 1);
-        assert_eq!(out, b"a\r\n\r\n.\r\nMAIL FROM:<x@y>\r\n");
-        assert!(rest.is_empty());
+    fn smuggled_ends_are_not_ends_whatever_follows() {
+        for end in [&b"\n.\r\n"[..], b"\r.\r\n", b"\r\n.\n", b"\n.\n", b"\r.\r"] {
+            let mut wire = b"x".to_vec();
+            wire.extend_from_slice(end);
+            let mut dec = DotDecoder::new();
+            let mut buf = BytesMut::from(&wire[..]);
+            assert!(!dec.decode(&mut buf, &mut Vec::new()), "{end:?}");
+            assert!(dec.flaws().bare_newline(), "{end:?}");
+        }
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub(super) fn smtp(c: &mut Checker<'_>, raw: &RawSmtp) -> SmtpConfig {
     for (i, domain) in raw.local_domains.iter().flatten().enumerate() {
         let d = domain.get_ref().trim().to_lowercase();
         let valid = roost_protocol::smtp::address::Address::parse(&format!("x@{d}"))
-            .is_ok_and(|a| a.domain.as_deref() == Some(d.as_str()));
+            .is_ok_and(|a| a.domain() == Some(d.as_str()));
         if valid {
             out.local_domains.push(d);
         } else {
@@ -173,7 +173,7 @@ pub(super) fn smtp(c: &mut Checker<'_>, raw: &RawSmtp) -> SmtpConfig {
             let ok = match text.strip_prefix('@') {
                 Some(domain) => !domain.is_empty() && !domain.contains('@'),
                 None => roost_protocol::smtp::address::Address::parse(text)
-                    .is_ok_and(|a| a.domain.is_some()),
+                    .is_ok_and(|a| a.domain().is_some()),
             };
             if ok {
                 list.push(text.to_lowercase());

@@ -27,6 +27,7 @@ use std::sync::{Mutex, PoisonError};
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use roost_protocol::sasl::Credentials;
+use roost_protocol::smtp::address::ReversePath;
 use tokio::io::AsyncReadExt;
 
 use super::fdpass;
@@ -78,8 +79,8 @@ pub enum Request {
     },
     /// Deliver the attached spool file to these users' INBOXes.
     Deliver {
-        /// The envelope sender, for `Return-Path:`.
-        return_path: String,
+        /// The envelope sender, for `Return-Path:` (checked again by the master).
+        return_path: ReversePath,
         /// Canonical user names (from an earlier RESOLVE).
         users: Vec<String>,
     },
@@ -109,7 +110,7 @@ impl Request {
             }
             Self::Resolve { address } => format!("RESOLVE {}", b64(address)),
             Self::Deliver { return_path, users } => {
-                let mut line = format!("DELIVER {}", b64(return_path));
+                let mut line = format!("DELIVER {}", b64(&return_path.to_string()));
                 for user in users {
                     line.push(' ');
                     line.push_str(&b64(user));
@@ -145,7 +146,7 @@ impl Request {
                 address: unb64(address)?,
             }),
             ["DELIVER", return_path, users @ ..] if !users.is_empty() => Some(Self::Deliver {
-                return_path: unb64(return_path)?,
+                return_path: unb64(return_path)?.parse().ok()?,
                 users: users.iter().map(|u| unb64(u)).collect::<Option<_>>()?,
             }),
             _ => None,
@@ -219,7 +220,9 @@ impl MasterClient {
             Some("OK") => fields
                 .map(|f| match f.split_once(':') {
                     Some(("L", name)) => unb64(name).map(Target::Local),
-                    Some(("R", addr)) => unb64(addr).map(Target::Remote),
+                    Some(("R", addr)) => {
+                        unb64(addr).and_then(|a| a.parse().ok()).map(Target::Remote)
+                    }
                     _ => None,
                 })
                 .collect::<Option<Vec<_>>>()
@@ -236,11 +239,11 @@ impl MasterClient {
     pub async fn deliver(
         &self,
         message: &File,
-        return_path: &str,
+        return_path: &ReversePath,
         users: &[String],
     ) -> Vec<Outcome> {
         let request = Request::Deliver {
-            return_path: return_path.to_string(),
+            return_path: return_path.clone(),
             users: users.to_vec(),
         };
         let fd = match message.as_fd().try_clone_to_owned() {
@@ -302,10 +305,18 @@ mod tests {
         };
         assert_eq!(Request::decode(&spawn.encode()), Some(spawn));
         let deliver = Request::Deliver {
-            return_path: "a b@c".into(),
+            return_path: "\"a b\"@c".parse().unwrap(),
             users: vec!["x y".into(), "z\n".into()],
         };
         assert_eq!(Request::decode(&deliver.encode()), Some(deliver));
+        let null = Request::Deliver {
+            return_path: ReversePath::Null,
+            users: vec!["x".into()],
+        };
+        assert_eq!(Request::decode(&null.encode()), Some(null));
+        // A return path with a line break is refused by the master, whoever sent it.
+        let forged = format!("DELIVER {} {}", b64("a\r\nX: y@c"), b64("x"));
+        assert_eq!(Request::decode(&forged), None);
         let resolve = Request::Resolve {
             address: "DELIVER x".into(),
         };

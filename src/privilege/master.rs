@@ -32,7 +32,7 @@ use crate::session::{Gate, UserSession};
 use crate::smtp::deliver::Spawner;
 use crate::smtp::resolve::{ResolveError, Resolver, Target};
 use crate::status::counters::{WorkerEvent, WorkerTotals};
-use roost_protocol::smtp::address::Address;
+use roost_protocol::smtp::address::{Address, ReversePath};
 
 /// How long a login ticket may wait for its SPAWN.
 const TICKET_LIFETIME: Duration = Duration::from_secs(60);
@@ -344,7 +344,9 @@ impl Master {
                 for t in targets {
                     match t {
                         Target::Local(name) => line.push_str(&format!(" L:{}", b64(&name))),
-                        Target::Remote(addr) => line.push_str(&format!(" R:{}", b64(&addr))),
+                        Target::Remote(addr) => {
+                            line.push_str(&format!(" R:{}", b64(&addr.to_string())))
+                        }
                     }
                 }
                 line
@@ -357,7 +359,7 @@ impl Master {
     }
 
     /// Delivers a spool file the login process handed over, as each user's mail owner.
-    async fn deliver(&self, spool: OwnedFd, return_path: &str, users: &[String]) -> String {
+    async fn deliver(&self, spool: OwnedFd, return_path: &ReversePath, users: &[String]) -> String {
         let spawner = Spawner {
             location: self.config.mail.location.clone(),
             mail_user: self.config.mail.user.clone(),

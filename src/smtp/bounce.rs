@@ -6,6 +6,8 @@ use std::fs::File;
 use std::io::Read;
 
 use super::deliver::FileReader;
+use roost_protocol::smtp::address::Address;
+
 use super::queue::Envelope;
 
 /// The most of the original header a bounce quotes.
@@ -15,7 +17,7 @@ const MAX_QUOTED_HEADER: u64 = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct Failure {
     /// The recipient address.
-    pub address: String,
+    pub address: Address,
     /// The last error, as the relayhost or the storage said it.
     pub reason: String,
 }
@@ -32,6 +34,12 @@ fn original_header(message: &File) -> String {
         .map(|p| p + 2)
         .unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// A failure reason (a relayhost's reply, a storage error) without control characters, so it
+/// cannot end its line and start a header or a MIME boundary of its own.
+fn one_line(reason: &str) -> String {
+    reason.chars().filter(|c| !c.is_control()).collect()
 }
 
 /// The enhanced status a reason carries (`… said: 550 5.1.1 …`), else a generic one.
@@ -85,7 +93,7 @@ pub fn compose(
         id = envelope.id,
     );
     for f in failures {
-        text.push_str(&format!("<{}>: {}\r\n", f.address, f.reason));
+        text.push_str(&format!("<{}>: {}\r\n", f.address, one_line(&f.reason)));
     }
     text.push_str(&format!(
         "\r\n--{boundary}\r\n\
@@ -97,7 +105,7 @@ pub fn compose(
         id = envelope.id
     ));
     for f in failures {
-        let reason: String = f.reason.chars().filter(|c| !c.is_control()).collect();
+        let reason = one_line(&f.reason);
         text.push_str(&format!(
             "\r\nFinal-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\nDiagnostic-Code: smtp; {reason}\r\n",
             f.address,
@@ -114,6 +122,41 @@ pub fn compose(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reason_cannot_start_a_line_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("msg");
+        std::fs::write(&path, "Subject: x\r\n\r\nbody\r\n").unwrap();
+        let message = File::open(&path).unwrap();
+        let envelope = super::super::queue::Envelope {
+            id: "1.ab".into(),
+            from: "a@b.example".parse().unwrap(),
+            eight_bit: false,
+            smtputf8: false,
+            created: 0,
+            attempts: 0,
+            next_attempt: 0,
+            last_error: None,
+            recipients: Vec::new(),
+        };
+        let failure = Failure {
+            address: Address::parse("c@d.example").unwrap(),
+            reason: "550 no\r\n--1.ab/mx\r\nX-Injected: yes\rZ".into(),
+        };
+        let text = compose("mx", &envelope, &[failure], &message, "now");
+        let text = String::from_utf8(text).unwrap();
+        assert!(text
+            .starts_with("From: Mail Delivery System <MAILER-DAEMON@mx>\r\nTo: <a@b.example>\r\n"));
+        assert!(
+            text.contains("<c@d.example>: 550 no--1.ab/mxX-Injected: yesZ\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.split("\r\n").all(|l| !l.contains(['\r', '\n'])),
+            "only CRLF line ends"
+        );
+    }
 
     #[test]
     fn statuses_come_from_the_reason() {

@@ -33,10 +33,9 @@ pub fn list(config: &Config) -> Result<String, QueueCliError> {
                 let arrival = chrono::DateTime::from_timestamp(env.created as i64, 0)
                     .unwrap_or_default()
                     .format("%Y-%m-%d %H:%M:%S");
-                let from = if env.from.is_empty() {
-                    "<>"
-                } else {
-                    env.from.as_str()
+                let from = match env.from.mailbox() {
+                    Some(sender) => sender.to_string(),
+                    None => "<>".into(),
                 };
                 let _ = writeln!(
                     out,

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use clap::Args;
+use roost_protocol::smtp::address::ReversePath;
 use roost_storage::{MailLocation, Store, UserVars};
 use tokio::io::AsyncReadExt;
 
@@ -90,8 +91,9 @@ impl Read for FileReader<'_> {
     }
 }
 
-/// The `Return-Path:` line RFC 5321 4.4 has the final delivery add.
-fn return_path_line(return_path: &str) -> Vec<u8> {
+/// The `Return-Path:` line RFC 5321 4.4 has the final delivery add (a checked path cannot
+/// carry a line break).
+fn return_path_line(return_path: &ReversePath) -> Vec<u8> {
     format!("Return-Path: <{return_path}>\r\n").into_bytes()
 }
 
@@ -99,7 +101,7 @@ fn return_path_line(return_path: &str) -> Vec<u8> {
 pub fn deliver_one(
     location: &MailLocation,
     user: &MailUser,
-    return_path: &str,
+    return_path: &ReversePath,
     message: &File,
 ) -> Outcome {
     let mut reader = FileReader::new(message);
@@ -111,7 +113,7 @@ pub fn deliver_one(
 pub fn deliver_from(
     location: &MailLocation,
     user: &MailUser,
-    return_path: Option<&str>,
+    return_path: Option<&ReversePath>,
     message: &mut dyn Read,
 ) -> Outcome {
     let vars = UserVars {
@@ -152,7 +154,7 @@ impl Spawner {
     pub async fn deliver(
         &self,
         message: &File,
-        return_path: &str,
+        return_path: &ReversePath,
         names: &[String],
     ) -> Vec<Outcome> {
         let mut outcomes = vec![Outcome::Temporary("not attempted".into()); names.len()];
@@ -190,14 +192,14 @@ impl Spawner {
         &self,
         owner: (u32, u32),
         message: &File,
-        return_path: &str,
+        return_path: &ReversePath,
         users: &[(usize, MailUser)],
     ) -> std::io::Result<Vec<Outcome>> {
         let stdin: OwnedFd = message.as_fd().try_clone_to_owned()?;
         let mut command = tokio::process::Command::new("/proc/self/exe");
         command
             .args(["deliver-worker", "--location", &self.location.to_string()])
-            .args(["--return-path", &STANDARD.encode(return_path)])
+            .args(["--return-path", &STANDARD.encode(return_path.to_string())])
             .args(
                 users
                     .iter()
@@ -288,7 +290,7 @@ impl Deliverer {
     pub async fn deliver(
         &self,
         message: &File,
-        return_path: &str,
+        return_path: &ReversePath,
         names: &[String],
     ) -> Vec<Outcome> {
         match self {
@@ -298,7 +300,7 @@ impl Deliverer {
                     Err(e) => return vec![Outcome::Temporary(e.to_string()); names.len()],
                 };
                 let (resolver, location) = (Arc::clone(resolver), location.clone());
-                let (rp, names) = (return_path.to_string(), names.to_vec());
+                let (rp, names) = (return_path.clone(), names.to_vec());
                 let count = names.len();
                 tokio::task::spawn_blocking(move || {
                     names
@@ -325,7 +327,7 @@ pub struct DeliverWorkerArgs {
     /// The mail location template.
     #[arg(long)]
     location: String,
-    /// The envelope sender, base64.
+    /// The envelope sender, base64 (checked again here).
     #[arg(long)]
     return_path: String,
     /// Each user: base64 name, source, base64 home (or -).
@@ -343,7 +345,9 @@ pub fn worker_main(args: DeliverWorkerArgs) -> anyhow::Result<()> {
         worker::announce_events_on(fd);
     }
     let location = MailLocation::parse(&args.location)?;
-    let return_path = String::from_utf8(STANDARD.decode(&args.return_path)?)?;
+    let return_path: ReversePath = String::from_utf8(STANDARD.decode(&args.return_path)?)?
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--return-path: {e}"))?;
     let message = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
     let mut out = std::io::stdout().lock();
     for arg in &args.users {

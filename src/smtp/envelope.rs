@@ -1,6 +1,7 @@
 //! One mail transaction as a session builds it (MAIL, RCPT…), and what it turns into once the
 //! message is on disk: users to deliver to now, and queue recipients for later.
 
+use roost_protocol::smtp::address::{Address, ReversePath};
 use roost_protocol::smtp::params::{Body, MailParams};
 
 use super::deliver::Outcome;
@@ -10,8 +11,8 @@ use super::resolve::Target;
 /// A recipient the session accepted, with where its mail goes.
 #[derive(Debug, Clone)]
 pub struct Rcpt {
-    /// The address as given in RCPT TO.
-    pub address: String,
+    /// The address given in RCPT TO (checked, source route dropped).
+    pub address: Address,
     /// The users and remote addresses it resolved to.
     pub targets: Vec<Target>,
 }
@@ -19,8 +20,8 @@ pub struct Rcpt {
 /// MAIL FROM and the accepted RCPTs.
 #[derive(Debug, Clone)]
 pub struct Transaction {
-    /// The reverse path; empty for the null sender.
-    pub from: String,
+    /// The reverse path.
+    pub from: ReversePath,
     /// MAIL FROM's parameters.
     pub params: MailParams,
     /// Accepted recipients, in order.
@@ -29,7 +30,7 @@ pub struct Transaction {
 
 impl Transaction {
     /// A transaction after MAIL FROM.
-    pub fn new(from: String, params: MailParams) -> Self {
+    pub fn new(from: ReversePath, params: MailParams) -> Self {
         Self {
             from,
             params,
@@ -107,17 +108,18 @@ mod tests {
 
     #[test]
     fn leftovers_are_remote_targets_and_undelivered_users() {
-        let mut t = Transaction::new("a@x".into(), MailParams::default());
+        let a = |s: &str| Address::parse(s).unwrap();
+        let mut t = Transaction::new(ReversePath::Mailbox(a("a@x")), MailParams::default());
         t.rcpts.push(Rcpt {
-            address: "team@x".into(),
+            address: a("team@x"),
             targets: vec![
                 Target::Local("alice".into()),
                 Target::Local("bob".into()),
-                Target::Remote("c@far".into()),
+                Target::Remote(a("c@far")),
             ],
         });
         t.rcpts.push(Rcpt {
-            address: "bob@x".into(),
+            address: a("bob@x"),
             targets: vec![Target::Local("bob".into())],
         });
         let users = t.local_users();
@@ -130,11 +132,11 @@ mod tests {
             left,
             vec![
                 Recipient {
-                    address: "team@x".into(),
+                    address: a("team@x"),
                     local_user: Some("bob".into())
                 },
                 Recipient {
-                    address: "c@far".into(),
+                    address: a("c@far"),
                     local_user: None
                 },
             ]

@@ -7,11 +7,15 @@
 
 use std::process::ExitCode;
 
+use roost_protocol::smtp::address::{AddressError, ReversePath};
+
 use super::deliver::{deliver_from, Outcome};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::privilege::{mail_owner, running_as_root};
 
+/// EX_USAGE.
+const USAGE: u8 = 64;
 /// EX_NOUSER.
 const NO_USER: u8 = 67;
 /// EX_TEMPFAIL.
@@ -21,6 +25,13 @@ const CONFIG: u8 = 78;
 
 /// Runs the delivery; messages go to standard error.
 pub fn main(config: &Config, user: &str, from: Option<&str>) -> ExitCode {
+    let from = match from.map(sender).transpose() {
+        Ok(from) => from,
+        Err(e) => {
+            eprintln!("roost deliver: -f: {e}");
+            return ExitCode::from(USAGE);
+        }
+    };
     let auth = Authenticator::new(&config.auth);
     let user = match auth.lookup_user(user) {
         Ok(Some(u)) => u,
@@ -47,7 +58,7 @@ pub fn main(config: &Config, user: &str, from: Option<&str>) -> ExitCode {
         }
     }
     let mut stdin = std::io::stdin().lock();
-    match deliver_from(&config.mail.location, &user, from, &mut stdin) {
+    match deliver_from(&config.mail.location, &user, from.as_ref(), &mut stdin) {
         Outcome::Delivered => ExitCode::SUCCESS,
         Outcome::Permanent(e) => {
             eprintln!("roost deliver: {e}");
@@ -58,6 +69,15 @@ pub fn main(config: &Config, user: &str, from: Option<&str>) -> ExitCode {
             ExitCode::from(TEMP_FAIL)
         }
     }
+}
+
+/// `-f`'s sender, with or without angle brackets (`<>` or empty: the null sender).
+fn sender(text: &str) -> Result<ReversePath, AddressError> {
+    let inner = text
+        .strip_prefix('<')
+        .and_then(|t| t.strip_suffix('>'))
+        .unwrap_or(text);
+    inner.parse()
 }
 
 /// Drops root for the mail owner's uid and gid (plus the privileged group), for good.

@@ -215,8 +215,8 @@ async fn command(
             mechanism,
             initial_response,
         } => s.auth(conn, lines, &mechanism, initial_response).await,
-        Command::MailFrom { address, params } => s.mail(address, params).await,
-        Command::RcptTo { address, params } => s.rcpt(address, params).await,
+        Command::MailFrom { from, params } => s.mail(from, params).await,
+        Command::RcptTo { to, params } => s.rcpt(to, params).await,
         Command::Data => s.data(conn).await,
         Command::Rset => {
             s.txn = None;

@@ -40,7 +40,7 @@ pub fn route(
     authenticated: bool,
     peer: IpAddr,
 ) -> Result<Route, Reply> {
-    if config.is_local(rcpt.domain.as_deref()) {
+    if config.is_local(rcpt.domain()) {
         return Ok(Route::Local);
     }
     let trusted = mode == Mode::Inbound && config.relay_networks.iter().any(|n| n.contains(peer));
@@ -94,14 +94,13 @@ pub fn sender_allowed(
     if full == user_lc {
         return true;
     }
-    if !user.contains('@') && from.local_key() == user_lc && config.is_local(from.domain.as_deref())
-    {
+    if !user.contains('@') && from.local_key() == user_lc && config.is_local(from.domain()) {
         return true;
     }
     let granted = config.senders.get(user).into_iter().flatten().any(|a| {
         *a == full
             || a.strip_prefix('@')
-                .is_some_and(|d| from.domain.as_deref() == Some(d))
+                .is_some_and(|d| from.domain() == Some(d))
     });
     granted || matches!(resolved, Some([Target::Local(name)]) if name == user)
 }

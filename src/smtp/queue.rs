@@ -19,6 +19,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use roost_protocol::smtp::address::{Address, ReversePath};
 use serde::{Deserialize, Serialize};
 
 /// The envelope file's magic word and version.
@@ -57,8 +58,10 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> QueueError + '_ {
 /// One recipient still to be served.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
-    /// The address (as given in RCPT TO, or the remote alias target), for DSNs and relaying.
-    pub address: String,
+    /// The address (as given in RCPT TO, or the remote alias target), for DSNs and relaying;
+    /// checked again when the envelope is read.
+    #[serde(with = "as_text")]
+    pub address: Address,
     /// Set for a local delivery to retry: the user whose INBOX gets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_user: Option<String>,
@@ -69,8 +72,10 @@ pub struct Recipient {
 pub struct Envelope {
     /// The queue id (also the file names).
     pub id: String,
-    /// The reverse path; empty for the null sender (bounces).
-    pub from: String,
+    /// The reverse path (written empty for the null sender, bounces); checked again when the
+    /// envelope is read.
+    #[serde(with = "as_text")]
+    pub from: ReversePath,
     /// Whether the message needs 8BITMIME onwards.
     #[serde(default)]
     pub eight_bit: bool,
@@ -88,6 +93,29 @@ pub struct Envelope {
     pub last_error: Option<String>,
     /// Who still needs it.
     pub recipients: Vec<Recipient>,
+}
+
+/// Envelope addresses stored as the text they print as, and parsed (so checked) when read:
+/// an envelope edited to carry a CR or LF is corrupt, not a header injection.
+mod as_text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr<Err: Display>,
+        D: Deserializer<'de>,
+    {
+        let text = String::deserialize(d)?;
+        text.parse()
+            .map_err(|e| D::Error::custom(format!("address {text:?}: {e}")))
+    }
 }
 
 /// Seconds since the epoch.
@@ -397,7 +425,7 @@ mod tests {
     fn envelope(id: &str) -> Envelope {
         Envelope {
             id: id.into(),
-            from: "a@b.example".into(),
+            from: "a@b.example".parse().unwrap(),
             eight_bit: false,
             smtputf8: false,
             created: 1,
@@ -405,10 +433,41 @@ mod tests {
             next_attempt: 0,
             last_error: None,
             recipients: vec![Recipient {
-                address: "c@d.example".into(),
+                address: "c@d.example".parse().unwrap(),
                 local_user: None,
             }],
         }
+    }
+
+    #[test]
+    fn an_envelope_address_with_a_line_break_is_corrupt() {
+        let json = String::from_utf8(envelope("1.ab").encode()).unwrap();
+        let json = json.split_once('\n').unwrap().1;
+        for (good, bad) in [
+            ("a@b.example", "a@b.example\\r\\nX-Injected: 1"),
+            ("c@d.example", "c\\r@d.example"),
+            ("a@b.example", "@r.example:a@b.example"),
+        ] {
+            let body = json.replacen(good, bad, 1);
+            let mut framed = format!(
+                "{MAGIC} {} {:08x}\n",
+                body.len(),
+                crc32fast::hash(body.as_bytes())
+            );
+            framed.push_str(&body);
+            let err = Envelope::decode(framed.as_bytes()).unwrap_err();
+            assert!(err.starts_with("bad JSON: address"), "{bad}: {err}");
+        }
+        let null = json.replacen("\"a@b.example\"", "\"\"", 1);
+        let framed = format!(
+            "{MAGIC} {} {:08x}\n{null}",
+            null.len(),
+            crc32fast::hash(null.as_bytes())
+        );
+        assert_eq!(
+            Envelope::decode(framed.as_bytes()).unwrap().from,
+            ReversePath::Null
+        );
     }
 
     #[test]

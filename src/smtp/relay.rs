@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use roost_protocol::dot::DotEncoder;
 use roost_protocol::line::{Line, LineDecoder};
+use roost_protocol::smtp::address::Address;
 use roost_protocol::smtp::client::{ReplyDecoder, ServerReply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -129,7 +130,7 @@ pub async fn send(
     helo: &str,
     envelope: &Envelope,
     message: &File,
-    rcpts: &[String],
+    rcpts: &[Address],
 ) -> Vec<Outcome> {
     let mut outcomes = vec![Outcome::Temporary("not attempted".into()); rcpts.len()];
     if let Err(e) = transaction(relayhost, helo, envelope, message, rcpts, &mut outcomes).await {
@@ -148,7 +149,7 @@ async fn transaction(
     helo: &str,
     envelope: &Envelope,
     message: &File,
-    rcpts: &[String],
+    rcpts: &[Address],
     outcomes: &mut [Outcome],
 ) -> Result<(), RelayError> {
     let host = relayhost.to_string();

@@ -20,7 +20,7 @@ pub enum Target {
     /// A local user's INBOX (the canonical user name).
     Local(String),
     /// An address elsewhere, reached through the relayhost.
-    Remote(String),
+    Remote(Address),
 }
 
 /// Why an address has no targets.
@@ -88,13 +88,13 @@ impl Resolver {
         if depth > MAX_DEPTH || out.len() > MAX_TARGETS {
             return Err(ResolveError::Loop);
         }
-        if !self.config.is_local(address.domain.as_deref()) {
-            out.insert(Target::Remote(address.to_string()));
+        if !self.config.is_local(address.domain()) {
+            out.insert(Target::Remote(address.clone()));
             return Ok(());
         }
         let full = address.to_string().to_lowercase();
         let local = address.local_key();
-        if let (Some(map), Some(domain)) = (&self.virtual_map, &address.domain) {
+        if let (Some(map), Some(domain)) = (&self.virtual_map, address.domain()) {
             let found = map.get(&full).or_else(|| map.get(&format!("@{domain}")));
             if let Some(targets) = found {
                 return self.expand_all(&targets, &full, depth, out);
@@ -143,7 +143,7 @@ impl Resolver {
 
     /// A user named by the whole address, or by its local part.
     fn find_user(&self, address: &Address) -> Result<Option<String>, ResolveError> {
-        let mut names = vec![address.to_string(), address.local.clone()];
+        let mut names = vec![address.to_string(), address.local().to_string()];
         names.push(address.local_key());
         for name in names {
             if let Some(user) = self
@@ -233,7 +233,7 @@ mod tests {
             Ok(vec![
                 local("alice"),
                 local("bob"),
-                Target::Remote("out@remote.example".into())
+                Target::Remote(Address::parse("out@remote.example").unwrap())
             ])
         );
         assert_eq!(go("self@example.com"), Ok(vec![local("alice")]));
@@ -241,7 +241,9 @@ mod tests {
         assert_eq!(go("loop1@example.com"), Err(ResolveError::Loop));
         assert_eq!(
             go("x@remote.example"),
-            Ok(vec![Target::Remote("x@remote.example".into())])
+            Ok(vec![Target::Remote(
+                Address::parse("x@remote.example").unwrap()
+            )])
         );
     }
 }

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use roost_protocol::smtp::address::Address;
+use roost_protocol::smtp::address::{Address, ReversePath};
 use tokio_util::sync::CancellationToken;
 
 use super::bounce::{self, Failure};
@@ -87,7 +87,7 @@ pub async fn attempt(services: &Services, id: &str) -> Result<(), QueueError> {
         results.extend(local.into_iter().zip(outcomes));
     }
     if !remote.is_empty() {
-        let addresses: Vec<String> = remote.iter().map(|r| r.address.clone()).collect();
+        let addresses: Vec<Address> = remote.iter().map(|r| r.address.clone()).collect();
         let outcomes = match &config.relayhost {
             Some(relayhost) => {
                 let host = roost_storage::host::name();
@@ -143,14 +143,11 @@ async fn queue_bounce(
     failed: &[Failure],
     message: &std::fs::File,
 ) -> Result<(), QueueError> {
-    if env.from.is_empty() {
-        return Ok(());
-    }
-    let Ok(sender) = Address::parse(&env.from) else {
+    let Some(sender) = env.from.mailbox() else {
         return Ok(());
     };
-    let targets = if services.config.smtp.is_local(sender.domain.as_deref()) {
-        match services.directory.resolve(&sender).await {
+    let targets = if services.config.smtp.is_local(sender.domain()) {
+        match services.directory.resolve(sender).await {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!("bounce to <{sender}> dropped: {e}");
@@ -158,13 +155,13 @@ async fn queue_bounce(
             }
         }
     } else {
-        vec![Target::Remote(sender.to_string())]
+        vec![Target::Remote(sender.clone())]
     };
     let recipients = targets
         .into_iter()
         .map(|t| match t {
             Target::Local(user) => Recipient {
-                address: env.from.clone(),
+                address: sender.clone(),
                 local_user: Some(user),
             },
             Target::Remote(address) => Recipient {
@@ -186,7 +183,7 @@ async fn queue_bounce(
     let now = queue::now();
     let bounce = Envelope {
         id: spool.id.clone(),
-        from: String::new(),
+        from: ReversePath::Null,
         eight_bit: true,
         smtputf8: false,
         created: now,

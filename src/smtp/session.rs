@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use roost_protocol::dot::DataFlaws;
 use roost_protocol::line::LineDecoder;
 use roost_protocol::sasl::{self, Credentials, Mechanism, SaslError};
-use roost_protocol::smtp::address::Address;
+use roost_protocol::smtp::address::{Address, HeloName, ReversePath};
 use roost_protocol::smtp::params::MailParams;
 use roost_protocol::smtp::Reply;
 
@@ -47,7 +48,7 @@ pub struct Session {
     /// Our host name.
     pub host: &'static str,
     /// The client's EHLO/HELO/LHLO name, once greeted.
-    pub helo: Option<String>,
+    pub helo: Option<HeloName>,
     /// Whether the client greeted with EHLO/LHLO (ESMTP).
     pub esmtp: bool,
     /// The authenticated user.
@@ -62,7 +63,7 @@ fn reply(code: u16, enhanced: &'static str, text: &str) -> Step {
 
 impl Session {
     /// The EHLO (or LHLO) keyword list.
-    pub fn ehlo(&mut self, conn: &Connection, name: String, esmtp: bool) -> Step {
+    pub fn ehlo(&mut self, conn: &Connection, name: HeloName, esmtp: bool) -> Step {
         self.helo = Some(name);
         self.esmtp = esmtp;
         self.txn = None;
@@ -91,7 +92,7 @@ impl Session {
     }
 
     /// HELO (SMTP), LHLO (LMTP), and EHLO, refused on the wrong listener.
-    pub fn greet(&mut self, conn: &Connection, keyword: &str, name: String) -> Step {
+    pub fn greet(&mut self, conn: &Connection, keyword: &str, name: HeloName) -> Step {
         match (self.mode, keyword) {
             (Mode::Lmtp, "LHLO") => self.ehlo(conn, name, true),
             (Mode::Lmtp, _) => reply(500, "5.5.1", "This is LMTP: send LHLO"),
@@ -184,7 +185,7 @@ impl Session {
     }
 
     /// MAIL FROM: the sender rule on submission, SIZE against the limit.
-    pub async fn mail(&mut self, address: String, params: Vec<String>) -> Step {
+    pub async fn mail(&mut self, from: ReversePath, params: Vec<String>) -> Step {
         if self.txn.is_some() {
             return reply(503, "5.5.1", "Nested MAIL command");
         }
@@ -203,18 +204,17 @@ impl Session {
                 &format!("Message size exceeds fixed limit of {max} bytes"),
             );
         }
-        if !address.is_empty() {
-            let from = match Address::parse(&address) {
-                Ok(a) => a,
-                Err(e) => return reply(501, "5.1.7", &format!("Bad sender address: {e}")),
-            };
+        if let Some(sender) = from.mailbox() {
+            if !sender.is_ascii() && !params.smtputf8 {
+                return needs_smtputf8();
+            }
             if let Some(user) = &self.user {
-                if let Err(r) = self.check_sender(user, &from).await {
+                if let Err(r) = self.check_sender(user, sender).await {
                     return r.into();
                 }
             }
         }
-        self.txn = Some(Transaction::new(address, params));
+        self.txn = Some(Transaction::new(from, params));
         reply(250, "2.1.0", "Ok")
     }
 
@@ -223,7 +223,7 @@ impl Session {
         if policy::sender_allowed(config, user, from, None) {
             return Ok(());
         }
-        let resolved = if config.is_local(from.domain.as_deref()) {
+        let resolved = if config.is_local(from.domain()) {
             self.services.directory.resolve(from).await.ok()
         } else {
             None
@@ -240,7 +240,7 @@ impl Session {
     }
 
     /// RCPT TO: the relay rule, then resolution to users (550 5.1.1 for nobody here).
-    pub async fn rcpt(&mut self, address: String, params: Vec<String>) -> Step {
+    pub async fn rcpt(&mut self, rcpt: Address, params: Vec<String>) -> Step {
         let config = &self.ctx.config.smtp;
         let Some(txn) = &self.txn else {
             return reply(503, "5.5.1", "Need MAIL command first");
@@ -251,10 +251,9 @@ impl Session {
         if txn.rcpts.len() >= config.max_recipients {
             return reply(452, "4.5.3", "Too many recipients");
         }
-        let rcpt = match Address::parse(&address) {
-            Ok(a) => a,
-            Err(e) => return reply(501, "5.1.3", &format!("Bad recipient address: {e}")),
-        };
+        if !rcpt.is_ascii() && !txn.params.smtputf8 {
+            return needs_smtputf8();
+        }
         let authenticated = self.user.is_some();
         let targets = match policy::route(
             self.mode,
@@ -267,7 +266,7 @@ impl Session {
                 tracing::info!(peer = %self.ctx.peer, rcpt = %rcpt, "recipient refused: {}", refused.lines.join(" "));
                 return refused.into();
             }
-            Ok(Route::Relay) => vec![Target::Remote(rcpt.to_string())],
+            Ok(Route::Relay) => vec![Target::Remote(rcpt.clone())],
             Ok(Route::Local) => match self.services.directory.resolve(&rcpt).await {
                 Ok(targets) => targets,
                 Err(ResolveError::Unknown) => {
@@ -290,7 +289,10 @@ impl Session {
             return r.into();
         }
         if let Some(txn) = &mut self.txn {
-            txn.rcpts.push(Rcpt { address, targets });
+            txn.rcpts.push(Rcpt {
+                address: rcpt,
+                targets,
+            });
         }
         reply(250, "2.1.5", "Ok")
     }
@@ -341,31 +343,9 @@ impl Session {
                 write_error,
             } => (size, flaws, write_error),
         };
-        let refusal = if size > max {
-            Some(Reply::new(
-                552,
-                "5.3.4",
-                &format!("Message size exceeds fixed limit of {max} bytes"),
-            ))
-        } else if flaws.line_too_long {
-            Some(Reply::new(
-                500,
-                "5.5.2",
-                "Line too long (RFC 5321 allows 1000 octets per line)",
-            ))
-        } else if flaws.nul {
-            Some(Reply::new(554, "5.6.0", "Message contains NUL characters"))
-        } else if let Some(e) = write_error {
-            tracing::error!("spool write failed: {e}");
-            Some(Reply::new(
-                451,
-                "4.3.0",
-                "Local error in processing; try again later",
-            ))
-        } else {
-            None
-        };
+        let refusal = data_refusal(size, max, flaws, write_error);
         if let Some(r) = refusal {
+            tracing::info!(peer = %self.ctx.peer, "message refused: {}", r.lines.join(" "));
             return self.per_recipient(&txn, r);
         }
         self.accept(&txn, &mut spool).await
@@ -448,8 +428,7 @@ impl Session {
         } else {
             format!("{base}{tls}{auth}")
         };
-        let helo = self.helo.as_deref().unwrap_or("unknown");
-        let helo: String = helo.chars().filter(|c| !c.is_control()).take(255).collect();
+        let helo = self.helo.as_ref().map_or("unknown", HeloName::as_str);
         let ip = self.ctx.peer.ip();
         let ip = ip.to_canonical();
         let bracket = if ip.is_ipv6() {
@@ -465,6 +444,57 @@ impl Session {
         };
         format!("Received: from {helo} ([{bracket}])\r\n\tby {host} (roost) with {with} id {id}{rcpt_clause};\r\n\t{date}\r\n")
     }
+}
+
+/// RFC 6531 3.5: a non-ASCII address needs MAIL FROM's SMTPUTF8 parameter.
+fn needs_smtputf8() -> Step {
+    reply(
+        553,
+        "5.6.7",
+        "Non-ASCII address requires the SMTPUTF8 parameter on MAIL FROM",
+    )
+}
+
+/// The reply that refuses received data, if anything in it is wrong. A CR or LF outside CRLF
+/// refuses the whole message (what Postfix's `smtpd_forbid_bare_newline = yes` does): such
+/// bytes are how SMTP smuggling (CVE-2023-51764) hides a second message in the first.
+fn data_refusal(
+    size: u64,
+    max: u64,
+    flaws: DataFlaws,
+    write_error: Option<std::io::Error>,
+) -> Option<Reply> {
+    if size > max {
+        let text = format!("Message size exceeds fixed limit of {max} bytes");
+        return Some(Reply::new(552, "5.3.4", &text));
+    }
+    let (code, enhanced, text) = if flaws.line_too_long {
+        (
+            500,
+            "5.5.2",
+            "Line too long (RFC 5321 allows 1000 octets per line)",
+        )
+    } else if flaws.nul {
+        (554, "5.6.0", "Message contains NUL characters")
+    } else if flaws.bare_lf > 0 {
+        (
+            554,
+            "5.6.0",
+            "Message contains bare <LF>; lines must end with <CR><LF>",
+        )
+    } else if flaws.bare_cr > 0 {
+        (
+            554,
+            "5.6.0",
+            "Message contains bare <CR>; lines must end with <CR><LF>",
+        )
+    } else if let Some(e) = write_error {
+        tracing::error!("spool write failed: {e}");
+        (451, "4.3.0", "Local error in processing; try again later")
+    } else {
+        return None;
+    };
+    Some(Reply::new(code, enhanced, text))
 }
 
 /// LMTP's verdict for one recipient (RFC 2033 4.2).

@@ -7,6 +7,8 @@ pub mod client;
 pub mod header;
 pub mod params;
 
+use address::{AddressError, HeloName, ReversePath};
+
 /// Longest command line (RFC 5321 4.5.3.1.4 says 512 octets; AUTH lines need more).
 pub const MAX_COMMAND_LINE: usize = 4096;
 
@@ -14,22 +16,22 @@ pub const MAX_COMMAND_LINE: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// `EHLO domain`
-    Ehlo(String),
+    Ehlo(HeloName),
     /// `HELO domain`
-    Helo(String),
+    Helo(HeloName),
     /// `LHLO domain` (LMTP)
-    Lhlo(String),
+    Lhlo(HeloName),
     /// `MAIL FROM:<path> [params]`
     MailFrom {
-        /// The reverse path, without angle brackets (empty for the null sender).
-        address: String,
+        /// The reverse path, checked, its source route dropped.
+        from: ReversePath,
         /// ESMTP parameters such as `SIZE=1234` or `BODY=8BITMIME`.
         params: Vec<String>,
     },
     /// `RCPT TO:<path> [params]`
     RcptTo {
-        /// The forward path, without angle brackets.
-        address: String,
+        /// The forward path, checked, its source route dropped.
+        to: address::Address,
         /// ESMTP parameters.
         params: Vec<String>,
     },
@@ -65,6 +67,12 @@ pub enum ParseError {
     /// Bad arguments: 501 5.5.4.
     #[error("{0}")]
     Syntax(&'static str),
+    /// A MAIL FROM path RFC 5321 4.1.2 does not allow: 501 5.1.7.
+    #[error("Bad sender address: {0}")]
+    BadSender(AddressError),
+    /// A RCPT TO path RFC 5321 4.1.2 does not allow: 501 5.1.3.
+    #[error("Bad recipient address: {0}")]
+    BadRecipient(AddressError),
 }
 
 impl ParseError {
@@ -73,6 +81,8 @@ impl ParseError {
         match self {
             Self::UnknownCommand(_) => Reply::new(500, "5.5.2", &self.to_string()),
             Self::Syntax(_) => Reply::new(501, "5.5.4", &self.to_string()),
+            Self::BadSender(_) => Reply::new(501, "5.1.7", &self.to_string()),
+            Self::BadRecipient(_) => Reply::new(501, "5.1.3", &self.to_string()),
         }
     }
 }
@@ -106,33 +116,22 @@ impl Command {
             .map_err(|_| ParseError::Syntax("Command line is not valid UTF-8"))?;
         let (keyword, rest) = line.split_once(' ').unwrap_or((line, ""));
         let rest = rest.trim();
-        let domain = |rest: &str| {
-            if rest.is_empty() {
-                Err(ParseError::Syntax(
-                    "A domain name or address literal is required",
-                ))
-            } else {
-                Ok(rest
-                    .split_ascii_whitespace()
-                    .next()
-                    .unwrap_or(rest)
-                    .to_string())
-            }
-        };
         match keyword.to_ascii_uppercase().as_str() {
-            "EHLO" => domain(rest).map(Self::Ehlo),
-            "HELO" => domain(rest).map(Self::Helo),
-            "LHLO" => domain(rest).map(Self::Lhlo),
+            "EHLO" => helo_argument(rest).map(Self::Ehlo),
+            "HELO" => helo_argument(rest).map(Self::Helo),
+            "LHLO" => helo_argument(rest).map(Self::Lhlo),
             "MAIL" => {
-                let (address, params) = path_argument(rest, "FROM:")?;
-                Ok(Self::MailFrom { address, params })
+                let (from, params) = path_argument(rest, "FROM:")
+                    .map_err(|e| e.into_parse(ParseError::BadSender))?;
+                Ok(Self::MailFrom { from, params })
             }
             "RCPT" => {
-                let (address, params) = path_argument(rest, "TO:")?;
-                if address.is_empty() {
-                    return Err(ParseError::Syntax("An empty recipient is not allowed"));
+                let (path, params) = path_argument(rest, "TO:")
+                    .map_err(|e| e.into_parse(ParseError::BadRecipient))?;
+                match path {
+                    ReversePath::Mailbox(to) => Ok(Self::RcptTo { to, params }),
+                    ReversePath::Null => Err(ParseError::BadRecipient(AddressError::Null)),
                 }
-                Ok(Self::RcptTo { address, params })
             }
             "DATA" => no_args(rest, Self::Data),
             "RSET" => no_args(rest, Self::Rset),
@@ -166,29 +165,55 @@ fn no_args(rest: &str, cmd: Command) -> Result<Command, ParseError> {
     }
 }
 
-/// Parses `FROM:<addr> params` / `TO:<addr> params` (a space after the colon is tolerated,
-/// as Postfix does, because Outlook-era clients send it).
-fn path_argument(rest: &str, prefix: &str) -> Result<(String, Vec<String>), ParseError> {
+/// The first word of EHLO/HELO/LHLO's argument, checked.
+fn helo_argument(rest: &str) -> Result<HeloName, ParseError> {
+    let word = rest
+        .split_ascii_whitespace()
+        .next()
+        .ok_or(ParseError::Syntax(
+            "A domain name or address literal is required",
+        ))?;
+    HeloName::parse(word).map_err(|_| ParseError::Syntax("Invalid domain name"))
+}
+
+/// How `FROM:<path>` / `TO:<path>` failed: the keyword, or the path itself.
+enum PathArgError {
+    Keyword(ParseError),
+    Path(AddressError),
+}
+
+impl PathArgError {
+    fn into_parse(self, path: fn(AddressError) -> ParseError) -> ParseError {
+        match self {
+            Self::Keyword(e) => e,
+            Self::Path(e) => path(e),
+        }
+    }
+}
+
+/// Parses `FROM:<path> params` / `TO:<path> params` (a space after the colon is tolerated,
+/// as Postfix does, because Outlook-era clients send it). Parameters follow after a space.
+fn path_argument(rest: &str, prefix: &str) -> Result<(ReversePath, Vec<String>), PathArgError> {
     let head = rest.get(..prefix.len()).unwrap_or("");
     if !head.eq_ignore_ascii_case(prefix) {
-        return Err(ParseError::Syntax(if prefix == "FROM:" {
-            "Syntax: MAIL FROM:<address>"
-        } else {
-            "Syntax: RCPT TO:<address>"
-        }));
+        return Err(PathArgError::Keyword(ParseError::Syntax(
+            if prefix == "FROM:" {
+                "Syntax: MAIL FROM:<address>"
+            } else {
+                "Syntax: RCPT TO:<address>"
+            },
+        )));
     }
-    let rest = rest[prefix.len()..].trim_start();
-    let Some(inner) = rest.strip_prefix('<') else {
-        return Err(ParseError::Syntax("The address must be enclosed in <>"));
-    };
-    let Some((address, params)) = inner.split_once('>') else {
-        return Err(ParseError::Syntax("Missing closing > in address"));
-    };
+    let text = rest[prefix.len()..].trim_start();
+    let (path, params) = address::parse_path(text).map_err(PathArgError::Path)?;
+    if !params.is_empty() && !params.starts_with(' ') {
+        return Err(PathArgError::Path(AddressError::Syntax));
+    }
     let params = params
         .split_ascii_whitespace()
         .map(str::to_string)
         .collect();
-    Ok((address.to_string(), params))
+    Ok((path, params))
 }
 
 /// A reply: code, optional enhanced status code (RFC 3463) and one or more lines of text.
@@ -254,30 +279,37 @@ impl Reply {
 mod tests {
     use super::*;
 
+    use crate::line::{Line, LineDecoder};
+    use address::Address;
+
+    fn mailbox(text: &str) -> Address {
+        Address::parse(text).unwrap()
+    }
+
     #[test]
     fn commands_parse() {
         assert_eq!(
             Command::parse(b"EHLO client.example").unwrap(),
-            Command::Ehlo("client.example".into())
+            Command::Ehlo(HeloName::parse("client.example").unwrap())
         );
         assert_eq!(
             Command::parse(b"MAIL FROM:<a@b.example> SIZE=100 BODY=8BITMIME").unwrap(),
             Command::MailFrom {
-                address: "a@b.example".into(),
+                from: ReversePath::Mailbox(mailbox("a@b.example")),
                 params: vec!["SIZE=100".into(), "BODY=8BITMIME".into()]
             }
         );
         assert_eq!(
             Command::parse(b"mail from: <>").unwrap(),
             Command::MailFrom {
-                address: String::new(),
+                from: ReversePath::Null,
                 params: vec![]
             }
         );
         assert_eq!(
             Command::parse(b"RCPT TO:<bob@example.com>").unwrap(),
             Command::RcptTo {
-                address: "bob@example.com".into(),
+                to: mailbox("bob@example.com"),
                 params: vec![]
             }
         );
@@ -290,19 +322,225 @@ mod tests {
         );
     }
 
+    /// Feeds `wire` through the line decoder in `chunk`-byte pieces, then parses each line.
+    fn parse_in_chunks(wire: &[u8], chunk: usize) -> Vec<Result<Command, ParseError>> {
+        let mut lines = LineDecoder::new(MAX_COMMAND_LINE);
+        let mut buf = bytes::BytesMut::new();
+        let mut out = Vec::new();
+        for piece in wire.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            while let Some(Line::Complete(line)) = lines.decode(&mut buf) {
+                out.push(Command::parse(&line));
+            }
+        }
+        out
+    }
+
+    /// (command line, Ok(the path as it will be written) or Err(the reply's first line))
+    const PATHS: &[(&str, Result<&str, &str>)] = &[
+        ("MAIL FROM:<a@b.example>", Ok("a@b.example")),
+        ("MAIL FROM:<>", Ok("")),
+        (
+            "MAIL FROM:<@relay.example,@[192.0.2.1]:Bob@B.Example>",
+            Ok("Bob@b.example"),
+        ),
+        (
+            "RCPT TO:<@relay.example:bob@b.example>",
+            Ok("bob@b.example"),
+        ),
+        ("RCPT TO:<\"bob\"@b.example>", Ok("bob@b.example")),
+        ("RCPT TO:<\"a b>c\"@b.example>", Ok("\"a b>c\"@b.example")),
+        ("RCPT TO:<\"a\\\"b\"@b.example>", Ok("\"a\\\"b\"@b.example")),
+        ("RCPT TO:<postmaster>", Ok("postmaster")),
+        ("RCPT TO:<x@[IPv6:2001:db8::1]>", Ok("x@[ipv6:2001:db8::1]")),
+        ("RCPT TO:<jörg@bücher.example>", Ok("jörg@bücher.example")),
+        (
+            "RCPT TO:<o'hara+tag@x-y.example>",
+            Ok("o'hara+tag@x-y.example"),
+        ),
+        (
+            "MAIL FROM:<a\r@b.example>",
+            Err("501 5.1.7 Bad sender address: Invalid address syntax"),
+        ),
+        (
+            "MAIL FROM:<a@b.example\r>",
+            Err("501 5.1.7 Bad sender address: Invalid address syntax"),
+        ),
+        (
+            "MAIL FROM:<@evil\r\x0bX:a@b.example>",
+            Err("501 5.1.7 Bad sender address: Invalid source route"),
+        ),
+        (
+            "MAIL FROM:<@a.example;@b.example:c@d.example>",
+            Err("501 5.1.7 Bad sender address: Invalid source route"),
+        ),
+        (
+            "MAIL FROM:<@a.example,b.example:c@d.example>",
+            Err("501 5.1.7 Bad sender address: Invalid source route"),
+        ),
+        (
+            "MAIL FROM:<@a.example>",
+            Err("501 5.1.7 Bad sender address: Invalid source route"),
+        ),
+        (
+            "MAIL FROM:<@:c@d.example>",
+            Err("501 5.1.7 Bad sender address: Invalid source route"),
+        ),
+        (
+            "MAIL FROM:a@b.example",
+            Err("501 5.1.7 Bad sender address: The address must be enclosed in <>"),
+        ),
+        (
+            "MAIL FROM:<a@b.example",
+            Err("501 5.1.7 Bad sender address: Missing closing > in address"),
+        ),
+        (
+            "MAIL FROM:<a@b.example>SIZE=1",
+            Err("501 5.1.7 Bad sender address: Invalid address syntax"),
+        ),
+        (
+            "MAIL TO:<a@b.example>",
+            Err("501 5.5.4 Syntax: MAIL FROM:<address>"),
+        ),
+        (
+            "RCPT TO:<>",
+            Err("501 5.1.3 Bad recipient address: An empty address is not allowed here"),
+        ),
+        (
+            "RCPT TO:<a b@c.example>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<@c.example>",
+            Err("501 5.1.3 Bad recipient address: Invalid source route"),
+        ),
+        (
+            "RCPT TO:<a@>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<a@b..c>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<a@-b.c>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<a@b_c.example>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<a..b@c.example>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<.a@c.example>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<a.@c.example>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<a(b)@c.example>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<\"\"@c.example>",
+            Err("501 5.1.3 Bad recipient address: Empty local part"),
+        ),
+        (
+            "RCPT TO:<\"a\rb\"@c.example>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<\"a\\\rb\"@c.example>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<a\u{2028}b@c.example>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<a\u{85}b@c.example>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<a@b\u{202e}c.example>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<x@[192.0.2.300]>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<x@[IPv6:zz]>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<x@[1.2.3.4\r]>",
+            Err("501 5.1.3 Bad recipient address: Invalid address syntax"),
+        ),
+        (
+            "RCPT TO:<@@:a@b.c>",
+            Err("501 5.1.3 Bad recipient address: Invalid source route"),
+        ),
+    ];
+
     #[test]
-    fn bad_commands_get_5xx() {
-        assert_eq!(Command::parse(b"XYZZY").unwrap_err().reply().code, 500);
-        assert_eq!(
-            Command::parse(b"MAIL TO:<x>").unwrap_err().reply().code,
-            501
-        );
-        assert_eq!(
-            Command::parse(b"RCPT TO:x@y").unwrap_err().reply().code,
-            501
-        );
-        assert_eq!(Command::parse(b"EHLO").unwrap_err().reply().code, 501);
-        assert_eq!(Command::parse(b"DATA now").unwrap_err().reply().code, 501);
+    fn paths_are_checked_and_routes_dropped_at_every_chunking() {
+        let wire: String = PATHS
+            .iter()
+            .map(|(line, _)| format!("{line}\r\n"))
+            .collect();
+        for chunk in 1..=wire.len() {
+            let parsed = parse_in_chunks(wire.as_bytes(), chunk);
+            assert_eq!(parsed.len(), PATHS.len(), "chunk {chunk}");
+            for ((line, want), got) in PATHS.iter().zip(parsed) {
+                let got = match got {
+                    Ok(Command::MailFrom { from, .. }) => Ok(from.to_string()),
+                    Ok(Command::RcptTo { to, .. }) => Ok(to.to_string()),
+                    Ok(other) => panic!("{line:?} parsed as {other:?}"),
+                    Err(e) => Err(String::from_utf8_lossy(&e.reply().encode()).into_owned()),
+                };
+                let want = want.map(str::to_string).map_err(|r| format!("{r}\r\n"));
+                assert_eq!(got, want, "{line:?} at chunk {chunk}");
+            }
+        }
+    }
+
+    #[test]
+    fn long_paths_are_refused() {
+        let local = format!("RCPT TO:<{}@x.example>", "a".repeat(65));
+        let label = format!("RCPT TO:<a@{}.example>", "b".repeat(64));
+        let domain = format!("RCPT TO:<a@{}example>", "b.".repeat(130));
+        for line in [local, label, domain] {
+            let e = Command::parse(line.as_bytes()).unwrap_err();
+            assert_eq!(e, ParseError::BadRecipient(AddressError::TooLong), "{line}");
+        }
+        let ok = format!("RCPT TO:<{}@x.example>", "a".repeat(64));
+        assert!(Command::parse(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn greetings_are_one_word_of_visible_characters() {
+        for (line, ok) in [
+            (&b"EHLO mx.example trailing words"[..], Some("mx.example")),
+            (b"HELO [192.0.2.1]", Some("[192.0.2.1]")),
+            (b"HELO my_pc", Some("my_pc")),
+            (b"EHLO a\x1bb", None),
+            (b"EHLO a\x7fb", None),
+            (b"EHLO", None),
+        ] {
+            let got = Command::parse(line).ok().map(|c| match c {
+                Command::Ehlo(n) | Command::Helo(n) => n.to_string(),
+                other => panic!("{other:?}"),
+            });
+            assert_eq!(got.as_deref(), ok, "{line:?}");
+        }
+        // A CR cannot hide inside the name: the line is split at it.
+        assert!(matches!(Command::parse(b"EHLO a\rb"), Ok(Command::Ehlo(n)) if n.as_str() == "a"));
     }
 
     #[test]
