@@ -201,7 +201,7 @@ fn busy_until_goodbye(c: &mut LineClient, command: &str, goodbye: &str) -> (Stri
 #[test]
 fn a_busy_client_that_never_logs_in_is_dropped_after_the_login_timeout() {
     let limits = "[limits]\nlogin_timeout_secs = 2\n";
-    let server = TestServer::start(&base_config(&["imap", "pop3"], limits));
+    let server = TestServer::start(&base_config(&["imap", "pop3", "submission"], limits));
     // Busy with harmless commands, well inside the 30 / 10 minute idle timeouts.
     let mut imap = LineClient::connect(server.addr("imap"));
     imap.line();
@@ -212,6 +212,10 @@ fn a_busy_client_that_never_logs_in_is_dropped_after_the_login_timeout() {
     pop.line();
     let (bye, _) = busy_until_goodbye(&mut pop, "USER plain", "-ERR");
     assert_eq!(bye, "-ERR Disconnected for inactivity.\r\n");
+    let mut smtp = LineClient::connect(server.addr("submission"));
+    smtp.line();
+    let (bye, _) = busy_until_goodbye(&mut smtp, "NOOP", "421");
+    assert_eq!(bye, "421 4.4.2 Timeout exceeded\r\n");
     // A client that logs in in time keeps its session past the login timeout.
     let mut c = logged_in(&server);
     std::thread::sleep(Duration::from_secs(3));

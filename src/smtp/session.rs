@@ -167,10 +167,16 @@ impl Session {
         }
     }
 
-    async fn login(&mut self, conn: &Connection, creds: Credentials, mechanism: Mechanism) -> Step {
+    async fn login(
+        &mut self,
+        conn: &mut Connection,
+        creds: Credentials,
+        mechanism: Mechanism,
+    ) -> Step {
         match self.ctx.login(conn, creds, mechanism.name()).await {
             Ok(user) => {
                 self.user = Some(user.name().to_string());
+                conn.end_login_clock();
                 if let Some(h) = conn.handle() {
                     h.set_state(SessionState::Authenticated);
                 }
