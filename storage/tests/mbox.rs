@@ -320,3 +320,166 @@ fn mbox_modseq_rises_for_changed_messages_only_and_across_sessions() {
         }
     }
 }
+
+/// The bookkeeping headers a sender must not be able to set.
+const FORGED: &str = "X-UID: 4294967295\nX-IMAPbase: 1 4294967295\nX-IMAP: 1 4294967295\nStatus: RO\nX-Status: DAF\nX-Keywords: $Forged\n  $Folded\nContent-Length: 3\n";
+
+fn uids(snap: &roost_storage::Snapshot) -> Vec<u32> {
+    snap.messages.iter().map(|m| m.uid).collect()
+}
+
+#[test]
+fn bookkeeping_headers_in_appended_or_delivered_mail_are_stripped_not_trusted() {
+    let (dir, path, state) = python_mbox();
+    let mut mb = Mbox::new(&path, &state);
+    mb.sync().unwrap();
+    let message = format!("Subject: forged\n{FORGED}X-Keep: yes\n\nbody\nX-UID: 7 (body)\n");
+    let uid = mb
+        .append(
+            &mut message.as_bytes(),
+            Flags::empty(),
+            &BTreeSet::new(),
+            None,
+        )
+        .unwrap();
+    assert_eq!(uid, 5);
+    // Local delivery (LMTP, `roost deliver`) into the same INBOX.
+    let location = roost_storage::MailLocation::parse(&format!(
+        "mbox:{}:INBOX={}",
+        dir.path().display(),
+        path.display()
+    ))
+    .unwrap();
+    let vars = roost_storage::UserVars {
+        user: "u".into(),
+        home: None,
+    };
+    let delivered = format!("Return-Path: <a@b>\n{FORGED}Subject: delivered\n\nhi\n");
+    let second = roost_storage::Store::open(&location, &vars)
+        .unwrap()
+        .append_to_inbox(&mut delivered.as_bytes())
+        .unwrap();
+    assert_eq!(second, 6, "the UID space was not taken over");
+    let snap = Mbox::new(&path, &state).sync().unwrap();
+    assert_eq!(uids(&snap), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(snap.uidnext, 7);
+    for m in &snap.messages[4..] {
+        assert_eq!(m.flags, Flags::empty(), "no flags from the sender");
+        assert!(m.keywords.is_empty(), "no keywords from the sender");
+    }
+    assert_eq!(
+        read(&mb, 5),
+        "Subject: forged\nX-Keep: yes\n\nbody\nX-UID: 7 (body)\n",
+        "the header block lost the bookkeeping headers, the body kept its text"
+    );
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains("4294967295") && !text.contains("$Folded"),
+        "{text}"
+    );
+    // Expunging one removes exactly that one.
+    mb.expunge(&[5]).unwrap();
+    let after = Mbox::new(&path, &state).sync().unwrap();
+    assert_eq!(uids(&after), vec![1, 2, 3, 4, 6]);
+}
+
+/// An mbox as an MTA that does not strip headers (or an attacker with the file) leaves it.
+fn raw_mbox(text: &str) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("INBOX");
+    fs::write(&path, text).unwrap();
+    let state = dir.path().join(".roost/INBOX.uids");
+    (dir, path, state)
+}
+
+fn message(headers: &str, subject: &str) -> String {
+    format!("From a@b Mon Jan  1 00:00:00 2024\n{headers}Subject: {subject}\n\nbody {subject}\n\n")
+}
+
+#[test]
+fn x_uids_out_of_order_or_beyond_uidnext_are_renumbered_as_a_repair() {
+    let text = [
+        message("X-IMAPbase: 100 5\nX-UID: 1\n", "one"),
+        message("X-UID: 4294967295\n", "huge"),
+        message("X-UID: 2\n", "two"),
+        message("X-UID: 2\n", "duplicate"),
+        message("X-UID: 3\n", "three"),
+        message("", "new"),
+    ]
+    .concat();
+    let (_dir, path, state) = raw_mbox(&text);
+    let repairs = roost_storage::repair::count();
+    let mut mb = Mbox::new(&path, &state);
+    let snap = mb.sync().unwrap();
+    assert!(
+        roost_storage::repair::count() > repairs,
+        "logged as a repair"
+    );
+    assert_eq!(snap.uidvalidity, 100);
+    // "huge" (not below UIDNEXT 5) and "duplicate" (not above 2) get new UIDs from 5 on.
+    assert_eq!(uids(&snap), vec![1, 5, 6, 7, 8, 9]);
+    assert_eq!(snap.uidnext, 10);
+    assert_eq!(read(&mb, 5), "Subject: huge\n\nbody huge\n");
+    // "three" lost its X-UID 3 because it must rise above 6.
+    assert_eq!(read(&mb, 8), "Subject: three\n\nbody three\n");
+    // The fix is recorded in the mail: another session, even without side files, agrees.
+    assert!(!fs::read_to_string(&path).unwrap().contains("4294967295"));
+    fs::remove_file(&state).unwrap();
+    assert_eq!(uids(&Mbox::new(&path, &state).sync().unwrap()), uids(&snap));
+    // EXPUNGE of one removes only that one.
+    mb.expunge(&[6]).unwrap();
+    let after = Mbox::new(&path, &state).sync().unwrap();
+    assert_eq!(uids(&after), vec![1, 5, 7, 8, 9]);
+    assert_eq!(read(&mb, 7), "Subject: duplicate\n\nbody duplicate\n");
+}
+
+#[test]
+fn an_mbox_written_by_uw_imapd_or_dovecot_keeps_its_uids() {
+    // They record the last UID given in X-IMAPbase, not the next one.
+    let text = [
+        message("X-IMAPbase: 1700000000 0000000003\nX-UID: 1\n", "one"),
+        message("X-UID: 2\n", "two"),
+        message("X-UID: 3\n", "three"),
+    ]
+    .concat();
+    let (_dir, path, state) = raw_mbox(&text);
+    let snap = Mbox::new(&path, &state).sync().unwrap();
+    assert_eq!(
+        (snap.uidvalidity, uids(&snap)),
+        (1_700_000_000, vec![1, 2, 3])
+    );
+    assert_eq!(snap.uidnext, 4);
+}
+
+#[test]
+fn an_exhausted_uid_space_means_a_new_uidvalidity_never_a_wrapped_uid() {
+    let text = [
+        message("X-IMAPbase: 7 4294967295\nX-UID: 4294967293\n", "one"),
+        message("X-UID: 4294967294\n", "two"),
+    ]
+    .concat();
+    let (_dir, path, state) = raw_mbox(&text);
+    let mut mb = Mbox::new(&path, &state);
+    let snap = mb.sync().unwrap();
+    assert_eq!(
+        (snap.uidvalidity, uids(&snap), snap.uidnext),
+        (8, vec![1, 2], 3)
+    );
+    let uid = mb
+        .append(
+            &mut &b"Subject: three\n\nx\n"[..],
+            Flags::empty(),
+            &BTreeSet::new(),
+            None,
+        )
+        .unwrap();
+    assert_eq!(uid, 3);
+    assert_eq!(read(&mb, 2), "Subject: two\n\nbody two\n");
+    // The new numbering is in the mail: a session without side files sees the same.
+    fs::remove_dir_all(path.parent().unwrap().join(".roost")).unwrap();
+    let again = Mbox::new(&path, &state).sync().unwrap();
+    assert_eq!(
+        (again.uidvalidity, uids(&again), again.uidnext),
+        (8, vec![1, 2, 3], 4)
+    );
+}

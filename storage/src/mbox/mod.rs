@@ -159,7 +159,18 @@ impl Mbox {
         Ok(())
     }
 
+    /// Syncs under the lock: scans, numbers, and rewrites the mail at most once when the
+    /// UIDs it records need fixing (the rewrite is followed by one more, final, sync).
     fn sync_locked(&mut self) -> Result<Snapshot, Error> {
+        match self.sync_once(true)? {
+            Some(snapshot) => Ok(snapshot),
+            None => Ok(self.sync_once(false)?.unwrap_or_else(|| self.snapshot())),
+        }
+    }
+
+    /// One sync; `None` when it rewrote the mail (allowed only if `may_rewrite`) and the
+    /// caller must scan again.
+    fn sync_once(&mut self, may_rewrite: bool) -> Result<Option<Snapshot>, Error> {
         let previous = self
             .messages
             .iter()
@@ -167,39 +178,59 @@ impl Mbox {
             .collect();
         let (id, scan) = self.scan()?;
         let state = UidState::read(&self.state_path, &self.path)?;
-        let (uidvalidity, uidnext, numbered) = state::number(&scan, &state);
-        self.uidvalidity = uidvalidity;
-        self.uidnext = uidnext;
-        self.messages = numbered;
-        if scan.imapbase.is_none() && !self.messages.is_empty() && !self.based {
-            // A new mbox (delivered to by an MTA, never opened by roost or Dovecot): record
-            // UIDVALIDITY and the UIDs in the mail once, so no side file is needed to keep them.
-            // Where the directory forbids it (/var/mail without the mail group), the side file
-            // alone keeps them.
+        let numbering = state::number(&scan, &state);
+        self.report_renumbering(&numbering);
+        let needs_rewrite = numbering.repaired > 0 || numbering.restarted;
+        self.uidvalidity = numbering.uidvalidity;
+        self.uidnext = numbering.uidnext;
+        self.messages = numbering.messages;
+        let unbased = scan.imapbase.is_none() && !self.messages.is_empty() && !self.based;
+        if may_rewrite && (needs_rewrite || unbased) {
+            // A new mbox (delivered to by an MTA, never opened by roost or Dovecot), or UIDs
+            // that had to be fixed: record UIDVALIDITY and the UIDs in the mail, so no side
+            // file is needed to keep them. Where the directory forbids it (/var/mail without
+            // the mail group), the side file alone keeps them.
             self.based = true;
             match self.rewrite(|_, m| Some((m.flags, m.keywords.clone()))) {
-                Ok(()) => return self.sync_locked(),
+                Ok(()) => return Ok(None),
                 Err(e) => {
-                    tracing::debug!(mbox = %self.path.display(), "cannot record X-IMAPbase: {e}")
+                    tracing::debug!(mbox = %self.path.display(), "cannot record UIDs in the mail: {e}")
                 }
             }
         }
-        let pending: Vec<(u32, Uid)> = self
-            .messages
-            .iter()
-            .filter(|(_, m)| m.uid.is_none())
-            .map(|(uid, m)| (m.digest, *uid))
-            .collect();
         let fresh = UidState {
-            uidvalidity,
-            uidnext,
-            pending,
+            uidvalidity: self.uidvalidity,
+            uidnext: self.uidnext,
+            pending: self.pending(),
         };
         if Some(&fresh) != state.as_ref() {
             fresh.write(&self.state_path)?;
         }
         self.assign_modseqs(id, scan, previous)?;
-        Ok(self.snapshot())
+        Ok(Some(self.snapshot()))
+    }
+
+    /// Logs (as repairs) UIDs that a numbering could not trust.
+    fn report_renumbering(&self, numbering: &state::Numbering) {
+        if numbering.restarted {
+            crate::repair::report(
+                &self.path,
+                "the UID space is exhausted",
+                &format!(
+                    "renumbered the messages under the new UIDVALIDITY {}",
+                    numbering.uidvalidity
+                ),
+            );
+        } else if numbering.repaired > 0 {
+            crate::repair::report(
+                &self.path,
+                &format!(
+                    "{} X-UID header(s) out of order or at or beyond UIDNEXT",
+                    numbering.repaired
+                ),
+                "gave those messages new UIDs",
+            );
+        }
     }
 
     /// The view of the last sync.
@@ -355,15 +386,32 @@ fn copy_with_headers(
     Ok(())
 }
 
-/// Writes `message` mboxrd-quoted (`From ` lines at any depth of `>` gain one more).
-fn write_quoted(message: &mut dyn Read, out: &mut impl Write) -> io::Result<bool> {
+/// Writes an incoming message (APPEND, delivery) mboxrd-quoted (`From ` lines at any depth of
+/// `>` gain one more), without the bookkeeping headers a sender may have put in its header
+/// block (`X-UID:`, `X-IMAPbase:`, `Status:`, ... with their continuation lines): only roost
+/// writes those, which is what Dovecot ensures too. Returns whether it ended with a newline.
+fn write_incoming(message: &mut dyn Read, out: &mut impl Write) -> io::Result<bool> {
     let mut reader = BufReader::new(message);
     let mut line = Vec::new();
     let mut ends_with_newline = true;
+    let mut in_headers = true;
+    let mut dropping = false;
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line)? == 0 {
             return Ok(ends_with_newline);
+        }
+        if in_headers {
+            let content = line.strip_suffix(b"\n").unwrap_or(&line);
+            let content = content.strip_suffix(b"\r").unwrap_or(content);
+            if content.is_empty() {
+                in_headers = false;
+            } else if !content.starts_with(b" ") && !content.starts_with(b"\t") {
+                dropping = is_hidden_header(content);
+            }
+            if dropping && in_headers {
+                continue;
+            }
         }
         if parse::is_quoted_from(&line) || line.starts_with(b"From ") {
             out.write_all(b">")?;
@@ -398,6 +446,10 @@ impl Mailbox for Mbox {
         let _lock = MboxLock::acquire(&self.path)?;
         self.sync_locked()?;
         let uid = self.uidnext;
+        // Numbering keeps UIDNEXT below Uid::MAX; checked regardless, never wrapped.
+        let next = uid
+            .checked_add(1)
+            .ok_or_else(|| Error::io(&self.path, io::Error::other("the UID space is exhausted")))?;
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -410,9 +462,9 @@ impl Mailbox for Mbox {
             let date = date::format(internal_date.unwrap_or_else(SystemTime::now));
             writeln!(out, "From roost@localhost {date}")?;
             // The first message also records UIDVALIDITY, so the mail alone keeps it.
-            let base = (old_len == 0).then_some((self.uidvalidity, uid + 1));
+            let base = (old_len == 0).then_some((self.uidvalidity, next));
             out.write_all(bookkeeping(base, uid, flags, keywords).as_bytes())?;
-            if !write_quoted(message, &mut out)? {
+            if !write_incoming(message, &mut out)? {
                 out.write_all(b"\n")?;
             }
             out.write_all(b"\n")?;
@@ -425,7 +477,7 @@ impl Mailbox for Mbox {
             let _ = file.set_len(old_len);
             return Err(Error::io(&self.path, e));
         }
-        self.uidnext = uid + 1;
+        self.uidnext = next;
         UidState {
             uidvalidity: self.uidvalidity,
             uidnext: self.uidnext,
