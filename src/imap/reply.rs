@@ -47,6 +47,11 @@ pub fn storage_failure(tag: &str, user: &str, e: &StorageError) -> Tagged {
             Some("INUSE"),
             "Mailbox is locked by another process; try again.",
         ),
+        StorageError::Changed(_) => no(
+            tag,
+            Some("UNAVAILABLE"),
+            "The mailbox was changed by another program; try again.",
+        ),
         StorageError::NoSuchMessage(_) => no(
             tag,
             Some("EXPUNGEISSUED"),

@@ -483,3 +483,73 @@ fn an_exhausted_uid_space_means_a_new_uidvalidity_never_a_wrapped_uid() {
         (8, vec![1, 2, 3], 4)
     );
 }
+
+#[test]
+fn reads_use_the_file_the_offsets_came_from_after_another_handle_rewrote_the_mbox() {
+    let (_dir, path, state) = python_mbox();
+    let mut a = Mbox::new(&path, &state);
+    a.sync().unwrap();
+    let (three, four) = (read(&a, 3), read(&a, 4));
+    assert_eq!(
+        three,
+        "From: a2@example.com\nSubject: py 2\n\nline one\nline two\n"
+    );
+    let mut open_before = a.open_message(4).unwrap();
+    let mut head = [0u8; 5];
+    open_before.read_exact(&mut head).unwrap();
+
+    // Another session (or process) changes flags: the mbox is rewritten and renamed into
+    // place, every message after the first moves by the length of the new headers.
+    let mut b = Mbox::new(&path, &state);
+    b.sync().unwrap();
+    let kw: BTreeSet<String> = ["$AKeywordLongEnoughToMoveEverything".to_string()].into();
+    b.store(
+        &[1, 2],
+        FlagChange::Add,
+        Flags::FLAGGED.union(Flags::ANSWERED),
+        &kw,
+    )
+    .unwrap();
+    assert_ne!(read(&b, 3), "", "b sees the new file");
+
+    // A has not synced yet: its reads still return exactly the messages it indexed.
+    assert_eq!(read(&a, 3), three);
+    assert_eq!(read(&a, 4), four);
+    let mut rest = String::new();
+    open_before.read_to_string(&mut rest).unwrap();
+    assert_eq!(
+        format!("{}{rest}", std::str::from_utf8(&head).unwrap()),
+        four
+    );
+    // A copy (COPY, MOVE) reads the same way.
+    let mut copied = Vec::new();
+    a.open_message(3).unwrap().read_to_end(&mut copied).unwrap();
+    assert_eq!(copied, three.as_bytes());
+    // After its next sync A reads the new file, with the same result.
+    a.sync().unwrap();
+    assert_eq!((read(&a, 3), read(&a, 4)), (three, four));
+}
+
+#[test]
+fn a_message_moved_by_an_in_place_rewrite_is_refused_until_the_next_sync() {
+    let (_dir, path, state) = python_mbox();
+    let mut a = Mbox::new(&path, &state);
+    a.sync().unwrap();
+    let three = read(&a, 3);
+    // A mail reader that rewrites in place (same inode) adds a header to the first message.
+    let text = fs::read_to_string(&path).unwrap();
+    let changed = text.replacen("Subject: py 0\n", "X-Label: moved\nSubject: py 0\n", 1);
+    std::thread::sleep(Duration::from_millis(10));
+    fs::write(&path, changed).unwrap();
+    match a.open_message(3) {
+        Err(roost_storage::Error::Changed(_)) => {}
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(mut view) => {
+            let mut got = String::new();
+            view.read_to_string(&mut got).unwrap();
+            panic!("read stale offsets: {got:?}");
+        }
+    }
+    a.sync().unwrap();
+    assert_eq!(read(&a, 3), three);
+}

@@ -18,14 +18,15 @@ mod state;
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use self::index::FileId;
 use self::lock::MboxLock;
 use self::parse::{is_hidden_header, RawMessage};
-use self::reader::MessageView;
+use self::reader::{MessageView, ReadAt};
 use self::state::UidState;
 use crate::cache::FieldCache;
 use crate::mailbox::{
@@ -44,6 +45,10 @@ pub struct Mbox {
     messages: Vec<(Uid, RawMessage)>,
     /// The last scan and the file it described, to skip or shorten the next one.
     last_scan: Option<(FileId, parse::Scan)>,
+    /// The open file the offsets in `messages` were found in, and its identity then. Every
+    /// read of a message goes to it, so a rewrite that renamed a new file into place (another
+    /// session's STORE or EXPUNGE) cannot make a FETCH or COPY return another message's bytes.
+    held: Option<(FileId, Arc<File>)>,
     /// The file identity the index on disk describes.
     last_scan_on_disk: Option<FileId>,
     /// Whether recording X-IMAPbase in the mail was attempted already.
@@ -74,6 +79,7 @@ impl Mbox {
             uidnext: 1,
             messages: Vec::new(),
             last_scan: None,
+            held: None,
             last_scan_on_disk: None,
             based: false,
             highestmodseq: 0,
@@ -83,7 +89,7 @@ impl Mbox {
 
     /// Scans the mbox: not at all if unchanged, only the tail if something was appended (the
     /// last known `From ` line still where it was), else the whole file.
-    fn scan(&mut self) -> Result<(FileId, parse::Scan), Error> {
+    fn scan(&mut self) -> Result<(FileId, parse::Scan, File), Error> {
         let path = self.path.clone();
         let io_err = |e| Error::io(&path, e);
         let mut file = File::open(&self.path).map_err(io_err)?;
@@ -119,7 +125,7 @@ impl Mbox {
                 parse::scan(&mut BufReader::new(&mut file)).map_err(io_err)?
             }
         };
-        Ok((id, scan))
+        Ok((id, scan, file))
     }
 
     /// Gives each message its MODSEQ: kept while its flags stay as they were, a new one (one per
@@ -176,14 +182,16 @@ impl Mbox {
             .iter()
             .map(|(uid, m)| (*uid, (m.flags, m.keywords.clone(), m.modseq)))
             .collect();
-        let (id, scan) = self.scan()?;
+        let (id, scan, file) = self.scan()?;
         let state = UidState::read(&self.state_path, &self.path)?;
         let numbering = state::number(&scan, &state);
         self.report_renumbering(&numbering);
         let needs_rewrite = numbering.repaired > 0 || numbering.restarted;
         self.uidvalidity = numbering.uidvalidity;
         self.uidnext = numbering.uidnext;
+        // The offsets and the file they are offsets into change together.
         self.messages = numbering.messages;
+        self.held = Some((id, Arc::new(file)));
         let unbased = scan.imapbase.is_none() && !self.messages.is_empty() && !self.based;
         if may_rewrite && (needs_rewrite || unbased) {
             // A new mbox (delivered to by an MTA, never opened by roost or Dovecot), or UIDs
@@ -282,7 +290,7 @@ impl Mbox {
                 .mode(mode)
                 .open(&tmp)?;
             let mut out = BufWriter::new(out);
-            let mut src = File::open(&self.path)?;
+            let src = self.held_file()?;
             let mut first = true;
             for (uid, msg) in &self.messages {
                 let Some((flags, keywords)) = change(*uid, msg) else {
@@ -292,7 +300,7 @@ impl Mbox {
                 let base = first.then_some((self.uidvalidity, self.uidnext));
                 first = false;
                 copy_with_headers(
-                    &mut src,
+                    &src,
                     msg,
                     &mut out,
                     &bookkeeping(base, *uid, flags, &keywords),
@@ -352,13 +360,12 @@ fn bookkeeping(
 
 /// Copies a message's raw bytes, replacing its bookkeeping headers with `headers`.
 fn copy_with_headers(
-    src: &mut File,
+    src: &File,
     msg: &RawMessage,
     out: &mut impl Write,
     headers: &str,
 ) -> io::Result<()> {
-    src.seek(SeekFrom::Start(msg.start))?;
-    let mut reader = BufReader::new((&*src).take(msg.end - msg.start));
+    let mut reader = BufReader::new(ReadAt::new(src, msg.start, msg.end));
     let mut line = Vec::new();
     let mut in_headers = true;
     loop {
@@ -433,7 +440,9 @@ impl Mailbox for Mbox {
             .iter()
             .find(|(u, _)| *u == uid)
             .ok_or(Error::NoSuchMessage(uid))?;
-        Ok(Box::new(MessageView::open(&self.path, msg)?))
+        let file = self.held_file().map_err(|e| Error::io(&self.path, e))?;
+        self.check_in_place(msg)?;
+        Ok(Box::new(MessageView::open(file, &self.path, msg)?))
     }
 
     fn append(
@@ -533,6 +542,36 @@ impl Mailbox for Mbox {
 }
 
 impl Mbox {
+    /// The file the last sync scanned.
+    fn held_file(&self) -> io::Result<Arc<File>> {
+        self.held
+            .as_ref()
+            .map(|(_, file)| Arc::clone(file))
+            .ok_or_else(|| io::Error::other("read before the mbox was synced"))
+    }
+
+    /// Whether `msg` is still where the last sync found it in the held file. Renamed-in
+    /// rewrites leave the held file alone; a program that rewrites the file in place (mutt,
+    /// Dovecot) changes its length or mtime, and then the message's `From ` line must still
+    /// be at its offset, or the read is refused until the next sync.
+    fn check_in_place(&self, msg: &RawMessage) -> Result<(), Error> {
+        let Some((id, file)) = &self.held else {
+            return Ok(());
+        };
+        if file_id(file, &self.path)? == *id {
+            return Ok(());
+        }
+        let mut line = vec![0u8; msg.envelope.len()];
+        match file.read_exact_at(&mut line, msg.from_line) {
+            Ok(()) if line == msg.envelope.as_bytes() => Ok(()),
+            Ok(()) => Err(Error::Changed(self.path.clone())),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(Error::Changed(self.path.clone()))
+            }
+            Err(e) => Err(Error::io(&self.path, e)),
+        }
+    }
+
     fn index_path(&self) -> PathBuf {
         self.state_path.with_extension("index")
     }
