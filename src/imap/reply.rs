@@ -47,6 +47,11 @@ pub fn storage_failure(tag: &str, user: &str, e: &StorageError) -> Tagged {
             Some("INUSE"),
             "Mailbox is locked by another process; try again.",
         ),
+        StorageError::NotOwner(_) => no(
+            tag,
+            Some("NOPERM"),
+            "The mailbox file is not yours; refusing to use it.",
+        ),
         StorageError::Changed(_) => no(
             tag,
             Some("UNAVAILABLE"),

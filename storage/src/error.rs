@@ -35,6 +35,10 @@ pub enum Error {
     /// until the next sync.
     #[error("{0}: changed by another program since the last sync")]
     Changed(PathBuf),
+    /// A spool file (INBOX in a shared directory like /var/mail) that is not the session
+    /// user's own.
+    #[error("{0}: not owned by this user; refusing to use it")]
+    NotOwner(PathBuf),
     /// No message with this UID (any more).
     #[error("no message with UID {0}")]
     NoSuchMessage(u32),

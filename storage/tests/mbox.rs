@@ -553,3 +553,36 @@ fn a_message_moved_by_an_in_place_rewrite_is_refused_until_the_next_sync() {
     a.sync().unwrap();
     assert_eq!(read(&a, 3), three);
 }
+
+#[test]
+fn folder_paths_through_a_symlink_are_refused_and_mail_files_are_not_followed() {
+    use roost_storage::mbox::folders::MboxFolders;
+    use roost_storage::{Error, FolderTree};
+    let dir = tempfile::tempdir().unwrap();
+    let (root, spool) = (dir.path().join("mail"), dir.path().join("spool"));
+    fs::create_dir_all(&root).unwrap();
+    fs::create_dir_all(&spool).unwrap();
+    let victim = spool.join("bob");
+    fs::write(&victim, message("", "secret")).unwrap();
+    std::os::unix::fs::symlink(&spool, root.join("var")).unwrap();
+    std::os::unix::fs::symlink(&victim, root.join("bob")).unwrap();
+    let folders = MboxFolders::new(&root, dir.path().join("inbox"));
+    let refused = |r: Result<(), Error>, what: &str| match r {
+        Err(Error::InvalidName(_, why)) => assert!(why.contains("symbolic link"), "{what}: {why}"),
+        other => panic!("{what}: {other:?}"),
+    };
+    for name in ["var/bob", "bob"] {
+        refused(folders.open(name).map(drop), name);
+        refused(folders.delete(name), name);
+        refused(folders.rename(name, "Mine"), name);
+        refused(folders.rename("Mine", name), name);
+    }
+    refused(folders.create("var/new"), "create");
+    assert!(!spool.join("new").exists());
+    assert_eq!(fs::read_to_string(&victim).unwrap(), message("", "secret"));
+    assert_eq!(folders.list().unwrap(), ["INBOX"], "links are not listed");
+    // An INBOX that is a symlink is not followed either.
+    std::os::unix::fs::symlink(&victim, dir.path().join("inbox")).unwrap();
+    assert!(folders.open("INBOX").unwrap().sync().is_err());
+    assert_eq!(fs::read_to_string(&victim).unwrap(), message("", "secret"));
+}

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use self::index::FileId;
-use self::lock::MboxLock;
+use self::lock::{with_privileged_group, MboxLock};
 use self::parse::{is_hidden_header, RawMessage};
 use self::reader::{MessageView, ReadAt};
 use self::state::UidState;
@@ -55,6 +55,8 @@ pub struct Mbox {
     based: bool,
     /// HIGHESTMODSEQ.
     highestmodseq: u64,
+    /// Whether this is the INBOX spool the admin configured (see [`Mbox::spool_inbox`]).
+    spool: bool,
     cache: Option<FieldCache>,
 }
 
@@ -83,8 +85,17 @@ impl Mbox {
             last_scan_on_disk: None,
             based: false,
             highestmodseq: 0,
+            spool: false,
             cache: None,
         }
+    }
+
+    /// Marks this mbox as the INBOX spool of the mail location (`INBOX=/var/mail/%u`): the
+    /// privileged group may create its dotlock, the file itself and a rewrite's temporary file
+    /// there, and in a shared directory the file must be the session user's own.
+    pub fn spool_inbox(mut self) -> Self {
+        self.spool = true;
+        self
     }
 
     /// Scans the mbox: not at all if unchanged, only the tail if something was appended (the
@@ -92,7 +103,7 @@ impl Mbox {
     fn scan(&mut self) -> Result<(FileId, parse::Scan, File), Error> {
         let path = self.path.clone();
         let io_err = |e| Error::io(&path, e);
-        let mut file = File::open(&self.path).map_err(io_err)?;
+        let mut file = open_nofollow(&self.path).map_err(io_err)?;
         let id = file_id(&file, &path)?;
         let previous = match self.last_scan.take() {
             Some(previous) => Some(previous),
@@ -279,18 +290,10 @@ impl Mbox {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.roost-rewrite.{}", std::process::id()));
-        let mode = fs::metadata(&self.path)
-            .map(|m| m.permissions().mode() & 0o777)
-            .unwrap_or(0o600);
+        let spool = self.spool;
         let written = (|| -> io::Result<()> {
-            let out = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(mode)
-                .open(&tmp)?;
-            let mut out = BufWriter::new(out);
             let src = self.held_file()?;
+            let mut out = BufWriter::new(create_beside(&tmp, &src, spool)?);
             let mut first = true;
             for (uid, msg) in &self.messages {
                 let Some((flags, keywords)) = change(*uid, msg) else {
@@ -309,14 +312,31 @@ impl Mbox {
             }
             let file = out.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
+            with_privileged_group(spool, || fs::rename(&tmp, &self.path))?;
             File::open(&dir)?.sync_all()
         })();
         written.map_err(|e| {
-            let _ = fs::remove_file(&tmp);
+            let _ = with_privileged_group(spool, || fs::remove_file(&tmp));
             Error::io(&self.path, e)
         })
     }
+}
+
+/// Creates the temporary file of a rewrite, with the mode of the mbox it replaces: afresh
+/// (a leftover of a crash is removed), never through a symlink.
+fn create_beside(tmp: &Path, mbox: &File, spool: bool) -> io::Result<File> {
+    let mode = mbox
+        .metadata()
+        .map_or(0o600, |m| m.permissions().mode() & 0o777);
+    let _ = with_privileged_group(spool, || fs::remove_file(tmp));
+    with_privileged_group(spool, || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(tmp)
+    })
 }
 
 /// The headers roost keeps in each message.
@@ -430,7 +450,7 @@ fn write_incoming(message: &mut dyn Read, out: &mut impl Write) -> io::Result<bo
 
 impl Mailbox for Mbox {
     fn sync(&mut self) -> Result<Snapshot, Error> {
-        let _lock = MboxLock::acquire(&self.path)?;
+        let _lock = MboxLock::acquire(&self.path, self.spool)?;
         self.sync_locked()
     }
 
@@ -452,7 +472,7 @@ impl Mailbox for Mbox {
         keywords: &BTreeSet<String>,
         internal_date: Option<SystemTime>,
     ) -> Result<Uid, Error> {
-        let _lock = MboxLock::acquire(&self.path)?;
+        let _lock = MboxLock::acquire(&self.path, self.spool)?;
         self.sync_locked()?;
         let uid = self.uidnext;
         // Numbering keeps UIDNEXT below Uid::MAX; checked regardless, never wrapped.
@@ -462,12 +482,14 @@ impl Mailbox for Mbox {
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&self.path)
             .map_err(|e| Error::io(&self.path, e))?;
         let old_len = file.metadata().map_err(|e| Error::io(&self.path, e))?.len();
         let written = (|| -> io::Result<()> {
+            let separator = separator(&file, old_len)?;
             let mut out = BufWriter::new(&mut file);
-            out.write_all(separator(&self.path, old_len)?)?;
+            out.write_all(separator)?;
             let date = date::format(internal_date.unwrap_or_else(SystemTime::now));
             writeln!(out, "From roost@localhost {date}")?;
             // The first message also records UIDVALIDITY, so the mail alone keeps it.
@@ -504,7 +526,7 @@ impl Mailbox for Mbox {
         flags: Flags,
         keywords: &BTreeSet<String>,
     ) -> Result<Vec<MessageInfo>, Error> {
-        let _lock = MboxLock::acquire(&self.path)?;
+        let _lock = MboxLock::acquire(&self.path, self.spool)?;
         self.sync_locked()?;
         let wanted: BTreeSet<Uid> = uids.iter().copied().collect();
         self.rewrite(|uid, m| {
@@ -525,7 +547,7 @@ impl Mailbox for Mbox {
     }
 
     fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error> {
-        let _lock = MboxLock::acquire(&self.path)?;
+        let _lock = MboxLock::acquire(&self.path, self.spool)?;
         self.sync_locked()?;
         let doomed: BTreeSet<Uid> = uids
             .iter()
@@ -630,18 +652,24 @@ fn tail_intact(file: &mut File, scan: &parse::Scan) -> Result<bool, Error> {
 }
 
 /// What must precede a new message so the previous one ends with a blank line.
-fn separator(path: &Path, len: u64) -> io::Result<&'static [u8]> {
+fn separator(file: &File, len: u64) -> io::Result<&'static [u8]> {
     if len == 0 {
         return Ok(b"");
     }
-    let mut file = File::open(path)?;
     let mut tail = [0u8; 2];
     let take = len.min(2) as usize;
-    file.seek(SeekFrom::Start(len - take as u64))?;
-    file.read_exact(&mut tail[..take])?;
+    file.read_exact_at(&mut tail[..take], len - take as u64)?;
     Ok(match &tail[..take] {
         b"\n\n" => b"",
         [.., b'\n'] => b"\n",
         _ => b"\n\n",
     })
+}
+
+/// Opens a mail file for reading, refusing a symlink in its last component.
+fn open_nofollow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
