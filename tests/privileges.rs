@@ -370,3 +370,231 @@ fn a_pam_users_mbox_in_a_mail_group_spool_works_with_the_privileged_group() {
         "dotlock released"
     );
 }
+
+/// The gid of the `mail` group, if the system has one.
+fn mail_gid() -> Option<u32> {
+    let out = Command::new("getent")
+        .args(["group", "mail"])
+        .output()
+        .ok()?;
+    String::from_utf8(out.stdout)
+        .ok()?
+        .split(':')
+        .nth(2)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A directory like Debian's /var/mail: root:mail 2775.
+fn mail_spool(mail_gid: u32) -> tempfile::TempDir {
+    let spool = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(spool.path(), std::fs::Permissions::from_mode(0o2775)).unwrap();
+    std::os::unix::fs::chown(spool.path(), Some(0), Some(mail_gid)).unwrap();
+    spool
+}
+
+/// A directory in the PAM user's home, theirs, removed again when dropped.
+struct HomeDir(PathBuf);
+
+impl HomeDir {
+    fn new(home: &Path, name: &str, uid: u32) -> Self {
+        let path = home.join(name);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir(&path).unwrap();
+        std::os::unix::fs::chown(&path, Some(uid), None).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for HomeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `Groups:` and `Gid:` (real, effective, saved, fs) of the PAM user's session worker.
+fn worker_groups(server_pid: u32, uid: u32) -> (Vec<u32>, Vec<u32>) {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| -> Vec<u32> {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .map(|l| {
+                    l.split_whitespace()
+                        .skip(1)
+                        .filter_map(|v| v.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let worker = String::from_utf8_lossy(&cmdline).contains("worker");
+        if field("PPid:") == [server_pid] && field("Uid:").first() == Some(&uid) && worker {
+            return (field("Groups:"), field("Gid:"));
+        }
+    }
+    panic!("no worker with uid {uid}");
+}
+
+fn login_pam(server: &TestServer) -> common::LineClient {
+    let mut c = common::LineClient::connect(server.addr("imap"));
+    assert!(c.line().starts_with("* OK"));
+    let reply = c.cmd(&format!("l LOGIN {PAM_USER} \"{PAM_PASSWORD}\""), "l ");
+    assert!(reply.last().unwrap().starts_with("l OK"), "{reply:?}");
+    c
+}
+
+#[test]
+fn the_privileged_group_is_only_saved_and_mailbox_names_through_a_symlink_are_refused() {
+    let Some((uid, home)) = prerequisites() else {
+        return;
+    };
+    let Some(mail_gid) = mail_gid() else {
+        return eprintln!("skipping: no group mail");
+    };
+    let spool = mail_spool(mail_gid);
+    // Another user's spool file, readable and writable by the mail group, as on Debian.
+    let victim = spool.path().join("victim");
+    let secret = "From MAILER-DAEMON Mon Jan  1 00:00:00 2024\nSubject: secret\n\nnot yours\n\n";
+    std::fs::write(&victim, secret).unwrap();
+    std::os::unix::fs::chown(&victim, Some(0), Some(mail_gid)).unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o660)).unwrap();
+    // The local user links the spool into their mail root: `ln -s /var/mail ~/mail/var`.
+    let root = HomeDir::new(&home, "roost-symlink-test", uid);
+    std::os::unix::fs::symlink(spool.path(), root.0.join("var")).unwrap();
+    std::os::unix::fs::lchown(root.0.join("var"), Some(uid), None).unwrap();
+    let location = format!(
+        "mbox:~/roost-symlink-test:INBOX={}/%u",
+        spool.path().display()
+    );
+    let config = base_config(
+        &["imap"],
+        "[auth]\npassdb = [\"pam:roost\"]\nfailure_delay_ms = 100\n",
+    )
+    .replace("maildir:MAILROOT/%u", &location)
+    .replace("[mail]\n", "[mail]\nprivileged_group = \"mail\"\n");
+    let server = TestServer::start(&config);
+    let mut c = login_pam(&server);
+    for (i, command) in [
+        "SELECT var/victim",
+        "EXAMINE var/victim",
+        "STATUS var/victim (MESSAGES)",
+        "DELETE var/victim",
+        "RENAME var/victim Stolen",
+        "CREATE var/planted",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let reply = c.cmd(&format!("s{i} {command}"), &format!("s{i} "));
+        let last = reply.last().unwrap();
+        assert!(
+            last.starts_with(&format!("s{i} NO")) && last.contains("symbolic link"),
+            "{command}: {reply:?}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), secret);
+    assert!(!spool.path().join("planted").exists());
+    // The user's own INBOX in the spool still works (created, dotlocked with the group).
+    let reply = c.cmd("i SELECT INBOX", "i ");
+    assert!(reply.last().unwrap().starts_with("i OK"), "{reply:?}");
+    let (groups, gids) = worker_groups(server.child.id(), uid);
+    let own = gids[0];
+    assert!(!groups.contains(&mail_gid), "not supplementary: {groups:?}");
+    assert_eq!(
+        gids,
+        [own, own, mail_gid, own],
+        "real, effective, saved, fs gid: the mail group only saved"
+    );
+    let inbox = std::fs::metadata(spool.path().join(PAM_USER)).unwrap();
+    assert_eq!(
+        (inbox.uid(), inbox.permissions().mode() & 0o777),
+        (uid, 0o600)
+    );
+    c.cmd("z LOGOUT", "z ");
+    let _ = std::fs::remove_file(spool.path().join(PAM_USER));
+}
+
+#[test]
+fn an_inbox_spool_file_that_is_not_the_users_own_is_refused() {
+    let Some((_uid, _home)) = prerequisites() else {
+        return;
+    };
+    let Some(mail_gid) = mail_gid() else {
+        return eprintln!("skipping: no group mail");
+    };
+    let spool = mail_spool(mail_gid);
+    // Left world-writable by someone else: the user could write it, but it is not theirs.
+    let inbox = spool.path().join(PAM_USER);
+    let text = "From MAILER-DAEMON Mon Jan  1 00:00:00 2024\nSubject: planted\n\nx\n\n";
+    std::fs::write(&inbox, text).unwrap();
+    std::fs::set_permissions(&inbox, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let location = format!("mbox:~/mail:INBOX={}/%u", spool.path().display());
+    let config = base_config(
+        &["imap"],
+        "[auth]\npassdb = [\"pam:roost\"]\nfailure_delay_ms = 100\n",
+    )
+    .replace("maildir:MAILROOT/%u", &location)
+    .replace("[mail]\n", "[mail]\nprivileged_group = \"mail\"\n");
+    let server = TestServer::start(&config);
+    let mut c = login_pam(&server);
+    let reply = c.cmd("s SELECT INBOX", "s ");
+    assert!(
+        reply.last().unwrap().starts_with("s NO [NOPERM]"),
+        "{reply:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&inbox).unwrap(), text, "untouched");
+    c.cmd("z LOGOUT", "z ");
+}
+
+#[test]
+fn roost_deliver_creates_and_dotlocks_a_spool_inbox_with_the_group_only_saved() {
+    let Some((uid, home)) = prerequisites() else {
+        return;
+    };
+    let Some(mail_gid) = mail_gid() else {
+        return eprintln!("skipping: no group mail");
+    };
+    let spool = mail_spool(mail_gid);
+    let _root = HomeDir::new(&home, "roost-lda-test", uid);
+    let location = format!("mbox:~/roost-lda-test:INBOX={}/%u", spool.path().display());
+    let config = base_config(
+        &["imap"],
+        "[auth]\npassdb = [\"pam:roost\"]\nfailure_delay_ms = 100\n",
+    )
+    .replace("maildir:MAILROOT/%u", &location)
+    .replace("[mail]\n", "[mail]\nprivileged_group = \"mail\"\n");
+    let server = TestServer::start(&config);
+    let mut child = Command::new(common::roost_bin())
+        .args(["deliver", "-c"])
+        .arg(server.dir.path().join("roost.toml"))
+        .args(["-u", PAM_USER, "-f", "sender@far.example"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"Subject: lda\nX-UID: 4294967295\nStatus: RO\n\nbody\n",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let inbox = spool.path().join(PAM_USER);
+    let meta = std::fs::metadata(&inbox).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.permissions().mode() & 0o777),
+        (uid, 0o600)
+    );
+    let text = std::fs::read_to_string(&inbox).unwrap();
+    assert!(
+        text.contains("Subject: lda") && !text.contains("4294967295"),
+        "{text}"
+    );
+    assert!(!spool.path().join(format!("{PAM_USER}.lock")).exists());
+}

@@ -193,7 +193,8 @@ pub struct MailConfig {
     pub location: MailLocation,
     /// The system user owning virtual users' mail, when started as root.
     pub user: Option<String>,
-    /// gid of the group every session worker also gets (for `/var/mail`), if configured.
+    /// gid of the group workers keep as their saved set-group-ID for the INBOX spool in
+    /// `/var/mail` (never effective or supplementary), if configured.
     pub privileged_gid: Option<u32>,
 }
 

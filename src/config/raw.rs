@@ -74,8 +74,9 @@ pub struct RawMail {
     pub location: Option<Spanned<String>>,
     /// The system user that owns virtual users' mail (Dovecot's mail_uid).
     pub user: Option<Spanned<String>>,
-    /// A group sessions also get, for dotlocks and rewrites in /var/mail (Dovecot's
-    /// mail_privileged_group).
+    /// A group workers keep as their saved set-group-ID only, made effective for one thread
+    /// and one directory operation on the INBOX spool (dotlock, creation, rewrite) in
+    /// /var/mail (Dovecot's mail_privileged_group).
     pub privileged_group: Option<Spanned<String>>,
 }
 

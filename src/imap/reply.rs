@@ -47,6 +47,16 @@ pub fn storage_failure(tag: &str, user: &str, e: &StorageError) -> Tagged {
             Some("INUSE"),
             "Mailbox is locked by another process; try again.",
         ),
+        StorageError::NotOwner(_) => no(
+            tag,
+            Some("NOPERM"),
+            "The mailbox file is not yours; refusing to use it.",
+        ),
+        StorageError::Changed(_) => no(
+            tag,
+            Some("UNAVAILABLE"),
+            "The mailbox was changed by another program; try again.",
+        ),
         StorageError::NoSuchMessage(_) => no(
             tag,
             Some("EXPUNGEISSUED"),

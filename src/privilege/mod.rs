@@ -81,6 +81,27 @@ pub fn group_id(name: &str) -> Option<u32> {
     (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
 }
 
+/// Moves a privileged group that the master left as this process's real gid (see
+/// [`worker::run_as_owner`]: exec keeps the real gid but resets the saved one) to the saved
+/// set-group-ID, where only the mbox dotlock code reaches for it. Call first thing in a
+/// worker, before any other thread exists; does nothing for a process not started that way.
+pub fn keep_privileged_group_saved_only() -> std::io::Result<()> {
+    let (mut real, mut effective, mut saved) = (0, 0, 0);
+    // SAFETY: three pointers to live locals; getresgid only writes through them.
+    if unsafe { libc::getresgid(&mut real, &mut effective, &mut saved) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if real == effective || effective == 0 {
+        return Ok(());
+    }
+    // SAFETY: a plain system call on integers. An unprivileged process may set each of its
+    // gids to its current real, effective or saved gid, which these are.
+    if unsafe { libc::setresgid(effective, effective, real) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Whether this process runs as root (and must therefore hand sessions to workers).
 pub fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.

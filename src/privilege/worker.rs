@@ -141,8 +141,14 @@ pub fn spawn(
 }
 
 /// Makes `command` start as the mail owner: the events pipe (if any) as its fd 3, the owner's
-/// groups (plus the privileged group), gid and uid, with SIGTERM blocked until the child
-/// installs its own handler.
+/// gid as its only group, the privileged group (if any) kept aside as its real gid, the
+/// owner's uid, with SIGTERM blocked until the child installs its own handler.
+///
+/// The privileged group is never effective nor supplementary: exec resets the saved
+/// set-group-ID to the effective gid but keeps the real one, so it rides over exec as the real
+/// gid and the worker's first act ([`super::keep_privileged_group_saved_only`]) moves it to
+/// the saved set-group-ID, from which only the mbox dotlock code takes it, one thread and one
+/// directory operation at a time (Dovecot's mail_privileged_group).
 pub fn run_as_owner(
     command: &mut Command,
     owner: (u32, u32),
@@ -150,13 +156,13 @@ pub fn run_as_owner(
     privileged_gid: Option<u32>,
 ) {
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
-    // (dup2, setgroups, setgid, setuid, sigprocmask) on plain values it owns. SIGTERM stays
+    // (dup2, setgroups, setresgid, setuid, sigprocmask) on plain values it owns. SIGTERM stays
     // blocked (pending, not lost) until the worker has installed its handler, so a shutdown
     // racing a login still ends with the protocol's goodbye.
     // The repair-events pipe becomes the worker's fd 3 (dup2 is async-signal-safe too, and the
     // copy it makes is not close-on-exec, unlike every other descriptor of ours). Then the
-    // identity: supplementary groups (the owner's primary group, plus the privileged group that
-    // may create dotlocks in /var/mail), gid, uid — in that order, while still root.
+    // identity: the owner's primary group as the only supplementary group, gids, uid — in that
+    // order, while still root.
     unsafe {
         command.pre_exec(move || {
             if let Some(fd) = events {
@@ -165,10 +171,10 @@ pub fn run_as_owner(
                 }
             }
             let (uid, gid) = owner;
-            let groups = [gid, privileged_gid.unwrap_or(gid)];
-            let count = if privileged_gid.is_some() { 2 } else { 1 };
-            if libc::setgroups(count, groups.as_ptr()) != 0
-                || libc::setgid(gid) != 0
+            let groups = [gid];
+            let aside = privileged_gid.unwrap_or(gid);
+            if libc::setgroups(1, groups.as_ptr()) != 0
+                || libc::setresgid(aside, gid, aside) != 0
                 || libc::setuid(uid) != 0
             {
                 return Err(std::io::Error::last_os_error());
@@ -323,6 +329,7 @@ where
 
 /// `roost worker`: runs one authenticated session on the socket passed as standard input.
 pub fn main(args: WorkerArgs) -> anyhow::Result<()> {
+    super::keep_privileged_group_saved_only()?;
     let events_fd = args.events_fd;
     let family = match args.family.as_str() {
         "imap" => Family::Imap,

@@ -341,6 +341,7 @@ pub struct DeliverWorkerArgs {
 /// `roost deliver-worker`: appends the message on stdin to each user's INBOX, printing one
 /// outcome token per user.
 pub fn worker_main(args: DeliverWorkerArgs) -> anyhow::Result<()> {
+    crate::privilege::keep_privileged_group_saved_only()?;
     if let Some(fd) = args.events_fd {
         worker::announce_events_on(fd);
     }

@@ -80,15 +80,18 @@ fn sender(text: &str) -> Result<ReversePath, AddressError> {
     inner.parse()
 }
 
-/// Drops root for the mail owner's uid and gid (plus the privileged group), for good.
+/// Drops root for the mail owner's uid and gid, for good. The privileged group (if any) is
+/// kept only as the saved set-group-ID, from which the mbox dotlock code takes it for one
+/// thread and one directory operation at a time; it is never an effective or supplementary
+/// group.
 fn become_owner((uid, gid): (u32, u32), privileged_gid: Option<u32>) -> std::io::Result<()> {
-    let groups = [gid, privileged_gid.unwrap_or(gid)];
-    let count = if privileged_gid.is_some() { 2 } else { 1 };
+    let groups = [gid];
+    let aside = privileged_gid.unwrap_or(gid);
     // SAFETY: plain system calls on scalar arguments and a local array that outlives them; no
     // other thread exists yet.
     let ok = unsafe {
-        libc::setgroups(count, groups.as_ptr()) == 0
-            && libc::setgid(gid) == 0
+        libc::setgroups(1, groups.as_ptr()) == 0
+            && libc::setresgid(gid, gid, aside) == 0
             && libc::setuid(uid) == 0
     };
     if ok {

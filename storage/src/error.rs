@@ -31,6 +31,14 @@ pub enum Error {
     /// Another process holds the mailbox lock and did not let go in time.
     #[error("{0}: mailbox is locked by another process")]
     Busy(PathBuf),
+    /// Another program changed the mbox in place since the last sync: its offsets are stale
+    /// until the next sync.
+    #[error("{0}: changed by another program since the last sync")]
+    Changed(PathBuf),
+    /// A spool file (INBOX in a shared directory like /var/mail) that is not the session
+    /// user's own.
+    #[error("{0}: not owned by this user; refusing to use it")]
+    NotOwner(PathBuf),
     /// No message with this UID (any more).
     #[error("no message with UID {0}")]
     NoSuchMessage(u32),

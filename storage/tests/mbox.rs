@@ -320,3 +320,269 @@ fn mbox_modseq_rises_for_changed_messages_only_and_across_sessions() {
         }
     }
 }
+
+/// The bookkeeping headers a sender must not be able to set.
+const FORGED: &str = "X-UID: 4294967295\nX-IMAPbase: 1 4294967295\nX-IMAP: 1 4294967295\nStatus: RO\nX-Status: DAF\nX-Keywords: $Forged\n  $Folded\nContent-Length: 3\n";
+
+fn uids(snap: &roost_storage::Snapshot) -> Vec<u32> {
+    snap.messages.iter().map(|m| m.uid).collect()
+}
+
+#[test]
+fn bookkeeping_headers_in_appended_or_delivered_mail_are_stripped_not_trusted() {
+    let (dir, path, state) = python_mbox();
+    let mut mb = Mbox::new(&path, &state);
+    mb.sync().unwrap();
+    let message = format!("Subject: forged\n{FORGED}X-Keep: yes\n\nbody\nX-UID: 7 (body)\n");
+    let uid = mb
+        .append(
+            &mut message.as_bytes(),
+            Flags::empty(),
+            &BTreeSet::new(),
+            None,
+        )
+        .unwrap();
+    assert_eq!(uid, 5);
+    // Local delivery (LMTP, `roost deliver`) into the same INBOX.
+    let location = roost_storage::MailLocation::parse(&format!(
+        "mbox:{}:INBOX={}",
+        dir.path().display(),
+        path.display()
+    ))
+    .unwrap();
+    let vars = roost_storage::UserVars {
+        user: "u".into(),
+        home: None,
+    };
+    let delivered = format!("Return-Path: <a@b>\n{FORGED}Subject: delivered\n\nhi\n");
+    let second = roost_storage::Store::open(&location, &vars)
+        .unwrap()
+        .append_to_inbox(&mut delivered.as_bytes())
+        .unwrap();
+    assert_eq!(second, 6, "the UID space was not taken over");
+    let snap = Mbox::new(&path, &state).sync().unwrap();
+    assert_eq!(uids(&snap), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(snap.uidnext, 7);
+    for m in &snap.messages[4..] {
+        assert_eq!(m.flags, Flags::empty(), "no flags from the sender");
+        assert!(m.keywords.is_empty(), "no keywords from the sender");
+    }
+    assert_eq!(
+        read(&mb, 5),
+        "Subject: forged\nX-Keep: yes\n\nbody\nX-UID: 7 (body)\n",
+        "the header block lost the bookkeeping headers, the body kept its text"
+    );
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains("4294967295") && !text.contains("$Folded"),
+        "{text}"
+    );
+    // Expunging one removes exactly that one.
+    mb.expunge(&[5]).unwrap();
+    let after = Mbox::new(&path, &state).sync().unwrap();
+    assert_eq!(uids(&after), vec![1, 2, 3, 4, 6]);
+}
+
+/// An mbox as an MTA that does not strip headers (or an attacker with the file) leaves it.
+fn raw_mbox(text: &str) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("INBOX");
+    fs::write(&path, text).unwrap();
+    let state = dir.path().join(".roost/INBOX.uids");
+    (dir, path, state)
+}
+
+fn message(headers: &str, subject: &str) -> String {
+    format!("From a@b Mon Jan  1 00:00:00 2024\n{headers}Subject: {subject}\n\nbody {subject}\n\n")
+}
+
+#[test]
+fn x_uids_out_of_order_or_beyond_uidnext_are_renumbered_as_a_repair() {
+    let text = [
+        message("X-IMAPbase: 100 5\nX-UID: 1\n", "one"),
+        message("X-UID: 4294967295\n", "huge"),
+        message("X-UID: 2\n", "two"),
+        message("X-UID: 2\n", "duplicate"),
+        message("X-UID: 3\n", "three"),
+        message("", "new"),
+    ]
+    .concat();
+    let (_dir, path, state) = raw_mbox(&text);
+    let repairs = roost_storage::repair::count();
+    let mut mb = Mbox::new(&path, &state);
+    let snap = mb.sync().unwrap();
+    assert!(
+        roost_storage::repair::count() > repairs,
+        "logged as a repair"
+    );
+    assert_eq!(snap.uidvalidity, 100);
+    // "huge" (not below UIDNEXT 5) and "duplicate" (not above 2) get new UIDs from 5 on.
+    assert_eq!(uids(&snap), vec![1, 5, 6, 7, 8, 9]);
+    assert_eq!(snap.uidnext, 10);
+    assert_eq!(read(&mb, 5), "Subject: huge\n\nbody huge\n");
+    // "three" lost its X-UID 3 because it must rise above 6.
+    assert_eq!(read(&mb, 8), "Subject: three\n\nbody three\n");
+    // The fix is recorded in the mail: another session, even without side files, agrees.
+    assert!(!fs::read_to_string(&path).unwrap().contains("4294967295"));
+    fs::remove_file(&state).unwrap();
+    assert_eq!(uids(&Mbox::new(&path, &state).sync().unwrap()), uids(&snap));
+    // EXPUNGE of one removes only that one.
+    mb.expunge(&[6]).unwrap();
+    let after = Mbox::new(&path, &state).sync().unwrap();
+    assert_eq!(uids(&after), vec![1, 5, 7, 8, 9]);
+    assert_eq!(read(&mb, 7), "Subject: duplicate\n\nbody duplicate\n");
+}
+
+#[test]
+fn an_mbox_written_by_uw_imapd_or_dovecot_keeps_its_uids() {
+    // They record the last UID given in X-IMAPbase, not the next one.
+    let text = [
+        message("X-IMAPbase: 1700000000 0000000003\nX-UID: 1\n", "one"),
+        message("X-UID: 2\n", "two"),
+        message("X-UID: 3\n", "three"),
+    ]
+    .concat();
+    let (_dir, path, state) = raw_mbox(&text);
+    let snap = Mbox::new(&path, &state).sync().unwrap();
+    assert_eq!(
+        (snap.uidvalidity, uids(&snap)),
+        (1_700_000_000, vec![1, 2, 3])
+    );
+    assert_eq!(snap.uidnext, 4);
+}
+
+#[test]
+fn an_exhausted_uid_space_means_a_new_uidvalidity_never_a_wrapped_uid() {
+    let text = [
+        message("X-IMAPbase: 7 4294967295\nX-UID: 4294967293\n", "one"),
+        message("X-UID: 4294967294\n", "two"),
+    ]
+    .concat();
+    let (_dir, path, state) = raw_mbox(&text);
+    let mut mb = Mbox::new(&path, &state);
+    let snap = mb.sync().unwrap();
+    assert_eq!(
+        (snap.uidvalidity, uids(&snap), snap.uidnext),
+        (8, vec![1, 2], 3)
+    );
+    let uid = mb
+        .append(
+            &mut &b"Subject: three\n\nx\n"[..],
+            Flags::empty(),
+            &BTreeSet::new(),
+            None,
+        )
+        .unwrap();
+    assert_eq!(uid, 3);
+    assert_eq!(read(&mb, 2), "Subject: two\n\nbody two\n");
+    // The new numbering is in the mail: a session without side files sees the same.
+    fs::remove_dir_all(path.parent().unwrap().join(".roost")).unwrap();
+    let again = Mbox::new(&path, &state).sync().unwrap();
+    assert_eq!(
+        (again.uidvalidity, uids(&again), again.uidnext),
+        (8, vec![1, 2, 3], 4)
+    );
+}
+
+#[test]
+fn reads_use_the_file_the_offsets_came_from_after_another_handle_rewrote_the_mbox() {
+    let (_dir, path, state) = python_mbox();
+    let mut a = Mbox::new(&path, &state);
+    a.sync().unwrap();
+    let (three, four) = (read(&a, 3), read(&a, 4));
+    assert_eq!(
+        three,
+        "From: a2@example.com\nSubject: py 2\n\nline one\nline two\n"
+    );
+    let mut open_before = a.open_message(4).unwrap();
+    let mut head = [0u8; 5];
+    open_before.read_exact(&mut head).unwrap();
+
+    // Another session (or process) changes flags: the mbox is rewritten and renamed into
+    // place, every message after the first moves by the length of the new headers.
+    let mut b = Mbox::new(&path, &state);
+    b.sync().unwrap();
+    let kw: BTreeSet<String> = ["$AKeywordLongEnoughToMoveEverything".to_string()].into();
+    b.store(
+        &[1, 2],
+        FlagChange::Add,
+        Flags::FLAGGED.union(Flags::ANSWERED),
+        &kw,
+    )
+    .unwrap();
+    assert_ne!(read(&b, 3), "", "b sees the new file");
+
+    // A has not synced yet: its reads still return exactly the messages it indexed.
+    assert_eq!(read(&a, 3), three);
+    assert_eq!(read(&a, 4), four);
+    let mut rest = String::new();
+    open_before.read_to_string(&mut rest).unwrap();
+    assert_eq!(
+        format!("{}{rest}", std::str::from_utf8(&head).unwrap()),
+        four
+    );
+    // A copy (COPY, MOVE) reads the same way.
+    let mut copied = Vec::new();
+    a.open_message(3).unwrap().read_to_end(&mut copied).unwrap();
+    assert_eq!(copied, three.as_bytes());
+    // After its next sync A reads the new file, with the same result.
+    a.sync().unwrap();
+    assert_eq!((read(&a, 3), read(&a, 4)), (three, four));
+}
+
+#[test]
+fn a_message_moved_by_an_in_place_rewrite_is_refused_until_the_next_sync() {
+    let (_dir, path, state) = python_mbox();
+    let mut a = Mbox::new(&path, &state);
+    a.sync().unwrap();
+    let three = read(&a, 3);
+    // A mail reader that rewrites in place (same inode) adds a header to the first message.
+    let text = fs::read_to_string(&path).unwrap();
+    let changed = text.replacen("Subject: py 0\n", "X-Label: moved\nSubject: py 0\n", 1);
+    std::thread::sleep(Duration::from_millis(10));
+    fs::write(&path, changed).unwrap();
+    match a.open_message(3) {
+        Err(roost_storage::Error::Changed(_)) => {}
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(mut view) => {
+            let mut got = String::new();
+            view.read_to_string(&mut got).unwrap();
+            panic!("read stale offsets: {got:?}");
+        }
+    }
+    a.sync().unwrap();
+    assert_eq!(read(&a, 3), three);
+}
+
+#[test]
+fn folder_paths_through_a_symlink_are_refused_and_mail_files_are_not_followed() {
+    use roost_storage::mbox::folders::MboxFolders;
+    use roost_storage::{Error, FolderTree};
+    let dir = tempfile::tempdir().unwrap();
+    let (root, spool) = (dir.path().join("mail"), dir.path().join("spool"));
+    fs::create_dir_all(&root).unwrap();
+    fs::create_dir_all(&spool).unwrap();
+    let victim = spool.join("bob");
+    fs::write(&victim, message("", "secret")).unwrap();
+    std::os::unix::fs::symlink(&spool, root.join("var")).unwrap();
+    std::os::unix::fs::symlink(&victim, root.join("bob")).unwrap();
+    let folders = MboxFolders::new(&root, dir.path().join("inbox"));
+    let refused = |r: Result<(), Error>, what: &str| match r {
+        Err(Error::InvalidName(_, why)) => assert!(why.contains("symbolic link"), "{what}: {why}"),
+        other => panic!("{what}: {other:?}"),
+    };
+    for name in ["var/bob", "bob"] {
+        refused(folders.open(name).map(drop), name);
+        refused(folders.delete(name), name);
+        refused(folders.rename(name, "Mine"), name);
+        refused(folders.rename("Mine", name), name);
+    }
+    refused(folders.create("var/new"), "create");
+    assert!(!spool.join("new").exists());
+    assert_eq!(fs::read_to_string(&victim).unwrap(), message("", "secret"));
+    assert_eq!(folders.list().unwrap(), ["INBOX"], "links are not listed");
+    // An INBOX that is a symlink is not followed either.
+    std::os::unix::fs::symlink(&victim, dir.path().join("inbox")).unwrap();
+    assert!(folders.open("INBOX").unwrap().sync().is_err());
+    assert_eq!(fs::read_to_string(&victim).unwrap(), message("", "secret"));
+}

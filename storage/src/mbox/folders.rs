@@ -31,12 +31,36 @@ impl MboxFolders {
         }
     }
 
-    /// The mbox file of a folder.
+    /// The mbox file of a folder. A folder whose path under the mail root passes through a
+    /// symbolic link is refused: `ln -s /var/mail ~/mail/var` must not make `var/bob` a
+    /// folder of this user's. (Each existing component is checked without following it; the
+    /// mail root itself may be a link the admin made. Files are opened with O_NOFOLLOW too.)
     fn path(&self, name: &str) -> Result<PathBuf, Error> {
-        Ok(match parts(name)? {
-            None => self.inbox.clone(),
-            Some(parts) => parts.iter().fold(self.root.clone(), |p, part| p.join(part)),
-        })
+        let Some(parts) = parts(name)? else {
+            return Ok(self.inbox.clone());
+        };
+        let mut path = self.root.clone();
+        let mut exists = true;
+        for part in parts {
+            path.push(part);
+            if !exists {
+                continue;
+            }
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(Error::InvalidName(
+                        name.to_string(),
+                        "its path passes through a symbolic link".into(),
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                    exists = false
+                }
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        Ok(path)
     }
 
     /// Where roost keeps its side files for a folder.
@@ -109,6 +133,7 @@ impl FolderTree for MboxFolders {
             .write(true)
             .create_new(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
         {
             Ok(_) => Ok(()),
@@ -148,10 +173,10 @@ impl FolderTree for MboxFolders {
             ));
         };
         let (old, new) = (self.path(from)?, self.path(to)?);
-        if !old.exists() {
+        if fs::symlink_metadata(&old).is_err() {
             return Err(Error::NoSuchMailbox(from.to_string()));
         }
-        if new.exists() {
+        if fs::symlink_metadata(&new).is_ok() {
             return Err(Error::AlreadyExists(to.to_string()));
         }
         if let Some(parent) = new.parent() {
@@ -170,10 +195,14 @@ impl FolderTree for MboxFolders {
 
     fn open(&self, name: &str) -> Result<Box<dyn Mailbox>, Error> {
         let path = self.path(name)?;
-        if parts(name)?.is_some() && !path.is_file() {
+        let mbox = Mbox::new(&path, self.state(name)?);
+        if parts(name)?.is_none() {
+            return Ok(Box::new(mbox.spool_inbox()));
+        }
+        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
             return Err(Error::NoSuchMailbox(name.to_string()));
         }
-        Ok(Box::new(Mbox::new(path, self.state(name)?)))
+        Ok(Box::new(mbox))
     }
 }
 

@@ -18,14 +18,15 @@ mod state;
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use self::index::FileId;
-use self::lock::MboxLock;
+use self::lock::{with_privileged_group, MboxLock};
 use self::parse::{is_hidden_header, RawMessage};
-use self::reader::MessageView;
+use self::reader::{MessageView, ReadAt};
 use self::state::UidState;
 use crate::cache::FieldCache;
 use crate::mailbox::{
@@ -44,12 +45,18 @@ pub struct Mbox {
     messages: Vec<(Uid, RawMessage)>,
     /// The last scan and the file it described, to skip or shorten the next one.
     last_scan: Option<(FileId, parse::Scan)>,
+    /// The open file the offsets in `messages` were found in, and its identity then. Every
+    /// read of a message goes to it, so a rewrite that renamed a new file into place (another
+    /// session's STORE or EXPUNGE) cannot make a FETCH or COPY return another message's bytes.
+    held: Option<(FileId, Arc<File>)>,
     /// The file identity the index on disk describes.
     last_scan_on_disk: Option<FileId>,
     /// Whether recording X-IMAPbase in the mail was attempted already.
     based: bool,
     /// HIGHESTMODSEQ.
     highestmodseq: u64,
+    /// Whether this is the INBOX spool the admin configured (see [`Mbox::spool_inbox`]).
+    spool: bool,
     cache: Option<FieldCache>,
 }
 
@@ -74,19 +81,29 @@ impl Mbox {
             uidnext: 1,
             messages: Vec::new(),
             last_scan: None,
+            held: None,
             last_scan_on_disk: None,
             based: false,
             highestmodseq: 0,
+            spool: false,
             cache: None,
         }
     }
 
+    /// Marks this mbox as the INBOX spool of the mail location (`INBOX=/var/mail/%u`): the
+    /// privileged group may create its dotlock, the file itself and a rewrite's temporary file
+    /// there, and in a shared directory the file must be the session user's own.
+    pub fn spool_inbox(mut self) -> Self {
+        self.spool = true;
+        self
+    }
+
     /// Scans the mbox: not at all if unchanged, only the tail if something was appended (the
     /// last known `From ` line still where it was), else the whole file.
-    fn scan(&mut self) -> Result<(FileId, parse::Scan), Error> {
+    fn scan(&mut self) -> Result<(FileId, parse::Scan, File), Error> {
         let path = self.path.clone();
         let io_err = |e| Error::io(&path, e);
-        let mut file = File::open(&self.path).map_err(io_err)?;
+        let mut file = open_nofollow(&self.path).map_err(io_err)?;
         let id = file_id(&file, &path)?;
         let previous = match self.last_scan.take() {
             Some(previous) => Some(previous),
@@ -119,7 +136,7 @@ impl Mbox {
                 parse::scan(&mut BufReader::new(&mut file)).map_err(io_err)?
             }
         };
-        Ok((id, scan))
+        Ok((id, scan, file))
     }
 
     /// Gives each message its MODSEQ: kept while its flags stay as they were, a new one (one per
@@ -159,47 +176,80 @@ impl Mbox {
         Ok(())
     }
 
+    /// Syncs under the lock: scans, numbers, and rewrites the mail at most once when the
+    /// UIDs it records need fixing (the rewrite is followed by one more, final, sync).
     fn sync_locked(&mut self) -> Result<Snapshot, Error> {
+        match self.sync_once(true)? {
+            Some(snapshot) => Ok(snapshot),
+            None => Ok(self.sync_once(false)?.unwrap_or_else(|| self.snapshot())),
+        }
+    }
+
+    /// One sync; `None` when it rewrote the mail (allowed only if `may_rewrite`) and the
+    /// caller must scan again.
+    fn sync_once(&mut self, may_rewrite: bool) -> Result<Option<Snapshot>, Error> {
         let previous = self
             .messages
             .iter()
             .map(|(uid, m)| (*uid, (m.flags, m.keywords.clone(), m.modseq)))
             .collect();
-        let (id, scan) = self.scan()?;
+        let (id, scan, file) = self.scan()?;
         let state = UidState::read(&self.state_path, &self.path)?;
-        let (uidvalidity, uidnext, numbered) = state::number(&scan, &state);
-        self.uidvalidity = uidvalidity;
-        self.uidnext = uidnext;
-        self.messages = numbered;
-        if scan.imapbase.is_none() && !self.messages.is_empty() && !self.based {
-            // A new mbox (delivered to by an MTA, never opened by roost or Dovecot): record
-            // UIDVALIDITY and the UIDs in the mail once, so no side file is needed to keep them.
-            // Where the directory forbids it (/var/mail without the mail group), the side file
-            // alone keeps them.
+        let numbering = state::number(&scan, &state);
+        self.report_renumbering(&numbering);
+        let needs_rewrite = numbering.repaired > 0 || numbering.restarted;
+        self.uidvalidity = numbering.uidvalidity;
+        self.uidnext = numbering.uidnext;
+        // The offsets and the file they are offsets into change together.
+        self.messages = numbering.messages;
+        self.held = Some((id, Arc::new(file)));
+        let unbased = scan.imapbase.is_none() && !self.messages.is_empty() && !self.based;
+        if may_rewrite && (needs_rewrite || unbased) {
+            // A new mbox (delivered to by an MTA, never opened by roost or Dovecot), or UIDs
+            // that had to be fixed: record UIDVALIDITY and the UIDs in the mail, so no side
+            // file is needed to keep them. Where the directory forbids it (/var/mail without
+            // the mail group), the side file alone keeps them.
             self.based = true;
             match self.rewrite(|_, m| Some((m.flags, m.keywords.clone()))) {
-                Ok(()) => return self.sync_locked(),
+                Ok(()) => return Ok(None),
                 Err(e) => {
-                    tracing::debug!(mbox = %self.path.display(), "cannot record X-IMAPbase: {e}")
+                    tracing::debug!(mbox = %self.path.display(), "cannot record UIDs in the mail: {e}")
                 }
             }
         }
-        let pending: Vec<(u32, Uid)> = self
-            .messages
-            .iter()
-            .filter(|(_, m)| m.uid.is_none())
-            .map(|(uid, m)| (m.digest, *uid))
-            .collect();
         let fresh = UidState {
-            uidvalidity,
-            uidnext,
-            pending,
+            uidvalidity: self.uidvalidity,
+            uidnext: self.uidnext,
+            pending: self.pending(),
         };
         if Some(&fresh) != state.as_ref() {
             fresh.write(&self.state_path)?;
         }
         self.assign_modseqs(id, scan, previous)?;
-        Ok(self.snapshot())
+        Ok(Some(self.snapshot()))
+    }
+
+    /// Logs (as repairs) UIDs that a numbering could not trust.
+    fn report_renumbering(&self, numbering: &state::Numbering) {
+        if numbering.restarted {
+            crate::repair::report(
+                &self.path,
+                "the UID space is exhausted",
+                &format!(
+                    "renumbered the messages under the new UIDVALIDITY {}",
+                    numbering.uidvalidity
+                ),
+            );
+        } else if numbering.repaired > 0 {
+            crate::repair::report(
+                &self.path,
+                &format!(
+                    "{} X-UID header(s) out of order or at or beyond UIDNEXT",
+                    numbering.repaired
+                ),
+                "gave those messages new UIDs",
+            );
+        }
     }
 
     /// The view of the last sync.
@@ -240,18 +290,10 @@ impl Mbox {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.roost-rewrite.{}", std::process::id()));
-        let mode = fs::metadata(&self.path)
-            .map(|m| m.permissions().mode() & 0o777)
-            .unwrap_or(0o600);
+        let spool = self.spool;
         let written = (|| -> io::Result<()> {
-            let out = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(mode)
-                .open(&tmp)?;
-            let mut out = BufWriter::new(out);
-            let mut src = File::open(&self.path)?;
+            let src = self.held_file()?;
+            let mut out = BufWriter::new(create_beside(&tmp, &src, spool)?);
             let mut first = true;
             for (uid, msg) in &self.messages {
                 let Some((flags, keywords)) = change(*uid, msg) else {
@@ -261,7 +303,7 @@ impl Mbox {
                 let base = first.then_some((self.uidvalidity, self.uidnext));
                 first = false;
                 copy_with_headers(
-                    &mut src,
+                    &src,
                     msg,
                     &mut out,
                     &bookkeeping(base, *uid, flags, &keywords),
@@ -270,14 +312,31 @@ impl Mbox {
             }
             let file = out.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
+            with_privileged_group(spool, || fs::rename(&tmp, &self.path))?;
             File::open(&dir)?.sync_all()
         })();
         written.map_err(|e| {
-            let _ = fs::remove_file(&tmp);
+            let _ = with_privileged_group(spool, || fs::remove_file(&tmp));
             Error::io(&self.path, e)
         })
     }
+}
+
+/// Creates the temporary file of a rewrite, with the mode of the mbox it replaces: afresh
+/// (a leftover of a crash is removed), never through a symlink.
+fn create_beside(tmp: &Path, mbox: &File, spool: bool) -> io::Result<File> {
+    let mode = mbox
+        .metadata()
+        .map_or(0o600, |m| m.permissions().mode() & 0o777);
+    let _ = with_privileged_group(spool, || fs::remove_file(tmp));
+    with_privileged_group(spool, || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(tmp)
+    })
 }
 
 /// The headers roost keeps in each message.
@@ -321,13 +380,12 @@ fn bookkeeping(
 
 /// Copies a message's raw bytes, replacing its bookkeeping headers with `headers`.
 fn copy_with_headers(
-    src: &mut File,
+    src: &File,
     msg: &RawMessage,
     out: &mut impl Write,
     headers: &str,
 ) -> io::Result<()> {
-    src.seek(SeekFrom::Start(msg.start))?;
-    let mut reader = BufReader::new((&*src).take(msg.end - msg.start));
+    let mut reader = BufReader::new(ReadAt::new(src, msg.start, msg.end));
     let mut line = Vec::new();
     let mut in_headers = true;
     loop {
@@ -355,15 +413,32 @@ fn copy_with_headers(
     Ok(())
 }
 
-/// Writes `message` mboxrd-quoted (`From ` lines at any depth of `>` gain one more).
-fn write_quoted(message: &mut dyn Read, out: &mut impl Write) -> io::Result<bool> {
+/// Writes an incoming message (APPEND, delivery) mboxrd-quoted (`From ` lines at any depth of
+/// `>` gain one more), without the bookkeeping headers a sender may have put in its header
+/// block (`X-UID:`, `X-IMAPbase:`, `Status:`, ... with their continuation lines): only roost
+/// writes those, which is what Dovecot ensures too. Returns whether it ended with a newline.
+fn write_incoming(message: &mut dyn Read, out: &mut impl Write) -> io::Result<bool> {
     let mut reader = BufReader::new(message);
     let mut line = Vec::new();
     let mut ends_with_newline = true;
+    let mut in_headers = true;
+    let mut dropping = false;
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line)? == 0 {
             return Ok(ends_with_newline);
+        }
+        if in_headers {
+            let content = line.strip_suffix(b"\n").unwrap_or(&line);
+            let content = content.strip_suffix(b"\r").unwrap_or(content);
+            if content.is_empty() {
+                in_headers = false;
+            } else if !content.starts_with(b" ") && !content.starts_with(b"\t") {
+                dropping = is_hidden_header(content);
+            }
+            if dropping && in_headers {
+                continue;
+            }
         }
         if parse::is_quoted_from(&line) || line.starts_with(b"From ") {
             out.write_all(b">")?;
@@ -375,7 +450,7 @@ fn write_quoted(message: &mut dyn Read, out: &mut impl Write) -> io::Result<bool
 
 impl Mailbox for Mbox {
     fn sync(&mut self) -> Result<Snapshot, Error> {
-        let _lock = MboxLock::acquire(&self.path)?;
+        let _lock = MboxLock::acquire(&self.path, self.spool)?;
         self.sync_locked()
     }
 
@@ -385,7 +460,9 @@ impl Mailbox for Mbox {
             .iter()
             .find(|(u, _)| *u == uid)
             .ok_or(Error::NoSuchMessage(uid))?;
-        Ok(Box::new(MessageView::open(&self.path, msg)?))
+        let file = self.held_file().map_err(|e| Error::io(&self.path, e))?;
+        self.check_in_place(msg)?;
+        Ok(Box::new(MessageView::open(file, &self.path, msg)?))
     }
 
     fn append(
@@ -395,24 +472,30 @@ impl Mailbox for Mbox {
         keywords: &BTreeSet<String>,
         internal_date: Option<SystemTime>,
     ) -> Result<Uid, Error> {
-        let _lock = MboxLock::acquire(&self.path)?;
+        let _lock = MboxLock::acquire(&self.path, self.spool)?;
         self.sync_locked()?;
         let uid = self.uidnext;
+        // Numbering keeps UIDNEXT below Uid::MAX; checked regardless, never wrapped.
+        let next = uid
+            .checked_add(1)
+            .ok_or_else(|| Error::io(&self.path, io::Error::other("the UID space is exhausted")))?;
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&self.path)
             .map_err(|e| Error::io(&self.path, e))?;
         let old_len = file.metadata().map_err(|e| Error::io(&self.path, e))?.len();
         let written = (|| -> io::Result<()> {
+            let separator = separator(&file, old_len)?;
             let mut out = BufWriter::new(&mut file);
-            out.write_all(separator(&self.path, old_len)?)?;
+            out.write_all(separator)?;
             let date = date::format(internal_date.unwrap_or_else(SystemTime::now));
             writeln!(out, "From roost@localhost {date}")?;
             // The first message also records UIDVALIDITY, so the mail alone keeps it.
-            let base = (old_len == 0).then_some((self.uidvalidity, uid + 1));
+            let base = (old_len == 0).then_some((self.uidvalidity, next));
             out.write_all(bookkeeping(base, uid, flags, keywords).as_bytes())?;
-            if !write_quoted(message, &mut out)? {
+            if !write_incoming(message, &mut out)? {
                 out.write_all(b"\n")?;
             }
             out.write_all(b"\n")?;
@@ -425,7 +508,7 @@ impl Mailbox for Mbox {
             let _ = file.set_len(old_len);
             return Err(Error::io(&self.path, e));
         }
-        self.uidnext = uid + 1;
+        self.uidnext = next;
         UidState {
             uidvalidity: self.uidvalidity,
             uidnext: self.uidnext,
@@ -443,7 +526,7 @@ impl Mailbox for Mbox {
         flags: Flags,
         keywords: &BTreeSet<String>,
     ) -> Result<Vec<MessageInfo>, Error> {
-        let _lock = MboxLock::acquire(&self.path)?;
+        let _lock = MboxLock::acquire(&self.path, self.spool)?;
         self.sync_locked()?;
         let wanted: BTreeSet<Uid> = uids.iter().copied().collect();
         self.rewrite(|uid, m| {
@@ -464,7 +547,7 @@ impl Mailbox for Mbox {
     }
 
     fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error> {
-        let _lock = MboxLock::acquire(&self.path)?;
+        let _lock = MboxLock::acquire(&self.path, self.spool)?;
         self.sync_locked()?;
         let doomed: BTreeSet<Uid> = uids
             .iter()
@@ -481,6 +564,36 @@ impl Mailbox for Mbox {
 }
 
 impl Mbox {
+    /// The file the last sync scanned.
+    fn held_file(&self) -> io::Result<Arc<File>> {
+        self.held
+            .as_ref()
+            .map(|(_, file)| Arc::clone(file))
+            .ok_or_else(|| io::Error::other("read before the mbox was synced"))
+    }
+
+    /// Whether `msg` is still where the last sync found it in the held file. Renamed-in
+    /// rewrites leave the held file alone; a program that rewrites the file in place (mutt,
+    /// Dovecot) changes its length or mtime, and then the message's `From ` line must still
+    /// be at its offset, or the read is refused until the next sync.
+    fn check_in_place(&self, msg: &RawMessage) -> Result<(), Error> {
+        let Some((id, file)) = &self.held else {
+            return Ok(());
+        };
+        if file_id(file, &self.path)? == *id {
+            return Ok(());
+        }
+        let mut line = vec![0u8; msg.envelope.len()];
+        match file.read_exact_at(&mut line, msg.from_line) {
+            Ok(()) if line == msg.envelope.as_bytes() => Ok(()),
+            Ok(()) => Err(Error::Changed(self.path.clone())),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(Error::Changed(self.path.clone()))
+            }
+            Err(e) => Err(Error::io(&self.path, e)),
+        }
+    }
+
     fn index_path(&self) -> PathBuf {
         self.state_path.with_extension("index")
     }
@@ -539,18 +652,24 @@ fn tail_intact(file: &mut File, scan: &parse::Scan) -> Result<bool, Error> {
 }
 
 /// What must precede a new message so the previous one ends with a blank line.
-fn separator(path: &Path, len: u64) -> io::Result<&'static [u8]> {
+fn separator(file: &File, len: u64) -> io::Result<&'static [u8]> {
     if len == 0 {
         return Ok(b"");
     }
-    let mut file = File::open(path)?;
     let mut tail = [0u8; 2];
     let take = len.min(2) as usize;
-    file.seek(SeekFrom::Start(len - take as u64))?;
-    file.read_exact(&mut tail[..take])?;
+    file.read_exact_at(&mut tail[..take], len - take as u64)?;
     Ok(match &tail[..take] {
         b"\n\n" => b"",
         [.., b'\n'] => b"\n",
         _ => b"\n\n",
     })
+}
+
+/// Opens a mail file for reading, refusing a symlink in its last component.
+fn open_nofollow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }

@@ -163,14 +163,16 @@ fn read_header(msg: &mut RawMessage, line: &[u8], first: bool, imapbase: &mut Op
                 }
             }
         }
-        "x-uid" => msg.uid = value.parse().ok().filter(|u| *u > 0),
+        // The first X-UID counts (roost writes its own before any other header); numbering
+        // decides whether to trust it.
+        "x-uid" if msg.uid.is_none() => msg.uid = value.parse().ok().filter(|u| *u > 0),
         "x-keywords" => msg.keywords.extend(
             value
                 .split([' ', ','])
                 .filter(|k| !k.is_empty())
                 .map(str::to_string),
         ),
-        "x-imapbase" if first => {
+        "x-imapbase" if first && imapbase.is_none() => {
             let mut parts = value.split_whitespace();
             if let (Some(v), Some(n)) = (parts.next(), parts.next()) {
                 if let (Ok(v), Ok(n)) = (v.parse::<u32>(), n.parse::<Uid>()) {

@@ -1,9 +1,16 @@
 //! Reading one mbox message as clients see it — bookkeeping headers hidden, `>From ` unquoted —
 //! straight from the file, seekable, never holding the message in memory.
+//!
+//! Reads go to the open file the offsets were found in (the descriptor the last sync scanned),
+//! never to whatever the path names now: a rewrite by another session or program renames a new
+//! file into place, and the old offsets mean nothing in it. All reads are positional, so any
+//! number of views share one descriptor without sharing a file position.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::parse::{is_hidden_header, is_quoted_from, RawMessage};
 use crate::Error;
@@ -11,7 +18,7 @@ use crate::Error;
 /// The visible bytes of a message, as ranges of the file.
 #[derive(Debug)]
 pub struct MessageView {
-    file: File,
+    file: Arc<File>,
     /// `(file offset, length, view offset)` in view order.
     segments: Vec<(u64, u64, u64)>,
     len: u64,
@@ -19,12 +26,11 @@ pub struct MessageView {
 }
 
 impl MessageView {
-    /// Maps the visible bytes of `msg` in the mbox at `path`.
-    pub fn open(path: &Path, msg: &RawMessage) -> Result<Self, Error> {
+    /// Maps the visible bytes of `msg` in `file`, the open mbox (named `path` in errors) whose
+    /// scan found `msg`.
+    pub fn open(file: Arc<File>, path: &Path, msg: &RawMessage) -> Result<Self, Error> {
         let io_err = |e| Error::io(path, e);
-        let mut file = File::open(path).map_err(io_err)?;
-        file.seek(SeekFrom::Start(msg.start)).map_err(io_err)?;
-        let mut reader = BufReader::new((&file).take(msg.end - msg.start));
+        let mut reader = BufReader::new(ReadAt::new(&file, msg.start, msg.end));
         let mut segments: Vec<(u64, u64, u64)> = Vec::new();
         let (mut offset, mut len) = (msg.start, 0u64);
         let mut in_headers = true;
@@ -88,8 +94,7 @@ impl Read for MessageView {
         let (file_at, seg_len, view_at) = self.segments[idx];
         let within = self.pos - view_at;
         let want = (seg_len - within).min(buf.len() as u64) as usize;
-        self.file.seek(SeekFrom::Start(file_at + within))?;
-        let n = self.file.read(&mut buf[..want])?;
+        let n = self.file.read_at(&mut buf[..want], file_at + within)?;
         self.pos += n as u64;
         Ok(n)
     }
@@ -105,5 +110,37 @@ impl Seek for MessageView {
         self.pos = target
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
         Ok(self.pos)
+    }
+}
+
+/// Reads `start..end` of a file with positional reads (the file's own position untouched).
+#[derive(Debug)]
+pub struct ReadAt<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl<'a> ReadAt<'a> {
+    /// A reader of `file` from `start` to `end` (exclusive).
+    pub fn new(file: &'a File, start: u64, end: u64) -> Self {
+        Self {
+            file,
+            pos: start,
+            end,
+        }
+    }
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.end.saturating_sub(self.pos);
+        let want = left.min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }

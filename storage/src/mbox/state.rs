@@ -80,15 +80,27 @@ impl UidState {
     }
 }
 
-/// Gives every message a UID: its `X-UID`, else the side file's, else a new one; UIDs must
-/// rise through the file, anything else is renumbered.
-pub fn number(scan: &Scan, state: &Option<UidState>) -> (u32, Uid, Vec<(Uid, RawMessage)>) {
-    let max_xuid = scan
-        .messages
-        .iter()
-        .filter_map(|m| m.uid)
-        .max()
-        .unwrap_or(0);
+/// What [`number`] decided.
+#[derive(Debug)]
+pub struct Numbering {
+    /// UIDVALIDITY (a new one if the UID space was exhausted).
+    pub uidvalidity: u32,
+    /// UIDNEXT: always below `Uid::MAX`, so `uidnext + 1` cannot overflow.
+    pub uidnext: Uid,
+    /// The messages with their UIDs; `RawMessage::uid` is `None` where the `X-UID` was not
+    /// trusted, so the UID given instead is remembered in the side file.
+    pub messages: Vec<(Uid, RawMessage)>,
+    /// Messages whose `X-UID` was refused and that got a new UID in this numbering.
+    pub repaired: usize,
+    /// Whether the UID space was exhausted and everything renumbered under a new UIDVALIDITY.
+    pub restarted: bool,
+}
+
+/// Gives every message a UID: its `X-UID` if it rises through the file and lies below the
+/// UIDNEXT recorded in `X-IMAPbase` or the side file (anything else a sender could have
+/// forged), else the side file's, else a new one. When no UID is left to give, the folder
+/// starts over: a new UIDVALIDITY and UIDs from 1 — never a wrapped or repeated UID.
+pub fn number(scan: &Scan, state: &Option<UidState>) -> Numbering {
     let uidvalidity = scan
         .imapbase
         .map(|(v, _)| v)
@@ -97,40 +109,89 @@ pub fn number(scan: &Scan, state: &Option<UidState>) -> (u32, Uid, Vec<(Uid, Raw
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_secs() as u32)
+                .max(1)
         });
-    let mut uidnext = scan
+    // The side file counts only if it describes the same UIDVALIDITY.
+    let state = state.as_ref().filter(|s| s.uidvalidity == uidvalidity);
+    let bound = scan
         .imapbase
         .map(|(_, n)| n)
-        .max(state.as_ref().map(|s| s.uidnext))
+        .max(state.map(|s| s.uidnext))
         .unwrap_or(1)
-        .max(max_xuid.saturating_add(1));
-    let mut last = 0;
+        .max(1);
+    assign(scan, state, bound, uidvalidity).unwrap_or_else(|| restart(scan, uidvalidity))
+}
+
+/// Numbers the messages below `bound` and up; `None` if the UID space runs out.
+fn assign(
+    scan: &Scan,
+    state: Option<&UidState>,
+    bound: Uid,
+    uidvalidity: u32,
+) -> Option<Numbering> {
+    if bound == Uid::MAX {
+        return None;
+    }
+    let mut uidnext = bound;
+    let mut last: Uid = 0;
+    let mut repaired = 0;
     let mut out = Vec::with_capacity(scan.messages.len());
-    let pending = state.as_ref().map_or(&[][..], |s| &s.pending[..]);
+    let pending = state.map_or(&[][..], |s| &s.pending[..]);
     let mut cursor = 0;
     for msg in &scan.messages {
-        let remembered = if msg.uid.is_none() {
+        let trusted = msg.uid.filter(|u| *u > last && *u < bound);
+        let remembered = match trusted {
+            Some(_) => None,
             // Messages keep their order: match each to the next remembered one with its digest.
-            pending[cursor..]
+            None => pending[cursor..]
                 .iter()
                 .position(|(d, _)| *d == msg.digest)
                 .map(|i| {
                     cursor += i + 1;
                     pending[cursor - 1].1
-                })
-        } else {
-            None
+                }),
         };
-        let uid = match msg.uid.or(remembered) {
-            Some(uid) if uid > last => uid,
+        let uid = match trusted.or(remembered) {
+            Some(uid) if uid > last && uid < Uid::MAX => uid,
             _ => {
-                uidnext += 1;
-                uidnext - 1
+                repaired += usize::from(msg.uid.is_some());
+                uidnext
             }
         };
+        // UIDNEXT must stay representable and below Uid::MAX, so appending can add one.
+        uidnext = uidnext.max(uid.checked_add(1).filter(|n| *n < Uid::MAX)?);
         last = uid;
-        uidnext = uidnext.max(uid + 1);
-        out.push((uid, msg.clone()));
+        let mut kept = msg.clone();
+        kept.uid = trusted;
+        out.push((uid, kept));
     }
-    (uidvalidity, uidnext, out)
+    Some(Numbering {
+        uidvalidity,
+        uidnext,
+        messages: out,
+        repaired,
+        restarted: false,
+    })
+}
+
+/// A new UIDVALIDITY (the old one plus one, so every session that meets the same exhausted
+/// mbox agrees on it) and the messages numbered from 1.
+fn restart(scan: &Scan, old: u32) -> Numbering {
+    let uidvalidity = old.checked_add(1).unwrap_or(1);
+    let mut uidnext: Uid = 1;
+    let mut messages = Vec::with_capacity(scan.messages.len());
+    for msg in &scan.messages {
+        let mut kept = msg.clone();
+        kept.uid = None;
+        messages.push((uidnext, kept));
+        // More messages than UIDs cannot fit in a file, but never wrap regardless.
+        uidnext = uidnext.saturating_add(1);
+    }
+    Numbering {
+        uidvalidity,
+        uidnext,
+        repaired: messages.len(),
+        messages,
+        restarted: true,
+    }
 }
