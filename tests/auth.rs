@@ -231,3 +231,25 @@ fn roost_pw_hashes_verify_and_unknown_schemes_are_refused() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("{SHA512-CRYPT}$6$"));
 }
+
+/// The IMAP twin of POP3's STLS injection test: a LOGIN pipelined behind STARTTLS in the same
+/// packet is plaintext from before the handshake and is never executed.
+#[test]
+fn imap_commands_pipelined_after_starttls_are_discarded() {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let mut c = LineClient::connect(server.addr("imap"));
+    c.line();
+    c.send(&format!(
+        "a STARTTLS\r\nb LOGIN plain \"{PASSWORD}\"\r\nc CAPABILITY\r\n"
+    ));
+    assert_eq!(c.line(), "a OK Begin TLS negotiation now.\r\n");
+    let mut tls = c.into_tls();
+    let reply = tls.cmd("d NOOP", "d ");
+    assert_eq!(
+        reply,
+        vec!["d OK NOOP completed.\r\n"],
+        "b and c were dropped"
+    );
+    let reply = tls.cmd("e LOGOUT", "e ");
+    assert!(reply.last().unwrap().starts_with("e OK"), "{reply:?}");
+}

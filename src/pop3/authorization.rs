@@ -77,7 +77,11 @@ async fn command(
             let _ = conn.write(&pop3::ok("Logging out.")).await;
             Next::Close
         }
-        Command::Stls => starttls(conn, ctx).await,
+        Command::Stls => {
+            // RFC 2595 4: nothing learned before the handshake survives it.
+            *user = None;
+            starttls(conn, ctx).await
+        }
         Command::User(_)
         | Command::Pass(_)
         | Command::Auth {
