@@ -253,3 +253,48 @@ fn imap_commands_pipelined_after_starttls_are_discarded() {
     let reply = tls.cmd("e LOGOUT", "e ");
     assert!(reply.last().unwrap().starts_with("e OK"), "{reply:?}");
 }
+
+/// One POP3 USER/PASS login on a fresh connection from `source`; the first reply line to PASS.
+fn pop3_login(server: &TestServer, source: &str, user: &str, password: &str) -> String {
+    let mut c = LineClient::connect_from(server.addr("pop3"), source.parse().unwrap());
+    c.line();
+    c.cmd(&format!("USER {user}"), "+OK");
+    let reply = c.cmd(&format!("PASS {password}"), "").remove(0);
+    if reply.starts_with("+OK") {
+        c.cmd("QUIT", "+OK");
+    }
+    reply
+}
+
+#[test]
+fn a_valid_account_does_not_reset_the_address_count() {
+    let extra = "[auth]\npassdb = [\"passwd-file:users\"]\nfailure_delay_ms = 10\nmax_failures_per_ip = 3\nmax_failures_per_user = 100\n";
+    let server = TestServer::start(&base_config(&["pop3"], extra));
+    let me = "127.0.0.1";
+    for _ in 0..2 {
+        let reply = pop3_login(&server, me, "sha256", "guess");
+        assert_eq!(reply, "-ERR [AUTH] Authentication failed.\r\n");
+    }
+    // The attacker's own valid account logs in between guesses...
+    assert!(pop3_login(&server, me, "plain", PASSWORD).starts_with("+OK"));
+    pop3_login(&server, me, "sha256", "guess");
+    // ...and still the address is refused after the third wrong guess.
+    let reply = pop3_login(&server, me, "plain", PASSWORD);
+    assert!(reply.starts_with("-ERR [LOGIN-DELAY]"), "{reply}");
+    // Another address is not affected.
+    assert!(pop3_login(&server, "127.0.0.2", "plain", PASSWORD).starts_with("+OK"));
+}
+
+#[test]
+fn guesses_at_one_user_from_many_addresses_are_throttled() {
+    let extra = "[auth]\npassdb = [\"passwd-file:users\"]\nfailure_delay_ms = 10\nmax_failures_per_ip = 100\nmax_failures_per_user = 3\n";
+    let server = TestServer::start(&base_config(&["pop3"], extra));
+    for n in 2..5 {
+        let reply = pop3_login(&server, &format!("127.0.0.{n}"), "sha256", "guess");
+        assert_eq!(reply, "-ERR [AUTH] Authentication failed.\r\n");
+    }
+    let reply = pop3_login(&server, "127.0.0.9", "sha256", PASSWORD);
+    assert!(reply.starts_with("-ERR [LOGIN-DELAY]"), "{reply}");
+    // Other users, from the same addresses, are not affected.
+    assert!(pop3_login(&server, "127.0.0.2", "plain", PASSWORD).starts_with("+OK"));
+}

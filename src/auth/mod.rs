@@ -1,11 +1,14 @@
 //! The one authentication layer every front-end uses: password databases (Dovecot passwd-file,
-//! PAM), SASL, the failure delay and per-IP throttling, and the plaintext-without-TLS policy.
+//! PAM), SASL, the failure delay and throttling, and the plaintext-without-TLS policy.
 //!
 //! ```text
-//!   session ── Credentials ──► Authenticator::authenticate ──► passwd-file | PAM (blocking pool)
-//!                                  │  failure: delay, count per IP          │
+//!   session ── Credentials, peer IP ──► Authenticator::authenticate ──► passwd-file | PAM
+//!                  throttle: per network and per user │  (blocking pool)
+//!                  failure: delay, counted for both    │
 //!                                  └──────────── MailUser (name, uid, gid, home) ◄─┘
 //! ```
+//! As root the master runs this (the login process sends it the client's IP), otherwise the
+//! one process does; either way one throttle sees every login.
 
 pub mod pam;
 pub mod passwd_file;
@@ -63,8 +66,8 @@ pub enum AuthError {
     /// Wrong user name or password.
     #[error("Authentication failed")]
     Failed,
-    /// Too many recent failures from this client address.
-    #[error("Too many failed logins from your address; try again later")]
+    /// Too many recent failures from this client's network or for this user name.
+    #[error("Too many failed logins; try again later")]
     Throttled,
     /// A database could not be consulted; the client may retry.
     #[error("Temporary authentication failure")]
@@ -97,7 +100,10 @@ impl Authenticator {
         Self {
             backends,
             failure_delay: config.failure_delay,
-            throttle: throttle::Throttle::new(config.max_failures_per_ip),
+            throttle: throttle::Throttle::new(throttle::Limits {
+                per_ip: config.max_failures_per_ip,
+                per_user: config.max_failures_per_user,
+            }),
         }
     }
 
@@ -122,20 +128,24 @@ impl Authenticator {
         creds: Credentials,
         peer: IpAddr,
     ) -> Result<MailUser, AuthError> {
-        if self.throttle.is_blocked(peer) {
-            tokio::time::sleep(self.failure_delay).await;
-            return Err(AuthError::Throttled);
-        }
+        let attempt = match self.throttle.begin(peer, &creds.username) {
+            Ok(attempt) => attempt,
+            Err(blocked) => {
+                tracing::info!(user = %creds.username, %peer, ?blocked, "auth: throttled");
+                tokio::time::sleep(self.failure_delay).await;
+                return Err(AuthError::Throttled);
+            }
+        };
         let started = tokio::time::Instant::now();
         let this = Arc::clone(self);
         let verdict = tokio::task::spawn_blocking(move || this.verify(&creds, peer)).await;
         match verdict {
             Ok(Ok(Some(user))) => {
-                self.throttle.succeeded(peer);
+                attempt.succeeded();
                 Ok(user)
             }
             Ok(Ok(None)) => {
-                self.throttle.failed(peer);
+                attempt.failed();
                 // pam_unix already sleeps about 2 s on failure; only make up the difference.
                 tokio::time::sleep_until(started + self.failure_delay).await;
                 Err(AuthError::Failed)
