@@ -298,3 +298,82 @@ fn guesses_at_one_user_from_many_addresses_are_throttled() {
     // Other users, from the same addresses, are not affected.
     assert!(pop3_login(&server, "127.0.0.2", "plain", PASSWORD).starts_with("+OK"));
 }
+
+/// Appends entries to the running server's passwd-file (it is re-read when it changes).
+fn add_users(server: &TestServer, lines: &str) {
+    let path = server.dir.path().join("users");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(lines);
+    std::fs::write(&path, text).unwrap();
+}
+
+#[test]
+fn passwd_file_nologin_deny_and_allow_nets_are_enforced() {
+    let server = TestServer::start(&base_config(&["pop3", "imap"], ""));
+    add_users(
+        &server,
+        &format!(
+            "moved:{{PLAIN}}{PASSWORD}::::::nologin reason=Your mail moved to mail.example.net\n\
+             quiet:{{PLAIN}}{PASSWORD}::::::nologin=y userdb_quota_rule=*:storage=1G\n\
+             denied:{{PLAIN}}{PASSWORD}::::::deny=y\n\
+             lan:{{PLAIN}}{PASSWORD}::::::allow_nets=10.0.0.0/8,127.0.0.2/32,::1\n"
+        ),
+    );
+    let me = "127.0.0.1";
+    let failed = "-ERR [AUTH] Authentication failed.\r\n";
+    assert_eq!(
+        pop3_login(&server, me, "moved", PASSWORD),
+        "-ERR [AUTH] Your mail moved to mail.example.net\r\n"
+    );
+    assert_eq!(
+        pop3_login(&server, me, "moved", "wrong"),
+        failed,
+        "reason only with the password"
+    );
+    assert_eq!(pop3_login(&server, me, "quiet", PASSWORD), failed);
+    assert_eq!(pop3_login(&server, me, "denied", PASSWORD), failed);
+    assert_eq!(pop3_login(&server, me, "lan", PASSWORD), failed);
+    assert!(pop3_login(&server, "127.0.0.2", "lan", PASSWORD).starts_with("+OK"));
+
+    let mut c = LineClient::connect(server.addr("imap"));
+    c.line();
+    let reply = c.cmd(&format!("a LOGIN moved \"{PASSWORD}\""), "a ");
+    assert_eq!(
+        reply,
+        vec!["a NO [ALERT] Your mail moved to mail.example.net\r\n"]
+    );
+    let reply = c.cmd(&format!("b LOGIN lan \"{PASSWORD}\""), "b ");
+    assert_eq!(
+        reply,
+        vec!["b NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"]
+    );
+    server.wait_for_log(
+        "Aborted login (Login disabled: Your mail moved to mail.example.net): user=<moved>",
+    );
+}
+
+#[test]
+fn passwd_file_with_an_unsupported_access_field_is_refused_at_start() {
+    let users = tempfile::tempdir().unwrap();
+    let path = users.path().join("users");
+    std::fs::write(
+        &path,
+        "ok:{PLAIN}x::::::userdb_mail=maildir:~/Mail\nproxied:{PLAIN}x::::::proxy=y host=10.0.0.2\n",
+    )
+    .unwrap();
+    let extra = format!(
+        "[auth]\npassdb = [\"passwd-file:{}\"]\nfailure_delay_ms = 10\n",
+        path.display()
+    );
+    let log = match TestServer::try_start(&base_config(&["pop3"], &extra)) {
+        Ok(_) => panic!("started with a proxy=y entry it cannot honour"),
+        Err(log) => log,
+    };
+    assert!(
+        log.contains(&format!(
+            "{}:2: proxy: unsupported passdb extra field",
+            path.display()
+        )),
+        "{log}"
+    );
+}

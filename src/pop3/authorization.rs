@@ -178,13 +178,16 @@ async fn login(
     match ctx.login(conn, creds, method).await {
         // The `+OK` comes from the TRANSACTION state, once the maildrop is locked.
         Ok(user) => Next::LoggedIn(user),
-        Err(AuthError::Failed) => {
+        Err(AuthError::Failed | AuthError::Refused { reason: None }) => {
             write(
                 conn,
                 &pop3::err(Some(ResponseCode::Auth), "Authentication failed."),
             )
             .await
         }
+        Err(AuthError::Refused {
+            reason: Some(reason),
+        }) => write(conn, &pop3::err(Some(ResponseCode::Auth), &reason)).await,
         Err(e @ AuthError::Throttled) => {
             write(
                 conn,
