@@ -231,3 +231,149 @@ fn roost_pw_hashes_verify_and_unknown_schemes_are_refused() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("{SHA512-CRYPT}$6$"));
 }
+
+/// The IMAP twin of POP3's STLS injection test: a LOGIN pipelined behind STARTTLS in the same
+/// packet is plaintext from before the handshake and is never executed.
+#[test]
+fn imap_commands_pipelined_after_starttls_are_discarded() {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let mut c = LineClient::connect(server.addr("imap"));
+    c.line();
+    c.send(&format!(
+        "a STARTTLS\r\nb LOGIN plain \"{PASSWORD}\"\r\nc CAPABILITY\r\n"
+    ));
+    assert_eq!(c.line(), "a OK Begin TLS negotiation now.\r\n");
+    let mut tls = c.into_tls();
+    let reply = tls.cmd("d NOOP", "d ");
+    assert_eq!(
+        reply,
+        vec!["d OK NOOP completed.\r\n"],
+        "b and c were dropped"
+    );
+    let reply = tls.cmd("e LOGOUT", "e ");
+    assert!(reply.last().unwrap().starts_with("e OK"), "{reply:?}");
+}
+
+/// One POP3 USER/PASS login on a fresh connection from `source`; the first reply line to PASS.
+fn pop3_login(server: &TestServer, source: &str, user: &str, password: &str) -> String {
+    let mut c = LineClient::connect_from(server.addr("pop3"), source.parse().unwrap());
+    c.line();
+    c.cmd(&format!("USER {user}"), "+OK");
+    let reply = c.cmd(&format!("PASS {password}"), "").remove(0);
+    if reply.starts_with("+OK") {
+        c.cmd("QUIT", "+OK");
+    }
+    reply
+}
+
+#[test]
+fn a_valid_account_does_not_reset_the_address_count() {
+    let extra = "[auth]\npassdb = [\"passwd-file:users\"]\nfailure_delay_ms = 10\nmax_failures_per_ip = 3\nmax_failures_per_user = 100\n";
+    let server = TestServer::start(&base_config(&["pop3"], extra));
+    let me = "127.0.0.1";
+    for _ in 0..2 {
+        let reply = pop3_login(&server, me, "sha256", "guess");
+        assert_eq!(reply, "-ERR [AUTH] Authentication failed.\r\n");
+    }
+    // The attacker's own valid account logs in between guesses...
+    assert!(pop3_login(&server, me, "plain", PASSWORD).starts_with("+OK"));
+    pop3_login(&server, me, "sha256", "guess");
+    // ...and still the address is refused after the third wrong guess.
+    let reply = pop3_login(&server, me, "plain", PASSWORD);
+    assert!(reply.starts_with("-ERR [LOGIN-DELAY]"), "{reply}");
+    // Another address is not affected.
+    assert!(pop3_login(&server, "127.0.0.2", "plain", PASSWORD).starts_with("+OK"));
+}
+
+#[test]
+fn guesses_at_one_user_from_many_addresses_are_throttled() {
+    let extra = "[auth]\npassdb = [\"passwd-file:users\"]\nfailure_delay_ms = 10\nmax_failures_per_ip = 100\nmax_failures_per_user = 3\n";
+    let server = TestServer::start(&base_config(&["pop3"], extra));
+    for n in 2..5 {
+        let reply = pop3_login(&server, &format!("127.0.0.{n}"), "sha256", "guess");
+        assert_eq!(reply, "-ERR [AUTH] Authentication failed.\r\n");
+    }
+    let reply = pop3_login(&server, "127.0.0.9", "sha256", PASSWORD);
+    assert!(reply.starts_with("-ERR [LOGIN-DELAY]"), "{reply}");
+    // Other users, from the same addresses, are not affected.
+    assert!(pop3_login(&server, "127.0.0.2", "plain", PASSWORD).starts_with("+OK"));
+}
+
+/// Appends entries to the running server's passwd-file (it is re-read when it changes).
+fn add_users(server: &TestServer, lines: &str) {
+    let path = server.dir.path().join("users");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(lines);
+    std::fs::write(&path, text).unwrap();
+}
+
+#[test]
+fn passwd_file_nologin_deny_and_allow_nets_are_enforced() {
+    let server = TestServer::start(&base_config(&["pop3", "imap"], ""));
+    add_users(
+        &server,
+        &format!(
+            "moved:{{PLAIN}}{PASSWORD}::::::nologin reason=Your mail moved to mail.example.net\n\
+             quiet:{{PLAIN}}{PASSWORD}::::::nologin=y userdb_quota_rule=*:storage=1G\n\
+             denied:{{PLAIN}}{PASSWORD}::::::deny=y\n\
+             lan:{{PLAIN}}{PASSWORD}::::::allow_nets=10.0.0.0/8,127.0.0.2/32,::1\n"
+        ),
+    );
+    let me = "127.0.0.1";
+    let failed = "-ERR [AUTH] Authentication failed.\r\n";
+    assert_eq!(
+        pop3_login(&server, me, "moved", PASSWORD),
+        "-ERR [AUTH] Your mail moved to mail.example.net\r\n"
+    );
+    assert_eq!(
+        pop3_login(&server, me, "moved", "wrong"),
+        failed,
+        "reason only with the password"
+    );
+    assert_eq!(pop3_login(&server, me, "quiet", PASSWORD), failed);
+    assert_eq!(pop3_login(&server, me, "denied", PASSWORD), failed);
+    assert_eq!(pop3_login(&server, me, "lan", PASSWORD), failed);
+    assert!(pop3_login(&server, "127.0.0.2", "lan", PASSWORD).starts_with("+OK"));
+
+    let mut c = LineClient::connect(server.addr("imap"));
+    c.line();
+    let reply = c.cmd(&format!("a LOGIN moved \"{PASSWORD}\""), "a ");
+    assert_eq!(
+        reply,
+        vec!["a NO [ALERT] Your mail moved to mail.example.net\r\n"]
+    );
+    let reply = c.cmd(&format!("b LOGIN lan \"{PASSWORD}\""), "b ");
+    assert_eq!(
+        reply,
+        vec!["b NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"]
+    );
+    server.wait_for_log(
+        "Aborted login (Login disabled: Your mail moved to mail.example.net): user=<moved>",
+    );
+}
+
+#[test]
+fn passwd_file_with_an_unsupported_access_field_is_refused_at_start() {
+    let users = tempfile::tempdir().unwrap();
+    let path = users.path().join("users");
+    std::fs::write(
+        &path,
+        "ok:{PLAIN}x::::::userdb_mail=maildir:~/Mail\nproxied:{PLAIN}x::::::proxy=y host=10.0.0.2\n",
+    )
+    .unwrap();
+    let extra = format!(
+        "[auth]\npassdb = [\"passwd-file:{}\"]\nfailure_delay_ms = 10\n",
+        path.display()
+    );
+    let log = match TestServer::try_start(&base_config(&["pop3"], &extra)) {
+        Ok(_) => panic!("started with a proxy=y entry it cannot honour"),
+        Err(log) => log,
+    };
+    assert!(
+        log.contains(&format!(
+            "{}:2: proxy: unsupported passdb extra field",
+            path.display()
+        )),
+        "{log}"
+    );
+}

@@ -458,3 +458,42 @@ fn read_some(s: &mut TcpStream, buf: &mut [u8]) -> usize {
         }
     }
 }
+
+/// RFC 2595 4: a USER sent before STLS is forgotten, so PASS after the handshake has no user
+/// (a man in the middle cannot choose the account the client's password goes to).
+#[test]
+fn user_before_stls_does_not_survive_the_handshake() {
+    let server = TestServer::start(&base_config(&["pop3"], ""));
+    let mut c = LineClient::connect(server.addr("pop3"));
+    assert!(c.line().starts_with("+OK"));
+    assert!(c.cmd("USER plain", "").remove(0).starts_with("+OK"));
+    assert_eq!(
+        c.cmd("STLS", "").remove(0),
+        "+OK Begin TLS negotiation now.\r\n"
+    );
+    let mut tls = c.into_tls();
+    assert_eq!(
+        tls.cmd(&format!("PASS {PASSWORD}"), "").remove(0),
+        "-ERR No user name given: send USER first.\r\n"
+    );
+    assert!(tls.cmd("USER plain", "").remove(0).starts_with("+OK"));
+    let reply = tls.cmd(&format!("PASS {PASSWORD}"), "").remove(0);
+    assert!(reply.starts_with("+OK"), "{reply}");
+}
+
+/// STARTTLS command injection (CVE-2011-0411 class): commands in the same packet as STLS are
+/// plaintext a man in the middle may have added; they are dropped, never run after TLS.
+#[test]
+fn commands_pipelined_after_stls_are_discarded() {
+    let server = TestServer::start(&base_config(&["pop3"], ""));
+    let mut c = LineClient::connect(server.addr("pop3"));
+    assert!(c.line().starts_with("+OK"));
+    c.send("STLS\r\nUSER plain\r\nCAPA\r\n");
+    assert_eq!(c.line(), "+OK Begin TLS negotiation now.\r\n");
+    let mut tls = c.into_tls();
+    assert_eq!(
+        tls.cmd(&format!("PASS {PASSWORD}"), "").remove(0),
+        "-ERR No user name given: send USER first.\r\n",
+        "neither the injected USER nor CAPA was answered"
+    );
+}

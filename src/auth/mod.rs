@@ -1,12 +1,16 @@
 //! The one authentication layer every front-end uses: password databases (Dovecot passwd-file,
-//! PAM), SASL, the failure delay and per-IP throttling, and the plaintext-without-TLS policy.
+//! PAM), SASL, the failure delay and throttling, and the plaintext-without-TLS policy.
 //!
 //! ```text
-//!   session ── Credentials ──► Authenticator::authenticate ──► passwd-file | PAM (blocking pool)
-//!                                  │  failure: delay, count per IP          │
+//!   session ── Credentials, peer IP ──► Authenticator::authenticate ──► passwd-file | PAM
+//!                  throttle: per network and per user │  (blocking pool; passwd-file extra
+//!                  failure: delay, counted for both    │   fields: deny, allow_nets, nologin)
 //!                                  └──────────── MailUser (name, uid, gid, home) ◄─┘
 //! ```
+//! As root the master runs this (the login process sends it the client's IP), otherwise the
+//! one process does; either way one throttle sees every login.
 
+pub mod extra_fields;
 pub mod pam;
 pub mod passwd_file;
 pub mod sasl;
@@ -63,9 +67,16 @@ pub enum AuthError {
     /// Wrong user name or password.
     #[error("Authentication failed")]
     Failed,
-    /// Too many recent failures from this client address.
-    #[error("Too many failed logins from your address; try again later")]
+    /// Too many recent failures from this client's network or for this user name.
+    #[error("Too many failed logins; try again later")]
     Throttled,
+    /// The password was right but the account may not log in (passwd-file `nologin`); the
+    /// administrator's `reason=`, if any, is for the client.
+    #[error("Login disabled{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Refused {
+        /// The text to show the client, from the passwd-file.
+        reason: Option<String>,
+    },
     /// A database could not be consulted; the client may retry.
     #[error("Temporary authentication failure")]
     Temporary(String),
@@ -97,7 +108,10 @@ impl Authenticator {
         Self {
             backends,
             failure_delay: config.failure_delay,
-            throttle: throttle::Throttle::new(config.max_failures_per_ip),
+            throttle: throttle::Throttle::new(throttle::Limits {
+                per_ip: config.max_failures_per_ip,
+                per_user: config.max_failures_per_user,
+            }),
         }
     }
 
@@ -122,27 +136,34 @@ impl Authenticator {
         creds: Credentials,
         peer: IpAddr,
     ) -> Result<MailUser, AuthError> {
-        if self.throttle.is_blocked(peer) {
-            tokio::time::sleep(self.failure_delay).await;
-            return Err(AuthError::Throttled);
-        }
+        let attempt = match self.throttle.begin(peer, &creds.username) {
+            Ok(attempt) => attempt,
+            Err(blocked) => {
+                tracing::info!(user = %creds.username, %peer, ?blocked, "auth: throttled");
+                tokio::time::sleep(self.failure_delay).await;
+                return Err(AuthError::Throttled);
+            }
+        };
         let started = tokio::time::Instant::now();
         let this = Arc::clone(self);
         let verdict = tokio::task::spawn_blocking(move || this.verify(&creds, peer)).await;
-        match verdict {
-            Ok(Ok(Some(user))) => {
-                self.throttle.succeeded(peer);
-                Ok(user)
+        let refusal = match verdict {
+            Ok(Ok(Verdict::Accepted(user))) => {
+                attempt.succeeded();
+                return Ok(user);
             }
-            Ok(Ok(None)) => {
-                self.throttle.failed(peer);
-                // pam_unix already sleeps about 2 s on failure; only make up the difference.
-                tokio::time::sleep_until(started + self.failure_delay).await;
-                Err(AuthError::Failed)
+            Ok(Ok(Verdict::Rejected)) => {
+                attempt.failed();
+                AuthError::Failed
             }
-            Ok(Err(reason)) => Err(AuthError::Temporary(reason)),
-            Err(join) => Err(AuthError::Temporary(join.to_string())),
-        }
+            // The password was right: neither a failure nor a success for the throttle.
+            Ok(Ok(Verdict::NoLogin(reason))) => AuthError::Refused { reason },
+            Ok(Err(reason)) => return Err(AuthError::Temporary(reason)),
+            Err(join) => return Err(AuthError::Temporary(join.to_string())),
+        };
+        // pam_unix already sleeps about 2 s on failure; only make up the difference.
+        tokio::time::sleep_until(started + self.failure_delay).await;
+        Err(refusal)
     }
 
     /// Blocking: finds a user without a password (a userdb lookup, for mail delivery): the
@@ -177,16 +198,16 @@ impl Authenticator {
         Ok(None)
     }
 
-    /// Blocking: asks each backend in turn; the first that accepts wins.
-    fn verify(&self, creds: &Credentials, peer: IpAddr) -> Result<Option<MailUser>, String> {
+    /// Blocking: asks each backend in turn; the first with a verdict decides.
+    fn verify(&self, creds: &Credentials, peer: IpAddr) -> Result<Verdict, String> {
         let mut first_error = None;
         for backend in &self.backends {
             let outcome = match backend {
-                Backend::PasswdFile(file) => verify_passwd_file(file, creds),
+                Backend::PasswdFile(file) => verify_passwd_file(file, creds, peer),
                 Backend::Pam(pam) => verify_pam(pam, creds, peer),
             };
             match outcome {
-                Ok(Some(user)) => return Ok(Some(user)),
+                Ok(Some(verdict)) => return Ok(verdict),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "auth: passdb lookup failed");
@@ -196,26 +217,45 @@ impl Authenticator {
         }
         match first_error {
             Some(e) => Err(e),
-            None => Ok(None),
+            None => Ok(Verdict::Rejected),
         }
     }
 }
 
+/// What the passdbs decided about one login.
+enum Verdict {
+    /// The credentials are good and the account may log in.
+    Accepted(MailUser),
+    /// Wrong password, unknown user, or an entry that refuses this client (`deny`,
+    /// `allow_nets`): a failed login.
+    Rejected,
+    /// Right password, but the entry says `nologin`, perhaps with a reason.
+    NoLogin(Option<String>),
+}
+
+/// `Ok(None)`: not this file's user, or a wrong password (the next passdb may know better).
+/// An entry's `deny` and `allow_nets` are final: no later passdb can override them.
 fn verify_passwd_file(
     file: &passwd_file::PasswdFile,
     creds: &Credentials,
-) -> Result<Option<MailUser>, String> {
+    peer: IpAddr,
+) -> Result<Option<Verdict>, String> {
     let Some(entry) = file.lookup(&creds.username).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
+    if !entry.access.admits(peer) {
+        tracing::info!(user = %creds.username, %peer, "auth: passwd-file entry refuses this client (deny or allow_nets)");
+        return Ok(Some(Verdict::Rejected));
+    }
     match scheme::verify(&entry.password, &creds.password) {
-        Ok(true) => Ok(Some(MailUser {
+        Ok(true) if entry.access.nologin => Ok(Some(Verdict::NoLogin(entry.access.reason))),
+        Ok(true) => Ok(Some(Verdict::Accepted(MailUser {
             name: entry.user.clone(),
             source: Source::PasswdFile,
             uid: entry.uid,
             gid: entry.gid,
             home: entry.home.clone(),
-        })),
+        }))),
         Ok(false) => Ok(None),
         Err(e) => {
             tracing::error!(user = %creds.username, file = %file.path().display(), error = %e, "auth: unusable password hash");
@@ -228,7 +268,7 @@ fn verify_pam(
     pam: &pam::Pam,
     creds: &Credentials,
     peer: IpAddr,
-) -> Result<Option<MailUser>, String> {
+) -> Result<Option<Verdict>, String> {
     let rhost = peer.to_string();
     if !pam
         .authenticate(&creds.username, &creds.password, Some(&rhost))
@@ -242,11 +282,11 @@ fn verify_pam(
             creds.username
         ));
     };
-    Ok(Some(MailUser {
+    Ok(Some(Verdict::Accepted(MailUser {
         name: system.name,
         source: Source::Pam,
         uid: Some(system.uid),
         gid: Some(system.gid),
         home: Some(system.home),
-    }))
+    })))
 }

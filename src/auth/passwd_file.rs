@@ -5,6 +5,10 @@
 //! `user:password:uid:gid:(gecos):home:(shell):extra_fields`. The file is
 //! parsed once and cached; every lookup checks the file's metadata and
 //! re-reads it when it changed, so edits take effect without a restart.
+//!
+//! The shell field is ignored, as Dovecot ignores it; the extra fields are read by
+//! [`super::extra_fields`]: access restrictions are enforced, and a field that could decide
+//! who logs in but is not supported stops the file from loading (`file:line: key: why`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,6 +17,8 @@ use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+
+use super::extra_fields::{self, Access, FieldError};
 
 /// One user's line from a passwd-file.
 #[derive(Clone)]
@@ -28,6 +34,8 @@ pub struct Entry {
     pub gid: Option<u32>,
     /// Home directory, if the field is present and non-empty.
     pub home: Option<PathBuf>,
+    /// Who may log in with this entry (`nologin`, `deny`, `allow_nets` extra fields).
+    pub access: Access,
 }
 
 impl fmt::Debug for Entry {
@@ -38,6 +46,7 @@ impl fmt::Debug for Entry {
             .field("uid", &self.uid)
             .field("gid", &self.gid)
             .field("home", &self.home)
+            .field("access", &self.access)
             .finish()
     }
 }
@@ -63,6 +72,26 @@ pub enum PasswdFileError {
         /// What is wrong with the line (never includes the password).
         reason: String,
     },
+    /// An extra field is malformed, or could decide who logs in and is not supported.
+    #[error("passwd-file {}:{line}: {key}: {reason}", path.display())]
+    Field {
+        /// The passwd-file's path.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The extra field's key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Why one line could not be read.
+enum LineError {
+    /// The line's shape is wrong.
+    Syntax(String),
+    /// One of its extra fields is refused.
+    Field(FieldError),
 }
 
 /// A passwd-file on disk, with a cache of its parsed contents.
@@ -178,7 +207,15 @@ impl PasswdFile {
             if text.trim().is_empty() || text.trim_start().starts_with('#') {
                 continue;
             }
-            let entry = parse_line(text).map_err(|reason| self.syntax_error(line, reason))?;
+            let (entry, ignored) = parse_line(text).map_err(|e| self.line_error(line, e))?;
+            if !ignored.is_empty() {
+                tracing::warn!(
+                    path = %self.path.display(),
+                    line,
+                    fields = %ignored.join(", "),
+                    "passwd-file extra fields not supported by roost are ignored"
+                );
+            }
             if users.contains_key(&entry.user) {
                 tracing::warn!(
                     path = %self.path.display(),
@@ -201,6 +238,19 @@ impl PasswdFile {
         }
     }
 
+    /// Builds the error for a bad `line`.
+    fn line_error(&self, line: usize, error: LineError) -> PasswdFileError {
+        match error {
+            LineError::Syntax(reason) => self.syntax_error(line, reason),
+            LineError::Field(FieldError { key, reason }) => PasswdFileError::Field {
+                path: self.path.clone(),
+                line,
+                key,
+                reason,
+            },
+        }
+    }
+
     /// Builds a syntax error for `line`.
     fn syntax_error(&self, line: usize, reason: impl Into<String>) -> PasswdFileError {
         PasswdFileError::Syntax {
@@ -211,28 +261,32 @@ impl PasswdFile {
     }
 }
 
-/// Parses one non-comment line into an entry, or says what is wrong.
-fn parse_line(text: &str) -> Result<Entry, String> {
+/// Parses one non-comment line into an entry and the extra fields it ignores.
+fn parse_line(text: &str) -> Result<(Entry, Vec<String>), LineError> {
     // Extra fields (the 8th) may themselves contain ':'.
     let mut fields = text.splitn(8, ':');
     let user = fields.next().unwrap_or_default();
     let password = fields
         .next()
-        .ok_or_else(|| "missing ':' after the user name".to_owned())?;
+        .ok_or_else(|| LineError::Syntax("missing ':' after the user name".to_owned()))?;
     if user.is_empty() {
-        return Err("empty user name".to_owned());
+        return Err(LineError::Syntax("empty user name".to_owned()));
     }
-    let uid = parse_id(fields.next(), "uid")?;
-    let gid = parse_id(fields.next(), "gid")?;
+    let uid = parse_id(fields.next(), "uid").map_err(LineError::Syntax)?;
+    let gid = parse_id(fields.next(), "gid").map_err(LineError::Syntax)?;
     let _gecos = fields.next();
     let home = fields.next().filter(|h| !h.is_empty()).map(PathBuf::from);
-    Ok(Entry {
+    let _shell = fields.next();
+    let extra = extra_fields::parse(fields.next().unwrap_or_default()).map_err(LineError::Field)?;
+    let entry = Entry {
         user: user.to_owned(),
         password: password.to_owned(),
-        uid,
-        gid,
-        home,
-    })
+        uid: extra.uid.or(uid),
+        gid: extra.gid.or(gid),
+        home: extra.home.or(home),
+        access: extra.access,
+    };
+    Ok((entry, extra.ignored))
 }
 
 /// Parses an optional numeric uid/gid field.
@@ -412,6 +466,59 @@ Alice:{PLAIN}upper
             db.lookup("alice"),
             Err(PasswdFileError::Io { .. })
         ));
+    }
+
+    #[test]
+    fn extra_fields_restrict_access_and_override_userdb_fields() {
+        let file = write_file(SAMPLE);
+        let db = PasswdFile::new(file.path());
+        let carol = db.lookup("carol").unwrap().unwrap();
+        assert!(
+            carol.access.nologin,
+            "the shell field is skipped, the extras are read"
+        );
+        assert!(!db.lookup("alice").unwrap().unwrap().access.nologin);
+
+        let file = write_file(
+            "a:{PLAIN}x:1:2::/h:/bin/sh:allow_nets=192.0.2.0/24 userdb_uid=7 userdb_home=/v\n\
+             b:{PLAIN}x::::::deny reason=gone\n",
+        );
+        let db = PasswdFile::new(file.path());
+        let a = db.lookup("a").unwrap().unwrap();
+        assert_eq!(
+            (a.uid, a.gid, a.home.as_deref()),
+            (Some(7), Some(2), Some(Path::new("/v")))
+        );
+        assert!(a.access.admits("192.0.2.9".parse().unwrap()));
+        assert!(!a.access.admits("198.51.100.1".parse().unwrap()));
+        let b = db.lookup("b").unwrap().unwrap();
+        assert!(b.access.deny && !b.access.admits("192.0.2.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn unsupported_extra_fields_name_file_line_and_key() {
+        let file = write_file(
+            "ok:{PLAIN}x::::::userdb_mail=maildir:~/M\n# c\nu:{PLAIN}x::::::host=10.1.1.1\n",
+        );
+        let db = PasswdFile::new(file.path());
+        let err = db.check().unwrap_err();
+        match &err {
+            PasswdFileError::Field {
+                path, line, key, ..
+            } => {
+                assert_eq!(
+                    (path.as_path(), *line, key.as_str()),
+                    (file.path(), 3, "host")
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let shown = err.to_string();
+        assert!(
+            shown.contains(&format!("{}:3: host: ", file.path().display())),
+            "{shown}"
+        );
+        assert!(db.lookup("ok").is_err(), "a refused file fails closed");
     }
 
     #[test]

@@ -68,6 +68,7 @@ pub fn embedded(dir: &Path) -> anyhow::Result<EmbeddedSetup> {
             trusted_networks: Network::loopback(),
             failure_delay: Duration::from_secs(2),
             max_failures_per_ip: 10,
+            max_failures_per_user: 20,
         },
         tls: TlsConfig {
             cert: dir.join("certs/server.crt"),

@@ -218,8 +218,12 @@ pub struct AuthConfig {
     pub trusted_networks: Vec<Network>,
     /// Delay before answering a failed login.
     pub failure_delay: Duration,
-    /// Failures per client IP within the throttle window before logins are refused for a while.
+    /// Failures per client network (IPv4 address, IPv6 /64) within the throttle window before
+    /// its logins are refused for a while; 0: no limit.
     pub max_failures_per_ip: u32,
+    /// Failures per user name, from all addresses, within the throttle window before that
+    /// user's logins are refused for a while; 0: no limit.
+    pub max_failures_per_user: u32,
 }
 
 impl AuthConfig {

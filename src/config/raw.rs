@@ -89,6 +89,7 @@ pub struct RawAuth {
     pub trusted_networks: Option<Vec<Spanned<String>>>,
     pub failure_delay_ms: Option<u64>,
     pub max_failures_per_ip: Option<u32>,
+    pub max_failures_per_user: Option<u32>,
 }
 
 /// `[tls]`

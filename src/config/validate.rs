@@ -392,6 +392,7 @@ fn auth(c: &mut Checker<'_>, raw: &RawConfig) -> Option<AuthConfig> {
         trusted_networks,
         failure_delay: Duration::from_millis(raw.auth.failure_delay_ms.unwrap_or(2000)),
         max_failures_per_ip: raw.auth.max_failures_per_ip.unwrap_or(10),
+        max_failures_per_user: raw.auth.max_failures_per_user.unwrap_or(20),
     })
 }
 

@@ -172,18 +172,22 @@ async fn login(
                 Err(_) => Next::Close,
             }
         }
-        Err(e) => {
-            let code = match e {
-                AuthError::Failed => "AUTHENTICATIONFAILED",
-                AuthError::Throttled | AuthError::Temporary(_) => "UNAVAILABLE",
-            };
-            write(
-                conn,
-                &wire::tagged(tag, Status::No, Some(code), &format!("{e}.")),
-            )
-            .await
-        }
+        Err(e) => write(conn, &refusal(tag, e)).await,
     }
+}
+
+/// The tagged NO for a failed login; Dovecot shows a `nologin` reason as an ALERT.
+fn refusal(tag: &str, error: AuthError) -> Vec<u8> {
+    let (code, text) = match error {
+        AuthError::Refused {
+            reason: Some(reason),
+        } => ("ALERT", reason),
+        AuthError::Failed | AuthError::Refused { reason: None } => {
+            ("AUTHENTICATIONFAILED", format!("{}.", AuthError::Failed))
+        }
+        e @ (AuthError::Throttled | AuthError::Temporary(_)) => ("UNAVAILABLE", format!("{e}.")),
+    };
+    wire::tagged(tag, Status::No, Some(code), &text)
 }
 
 async fn authenticate(

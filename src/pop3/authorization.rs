@@ -77,7 +77,11 @@ async fn command(
             let _ = conn.write(&pop3::ok("Logging out.")).await;
             Next::Close
         }
-        Command::Stls => starttls(conn, ctx).await,
+        Command::Stls => {
+            // RFC 2595 4: nothing learned before the handshake survives it.
+            *user = None;
+            starttls(conn, ctx).await
+        }
         Command::User(_)
         | Command::Pass(_)
         | Command::Auth {
@@ -174,13 +178,16 @@ async fn login(
     match ctx.login(conn, creds, method).await {
         // The `+OK` comes from the TRANSACTION state, once the maildrop is locked.
         Ok(user) => Next::LoggedIn(user),
-        Err(AuthError::Failed) => {
+        Err(AuthError::Failed | AuthError::Refused { reason: None }) => {
             write(
                 conn,
                 &pop3::err(Some(ResponseCode::Auth), "Authentication failed."),
             )
             .await
         }
+        Err(AuthError::Refused {
+            reason: Some(reason),
+        }) => write(conn, &pop3::err(Some(ResponseCode::Auth), &reason)).await,
         Err(e @ AuthError::Throttled) => {
             write(
                 conn,

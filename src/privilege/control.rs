@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!   login ── AUTH user pass peer ─────────► master: passdbs, delay, throttle
-//!         ◄─ OK ticket name | FAIL kind ───
+//!         ◄─ OK ticket name | FAIL kind [reason]
 //!   login ── SPAWN ticket family peer local tls + [worker socket] ─► master: fork/exec worker
 //!         ◄─ OK | ERR reason ──────────────     as the mail owner, stdin = worker socket
 //!   login ── RESOLVE address ──────────────► master: virtual map, aliases, user databases
@@ -202,6 +202,10 @@ impl MasterClient {
             ["OK", ticket, name] => Ok(((*ticket).to_string(), unb64(name).unwrap_or_default())),
             ["FAIL", "failed"] => Err(AuthError::Failed),
             ["FAIL", "throttled"] => Err(AuthError::Throttled),
+            ["FAIL", "refused"] => Err(AuthError::Refused { reason: None }),
+            ["FAIL", "refused", reason] => Err(AuthError::Refused {
+                reason: unb64(reason),
+            }),
             _ => Err(AuthError::Temporary(format!("master answered {reply:?}"))),
         }
     }

@@ -386,6 +386,10 @@ impl Master {
             }
             Err(AuthError::Failed) => "FAIL failed".into(),
             Err(AuthError::Throttled) => "FAIL throttled".into(),
+            Err(AuthError::Refused { reason: None }) => "FAIL refused".into(),
+            Err(AuthError::Refused {
+                reason: Some(reason),
+            }) => format!("FAIL refused {}", b64(&reason)),
             Err(AuthError::Temporary(reason)) => {
                 tracing::error!("auth: {reason}");
                 "FAIL temporary".into()

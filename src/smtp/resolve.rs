@@ -214,6 +214,7 @@ mod tests {
             trusted_networks: vec![],
             failure_delay: std::time::Duration::ZERO,
             max_failures_per_ip: 10,
+            max_failures_per_user: 20,
         };
         Resolver::new(&config, Arc::new(Authenticator::new(&auth)))
     }

@@ -187,6 +187,13 @@ impl Session {
                 reply(421, "4.7.0", "Too many failed logins; try again later")
             }
             Err(AuthError::Temporary(_)) => reply(454, "4.7.0", "Temporary authentication failure"),
+            Err(AuthError::Refused { reason }) => reply(
+                535,
+                "5.7.8",
+                reason
+                    .as_deref()
+                    .unwrap_or("Authentication credentials invalid"),
+            ),
         }
     }
 

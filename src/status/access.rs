@@ -6,7 +6,7 @@
 //! through a DNS name it controls (DNS rebinding). Otherwise every request needs HTTP basic
 //! auth: the user `admin` with `admin_password`, or a listed `admin_users` member with their
 //! mail password, checked by the same passdbs (through the master when roost runs as root).
-//! Failures are delayed and throttled per client address like mail logins.
+//! Failures are delayed and throttled per client network and user name like mail logins.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,7 +18,7 @@ use roost_protocol::sasl::Credentials;
 use sha2::{Digest, Sha256};
 
 use super::http::{Request, Response};
-use crate::auth::throttle::Throttle;
+use crate::auth::throttle::{Limits, Throttle};
 use crate::config::{Config, StatusConfig, ADMIN_USER};
 use crate::session::Gate;
 
@@ -41,7 +41,10 @@ impl Access {
         Self {
             config: config.status.clone(),
             gate,
-            throttle: Throttle::new(config.auth.max_failures_per_ip),
+            throttle: Throttle::new(Limits {
+                per_ip: config.auth.max_failures_per_ip,
+                per_user: config.auth.max_failures_per_user,
+            }),
             failure_delay: config.auth.failure_delay,
             recent: Mutex::new(HashMap::new()),
         }
@@ -71,20 +74,29 @@ impl Access {
             .as_ref()
             .map(|c| c.username.clone())
             .unwrap_or_default();
-        let ok = match creds {
-            Some(creds) if !self.throttle.is_blocked(ip) => self.verify(creds, ip).await,
-            _ => false,
+        let ok = match self.throttle.begin(ip, &name) {
+            Ok(attempt) => {
+                let ok = match creds {
+                    Some(creds) => self.verify(creds, ip).await,
+                    None => false,
+                };
+                if ok {
+                    attempt.succeeded();
+                } else {
+                    attempt.failed();
+                }
+                ok
+            }
+            Err(_) => false,
         };
         if ok {
             tracing::info!("status: admin login: user=<{name}>, rip={ip}");
-            self.throttle.succeeded(ip);
             self.remember(key);
             return Ok(());
         }
         tracing::warn!(
             "status: Aborted admin login (Authentication failed): user=<{name}>, rip={ip}"
         );
-        self.throttle.failed(ip);
         tokio::time::sleep(self.failure_delay).await;
         Err(unauthorized())
     }

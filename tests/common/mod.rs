@@ -503,3 +503,127 @@ pub fn peak_rss_kb_of_tree(pid: u32) -> u64 {
     }
     total
 }
+
+impl LineClient {
+    /// Connects from a chosen local source address (any of 127.0.0.0/8 works on loopback), so
+    /// one test can play several clients.
+    pub fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> LineClient {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let stream = runtime.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(SocketAddr::new(source, 0)).unwrap();
+            socket.connect(addr).await.unwrap()
+        });
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        LineClient {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// Starts TLS on this connection (after the server said yes to STARTTLS/STLS). Nothing
+    /// may be buffered from before the handshake.
+    pub fn into_tls(self) -> TlsLineClient {
+        assert!(
+            self.reader.buffer().is_empty(),
+            "server bytes after the STARTTLS reply: {:?}",
+            String::from_utf8_lossy(self.reader.buffer())
+        );
+        TlsLineClient {
+            reader: BufReader::new(tls_client(self.reader.into_inner())),
+        }
+    }
+}
+
+/// A line client over TLS, accepting the test server's self-signed certificate.
+pub struct TlsLineClient {
+    reader: BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>,
+}
+
+impl TlsLineClient {
+    /// Reads one line, CRLF included; empty at EOF.
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        let _ = self.reader.read_line(&mut line);
+        line
+    }
+
+    /// Sends a line and returns lines until one starts with `until`.
+    pub fn cmd(&mut self, line: &str, until: &str) -> Vec<String> {
+        let stream = self.reader.get_mut();
+        stream.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        stream.flush().unwrap();
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            assert!(
+                !line.is_empty(),
+                "connection closed while waiting for {until:?}; got {lines:?}"
+            );
+            let done = line.starts_with(until);
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+}
+
+/// A rustls client on `tcp` that accepts any server certificate (signatures still checked).
+fn tls_client(tcp: TcpStream) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, Error, SignatureScheme};
+
+    #[derive(Debug)]
+    struct AnyCert(Arc<CryptoProvider>);
+    impl ServerCertVerifier for AnyCert {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    let name = ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
