@@ -1184,3 +1184,23 @@ impl Smarthost {
         }
     }
 }
+
+#[test]
+fn a_login_before_starttls_does_not_survive_the_handshake() {
+    let maps = maps();
+    let s = server(&["submission"], maps.path(), "");
+    let mut c = connect(&s, "submission", "EHLO");
+    // Loopback may log in without TLS; the login belongs to the plaintext part only.
+    assert_eq!(
+        auth_plain(&mut c, "plain"),
+        "235 2.7.0 Authentication successful\r\n"
+    );
+    assert!(first(&mut c, "STARTTLS").starts_with("220 "));
+    let mut tls = c.into_tls();
+    let ehlo = tls.cmd("EHLO client.test", "250 ").concat();
+    assert!(ehlo.contains("AUTH PLAIN"), "AUTH is offered again: {ehlo}");
+    assert_eq!(
+        tls.cmd("MAIL FROM:<plain@example.com>", "5"),
+        vec!["530 5.7.0 Authentication required\r\n"]
+    );
+}

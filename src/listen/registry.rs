@@ -214,6 +214,16 @@ impl SessionHandle {
         self.set_state(SessionState::Authenticated);
     }
 
+    /// Forgets the logged-in user (SMTP AUTH before STARTTLS does not survive the handshake).
+    pub fn clear_user(&self) {
+        *self
+            .entry
+            .user
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        self.set_state(SessionState::Established);
+    }
+
     /// Records where the session stands (SELECTED, IDLE, DATA, back to AUTHENTICATED).
     pub fn set_state(&self, state: SessionState) {
         *self

@@ -17,6 +17,7 @@ use super::receive::{self, MissingFields, Received};
 use super::resolve::{ResolveError, Target};
 use super::Services;
 use crate::auth::AuthError;
+use crate::config::Protocol;
 use crate::listen::conn::Connection;
 use crate::listen::registry::SessionState;
 use crate::session::{sasl_over_lines, LineSasl, SessionContext};
@@ -116,8 +117,21 @@ impl Session {
         {
             return Step::Close(None);
         }
+        // Nothing learnt before the handshake survives it (RFC 3207 4.2), a login included.
         self.helo = None;
         self.txn = None;
+        self.esmtp = false;
+        if self.user.take().is_some() {
+            if let Some(h) = conn.handle() {
+                h.clear_user();
+            }
+            if matches!(
+                self.ctx.protocol,
+                Protocol::Submission | Protocol::Submissions
+            ) {
+                conn.start_login_clock(self.ctx.config.limits.login_timeout);
+            }
+        }
         Step::Silent
     }
 
