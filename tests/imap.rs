@@ -15,7 +15,6 @@ use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imap_proto::rfc4315::UidSetMember;
@@ -84,7 +83,7 @@ impl Imap {
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         let mut c = Imap {
-            stream: Box::new(tls_stream(tcp.try_clone().unwrap())),
+            stream: Box::new(common::tls_client(tcp.try_clone().unwrap())),
             tcp,
             buf: Vec::new(),
             tag: 0,
@@ -98,7 +97,7 @@ impl Imap {
     fn starttls(&mut self) {
         self.ok("STARTTLS");
         assert!(self.buf.is_empty(), "bytes after the STARTTLS OK");
-        self.stream = Box::new(tls_stream(self.tcp.try_clone().unwrap()));
+        self.stream = Box::new(common::tls_client(self.tcp.try_clone().unwrap()));
         self.transcript.push("-- TLS --".into());
     }
 
@@ -890,69 +889,6 @@ fn check_namespace(frame: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// A rustls client stream that accepts the test server's self-signed certificate (signatures
-/// are still checked).
-fn tls_stream(tcp: TcpStream) -> impl Stream {
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::crypto::CryptoProvider;
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{DigitallySignedStruct, SignatureScheme};
-
-    #[derive(Debug)]
-    struct AnyCert(Arc<CryptoProvider>);
-    impl ServerCertVerifier for AnyCert {
-        fn verify_server_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
-
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-        .with_no_client_auth();
-    let name = ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    rustls::StreamOwned::new(conn, tcp)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures and helpers
