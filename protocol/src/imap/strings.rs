@@ -1,7 +1,8 @@
 //! IMAP strings in responses (RFC 3501 4.3, 9): a quoted string where the grammar allows one,
 //! a literal where it does not (8-bit bytes, CR, LF, NUL or long text), `NIL` for absent values.
 
-/// Appends `s` as an IMAP string: quoted when it is short 7-bit text, a literal otherwise.
+/// Appends `s` as an IMAP string: quoted when it is short 7-bit text, a literal otherwise
+/// (NUL bytes, which no IMAP string may hold, become 0x80).
 pub fn push_string(out: &mut Vec<u8>, s: &[u8]) {
     let quotable = s.len() <= 1024
         && s.iter()
@@ -16,8 +17,9 @@ pub fn push_string(out: &mut Vec<u8>, s: &[u8]) {
         }
         out.push(b'"');
     } else {
+        // A literal may not carry NUL (RFC 3501 9, CHAR8): replace it as Dovecot does.
         push_literal_header(out, s.len() as u64);
-        out.extend_from_slice(s);
+        out.extend(s.iter().map(|&b| if b == 0 { 0x80 } else { b }));
     }
 }
 
@@ -81,6 +83,12 @@ mod tests {
         assert_eq!(enc(push_string, "caf\u{e9}".as_bytes()), "{5}\r\ncaf\u{e9}");
         assert_eq!(enc(push_string, b"two\r\nlines"), "{10}\r\ntwo\r\nlines");
         assert_eq!(enc(push_string, b""), "\"\"");
+        let mut out = Vec::new();
+        push_string(&mut out, b"a\0b");
+        assert_eq!(
+            out, b"{3}\r\na\x80b",
+            "no NUL in a literal (found by fuzzing)"
+        );
         assert_eq!(enc(push_astring, b"INBOX"), "INBOX");
         assert_eq!(enc(push_astring, b"Sent Items"), "\"Sent Items\"");
         assert_eq!(enc(push_astring, b"a%b"), "\"a%b\"");

@@ -99,10 +99,13 @@ impl MaildirName {
 
     /// Records `uid` in the base name (replacing any previous `,U=`).
     pub fn set_uid(&mut self, uid: Uid) {
+        // The first field is the key, whatever it looks like (a key `U=6` stays).
         let fields: Vec<&str> = self
             .base
             .split(',')
-            .filter(|f| !f.starts_with("U="))
+            .enumerate()
+            .filter(|(i, f)| *i == 0 || !f.starts_with("U="))
+            .map(|(_, f)| f)
             .collect();
         self.base = format!("{},U={uid}", fields.join(","));
         self.uid = Some(uid);
@@ -138,6 +141,13 @@ mod tests {
         assert_eq!((again.uid, again.key.as_str()), (Some(42), "123.abc.host"));
         n.set_uid(43);
         assert_eq!(n.base, "123.abc.host,U=43");
+
+        // A key that looks like a UID field is still the key (found by fuzzing).
+        let mut n = MaildirName::parse("U=6,U=2:2,S").unwrap();
+        n.set_uid(7);
+        assert_eq!(n.file_name(), "U=6,U=7:2,S");
+        let again = MaildirName::parse(&n.file_name()).unwrap();
+        assert_eq!((again.uid, again.key.as_str()), (Some(7), "U=6"));
     }
 
     #[test]

@@ -189,7 +189,14 @@ impl Maildir {
         let mut unnumbered = Vec::new();
         let mut unlisted = 0;
         for entry in scanned {
-            let listed = known.entries.get(&entry.name.key).map(|(uid, _)| *uid);
+            // The uidlist keeps one line per key. When two files share a key (a copied file),
+            // the line describes the one whose base it names; the other keeps the UID in its
+            // own name, or every open would renumber one of them.
+            let listed = known
+                .entries
+                .get(&entry.name.key)
+                .filter(|(_, base)| entry.name.uid.is_none() || *base == entry.name.base)
+                .map(|(uid, _)| *uid);
             // A file roost numbered (`,U=` in its name) is always in the list, whatever the
             // list's N says (appended lines leave N behind): missing means the list lost it.
             if listed.is_none() && entry.name.uid.is_some() {

@@ -1,0 +1,56 @@
+//! # roost-fuzz
+//!
+//! The bodies of roost's fuzz targets: one `fn(&[u8])` per target, each feeding bytes a client
+//! or a mail file could hold to a parser and checking what it can beyond "no panic" (round
+//! trips, chunking independence, ranges inside the input, differential models).
+//!
+//! The same functions serve two callers, so nothing is written twice:
+//! - `fuzz/libfuzzer/` (cargo-fuzz, not in the workspace) wraps each in `fuzz_target!`;
+//! - `tests/replay.rs` runs every file of `fuzz/corpus/<target>/` and
+//!   `fuzz/regressions/<target>/` through them as an ordinary `cargo test`.
+//!
+//! See `fuzz/README.md` for how to fuzz on stable Rust.
+
+pub mod admin;
+pub mod imap;
+pub mod lines;
+pub mod maildir;
+pub mod mbox;
+
+/// A target: its name (the directory under `corpus/` and `regressions/`) and its body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target, in the order `fuzz/run` runs them.
+pub const TARGETS: &[Target] = &[
+    ("imap_decoder", imap::imap_decoder),
+    ("imap_message", imap::imap_message),
+    ("pop3", lines::pop3),
+    ("smtp_command", lines::smtp_command),
+    ("smtp_data", lines::smtp_data),
+    ("sasl", lines::sasl),
+    ("mbox_reader", mbox::mbox_reader),
+    ("mbox_index", mbox::mbox_index),
+    ("maildir_text", maildir::maildir_text),
+    ("maildir_index", maildir::maildir_index),
+    ("journal", maildir::journal),
+    ("field_cache", maildir::field_cache),
+    ("maildir_open", maildir::maildir_open),
+    ("user_files", admin::user_files),
+];
+
+/// A fresh scratch directory for targets that must go through files, on tmpfs when the
+/// machine has one (fsync there costs nothing); removed when dropped.
+pub fn scratch_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    let builder = {
+        let mut b = tempfile::Builder::new();
+        b.prefix("roost-fuzz-");
+        b
+    };
+    if shm.is_dir() {
+        if let Ok(dir) = builder.tempdir_in(shm) {
+            return dir;
+        }
+    }
+    builder.tempdir().expect("a scratch directory")
+}
