@@ -17,6 +17,11 @@ mod passwd_file;
 
 #[cfg(not(test))]
 #[allow(dead_code)]
+#[path = "../../src/auth/extra_fields.rs"]
+mod extra_fields;
+
+#[cfg(not(test))]
+#[allow(dead_code)]
 #[path = "../../src/smtp/aliases.rs"]
 mod aliases;
 

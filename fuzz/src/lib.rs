@@ -17,6 +17,18 @@ pub mod lines;
 pub mod maildir;
 pub mod mbox;
 
+/// The one piece of the `roost` binary's `config` module that the passwd-file's access fields
+/// (`allow_nets=`) use, compiled here from its own file as `admin` compiles those parsers.
+#[cfg(not(test))]
+#[allow(dead_code)]
+#[path = "../../src/config/network.rs"]
+mod network;
+
+#[cfg(not(test))]
+mod config {
+    pub use super::network::Network;
+}
+
 /// A target: its name (the directory under `corpus/` and `regressions/`) and its body.
 pub type Target = (&'static str, fn(&[u8]));
 

@@ -88,8 +88,9 @@ pub fn mbox_reader(data: &[u8]) {
     let dir = crate::scratch_dir();
     let path = dir.path().join("mbox");
     std::fs::write(&path, mbox).unwrap();
+    let file = std::sync::Arc::new(std::fs::File::open(&path).unwrap());
     for m in &scan.messages {
-        let mut view = MessageView::open(&path, m).expect("opening a message view");
+        let mut view = MessageView::open(file.clone(), &path, m).expect("opening a message view");
         let whole = read_view(&mut view, 1 << 16);
         assert_eq!(whole.len() as u64, view.len(), "view length");
         assert_eq!(

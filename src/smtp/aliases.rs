@@ -90,15 +90,18 @@ impl AliasMap {
                 return Err(syntax("the key must be one word"));
             }
             let mut targets = Vec::new();
-            for target in rest.split([',', ' ', '\t']).map(str::trim) {
-                if target.is_empty() {
-                    continue;
-                }
+            for target in split_targets(rest) {
                 if target.starts_with(['|', '/']) || target.starts_with(":include:") {
                     tracing::warn!(file = %path.display(), line, "target {target:?} is not supported by roost and is ignored");
                     continue;
                 }
-                targets.push(target.trim_matches(['<', '>', '"']).to_string());
+                if target.is_empty()
+                    || roost_protocol::smtp::address::Address::parse(&target).is_err()
+                {
+                    tracing::warn!(file = %path.display(), line, "target {target:?} is not an address and is ignored");
+                    continue;
+                }
+                targets.push(target);
             }
             if targets.is_empty() {
                 tracing::warn!(file = %path.display(), line, "{key}: no deliverable targets");
@@ -113,6 +116,36 @@ impl AliasMap {
     pub fn get(&self, key: &str) -> Option<&[String]> {
         self.entries.get(&key.to_lowercase()).map(Vec::as_slice)
     }
+}
+
+/// The targets after a key: separated by commas or blanks, except inside double quotes (so
+/// `"|/usr/bin/procmail -a x"` stays one target, as sendmail reads it), each without its
+/// quotes and angle brackets.
+fn split_targets(rest: &str) -> Vec<String> {
+    let mut targets = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in rest.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' | ' ' | '\t' if !quoted => {
+                targets.push(std::mem::take(&mut current));
+            }
+            _ => current.push(c),
+        }
+    }
+    targets.push(current);
+    targets
+        .into_iter()
+        .map(|t| {
+            t.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim()
+                .to_string()
+        })
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 /// A map file re-read when its modification time or size changes; a broken new version is
@@ -178,5 +211,14 @@ mod tests {
         assert_eq!(v.get("Sales@Example.com").unwrap(), ["willie"]);
         assert_eq!(v.get("@example.org").unwrap(), ["catch", "all"]);
         assert!(AliasMap::parse(Path::new("virtual"), "lonely\n", true).is_err());
+    }
+
+    #[test]
+    fn quoted_programs_and_empty_targets_are_never_targets() {
+        // Found by fuzzing: the quotes hid the `|`, and `<x,>` left an empty target.
+        let text = "sales: \"|/usr/bin/procmail -a foo\", <dan@example.com>\nbob: <bob@other.example,>\" e\"\n";
+        let map = AliasMap::parse(Path::new("aliases"), text, false).unwrap();
+        assert_eq!(map.get("sales").unwrap(), ["dan@example.com"]);
+        assert_eq!(map.get("bob").unwrap(), ["bob@other.example"]);
     }
 }

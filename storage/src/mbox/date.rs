@@ -69,6 +69,16 @@ pub fn parse_from_line(envelope: &str) -> Option<SystemTime> {
         hms.next()??,
         hms.next().flatten().unwrap_or(0),
     );
+    // A From line is written by anyone who can deliver mail: only a real date is a date, so
+    // none of the arithmetic below can overflow.
+    let real = (1..=9999).contains(&y)
+        && (1..=31).contains(&d)
+        && (0..24).contains(&h)
+        && (0..60).contains(&mi)
+        && (0..=60).contains(&s);
+    if !real {
+        return None;
+    }
     let secs = days_from_civil(y, m, d) * 86_400 + h * 3600 + mi * 60 + s;
     u64::try_from(secs)
         .ok()
@@ -78,6 +88,20 @@ pub fn parse_from_line(envelope: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_dates_in_a_from_line_are_no_dates() {
+        // Found by fuzzing: a day of 9e18 overflowed the day arithmetic.
+        for line in [
+            "MAILER-DAEMON Thu Jan 9223372036854775807 00:00:00 2024",
+            "a Thu Jan  1 00:00:00 99999999999999999",
+            "a Thu Jan  1 25:00:00 2024",
+            "a Thu Jan  1 00:99999999999999:00 2024",
+        ] {
+            assert_eq!(parse_from_line(line), None, "{line}");
+        }
+        assert!(parse_from_line("a Thu Jan  1 00:00:00 2024").is_some());
+    }
 
     #[test]
     fn round_trip_and_real_lines() {
