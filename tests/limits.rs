@@ -221,3 +221,45 @@ fn a_busy_client_that_never_logs_in_is_dropped_after_the_login_timeout() {
     std::thread::sleep(Duration::from_secs(3));
     c.cmd("a1 NOOP", "a1 OK");
 }
+
+#[test]
+fn the_total_connection_limit_refuses_in_each_protocols_words() {
+    let limits = "[limits]\nmax_connections = 2\n";
+    let server = TestServer::start(&base_config(&["imap", "pop3", "submission"], limits));
+    let mut a = LineClient::connect(server.addr("imap"));
+    let mut b = LineClient::connect(server.addr("pop3"));
+    assert!(a.line().starts_with("* OK"));
+    assert!(b.line().starts_with("+OK"));
+    let mut imap = LineClient::connect(server.addr("imap"));
+    assert!(imap.rest().starts_with("* BYE [UNAVAILABLE]"));
+    let mut pop = LineClient::connect(server.addr("pop3"));
+    assert!(pop.rest().starts_with("-ERR [SYS/TEMP]"));
+    let mut smtp = LineClient::connect(server.addr("submission"));
+    assert!(smtp.rest().starts_with("421 4.7.0"));
+    a.cmd("a1 NOOP", "a1 OK");
+}
+
+#[test]
+fn over_long_command_lines_get_a_clear_error_and_the_session_goes_on() {
+    let server = TestServer::start(&base_config(&["imap", "submission"], ""));
+    seed_maildir(
+        &server.mail_root().join("plain"),
+        &[b"Subject: a\r\n\r\nx\r\n"],
+    );
+    // Before login: 8 KiB.
+    let mut c = LineClient::connect(server.addr("imap"));
+    c.line();
+    let reply = c.cmd(&format!("a1 LOGIN plain {}", "x".repeat(9_000)), "a1 ");
+    assert!(last(&reply).starts_with("a1 BAD"), "{reply:?}");
+    c.cmd(&format!("a2 LOGIN plain \"{PASSWORD}\""), "a2 OK");
+    // After login: 64 KiB.
+    let reply = c.cmd(&format!("a3 SELECT {}", "x".repeat(70_000)), "a3 ");
+    assert!(last(&reply).starts_with("a3 BAD"), "{reply:?}");
+    c.cmd("a4 SELECT INBOX", "a4 OK");
+    // SMTP: 4096 bytes.
+    let mut s = LineClient::connect(server.addr("submission"));
+    s.line();
+    let reply = s.cmd(&format!("EHLO {}", "x".repeat(5_000)), "5");
+    assert_eq!(reply, vec!["500 5.5.2 Line too long\r\n"]);
+    s.cmd("EHLO client.example", "250 ");
+}

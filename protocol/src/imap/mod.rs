@@ -115,6 +115,10 @@ pub struct ImapDecoder {
     max_literal: u32,
     /// Before login an unwanted literal is not swallowed but ends the connection.
     end_on_overflow: bool,
+    /// The longest command line outside literals.
+    max_line: u32,
+    /// A line of the current command was longer than `max_line`: it gets a BAD, not parsed.
+    line_too_long: bool,
     expect: Expect,
     extras: Extras,
     saved: extended::Saved,
@@ -127,6 +131,8 @@ impl ImapDecoder {
             fragmentizer: Fragmentizer::new(max_command.max(max_literal.saturating_add(8192))),
             max_literal,
             end_on_overflow: false,
+            max_line: max_command,
+            line_too_long: false,
             expect: Expect::Command,
             extras: Extras::default(),
             saved: extended::Saved::default(),
@@ -138,6 +144,8 @@ impl ImapDecoder {
     /// a LITERAL+ over the limit is [`Event::Overflow`] instead of being read and dropped.
     pub fn before_login() -> Self {
         Self {
+            // The whole command, literals included, within the limit.
+            fragmentizer: Fragmentizer::new(PRE_LOGIN_MAX_COMMAND),
             end_on_overflow: true,
             ..Self::new(PRE_LOGIN_MAX_LITERAL, PRE_LOGIN_MAX_COMMAND)
         }
@@ -167,6 +175,9 @@ impl ImapDecoder {
     pub fn next_event(&mut self) -> Option<Event> {
         loop {
             let info = self.fragmentizer.progress()?;
+            if let Some(refused) = self.check_line_length(info) {
+                return Some(refused);
+            }
             if let FragmentInfo::Line {
                 announcement: Some(LiteralAnnouncement { mode, length }),
                 ..
@@ -206,7 +217,43 @@ impl ImapDecoder {
             if !self.fragmentizer.is_message_complete() {
                 continue;
             }
+            if std::mem::take(&mut self.line_too_long) {
+                return Some(self.line_too_long_rejection());
+            }
             return Some(self.decode_complete());
+        }
+    }
+
+    /// Notes a line over `max_line`; a literal it announces is refused (synchronizing) or
+    /// swallowed unstored, so the command is answered once it is over.
+    fn check_line_length(&mut self, info: FragmentInfo) -> Option<Event> {
+        let FragmentInfo::Line {
+            start,
+            end,
+            announcement,
+            ..
+        } = info
+        else {
+            return None;
+        };
+        if end.saturating_sub(start) > self.max_line as usize {
+            self.line_too_long = true;
+        }
+        let announcement = announcement.filter(|_| self.line_too_long)?;
+        if announcement.mode == LiteralMode::Sync && self.tag().is_some() {
+            let refused = self.line_too_long_rejection();
+            self.fragmentizer.skip_message();
+            self.line_too_long = false;
+            return Some(refused);
+        }
+        self.fragmentizer.poison_message();
+        None
+    }
+
+    fn line_too_long_rejection(&self) -> Event {
+        Event::Rejected {
+            tag: self.tag(),
+            reason: format!("Command line too long (limit {} bytes)", self.max_line),
         }
     }
 
@@ -386,6 +433,31 @@ mod tests {
                 "a2 NOOP".to_string()
             ]
         );
+    }
+
+    #[test]
+    fn over_long_lines_are_refused_whatever_the_literal_limit() {
+        // `events` decodes with literals up to 100 bytes and lines up to 1000.
+        let long = format!("a1 SELECT {}\r\na2 NOOP\r\n", "x".repeat(1200));
+        let synced = format!("b1 APPEND {} {{5}}\r\nb2 NOOP\r\n", "x".repeat(1200));
+        for chunk in [1, 7, 64, 4096] {
+            assert_eq!(
+                events(long.as_bytes(), chunk),
+                vec![
+                    "BAD Some(\"a1\") Command line too long (limit 1000 bytes)".to_string(),
+                    "a2 NOOP".to_string()
+                ],
+                "chunk {chunk}"
+            );
+            assert_eq!(
+                events(synced.as_bytes(), chunk),
+                vec![
+                    "BAD Some(\"b1\") Command line too long (limit 1000 bytes)".to_string(),
+                    "b2 NOOP".to_string()
+                ],
+                "chunk {chunk}"
+            );
+        }
     }
 
     #[test]
