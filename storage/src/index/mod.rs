@@ -237,6 +237,10 @@ impl Index {
         if index.records.last().is_some_and(|r| r.uid >= index.uidnext) {
             return bad("a UID is not below UIDNEXT");
         }
+        // CONDSTORE clients trust HIGHESTMODSEQ to cover every message (found by fuzzing).
+        if index.records.iter().any(|r| r.modseq > index.highestmodseq) {
+            return bad("a MODSEQ is above HIGHESTMODSEQ");
+        }
         Ok(index)
     }
 
@@ -321,5 +325,12 @@ mod tests {
                 assert!(Index::decode(&flipped).is_err(), "byte {i} bit {bit:#x}");
             }
         }
+    }
+
+    #[test]
+    fn a_modseq_above_highestmodseq_is_corrupt() {
+        let mut index = sample();
+        index.highestmodseq = 10;
+        assert!(Index::decode(&index.encode()).is_err());
     }
 }
