@@ -78,23 +78,11 @@ pub fn index_header_len() -> usize {
     Index::default().encode().len()
 }
 
-/// Recomputes the body and header CRCs of an index so the fuzzer reaches the record checks.
-fn fix_index_crcs(bytes: &mut [u8]) {
-    let h = index_header_len();
-    if bytes.len() < h {
-        return;
-    }
-    let body = crc32fast::hash(&bytes[h..]);
-    bytes[h - 8..h - 4].copy_from_slice(&body.to_le_bytes());
-    let header = crc32fast::hash(&bytes[..h - 4]);
-    bytes[h - 4..h].copy_from_slice(&header.to_le_bytes());
-}
-
 /// The index file, as found and with its CRCs made to match: a decoded index has ascending
 /// UIDs below UIDNEXT, and encodes to bytes that decode to the same index.
 pub fn maildir_index(data: &[u8]) {
     let mut fixed = data.to_vec();
-    fix_index_crcs(&mut fixed);
+    crate::fix_header_crcs(&mut fixed, index_header_len());
     for bytes in [data, &fixed[..]] {
         if let Ok(index) = Index::decode(bytes) {
             let mut last = 0;
@@ -111,20 +99,6 @@ pub fn maildir_index(data: &[u8]) {
 /// Length of the journal header (magic and index id).
 const JOURNAL_HEADER: usize = 16;
 
-/// Recomputes every record CRC of a journal (as far as the lengths lead).
-fn fix_journal_crcs(bytes: &mut [u8]) {
-    let mut at = JOURNAL_HEADER;
-    while at + 8 <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        let Some(body) = bytes.get(at + 8..at + 8 + len) else {
-            return;
-        };
-        let crc = crc32fast::hash(body);
-        bytes[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
-        at += 8 + len;
-    }
-}
-
 /// The index id a journal's header names.
 fn journal_id(bytes: &[u8]) -> u64 {
     bytes
@@ -138,7 +112,7 @@ fn journal_id(bytes: &[u8]) -> u64 {
 pub fn journal(data: &[u8]) {
     let dir = crate::scratch_dir();
     let mut fixed = data.to_vec();
-    fix_journal_crcs(&mut fixed);
+    crate::fix_record_crcs(&mut fixed, JOURNAL_HEADER);
     let id = journal_id(data);
     for bytes in [data, &fixed[..]] {
         fs::write(dir.path().join(journal::FILE_NAME), bytes).unwrap();
@@ -160,20 +134,6 @@ pub fn journal(data: &[u8]) {
 
 /// Length of the field cache header (magic and UIDVALIDITY).
 const CACHE_HEADER: usize = 12;
-
-/// Recomputes every record CRC of a field cache (as far as the lengths lead).
-fn fix_cache_crcs(bytes: &mut [u8]) {
-    let mut at = CACHE_HEADER;
-    while at + 8 <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        let Some(body) = bytes.get(at + 8..at + 8 + len) else {
-            return;
-        };
-        let crc = crc32fast::hash(body);
-        bytes[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
-        at += 8 + len;
-    }
-}
 
 /// Cached values by (UID, field name).
 type CacheModel = HashMap<(u32, String), Vec<u8>>;
@@ -213,7 +173,7 @@ pub fn field_cache(data: &[u8]) {
     let dir = crate::scratch_dir();
     let path = dir.path().join("roost.cache");
     let mut fixed = data.to_vec();
-    fix_cache_crcs(&mut fixed);
+    crate::fix_record_crcs(&mut fixed, CACHE_HEADER);
     let uidvalidity = data
         .get(8..12)
         .map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap()));
@@ -301,7 +261,7 @@ pub fn maildir_open(data: &[u8]) {
     let mut with_index = false;
     if let Some(index) = parts.get(4) {
         let mut bytes = index.to_vec();
-        fix_index_crcs(&mut bytes);
+        crate::fix_header_crcs(&mut bytes, index_header_len());
         fs::write(root.join(roost_storage::index::FILE_NAME), &bytes).unwrap();
         if let Ok(index) = Index::decode(&bytes) {
             with_index = true;

@@ -147,23 +147,11 @@ pub fn mbox_reader(data: &[u8]) {
 /// Size of the mbox index header (checked against `index::encode` by the replay test).
 pub const MBOX_INDEX_HEADER: usize = 73;
 
-/// Recomputes the two CRCs of an mbox index so the fuzzer reaches the record checks.
-fn fix_mbox_index_crcs(bytes: &mut [u8]) {
-    let h = MBOX_INDEX_HEADER;
-    if bytes.len() < h {
-        return;
-    }
-    let body = crc32fast::hash(&bytes[h..]);
-    bytes[h - 8..h - 4].copy_from_slice(&body.to_le_bytes());
-    let header = crc32fast::hash(&bytes[..h - 4]);
-    bytes[h - 4..h].copy_from_slice(&header.to_le_bytes());
-}
-
 /// The mbox index file, as found and with its CRCs made to match: whatever decodes encodes
 /// back to something that decodes the same.
 pub fn mbox_index(data: &[u8]) {
     let mut fixed = data.to_vec();
-    fix_mbox_index_crcs(&mut fixed);
+    crate::fix_header_crcs(&mut fixed, MBOX_INDEX_HEADER);
     for bytes in [data, &fixed[..]] {
         if let Some((id, scan)) = index::decode(bytes) {
             for m in &scan.messages {
