@@ -387,6 +387,17 @@ fn mail_gid() -> Option<u32> {
 }
 
 /// A directory like Debian's /var/mail: root:mail 2775.
+/// What the spool tests need: the PAM user's uid and home, the mail group and a spool
+/// directory like Debian's `/var/mail`; `None` (with a note) where the machine lacks one.
+fn spool_prerequisites() -> Option<(u32, PathBuf, u32, tempfile::TempDir)> {
+    let (uid, home) = prerequisites()?;
+    let Some(mail_gid) = mail_gid() else {
+        eprintln!("skipping: no group mail");
+        return None;
+    };
+    Some((uid, home, mail_gid, mail_spool(mail_gid)))
+}
+
 fn mail_spool(mail_gid: u32) -> tempfile::TempDir {
     let spool = tempfile::tempdir().unwrap();
     std::fs::set_permissions(spool.path(), std::fs::Permissions::from_mode(0o2775)).unwrap();
@@ -451,13 +462,9 @@ fn login_pam(server: &TestServer) -> common::LineClient {
 
 #[test]
 fn the_privileged_group_is_only_saved_and_mailbox_names_through_a_symlink_are_refused() {
-    let Some((uid, home)) = prerequisites() else {
+    let Some((uid, home, mail_gid, spool)) = spool_prerequisites() else {
         return;
     };
-    let Some(mail_gid) = mail_gid() else {
-        return eprintln!("skipping: no group mail");
-    };
-    let spool = mail_spool(mail_gid);
     // Another user's spool file, readable and writable by the mail group, as on Debian.
     let victim = spool.path().join("victim");
     let secret = "From MAILER-DAEMON Mon Jan  1 00:00:00 2024\nSubject: secret\n\nnot yours\n\n";
@@ -522,13 +529,9 @@ fn the_privileged_group_is_only_saved_and_mailbox_names_through_a_symlink_are_re
 
 #[test]
 fn an_inbox_spool_file_that_is_not_the_users_own_is_refused() {
-    let Some((_uid, _home)) = prerequisites() else {
+    let Some((_, _, _, spool)) = spool_prerequisites() else {
         return;
     };
-    let Some(mail_gid) = mail_gid() else {
-        return eprintln!("skipping: no group mail");
-    };
-    let spool = mail_spool(mail_gid);
     // Left world-writable by someone else: the user could write it, but it is not theirs.
     let inbox = spool.path().join(PAM_USER);
     let text = "From MAILER-DAEMON Mon Jan  1 00:00:00 2024\nSubject: planted\n\nx\n\n";
@@ -554,13 +557,9 @@ fn an_inbox_spool_file_that_is_not_the_users_own_is_refused() {
 
 #[test]
 fn roost_deliver_creates_and_dotlocks_a_spool_inbox_with_the_group_only_saved() {
-    let Some((uid, home)) = prerequisites() else {
+    let Some((uid, home, _, spool)) = spool_prerequisites() else {
         return;
     };
-    let Some(mail_gid) = mail_gid() else {
-        return eprintln!("skipping: no group mail");
-    };
-    let spool = mail_spool(mail_gid);
     let _root = HomeDir::new(&home, "roost-lda-test", uid);
     let location = format!("mbox:~/roost-lda-test:INBOX={}/%u", spool.path().display());
     let config = base_config(
