@@ -326,13 +326,7 @@ fn a_pam_users_mbox_in_a_mail_group_spool_works_with_the_privileged_group() {
     .unwrap();
     std::os::unix::fs::chown(&mbox, Some(uid), None).unwrap();
     std::fs::set_permissions(&mbox, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let location = format!("mbox:~/mail:INBOX={}/%u", spool.path().display());
-    let config = base_config(
-        &["imap"],
-        "[auth]\npassdb = [\"pam:roost\"]\nfailure_delay_ms = 100\n",
-    )
-    .replace("maildir:MAILROOT/%u", &location)
-    .replace("[mail]\n", "[mail]\nprivileged_group = \"mail\"\n");
+    let config = spool_config("mail", spool.path());
     let server = TestServer::start(&config);
     let client = append_and_hold(server.addr("imap"), PAM_USER, PAM_PASSWORD);
     let groups = (0..200).find_map(|_| {
@@ -396,6 +390,18 @@ fn spool_prerequisites() -> Option<(u32, PathBuf, u32, tempfile::TempDir)> {
         return None;
     };
     Some((uid, home, mail_gid, mail_spool(mail_gid)))
+}
+
+/// IMAP for the PAM user with mboxes under `~/MAIL_ROOT` and the INBOX in `spool`, and the
+/// mail group as the privileged group.
+fn spool_config(mail_root: &str, spool: &Path) -> String {
+    let location = format!("mbox:~/{mail_root}:INBOX={}/%u", spool.display());
+    base_config(
+        &["imap"],
+        "[auth]\npassdb = [\"pam:roost\"]\nfailure_delay_ms = 100\n",
+    )
+    .replace("maildir:MAILROOT/%u", &location)
+    .replace("[mail]\n", "[mail]\nprivileged_group = \"mail\"\n")
 }
 
 fn mail_spool(mail_gid: u32) -> tempfile::TempDir {
@@ -475,16 +481,7 @@ fn the_privileged_group_is_only_saved_and_mailbox_names_through_a_symlink_are_re
     let root = HomeDir::new(&home, "roost-symlink-test", uid);
     std::os::unix::fs::symlink(spool.path(), root.0.join("var")).unwrap();
     std::os::unix::fs::lchown(root.0.join("var"), Some(uid), None).unwrap();
-    let location = format!(
-        "mbox:~/roost-symlink-test:INBOX={}/%u",
-        spool.path().display()
-    );
-    let config = base_config(
-        &["imap"],
-        "[auth]\npassdb = [\"pam:roost\"]\nfailure_delay_ms = 100\n",
-    )
-    .replace("maildir:MAILROOT/%u", &location)
-    .replace("[mail]\n", "[mail]\nprivileged_group = \"mail\"\n");
+    let config = spool_config("roost-symlink-test", spool.path());
     let server = TestServer::start(&config);
     let mut c = login_pam(&server);
     for (i, command) in [
@@ -537,13 +534,7 @@ fn an_inbox_spool_file_that_is_not_the_users_own_is_refused() {
     let text = "From MAILER-DAEMON Mon Jan  1 00:00:00 2024\nSubject: planted\n\nx\n\n";
     std::fs::write(&inbox, text).unwrap();
     std::fs::set_permissions(&inbox, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let location = format!("mbox:~/mail:INBOX={}/%u", spool.path().display());
-    let config = base_config(
-        &["imap"],
-        "[auth]\npassdb = [\"pam:roost\"]\nfailure_delay_ms = 100\n",
-    )
-    .replace("maildir:MAILROOT/%u", &location)
-    .replace("[mail]\n", "[mail]\nprivileged_group = \"mail\"\n");
+    let config = spool_config("mail", spool.path());
     let server = TestServer::start(&config);
     let mut c = login_pam(&server);
     let reply = c.cmd("s SELECT INBOX", "s ");
@@ -561,13 +552,7 @@ fn roost_deliver_creates_and_dotlocks_a_spool_inbox_with_the_group_only_saved() 
         return;
     };
     let _root = HomeDir::new(&home, "roost-lda-test", uid);
-    let location = format!("mbox:~/roost-lda-test:INBOX={}/%u", spool.path().display());
-    let config = base_config(
-        &["imap"],
-        "[auth]\npassdb = [\"pam:roost\"]\nfailure_delay_ms = 100\n",
-    )
-    .replace("maildir:MAILROOT/%u", &location)
-    .replace("[mail]\n", "[mail]\nprivileged_group = \"mail\"\n");
+    let config = spool_config("roost-lda-test", spool.path());
     let server = TestServer::start(&config);
     let mut child = Command::new(common::roost_bin())
         .args(["deliver", "-c"])

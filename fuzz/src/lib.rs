@@ -78,6 +78,23 @@ pub fn fix_record_crcs(bytes: &mut [u8], header_len: usize) {
     }
 }
 
+/// What every opened folder must show, whatever its files held: UIDs ascending below UIDNEXT,
+/// no MODSEQ above HIGHESTMODSEQ (CONDSTORE clients trust it).
+pub fn check_snapshot(snap: &roost_storage::Snapshot) {
+    let mut last = 0;
+    for m in &snap.messages {
+        assert!(m.uid > last, "UIDs not ascending: {last} then {}", m.uid);
+        assert!(
+            m.uid < snap.uidnext,
+            "UID {} not below UIDNEXT {}",
+            m.uid,
+            snap.uidnext
+        );
+        assert!(m.modseq <= snap.highestmodseq);
+        last = m.uid;
+    }
+}
+
 /// A fresh scratch directory for targets that must go through files, on tmpfs when the
 /// machine has one (fsync there costs nothing); removed when dropped.
 pub fn scratch_dir() -> tempfile::TempDir {

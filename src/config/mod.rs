@@ -101,6 +101,12 @@ impl Protocol {
         matches!(self, Self::Imaps | Self::Pop3s | Self::Submissions)
     }
 
+    /// Whether its clients log in before they are served (IMAP, POP3, submission), so the
+    /// login timeout applies; port 25 and LMTP never log in.
+    pub fn requires_login(self) -> bool {
+        !matches!(self, Self::Smtp | Self::Lmtp)
+    }
+
     /// The application protocol family the session speaks.
     pub fn family(self) -> Family {
         match self {

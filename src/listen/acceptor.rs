@@ -391,10 +391,7 @@ async fn run_session(
     let family = protocol.family();
     let idle = shared.config.limits.idle_timeout(family);
     let mut conn = Connection::new(stream, idle, handle.cancel_token(), Some(handle));
-    // Submission (587/465) is for users who log in; port 25 and LMTP never do.
-    let logs_in = matches!(family, Family::Imap | Family::Pop3)
-        || matches!(protocol, Protocol::Submission | Protocol::Submissions);
-    if logs_in {
+    if protocol.requires_login() {
         conn.start_login_clock(shared.config.limits.login_timeout);
     }
     conn.set_tls_handshake_timeout(shared.config.limits.tls_handshake_timeout);

@@ -17,7 +17,6 @@ use super::receive::{self, MissingFields, Received};
 use super::resolve::{ResolveError, Target};
 use super::Services;
 use crate::auth::AuthError;
-use crate::config::Protocol;
 use crate::listen::conn::Connection;
 use crate::listen::registry::SessionState;
 use crate::session::{sasl_over_lines, LineSasl, SessionContext};
@@ -125,10 +124,7 @@ impl Session {
             if let Some(h) = conn.handle() {
                 h.clear_user();
             }
-            if matches!(
-                self.ctx.protocol,
-                Protocol::Submission | Protocol::Submissions
-            ) {
+            if self.ctx.protocol.requires_login() {
                 conn.start_login_clock(self.ctx.config.limits.login_timeout);
             }
         }

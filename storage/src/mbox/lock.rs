@@ -278,9 +278,10 @@ impl Drop for ThreadGid {
 /// setresgid changes the calling thread alone; an unprivileged process may set its effective
 /// gid to its real or saved gid, which is where the privileged group is kept.
 fn set_thread_egid(gid: libc::gid_t) -> io::Result<()> {
-    let keep = libc::gid_t::MAX; // (gid_t)-1: leave the real and saved gids as they are
-                                 // SAFETY: setresgid takes three integers and touches no memory of ours; the raw call only
-                                 // changes this thread's credentials (see above), which is the intent.
+    // (gid_t)-1: leave the real and saved gids as they are.
+    let keep = libc::gid_t::MAX;
+    // SAFETY: setresgid takes three integers and touches no memory of ours; the raw call only
+    // changes this thread's credentials (see above), which is the intent.
     let rc = unsafe { libc::syscall(SYS_SETRESGID, keep, gid, keep) };
     if rc == 0 {
         Ok(())
