@@ -586,3 +586,35 @@ fn folder_paths_through_a_symlink_are_refused_and_mail_files_are_not_followed() 
     assert!(folders.open("INBOX").unwrap().sync().is_err());
     assert_eq!(fs::read_to_string(&victim).unwrap(), message("", "secret"));
 }
+
+#[test]
+fn reads_survive_a_rewrite_by_rename_in_another_process() {
+    let (_dir, path, state) = python_mbox();
+    let mut a = Mbox::new(&path, &state);
+    a.sync().unwrap();
+    let (three, four) = (read(&a, 3), read(&a, 4));
+    // Another program (Python's mailbox module, as a mail reader would) gives the first
+    // message a longer header and flushes: a temporary file renamed over the mbox.
+    let script = "import mailbox, sys\n\
+                  box = mailbox.mbox(sys.argv[1])\n\
+                  box.lock()\n\
+                  key = next(iter(box.keys()))\n\
+                  msg = box[key]\n\
+                  msg['X-Label'] = 'moved ' * 40\n\
+                  box[key] = msg\n\
+                  box.flush()\n\
+                  box.unlock()\n";
+    let status = Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .status()
+        .expect("python3 runs");
+    assert!(status.success());
+    assert!(fs::read_to_string(&path)
+        .unwrap()
+        .contains("X-Label: moved"));
+    // A has not synced: it reads the file it indexed, byte for byte.
+    assert_eq!((read(&a, 3), read(&a, 4)), (three.clone(), four.clone()));
+    a.sync().unwrap();
+    assert_eq!((read(&a, 3), read(&a, 4)), (three, four));
+}
