@@ -4,14 +4,18 @@
 //! exit codes. Everything else lives in the modules below.
 
 mod auth;
+mod cli;
 mod config;
+mod counters;
 mod imap;
 mod listen;
+mod password;
 mod pop3;
 mod privilege;
 mod session;
 mod smtp;
 mod status;
+mod system;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -20,7 +24,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::auth::scheme::{self, Scheme};
+use crate::password::Scheme;
 
 /// A mailbox access server: IMAP, POP3 and SMTP submission over maildir and mbox.
 ///
@@ -145,14 +149,14 @@ fn main() -> ExitCode {
                 }
             };
             init_logging("warn");
-            return smtp::lda::main(&config, &user, from.as_deref());
+            return cli::deliver::main(&config, &user, from.as_deref());
         }
         Cmd::Queue { config, flush } => load(&config).and_then(|config| {
             init_logging("warn");
             let out = if flush {
-                smtp::cli::flush(config)?
+                cli::queue::flush(config)?
             } else {
-                smtp::cli::list(&config)?
+                cli::queue::list(&config)?
             };
             print!("{out}");
             Ok(())
@@ -237,7 +241,7 @@ fn pw(scheme_name: &str, password: Option<String>) -> anyhow::Result<()> {
         }
     };
     anyhow::ensure!(!password.is_empty(), "empty password");
-    println!("{}", scheme::hash(scheme, &password)?);
+    println!("{}", password::hash(scheme, &password)?);
     Ok(())
 }
 

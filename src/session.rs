@@ -140,7 +140,7 @@ impl SessionContext {
                 .await
                 .map(|(ticket, name)| Identity::Ticket { name, ticket }),
         };
-        crate::status::counters::global().login(self.protocol, result.is_ok());
+        crate::counters::global().login(self.protocol, result.is_ok());
         let service = self.service();
         let suffix = self.log_suffix(tls);
         match &result {

@@ -22,7 +22,7 @@ mod extra_fields;
 
 #[cfg(not(test))]
 #[allow(dead_code)]
-#[path = "../../src/smtp/aliases.rs"]
+#[path = "../../src/config/aliases.rs"]
 mod aliases;
 
 #[cfg(not(test))]

@@ -14,7 +14,6 @@ pub mod extra_fields;
 pub mod pam;
 pub mod passwd_file;
 pub mod sasl;
-pub mod scheme;
 pub mod throttle;
 
 use std::net::IpAddr;
@@ -25,7 +24,7 @@ use std::time::Duration;
 use roost_protocol::sasl::Credentials;
 
 use crate::config::{AuthConfig, Passdb};
-use crate::privilege::SystemUser;
+use crate::system::SystemUser;
 
 /// Which database vouched for a user; decides whose uid touches their mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +246,7 @@ fn verify_passwd_file(
         tracing::info!(user = %creds.username, %peer, "auth: passwd-file entry refuses this client (deny or allow_nets)");
         return Ok(Some(Verdict::Rejected));
     }
-    match scheme::verify(&entry.password, &creds.password) {
+    match crate::password::verify(&entry.password, &creds.password) {
         Ok(true) if entry.access.nologin => Ok(Some(Verdict::NoLogin(entry.access.reason))),
         Ok(true) => Ok(Some(Verdict::Accepted(MailUser {
             name: entry.user.clone(),

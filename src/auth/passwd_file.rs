@@ -26,7 +26,7 @@ pub struct Entry {
     /// The user name, compared exactly (case-sensitive).
     pub user: String,
     /// The stored password field, e.g. `{SHA512-CRYPT}$6$...`; check it with
-    /// [`crate::auth::scheme::verify`]. Hidden from `Debug` output.
+    /// [`crate::password::verify`]. Hidden from `Debug` output.
     pub password: String,
     /// Numeric uid, if the field is present and non-empty.
     pub uid: Option<u32>,

@@ -17,8 +17,8 @@ use super::{
     AuthConfig, Config, Limits, Listener, MailConfig, Network, Passdb, Protocol, SmtpConfig,
     StatusConfig, TlsConfig,
 };
-use crate::auth::scheme::{self, Scheme};
-use crate::privilege::SystemUser;
+use crate::password::{self, Scheme};
+use crate::system::SystemUser;
 
 /// The embedded config, plus the first user's password when it was just created.
 pub struct EmbeddedSetup {
@@ -42,7 +42,7 @@ pub fn embedded(dir: &Path) -> anyhow::Result<EmbeddedSetup> {
     } else {
         Some(create_first_user(&users)?)
     };
-    let mail_user = if crate::privilege::running_as_root() {
+    let mail_user = if crate::system::running_as_root() {
         Some(hand_mail_root_to_nobody(&data)?)
     } else {
         None
@@ -127,7 +127,7 @@ fn create_first_user(users: &Path) -> anyhow::Result<(String, String)> {
         })
         .unwrap_or_else(|| "roost".into());
     let password = Alphanumeric.sample_string(&mut rand::thread_rng(), 16);
-    let hashed = scheme::hash(Scheme::Sha512Crypt, &password)?;
+    let hashed = password::hash(Scheme::Sha512Crypt, &password)?;
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -4,6 +4,7 @@
 //! Relative paths in a config file are resolved against the file's own directory, so a config
 //! and its certificates can move together.
 
+pub mod aliases;
 mod embedded;
 mod error;
 mod network;

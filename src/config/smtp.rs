@@ -198,7 +198,7 @@ fn map_file(
 ) -> Option<PathBuf> {
     let value = value?;
     let path = c.path(value.get_ref());
-    match crate::smtp::aliases::AliasMap::load(&path, virtual_format) {
+    match crate::config::aliases::AliasMap::load(&path, virtual_format) {
         Ok(_) => Some(path),
         Err(e) => {
             c.at(value, key, e.to_string());

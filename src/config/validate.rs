@@ -320,7 +320,7 @@ fn mail(c: &mut Checker<'_>, raw: &RawConfig) -> Option<MailConfig> {
 
 fn privileged_gid(c: &mut Checker<'_>, raw: &RawConfig) -> Option<u32> {
     let group = raw.mail.privileged_group.as_ref()?;
-    let gid = crate::privilege::group_id(group.get_ref());
+    let gid = crate::system::group_id(group.get_ref());
     if gid.is_none() {
         c.at(
             group,

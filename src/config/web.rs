@@ -60,19 +60,20 @@ pub(super) fn status(c: &mut Checker<'_>, raw: &RawStatus) -> StatusConfig {
         }
         parsed
     });
-    let admin_password = raw.admin_password.as_ref().and_then(|hash| {
-        match crate::auth::scheme::verify(hash.get_ref(), "") {
-            Ok(_) => Some(hash.get_ref().clone()),
-            Err(e) => {
-                c.at(
-                    hash,
-                    "status.admin_password",
-                    format!("not a password hash ({e}): make one with `roost pw`"),
-                );
-                None
+    let admin_password =
+        raw.admin_password.as_ref().and_then(|hash| {
+            match crate::password::verify(hash.get_ref(), "") {
+                Ok(_) => Some(hash.get_ref().clone()),
+                Err(e) => {
+                    c.at(
+                        hash,
+                        "status.admin_password",
+                        format!("not a password hash ({e}): make one with `roost pw`"),
+                    );
+                    None
+                }
             }
-        }
-    });
+        });
     let mut admin_users = Vec::new();
     for (i, user) in raw.admin_users.iter().flatten().enumerate() {
         if user.get_ref().trim().is_empty() {

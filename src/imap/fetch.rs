@@ -115,7 +115,7 @@ pub async fn fetch(
                     out.clear();
                     let reader = reader.map_err(|e| std::io::Error::other(e.to_string()))?;
                     stream_body(conn, reader, stream).await?;
-                    crate::status::counters::global().retrieved();
+                    crate::counters::global().retrieved();
                     // The literal ends; the rest of the response follows.
                     finish_after_stream(selected, i, &items, out);
                 }

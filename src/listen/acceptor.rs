@@ -17,10 +17,11 @@ use super::registry::Registry;
 use super::tls::{TlsPem, TlsStore};
 use crate::auth::Authenticator;
 use crate::config::{Config, Family, Protocol};
+use crate::counters;
 use crate::session::{Gate, SessionContext};
 use crate::status::access::Access;
 use crate::status::autoconfig::Autoconfig;
-use crate::status::{counters, StatusSource};
+use crate::status::StatusSource;
 
 /// How long a client gets to finish the TLS handshake of an implicit-TLS port.
 /// How long sessions get to finish (POP3 updates, goodbyes) after shutdown begins.
@@ -124,7 +125,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     auth.check()?;
     let pem = TlsPem::load_or_generate(&config.tls)?;
     let bound = bind_all(&config)?;
-    if crate::privilege::running_as_root() {
+    if crate::system::running_as_root() {
         return crate::privilege::master::run(config, auth, pem, bound);
     }
     if auth.uses_pam() {

@@ -297,7 +297,7 @@ impl Connection {
                     }),
                 };
                 let tls = handshake.inspect_err(|_| {
-                    crate::status::counters::global().tls_failed();
+                    crate::counters::global().tls_failed();
                 })?;
                 self.stream = Some(Stream::Tls(Box::new(tls)));
                 if let Some(h) = &self.handle {

@@ -224,7 +224,7 @@ async fn retrieve(
     counter.0 += 1;
     counter.1 += sent;
     if top.is_none() {
-        crate::status::counters::global().retrieved();
+        crate::counters::global().retrieved();
     }
     Ok(())
 }

@@ -23,15 +23,16 @@ use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::control::{b64, MasterClient, Request, MAX_MESSAGE};
-use super::{fdpass, mail_owner, worker, SystemUser};
+use super::{fdpass, mail_owner, worker};
 use crate::auth::{AuthError, Authenticator, MailUser};
 use crate::config::{Config, Family};
+use crate::counters::{WorkerEvent, WorkerTotals};
 use crate::listen::acceptor::{frontend, Bound, TlsUpdates};
 use crate::listen::tls::TlsPem;
 use crate::session::{Gate, UserSession};
 use crate::smtp::deliver::Spawner;
 use crate::smtp::resolve::{ResolveError, Resolver, Target};
-use crate::status::counters::{WorkerEvent, WorkerTotals};
+use crate::system::SystemUser;
 use roost_protocol::smtp::address::{Address, ReversePath};
 
 /// How long a login ticket may wait for its SPAWN.

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
+use crate::counters::{self, WorkerTotals};
 use crate::listen::tls::{TlsPem, TlsStore};
-use crate::status::counters::{self, WorkerTotals};
 
 /// Largest certificate or key accepted.
 const MAX_PEM: usize = 1024 * 1024;

@@ -23,10 +23,10 @@ use super::control::{MasterClient, Request};
 
 use crate::auth::{MailUser, Source};
 use crate::config::Family;
+use crate::counters::{self, WorkerEvent};
 use crate::listen::conn::{Connection, Stream};
 use crate::listen::registry::SessionHandle;
 use crate::session::{self, SessionContext, UserSession};
-use crate::status::counters::{self, WorkerEvent};
 
 /// The arguments `roost worker` receives: a [`UserSession`], spelled out.
 #[derive(Debug, Args)]

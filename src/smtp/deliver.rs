@@ -26,9 +26,9 @@ use tokio::io::AsyncReadExt;
 
 use super::resolve::Resolver;
 use crate::auth::{MailUser, Source};
+use crate::counters;
 use crate::privilege::control::MasterClient;
 use crate::privilege::{mail_owner, worker};
-use crate::status::counters;
 
 /// What became of one user's copy.
 #[derive(Debug, Clone, PartialEq, Eq)]

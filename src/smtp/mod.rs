@@ -12,12 +12,9 @@
 //! It is never an open relay: anyone may deliver to a local user, nobody unauthenticated may
 //! send anywhere else (see `policy.rs`).
 
-pub mod aliases;
 pub mod bounce;
-pub mod cli;
 pub mod deliver;
 pub mod envelope;
-pub mod lda;
 pub mod policy;
 pub mod queue;
 pub mod receive;

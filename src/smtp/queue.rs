@@ -322,7 +322,7 @@ impl Queue {
     /// login user), or the server could not read them.
     fn give_to_owner(&self, file: &File) {
         if let Some((uid, gid)) = owner_of(&self.dir) {
-            if crate::privilege::running_as_root() {
+            if crate::system::running_as_root() {
                 let _ = std::os::unix::fs::fchown(file, Some(uid), Some(gid));
             }
         }

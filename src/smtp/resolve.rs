@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use roost_protocol::smtp::address::Address;
 
-use super::aliases::ReloadingMap;
 use crate::auth::{Authenticator, MailUser};
+use crate::config::aliases::ReloadingMap;
 use crate::config::SmtpConfig;
 use crate::privilege::control::MasterClient;
 

@@ -105,7 +105,7 @@ impl Access {
         if creds.username == ADMIN_USER {
             if let Some(hash) = self.config.admin_password.clone() {
                 let checked = tokio::task::spawn_blocking(move || {
-                    crate::auth::scheme::verify(&hash, &creds.password)
+                    crate::password::verify(&hash, &creds.password)
                 })
                 .await;
                 return matches!(checked, Ok(Ok(true)));

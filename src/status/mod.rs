@@ -15,7 +15,6 @@
 pub mod access;
 pub mod autoconfig;
 pub mod cli;
-pub mod counters;
 pub mod http;
 pub mod metrics;
 pub mod page;

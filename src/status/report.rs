@@ -13,8 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use roost_storage::MailFormat;
 use serde::{Deserialize, Serialize};
 
-use super::counters::{self, CounterSnapshot};
 use crate::config::{Config, Protocol};
+use crate::counters::{self, CounterSnapshot};
 use crate::listen::registry::Registry;
 
 /// The running server as the status listener sees it.

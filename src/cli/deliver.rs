@@ -9,10 +9,11 @@ use std::process::ExitCode;
 
 use roost_protocol::smtp::address::{AddressError, ReversePath};
 
-use super::deliver::{deliver_from, Outcome};
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::privilege::{mail_owner, running_as_root};
+use crate::privilege::mail_owner;
+use crate::smtp::deliver::{deliver_from, Outcome};
+use crate::system::running_as_root;
 
 /// EX_USAGE.
 const USAGE: u8 = 64;

@@ -4,19 +4,19 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use super::deliver::{Deliverer, Spawner};
-use super::queue::Queue;
-use super::resolve::{Directory, Resolver};
-use super::{runner, Services};
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::smtp::deliver::{Deliverer, Spawner};
+use crate::smtp::queue::{Queue, QueueError};
+use crate::smtp::resolve::{Directory, Resolver};
+use crate::smtp::{runner, Services};
 
 /// Why `roost queue` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueCliError {
     /// The queue directory cannot be used.
     #[error(transparent)]
-    Queue(#[from] super::queue::QueueError),
+    Queue(#[from] QueueError),
     /// The runtime for a flush could not start.
     #[error("cannot start: {0}")]
     Runtime(#[from] std::io::Error),
@@ -77,7 +77,7 @@ pub fn flush(config: Config) -> Result<String, QueueCliError> {
     let config = Arc::new(config);
     let auth = Arc::new(Authenticator::new(&config.auth));
     let resolver = Arc::new(Resolver::new(&config.smtp, auth));
-    let deliverer = if crate::privilege::running_as_root() {
+    let deliverer = if crate::system::running_as_root() {
         Deliverer::Spawn(Arc::new(Spawner {
             location: config.mail.location.clone(),
             mail_user: config.mail.user.clone(),

@@ -1,0 +1,6 @@
+//! The binary's commands besides `serve` that act on mail: `roost deliver` (a local delivery
+//! agent for an MTA) and `roost queue` (list or flush the outgoing queue). They sit above the
+//! protocols and the process model, which they wire together the way the server does.
+
+pub mod deliver;
+pub mod queue;
