@@ -12,6 +12,7 @@ mod listen;
 mod password;
 mod pop3;
 mod privilege;
+mod server;
 mod session;
 mod smtp;
 mod status;
@@ -107,7 +108,7 @@ enum Cmd {
     Worker(privilege::worker::WorkerArgs),
     /// Internal: deliver a spooled message as its mail owner (started by `serve` as root).
     #[command(hide = true)]
-    DeliverWorker(smtp::deliver::DeliverWorkerArgs),
+    DeliverWorker(privilege::delivery::DeliverWorkerArgs),
 }
 
 fn init_logging(default_level: &str) {
@@ -138,7 +139,7 @@ fn main() -> ExitCode {
         }
         Cmd::DeliverWorker(args) => {
             init_logging("info");
-            smtp::deliver::worker_main(args)
+            privilege::delivery::worker_main(args)
         }
         Cmd::Deliver { config, user, from } => {
             let config = match load(&config) {
@@ -197,7 +198,7 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         }
     };
     init_logging(&config.log_level);
-    listen::acceptor::serve(config)
+    server::serve(config)
 }
 
 fn check_config(path: &Path) -> ExitCode {

@@ -61,7 +61,7 @@ pub struct MailUser {
 }
 
 /// Why a login did not succeed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// Wrong user name or password.
     #[error("Authentication failed")]

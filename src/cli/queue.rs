@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::smtp::deliver::{Deliverer, Spawner};
+use crate::privilege::in_process::InProcess;
 use crate::smtp::queue::{Queue, QueueError};
-use crate::smtp::resolve::{Directory, Resolver};
 use crate::smtp::{runner, Services};
 
 /// Why `roost queue` failed.
@@ -76,25 +75,9 @@ pub fn list(config: &Config) -> Result<String, QueueCliError> {
 pub fn flush(config: Config) -> Result<String, QueueCliError> {
     let config = Arc::new(config);
     let auth = Arc::new(Authenticator::new(&config.auth));
-    let resolver = Arc::new(Resolver::new(&config.smtp, auth));
-    let deliverer = if crate::system::running_as_root() {
-        Deliverer::Spawn(Arc::new(Spawner {
-            location: config.mail.location.clone(),
-            mail_user: config.mail.user.clone(),
-            privileged_gid: config.mail.privileged_gid,
-            resolver: Arc::clone(&resolver),
-            events: None,
-        }))
-    } else {
-        Deliverer::InProcess {
-            resolver: Arc::clone(&resolver),
-            location: config.mail.location.clone(),
-        }
-    };
     let services = Services {
         queue: Queue::open(&config.smtp.queue_dir)?,
-        directory: Directory::Local(resolver),
-        deliverer,
+        privileged: Arc::new(InProcess::new(&config, auth)),
         wake: tokio::sync::Notify::new(),
         config: Arc::clone(&config),
     };

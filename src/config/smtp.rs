@@ -99,12 +99,30 @@ pub(super) fn smtp(c: &mut Checker<'_>, raw: &RawSmtp) -> SmtpConfig {
         None => PathBuf::from(DEFAULT_QUEUE_DIR),
     };
     let mut out = SmtpConfig::with_queue(queue_dir);
+    out.local_domains = local_domains(c, raw);
+    out.aliases = map_file(c, raw.aliases.as_ref(), "smtp.aliases", false);
+    out.virtual_map = map_file(c, raw.virtual_map.as_ref(), "smtp.virtual", true);
+    out.relayhost = raw.relayhost.as_ref().and_then(|r| relayhost(c, r));
+    for (i, net) in raw.relay_networks.iter().flatten().enumerate() {
+        match net.get_ref().parse::<Network>() {
+            Ok(n) => out.relay_networks.push(n),
+            Err(e) => c.at(net, format!("smtp.relay_networks[{i}]"), e),
+        }
+    }
+    limits(c, raw, &mut out);
+    senders(c, raw, &mut out);
+    out
+}
+
+/// `local_domains`: lower-cased, each a valid domain name.
+fn local_domains(c: &mut Checker<'_>, raw: &RawSmtp) -> Vec<String> {
+    let mut out = Vec::new();
     for (i, domain) in raw.local_domains.iter().flatten().enumerate() {
         let d = domain.get_ref().trim().to_lowercase();
         let valid = roost_protocol::smtp::address::Address::parse(&format!("x@{d}"))
             .is_ok_and(|a| a.domain() == Some(d.as_str()));
         if valid {
-            out.local_domains.push(d);
+            out.push(d);
         } else {
             c.at(
                 domain,
@@ -113,28 +131,27 @@ pub(super) fn smtp(c: &mut Checker<'_>, raw: &RawSmtp) -> SmtpConfig {
             );
         }
     }
-    out.aliases = map_file(c, raw.aliases.as_ref(), "smtp.aliases", false);
-    out.virtual_map = map_file(c, raw.virtual_map.as_ref(), "smtp.virtual", true);
-    out.relayhost = raw.relayhost.as_ref().and_then(|r| {
-        let parsed = parse_relayhost(r.get_ref());
-        if parsed.is_none() {
-            c.at(
-                r,
-                "smtp.relayhost",
-                format!(
-                    "{:?} is not host:port (e.g. \"smtp.example.net:587\" or \"[192.0.2.1]:25\")",
-                    r.get_ref()
-                ),
-            );
-        }
-        parsed
-    });
-    for (i, net) in raw.relay_networks.iter().flatten().enumerate() {
-        match net.get_ref().parse::<Network>() {
-            Ok(n) => out.relay_networks.push(n),
-            Err(e) => c.at(net, format!("smtp.relay_networks[{i}]"), e),
-        }
+    out
+}
+
+/// `relayhost`: host:port.
+fn relayhost(c: &mut Checker<'_>, raw: &toml::Spanned<String>) -> Option<Relayhost> {
+    let parsed = parse_relayhost(raw.get_ref());
+    if parsed.is_none() {
+        c.at(
+            raw,
+            "smtp.relayhost",
+            format!(
+                "{:?} is not host:port (e.g. \"smtp.example.net:587\" or \"[192.0.2.1]:25\")",
+                raw.get_ref()
+            ),
+        );
     }
+    parsed
+}
+
+/// Message size, recipients per message, queue retry and lifetime.
+fn limits(c: &mut Checker<'_>, raw: &RawSmtp, out: &mut SmtpConfig) {
     if let Some(size) = &raw.max_message_size {
         if *size.get_ref() < 1024 {
             c.at(size, "smtp.max_message_size", "must be at least 1024 bytes");
@@ -166,6 +183,10 @@ pub(super) fn smtp(c: &mut Checker<'_>, raw: &RawSmtp) -> SmtpConfig {
         "queue_lifetime_secs",
         &mut out.queue_lifetime,
     );
+}
+
+/// `[smtp.senders]`: the addresses (or @domains) each user may send as.
+fn senders(c: &mut Checker<'_>, raw: &RawSmtp, out: &mut SmtpConfig) {
     for (user, addresses) in &raw.senders {
         let list = out.senders.entry(user.get_ref().clone()).or_default();
         for (i, a) in addresses.iter().enumerate() {
@@ -186,7 +207,6 @@ pub(super) fn smtp(c: &mut Checker<'_>, raw: &RawSmtp) -> SmtpConfig {
             }
         }
     }
-    out
 }
 
 /// An aliases or virtual file: must exist and parse; its own errors carry its line.

@@ -195,7 +195,43 @@ fn listeners(c: &mut Checker<'_>, raw: &RawConfig) -> (Vec<Listener>, Option<Pat
         );
         return (Vec::new(), None);
     };
+    let chosen = chosen_protocols(c, protocols);
+    let (addrs, lmtp_socket) = listen_addresses(c, raw);
+    let mut out: Vec<Listener> = Vec::new();
+    for p in chosen {
+        if p == Protocol::Lmtp && lmtp_socket.is_some() {
+            continue;
+        }
+        let default_ip = if p == Protocol::Lmtp {
+            [127, 0, 0, 1]
+        } else {
+            [0, 0, 0, 0]
+        };
+        let (addr, span) = addrs
+            .get(&p)
+            .copied()
+            .unwrap_or((SocketAddr::from((default_ip, p.default_port())), None));
+        if let Some(other) = out.iter().find(|l| conflicts(l.addr, addr)) {
+            let msg = format!("{addr} is also used by {}", other.protocol.name());
+            match span {
+                Some(s) => c.at(s, format!("listen.{}", p.name()), msg),
+                None => c.missing(&format!("listen.{}", p.name()), &msg),
+            }
+            continue;
+        }
+        out.push(Listener { protocol: p, addr });
+    }
+    let lmtp_listed = protocols.iter().any(|p| p.get_ref() == "lmtp");
+    (out, lmtp_socket.filter(|_| lmtp_listed))
+}
+
+fn known_protocols() -> String {
     let known: Vec<&str> = Protocol::ALL.iter().map(|p| p.name()).collect();
+    known.join(", ")
+}
+
+/// `protocols = [...]`: each name known and listed once, in the admin's order.
+fn chosen_protocols(c: &mut Checker<'_>, protocols: &[Spanned<String>]) -> Vec<Protocol> {
     let mut chosen = Vec::new();
     for (i, name) in protocols.iter().enumerate() {
         match Protocol::from_name(name.get_ref()) {
@@ -211,19 +247,30 @@ fn listeners(c: &mut Checker<'_>, raw: &RawConfig) -> (Vec<Listener>, Option<Pat
                 format!(
                     "unknown protocol {:?} (known: {})",
                     name.get_ref(),
-                    known.join(", ")
+                    known_protocols()
                 ),
             ),
         }
     }
-    let mut addrs: HashMap<Protocol, (SocketAddr, Option<&Spanned<String>>)> = HashMap::new();
+    chosen
+}
+
+/// Addresses the listeners were given in `[listen]`.
+type ListenAddrs<'a> = HashMap<Protocol, (SocketAddr, Option<&'a Spanned<String>>)>;
+
+/// `[listen]`: an address per protocol (with the span that set it), and LMTP's unix socket.
+fn listen_addresses<'a>(
+    c: &mut Checker<'_>,
+    raw: &'a RawConfig,
+) -> (ListenAddrs<'a>, Option<PathBuf>) {
+    let mut addrs = ListenAddrs::new();
     let mut lmtp_socket = None;
     for (key, value) in &raw.listen {
         let Some(p) = Protocol::from_name(key.get_ref()) else {
             c.at(
                 key,
                 format!("listen.{}", key.get_ref()),
-                format!("unknown protocol (known: {})", known.join(", ")),
+                format!("unknown protocol (known: {})", known_protocols()),
             );
             continue;
         };
@@ -259,32 +306,7 @@ fn listeners(c: &mut Checker<'_>, raw: &RawConfig) -> (Vec<Listener>, Option<Pat
             ),
         }
     }
-    let mut out: Vec<Listener> = Vec::new();
-    for p in chosen {
-        if p == Protocol::Lmtp && lmtp_socket.is_some() {
-            continue;
-        }
-        let default_ip = if p == Protocol::Lmtp {
-            [127, 0, 0, 1]
-        } else {
-            [0, 0, 0, 0]
-        };
-        let (addr, span) = addrs
-            .get(&p)
-            .copied()
-            .unwrap_or((SocketAddr::from((default_ip, p.default_port())), None));
-        if let Some(other) = out.iter().find(|l| conflicts(l.addr, addr)) {
-            let msg = format!("{addr} is also used by {}", other.protocol.name());
-            match span {
-                Some(s) => c.at(s, format!("listen.{}", p.name()), msg),
-                None => c.missing(&format!("listen.{}", p.name()), &msg),
-            }
-            continue;
-        }
-        out.push(Listener { protocol: p, addr });
-    }
-    let lmtp_listed = protocols.iter().any(|p| p.get_ref() == "lmtp");
-    (out, lmtp_socket.filter(|_| lmtp_listed))
+    (addrs, lmtp_socket)
 }
 
 /// Two listeners clash when they share a port and one address covers the other.

@@ -10,14 +10,14 @@ use super::{pre_login_capabilities, AUTHENTICATED_CAPABILITIES};
 use crate::auth::sasl::{SaslExchange, SaslStep};
 use crate::auth::AuthError;
 use crate::listen::conn::Connection;
-use crate::session::{write, Identity, Next, SessionContext, PLAINTEXT_REFUSED};
+use crate::session::{write, Login, Next, SessionContext, PLAINTEXT_REFUSED};
 
 /// Runs the not-authenticated state; `Some(user)` once a login succeeded (the tagged OK is sent).
 pub async fn run(
     conn: &mut Connection,
     ctx: &SessionContext,
     decoder: &mut ImapDecoder,
-) -> Option<Identity> {
+) -> Option<Login> {
     let mut bad_commands = 0;
     loop {
         let event = match next_event(conn, decoder).await {

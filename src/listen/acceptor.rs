@@ -1,9 +1,14 @@
-//! Binding the configured listeners and accepting connections until shutdown.
+//! Binding the configured listeners and accepting connections until shutdown: connection
+//! limits, the implicit-TLS handshake, the session registry and the drain at shutdown. What a
+//! connection is served with comes from the [`Handler`] table the server gives [`Frontend::run`];
+//! this module knows no protocol's words and nothing of privileges.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::io::AsyncWriteExt;
@@ -13,49 +18,63 @@ use tokio_util::task::TaskTracker;
 
 use super::conn::{Connection, Stream};
 use super::limits::{Admission, ConnectionLimits};
-use super::registry::Registry;
-use super::tls::{TlsPem, TlsStore};
-use crate::auth::Authenticator;
+use super::registry::{Registry, SessionHandle};
+use super::tls::TlsStore;
 use crate::config::{Config, Family, Protocol};
 use crate::counters;
-use crate::session::{Gate, SessionContext};
-use crate::status::access::Access;
-use crate::status::autoconfig::Autoconfig;
-use crate::status::StatusSource;
 
-/// How long a client gets to finish the TLS handshake of an implicit-TLS port.
+/// A session's future, as a [`Handler`] returns it.
+pub type SessionFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How the connections of one protocol family are served.
+pub trait Handler: Send + Sync {
+    /// Serves one accepted connection (already through the TLS handshake on an implicit-TLS
+    /// port) until it ends.
+    fn serve(&self, conn: Connection, accepted: Accepted) -> SessionFuture;
+    /// What a client turned away by the connection limits is told, in the protocol's words.
+    fn refusal(&self, reason: &str) -> Vec<u8>;
+}
+
+/// Where an accepted connection came in, for its handler.
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted {
+    /// The listener's protocol.
+    pub protocol: Protocol,
+    /// The client's address (127.0.0.1:0 on the LMTP unix socket).
+    pub peer: SocketAddr,
+    /// Our address.
+    pub local: SocketAddr,
+}
+
+/// The handler of each protocol family the server serves.
+pub type Handlers = HashMap<Family, Arc<dyn Handler>>;
+
 /// How long sessions get to finish (POP3 updates, goodbyes) after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything the accept loops share.
 struct Shared {
     config: Arc<Config>,
-    gate: Gate,
+    handlers: Handlers,
     tls: Arc<TlsStore>,
     registry: Arc<Registry>,
     limits: Arc<ConnectionLimits>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
-    /// Queue, resolution and delivery for SMTP/LMTP sessions, when any are served.
-    smtp: Option<Arc<crate::smtp::Services>>,
 }
 
 /// Sockets bound while roost may still be root.
 pub struct Bound {
-    listeners: Vec<(Protocol, std::net::TcpListener)>,
+    /// One socket per configured protocol listener.
+    pub listeners: Vec<(Protocol, std::net::TcpListener)>,
     /// The LMTP unix socket, when configured.
-    lmtp_socket: Option<std::os::unix::net::UnixListener>,
-    status: Option<std::net::TcpListener>,
-    autoconfig: Option<std::net::TcpListener>,
-    table: Vec<(&'static str, SocketAddr)>,
-}
-
-/// Where certificate updates come from once serving.
-pub enum TlsUpdates {
-    /// Re-read the files on SIGHUP (roost runs unprivileged, one process).
-    Files,
-    /// The root master pushes them over this socket (this is the login process).
-    Master(std::os::unix::net::UnixStream),
+    pub lmtp_socket: Option<std::os::unix::net::UnixListener>,
+    /// The status page's socket, when configured.
+    pub status: Option<std::net::TcpListener>,
+    /// The autoconfig page's socket, when configured.
+    pub autoconfig: Option<std::net::TcpListener>,
+    /// Every bound address by name, as the status page lists them.
+    pub table: Vec<(&'static str, SocketAddr)>,
 }
 
 /// Binds every configured listener (and the status and autoconfig pages), logging the real
@@ -118,95 +137,81 @@ fn bind_unix(path: &std::path::Path) -> anyhow::Result<std::os::unix::net::UnixL
     Ok(socket)
 }
 
-/// Runs the server until SIGTERM/SIGINT. As root, it splits into the master and an
-/// unprivileged login process; otherwise everything runs here.
-pub fn serve(config: Config) -> anyhow::Result<()> {
-    let auth = Authenticator::new(&config.auth);
-    auth.check()?;
-    let pem = TlsPem::load_or_generate(&config.tls)?;
-    let bound = bind_all(&config)?;
-    if crate::system::running_as_root() {
-        return crate::privilege::master::run(config, auth, pem, bound);
-    }
-    if auth.uses_pam() {
-        tracing::warn!("PAM is configured but roost is not running as root: pam_unix can then only check the password of the user running roost");
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let gate = Gate::Local(Arc::new(auth));
-    runtime.block_on(frontend(
-        Arc::new(config),
-        gate,
-        pem,
-        bound,
-        TlsUpdates::Files,
-    ))
+/// The accept loops' life cycle: created first, so the server can hand the registry and the
+/// shutdown signal to what it starts beside them (status page, queue runner, TLS reloads).
+pub struct Frontend {
+    registry: Arc<Registry>,
+    shutdown: CancellationToken,
 }
 
-/// Accepts and serves connections on the bound sockets until shutdown, then drains sessions.
-pub async fn frontend(
-    config: Arc<Config>,
-    gate: Gate,
-    pem: TlsPem,
-    mut bound: Bound,
-    updates: TlsUpdates,
-) -> anyhow::Result<()> {
-    let tls = Arc::new(TlsStore::new(&pem)?);
-    let workers = matches!(updates, TlsUpdates::Master(_));
-    let smtp = if config.serves_smtp() {
-        Some(crate::smtp::Services::new(&config, &gate)?)
-    } else {
-        None
-    };
-    let shared = Arc::new(Shared {
-        smtp,
-        limits: ConnectionLimits::new(
-            config.limits.max_connections,
-            config.limits.max_connections_per_ip,
-        ),
-        config: Arc::clone(&config),
-        gate,
-        tls: Arc::clone(&tls),
-        registry: Arc::new(Registry::default()),
-        shutdown: CancellationToken::new(),
-        tracker: TaskTracker::new(),
-    });
-    serve_web(&shared, &mut bound, workers)?;
-    super::shutdown::cancel_on_terminate(shared.shutdown.clone())?;
-    match updates {
-        TlsUpdates::Files => {
-            super::shutdown::reload_on_hangup(tls, config.tls.clone(), shared.shutdown.clone())?
-        }
-        TlsUpdates::Master(socket) => {
-            tokio::spawn(crate::privilege::updates::receive_updates(socket, tls));
+impl Default for Frontend {
+    fn default() -> Self {
+        Self {
+            registry: Arc::new(Registry::default()),
+            shutdown: CancellationToken::new(),
         }
     }
-    if let Some(services) = &shared.smtp {
-        tokio::spawn(crate::smtp::runner::run(
-            Arc::clone(services),
-            shared.shutdown.clone(),
-        ));
+}
+
+impl Frontend {
+    /// The live sessions.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
-    let mut loops = Vec::new();
-    if let Some(socket) = bound.lmtp_socket.take() {
-        socket.set_nonblocking(true)?;
-        let listener = tokio::net::UnixListener::from_std(socket)?;
-        loops.push(tokio::spawn(accept_unix(Arc::clone(&shared), listener)));
+
+    /// Cancelled when shutdown begins (SIGTERM/SIGINT).
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
     }
-    for (protocol, socket) in bound.listeners {
-        socket.set_nonblocking(true)?;
-        let listener = TcpListener::from_std(socket)?;
-        loops.push(tokio::spawn(accept_loop(
-            Arc::clone(&shared),
-            protocol,
-            listener,
-        )));
+
+    /// Accepts and serves connections on the bound sockets until shutdown, then drains
+    /// sessions.
+    pub async fn run(
+        self,
+        config: Arc<Config>,
+        bound: Bound,
+        tls: Arc<TlsStore>,
+        handlers: Handlers,
+    ) -> anyhow::Result<()> {
+        let shared = Arc::new(Shared {
+            limits: ConnectionLimits::new(
+                config.limits.max_connections,
+                config.limits.max_connections_per_ip,
+            ),
+            config,
+            handlers,
+            tls,
+            registry: self.registry,
+            shutdown: self.shutdown,
+            tracker: TaskTracker::new(),
+        });
+        super::shutdown::cancel_on_terminate(shared.shutdown.clone())?;
+        let mut loops = Vec::new();
+        if let Some(socket) = bound.lmtp_socket {
+            socket.set_nonblocking(true)?;
+            let listener = tokio::net::UnixListener::from_std(socket)?;
+            loops.push(tokio::spawn(accept_unix(Arc::clone(&shared), listener)));
+        }
+        for (protocol, socket) in bound.listeners {
+            socket.set_nonblocking(true)?;
+            let listener = TcpListener::from_std(socket)?;
+            loops.push(tokio::spawn(accept_loop(
+                Arc::clone(&shared),
+                protocol,
+                listener,
+            )));
+        }
+        shared.shutdown.cancelled().await;
+        for l in loops {
+            let _ = l.await;
+        }
+        drain(&shared).await;
+        Ok(())
     }
-    shared.shutdown.cancelled().await;
-    for l in loops {
-        let _ = l.await;
-    }
+}
+
+/// Waits (bounded) for the sessions to finish after shutdown began.
+async fn drain(shared: &Shared) {
     shared.tracker.close();
     let open = shared.registry.len();
     if tokio::time::timeout(DRAIN_TIMEOUT, shared.tracker.wait())
@@ -216,54 +221,6 @@ pub async fn frontend(
         tracing::warn!("{} sessions did not finish in time", shared.registry.len());
     }
     tracing::info!(sessions_at_shutdown = open, "stopped");
-    Ok(())
-}
-
-/// Starts the status and autoconfig listeners, if configured.
-fn serve_web(shared: &Arc<Shared>, bound: &mut Bound, workers: bool) -> anyhow::Result<()> {
-    let status_open = Arc::new(AtomicUsize::new(0));
-    let autoconfig_open = Arc::new(AtomicUsize::new(0));
-    if let Some(socket) = bound.status.take() {
-        socket.set_nonblocking(true)?;
-        let service = crate::status::StatusService {
-            source: StatusSource {
-                listeners: bound.table.clone(),
-                registry: Arc::clone(&shared.registry),
-                config: Arc::clone(&shared.config),
-                started: SystemTime::now(),
-                workers,
-                http_connections: vec![
-                    ("status", Arc::clone(&status_open)),
-                    ("autoconfig", Arc::clone(&autoconfig_open)),
-                ],
-            },
-            access: Access::new(&shared.config, shared.gate.clone()),
-        };
-        tokio::spawn(crate::status::serve(
-            TcpListener::from_std(socket)?,
-            Arc::new(service),
-            status_open,
-            shared.shutdown.clone(),
-        ));
-    }
-    if let (Some(socket), Some(config)) = (bound.autoconfig.take(), &shared.config.autoconfig) {
-        socket.set_nonblocking(true)?;
-        let autoconfig = Autoconfig {
-            config: config.clone(),
-            listeners: bound
-                .listeners
-                .iter()
-                .filter_map(|(p, l)| Some((*p, l.local_addr().ok()?)))
-                .collect(),
-        };
-        tokio::spawn(crate::status::autoconfig::serve(
-            TcpListener::from_std(socket)?,
-            Arc::new(autoconfig),
-            autoconfig_open,
-            shared.shutdown.clone(),
-        ));
-    }
-    Ok(())
 }
 
 async fn accept_loop(shared: Arc<Shared>, protocol: Protocol, listener: TcpListener) {
@@ -291,7 +248,11 @@ async fn accept_loop(shared: Arc<Shared>, protocol: Protocol, listener: TcpListe
             }
             Err(reason) => {
                 tracing::warn!(protocol = protocol.name(), %peer, "refused: {reason}");
-                shared.tracker.spawn(refuse(tcp, protocol, reason));
+                let line = match shared.handlers.get(&protocol.family()) {
+                    Some(handler) if !protocol.implicit_tls() => Some(handler.refusal(reason)),
+                    _ => None,
+                };
+                shared.tracker.spawn(refuse(tcp, line));
             }
         }
     }
@@ -336,16 +297,10 @@ async fn accept_unix(shared: Arc<Shared>, listener: tokio::net::UnixListener) {
 }
 
 /// Tells an over-limit client why it is turned away, in its protocol's words.
-async fn refuse(mut tcp: TcpStream, protocol: Protocol, reason: &str) {
-    if protocol.implicit_tls() {
-        return;
+async fn refuse(mut tcp: TcpStream, line: Option<Vec<u8>>) {
+    if let Some(line) = line {
+        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.write_all(&line)).await;
     }
-    let line = match protocol.family() {
-        Family::Imap => format!("* BYE [UNAVAILABLE] {reason}\r\n"),
-        Family::Pop3 => format!("-ERR [SYS/TEMP] {reason}\r\n"),
-        Family::Smtp | Family::Inbound | Family::Lmtp => format!("421 4.7.0 {reason}\r\n"),
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.write_all(line.as_bytes())).await;
 }
 
 async fn connection(
@@ -387,29 +342,21 @@ async fn run_session(
     stream: Stream,
     peer: SocketAddr,
     local: SocketAddr,
-    handle: super::registry::SessionHandle,
+    handle: SessionHandle,
 ) {
-    let family = protocol.family();
-    let idle = shared.config.limits.idle_timeout(family);
+    let Some(handler) = shared.handlers.get(&protocol.family()) else {
+        return tracing::error!(protocol = protocol.name(), "no handler for this listener");
+    };
+    let idle = shared.config.limits.idle_timeout(protocol.family());
     let mut conn = Connection::new(stream, idle, handle.cancel_token(), Some(handle));
     if protocol.requires_login() {
         conn.start_login_clock(shared.config.limits.login_timeout);
     }
     conn.set_tls_handshake_timeout(shared.config.limits.tls_handshake_timeout);
-    let ctx = SessionContext {
-        config: Arc::clone(&shared.config),
-        gate: shared.gate.clone(),
-        tls: Arc::clone(&shared.tls),
+    let accepted = Accepted {
         protocol,
         peer,
         local,
     };
-    match family {
-        Family::Imap => crate::imap::serve(conn, ctx).await,
-        Family::Pop3 => crate::pop3::serve(conn, ctx).await,
-        Family::Smtp | Family::Inbound | Family::Lmtp => match &shared.smtp {
-            Some(services) => crate::smtp::serve(conn, ctx, Arc::clone(services)).await,
-            None => tracing::error!("an SMTP listener without SMTP services"),
-        },
-    }
+    handler.serve(conn, accepted).await
 }

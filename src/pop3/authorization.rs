@@ -8,7 +8,7 @@ use super::{farewell, MAX_BAD_COMMANDS};
 use crate::auth::AuthError;
 use crate::listen::conn::Connection;
 use crate::session::{
-    sasl_over_lines, write, Identity, LineSasl, Next, SessionContext, PLAINTEXT_REFUSED,
+    sasl_over_lines, write, LineSasl, Login, Next, SessionContext, PLAINTEXT_REFUSED,
 };
 
 /// Runs AUTHORIZATION; `Some(user)` after a successful login (the `+OK` is sent).
@@ -16,7 +16,7 @@ pub async fn run(
     conn: &mut Connection,
     ctx: &SessionContext,
     lines: &mut LineDecoder,
-) -> Option<Identity> {
+) -> Option<Login> {
     let mut user: Option<String> = None;
     let mut bad = 0;
     loop {

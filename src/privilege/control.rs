@@ -7,14 +7,16 @@
 //!
 //! ```text
 //!   login ── AUTH user pass peer ─────────► master: passdbs, delay, throttle
-//!         ◄─ OK ticket name | FAIL kind [reason]
+//!         ◄─ TICKET ticket name | DENIED failed|throttled|refused [reason]|temporary reason
 //!   login ── SPAWN ticket family peer local tls + [worker socket] ─► master: fork/exec worker
-//!         ◄─ OK | ERR reason ──────────────     as the mail owner, stdin = worker socket
+//!         ◄─ STARTED | REFUSED reason ─────     as the mail owner, stdin = worker socket
 //!   login ── RESOLVE address ──────────────► master: virtual map, aliases, user databases
-//!         ◄─ OK L:user R:address … | UNKNOWN | LOOP | TEMP reason
+//!         ◄─ TARGETS L:user R:address … | UNRESOLVED unknown|loop|temporary reason
 //!   login ── DELIVER sender user… + [spool file] ─► master: delivery worker per mail owner
-//!         ◄─ OK ok|temp:why|perm:why …
+//!         ◄─ OUTCOMES ok|temp:why|perm:why …
 //! ```
+//! Both sides speak through [`Request`] and [`Reply`], whose `encode`/`decode` are tested to
+//! round-trip; nothing else writes or parses a control line.
 //! A ticket is a random one-time token the master issued for one successful login; without it
 //! the master spawns nothing, so a compromised login process cannot become another user.
 
@@ -23,18 +25,21 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use roost_protocol::sasl::Credentials;
-use roost_protocol::smtp::address::ReversePath;
+use roost_protocol::smtp::address::{Address, ReversePath};
 use tokio::io::AsyncReadExt;
 
 use super::fdpass;
 use crate::auth::AuthError;
 use crate::config::Family;
-use crate::smtp::deliver::Outcome;
-use crate::smtp::resolve::{ResolveError, Target};
+use crate::listen::conn::Connection;
+use crate::session::privileged::{
+    BoxFuture, Grant, Login, Outcome, Privileged, ResolveError, Target,
+};
+use crate::session::SessionContext;
 
 /// Largest control message (a request line).
 pub const MAX_MESSAGE: usize = 64 * 1024;
@@ -154,21 +159,161 @@ impl Request {
     }
 }
 
-/// The login process's handle on the master.
+/// The master's answer to one [`Request`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// AUTH succeeded: the one-time ticket for SPAWN and the canonical user name.
+    Ticket {
+        /// The ticket.
+        ticket: String,
+        /// The user name as the passdb spells it.
+        name: String,
+    },
+    /// AUTH did not succeed.
+    Denied(AuthError),
+    /// SPAWN: the worker runs and serves the socket.
+    Started,
+    /// The request could not be carried out (an unknown ticket, shutdown, a malformed request).
+    Refused(String),
+    /// RESOLVE: every target of the address.
+    Targets(Vec<Target>),
+    /// RESOLVE found no target.
+    Unresolved(ResolveError),
+    /// DELIVER: one outcome per user, in the request's order.
+    Outcomes(Vec<Outcome>),
+}
+
+impl Reply {
+    /// The wire line (without its line feed).
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Ticket { ticket, name } => format!("TICKET {ticket} {}", b64(name)),
+            Self::Denied(why) => format!("DENIED {}", encode_denial(why)),
+            Self::Started => "STARTED".into(),
+            Self::Refused(reason) => format!("REFUSED {}", b64(reason)),
+            Self::Targets(targets) => {
+                let mut line = String::from("TARGETS");
+                for target in targets {
+                    line.push(' ');
+                    line.push_str(&match target {
+                        Target::Local(name) => format!("L:{}", b64(name)),
+                        Target::Remote(addr) => format!("R:{}", b64(&addr.to_string())),
+                    });
+                }
+                line
+            }
+            Self::Unresolved(why) => match why {
+                ResolveError::Unknown => "UNRESOLVED unknown".into(),
+                ResolveError::Loop => "UNRESOLVED loop".into(),
+                ResolveError::Temporary(e) => format!("UNRESOLVED temporary {}", b64(e)),
+            },
+            Self::Outcomes(outcomes) => {
+                let mut line = String::from("OUTCOMES");
+                for outcome in outcomes {
+                    line.push(' ');
+                    line.push_str(&encode_outcome(outcome));
+                }
+                line
+            }
+        }
+    }
+
+    /// Parses a wire line; `None` for anything malformed.
+    pub fn decode(line: &str) -> Option<Self> {
+        let fields: Vec<&str> = line.trim_end().split(' ').collect();
+        match fields.as_slice() {
+            ["TICKET", ticket, name] => Some(Self::Ticket {
+                ticket: (*ticket).to_string(),
+                name: unb64(name)?,
+            }),
+            ["DENIED", why @ ..] => decode_denial(why).map(Self::Denied),
+            ["STARTED"] => Some(Self::Started),
+            ["REFUSED", reason] => unb64(reason).map(Self::Refused),
+            ["TARGETS", targets @ ..] => targets
+                .iter()
+                .map(|t| match t.split_once(':')? {
+                    ("L", name) => unb64(name).map(Target::Local),
+                    ("R", addr) => unb64(addr)?.parse().ok().map(Target::Remote),
+                    _ => None,
+                })
+                .collect::<Option<_>>()
+                .map(Self::Targets),
+            ["UNRESOLVED", "unknown"] => Some(Self::Unresolved(ResolveError::Unknown)),
+            ["UNRESOLVED", "loop"] => Some(Self::Unresolved(ResolveError::Loop)),
+            ["UNRESOLVED", "temporary", e] => {
+                unb64(e).map(|e| Self::Unresolved(ResolveError::Temporary(e)))
+            }
+            ["OUTCOMES", tokens @ ..] => tokens
+                .iter()
+                .map(|t| decode_outcome(t))
+                .collect::<Option<_>>()
+                .map(Self::Outcomes),
+            _ => None,
+        }
+    }
+}
+
+fn encode_denial(why: &AuthError) -> String {
+    match why {
+        AuthError::Failed => "failed".into(),
+        AuthError::Throttled => "throttled".into(),
+        AuthError::Refused { reason: None } => "refused".into(),
+        AuthError::Refused {
+            reason: Some(reason),
+        } => format!("refused {}", b64(reason)),
+        AuthError::Temporary(reason) => format!("temporary {}", b64(reason)),
+    }
+}
+
+fn decode_denial(fields: &[&str]) -> Option<AuthError> {
+    match fields {
+        ["failed"] => Some(AuthError::Failed),
+        ["throttled"] => Some(AuthError::Throttled),
+        ["refused"] => Some(AuthError::Refused { reason: None }),
+        ["refused", reason] => Some(AuthError::Refused {
+            reason: Some(unb64(reason)?),
+        }),
+        ["temporary", reason] => Some(AuthError::Temporary(unb64(reason)?)),
+        _ => None,
+    }
+}
+
+/// One delivery outcome as a token: `ok`, `temp:BASE64`, `perm:BASE64` (also what a
+/// `roost deliver-worker` prints, one line per user).
+pub fn encode_outcome(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Delivered => "ok".into(),
+        Outcome::Temporary(why) => format!("temp:{}", b64(why)),
+        Outcome::Permanent(why) => format!("perm:{}", b64(why)),
+    }
+}
+
+/// Parses a token written by [`encode_outcome`]; `None` if malformed.
+pub fn decode_outcome(token: &str) -> Option<Outcome> {
+    match token.split_once(':') {
+        None if token == "ok" => Some(Outcome::Delivered),
+        Some(("perm", why)) => unb64(why).map(Outcome::Permanent),
+        Some(("temp", why)) => unb64(why).map(Outcome::Temporary),
+        _ => None,
+    }
+}
+
+/// The login process's handle on the master; cheap to clone (one shared control socket).
+#[derive(Clone)]
 pub struct MasterClient {
-    control: Mutex<UnixStream>,
+    control: Arc<Mutex<UnixStream>>,
 }
 
 impl MasterClient {
     /// Wraps the login end of the control socket.
     pub fn new(control: UnixStream) -> Self {
         Self {
-            control: Mutex::new(control),
+            control: Arc::new(Mutex::new(control)),
         }
     }
 
     /// Sends one request and waits for the one-line answer.
-    async fn request(&self, request: &Request, extra: Option<&OwnedFd>) -> io::Result<String> {
+    async fn request(&self, request: &Request, extra: Option<&OwnedFd>) -> io::Result<Reply> {
         let (ours, theirs) = UnixStream::pair()?;
         let mut fds = vec![theirs.as_raw_fd()];
         fds.extend(extra.map(|fd| fd.as_raw_fd()));
@@ -184,100 +329,104 @@ impl MasterClient {
             .take(MAX_MESSAGE as u64)
             .read_to_string(&mut text)
             .await?;
-        Ok(text.trim_end().to_string())
-    }
-
-    /// Asks the master to verify credentials; `Ok((ticket, canonical name))` on success.
-    pub async fn authenticate(
-        &self,
-        creds: Credentials,
-        peer: IpAddr,
-    ) -> Result<(String, String), AuthError> {
-        let reply = self
-            .request(&Request::Auth { creds, peer }, None)
-            .await
-            .map_err(|e| AuthError::Temporary(format!("master unreachable: {e}")))?;
-        let fields: Vec<&str> = reply.split(' ').collect();
-        match fields.as_slice() {
-            ["OK", ticket, name] => Ok(((*ticket).to_string(), unb64(name).unwrap_or_default())),
-            ["FAIL", "failed"] => Err(AuthError::Failed),
-            ["FAIL", "throttled"] => Err(AuthError::Throttled),
-            ["FAIL", "refused"] => Err(AuthError::Refused { reason: None }),
-            ["FAIL", "refused", reason] => Err(AuthError::Refused {
-                reason: unb64(reason),
-            }),
-            _ => Err(AuthError::Temporary(format!("master answered {reply:?}"))),
-        }
-    }
-
-    /// Asks the master where mail for an address goes.
-    pub async fn resolve(&self, address: &str) -> Result<Vec<Target>, ResolveError> {
-        let request = Request::Resolve {
-            address: address.to_string(),
-        };
-        let reply = self
-            .request(&request, None)
-            .await
-            .map_err(|e| ResolveError::Temporary(format!("master unreachable: {e}")))?;
-        let mut fields = reply.split(' ');
-        match fields.next() {
-            Some("OK") => fields
-                .map(|f| match f.split_once(':') {
-                    Some(("L", name)) => unb64(name).map(Target::Local),
-                    Some(("R", addr)) => {
-                        unb64(addr).and_then(|a| a.parse().ok()).map(Target::Remote)
-                    }
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| ResolveError::Temporary(format!("master answered {reply:?}"))),
-            Some("UNKNOWN") => Err(ResolveError::Unknown),
-            Some("LOOP") => Err(ResolveError::Loop),
-            _ => Err(ResolveError::Temporary(format!(
-                "master answered {reply:?}"
-            ))),
-        }
-    }
-
-    /// Has the master deliver the spool file to users; one outcome per user, in order.
-    pub async fn deliver(
-        &self,
-        message: &File,
-        return_path: &ReversePath,
-        users: &[String],
-    ) -> Vec<Outcome> {
-        let request = Request::Deliver {
-            return_path: return_path.clone(),
-            users: users.to_vec(),
-        };
-        let fd = match message.as_fd().try_clone_to_owned() {
-            Ok(fd) => fd,
-            Err(e) => return vec![Outcome::Temporary(e.to_string()); users.len()],
-        };
-        let reply = match self.request(&request, Some(&fd)).await {
-            Ok(reply) => reply,
-            Err(e) => {
-                return vec![Outcome::Temporary(format!("master unreachable: {e}")); users.len()]
-            }
-        };
-        let mut outcomes: Vec<Outcome> = match reply.strip_prefix("OK ") {
-            Some(rest) => rest.split(' ').map(Outcome::decode).collect(),
-            None => Vec::new(),
-        };
-        outcomes.resize(
-            users.len(),
-            Outcome::Temporary(format!("master answered {reply:?}")),
-        );
-        outcomes
+        Reply::decode(&text)
+            .ok_or_else(|| io::Error::other(format!("master answered {:?}", text.trim_end())))
     }
 
     /// Asks the master to start the worker that will serve `worker_end`.
     pub async fn spawn_worker(&self, request: &Request, worker_end: &OwnedFd) -> io::Result<()> {
-        let reply = self.request(request, Some(worker_end)).await?;
-        match reply.strip_prefix("OK") {
-            Some(_) => Ok(()),
-            None => Err(io::Error::other(format!("master refused: {reply}"))),
+        match self.request(request, Some(worker_end)).await? {
+            Reply::Started => Ok(()),
+            Reply::Refused(reason) => Err(io::Error::other(format!("master refused: {reason}"))),
+            other => Err(unexpected(&other)),
         }
+    }
+}
+
+fn unexpected(reply: &Reply) -> io::Error {
+    io::Error::other(format!("master answered {:?}", reply.encode()))
+}
+
+impl Privileged for MasterClient {
+    fn authenticate(
+        &self,
+        creds: Credentials,
+        peer: IpAddr,
+    ) -> BoxFuture<'_, Result<Login, AuthError>> {
+        Box::pin(async move {
+            let reply = self.request(&Request::Auth { creds, peer }, None).await;
+            match reply.map_err(|e| AuthError::Temporary(format!("master unreachable: {e}")))? {
+                Reply::Ticket { ticket, name } => {
+                    let grant = TicketGrant {
+                        master: self.clone(),
+                        ticket,
+                    };
+                    Ok(Login::new(name, grant))
+                }
+                Reply::Denied(why) => Err(why),
+                other => Err(AuthError::Temporary(unexpected(&other).to_string())),
+            }
+        })
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        address: &'a Address,
+    ) -> BoxFuture<'a, Result<Vec<Target>, ResolveError>> {
+        Box::pin(async move {
+            let request = Request::Resolve {
+                address: address.to_string(),
+            };
+            let reply = self.request(&request, None).await;
+            match reply.map_err(|e| ResolveError::Temporary(format!("master unreachable: {e}")))? {
+                Reply::Targets(targets) => Ok(targets),
+                Reply::Unresolved(why) => Err(why),
+                other => Err(ResolveError::Temporary(unexpected(&other).to_string())),
+            }
+        })
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        message: &'a File,
+        return_path: &'a ReversePath,
+        users: &'a [String],
+    ) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move {
+            let request = Request::Deliver {
+                return_path: return_path.clone(),
+                users: users.to_vec(),
+            };
+            let failed = |why: String| vec![Outcome::Temporary(why); users.len()];
+            let fd = match message.as_fd().try_clone_to_owned() {
+                Ok(fd) => fd,
+                Err(e) => return failed(e.to_string()),
+            };
+            let mut outcomes = match self.request(&request, Some(&fd)).await {
+                Ok(Reply::Outcomes(outcomes)) => outcomes,
+                Ok(other) => return failed(unexpected(&other).to_string()),
+                Err(e) => return failed(format!("master unreachable: {e}")),
+            };
+            outcomes.resize(
+                users.len(),
+                Outcome::Temporary("the master answered too few outcomes".into()),
+            );
+            outcomes
+        })
+    }
+}
+
+/// A login the master verified: the session runs in a worker the master starts for the ticket.
+struct TicketGrant {
+    master: MasterClient,
+    ticket: String,
+}
+
+impl Grant for TicketGrant {
+    fn start<'a>(self: Box<Self>, conn: Connection, ctx: &'a SessionContext) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            super::worker::relay_via_master(conn, ctx, &self.master, self.ticket).await
+        })
     }
 }
 
@@ -333,6 +482,56 @@ mod tests {
             "RM -rf /",
         ] {
             assert_eq!(Request::decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn replies_round_trip_and_garbage_is_refused() {
+        let replies = [
+            Reply::Ticket {
+                ticket: "00ff".into(),
+                name: "a b\nDENIED failed".into(),
+            },
+            Reply::Denied(AuthError::Failed),
+            Reply::Denied(AuthError::Throttled),
+            Reply::Denied(AuthError::Refused { reason: None }),
+            Reply::Denied(AuthError::Refused {
+                reason: Some("moved to the new server".into()),
+            }),
+            Reply::Denied(AuthError::Temporary("ldap down".into())),
+            Reply::Started,
+            Reply::Refused("unknown or expired ticket".into()),
+            Reply::Targets(vec![
+                Target::Local("alice".into()),
+                Target::Remote("out@remote.example".parse().unwrap()),
+            ]),
+            Reply::Targets(vec![]),
+            Reply::Unresolved(ResolveError::Unknown),
+            Reply::Unresolved(ResolveError::Loop),
+            Reply::Unresolved(ResolveError::Temporary("map: EIO".into())),
+            Reply::Outcomes(vec![
+                Outcome::Delivered,
+                Outcome::Temporary("disk full: a b".into()),
+                Outcome::Permanent("no such user".into()),
+            ]),
+        ];
+        for reply in replies {
+            let line = reply.encode();
+            assert!(!line.contains('\n'), "{line}");
+            assert_eq!(Reply::decode(&line), Some(reply), "{line}");
+        }
+        for bad in [
+            "",
+            "OK",
+            "TICKET x",
+            "DENIED",
+            "DENIED maybe",
+            "REFUSED !!!",
+            "TARGETS X:abc",
+            "UNRESOLVED temporary",
+            "OUTCOMES ok maybe",
+        ] {
+            assert_eq!(Reply::decode(bad), None, "{bad}");
         }
     }
 }

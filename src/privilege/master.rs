@@ -22,16 +22,16 @@ use roost_protocol::sasl::Credentials;
 use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::control::{b64, MasterClient, Request, MAX_MESSAGE};
+use super::control::{MasterClient, Reply, Request, MAX_MESSAGE};
+use super::delivery::Spawner;
 use super::{fdpass, mail_owner, worker};
 use crate::auth::{AuthError, Authenticator, MailUser};
 use crate::config::{Config, Family};
 use crate::counters::{WorkerEvent, WorkerTotals};
-use crate::listen::acceptor::{frontend, Bound, TlsUpdates};
 use crate::listen::tls::TlsPem;
-use crate::session::{Gate, UserSession};
-use crate::smtp::deliver::Spawner;
-use crate::smtp::resolve::{ResolveError, Resolver, Target};
+use crate::session::privileged::{Privileged, ResolveError};
+use crate::session::UserSession;
+use crate::smtp::resolve::Resolver;
 use crate::system::SystemUser;
 use roost_protocol::smtp::address::{Address, ReversePath};
 
@@ -44,7 +44,16 @@ const WORKER_GRACE: Duration = Duration::from_secs(5);
 
 /// Splits into master and login process and runs both until shutdown. Must be called before
 /// any thread is started: the login process is forked, not executed.
-pub fn run(config: Config, auth: Authenticator, pem: TlsPem, bound: Bound) -> anyhow::Result<()> {
+///
+/// The login process drops to `login_user`, starts a runtime and runs `serve_logins` with the
+/// master's client (its [`Privileged`]) and the socket on which the master pushes certificate
+/// reloads and worker counters. Whatever `serve_logins` captured (bound sockets, certificates)
+/// is dropped in the master.
+pub fn run<F, Fut>(config: Config, auth: Authenticator, serve_logins: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Config, Arc<dyn Privileged>, UnixStream) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let login = SystemUser::by_name(&config.login_user)
         .with_context(|| format!("[server] login_user {:?} does not exist", config.login_user))?;
     anyhow::ensure!(login.uid != 0, "[server] login_user must not be root");
@@ -60,7 +69,8 @@ pub fn run(config: Config, auth: Authenticator, pem: TlsPem, bound: Bound) -> an
         -1 => Err(std::io::Error::last_os_error()).context("fork"),
         0 => {
             drop((control_master, push_master, auth));
-            let code = match login_process(config, pem, bound, control_login, push_login, &login) {
+            let code = match login_process(config, control_login, push_login, &login, serve_logins)
+            {
                 Ok(()) => 0,
                 Err(e) => {
                     tracing::error!("login process: {e:#}");
@@ -70,7 +80,7 @@ pub fn run(config: Config, auth: Authenticator, pem: TlsPem, bound: Bound) -> an
             std::process::exit(code)
         }
         child => {
-            drop((control_login, push_login, bound, pem));
+            drop((control_login, push_login, serve_logins));
             tracing::info!(login_pid = child, login_user = %login.name, "running as root: connections are served by the login process, sessions by workers running as the mail owner");
             master_process(config, auth, child, control_master, push_master)
         }
@@ -119,14 +129,17 @@ fn drop_privileges(uid: u32, gid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-fn login_process(
+fn login_process<F, Fut>(
     config: Config,
-    pem: TlsPem,
-    bound: Bound,
     control: UnixStream,
     push: UnixStream,
     login: &SystemUser,
-) -> anyhow::Result<()> {
+    serve_logins: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(Config, Arc<dyn Privileged>, UnixStream) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     drop_privileges(login.uid, login.gid).context("dropping privileges")?;
     // SAFETY: getppid has no preconditions. If the master died before the death signal was
     // armed, this process was reparented and must not serve on alone.
@@ -136,14 +149,8 @@ fn login_process(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let gate = Gate::Master(Arc::new(MasterClient::new(control)));
-    runtime.block_on(frontend(
-        Arc::new(config),
-        gate,
-        pem,
-        bound,
-        TlsUpdates::Master(push),
-    ))
+    let master: Arc<dyn Privileged> = Arc::new(MasterClient::new(control));
+    runtime.block_on(serve_logins(config, master, push))
 }
 
 /// The master's state.
@@ -315,52 +322,41 @@ impl Master {
                 tls,
             }) => match fds.pop() {
                 Some(socket) => self.spawn(&ticket, family, (peer, local, tls), socket),
-                None => "ERR no worker socket".into(),
+                None => Reply::Refused("no worker socket".into()),
             },
             Some(Request::Resolve { address }) => self.resolve(&address).await,
             Some(Request::Deliver { return_path, users }) => match fds.pop() {
                 Some(spool) => self.deliver(spool, &return_path, &users).await,
-                None => "ERR no message".into(),
+                None => Reply::Refused("no message".into()),
             },
-            None => "ERR malformed request".into(),
+            None => Reply::Refused("malformed request".into()),
         };
         let sent = async {
             reply_to.set_nonblocking(true)?;
             let mut stream = tokio::net::UnixStream::from_std(reply_to)?;
-            stream.write_all(format!("{reply}\n").as_bytes()).await
+            stream
+                .write_all(format!("{}\n", reply.encode()).as_bytes())
+                .await
         };
         if let Err(e) = sent.await {
             tracing::warn!("control reply not delivered: {e}");
         }
     }
 
-    async fn resolve(&self, address: &str) -> String {
+    async fn resolve(&self, address: &str) -> Reply {
         let Ok(parsed) = Address::parse(address) else {
-            return "UNKNOWN".into();
+            return Reply::Unresolved(ResolveError::Unknown);
         };
         let resolver = Arc::clone(&self.resolver);
         match tokio::task::spawn_blocking(move || resolver.resolve(&parsed)).await {
-            Ok(Ok(targets)) => {
-                let mut line = String::from("OK");
-                for t in targets {
-                    match t {
-                        Target::Local(name) => line.push_str(&format!(" L:{}", b64(&name))),
-                        Target::Remote(addr) => {
-                            line.push_str(&format!(" R:{}", b64(&addr.to_string())))
-                        }
-                    }
-                }
-                line
-            }
-            Ok(Err(ResolveError::Unknown)) => "UNKNOWN".into(),
-            Ok(Err(ResolveError::Loop)) => "LOOP".into(),
-            Ok(Err(ResolveError::Temporary(e))) => format!("TEMP {}", b64(&e)),
-            Err(e) => format!("TEMP {}", b64(&e.to_string())),
+            Ok(Ok(targets)) => Reply::Targets(targets),
+            Ok(Err(why)) => Reply::Unresolved(why),
+            Err(e) => Reply::Unresolved(ResolveError::Temporary(e.to_string())),
         }
     }
 
     /// Delivers a spool file the login process handed over, as each user's mail owner.
-    async fn deliver(&self, spool: OwnedFd, return_path: &ReversePath, users: &[String]) -> String {
+    async fn deliver(&self, spool: OwnedFd, return_path: &ReversePath, users: &[String]) -> Reply {
         let spawner = Spawner {
             location: self.config.mail.location.clone(),
             mail_user: self.config.mail.user.clone(),
@@ -371,29 +367,24 @@ impl Master {
         let outcomes = spawner
             .deliver(&std::fs::File::from(spool), return_path, users)
             .await;
-        let tokens: Vec<String> = outcomes.iter().map(|o| o.encode()).collect();
-        format!("OK {}", tokens.join(" "))
+        Reply::Outcomes(outcomes)
     }
 
-    async fn authenticate(&self, creds: Credentials, peer: IpAddr) -> String {
+    async fn authenticate(&self, creds: Credentials, peer: IpAddr) -> Reply {
         match self.auth.authenticate(creds, peer).await {
             Ok(user) => {
                 let ticket = format!("{:032x}", rand::random::<u128>());
-                let name = b64(&user.name);
+                let name = user.name.clone();
                 let mut tickets = self.tickets.lock().unwrap_or_else(PoisonError::into_inner);
                 tickets.retain(|_, (_, issued)| issued.elapsed() < TICKET_LIFETIME);
                 tickets.insert(ticket.clone(), (user, Instant::now()));
-                format!("OK {ticket} {name}")
+                Reply::Ticket { ticket, name }
             }
-            Err(AuthError::Failed) => "FAIL failed".into(),
-            Err(AuthError::Throttled) => "FAIL throttled".into(),
-            Err(AuthError::Refused { reason: None }) => "FAIL refused".into(),
-            Err(AuthError::Refused {
-                reason: Some(reason),
-            }) => format!("FAIL refused {}", b64(&reason)),
-            Err(AuthError::Temporary(reason)) => {
-                tracing::error!("auth: {reason}");
-                "FAIL temporary".into()
+            Err(why) => {
+                if let AuthError::Temporary(reason) = &why {
+                    tracing::error!("auth: {reason}");
+                }
+                Reply::Denied(why)
             }
         }
     }
@@ -404,7 +395,7 @@ impl Master {
         family: Family,
         (peer, local, tls): (SocketAddr, SocketAddr, bool),
         socket: OwnedFd,
-    ) -> String {
+    ) -> Reply {
         let entry = self
             .tickets
             .lock()
@@ -412,19 +403,19 @@ impl Master {
             .remove(ticket);
         let Some((user, _)) = entry.filter(|(_, issued)| issued.elapsed() < TICKET_LIFETIME) else {
             tracing::warn!("SPAWN with an unknown or expired ticket refused");
-            return "ERR unknown or expired ticket".into();
+            return Reply::Refused("unknown or expired ticket".into());
         };
         let owner = match mail_owner(&user, self.config.mail.user.as_deref()) {
             Ok(owner) => owner,
             Err(e) => {
                 tracing::error!(user = %user.name, "{e}");
-                return format!("ERR {e}");
+                return Reply::Refused(e.to_string());
             }
         };
         let session = UserSession::new(user, family, &self.config, peer, local, tls);
         let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
         if workers.stopping {
-            return "ERR shutting down".into();
+            return Reply::Refused("shutting down".into());
         }
         match worker::spawn(
             &session,
@@ -442,11 +433,11 @@ impl Master {
                     let mut all = all.lock().unwrap_or_else(PoisonError::into_inner);
                     all.pids.retain(|p| Some(*p) != pid);
                 });
-                "OK".into()
+                Reply::Started
             }
             Err(e) => {
                 tracing::error!(user = %session.user.name, "cannot start worker: {e}");
-                "ERR cannot start worker".into()
+                Reply::Refused("cannot start worker".into())
             }
         }
     }
@@ -536,7 +527,7 @@ mod tests {
         let (_dir, master) = master();
         assert_eq!(
             master.spawn("forged", Family::Imap, ADDRS, socket()),
-            "ERR unknown or expired ticket"
+            Reply::Refused("unknown or expired ticket".into())
         );
         let user = MailUser {
             name: "alice".into(),
@@ -555,7 +546,7 @@ mod tests {
             .insert("old".into(), (user, stale));
         assert_eq!(
             master.spawn("old", Family::Imap, ADDRS, socket()),
-            "ERR unknown or expired ticket"
+            Reply::Refused("unknown or expired ticket".into())
         );
         assert!(
             master.tickets.lock().unwrap().is_empty(),
@@ -573,8 +564,8 @@ mod tests {
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
         let ok = master.authenticate(creds("pw"), peer).await;
         assert!(
-            ok.starts_with("OK ") && ok.ends_with(&format!(" {}", b64("alice"))),
-            "{ok}"
+            matches!(&ok, Reply::Ticket { name, .. } if name == "alice"),
+            "{ok:?}"
         );
         assert_eq!(master.tickets.lock().unwrap().len(), 1);
         let mut config = master.config.auth.clone();
@@ -585,7 +576,7 @@ mod tests {
         };
         assert_eq!(
             master.authenticate(creds("wrong"), peer).await,
-            "FAIL failed"
+            Reply::Denied(AuthError::Failed)
         );
         assert_eq!(master.tickets.lock().unwrap().len(), 1);
     }

@@ -5,7 +5,9 @@
 //! runs as that user, in one process.
 
 pub mod control;
+pub mod delivery;
 pub mod fdpass;
+pub mod in_process;
 pub mod master;
 pub mod updates;
 pub mod worker;

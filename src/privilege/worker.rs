@@ -26,7 +26,7 @@ use crate::config::Family;
 use crate::counters::{self, WorkerEvent};
 use crate::listen::conn::{Connection, Stream};
 use crate::listen::registry::SessionHandle;
-use crate::session::{self, SessionContext, UserSession};
+use crate::session::{SessionContext, UserSession};
 
 /// The arguments `roost worker` receives: a [`UserSession`], spelled out.
 #[derive(Debug, Args)]
@@ -372,7 +372,7 @@ pub fn main(args: WorkerArgs) -> anyhow::Result<()> {
         set_sigterm_blocked(false)?;
         let stream = Stream::Unix(tokio::net::UnixStream::from_std(socket)?);
         let conn = Connection::new(stream, session.idle_timeout, shutdown, None);
-        session::run_authenticated(conn, session).await;
+        super::in_process::run_authenticated(conn, session).await;
         anyhow::Ok(())
     })
 }

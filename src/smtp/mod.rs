@@ -31,14 +31,13 @@ use roost_protocol::line::{Line, LineDecoder};
 use roost_protocol::smtp::{self, Command, Reply};
 use tokio::sync::Notify;
 
-use self::deliver::Deliverer;
 use self::policy::Mode;
 use self::queue::{Queue, QueueError};
-use self::resolve::{Directory, Resolver};
 use self::session::{Session, Step};
 use crate::config::{Config, Protocol};
 use crate::listen::conn::{Connection, Readable};
-use crate::session::{Gate, SessionContext};
+use crate::session::privileged::Privileged;
+use crate::session::SessionContext;
 
 /// Invalid commands tolerated before the connection is closed.
 const MAX_BAD_COMMANDS: u32 = 10;
@@ -47,10 +46,8 @@ const MAX_BAD_COMMANDS: u32 = 10;
 pub struct Services {
     /// The queue and DATA spool.
     pub queue: Queue,
-    /// Address resolution.
-    pub directory: Directory,
-    /// Local delivery.
-    pub deliverer: Deliverer,
+    /// Address resolution and local delivery (here, or through the master).
+    pub privileged: Arc<dyn Privileged>,
     /// Wakes the queue runner when an entry was committed.
     pub wake: Notify,
     /// The configuration.
@@ -58,29 +55,14 @@ pub struct Services {
 }
 
 impl Services {
-    /// Opens the queue and picks resolution and delivery for this process's role.
-    pub fn new(config: &Arc<Config>, gate: &Gate) -> Result<Arc<Self>, QueueError> {
-        let queue = Queue::open(&config.smtp.queue_dir)?;
-        let (directory, deliverer) = match gate {
-            Gate::Local(auth) => {
-                let resolver = Arc::new(Resolver::new(&config.smtp, Arc::clone(auth)));
-                (
-                    Directory::Local(Arc::clone(&resolver)),
-                    Deliverer::InProcess {
-                        resolver,
-                        location: config.mail.location.clone(),
-                    },
-                )
-            }
-            Gate::Master(master) => (
-                Directory::Master(Arc::clone(master)),
-                Deliverer::Master(Arc::clone(master)),
-            ),
-        };
+    /// Opens the queue; resolution and delivery go through `privileged`.
+    pub fn new(
+        config: &Arc<Config>,
+        privileged: Arc<dyn Privileged>,
+    ) -> Result<Arc<Self>, QueueError> {
         Ok(Arc::new(Self {
-            queue,
-            directory,
-            deliverer,
+            queue: Queue::open(&config.smtp.queue_dir)?,
+            privileged,
             wake: Notify::new(),
             config: Arc::clone(config),
         }))

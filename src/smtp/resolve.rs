@@ -1,8 +1,9 @@
 //! From an address to the users who get the mail: the virtual map first, then the aliases
 //! (for local domains), then the user databases, recursively and loop-safe.
 //!
-//! Started as root, only the master can read the passwd-files and maps, so the login process
-//! asks it ([`Directory::Master`]); otherwise this process resolves ([`Directory::Local`]).
+//! This is the resolution of whichever process may read the maps and user databases: roost
+//! started as a user, or the root master (the login process asks the master through
+//! [`crate::session::privileged::Privileged::resolve`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -12,30 +13,7 @@ use roost_protocol::smtp::address::Address;
 use crate::auth::{Authenticator, MailUser};
 use crate::config::aliases::ReloadingMap;
 use crate::config::SmtpConfig;
-use crate::privilege::control::MasterClient;
-
-/// Where one address's mail ends up.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Target {
-    /// A local user's INBOX (the canonical user name).
-    Local(String),
-    /// An address elsewhere, reached through the relayhost.
-    Remote(Address),
-}
-
-/// Why an address has no targets.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum ResolveError {
-    /// No such user, alias or virtual address: 550 5.1.1.
-    #[error("no such user here")]
-    Unknown,
-    /// Aliases that expand too deep or in a circle.
-    #[error("alias expansion loops or is too deep")]
-    Loop,
-    /// A database could not be consulted: 451.
-    #[error("temporary lookup failure: {0}")]
-    Temporary(String),
-}
+pub use crate::session::privileged::{ResolveError, Target};
 
 /// How deep aliases may nest.
 const MAX_DEPTH: usize = 10;
@@ -155,31 +133,6 @@ impl Resolver {
             }
         }
         Ok(None)
-    }
-}
-
-/// Who answers "where does this address go" for this process.
-#[derive(Clone)]
-pub enum Directory {
-    /// This process reads the maps and user databases.
-    Local(Arc<Resolver>),
-    /// The root master does (this is the unprivileged login process).
-    Master(Arc<MasterClient>),
-}
-
-impl Directory {
-    /// Resolves an address (on the blocking pool, or by asking the master).
-    pub async fn resolve(&self, address: &Address) -> Result<Vec<Target>, ResolveError> {
-        match self {
-            Self::Local(resolver) => {
-                let resolver = Arc::clone(resolver);
-                let address = address.clone();
-                tokio::task::spawn_blocking(move || resolver.resolve(&address))
-                    .await
-                    .map_err(|e| ResolveError::Temporary(e.to_string()))?
-            }
-            Self::Master(master) => master.resolve(&address.to_string()).await,
-        }
     }
 }
 

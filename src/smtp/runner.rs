@@ -81,7 +81,7 @@ pub async fn attempt(services: &Services, id: &str) -> Result<(), QueueError> {
     if !local.is_empty() {
         let users: Vec<String> = local.iter().filter_map(|r| r.local_user.clone()).collect();
         let outcomes = services
-            .deliverer
+            .privileged
             .deliver(&locked.message, &env.from, &users)
             .await;
         results.extend(local.into_iter().zip(outcomes));
@@ -147,7 +147,7 @@ async fn queue_bounce(
         return Ok(());
     };
     let targets = if services.config.smtp.is_local(sender.domain()) {
-        match services.directory.resolve(sender).await {
+        match services.privileged.resolve(sender).await {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!("bounce to <{sender}> dropped: {e}");

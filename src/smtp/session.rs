@@ -247,7 +247,7 @@ impl Session {
             return Ok(());
         }
         let resolved = if config.is_local(from.domain()) {
-            self.services.directory.resolve(from).await.ok()
+            self.services.privileged.resolve(from).await.ok()
         } else {
             None
         };
@@ -290,7 +290,7 @@ impl Session {
                 return refused.into();
             }
             Ok(Route::Relay) => vec![Target::Remote(rcpt.clone())],
-            Ok(Route::Local) => match self.services.directory.resolve(&rcpt).await {
+            Ok(Route::Local) => match self.services.privileged.resolve(&rcpt).await {
                 Ok(targets) => targets,
                 Err(ResolveError::Unknown) => {
                     return reply(
@@ -382,7 +382,7 @@ impl Session {
             Vec::new()
         } else {
             self.services
-                .deliverer
+                .privileged
                 .deliver(spool.file(), &txn.from, &users)
                 .await
         };

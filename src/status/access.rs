@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::{engine::general_purpose::STANDARD, Engine};
@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use super::http::{Request, Response};
 use crate::auth::throttle::{Limits, Throttle};
 use crate::config::{Config, StatusConfig, ADMIN_USER};
-use crate::session::Gate;
+use crate::session::privileged::Privileged;
 
 /// How long a verified `Authorization` header is trusted without hashing the password again
 /// (the page refreshes every few seconds; an Argon2 check each time would be wasteful).
@@ -29,18 +29,19 @@ const REMEMBER: Duration = Duration::from_secs(60);
 /// The status listener's gatekeeper.
 pub struct Access {
     config: StatusConfig,
-    gate: Gate,
+    /// Verifies `admin_users` against the passdbs (here, or through the master).
+    passdbs: Arc<dyn Privileged>,
     throttle: Throttle,
     failure_delay: Duration,
     recent: Mutex<HashMap<[u8; 32], Instant>>,
 }
 
 impl Access {
-    /// Builds the gatekeeper from `[status]`; `gate` verifies passdb users.
-    pub fn new(config: &Config, gate: Gate) -> Self {
+    /// Builds the gatekeeper from `[status]`; `passdbs` verifies passdb users.
+    pub fn new(config: &Config, passdbs: Arc<dyn Privileged>) -> Self {
         Self {
             config: config.status.clone(),
-            gate,
+            passdbs,
             throttle: Throttle::new(Limits {
                 per_ip: config.auth.max_failures_per_ip,
                 per_user: config.auth.max_failures_per_user,
@@ -114,10 +115,7 @@ impl Access {
         if !self.config.admin_users.contains(&creds.username) {
             return false;
         }
-        match &self.gate {
-            Gate::Local(auth) => auth.authenticate(creds, ip).await.is_ok(),
-            Gate::Master(master) => master.authenticate(creds, ip).await.is_ok(),
-        }
+        self.passdbs.authenticate(creds, ip).await.is_ok()
     }
 
     fn remembered(&self, key: &[u8; 32]) -> bool {

@@ -1,6 +1,9 @@
 //! What every protocol's session shares: its context, the login step through the shared
-//! authentication layer (with the classic log lines), and the hand-over after login, either to
-//! the in-process authenticated session or to a worker process running as the mail owner.
+//! authentication layer (with the classic log lines), and the hand-over after login to the
+//! session running as the mail owner — through [`privileged::Privileged`], so session code does
+//! not know whether it runs in one process or under a root master.
+
+pub mod privileged;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,46 +13,13 @@ use roost_protocol::line::{Line, LineDecoder};
 use roost_protocol::sasl::{self, Credentials, Mechanism, SaslError};
 use roost_storage::{MailLocation, Store, UserVars};
 
+pub use self::privileged::Login;
+use self::privileged::Privileged;
 use crate::auth::sasl::{SaslExchange, SaslStep};
-use crate::auth::{AuthError, Authenticator, MailUser};
+use crate::auth::{AuthError, MailUser};
 use crate::config::{Config, Family, Protocol};
 use crate::listen::conn::{Connection, Readable};
 use crate::listen::tls::TlsStore;
-use crate::privilege::control::MasterClient;
-use crate::privilege::worker;
-
-/// Who checks passwords and runs authenticated sessions for this process.
-#[derive(Clone)]
-pub enum Gate {
-    /// This process does it all (roost started as an ordinary user).
-    Local(Arc<Authenticator>),
-    /// The root master does (this is the unprivileged login process).
-    Master(Arc<MasterClient>),
-}
-
-/// A successful login, as far as the session that accepted it needs to know.
-#[derive(Debug, Clone)]
-pub enum Identity {
-    /// Verified in this process.
-    Local(MailUser),
-    /// Verified by the master, which holds the details under a one-time ticket.
-    Ticket {
-        /// The canonical user name.
-        name: String,
-        /// The master's ticket for spawning this user's worker.
-        ticket: String,
-    },
-}
-
-impl Identity {
-    /// The logged-in user's name.
-    pub fn name(&self) -> &str {
-        match self {
-            Self::Local(user) => &user.name,
-            Self::Ticket { name, .. } => name,
-        }
-    }
-}
 
 /// The text with which every protocol refuses a password on an unprotected connection.
 pub const PLAINTEXT_REFUSED: &str =
@@ -60,8 +30,8 @@ pub const PLAINTEXT_REFUSED: &str =
 pub struct SessionContext {
     /// The running configuration.
     pub config: Arc<Config>,
-    /// Who verifies logins.
-    pub gate: Gate,
+    /// Who verifies logins, resolves recipients and delivers.
+    pub privileged: Arc<dyn Privileged>,
     /// TLS material for STARTTLS/STLS.
     pub tls: Arc<TlsStore>,
     /// The listener's protocol.
@@ -127,19 +97,10 @@ impl SessionContext {
         conn: &Connection,
         creds: Credentials,
         method: &str,
-    ) -> Result<Identity, AuthError> {
+    ) -> Result<Login, AuthError> {
         let tls = conn.is_tls();
         let name = creds.username.clone();
-        let result = match &self.gate {
-            Gate::Local(auth) => auth
-                .authenticate(creds, self.peer.ip())
-                .await
-                .map(Identity::Local),
-            Gate::Master(master) => master
-                .authenticate(creds, self.peer.ip())
-                .await
-                .map(|(ticket, name)| Identity::Ticket { name, ticket }),
-        };
+        let result = self.privileged.authenticate(creds, self.peer.ip()).await;
         crate::counters::global().login(self.protocol, result.is_ok());
         let service = self.service();
         let suffix = self.log_suffix(tls);
@@ -192,31 +153,10 @@ impl UserSession {
     }
 }
 
-/// Runs the authenticated part of a session: here when this process verified the login, or in
-/// a worker the master starts as the mail owner.
-pub async fn hand_over(conn: Connection, ctx: &SessionContext, identity: Identity) {
-    match (identity, &ctx.gate) {
-        (Identity::Local(user), _) => {
-            let session = ctx.user_session(user, conn.is_tls());
-            run_authenticated(conn, session).await;
-        }
-        (Identity::Ticket { ticket, .. }, Gate::Master(master)) => {
-            worker::relay_via_master(conn, ctx, master, ticket).await;
-        }
-        (Identity::Ticket { name, .. }, Gate::Local(_)) => {
-            tracing::error!(user = %name, "a master ticket in a process without a master");
-        }
-    }
-}
-
-/// Runs the protocol's authenticated session in this process.
-pub async fn run_authenticated(mut conn: Connection, session: UserSession) {
-    conn.end_login_clock();
-    match session.family {
-        Family::Imap => crate::imap::authenticated::run(&mut conn, &session).await,
-        Family::Pop3 => crate::pop3::transaction::run(&mut conn, &session).await,
-        Family::Smtp | Family::Inbound | Family::Lmtp => {}
-    }
+/// Runs the authenticated part of a session as the mail owner (here, or in a worker process the
+/// master starts); returns when it has ended.
+pub async fn hand_over(conn: Connection, ctx: &SessionContext, login: Login) {
+    login.start(conn, ctx).await
 }
 
 /// What one pre-login command led to, in every protocol's login phase.
@@ -225,7 +165,7 @@ pub enum Next {
     Continue,
     /// The user logged in: hand the session over. IMAP and SMTP have sent their success reply;
     /// POP3 sends it after the hand-over, once the maildrop is locked (or `[IN-USE]`).
-    LoggedIn(Identity),
+    LoggedIn(Login),
     /// End the connection.
     Close,
 }

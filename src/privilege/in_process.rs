@@ -1,0 +1,152 @@
+//! [`Privileged`] for a process that may do everything itself: roost started as an ordinary
+//! user (which is then the only mail owner), or a root command-line tool such as
+//! `roost queue flush`, which delivers through workers started as each mail owner.
+
+use std::fs::File;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use roost_protocol::sasl::Credentials;
+use roost_protocol::smtp::address::{Address, ReversePath};
+use roost_storage::MailLocation;
+
+use super::delivery::Spawner;
+use crate::auth::{AuthError, Authenticator, MailUser};
+use crate::config::{Config, Family};
+use crate::listen::conn::Connection;
+use crate::session::privileged::{
+    BoxFuture, Grant, Login, Outcome, Privileged, ResolveError, Target,
+};
+use crate::session::{SessionContext, UserSession};
+use crate::smtp::deliver::deliver_one;
+use crate::smtp::resolve::Resolver;
+
+/// This process's own passdbs, maps and mail.
+pub struct InProcess {
+    auth: Arc<Authenticator>,
+    resolver: Arc<Resolver>,
+    delivery: Delivery,
+}
+
+/// How this process writes into a user's INBOX.
+enum Delivery {
+    /// Directly: this process is the mail owner.
+    Direct(MailLocation),
+    /// Through `roost deliver-worker` processes, one per mail owner: this process is root.
+    AsOwner(Spawner),
+}
+
+impl InProcess {
+    /// Serves with `auth`; delivers directly, or through workers when running as root.
+    pub fn new(config: &Config, auth: Arc<Authenticator>) -> Self {
+        let resolver = Arc::new(Resolver::new(&config.smtp, Arc::clone(&auth)));
+        let delivery = if crate::system::running_as_root() {
+            Delivery::AsOwner(Spawner {
+                location: config.mail.location.clone(),
+                mail_user: config.mail.user.clone(),
+                privileged_gid: config.mail.privileged_gid,
+                resolver: Arc::clone(&resolver),
+                events: None,
+            })
+        } else {
+            Delivery::Direct(config.mail.location.clone())
+        };
+        Self {
+            auth,
+            resolver,
+            delivery,
+        }
+    }
+
+    async fn deliver_directly(
+        &self,
+        location: &MailLocation,
+        message: &File,
+        return_path: &ReversePath,
+        names: &[String],
+    ) -> Vec<Outcome> {
+        let file = match message.try_clone() {
+            Ok(f) => f,
+            Err(e) => return vec![Outcome::Temporary(e.to_string()); names.len()],
+        };
+        let (resolver, location) = (Arc::clone(&self.resolver), location.clone());
+        let (rp, names) = (return_path.clone(), names.to_vec());
+        let count = names.len();
+        tokio::task::spawn_blocking(move || {
+            names
+                .iter()
+                .map(|name| match resolver.user(name) {
+                    Ok(Some(user)) => deliver_one(&location, &user, &rp, &file),
+                    Ok(None) => Outcome::Permanent("no such user".into()),
+                    Err(e) => Outcome::Temporary(e),
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_else(|e| vec![Outcome::Temporary(e.to_string()); count])
+    }
+}
+
+impl Privileged for InProcess {
+    fn authenticate(
+        &self,
+        creds: Credentials,
+        peer: IpAddr,
+    ) -> BoxFuture<'_, Result<Login, AuthError>> {
+        Box::pin(async move {
+            let user = self.auth.authenticate(creds, peer).await?;
+            Ok(Login::new(user.name.clone(), UserGrant(user)))
+        })
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        address: &'a Address,
+    ) -> BoxFuture<'a, Result<Vec<Target>, ResolveError>> {
+        Box::pin(async move {
+            let resolver = Arc::clone(&self.resolver);
+            let address = address.clone();
+            tokio::task::spawn_blocking(move || resolver.resolve(&address))
+                .await
+                .map_err(|e| ResolveError::Temporary(e.to_string()))?
+        })
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        message: &'a File,
+        return_path: &'a ReversePath,
+        users: &'a [String],
+    ) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move {
+            match &self.delivery {
+                Delivery::Direct(location) => {
+                    self.deliver_directly(location, message, return_path, users)
+                        .await
+                }
+                Delivery::AsOwner(spawner) => spawner.deliver(message, return_path, users).await,
+            }
+        })
+    }
+}
+
+/// A login this process verified: the user's session runs right here.
+struct UserGrant(MailUser);
+
+impl Grant for UserGrant {
+    fn start<'a>(self: Box<Self>, conn: Connection, ctx: &'a SessionContext) -> BoxFuture<'a, ()> {
+        let session = ctx.user_session(self.0, conn.is_tls());
+        Box::pin(run_authenticated(conn, session))
+    }
+}
+
+/// Runs the protocol's authenticated session in this process (roost started as a user, or a
+/// worker running as the mail owner).
+pub async fn run_authenticated(mut conn: Connection, session: UserSession) {
+    conn.end_login_clock();
+    match session.family {
+        Family::Imap => crate::imap::authenticated::run(&mut conn, &session).await,
+        Family::Pop3 => crate::pop3::transaction::run(&mut conn, &session).await,
+        Family::Smtp | Family::Inbound | Family::Lmtp => {}
+    }
+}

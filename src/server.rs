@@ -1,0 +1,244 @@
+//! The one place that wires roost together: bind the sockets, build the services, then either
+//! split into the root master and an unprivileged login process, or serve everything in this
+//! process; and give the network layer its table of protocol handlers.
+//!
+//! ```text
+//!   serve ── bind_all ── running as root? ── privilege::master::run ── login process ─┐
+//!                                     └── no: InProcess ─────────────────────────────┤
+//!   serve_connections(privileged) ◄───────────────────────────────────────────────────┘
+//!        ├── status page, autoconfig, queue runner, certificate reloads
+//!        └── listen::Frontend::run(handlers: imap, pop3, smtp) ── Connection ── session
+//! ```
+//! Protocol modules never learn which of the two process models they run in: they receive a
+//! [`SessionContext`] whose `privileged` is either this process ([`InProcess`]) or the master's
+//! client.
+
+use std::net::TcpListener as StdTcpListener;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::net::TcpListener;
+
+use crate::auth::Authenticator;
+use crate::config::{Config, Family};
+use crate::listen::acceptor::{
+    bind_all, Accepted, Bound, Frontend, Handler, Handlers, SessionFuture,
+};
+use crate::listen::conn::Connection;
+use crate::listen::tls::{TlsPem, TlsStore};
+use crate::privilege::in_process::InProcess;
+use crate::session::privileged::Privileged;
+use crate::session::SessionContext;
+use crate::status::access::Access;
+use crate::status::autoconfig::Autoconfig;
+use crate::status::StatusSource;
+
+/// Runs the server until SIGTERM/SIGINT. As root, it splits into the master and an
+/// unprivileged login process; otherwise everything runs here.
+pub fn serve(config: Config) -> anyhow::Result<()> {
+    let auth = Authenticator::new(&config.auth);
+    auth.check()?;
+    let pem = TlsPem::load_or_generate(&config.tls)?;
+    let bound = bind_all(&config)?;
+    if crate::system::running_as_root() {
+        return crate::privilege::master::run(config, auth, move |config, master, push| {
+            serve_connections(
+                Arc::new(config),
+                master,
+                pem,
+                bound,
+                Reloads::FromMaster(push),
+            )
+        });
+    }
+    if auth.uses_pam() {
+        tracing::warn!("PAM is configured but roost is not running as root: pam_unix can then only check the password of the user running roost");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let privileged: Arc<dyn Privileged> = Arc::new(InProcess::new(&config, Arc::new(auth)));
+    runtime.block_on(serve_connections(
+        Arc::new(config),
+        privileged,
+        pem,
+        bound,
+        Reloads::Files,
+    ))
+}
+
+/// Where certificate updates come from once serving.
+enum Reloads {
+    /// Re-read the files on SIGHUP (roost runs unprivileged, one process).
+    Files,
+    /// The root master pushes them (and worker counters) over this socket: this is the login
+    /// process.
+    FromMaster(UnixStream),
+}
+
+/// Serves every bound socket with `privileged` until shutdown: the accept loops, and beside
+/// them the status and autoconfig pages, the queue runner and certificate reloads.
+async fn serve_connections(
+    config: Arc<Config>,
+    privileged: Arc<dyn Privileged>,
+    pem: TlsPem,
+    mut bound: Bound,
+    reloads: Reloads,
+) -> anyhow::Result<()> {
+    let tls = Arc::new(TlsStore::new(&pem)?);
+    let frontend = Frontend::default();
+    let workers = matches!(reloads, Reloads::FromMaster(_));
+    serve_web(&config, &privileged, &frontend, &mut bound, workers)?;
+    match reloads {
+        Reloads::Files => crate::listen::shutdown::reload_on_hangup(
+            Arc::clone(&tls),
+            config.tls.clone(),
+            frontend.shutdown().clone(),
+        )?,
+        Reloads::FromMaster(socket) => {
+            tokio::spawn(crate::privilege::updates::receive_updates(
+                socket,
+                Arc::clone(&tls),
+            ));
+        }
+    }
+    let sessions = Sessions {
+        config: Arc::clone(&config),
+        privileged: Arc::clone(&privileged),
+        tls: Arc::clone(&tls),
+    };
+    let mut handlers: Handlers = Handlers::new();
+    handlers.insert(Family::Imap, Arc::new(ImapHandler(sessions.clone())));
+    handlers.insert(Family::Pop3, Arc::new(Pop3Handler(sessions.clone())));
+    if config.serves_smtp() {
+        let services = crate::smtp::Services::new(&config, privileged)?;
+        tokio::spawn(crate::smtp::runner::run(
+            Arc::clone(&services),
+            frontend.shutdown().clone(),
+        ));
+        let smtp: Arc<dyn Handler> = Arc::new(SmtpHandler { sessions, services });
+        for family in [Family::Smtp, Family::Inbound, Family::Lmtp] {
+            handlers.insert(family, Arc::clone(&smtp));
+        }
+    }
+    frontend.run(config, bound, tls, handlers).await
+}
+
+/// Starts the status and autoconfig listeners, if configured.
+fn serve_web(
+    config: &Arc<Config>,
+    privileged: &Arc<dyn Privileged>,
+    frontend: &Frontend,
+    bound: &mut Bound,
+    workers: bool,
+) -> anyhow::Result<()> {
+    let status_open = Arc::new(AtomicUsize::new(0));
+    let autoconfig_open = Arc::new(AtomicUsize::new(0));
+    if let Some(socket) = bound.status.take() {
+        let service = crate::status::StatusService {
+            source: StatusSource {
+                listeners: bound.table.clone(),
+                registry: Arc::clone(frontend.registry()),
+                config: Arc::clone(config),
+                started: SystemTime::now(),
+                workers,
+                http_connections: vec![
+                    ("status", Arc::clone(&status_open)),
+                    ("autoconfig", Arc::clone(&autoconfig_open)),
+                ],
+            },
+            access: Access::new(config, Arc::clone(privileged)),
+        };
+        tokio::spawn(crate::status::serve(
+            tokio_listener(socket)?,
+            Arc::new(service),
+            status_open,
+            frontend.shutdown().clone(),
+        ));
+    }
+    if let (Some(socket), Some(autoconfig)) = (bound.autoconfig.take(), &config.autoconfig) {
+        let autoconfig = Autoconfig {
+            config: autoconfig.clone(),
+            listeners: bound
+                .listeners
+                .iter()
+                .filter_map(|(p, l)| Some((*p, l.local_addr().ok()?)))
+                .collect(),
+        };
+        tokio::spawn(crate::status::autoconfig::serve(
+            tokio_listener(socket)?,
+            Arc::new(autoconfig),
+            autoconfig_open,
+            frontend.shutdown().clone(),
+        ));
+    }
+    Ok(())
+}
+
+fn tokio_listener(socket: StdTcpListener) -> std::io::Result<TcpListener> {
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket)
+}
+
+/// What every protocol handler needs to give a connection its [`SessionContext`].
+#[derive(Clone)]
+struct Sessions {
+    config: Arc<Config>,
+    privileged: Arc<dyn Privileged>,
+    tls: Arc<TlsStore>,
+}
+
+impl Sessions {
+    fn context(&self, accepted: Accepted) -> SessionContext {
+        SessionContext {
+            config: Arc::clone(&self.config),
+            privileged: Arc::clone(&self.privileged),
+            tls: Arc::clone(&self.tls),
+            protocol: accepted.protocol,
+            peer: accepted.peer,
+            local: accepted.local,
+        }
+    }
+}
+
+/// IMAP and IMAPS.
+struct ImapHandler(Sessions);
+
+impl Handler for ImapHandler {
+    fn serve(&self, conn: Connection, accepted: Accepted) -> SessionFuture {
+        Box::pin(crate::imap::serve(conn, self.0.context(accepted)))
+    }
+    fn refusal(&self, reason: &str) -> Vec<u8> {
+        format!("* BYE [UNAVAILABLE] {reason}\r\n").into_bytes()
+    }
+}
+
+/// POP3 and POP3S.
+struct Pop3Handler(Sessions);
+
+impl Handler for Pop3Handler {
+    fn serve(&self, conn: Connection, accepted: Accepted) -> SessionFuture {
+        Box::pin(crate::pop3::serve(conn, self.0.context(accepted)))
+    }
+    fn refusal(&self, reason: &str) -> Vec<u8> {
+        format!("-ERR [SYS/TEMP] {reason}\r\n").into_bytes()
+    }
+}
+
+/// Submission, inbound SMTP and LMTP, which share the queue and delivery.
+struct SmtpHandler {
+    sessions: Sessions,
+    services: Arc<crate::smtp::Services>,
+}
+
+impl Handler for SmtpHandler {
+    fn serve(&self, conn: Connection, accepted: Accepted) -> SessionFuture {
+        let ctx = self.sessions.context(accepted);
+        Box::pin(crate::smtp::serve(conn, ctx, Arc::clone(&self.services)))
+    }
+    fn refusal(&self, reason: &str) -> Vec<u8> {
+        format!("421 4.7.0 {reason}\r\n").into_bytes()
+    }
+}
