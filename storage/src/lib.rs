@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 
 pub mod cache;
+mod durable;
 pub mod error;
 pub mod host;
 pub mod index;

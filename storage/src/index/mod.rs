@@ -13,15 +13,16 @@
 //! ```
 //! The file describes itself and is checked completely before use (lengths, CRCs, UID order,
 //! name bounds): a torn, truncated or garbled index is detected, never misread, and rebuilt.
-//! Written atomically (temp, fsync, rename); read through a memory map.
+//! Replaced whole by rename, without fsync (`durable.rs`: a crash costs at most a rebuild);
+//! read through a memory map.
 #![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use crate::durable;
 use crate::mailbox::Uid;
-use crate::maildir::uidlist::write_rebuildable;
 use crate::Error;
 
 /// File name inside the folder.
@@ -265,7 +266,7 @@ impl Index {
 
     /// Writes the index atomically.
     pub fn write(&self, dir: &Path) -> Result<(), Error> {
-        write_rebuildable(dir, FILE_NAME, &self.encode())
+        durable::replace_rebuildable(dir, FILE_NAME, &self.encode())
     }
 }
 

@@ -17,8 +17,8 @@ use std::io;
 use std::path::Path;
 
 use super::parse::{RawMessage, Scan};
+use crate::durable;
 use crate::mailbox::Flags;
-use crate::maildir::uidlist::write_file_atomically;
 use crate::Error;
 
 const MAGIC: &[u8; 8] = b"ROOSTMB1";
@@ -209,7 +209,7 @@ pub fn read(path: &Path) -> Result<Option<Option<(FileId, Scan)>>, Error> {
 
 /// Writes the index atomically.
 pub fn write(path: &Path, id: FileId, scan: &Scan) -> Result<(), Error> {
-    write_file_atomically(path, &encode(id, scan))
+    durable::replace_file(path, &encode(id, scan))
 }
 
 #[cfg(test)]
