@@ -10,6 +10,7 @@ pub mod filename;
 pub mod folders;
 pub mod journal;
 pub mod keywords;
+mod numbering;
 mod sync;
 pub mod uidlist;
 
