@@ -5,10 +5,9 @@
 //! go on, and what they add appears at the next POP3 login, as in Dovecot.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Seek, SeekFrom};
 
 use roost_storage::mailbox::MessageReader;
-use roost_storage::{Error as StorageError, FlagChange, Flags, Mailbox, MaildropLock, Store, Uid};
+use roost_storage::{Error as StorageError, FlagChange, Flags, MaildropLock, Store, Uid};
 
 use crate::session::UserSession;
 
@@ -39,7 +38,8 @@ pub enum MessageError {
 pub struct Entry {
     /// Its IMAP UID in INBOX.
     pub uid: Uid,
-    /// Its size with CRLF line endings: exactly what RETR sends before dot-stuffing.
+    /// Its size with CRLF line endings: exactly what RETR sends before dot-stuffing
+    /// ([`roost_storage::Mailbox::pop3_size`]).
     pub size: u64,
     deleted: bool,
     retrieved: bool,
@@ -54,35 +54,6 @@ pub struct Counters {
     pub retr: (u64, u64),
     /// Messages deleted in UPDATE.
     pub deleted: usize,
-}
-
-/// The field cache entry for [`wire_size`].
-const POP3_SIZE: &str = "POP3.SIZE";
-
-/// The bytes RETR sends before the terminator: the CRLF size, plus the CRLF RETR adds when the
-/// message lacks a final line end, so LIST and RETR agree exactly (fetchmail checks). Cached.
-fn wire_size(inbox: &mut dyn Mailbox, uid: Uid) -> Result<u64, StorageError> {
-    let cached = inbox
-        .cached(uid, POP3_SIZE)
-        .and_then(|v| String::from_utf8(v).ok())
-        .and_then(|v| v.parse().ok());
-    if let Some(size) = cached {
-        return Ok(size);
-    }
-    let size = inbox.crlf_size(uid)?;
-    let mut reader = inbox.open_message(uid)?;
-    let io = |e| StorageError::io(format!("message UID {uid}"), e);
-    let mut last = [0u8; 1];
-    let ends_with_lf = if size == 0 {
-        true
-    } else {
-        reader.seek(SeekFrom::End(-1)).map_err(io)?;
-        reader.read_exact(&mut last).map_err(io)?;
-        last[0] == b'\n'
-    };
-    let size = size + if ends_with_lf { 0 } else { 2 };
-    inbox.cache(uid, POP3_SIZE, size.to_string().as_bytes())?;
-    Ok(size)
 }
 
 /// INBOX, locked for one POP3 session.
@@ -108,7 +79,7 @@ impl Maildrop {
         for m in &snapshot.messages {
             entries.push(Entry {
                 uid: m.uid,
-                size: wire_size(inbox, m.uid)?,
+                size: inbox.pop3_size(m.uid)?,
                 deleted: false,
                 retrieved: false,
             });

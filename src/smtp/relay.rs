@@ -65,6 +65,25 @@ struct Client {
 }
 
 impl Client {
+    /// Connects to the relayhost (bounded by [`CONNECT_TIMEOUT`]).
+    async fn connect(relayhost: &Relayhost) -> Result<Client, RelayError> {
+        let host = relayhost.to_string();
+        let target = (relayhost.host.as_str(), relayhost.port);
+        let what = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
+            Ok(Ok(stream)) => {
+                return Ok(Client {
+                    stream,
+                    buf: BytesMut::with_capacity(4096),
+                    lines: LineDecoder::new(4096),
+                    host,
+                })
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "connect timed out".into(),
+        };
+        Err(RelayError::Network { host, what })
+    }
+
     fn network(&self, what: impl std::fmt::Display) -> RelayError {
         RelayError::Network {
             host: self.host.clone(),
@@ -115,12 +134,88 @@ impl Client {
         if reply.code / 100 == want / 100 {
             Ok(reply)
         } else {
-            Err(RelayError::Refused {
-                host: self.host.clone(),
-                reply: reply.summary(),
-                permanent: reply.is_permanent(),
-            })
+            Err(self.refused(&reply))
         }
+    }
+
+    /// A reply that refuses the whole transaction, as the error every recipient gets.
+    fn refused(&self, reply: &ServerReply) -> RelayError {
+        RelayError::Refused {
+            host: self.host.clone(),
+            reply: reply.summary(),
+            permanent: reply.is_permanent(),
+        }
+    }
+
+    /// What a reply means for the recipients it answers (one RCPT, or all after DATA).
+    fn outcome(&self, reply: &ServerReply) -> Outcome {
+        if reply.is_positive() {
+            return Outcome::Delivered;
+        }
+        let why = format!("relayhost {} said: {}", self.host, reply.summary());
+        if reply.is_permanent() {
+            Outcome::Permanent(why)
+        } else {
+            Outcome::Temporary(why)
+        }
+    }
+
+    /// The greeting, then EHLO (HELO if EHLO is refused); returns the reply that lists the
+    /// extensions.
+    async fn greet(&mut self, helo: &str) -> Result<ServerReply, RelayError> {
+        let greeting = self.read_reply().await?;
+        if greeting.code != 220 {
+            return Err(self.refused(&greeting));
+        }
+        let ehlo = self.command(&format!("EHLO {helo}")).await?;
+        if ehlo.is_positive() {
+            Ok(ehlo)
+        } else {
+            self.expect(&format!("HELO {helo}"), 250).await
+        }
+    }
+
+    /// MAIL FROM, with the parameters the message needs and the relayhost offers; a message
+    /// that needs SMTPUTF8 from a relayhost without it fails for good.
+    async fn mail_from(
+        &mut self,
+        envelope: &Envelope,
+        ehlo: &ServerReply,
+    ) -> Result<(), RelayError> {
+        let mut mail = format!("MAIL FROM:<{}>", envelope.from);
+        if envelope.eight_bit && ehlo.has_extension("8BITMIME") {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        if envelope.smtputf8 {
+            if !ehlo.has_extension("SMTPUTF8") {
+                return Err(RelayError::Refused {
+                    host: self.host.clone(),
+                    reply: "does not support SMTPUTF8, which this message needs".into(),
+                    permanent: true,
+                });
+            }
+            mail.push_str(" SMTPUTF8");
+        }
+        self.expect(&mail, 250).await.map(drop)
+    }
+
+    /// One RCPT TO per recipient; a refusal becomes that recipient's outcome. Returns the
+    /// indexes of the recipients accepted.
+    async fn rcpt_to(
+        &mut self,
+        rcpts: &[Address],
+        outcomes: &mut [Outcome],
+    ) -> Result<Vec<usize>, RelayError> {
+        let mut accepted = Vec::new();
+        for (i, rcpt) in rcpts.iter().enumerate() {
+            let reply = self.command(&format!("RCPT TO:<{rcpt}>")).await?;
+            if reply.is_positive() {
+                accepted.push(i);
+            } else {
+                outcomes[i] = self.outcome(&reply);
+            }
+        }
+        Ok(accepted)
     }
 }
 
@@ -144,6 +239,8 @@ pub async fn send(
     outcomes
 }
 
+/// One SMTP transaction: recipients the relayhost refuses get their own outcome, those it
+/// accepted share the verdict on the message; an error ends it for all not yet decided.
 async fn transaction(
     relayhost: &Relayhost,
     helo: &str,
@@ -152,72 +249,10 @@ async fn transaction(
     rcpts: &[Address],
     outcomes: &mut [Outcome],
 ) -> Result<(), RelayError> {
-    let host = relayhost.to_string();
-    let target = (relayhost.host.as_str(), relayhost.port);
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            return Err(RelayError::Network {
-                host,
-                what: e.to_string(),
-            })
-        }
-        Err(_) => {
-            return Err(RelayError::Network {
-                host,
-                what: "connect timed out".into(),
-            })
-        }
-    };
-    let mut c = Client {
-        stream,
-        buf: BytesMut::with_capacity(4096),
-        lines: LineDecoder::new(4096),
-        host,
-    };
-    let greeting = c.read_reply().await?;
-    if greeting.code != 220 {
-        return Err(RelayError::Refused {
-            host: c.host.clone(),
-            reply: greeting.summary(),
-            permanent: greeting.is_permanent(),
-        });
-    }
-    let ehlo = c.command(&format!("EHLO {helo}")).await?;
-    let ehlo = if ehlo.is_positive() {
-        ehlo
-    } else {
-        c.expect(&format!("HELO {helo}"), 250).await?
-    };
-    let mut mail = format!("MAIL FROM:<{}>", envelope.from);
-    if envelope.eight_bit && ehlo.has_extension("8BITMIME") {
-        mail.push_str(" BODY=8BITMIME");
-    }
-    if envelope.smtputf8 {
-        if !ehlo.has_extension("SMTPUTF8") {
-            return Err(RelayError::Refused {
-                host: c.host.clone(),
-                reply: "does not support SMTPUTF8, which this message needs".into(),
-                permanent: true,
-            });
-        }
-        mail.push_str(" SMTPUTF8");
-    }
-    c.expect(&mail, 250).await?;
-    let mut accepted = Vec::new();
-    for (i, rcpt) in rcpts.iter().enumerate() {
-        let reply = c.command(&format!("RCPT TO:<{rcpt}>")).await?;
-        if reply.is_positive() {
-            accepted.push(i);
-        } else {
-            let why = format!("relayhost {} said: {}", c.host, reply.summary());
-            outcomes[i] = if reply.is_permanent() {
-                Outcome::Permanent(why)
-            } else {
-                Outcome::Temporary(why)
-            };
-        }
-    }
+    let mut c = Client::connect(relayhost).await?;
+    let ehlo = c.greet(helo).await?;
+    c.mail_from(envelope, &ehlo).await?;
+    let accepted = c.rcpt_to(rcpts, outcomes).await?;
     if accepted.is_empty() {
         let _ = c.command("QUIT").await;
         return Ok(());
@@ -225,16 +260,7 @@ async fn transaction(
     c.expect("DATA", 354).await?;
     stream_message(&mut c, message).await?;
     let end = c.read_reply().await?;
-    let verdict = if end.is_positive() {
-        Outcome::Delivered
-    } else {
-        let why = format!("relayhost {} said: {}", c.host, end.summary());
-        if end.is_permanent() {
-            Outcome::Permanent(why)
-        } else {
-            Outcome::Temporary(why)
-        }
-    };
+    let verdict = c.outcome(&end);
     for i in accepted {
         outcomes[i] = verdict.clone();
     }
@@ -242,6 +268,7 @@ async fn transaction(
     Ok(())
 }
 
+/// The message, dot-stuffed and terminated, streamed from its file in chunks.
 async fn stream_message(c: &mut Client, message: &File) -> Result<(), RelayError> {
     let mut reader = FileReader::new(message);
     let mut encoder = DotEncoder::whole();

@@ -18,6 +18,7 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The `# HELP` and `# TYPE` lines that open a metric family.
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -25,9 +26,19 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 /// Renders every metric.
 pub fn render(report: &StatusReport) -> String {
     let mut out = String::with_capacity(4096);
+    server(&mut out, report);
+    listeners(&mut out, report);
+    connections(&mut out, report);
+    logins(&mut out, report);
+    counters(&mut out, report);
+    out
+}
+
+/// The process: version, start time, uptime.
+fn server(out: &mut String, report: &StatusReport) {
     let s = &report.server;
     family(
-        &mut out,
+        out,
         "roost_build_info",
         "gauge",
         "The running roost's version.",
@@ -38,21 +49,25 @@ pub fn render(report: &StatusReport) -> String {
         label(&s.version)
     );
     family(
-        &mut out,
+        out,
         "roost_start_time_seconds",
         "gauge",
         "When the server started, in seconds since the Unix epoch.",
     );
     let _ = writeln!(out, "roost_start_time_seconds {}", s.started);
     family(
-        &mut out,
+        out,
         "roost_uptime_seconds",
         "gauge",
         "Seconds since the server started.",
     );
     let _ = writeln!(out, "roost_uptime_seconds {}", s.uptime_secs);
+}
+
+/// Open connections per listening socket.
+fn listeners(out: &mut String, report: &StatusReport) {
     family(
-        &mut out,
+        out,
         "roost_listener_connections",
         "gauge",
         "Open connections per listening socket.",
@@ -67,8 +82,13 @@ pub fn render(report: &StatusReport) -> String {
             l.connections
         );
     }
+}
+
+/// Client connections counted by protocol and the kind of state (its first word), so the
+/// labels stay few.
+fn connections(out: &mut String, report: &StatusReport) {
     family(
-        &mut out,
+        out,
         "roost_connections",
         "gauge",
         "Client connections by protocol and state.",
@@ -86,14 +106,17 @@ pub fn render(report: &StatusReport) -> String {
             label(&state.to_ascii_lowercase())
         );
     }
-    let c = &report.counters;
+}
+
+/// Login attempts by protocol and result.
+fn logins(out: &mut String, report: &StatusReport) {
     family(
-        &mut out,
+        out,
         "roost_logins_total",
         "counter",
         "Login attempts by protocol and result.",
     );
-    for l in &c.logins {
+    for l in &report.counters.logins {
         for (result, n) in [("ok", l.ok), ("failed", l.failed)] {
             let _ = writeln!(
                 out,
@@ -102,6 +125,11 @@ pub fn render(report: &StatusReport) -> String {
             );
         }
     }
+}
+
+/// The counters without labels.
+fn counters(out: &mut String, report: &StatusReport) {
+    let c = &report.counters;
     for (name, help, value) in [
         (
             "roost_messages_delivered_total",
@@ -124,10 +152,9 @@ pub fn render(report: &StatusReport) -> String {
             c.tls_handshakes_failed,
         ),
     ] {
-        family(&mut out, name, "counter", help);
+        family(out, name, "counter", help);
         let _ = writeln!(out, "{name} {value}");
     }
-    out
 }
 
 #[cfg(test)]

@@ -50,6 +50,18 @@ pub fn status(report: &StatusReport) -> String {
         s.storage,
         s.process_model
     );
+    out.push_str(&listeners(report));
+    out.push_str(&format!(
+        "\nActive connections ({})\n",
+        report.connections.len()
+    ));
+    out.push_str(&connections(report));
+    out.push_str(&since_start(report));
+    out
+}
+
+/// The listening sockets, like `netstat -l`.
+fn listeners(report: &StatusReport) -> String {
     let mut rows = vec![vec![
         "Proto".to_string(),
         "Local Address".into(),
@@ -66,11 +78,11 @@ pub fn status(report: &StatusReport) -> String {
             l.connections.to_string(),
         ]);
     }
-    out.push_str(&columns(&rows, &[false, false, false, false, true]));
-    out.push_str(&format!(
-        "\nActive connections ({})\n",
-        report.connections.len()
-    ));
+    columns(&rows, &[false, false, false, false, true])
+}
+
+/// The client connections, like `netstat` without `-l`.
+fn connections(report: &StatusReport) -> String {
     let mut rows = vec![[
         "Proto",
         "Local Address",
@@ -102,7 +114,11 @@ pub fn status(report: &StatusReport) -> String {
     let right = [
         false, false, false, false, false, false, false, true, true, false,
     ];
-    out.push_str(&columns(&rows, &right));
+    columns(&rows, &right)
+}
+
+/// The counters since start, on one line (logins only for protocols that listen).
+fn since_start(report: &StatusReport) -> String {
     let c = &report.counters;
     let logins: Vec<String> = c
         .logins
@@ -110,15 +126,14 @@ pub fn status(report: &StatusReport) -> String {
         .filter(|l| report.listeners.iter().any(|r| r.proto == l.proto))
         .map(|l| format!("{} {} ok/{} failed", l.proto, l.ok, l.failed))
         .collect();
-    out.push_str(&format!(
+    format!(
         "\nSince start: logins {}; messages delivered {}, retrieved {}; index repairs {}; TLS handshakes failed {}\n",
         if logins.is_empty() { "-".into() } else { logins.join(", ") },
         c.messages_delivered,
         c.messages_retrieved,
         c.index_repairs,
         c.tls_handshakes_failed
-    ));
-    out
+    )
 }
 
 /// `roost who`: logged-in users, one line per user and protocol, like `doveadm who`.

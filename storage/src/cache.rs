@@ -173,6 +173,16 @@ impl FieldCache {
     }
 }
 
+/// A number as the cache keeps it: decimal ASCII, as every cache file written so far holds it.
+pub(crate) fn encode_number(n: u64) -> Vec<u8> {
+    n.to_string().into_bytes()
+}
+
+/// A number from a cached value; `None` for a value that is not one (then it is recomputed).
+pub(crate) fn decode_number(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
 /// Reads and checks the record at `at`: `(uid, name, value offset, value length, next)`.
 fn read_record(file: &File, at: u64, len: u64) -> Option<(Uid, String, u64, u32, u64)> {
     let mut head = [0u8; 8];
@@ -203,6 +213,17 @@ fn read_record(file: &File, at: u64, len: u64) -> Option<(Uid, String, u64, u32,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_round_trip_and_garbage_is_no_number() {
+        for n in [0, 7, u64::MAX] {
+            assert_eq!(decode_number(&encode_number(n)), Some(n));
+        }
+        assert_eq!(encode_number(1234), b"1234");
+        for junk in [&b""[..], b"-1", b"12a", b"\xff"] {
+            assert_eq!(decode_number(junk), None, "{junk:?}");
+        }
+    }
 
     #[test]
     fn values_survive_reopen_and_a_torn_tail_keeps_the_good_prefix() {

@@ -1,10 +1,10 @@
 //! The one mailbox API every front-end uses, whatever the format on disk.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Seek};
+use std::io::{Read, Seek, SeekFrom};
 use std::time::SystemTime;
 
-use crate::cache::FieldCache;
+use crate::cache::{self, FieldCache};
 use crate::Error;
 
 /// An IMAP UID: unique within a mailbox for one UIDVALIDITY, never reused.
@@ -239,6 +239,13 @@ pub trait Mailbox: Send {
         counted_crlf_size(self, uid)
     }
 
+    /// The bytes POP3 RETR sends before its terminator: the CRLF size, plus the CRLF that RETR
+    /// adds when the message lacks a final line end, so LIST and RETR agree exactly (fetchmail
+    /// checks). Counted once, then kept in the field cache.
+    fn pop3_size(&mut self, uid: Uid) -> Result<u64, Error> {
+        counted_pop3_size(self, uid)
+    }
+
     /// Copies messages (bytes, flags, keywords, internal date) into `dest`, in UID order;
     /// returns `(source UID, new UID)` pairs for COPYUID.
     fn copy_to(&mut self, uids: &[Uid], dest: &mut dyn Mailbox) -> Result<Vec<(Uid, Uid)>, Error> {
@@ -268,18 +275,49 @@ pub const CRLF_SIZE_FIELD: &str = "RFC822.SIZE";
 
 /// [`Mailbox::crlf_size`] by reading the message (once: the answer goes into the field cache).
 pub fn counted_crlf_size<M: Mailbox + ?Sized>(mailbox: &mut M, uid: Uid) -> Result<u64, Error> {
-    let cached = mailbox
-        .cached(uid, CRLF_SIZE_FIELD)
-        .and_then(|v| String::from_utf8(v).ok())
-        .and_then(|v| v.parse().ok());
-    if let Some(size) = cached {
+    if let Some(size) = cached_number(mailbox, uid, CRLF_SIZE_FIELD) {
         return Ok(size);
     }
     let mut reader = mailbox.open_message(uid)?;
-    let size = crate::wire::crlf_size(&mut reader)
-        .map_err(|e| Error::io(format!("message UID {uid}"), e))?;
-    mailbox.cache(uid, CRLF_SIZE_FIELD, size.to_string().as_bytes())?;
+    let size = crate::wire::crlf_size(&mut reader).map_err(|e| message_error(uid, e))?;
+    mailbox.cache(uid, CRLF_SIZE_FIELD, &cache::encode_number(size))?;
     Ok(size)
+}
+
+/// The field under which [`Mailbox::pop3_size`] keeps its answer.
+const POP3_SIZE_FIELD: &str = "POP3.SIZE";
+
+/// [`Mailbox::pop3_size`] from the CRLF size and the message's last byte (once: the answer
+/// goes into the field cache).
+fn counted_pop3_size<M: Mailbox + ?Sized>(mailbox: &mut M, uid: Uid) -> Result<u64, Error> {
+    if let Some(size) = cached_number(mailbox, uid, POP3_SIZE_FIELD) {
+        return Ok(size);
+    }
+    let size = mailbox.crlf_size(uid)?;
+    let mut reader = mailbox.open_message(uid)?;
+    let ends_with_lf = if size == 0 {
+        true
+    } else {
+        let mut last = [0u8; 1];
+        reader
+            .seek(SeekFrom::End(-1))
+            .and_then(|_| reader.read_exact(&mut last))
+            .map_err(|e| message_error(uid, e))?;
+        last[0] == b'\n'
+    };
+    let size = size + if ends_with_lf { 0 } else { 2 };
+    mailbox.cache(uid, POP3_SIZE_FIELD, &cache::encode_number(size))?;
+    Ok(size)
+}
+
+/// A number the field cache holds for a message, if any (the encoding stays in `cache`).
+fn cached_number<M: Mailbox + ?Sized>(mailbox: &mut M, uid: Uid, field: &str) -> Option<u64> {
+    cache::decode_number(&mailbox.cached(uid, field)?)
+}
+
+/// An I/O error while reading message `uid`.
+fn message_error(uid: Uid, e: std::io::Error) -> Error {
+    Error::io(format!("message UID {uid}"), e)
 }
 
 /// A user's folders, whatever the format: what IMAP LIST, CREATE, DELETE and RENAME act on.

@@ -129,10 +129,7 @@ impl Store {
         }
         let mut text = names.join("\n");
         text.push('\n');
-        crate::maildir::uidlist::write_file_atomically(
-            &self.lock_dir.join(SUBSCRIPTIONS),
-            text.as_bytes(),
-        )
+        crate::durable::replace_file(&self.lock_dir.join(SUBSCRIPTIONS), text.as_bytes())
     }
 
     /// The user's folders (list, create, delete, rename, open).

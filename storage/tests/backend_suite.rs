@@ -176,3 +176,40 @@ fn crlf_sizes_on_maildir() {
 fn crlf_sizes_on_mbox() {
     crlf_sizes(mbox);
 }
+
+/// POP3 LIST announces what RETR sends: the CRLF size, plus the CRLF RETR adds after a last
+/// line without its newline; a second session gets the same answer from the field cache.
+fn pop3_sizes(open: fn(&Path, &str) -> Box<dyn Mailbox>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mb = open(dir.path(), "INBOX");
+    for m in MESSAGES {
+        mb.append(&mut m.as_bytes(), Flags::empty(), &BTreeSet::new(), None)
+            .unwrap();
+    }
+    let snap = mb.sync().unwrap();
+    let mut expected = Vec::new();
+    for info in &snap.messages {
+        let unterminated = !text(mb.as_ref(), info.uid).ends_with('\n');
+        let size = mb.crlf_size(info.uid).unwrap() + if unterminated { 2 } else { 0 };
+        assert_eq!(mb.pop3_size(info.uid).unwrap(), size, "UID {}", info.uid);
+        expected.push(size);
+    }
+    let mut again = open(dir.path(), "INBOX");
+    let snap = again.sync().unwrap();
+    let sizes: Vec<u64> = snap
+        .messages
+        .iter()
+        .map(|m| again.pop3_size(m.uid).unwrap())
+        .collect();
+    assert_eq!(sizes, expected);
+}
+
+#[test]
+fn pop3_sizes_on_maildir() {
+    pop3_sizes(maildir);
+}
+
+#[test]
+fn pop3_sizes_on_mbox() {
+    pop3_sizes(mbox);
+}

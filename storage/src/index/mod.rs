@@ -13,15 +13,16 @@
 //! ```
 //! The file describes itself and is checked completely before use (lengths, CRCs, UID order,
 //! name bounds): a torn, truncated or garbled index is detected, never misread, and rebuilt.
-//! Written atomically (temp, fsync, rename); read through a memory map.
+//! Replaced whole by rename, without fsync (`durable.rs`: a crash costs at most a rebuild);
+//! read through a memory map.
 #![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use crate::durable;
 use crate::mailbox::Uid;
-use crate::maildir::uidlist::write_rebuildable;
 use crate::Error;
 
 /// File name inside the folder.
@@ -115,6 +116,75 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(raw)
 }
 
+fn corrupt(why: &str) -> Corrupt {
+    Corrupt(why.to_string())
+}
+
+/// Checks what holds the file together before any record is read: length, magic, version,
+/// both CRCs, and a body exactly as long as the header says. Returns the record count and the
+/// length of the name table.
+fn check_frame(b: &[u8]) -> Result<(usize, usize), Corrupt> {
+    if b.len() < HEADER {
+        return Err(corrupt("shorter than its header"));
+    }
+    if &b[..8] != MAGIC {
+        return Err(corrupt("wrong magic"));
+    }
+    if crc32fast::hash(&b[..HEADER - 4]) != u32_at(b, HEADER - 4) {
+        return Err(corrupt("header checksum mismatch"));
+    }
+    if u32_at(b, 8) != VERSION {
+        return Err(corrupt("unknown format version"));
+    }
+    let count = u32_at(b, 12) as usize;
+    let names_len = u32_at(b, 16) as usize;
+    let keywords_len = u32_at(b, 20) as usize;
+    let body = &b[HEADER..];
+    if body.len() != count * RECORD + names_len + keywords_len {
+        return Err(corrupt(
+            "length does not match its header (truncated or extended)",
+        ));
+    }
+    if crc32fast::hash(body) != u32_at(b, HEADER - 8) {
+        return Err(corrupt("record checksum mismatch"));
+    }
+    Ok((count, names_len))
+}
+
+/// The fixed-size records, each with its file name from the name table, in strictly rising
+/// UID order.
+fn decode_records(table: &[u8], names: &[u8]) -> Result<Vec<IndexRecord>, Corrupt> {
+    let mut records = Vec::with_capacity(table.len() / RECORD);
+    let mut last = 0;
+    for r in table.chunks_exact(RECORD) {
+        let uid = u32_at(r, 0);
+        let (off, len) = (u32_at(r, 32) as usize, u32_at(r, 36) as usize);
+        let Some(file) = names
+            .get(off..off + len)
+            .and_then(|n| std::str::from_utf8(n).ok())
+        else {
+            return Err(corrupt("a file name lies outside the name table"));
+        };
+        if uid <= last {
+            return Err(corrupt("UIDs out of order"));
+        }
+        last = uid;
+        records.push(IndexRecord {
+            uid,
+            flags: r[4],
+            keywords: u32_at(r, 8),
+            size: u64_at(r, 12),
+            date: Stamp {
+                secs: u64_at(r, 20) as i64,
+                nanos: u32_at(r, 28),
+            },
+            file: file.to_string(),
+            modseq: u64_at(r, 40),
+        });
+    }
+    Ok(records)
+}
+
 impl Index {
     /// The file's bytes.
     pub fn encode(&self) -> Vec<u8> {
@@ -164,66 +234,18 @@ impl Index {
 
     /// Checks and decodes the file's bytes.
     pub fn decode(b: &[u8]) -> Result<Index, Corrupt> {
-        let bad = |why: &str| Err(Corrupt(why.to_string()));
-        if b.len() < HEADER {
-            return bad("shorter than its header");
-        }
-        if &b[..8] != MAGIC {
-            return bad("wrong magic");
-        }
-        if crc32fast::hash(&b[..HEADER - 4]) != u32_at(b, HEADER - 4) {
-            return bad("header checksum mismatch");
-        }
-        if u32_at(b, 8) != VERSION {
-            return bad("unknown format version");
-        }
-        let count = u32_at(b, 12) as usize;
-        let names_len = u32_at(b, 16) as usize;
-        let keywords_len = u32_at(b, 20) as usize;
+        let (count, names_len) = check_frame(b)?;
         let body = &b[HEADER..];
-        if body.len() != count * RECORD + names_len + keywords_len {
-            return bad("length does not match its header (truncated or extended)");
-        }
-        if crc32fast::hash(body) != u32_at(b, HEADER - 8) {
-            return bad("record checksum mismatch");
-        }
+        let table = count * RECORD;
+        let names = &body[table..table + names_len];
+        let Ok(keywords) = std::str::from_utf8(&body[table + names_len..]) else {
+            return Err(corrupt("the keyword table is not UTF-8"));
+        };
+        let records = decode_records(&body[..table], names)?;
         let stamp = |at: usize| Stamp {
             secs: u64_at(b, at) as i64,
             nanos: u32_at(b, at + 8),
         };
-        let names = &body[count * RECORD..count * RECORD + names_len];
-        let Ok(keywords) = std::str::from_utf8(&body[count * RECORD + names_len..]) else {
-            return bad("the keyword table is not UTF-8");
-        };
-        let mut records = Vec::with_capacity(count);
-        let mut last = 0;
-        for i in 0..count {
-            let r = &body[i * RECORD..(i + 1) * RECORD];
-            let uid = u32_at(r, 0);
-            let (off, len) = (u32_at(r, 32) as usize, u32_at(r, 36) as usize);
-            let Some(file) = names
-                .get(off..off + len)
-                .and_then(|n| std::str::from_utf8(n).ok())
-            else {
-                return bad("a file name lies outside the name table");
-            };
-            if uid <= last {
-                return bad("UIDs out of order");
-            }
-            last = uid;
-            records.push(IndexRecord {
-                uid,
-                flags: r[4],
-                keywords: u32_at(r, 8),
-                size: u64_at(r, 12),
-                date: Stamp {
-                    secs: u64_at(r, 20) as i64,
-                    nanos: u32_at(r, 28),
-                },
-                file: file.to_string(),
-                modseq: u64_at(r, 40),
-            });
-        }
         let index = Index {
             uidvalidity: u32_at(b, 24),
             uidnext: u32_at(b, 28),
@@ -234,14 +256,20 @@ impl Index {
             keywords: keywords.to_string(),
             highestmodseq: u64_at(b, 68),
         };
-        if index.records.last().is_some_and(|r| r.uid >= index.uidnext) {
-            return bad("a UID is not below UIDNEXT");
-        }
-        // CONDSTORE clients trust HIGHESTMODSEQ to cover every message (found by fuzzing).
-        if index.records.iter().any(|r| r.modseq > index.highestmodseq) {
-            return bad("a MODSEQ is above HIGHESTMODSEQ");
-        }
+        index.check_bounds()?;
         Ok(index)
+    }
+
+    /// The limits the records must keep: every UID below UIDNEXT, every MODSEQ at most
+    /// HIGHESTMODSEQ (CONDSTORE clients trust it to cover every message; found by fuzzing).
+    fn check_bounds(&self) -> Result<(), Corrupt> {
+        if self.records.last().is_some_and(|r| r.uid >= self.uidnext) {
+            return Err(corrupt("a UID is not below UIDNEXT"));
+        }
+        if self.records.iter().any(|r| r.modseq > self.highestmodseq) {
+            return Err(corrupt("a MODSEQ is above HIGHESTMODSEQ"));
+        }
+        Ok(())
     }
 
     /// Reads the index through a memory map; `Ok(None)` when there is none.
@@ -265,7 +293,7 @@ impl Index {
 
     /// Writes the index atomically.
     pub fn write(&self, dir: &Path) -> Result<(), Error> {
-        write_rebuildable(dir, FILE_NAME, &self.encode())
+        durable::replace_rebuildable(dir, FILE_NAME, &self.encode())
     }
 }
 

@@ -4,7 +4,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use super::uidlist::write_atomically;
+use crate::durable;
 use crate::Error;
 
 /// File name inside the folder.
@@ -82,7 +82,7 @@ impl Keywords {
 
     /// Writes the table atomically.
     pub fn write(&self, dir: &Path) -> Result<(), Error> {
-        write_atomically(dir, FILE_NAME, self.render().as_bytes())
+        durable::replace(dir, FILE_NAME, self.render().as_bytes())
     }
 }
 

@@ -10,6 +10,7 @@ pub mod filename;
 pub mod folders;
 pub mod journal;
 pub mod keywords;
+mod numbering;
 mod sync;
 pub mod uidlist;
 
@@ -25,6 +26,7 @@ use self::filename::MaildirName;
 use self::keywords::Keywords;
 use self::uidlist::Uidlist;
 use crate::cache::FieldCache;
+use crate::durable::sync_dir;
 use crate::index::Stamp;
 use crate::mailbox::{
     counted_crlf_size, FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot, Uid,
@@ -483,12 +485,6 @@ fn write_tmp(
             Err(Error::io(path, e))
         }
     }
-}
-
-fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
 }
 
 /// A UIDVALIDITY that differs from (and is above) any previous one.

@@ -1,16 +1,17 @@
 //! Bringing a maildir's view up to date: from a current index without touching the messages,
-//! or by listing `cur/` and `new/`, numbering what is new, and repairing what is lost.
+//! or by listing `cur/` and `new/`, numbering what is new (`numbering.rs`), and repairing what
+//! is lost.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::Path;
 
 use super::filename::MaildirName;
 use super::journal;
 use super::keywords::Keywords;
 use super::uidlist::{self, Uidlist};
-use super::{new_uidvalidity, scan, sync_dir, Entry, Maildir, Place, UIDVALIDITY_MARKER};
+use super::{scan, Entry, Maildir, Place, UIDVALIDITY_MARKER};
+use crate::durable::sync_dir;
 use crate::index::{self, Index, IndexRecord, Stamp};
 use crate::mailbox::{next_modseq, Snapshot, Uid};
 use crate::{repair, Error};
@@ -71,7 +72,8 @@ impl Maildir {
         Ok(())
     }
 
-    /// The sync proper; the caller holds the lock.
+    /// The sync proper; the caller holds the lock. Cheapest first: nothing changed, another
+    /// session's journaled flag changes, a current index; else list the folder.
     pub(super) fn sync_locked(&mut self) -> Result<Snapshot, Error> {
         let before = self.stamps();
         if self.unchanged() {
@@ -84,43 +86,84 @@ impl Maildir {
         }
         let index = self.read_index()?;
         if let Some(index) = &index {
-            // The index plus the flag changes journaled since it was written.
-            let id = journal::index_id(index);
-            let (journaled, journal_end) = journal::read(&self.root, id, 0).unwrap_or_default();
-            let current = match journaled.last() {
-                Some(r) => Stamps::from(r.after),
-                None => Stamps {
-                    cur: index.cur,
-                    new: index.new,
-                    uidlist: index.uidlist,
-                },
-            };
-            let marker = self
-                .root
-                .join(format!("{UIDVALIDITY_MARKER}{:08x}", index.uidvalidity));
-            let trusted = before.cur != Stamp::default() && before.uidlist != Stamp::default();
-            if current == before && trusted && marker.exists() {
-                if let Some(()) = self.load_index(index)? {
-                    if self.apply_journal(&journaled) {
-                        self.index_id = Some(id);
-                        self.journal_at = journal_end;
-                        self.current = Some(before);
-                        return self.snapshot();
-                    }
-                }
+            if self.load_current_index(index, before)? {
+                return self.snapshot();
             }
         }
+        self.list_folder(index.as_ref(), before)?;
+        self.snapshot()
+    }
+
+    /// Takes the view from the index plus the flag changes journaled since it was written, if
+    /// together they describe the folder as it is (`before`); false if the folder must be listed.
+    fn load_current_index(&mut self, index: &Index, before: Stamps) -> Result<bool, Error> {
+        let id = journal::index_id(index);
+        let (journaled, journal_end) = journal::read(&self.root, id, 0).unwrap_or_default();
+        let current = match journaled.last() {
+            Some(r) => Stamps::from(r.after),
+            None => Stamps {
+                cur: index.cur,
+                new: index.new,
+                uidlist: index.uidlist,
+            },
+        };
+        let marker = self
+            .root
+            .join(format!("{UIDVALIDITY_MARKER}{:08x}", index.uidvalidity));
+        let trusted = before.cur != Stamp::default() && before.uidlist != Stamp::default();
+        if current != before || !trusted || !marker.exists() {
+            return Ok(false);
+        }
+        if self.load_index(index)?.is_none() || !self.apply_journal(&journaled) {
+            return Ok(false);
+        }
+        self.index_id = Some(id);
+        self.journal_at = journal_end;
+        self.current = Some(before);
+        Ok(true)
+    }
+
+    /// The slow path: lists `cur/` and `new/`, numbers what is new, writes the uidlist if it
+    /// changed, then the index describing the folder as listed.
+    fn list_folder(&mut self, index: Option<&Index>, before: Stamps) -> Result<(), Error> {
+        self.clean_tmp();
+        let mut changed = None;
+        let scanned = self.list_cur(index, &mut changed)?;
+        let (known, rebuilt) = self.load_uidlist(&scanned)?;
+        let (mut files, uidlist, renamed) = self.number(scanned, &known, !rebuilt)?;
+        for entry in files.values_mut().filter(|e| e.modseq == 0) {
+            // New mail from new/.
+            entry.modseq = self.sync_modseq(&mut changed);
+        }
+        if uidlist != known {
+            sync_dir(&self.cur())?;
+            uidlist.write(&self.root)?;
+        }
+        self.keywords = self.load_keywords(index)?;
+        self.files = files;
+        self.uidlist = Some(Uidlist {
+            entries: Default::default(),
+            ..uidlist
+        });
+        self.describe_listed(before, renamed)
+    }
+
+    /// Lists `cur/`, taking size, date and MODSEQ from the index where it knows a message with
+    /// the same flags; a message whose flags changed behind our back gets this sync's MODSEQ.
+    fn list_cur(
+        &mut self,
+        index: Option<&Index>,
+        changed: &mut Option<u64>,
+    ) -> Result<Vec<Entry>, Error> {
         let cached: HashMap<&str, &IndexRecord> = index
             .iter()
             .flat_map(|i| i.records.iter())
             .filter_map(|r| Some((r.file.split([',', ':']).next()?, r)))
             .collect();
-        self.clean_tmp();
         let mut scanned = scan(&self.root, Place::Cur)?;
-        if let Some(index) = &index {
+        if let Some(index) = index {
             self.highestmodseq = self.highestmodseq.max(index.highestmodseq);
         }
-        let mut changed = None;
         for entry in &mut scanned {
             let record = cached.get(entry.name.key.as_str()).copied();
             fill_size_and_date(&self.root, entry, record);
@@ -132,33 +175,24 @@ impl Maildir {
                     r.modseq
                 }
                 // Changed behind our back (or unknown): one new MODSEQ for this sync.
-                _ => *changed.get_or_insert_with(|| {
-                    self.highestmodseq = next_modseq(self.highestmodseq);
-                    self.highestmodseq
-                }),
+                _ => self.sync_modseq(changed),
             };
         }
-        let (known, rebuilt) = self.load_uidlist(&scanned)?;
-        let (mut files, uidlist, renamed) = self.number(scanned, &known, !rebuilt)?;
-        for entry in files.values_mut().filter(|e| e.modseq == 0) {
-            // New mail from new/.
-            entry.modseq = *changed.get_or_insert_with(|| {
-                self.highestmodseq = next_modseq(self.highestmodseq);
-                self.highestmodseq
-            });
-        }
-        if uidlist != known {
-            sync_dir(&self.cur())?;
-            uidlist.write(&self.root)?;
-        }
-        self.keywords = self.load_keywords(index.as_ref())?;
-        self.files = files;
-        self.uidlist = Some(Uidlist {
-            entries: Default::default(),
-            ..uidlist
-        });
-        // Our own renames changed cur/: record an unknown stamp so the next open lists cur/ once
-        // more instead of trusting a stamp that could hide someone else's change.
+        Ok(scanned)
+    }
+
+    /// The one new MODSEQ a listing gives every changed or new message, taken at the first.
+    fn sync_modseq(&mut self, changed: &mut Option<u64>) -> u64 {
+        *changed.get_or_insert_with(|| {
+            self.highestmodseq = next_modseq(self.highestmodseq);
+            self.highestmodseq
+        })
+    }
+
+    /// Writes the index for the view just listed. Our own renames changed `cur/`: then it
+    /// records an unknown stamp, so the next open lists `cur/` once more instead of trusting a
+    /// stamp that could hide someone else's change.
+    fn describe_listed(&mut self, before: Stamps, renamed: bool) -> Result<(), Error> {
         let after = self.stamps();
         let cur = if renamed {
             Stamp::default()
@@ -172,80 +206,7 @@ impl Maildir {
         };
         self.write_index(described)?;
         self.current = Some(described);
-        self.snapshot()
-    }
-
-    /// Gives every message a UID: the uidlist's, else the one in its name, else a new one.
-    /// Returns the messages, the new uidlist, and whether any file was renamed.
-    fn number(
-        &mut self,
-        scanned: Vec<Entry>,
-        known: &Uidlist,
-        report_unlisted: bool,
-    ) -> Result<(BTreeMap<Uid, Entry>, Uidlist, bool), Error> {
-        let mut uidlist = Uidlist::new(known.uidvalidity);
-        uidlist.uidnext = known.uidnext;
-        let mut files: BTreeMap<Uid, Entry> = BTreeMap::new();
-        let mut unnumbered = Vec::new();
-        let mut unlisted = 0;
-        for entry in scanned {
-            // The uidlist keeps one line per key. When two files share a key (a copied file),
-            // the line describes the one whose base it names; the other keeps the UID in its
-            // own name, or every open would renumber one of them.
-            let listed = known
-                .entries
-                .get(&entry.name.key)
-                .filter(|(_, base)| entry.name.uid.is_none() || *base == entry.name.base)
-                .map(|(uid, _)| *uid);
-            // A file roost numbered (`,U=` in its name) is always in the list, whatever the
-            // list's N says (appended lines leave N behind): missing means the list lost it.
-            if listed.is_none() && entry.name.uid.is_some() {
-                unlisted += 1;
-            }
-            match listed.or(entry.name.uid) {
-                Some(uid) if !files.contains_key(&uid) => {
-                    uidlist.uidnext = uidlist.uidnext.max(uid.saturating_add(1));
-                    files.insert(uid, entry);
-                }
-                _ => unnumbered.push(entry),
-            }
-        }
-        if unlisted > 0 && report_unlisted {
-            let why = format!("dovecot-uidlist lacked {unlisted} messages roost had numbered");
-            repair::report(&self.root, &why, "took their UIDs from the file names");
-        }
-        let mut fresh = scan(&self.root, Place::New)?;
-        for entry in &mut fresh {
-            fill_size_and_date(&self.root, entry, None);
-        }
-        unnumbered.extend(fresh);
-        // New mail is numbered in delivery order: mtime, then the name (MTAs start it with the
-        // time), never the directory's hash order.
-        unnumbered.sort_by(|a, b| {
-            (a.date.secs, a.date.nanos, &a.file).cmp(&(b.date.secs, b.date.nanos, &b.file))
-        });
-        let mut renamed = false;
-        for entry in unnumbered {
-            let uid = uidlist.uidnext;
-            uidlist.uidnext += 1;
-            let mut name = entry.name.clone();
-            name.set_uid(uid);
-            files.insert(uid, self.rename_entry(&entry, name)?);
-            renamed = true;
-        }
-        for (uid, entry) in files.iter_mut() {
-            if entry.name.uid != Some(*uid) {
-                // Record the UID in the name too (once per message), so it outlives the uidlist.
-                let mut name = entry.name.clone();
-                name.set_uid(*uid);
-                *entry = self.rename_entry(entry, name)?;
-                renamed = true;
-            }
-            uidlist
-                .entries
-                .insert(entry.name.key.clone(), (*uid, entry.name.base.clone()));
-        }
-        Ok((files, uidlist, renamed))
+        Ok(())
     }
 
     /// Removes what crashed deliveries left in `tmp/` (older than 36 hours, as Dovecot does:
@@ -488,82 +449,6 @@ impl Maildir {
             Err(_) => self.commit_view(),
         }
     }
-
-    /// Reads the uidlist, repairing what it can and logging what it did; the flag says it had to be started afresh (and that was reported).
-    fn load_uidlist(&mut self, scanned: &[Entry]) -> Result<(Uidlist, bool), Error> {
-        let marker = self.read_marker()?;
-        let mut rebuilt = false;
-        let list = match Uidlist::read(&self.root)? {
-            Some(Ok(list)) => list,
-            found => {
-                rebuilt = true;
-                let why = match found {
-                    Some(Err(corrupt)) => format!("dovecot-uidlist is corrupt ({})", corrupt.0),
-                    _ => "dovecot-uidlist is missing".to_string(),
-                };
-                let fresh = scanned.is_empty() && marker.is_none() && self.uidlist.is_none();
-                let kept_uids = scanned.iter().all(|e| e.name.uid.is_some());
-                let uidvalidity = match (marker, kept_uids) {
-                    (Some(v), true) => v,
-                    _ => new_uidvalidity(marker),
-                };
-                if !fresh {
-                    let done = if Some(uidvalidity) == marker {
-                        "rebuilt it from the UIDs in the file names; UIDVALIDITY and UIDs kept"
-                    } else {
-                        "rebuilt it with a new UIDVALIDITY: the old UIDs could not all be recovered"
-                    };
-                    repair::report(&self.root, &why, done);
-                }
-                let list = Uidlist::new(uidvalidity);
-                if scanned.is_empty() {
-                    // Written at once, so the next session finds it even if no mail ever
-                    // arrives; with messages, the sync writes it with their UIDs.
-                    list.write(&self.root)?;
-                }
-                list
-            }
-        };
-        if marker != Some(list.uidvalidity) {
-            self.write_marker(list.uidvalidity)?;
-        }
-        Ok((list, rebuilt))
-    }
-
-    fn read_marker(&self) -> Result<Option<u32>, Error> {
-        let entries = fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))?;
-        Ok(entries
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                u32::from_str_radix(name.strip_prefix(UIDVALIDITY_MARKER)?, 16).ok()
-            })
-            .max())
-    }
-
-    fn write_marker(&self, uidvalidity: u32) -> Result<(), Error> {
-        if let Ok(entries) = fs::read_dir(&self.root) {
-            for e in entries.flatten() {
-                if e.file_name()
-                    .to_string_lossy()
-                    .starts_with(UIDVALIDITY_MARKER)
-                {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-        }
-        let path = self
-            .root
-            .join(format!("{UIDVALIDITY_MARKER}{uidvalidity:08x}"));
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        sync_dir(&self.root)
-    }
 }
 
 /// The keyword letters of a message as index bits.
@@ -576,7 +461,7 @@ fn keyword_bits(entry: &Entry) -> u32 {
 }
 
 /// Size and date from the index when it knows the message, else from a stat.
-fn fill_size_and_date(root: &Path, entry: &mut Entry, cached: Option<&IndexRecord>) {
+pub(super) fn fill_size_and_date(root: &Path, entry: &mut Entry, cached: Option<&IndexRecord>) {
     match cached {
         Some(r) => {
             entry.size = r.size;

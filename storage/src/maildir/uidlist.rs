@@ -2,15 +2,16 @@
 //!
 //! Written in Dovecot's version 3 format (`3 V<uidvalidity> N<uidnext>` then `<uid> :<base>`),
 //! so a mailbox moved between Dovecot and roost keeps its UIDs. Rewritten atomically (temp file,
-//! fsync, rename) when messages go; a new message only appends its line. A reader that finds it torn or garbled says precisely why, and the folder
-//! rebuilds it from the file names.
+//! fsync, rename, fsync dir: `durable.rs`) when messages go; a new message only appends
+//! its line. A reader that finds it torn or garbled says precisely why, and the folder rebuilds
+//! it from the file names.
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
+use crate::durable;
 use crate::mailbox::Uid;
 use crate::Error;
 
@@ -129,67 +130,14 @@ impl Uidlist {
         appended.map_err(|e| Error::io(path, e))
     }
 
-    /// Writes the file atomically: temp file, fsync, rename, fsync the folder.
+    /// Writes the file atomically (temp file, fsync, rename, fsync the folder).
     pub fn write(&self, dir: &Path) -> Result<(), Error> {
-        write_atomically(dir, FILE_NAME, self.render().as_bytes())
+        durable::replace(dir, FILE_NAME, self.render().as_bytes())
     }
 }
 
 fn truncate(text: &str) -> String {
     text.chars().take(40).collect()
-}
-
-/// Replaces the file at `path` with `bytes`, creating its directory (0700) if needed.
-pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    write_atomically(dir, &name, bytes)
-}
-
-/// Replaces `dir/name` with `bytes` so that a crash leaves either the old or the new file.
-pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
-    replace(dir, name, bytes, true)
-}
-
-/// Like [`write_atomically`] without the fsyncs, for files that can always be rebuilt (the
-/// index, CRC-checked and self-healing): readers never see a half-written file, and a crash
-/// costs at most a rebuild.
-pub fn write_rebuildable(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
-    replace(dir, name, bytes, false)
-}
-
-fn replace(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> Result<(), Error> {
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let target = dir.join(name);
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        if durable {
-            file.sync_all()?;
-        }
-        fs::rename(&tmp, &target)?;
-        if durable {
-            fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    written.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io(target, e)
-    })
 }
 
 #[cfg(test)]

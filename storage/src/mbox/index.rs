@@ -17,8 +17,8 @@ use std::io;
 use std::path::Path;
 
 use super::parse::{RawMessage, Scan};
+use crate::durable;
 use crate::mailbox::Flags;
-use crate::maildir::uidlist::write_file_atomically;
 use crate::Error;
 
 const MAGIC: &[u8; 8] = b"ROOSTMB1";
@@ -122,72 +122,95 @@ pub fn encode(id: FileId, scan: &Scan) -> Vec<u8> {
 
 /// Decodes and checks an index; `None` if anything is wrong.
 pub fn decode(bytes: &[u8]) -> Option<(FileId, Scan)> {
-    if bytes.len() < HEADER
-        || crc32fast::hash(&bytes[..HEADER - 4]) != Reader(&bytes[HEADER - 4..HEADER]).u32()?
-    {
-        return None;
-    }
-    let mut h = Reader(&bytes[..HEADER]);
-    if h.take(8)? != MAGIC || h.u32()? != VERSION {
-        return None;
-    }
-    let count = h.u32()? as usize;
-    let id = FileId {
-        inode: h.u64()?,
-        len: h.u64()?,
-        mtime: (h.u64()? as i64, h.u64()? as i64),
-    };
-    let (flag, v, n) = (h.u8()?, h.u32()?, h.u32()?);
-    let scanned_len = h.u64()?;
+    let header = Header::decode(bytes)?;
     let body = &bytes[HEADER..];
-    if crc32fast::hash(body) != h.u32()? {
+    if crc32fast::hash(body) != header.body_crc {
         return None;
     }
-    let records = body.get(..count.checked_mul(RECORD)?)?;
+    let records = body.get(..header.count.checked_mul(RECORD)?)?;
     let strings = &body[records.len()..];
+    let mut r = Reader(records);
+    let mut messages = Vec::with_capacity(header.count);
+    for _ in 0..header.count {
+        messages.push(decode_record(&mut r, strings, header.scan_len)?);
+    }
+    let scan = Scan {
+        messages,
+        imapbase: header.imapbase,
+        len: header.scan_len,
+    };
+    Some((header.id, scan))
+}
+
+/// What the header says, once its CRC, magic and version are checked.
+struct Header {
+    count: usize,
+    id: FileId,
+    imapbase: Option<(u32, u32)>,
+    scan_len: u64,
+    body_crc: u32,
+}
+
+impl Header {
+    fn decode(bytes: &[u8]) -> Option<Header> {
+        if bytes.len() < HEADER
+            || crc32fast::hash(&bytes[..HEADER - 4]) != Reader(&bytes[HEADER - 4..HEADER]).u32()?
+        {
+            return None;
+        }
+        let mut h = Reader(&bytes[..HEADER]);
+        if h.take(8)? != MAGIC || h.u32()? != VERSION {
+            return None;
+        }
+        let count = h.u32()? as usize;
+        let id = FileId {
+            inode: h.u64()?,
+            len: h.u64()?,
+            mtime: (h.u64()? as i64, h.u64()? as i64),
+        };
+        let (flag, v, n) = (h.u8()?, h.u32()?, h.u32()?);
+        Some(Header {
+            count,
+            id,
+            imapbase: (flag == 1).then_some((v, n)),
+            scan_len: h.u64()?,
+            body_crc: h.u32()?,
+        })
+    }
+}
+
+/// One record, its strings looked up in `strings`; `None` if it points outside them or its
+/// offsets are out of order or past the scanned length.
+fn decode_record(r: &mut Reader, strings: &[u8], scan_len: u64) -> Option<RawMessage> {
     let text = |off: u32, len: u32| -> Option<&str> {
         let (off, len) = (off as usize, len as usize);
         std::str::from_utf8(strings.get(off..off.checked_add(len)?)?).ok()
     };
-    let mut r = Reader(records);
-    let mut messages = Vec::with_capacity(count);
-    for _ in 0..count {
-        let (from_line, start, end, size, modseq) =
-            (r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?);
-        let (uid, digest) = (r.u32()?, r.u32()?);
-        let envelope = text(r.u32()?, r.u32()?)?.to_string();
-        let keywords = text(r.u32()?, r.u32()?)?;
-        let flags = r.u8()?;
-        r.take(3)?;
-        if !(from_line < start && start <= end && end <= scanned_len) {
-            return None;
-        }
-        messages.push(RawMessage {
-            from_line,
-            start,
-            end,
-            envelope,
-            uid: (uid > 0).then_some(uid),
-            flags: Flags::from_bits(flags),
-            keywords: keywords
-                .split(' ')
-                .filter(|k| !k.is_empty())
-                .map(str::to_string)
-                .collect(),
-            size,
-            digest,
-            modseq,
-        });
+    let (from_line, start, end, size, modseq) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+    let (uid, digest) = (r.u32()?, r.u32()?);
+    let envelope = text(r.u32()?, r.u32()?)?.to_string();
+    let keywords = text(r.u32()?, r.u32()?)?;
+    let flags = r.u8()?;
+    r.take(3)?;
+    if !(from_line < start && start <= end && end <= scan_len) {
+        return None;
     }
-    let imapbase = (flag == 1).then_some((v, n));
-    Some((
-        id,
-        Scan {
-            messages,
-            imapbase,
-            len: scanned_len,
-        },
-    ))
+    Some(RawMessage {
+        from_line,
+        start,
+        end,
+        envelope,
+        uid: (uid > 0).then_some(uid),
+        flags: Flags::from_bits(flags),
+        keywords: keywords
+            .split(' ')
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect(),
+        size,
+        digest,
+        modseq,
+    })
 }
 
 /// Reads the index at `path` through a memory map; `Ok(None)` if missing, `Ok(Some(None))` if
@@ -209,7 +232,7 @@ pub fn read(path: &Path) -> Result<Option<Option<(FileId, Scan)>>, Error> {
 
 /// Writes the index atomically.
 pub fn write(path: &Path, id: FileId, scan: &Scan) -> Result<(), Error> {
-    write_file_atomically(path, &encode(id, scan))
+    durable::replace_file(path, &encode(id, scan))
 }
 
 #[cfg(test)]

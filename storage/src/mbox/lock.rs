@@ -5,7 +5,7 @@
 //! A spool directory such as Debian's /var/mail (root:mail 2775) lets only the mail group
 //! create files. Like Dovecot's mail_privileged_group, a root-started roost leaves that group
 //! to its workers as their *saved* set-group-ID only, never as an effective or supplementary
-//! group: [`with_privileged_group`] makes it the effective gid of the calling thread for one
+//! group: `with_privileged_group` makes it the effective gid of the calling thread for one
 //! directory operation on the INBOX spool (a dotlock, the INBOX itself, a rewrite's temporary
 //! file and rename) after the plain attempt failed with EACCES, and switches straight back.
 #![allow(unsafe_code)]

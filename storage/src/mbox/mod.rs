@@ -29,6 +29,7 @@ use self::parse::{is_hidden_header, RawMessage};
 use self::reader::{MessageView, ReadAt};
 use self::state::UidState;
 use crate::cache::FieldCache;
+use crate::durable;
 use crate::mailbox::{
     next_modseq, FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot, Uid,
 };
@@ -313,7 +314,7 @@ impl Mbox {
             let file = out.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
             with_privileged_group(spool, || fs::rename(&tmp, &self.path))?;
-            File::open(&dir)?.sync_all()
+            durable::fsync_dir(&dir)
         })();
         written.map_err(|e| {
             let _ = with_privileged_group(spool, || fs::remove_file(&tmp));

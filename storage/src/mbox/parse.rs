@@ -91,18 +91,7 @@ pub fn scan(reader: &mut impl BufRead) -> io::Result<Scan> {
                 out.messages
                     .push(finish(done, end, digest.clone().finalize()));
             }
-            current = Some(RawMessage {
-                from_line: offset,
-                start: offset + n,
-                end: offset + n,
-                envelope: String::from_utf8_lossy(content).into_owned(),
-                uid: None,
-                flags: Flags::empty(),
-                keywords: BTreeSet::new(),
-                size: 0,
-                digest: 0,
-                modseq: 0,
-            });
+            current = Some(RawMessage::starting(offset, n, content));
             digest = crc32fast::Hasher::new();
             in_headers = true;
             prev_blank_at = None;
@@ -110,17 +99,9 @@ pub fn scan(reader: &mut impl BufRead) -> io::Result<Scan> {
             continue;
         }
         if let Some(msg) = current.as_mut() {
-            // `size` counts the bytes clients will not see until the message is finished.
-            if in_headers && content.is_empty() {
-                in_headers = false;
-            } else if in_headers && is_hidden_header(content) {
-                msg.size += n;
-                read_header(msg, content, out.messages.is_empty(), &mut out.imapbase);
-            } else if in_headers {
-                digest.update(content);
-            } else if !in_headers && is_quoted_from(content) {
-                msg.size += 1;
-            }
+            let first = out.messages.is_empty();
+            let taken = Line { content, len: n };
+            in_headers = msg.take_line(taken, in_headers, first, &mut digest, &mut out.imapbase);
         }
         prev_blank_at = content.is_empty().then_some(offset);
         offset += n;
@@ -133,6 +114,57 @@ pub fn scan(reader: &mut impl BufRead) -> io::Result<Scan> {
     }
     out.len = offset;
     Ok(out)
+}
+
+/// One line of the file: its content without the line ending, and its length with it.
+struct Line<'a> {
+    content: &'a [u8],
+    len: u64,
+}
+
+impl RawMessage {
+    /// A message whose `From ` line (`content`, `len` bytes with its ending) is at `offset`.
+    fn starting(offset: u64, len: u64, content: &[u8]) -> RawMessage {
+        RawMessage {
+            from_line: offset,
+            start: offset + len,
+            end: offset + len,
+            envelope: String::from_utf8_lossy(content).into_owned(),
+            uid: None,
+            flags: Flags::empty(),
+            keywords: BTreeSet::new(),
+            size: 0,
+            digest: 0,
+            modseq: 0,
+        }
+    }
+
+    /// Takes one line after the `From ` line: a bookkeeping header is read (and its bytes
+    /// counted in `size`, the bytes clients will not see until the message is finished), any
+    /// other header goes into the digest, a quoted `From ` in the body loses one `>` for
+    /// clients. Returns whether the headers go on.
+    fn take_line(
+        &mut self,
+        line: Line,
+        in_headers: bool,
+        first: bool,
+        digest: &mut crc32fast::Hasher,
+        imapbase: &mut Option<(u32, Uid)>,
+    ) -> bool {
+        let content = line.content;
+        if in_headers && content.is_empty() {
+            return false;
+        }
+        if in_headers && is_hidden_header(content) {
+            self.size += line.len;
+            read_header(self, content, first, imapbase);
+        } else if in_headers {
+            digest.update(content);
+        } else if is_quoted_from(content) {
+            self.size += 1;
+        }
+        in_headers
+    }
 }
 
 /// Closes a message at `end`; its size becomes what clients see.

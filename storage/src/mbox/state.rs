@@ -7,8 +7,8 @@ use std::io;
 use std::path::Path;
 
 use super::parse::{RawMessage, Scan};
+use crate::durable;
 use crate::mailbox::Uid;
-use crate::maildir::uidlist::write_file_atomically;
 use crate::{repair, Error};
 
 const HEADER: &str = "roost-mbox-uids 1";
@@ -76,7 +76,7 @@ impl UidState {
             text.push_str(&format!("{digest} {uid}\n"));
         }
         text.push_str("end\n");
-        write_file_atomically(path, text.as_bytes())
+        durable::replace_file(path, text.as_bytes())
     }
 }
 
