@@ -6,18 +6,8 @@
 
 use roost_protocol::imap::{self as wire, Event, ImapDecoder};
 
-use crate::listen::conn::{Connection, Readable};
-
-/// Why no further event will come.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Ended {
-    /// The client closed the connection (or it broke).
-    Closed,
-    /// The client was silent for the autologout time.
-    IdleTimeout,
-    /// The server is shutting down.
-    Shutdown,
-}
+use crate::listen::conn::Connection;
+pub use crate::listen::conn::Ended;
 
 /// Waits for the next decoder event.
 pub async fn next_event(conn: &mut Connection, decoder: &mut ImapDecoder) -> Result<Event, Ended> {
@@ -35,12 +25,7 @@ pub async fn next_event(conn: &mut Connection, decoder: &mut ImapDecoder) -> Res
             decoder.enqueue(&line);
             continue;
         }
-        match conn.read_more().await {
-            Ok(Readable::Data) => {}
-            Ok(Readable::IdleTimeout) => return Err(Ended::IdleTimeout),
-            Ok(Readable::Shutdown) => return Err(Ended::Shutdown),
-            Ok(Readable::Eof) | Err(_) => return Err(Ended::Closed),
-        }
+        conn.read_more().await?;
     }
 }
 

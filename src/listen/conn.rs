@@ -70,13 +70,12 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// How waiting for client bytes ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Readable {
-    /// New bytes are in the buffer.
-    Data,
-    /// The client closed the connection.
-    Eof,
+/// Why no more client bytes will come: the one answer every protocol's session gets when a
+/// read ends without data, and turns into its own goodbye.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The client closed the connection (or it broke).
+    Closed,
     /// The client was silent for the whole idle timeout.
     IdleTimeout,
     /// The server is shutting down.
@@ -193,26 +192,25 @@ impl Connection {
         self.deflate.is_some()
     }
 
-    /// Waits for more client bytes, the idle timeout, or shutdown, whichever comes first.
-    pub async fn read_more(&mut self) -> io::Result<Readable> {
+    /// Waits for more client bytes (`Ok`: they are in the buffer), the idle timeout, or
+    /// shutdown, whichever comes first. A broken connection or a broken deflate stream counts
+    /// as closed.
+    pub async fn read_more(&mut self) -> Result<(), Ended> {
         loop {
             let before = self.buffer.len();
-            let readable = self.read_raw().await?;
-            match self.deflate.as_mut() {
-                Some(deflate) if readable == Readable::Data => {
-                    inflate(deflate, &mut self.buffer)?;
-                    // A deflate block can end without producing bytes yet: read on.
-                    if self.buffer.len() == before {
-                        continue;
-                    }
-                    return Ok(Readable::Data);
-                }
-                _ => return Ok(readable),
+            self.read_raw().await?;
+            let Some(deflate) = self.deflate.as_mut() else {
+                return Ok(());
+            };
+            inflate(deflate, &mut self.buffer).map_err(|_| Ended::Closed)?;
+            // A deflate block can end without producing bytes yet: read on.
+            if self.buffer.len() != before {
+                return Ok(());
             }
         }
     }
 
-    async fn read_raw(&mut self) -> io::Result<Readable> {
+    async fn read_raw(&mut self) -> Result<(), Ended> {
         let idle = self.read_limit();
         let token = self.shutdown.clone();
         let Self {
@@ -226,37 +224,31 @@ impl Connection {
             None => buffer,
         };
         buffer.reserve(READ_CHUNK);
-        let stream = stream
-            .as_mut()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no stream"))?;
+        let stream = stream.as_mut().ok_or(Ended::Closed)?;
         let n = tokio::select! {
             biased;
-            _ = token.cancelled() => return Ok(Readable::Shutdown),
+            _ = token.cancelled() => return Err(Ended::Shutdown),
             r = tokio::time::timeout(idle, stream.read_buf(buffer)) => match r {
-                Err(_) => return Ok(Readable::IdleTimeout),
-                Ok(r) => r?,
+                Err(_) => return Err(Ended::IdleTimeout),
+                Ok(r) => r.map_err(|_| Ended::Closed)?,
             },
         };
         if n == 0 {
-            return Ok(Readable::Eof);
+            return Err(Ended::Closed);
         }
         if let Some(h) = &self.handle {
             h.add_in(n);
         }
-        Ok(Readable::Data)
+        Ok(())
     }
 
     /// Waits for the next line (POP3, SMTP); `Err` says why none will come.
-    pub async fn read_line(&mut self, decoder: &mut LineDecoder) -> Result<Line, Readable> {
+    pub async fn read_line(&mut self, decoder: &mut LineDecoder) -> Result<Line, Ended> {
         loop {
             if let Some(line) = decoder.decode(&mut self.buffer) {
                 return Ok(line);
             }
-            match self.read_more().await {
-                Ok(Readable::Data) => {}
-                Ok(other) => return Err(other),
-                Err(_) => return Err(Readable::Eof),
-            }
+            self.read_more().await?;
         }
     }
 

@@ -8,7 +8,7 @@ pub mod transaction;
 use roost_protocol::line::LineDecoder;
 use roost_protocol::pop3;
 
-use crate::listen::conn::{Connection, Readable};
+use crate::listen::conn::{Connection, Ended};
 use crate::session::{self, SessionContext};
 
 /// Invalid commands tolerated before the connection is closed.
@@ -26,11 +26,11 @@ pub async fn serve(mut conn: Connection, ctx: SessionContext) {
 }
 
 /// Says goodbye in POP3's words when a session ends without QUIT.
-async fn farewell(conn: &mut Connection, why: Readable) {
+async fn farewell(conn: &mut Connection, why: Ended) {
     let line: &[u8] = match why {
-        Readable::IdleTimeout => b"-ERR Disconnected for inactivity.\r\n",
-        Readable::Shutdown => b"-ERR [SYS/TEMP] Server shutting down.\r\n",
-        Readable::Eof | Readable::Data => return,
+        Ended::IdleTimeout => b"-ERR Disconnected for inactivity.\r\n",
+        Ended::Shutdown => b"-ERR [SYS/TEMP] Server shutting down.\r\n",
+        Ended::Closed => return,
     };
     let _ = conn.write(line).await;
 }

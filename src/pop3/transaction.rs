@@ -11,7 +11,7 @@ use roost_storage::mailbox::MessageReader;
 
 use super::maildrop::{Maildrop, OpenError};
 use super::{farewell, MAX_BAD_COMMANDS};
-use crate::listen::conn::{Connection, Readable};
+use crate::listen::conn::{Connection, Ended};
 use crate::session::UserSession;
 
 /// Bytes read from storage and sent per write while streaming a message.
@@ -61,9 +61,9 @@ pub async fn run(conn: &mut Connection, session: &UserSession) {
             }
             Err(why) => {
                 let text = match why {
-                    Readable::IdleTimeout => "Disconnected for inactivity",
-                    Readable::Shutdown => "Server shutting down",
-                    Readable::Eof | Readable::Data => "Connection closed",
+                    Ended::IdleTimeout => "Disconnected for inactivity",
+                    Ended::Shutdown => "Server shutting down",
+                    Ended::Closed => "Connection closed",
                 };
                 farewell(conn, why).await;
                 break text;

@@ -18,7 +18,7 @@ use self::privileged::Privileged;
 use crate::auth::sasl::{SaslExchange, SaslStep};
 use crate::auth::{AuthError, MailUser};
 use crate::config::{Config, Family, Protocol};
-use crate::listen::conn::{Connection, Readable};
+use crate::listen::conn::{Connection, Ended};
 use crate::listen::tls::TlsStore;
 
 /// The text with which every protocol refuses a password on an unprotected connection.
@@ -185,7 +185,7 @@ pub enum LineSasl {
     /// The exchange failed or was cancelled.
     Failed(SaslError),
     /// The connection ended meanwhile (EOF, timeout, shutdown).
-    Ended(Readable),
+    Ended(Ended),
 }
 
 /// Runs a SASL exchange where challenges are lines built by `challenge` and answers are base64
@@ -211,7 +211,7 @@ pub async fn sasl_over_lines(
             SaslStep::Failed(e) => return LineSasl::Failed(e),
             SaslStep::Challenge(text) => {
                 if conn.write(&challenge(text)).await.is_err() {
-                    return LineSasl::Ended(Readable::Eof);
+                    return LineSasl::Ended(Ended::Closed);
                 }
                 step = match conn.read_line(lines).await {
                     Ok(Line::Complete(answer)) => match sasl::decode_base64_line(&answer) {

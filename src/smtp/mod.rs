@@ -35,7 +35,7 @@ use self::policy::Mode;
 use self::queue::{Queue, QueueError};
 use self::session::{Session, Step};
 use crate::config::{Config, Protocol};
-use crate::listen::conn::{Connection, Readable};
+use crate::listen::conn::{Connection, Ended};
 use crate::session::privileged::Privileged;
 use crate::session::SessionContext;
 
@@ -96,11 +96,11 @@ pub fn rfc5322_now() -> String {
 }
 
 /// The 421 an ended connection deserves, if it can still hear one.
-fn farewell(why: Readable) -> Option<Reply> {
+fn farewell(why: Ended) -> Option<Reply> {
     match why {
-        Readable::IdleTimeout => Some(Reply::new(421, "4.4.2", "Timeout exceeded")),
-        Readable::Shutdown => Some(Reply::new(421, "4.3.2", "Server shutting down")),
-        Readable::Eof | Readable::Data => None,
+        Ended::IdleTimeout => Some(Reply::new(421, "4.4.2", "Timeout exceeded")),
+        Ended::Shutdown => Some(Reply::new(421, "4.3.2", "Server shutting down")),
+        Ended::Closed => None,
     }
 }
 

@@ -9,7 +9,7 @@ use roost_protocol::dot::{DataFlaws, DotDecoder};
 use roost_protocol::smtp::header::HeaderWatch;
 
 use super::queue::Spool;
-use crate::listen::conn::{Connection, Readable};
+use crate::listen::conn::{Connection, Ended};
 
 /// How receiving ended.
 pub enum Received {
@@ -23,7 +23,7 @@ pub enum Received {
         write_error: Option<std::io::Error>,
     },
     /// The connection ended first (EOF, timeout, shutdown): nothing may be stored.
-    Closed(Readable),
+    Closed(Ended),
 }
 
 /// The fields an MSA adds when the header lacks them (RFC 6409 8.2, 8.3).
@@ -82,10 +82,8 @@ pub async fn receive(
         if done {
             break;
         }
-        match conn.read_more().await {
-            Ok(Readable::Data) => {}
-            Ok(other) => return Received::Closed(other),
-            Err(_) => return Received::Closed(Readable::Eof),
+        if let Err(why) = conn.read_more().await {
+            return Received::Closed(why);
         }
     }
     if let Some(fields) = &complete {
