@@ -12,6 +12,8 @@ mod privilege;
 mod session;
 mod smtp;
 mod status;
+#[cfg(test)]
+mod transcript;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
