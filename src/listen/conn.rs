@@ -1,6 +1,7 @@
 //! A client connection as sessions see it: a byte stream (plain TCP, TLS, the socket a worker
-//! process was handed, or an in-memory pipe in tests), a read buffer, the idle timeout and the shutdown signal raced against
-//! every read, byte counting for the registry, and the STARTTLS swap.
+//! process was handed, or an in-memory pipe in tests), a read buffer, the idle timeout and the
+//! shutdown signal raced against every read, byte counting for the registry, and the STARTTLS
+//! swap.
 
 use std::io;
 use std::pin::Pin;
