@@ -17,6 +17,8 @@ mod session;
 mod smtp;
 mod status;
 mod system;
+#[cfg(test)]
+mod transcript;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};

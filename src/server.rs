@@ -104,26 +104,43 @@ async fn serve_connections(
             ));
         }
     }
+    let (handlers, smtp) = handlers(&config, privileged, tls.clone())?;
+    if let Some(services) = smtp {
+        tokio::spawn(crate::smtp::runner::run(
+            services,
+            frontend.shutdown().clone(),
+        ));
+    }
+    frontend.run(config, bound, tls, handlers).await
+}
+
+/// The handler of every protocol family, and the SMTP services (for the queue runner) when
+/// SMTP is served.
+pub fn handlers(
+    config: &Arc<Config>,
+    privileged: Arc<dyn Privileged>,
+    tls: Arc<TlsStore>,
+) -> anyhow::Result<(Handlers, Option<Arc<crate::smtp::Services>>)> {
     let sessions = Sessions {
-        config: Arc::clone(&config),
+        config: Arc::clone(config),
         privileged: Arc::clone(&privileged),
-        tls: Arc::clone(&tls),
+        tls,
     };
     let mut handlers: Handlers = Handlers::new();
     handlers.insert(Family::Imap, Arc::new(ImapHandler(sessions.clone())));
     handlers.insert(Family::Pop3, Arc::new(Pop3Handler(sessions.clone())));
-    if config.serves_smtp() {
-        let services = crate::smtp::Services::new(&config, privileged)?;
-        tokio::spawn(crate::smtp::runner::run(
-            Arc::clone(&services),
-            frontend.shutdown().clone(),
-        ));
-        let smtp: Arc<dyn Handler> = Arc::new(SmtpHandler { sessions, services });
-        for family in [Family::Smtp, Family::Inbound, Family::Lmtp] {
-            handlers.insert(family, Arc::clone(&smtp));
-        }
+    if !config.serves_smtp() {
+        return Ok((handlers, None));
     }
-    frontend.run(config, bound, tls, handlers).await
+    let services = crate::smtp::Services::new(config, privileged)?;
+    let smtp: Arc<dyn Handler> = Arc::new(SmtpHandler {
+        sessions,
+        services: Arc::clone(&services),
+    });
+    for family in [Family::Smtp, Family::Inbound, Family::Lmtp] {
+        handlers.insert(family, Arc::clone(&smtp));
+    }
+    Ok((handlers, Some(services)))
 }
 
 /// Starts the status and autoconfig listeners, if configured.

@@ -102,10 +102,23 @@ fn no_config_serves_everything_on_loopback_with_a_printed_first_user() {
     let mut again = Command::new(roost_bin())
         .current_dir(dir.path())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // A password would be printed before the listeners are bound: wait (bounded) until all
+    // of them listen, or the server gives up.
+    let stderr = BufReader::new(again.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let listening = stderr
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.contains("listening"))
+            .take(7)
+            .count();
+        let _ = tx.send(listening);
+    });
+    let _ = rx.recv_timeout(Duration::from_secs(20));
     let _ = again.kill();
     let out = again.wait_with_output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("password"));

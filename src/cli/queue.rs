@@ -77,7 +77,11 @@ pub fn flush(config: Config) -> Result<String, QueueCliError> {
     let auth = Arc::new(Authenticator::new(&config.auth));
     let services = Services {
         queue: Queue::open(&config.smtp.queue_dir)?,
-        privileged: Arc::new(InProcess::new(&config, auth)),
+        privileged: Arc::new(if crate::system::running_as_root() {
+            InProcess::as_root(&config, auth)
+        } else {
+            InProcess::new(&config, auth)
+        }),
         wake: tokio::sync::Notify::new(),
         config: Arc::clone(&config),
     };

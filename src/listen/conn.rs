@@ -1,6 +1,7 @@
-//! A client connection as sessions see it: a byte stream (plain TCP, TLS, or the socket a worker
-//! process was handed), a read buffer, the idle timeout and the shutdown signal raced against
-//! every read, byte counting for the registry, and the STARTTLS swap.
+//! A client connection as sessions see it: a byte stream (plain TCP, TLS, the socket a worker
+//! process was handed, or an in-memory pipe in tests), a read buffer, the idle timeout and the
+//! shutdown signal raced against every read, byte counting for the registry, and the STARTTLS
+//! swap.
 
 use std::io;
 use std::pin::Pin;
@@ -11,7 +12,7 @@ use tokio::time::Instant;
 
 use bytes::BytesMut;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -32,6 +33,13 @@ pub enum Stream {
     Tls(Box<TlsStream<TcpStream>>),
     /// The socket between the listener process and a per-user worker.
     Unix(UnixStream),
+    /// One end of an in-memory pipe (`tokio::io::duplex`): sessions run without a socket, so
+    /// golden transcripts replay against the real session code in-process.
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "only the transcript runner builds one so far")
+    )]
+    Memory(DuplexStream),
 }
 
 macro_rules! each_stream {
@@ -40,6 +48,7 @@ macro_rules! each_stream {
             Stream::Plain($s) => $e,
             Stream::Tls($s) => $e,
             Stream::Unix($s) => $e,
+            Stream::Memory($s) => $e,
         }
     };
 }
@@ -296,6 +305,13 @@ impl Connection {
                     h.set_tls();
                 }
                 Ok(())
+            }
+            Some(Stream::Memory(pipe)) => {
+                self.stream = Some(Stream::Memory(pipe));
+                Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "no TLS over an in-memory stream",
+                ))
             }
             other => {
                 self.stream = other;

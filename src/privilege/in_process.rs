@@ -37,24 +37,30 @@ enum Delivery {
 }
 
 impl InProcess {
-    /// Serves with `auth`; delivers directly, or through workers when running as root.
+    /// This process is the mail owner: it delivers directly (roost started as a user).
     pub fn new(config: &Config, auth: Arc<Authenticator>) -> Self {
-        let resolver = Arc::new(Resolver::new(&config.smtp, Arc::clone(&auth)));
-        let delivery = if crate::system::running_as_root() {
-            Delivery::AsOwner(Spawner {
-                location: config.mail.location.clone(),
-                mail_user: config.mail.user.clone(),
-                privileged_gid: config.mail.privileged_gid,
-                resolver: Arc::clone(&resolver),
-                events: None,
-            })
-        } else {
-            Delivery::Direct(config.mail.location.clone())
+        let resolver = Arc::new(Resolver::new(&config.smtp, auth.clone()));
+        Self {
+            auth,
+            resolver,
+            delivery: Delivery::Direct(config.mail.location.clone()),
+        }
+    }
+
+    /// This process is root: it delivers through a worker started as each mail owner.
+    pub fn as_root(config: &Config, auth: Arc<Authenticator>) -> Self {
+        let resolver = Arc::new(Resolver::new(&config.smtp, auth.clone()));
+        let spawner = Spawner {
+            location: config.mail.location.clone(),
+            mail_user: config.mail.user.clone(),
+            privileged_gid: config.mail.privileged_gid,
+            resolver: Arc::clone(&resolver),
+            events: None,
         };
         Self {
             auth,
             resolver,
-            delivery,
+            delivery: Delivery::AsOwner(spawner),
         }
     }
 

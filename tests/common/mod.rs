@@ -155,28 +155,40 @@ impl TestServer {
         let log2 = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(found) = parse_listening(&line) {
-                    let _ = tx.send(found);
-                }
+                let found = parse_listening(&line);
                 log2.lock().unwrap().push(line);
+                if let Some((protocol, endpoint)) = found {
+                    let _ = tx.send(Startup::Listening(protocol, endpoint));
+                }
             }
+            let _ = tx.send(Startup::LogEnded);
         });
         let mut addrs = HashMap::new();
         let mut sockets = HashMap::new();
         let deadline = Instant::now() + Duration::from_secs(20);
+        let whole_log = |log: &Arc<Mutex<Vec<String>>>| log.lock().unwrap().join("\n");
         while addrs.len() + sockets.len() < expected {
             if let Ok(Some(_)) = child.try_wait() {
-                std::thread::sleep(Duration::from_millis(100));
-                return Err(log.lock().unwrap().join("\n"));
+                // It exited: wait (bounded) until the log reader has every line of why.
+                let until = Instant::now() + Duration::from_secs(5);
+                while let Ok(event) =
+                    rx.recv_timeout(until.saturating_duration_since(Instant::now()))
+                {
+                    if let Startup::LogEnded = event {
+                        break;
+                    }
+                }
+                return Err(whole_log(&log));
             }
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok((p, Endpoint::Tcp(a))) => {
+                Ok(Startup::Listening(p, Endpoint::Tcp(a))) => {
                     addrs.insert(p, a);
                 }
-                Ok((p, Endpoint::Unix(path))) => {
+                Ok(Startup::Listening(p, Endpoint::Unix(path))) => {
                     sockets.insert(p, path);
                 }
-                Err(_) if Instant::now() > deadline => return Err(log.lock().unwrap().join("\n")),
+                Ok(Startup::LogEnded) => {} // try_wait reports the exit next round
+                Err(_) if Instant::now() > deadline => return Err(whole_log(&log)),
                 Err(_) => {}
             }
         }
@@ -264,6 +276,14 @@ fn with_queue_dir(text: String) -> String {
     } else {
         format!("{text}\n[smtp]\nqueue_dir = \"queue\"\n")
     }
+}
+
+/// What the log reader tells a starting server's waiter.
+enum Startup {
+    /// A listener is up.
+    Listening(String, Endpoint),
+    /// The server's stderr closed: every log line has been read.
+    LogEnded,
 }
 
 /// Where a listener was bound.
