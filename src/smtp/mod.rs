@@ -106,56 +106,13 @@ fn farewell(why: Ended) -> Option<Reply> {
 
 /// Serves one SMTP, submission or LMTP connection.
 pub async fn serve(mut conn: Connection, ctx: SessionContext, services: Arc<Services>) {
-    let host = roost_storage::host::name();
-    let mode = match ctx.protocol {
-        Protocol::Smtp => Mode::Inbound,
-        Protocol::Lmtp => Mode::Lmtp,
-        _ => Mode::Submission,
-    };
-    let greeting = match mode {
-        Mode::Lmtp => format!("{host} LMTP roost"),
-        _ => format!("{host} ESMTP roost"),
-    };
-    if conn
-        .write(&Reply::plain(220, &greeting).encode())
-        .await
-        .is_err()
-    {
+    let Some(mut session) = greet(&mut conn, ctx, services).await else {
         return;
-    }
-    let mut lines = LineDecoder::new(smtp::MAX_COMMAND_LINE);
-    let mut session = Session {
-        mode,
-        services,
-        ctx,
-        host,
-        helo: None,
-        esmtp: false,
-        user: None,
-        txn: None,
     };
+    let mut lines = LineDecoder::new(smtp::MAX_COMMAND_LINE);
     let mut bad = 0;
     loop {
-        let step = match conn.read_line(&mut lines).await {
-            Ok(Line::Complete(line)) => match Command::parse(&line) {
-                Ok(cmd) => {
-                    if let Some(h) = conn.handle() {
-                        h.set_command(cmd.keyword());
-                    }
-                    command(&mut session, &mut conn, &mut lines, cmd).await
-                }
-                Err(e) => {
-                    bad += 1;
-                    e.reply().into()
-                }
-            },
-            Ok(Line::TooLong) => {
-                bad += 1;
-                Reply::new(500, "5.5.2", "Line too long").into()
-            }
-            Err(why) => Step::Close(farewell(why)),
-        };
-        let replies = match step {
+        let replies = match next_step(&mut session, &mut conn, &mut lines, &mut bad).await {
             Step::Replies(replies) => replies,
             Step::Silent => continue,
             Step::Close(last) => {
@@ -175,6 +132,65 @@ pub async fn serve(mut conn: Connection, ctx: SessionContext, services: Arc<Serv
         if conn.write(&bytes).await.is_err() {
             return;
         }
+    }
+}
+
+/// Sends the 220 greeting of the listener's mode; the session, if the client can hear it.
+async fn greet(
+    conn: &mut Connection,
+    ctx: SessionContext,
+    services: Arc<Services>,
+) -> Option<Session> {
+    let host = roost_storage::host::name();
+    let mode = match ctx.protocol {
+        Protocol::Smtp => Mode::Inbound,
+        Protocol::Lmtp => Mode::Lmtp,
+        _ => Mode::Submission,
+    };
+    let greeting = match mode {
+        Mode::Lmtp => format!("{host} LMTP roost"),
+        _ => format!("{host} ESMTP roost"),
+    };
+    conn.write(&Reply::plain(220, &greeting).encode())
+        .await
+        .ok()?;
+    Some(Session {
+        mode,
+        services,
+        ctx,
+        host,
+        helo: None,
+        esmtp: false,
+        user: None,
+        txn: None,
+    })
+}
+
+/// Reads and carries out the next command; `bad` counts invalid ones.
+async fn next_step(
+    session: &mut Session,
+    conn: &mut Connection,
+    lines: &mut LineDecoder,
+    bad: &mut u32,
+) -> Step {
+    match conn.read_line(lines).await {
+        Ok(Line::Complete(line)) => match Command::parse(&line) {
+            Ok(cmd) => {
+                if let Some(h) = conn.handle() {
+                    h.set_command(cmd.keyword());
+                }
+                command(session, conn, lines, cmd).await
+            }
+            Err(e) => {
+                *bad += 1;
+                e.reply().into()
+            }
+        },
+        Ok(Line::TooLong) => {
+            *bad += 1;
+            Reply::new(500, "5.5.2", "Line too long").into()
+        }
+        Err(why) => Step::Close(farewell(why)),
     }
 }
 

@@ -43,7 +43,7 @@ pub struct Session {
     pub mode: Mode,
     /// What the process shares.
     pub services: Arc<Services>,
-    /// The pre-login context (config, gate, addresses).
+    /// The pre-login context (config, privileged operations, addresses).
     pub ctx: SessionContext,
     /// Our host name.
     pub host: &'static str,
