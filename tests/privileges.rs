@@ -582,3 +582,68 @@ fn roost_deliver_creates_and_dotlocks_a_spool_inbox_with_the_group_only_saved() 
     );
     assert!(!spool.path().join(format!("{PAM_USER}.lock")).exists());
 }
+
+/// Logs `user` in over IMAP and selects INBOX.
+fn imap_session(addr: std::net::SocketAddr, user: &str) -> common::LineClient {
+    let mut client = common::LineClient::connect(addr);
+    client.until("* OK");
+    let login = client.cmd(&format!("a LOGIN {user} \"{PASSWORD}\""), "a ");
+    assert!(login.last().unwrap().starts_with("a OK"), "{login:?}");
+    client
+}
+
+/// The subjects of every message in the session's INBOX.
+fn inbox_subjects(client: &mut common::LineClient) -> Vec<String> {
+    client.cmd("s SELECT INBOX", "s OK");
+    let lines = client.cmd("f FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])", "f ");
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("Subject: "))
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn virtual_users_of_one_owner_share_a_few_workers_and_stay_apart() {
+    if !is_root() {
+        eprintln!("skipping: needs root (the single-process model has no workers)");
+        return;
+    }
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let addr = server.addr("imap");
+    let users = ["plain", "sha512", "sha256", "blf", "argon"];
+    let mut sessions: Vec<_> = users.iter().map(|u| (*u, imap_session(addr, u))).collect();
+    for (user, client) in &mut sessions {
+        let message = format!("Subject: for {user}\r\n\r\nonly {user} reads this\r\n");
+        client.send(&format!(
+            "p APPEND INBOX {{{}+}}\r\n{message}\r\n",
+            message.len()
+        ));
+        let reply = client.until("p ");
+        assert!(reply.last().unwrap().starts_with("p OK"), "{reply:?}");
+    }
+    let owner = uid_of(ROOT_MAIL_USER).unwrap();
+    let workers = worker_uids(server.child.id());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        workers.iter().all(|uid| *uid == owner) && workers.len() <= cores.clamp(1, 8),
+        "five sessions of one owner run in at most one worker per core, not a process each: {workers:?}"
+    );
+    // Ending one session (the client just vanishes) leaves the others of its worker serving.
+    let (_, gone) = sessions.remove(0);
+    drop(gone);
+    for (user, client) in &mut sessions {
+        assert_eq!(inbox_subjects(client), [format!("for {user}")], "{user}");
+        let noop = client.cmd("n NOOP", "n ");
+        assert!(noop.last().unwrap().starts_with("n OK"), "{user}: {noop:?}");
+    }
+    let mut again = imap_session(addr, "plain");
+    assert_eq!(inbox_subjects(&mut again), ["for plain"]);
+    // Once the last session has ended, the workers exit (after a short linger).
+    drop((sessions, again));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !worker_uids(server.child.id()).is_empty() {
+        assert!(Instant::now() < deadline, "idle workers never exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -93,6 +93,27 @@ pub fn recv(socket: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Vec<Owned
     Ok((n as usize, fds))
 }
 
+/// A connected pair of SOCK_SEQPACKET unix sockets (close-on-exec): message boundaries are
+/// kept, so each send is one request.
+pub fn seqpacket_pair() -> std::io::Result<(UnixStream, UnixStream)> {
+    let mut fds = [0; 2];
+    // SAFETY: socketpair writes two descriptors into the array we pass.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are new and owned by nobody else.
+    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((UnixStream::from(a), UnixStream::from(b)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,8 @@
 //!   master (root) ── binds ports, reads TLS key ── fork ──► login process (login_user)
 //!     │  passdbs, PAM, tickets                              accept, TLS, pre-login dialogue,
 //!     │  ◄──────── AUTH / SPAWN over the control socket ──  relay to workers, status page
-//!     └─ spawns `roost worker` as the mail owner, its socket handed over by the login process
+//!     └─ hands each session's socket to the `roost worker` of its mail owner (started on
+//!        demand as that owner, one per owner or a small pool for a shared one: `pool.rs`)
 //! ```
 //!
 //! The master never reads a byte from a client; the login process never has root. This is
@@ -24,7 +25,8 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::control::{MasterClient, Reply, Request, MAX_MESSAGE};
 use super::delivery::Spawner;
-use super::{fdpass, mail_owner, worker};
+use super::pool::{PoolError, WorkerPool};
+use super::{fdpass, mail_owner};
 use crate::auth::{AuthError, Authenticator, MailUser};
 use crate::config::{Config, Family};
 use crate::counters::{WorkerEvent, WorkerTotals};
@@ -60,7 +62,7 @@ where
     if config.serves_smtp() {
         crate::smtp::prepare_queue_dir(&config.smtp.queue_dir, Some((login.uid, login.gid)))?;
     }
-    let (control_master, control_login) = seqpacket_pair()?;
+    let (control_master, control_login) = fdpass::seqpacket_pair()?;
     let (push_master, push_login) = UnixStream::pair()?;
     // SAFETY: no runtime and no other thread exists yet, so the child owns a consistent copy of
     // the whole process and may run arbitrary code.
@@ -85,25 +87,6 @@ where
             master_process(config, auth, child, control_master, push_master)
         }
     }
-}
-
-fn seqpacket_pair() -> std::io::Result<(UnixStream, UnixStream)> {
-    let mut fds = [0; 2];
-    // SAFETY: socketpair writes two descriptors into the array we pass.
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors are new and owned by nobody else.
-    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    Ok((UnixStream::from(a), UnixStream::from(b)))
 }
 
 /// Drops to `uid`/`gid` for good, with no supplementary groups.
@@ -158,20 +141,13 @@ struct Master {
     config: Config,
     auth: Arc<Authenticator>,
     tickets: Mutex<HashMap<String, (MailUser, Instant)>>,
-    workers: Arc<Mutex<Workers>>,
+    /// The session workers, one per mail owner.
+    pool: WorkerPool,
     /// Write end of the pipe on which workers announce repairs, deliveries and retrievals
     /// (their fd 3).
     events: OwnedFd,
     /// Answers RESOLVE with the master's own view of maps and user databases.
     resolver: Arc<Resolver>,
-}
-
-/// Live workers, and whether new ones may still start; one lock, so a worker started while
-/// shutdown begins is either refused or told to stop, never missed.
-#[derive(Default)]
-struct Workers {
-    stopping: bool,
-    pids: Vec<u32>,
 }
 
 fn master_process(
@@ -186,13 +162,14 @@ fn master_process(
         .build()?;
     runtime.block_on(async move {
         let (events_read, events_write) = cloexec_pipe()?;
+        let privileged_gid = config.mail.privileged_gid;
         let auth = Arc::new(auth);
         let master = Arc::new(Master {
             resolver: Arc::new(Resolver::new(&config.smtp, Arc::clone(&auth))),
             config,
             auth,
             tickets: Mutex::new(HashMap::new()),
-            workers: Arc::new(Mutex::new(Workers::default())),
+            pool: WorkerPool::new(events_write.as_raw_fd(), privileged_gid),
             events: events_write,
         });
         let mut requests = receive_requests(control);
@@ -220,7 +197,7 @@ fn master_process(
                     let _ = push.write_all(&super::updates::encode_totals(&totals)).await;
                 }
                 status = &mut login_exit => {
-                    master.stop_workers();
+                    master.pool.stop();
                     anyhow::bail!("the login process exited unexpectedly ({status:?})");
                 }
             }
@@ -228,7 +205,7 @@ fn master_process(
         tracing::info!("shutting down");
         // SAFETY: kill(2) on our own child's pid, which is not reaped until wait_pid returns.
         unsafe { libc::kill(login_pid, libc::SIGTERM) };
-        master.stop_workers();
+        master.pool.stop();
         if tokio::time::timeout(LOGIN_DRAIN, &mut login_exit)
             .await
             .is_err()
@@ -237,7 +214,7 @@ fn master_process(
             unsafe { libc::kill(login_pid, libc::SIGKILL) };
             let _ = login_exit.await;
         }
-        master.wait_workers(WORKER_GRACE).await;
+        master.pool.wait(WORKER_GRACE).await;
         Ok(())
     })
 }
@@ -413,60 +390,13 @@ impl Master {
             }
         };
         let session = UserSession::new(user, family, &self.config, peer, local, tls);
-        let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
-        if workers.stopping {
-            return Reply::Refused("shutting down".into());
-        }
-        match worker::spawn(
-            &session,
-            owner,
-            socket,
-            Some(self.events.as_raw_fd()),
-            self.config.mail.privileged_gid,
-        ) {
-            Ok(mut child) => {
-                let pid = child.id();
-                workers.pids.extend(pid);
-                let all = Arc::clone(&self.workers);
-                tokio::spawn(async move {
-                    let _ = child.wait().await;
-                    let mut all = all.lock().unwrap_or_else(PoisonError::into_inner);
-                    all.pids.retain(|p| Some(*p) != pid);
-                });
-                Reply::Started
-            }
+        match self.pool.hand_over(owner, &session, socket) {
+            Ok(()) => Reply::Started,
+            Err(PoolError::ShuttingDown) => Reply::Refused("shutting down".into()),
             Err(e) => {
-                tracing::error!(user = %session.user.name, "cannot start worker: {e}");
+                tracing::error!(user = %session.user.name, "{e}");
                 Reply::Refused("cannot start worker".into())
             }
-        }
-    }
-
-    /// Refuses new workers and sends SIGTERM to every live one.
-    fn stop_workers(&self) {
-        let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
-        workers.stopping = true;
-        for pid in &workers.pids {
-            // SAFETY: kill(2) on a child of ours that has not been reaped (its waiter removes
-            // it from this list first).
-            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGTERM) };
-        }
-    }
-
-    /// Waits (bounded) until every worker has exited.
-    async fn wait_workers(&self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if self
-                .workers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pids
-                .is_empty()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -501,13 +431,14 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let config = Config::load(&path).unwrap();
         let auth = Arc::new(Authenticator::new(&config.auth));
+        let events = cloexec_pipe().unwrap().1;
         let master = Master {
             resolver: Arc::new(Resolver::new(&config.smtp, Arc::clone(&auth))),
             auth,
             config,
             tickets: Mutex::new(HashMap::new()),
-            workers: Arc::new(Mutex::new(Workers::default())),
-            events: cloexec_pipe().unwrap().1,
+            pool: WorkerPool::new(events.as_raw_fd(), None),
+            events,
         };
         (dir, master)
     }

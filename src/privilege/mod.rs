@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod fdpass;
 pub mod in_process;
 pub mod master;
+pub mod pool;
 pub mod updates;
 pub mod worker;
 

@@ -1,9 +1,12 @@
-//! Per-session worker processes for a root-started server.
+//! Session workers for a root-started server: one long-lived `roost worker` per mail owner,
+//! started by the master with the owner's uid and gid (see [`super::pool`]), serving every
+//! session the master hands it as a task.
 //!
-//! The listener process keeps the client connection (and its TLS state) and relays plaintext
-//! bytes over a socketpair to `roost worker`, started with the mail owner's uid and gid, which
-//! runs the authenticated session and touches the mail. This is Dovecot's login/imap split in
-//! miniature: the kernel enforces that one user's session cannot reach another user's files.
+//! The login process keeps the client connection (and its TLS state) and relays plaintext
+//! bytes over a socketpair to the worker, which runs the authenticated session and touches the
+//! mail. This is Dovecot's login/imap split: the kernel enforces that one owner's sessions cannot
+//! reach another owner's files, and nothing one session sends can end another's (no recursion
+//! on input-controlled depth, bounded buffers, every session its own task).
 
 use crate::listen::watch::CommandWatch;
 use std::io::Write;
@@ -14,12 +17,17 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, Parser};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use super::control::{MasterClient, Request};
+use super::control::{b64, unb64, MasterClient, Request};
+use super::fdpass;
+use super::pool::SESSION_ENDED;
 
 use crate::auth::{MailUser, Source};
 use crate::config::Family;
@@ -28,9 +36,19 @@ use crate::listen::conn::{Connection, Stream};
 use crate::listen::registry::SessionHandle;
 use crate::session::{SessionContext, UserSession};
 
-/// The arguments `roost worker` receives: a [`UserSession`], spelled out.
+/// The arguments of `roost worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
+    /// Descriptor on which to announce storage repairs, deliveries and retrievals to the master.
+    #[arg(long)]
+    events_fd: Option<RawFd>,
+}
+
+/// A session handed to a worker: a [`UserSession`], spelled out as command-line style
+/// arguments (each base64 in the message, so no byte of a user name can break the framing).
+#[derive(Debug, Parser)]
+#[command(no_binary_name = true)]
+struct SessionArgs {
     /// Protocol family: imap or pop3.
     #[arg(long)]
     family: String,
@@ -61,9 +79,6 @@ pub struct WorkerArgs {
     /// Largest IMAP literal.
     #[arg(long)]
     max_literal: u32,
-    /// Descriptor on which to announce storage repairs, deliveries and retrievals to the master.
-    #[arg(long)]
-    events_fd: Option<RawFd>,
 }
 
 /// The worker's descriptor for repair announcements.
@@ -71,7 +86,6 @@ pub const EVENTS_FD: RawFd = 3;
 
 fn to_args(s: &UserSession) -> Vec<String> {
     let mut args = vec![
-        "worker".into(),
         "--family".into(),
         s.family.name().into(),
         "--user".into(),
@@ -99,17 +113,58 @@ fn to_args(s: &UserSession) -> Vec<String> {
     args
 }
 
-/// Master side: starts `roost worker` as `owner`, serving the session on `socket`.
+/// The message that hands `session` to a worker (the session socket travels beside it).
+pub fn encode_session(session: &UserSession) -> Vec<u8> {
+    let fields: Vec<String> = to_args(session).iter().map(|a| b64(a)).collect();
+    fields.join(" ").into_bytes()
+}
+
+/// Parses a message written by [`encode_session`].
+fn decode_session(message: &[u8]) -> anyhow::Result<UserSession> {
+    let text = std::str::from_utf8(message)?;
+    let args = text
+        .split(' ')
+        .map(|f| unb64(f).ok_or_else(|| anyhow::anyhow!("malformed session message")))
+        .collect::<anyhow::Result<Vec<String>>>()?;
+    let args = SessionArgs::try_parse_from(args)?;
+    let family = match args.family.as_str() {
+        "imap" => Family::Imap,
+        "pop3" => Family::Pop3,
+        other => anyhow::bail!("unknown family {other:?}"),
+    };
+    let source = if args.source == "pam" {
+        Source::Pam
+    } else {
+        Source::PasswdFile
+    };
+    Ok(UserSession {
+        user: MailUser {
+            name: args.user,
+            source,
+            uid: None,
+            gid: None,
+            home: args.home,
+        },
+        family,
+        location: roost_storage::MailLocation::parse(&args.location)?,
+        peer: args.peer,
+        local: args.local,
+        tls: args.tls,
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        max_literal: args.max_literal,
+    })
+}
+
+/// Master side: starts `roost worker` as `owner`; it takes sessions from `control`.
 pub fn spawn(
-    session: &UserSession,
     owner: (u32, u32),
-    socket: OwnedFd,
+    control: OwnedFd,
     events: Option<RawFd>,
     privileged_gid: Option<u32>,
 ) -> std::io::Result<Child> {
     let mut command = Command::new("/proc/self/exe");
     command
-        .args(to_args(session))
+        .arg("worker")
         .args(
             events
                 .map(|_| ["--events-fd".to_string(), EVENTS_FD.to_string()])
@@ -118,16 +173,8 @@ pub fn spawn(
         )
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .env(
-            "HOME",
-            session
-                .user
-                .home
-                .as_deref()
-                .unwrap_or(std::path::Path::new("/")),
-        )
-        .env("USER", &session.user.name)
-        .stdin(Stdio::from(socket))
+        .env("HOME", "/")
+        .stdin(Stdio::from(control))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
@@ -135,8 +182,8 @@ pub fn spawn(
         command.env("RUST_LOG", filter);
     }
     run_as_owner(&mut command, owner, events, privileged_gid);
-    // `command` (and with it our copy of the socket) is dropped on return, so the worker holds
-    // the only reference and its exit is seen as EOF by the relay.
+    // `command` (and with it our copy of the worker's end) is dropped on return, so a worker
+    // whose master dies sees EOF on its control socket.
     command.spawn()
 }
 
@@ -327,52 +374,113 @@ where
     let _ = to.shutdown().await;
 }
 
-/// `roost worker`: runs one authenticated session on the socket passed as standard input.
+/// `roost worker`: serves every session the master hands over on the control socket passed as
+/// standard input, each as a task, until the master closes that socket (then finishes the
+/// sessions it has) or SIGTERM (then every session says goodbye).
 pub fn main(args: WorkerArgs) -> anyhow::Result<()> {
     super::keep_privileged_group_saved_only()?;
-    let events_fd = args.events_fd;
-    let family = match args.family.as_str() {
-        "imap" => Family::Imap,
-        "pop3" => Family::Pop3,
-        other => anyhow::bail!("worker: unknown family {other:?}"),
-    };
-    let source = if args.source == "pam" {
-        Source::Pam
-    } else {
-        Source::PasswdFile
-    };
-    let session = UserSession {
-        user: MailUser {
-            name: args.user,
-            source,
-            uid: None,
-            gid: None,
-            home: args.home,
-        },
-        family,
-        location: roost_storage::MailLocation::parse(&args.location)?,
-        peer: args.peer,
-        local: args.local,
-        tls: args.tls,
-        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
-        max_literal: args.max_literal,
-    };
-    let socket =
+    let control =
         std::os::unix::net::UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned()?);
-    socket.set_nonblocking(true)?;
+    control.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         crate::listen::shutdown::cancel_on_terminate(shutdown.clone())?;
-        if let Some(fd) = events_fd {
+        if let Some(fd) = args.events_fd {
             announce_events_on(fd);
         }
         set_sigterm_blocked(false)?;
-        let stream = Stream::Unix(tokio::net::UnixStream::from_std(socket)?);
-        let conn = Connection::new(stream, session.idle_timeout, shutdown, None);
-        super::in_process::run_authenticated(conn, session).await;
+        let control = Arc::new(control);
+        // SAFETY: the Arc'd UnixStream owns its descriptor, which stays open and the same for
+        // as long as the AsyncFd (holding one of the Arcs) lives.
+        let incoming =
+            unsafe { AsyncFd::register_with_interest(Arc::clone(&control), Interest::READABLE) }?;
+        let tracker = TaskTracker::new();
+        let mut buf = vec![0u8; super::control::MAX_MESSAGE];
+        loop {
+            tokio::select! {
+                received = receive(&incoming, &mut buf) => match received {
+                    Ok((n, fds)) if n > 0 => serve(&tracker, &control, &buf[..n], fds, &shutdown),
+                    _ => break,
+                },
+                () = shutdown.cancelled() => {
+                    // Every session the master handed over before its SIGTERM is queued on the
+                    // socket by now: start those too, so each says goodbye.
+                    while let Ok((n, fds)) = fdpass::recv(&control, &mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        serve(&tracker, &control, &buf[..n], fds, &shutdown);
+                    }
+                    break;
+                }
+            }
+        }
+        tracker.close();
+        tracker.wait().await;
         anyhow::Ok(())
     })
+}
+
+/// Waits for the master's next hand-over (`0` bytes: the master closed the socket).
+async fn receive(
+    control: &AsyncFd<Arc<std::os::unix::net::UnixStream>>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+    loop {
+        let mut ready = control.readable().await?;
+        match ready.try_io(|socket| fdpass::recv(socket.get_ref(), buf)) {
+            Ok(received) => return received,
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+/// Starts the session of one hand-over as a task that tells the master when it has ended.
+fn serve(
+    tracker: &TaskTracker,
+    control: &Arc<std::os::unix::net::UnixStream>,
+    message: &[u8],
+    fds: Vec<OwnedFd>,
+    shutdown: &CancellationToken,
+) {
+    let notice = EndNotice(Arc::clone(control));
+    match start_session(message, fds, shutdown) {
+        Ok(session) => {
+            tracker.spawn(async move {
+                let _notice = notice;
+                session.await;
+            });
+        }
+        Err(e) => tracing::error!("worker: session refused: {e:#}"),
+    }
+}
+
+/// Tells the master that a session has ended when dropped: after the session returns, and
+/// also if it panicked (tokio contains a panicking task; the other sessions go on).
+struct EndNotice(Arc<std::os::unix::net::UnixStream>);
+
+impl Drop for EndNotice {
+    fn drop(&mut self) {
+        let _ = fdpass::send(&self.0, SESSION_ENDED, &[]);
+    }
+}
+
+/// The authenticated session described by `message`, on the socket in `fds`.
+fn start_session(
+    message: &[u8],
+    mut fds: Vec<OwnedFd>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let session = decode_session(message)?;
+    let socket = fds
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("a session without a socket"))?;
+    let socket = std::os::unix::net::UnixStream::from(socket);
+    socket.set_nonblocking(true)?;
+    let stream = Stream::Unix(tokio::net::UnixStream::from_std(socket)?);
+    let conn = Connection::new(stream, session.idle_timeout, shutdown.clone(), None);
+    Ok(super::in_process::run_authenticated(conn, session))
 }
