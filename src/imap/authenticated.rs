@@ -9,13 +9,14 @@ use roost_protocol::imap::imap_types::extensions::enable::CapabilityEnable;
 use roost_protocol::imap::imap_types::extensions::sort::SortCriterion;
 use roost_protocol::imap::imap_types::extensions::thread::ThreadingAlgorithm;
 use roost_protocol::imap::imap_types::search::SearchKey;
-use roost_protocol::imap::{self as wire, Event, Extras, ImapDecoder};
+use roost_protocol::imap::response::{push_continuation, Code, Response};
+use roost_protocol::imap::{Event, Extras, ImapDecoder};
 use roost_storage::Store;
 
 use super::changes;
 use super::fetch::{self, FetchArgs};
 use super::idle;
-use super::input::{farewell, next_event, rejected, Ended};
+use super::input::{bye, farewell, next_event, rejected, Ended};
 use super::mailboxes::{self, mailbox_name};
 use super::reply::{bad, no, ok, ok_code, storage_failure, Tagged};
 use super::selected::{SelectStyle, Selected};
@@ -57,9 +58,13 @@ pub async fn run(conn: &mut Connection, user: &UserSession) {
         Ok(store) => store,
         Err(e) => {
             tracing::error!("imap({name}): cannot open mail store: {e}");
-            let _ = conn
-                .write(b"* BYE [SERVERBUG] Cannot open your mailbox; the error is logged.\r\n")
-                .await;
+            let mut line = Vec::new();
+            Response::Bye {
+                code: Some(Code::ServerBug),
+                text: "Cannot open your mailbox; the error is logged.",
+            }
+            .encode(&mut line);
+            let _ = conn.write(&line).await;
             return;
         }
     };
@@ -106,11 +111,9 @@ pub async fn run(conn: &mut Connection, user: &UserSession) {
                 }
             }
             Event::LiteralAccepted => {
-                if conn
-                    .write(&wire::continuation("Ready for literal data"))
-                    .await
-                    .is_err()
-                {
+                let mut line = Vec::new();
+                push_continuation(&mut line, "Ready for literal data");
+                if conn.write(&line).await.is_err() {
                     return;
                 }
                 continue;
@@ -123,7 +126,7 @@ pub async fn run(conn: &mut Connection, user: &UserSession) {
             }
             Event::Overflow { reason } => {
                 // Only the pre-login decoder ends a connection this way; say why all the same.
-                let _ = conn.write(&wire::untagged(&format!("BYE {reason}"))).await;
+                let _ = conn.write(&bye(&reason)).await;
                 return;
             }
             Event::AuthenticateData(_) | Event::IdleDone => continue,
@@ -150,7 +153,7 @@ pub async fn run(conn: &mut Connection, user: &UserSession) {
             }
             Flow::Sent => {}
             Flow::Logout(tagged) => {
-                out.extend(b"* BYE Logging out\r\n");
+                out.extend(bye("Logging out"));
                 out.extend(tagged);
                 let _ = conn.write(&out).await;
                 tracing::info!("imap({name}): Disconnected: Logged out");
@@ -195,16 +198,14 @@ impl Session<'_> {
         let mut report_changes = true;
         let tagged = match cmd.body {
             CommandBody::Capability => {
-                out.extend(wire::untagged(&format!(
-                    "CAPABILITY {AUTHENTICATED_CAPABILITIES}"
-                )));
+                Response::Capability(AUTHENTICATED_CAPABILITIES).encode(out);
                 ok(tag, "Capability completed.")
             }
             CommandBody::Noop => ok(tag, "NOOP completed."),
             CommandBody::Check => ok(tag, "Check completed."),
             CommandBody::Logout => return Ok(Flow::Logout(ok(tag, "Logout completed."))),
             CommandBody::Id { .. } => {
-                out.extend(wire::untagged("ID (\"name\" \"roost\")"));
+                Response::Id(&[("name", "roost")]).encode(out);
                 ok(tag, "ID completed.")
             }
             CommandBody::Enable { capabilities } => {
@@ -230,18 +231,17 @@ impl Session<'_> {
                         enabled.push("QRESYNC");
                     }
                 }
-                out.extend(
-                    format!("* ENABLED {}\r\n", enabled.join(" "))
-                        .trim_end()
-                        .as_bytes(),
-                );
-                out.extend(b"\r\n");
+                Response::Enabled(&enabled).encode(out);
                 ok(tag, "Enabled.")
             }
             CommandBody::Namespace => mailboxes::namespace(tag, out),
             CommandBody::Compress { .. } => {
                 if conn.is_deflating() {
-                    no(tag, Some("COMPRESSIONACTIVE"), "DEFLATE is already active.")
+                    no(
+                        tag,
+                        Some(Code::CompressionActive),
+                        "DEFLATE is already active.",
+                    )
                 } else {
                     // The OK goes out uncompressed; everything after it is deflated.
                     out.extend(ok(tag, "DEFLATE active."));
@@ -270,27 +270,31 @@ impl Session<'_> {
             } => blocking(|| self.select(&mailbox, &parameters, true, tag, out)),
             CommandBody::Create { mailbox } => match mailbox_name(&mailbox, utf8) {
                 Ok(name) if name == "INBOX" => {
-                    no(tag, Some("ALREADYEXISTS"), "INBOX always exists.")
+                    no(tag, Some(Code::AlreadyExists), "INBOX always exists.")
                 }
                 Ok(name) => match self.store.folders().create(&name) {
                     Ok(()) => ok(tag, "Create completed."),
                     Err(e) => storage_failure(tag, self.name(), &e),
                 },
-                Err(why) => no(tag, Some("CANNOT"), why),
+                Err(why) => no(tag, Some(Code::Cannot), why),
             },
             CommandBody::Delete { mailbox } => match mailbox_name(&mailbox, utf8) {
                 Ok(name) if name == "INBOX" => mailboxes::cannot_delete_inbox(tag),
                 Ok(name) => {
                     if self.selected.as_ref().is_some_and(|s| s.name == name) {
                         self.selected = None;
-                        out.extend(b"* OK [CLOSED] The deleted mailbox was selected.\r\n");
+                        Response::Ok {
+                            code: Some(Code::Closed),
+                            text: "The deleted mailbox was selected.",
+                        }
+                        .encode(out);
                     }
                     match self.store.folders().delete(&name) {
                         Ok(()) => ok(tag, "Delete completed."),
                         Err(e) => storage_failure(tag, self.name(), &e),
                     }
                 }
-                Err(why) => no(tag, Some("CANNOT"), why),
+                Err(why) => no(tag, Some(Code::Cannot), why),
             },
             CommandBody::Rename { from, to } => {
                 match (mailbox_name(&from, utf8), mailbox_name(&to, utf8)) {
@@ -301,7 +305,7 @@ impl Session<'_> {
                             Err(e) => storage_failure(tag, &user, &e),
                         }
                     }
-                    (Err(why), _) | (_, Err(why)) => no(tag, Some("CANNOT"), why),
+                    (Err(why), _) | (_, Err(why)) => no(tag, Some(Code::Cannot), why),
                 }
             }
             CommandBody::Subscribe { ref mailbox } | CommandBody::Unsubscribe { ref mailbox } => {
@@ -318,7 +322,7 @@ impl Session<'_> {
                         ),
                         Err(e) => storage_failure(tag, self.name(), &e),
                     },
-                    Err(why) => no(tag, Some("CANNOT"), why),
+                    Err(why) => no(tag, Some(Code::Cannot), why),
                 }
             }
             CommandBody::List {
@@ -365,7 +369,7 @@ impl Session<'_> {
                         Err(e) => storage_failure(tag, self.name(), &e),
                     }
                 }
-                Err(why) => no(tag, Some("CANNOT"), why),
+                Err(why) => no(tag, Some(Code::Cannot), why),
             },
             CommandBody::Append {
                 mailbox,
@@ -384,7 +388,7 @@ impl Session<'_> {
                         self.name(),
                     )
                 }),
-                Err(why) => no(tag, Some("CANNOT"), why),
+                Err(why) => no(tag, Some(Code::Cannot), why),
             },
             CommandBody::Idle => {
                 let user = self.user.user.name.clone();
@@ -578,7 +582,7 @@ impl Session<'_> {
                                         out,
                                     )
                                 }),
-                                Err(why) => no(tag, Some("CANNOT"), why),
+                                Err(why) => no(tag, Some(Code::Cannot), why),
                             }
                         }
                         CommandBody::Expunge => {
@@ -616,7 +620,11 @@ impl Session<'_> {
         out: &mut Vec<u8>,
     ) -> Tagged {
         if self.selected.take().is_some() && (self.qresync || self.rev2) {
-            out.extend(b"* OK [CLOSED] Previous mailbox closed.\r\n");
+            Response::Ok {
+                code: Some(Code::Closed),
+                text: "Previous mailbox closed.",
+            }
+            .encode(out);
         }
         let mut resync = None;
         for p in parameters {
@@ -637,7 +645,7 @@ impl Session<'_> {
         }
         let name = match mailbox_name(mailbox, self.utf8) {
             Ok(name) => name,
-            Err(why) => return no(tag, Some("CANNOT"), why),
+            Err(why) => return no(tag, Some(Code::Cannot), why),
         };
         let mut untagged = Vec::new();
         let style = SelectStyle {
@@ -693,15 +701,10 @@ fn sort_command(
                 })
                 .collect();
             if let Some(options) = returns {
-                out.extend(search::esearch(tag, uid, &numbers, options, None, true).as_bytes());
+                search::esearch(tag, uid, &numbers, options, None, true, out);
                 return ok(tag, "Sort completed.");
             }
-            let mut line = String::from("* SORT");
-            for n in numbers {
-                line.push_str(&format!(" {n}"));
-            }
-            out.extend(line.as_bytes());
-            out.extend(b"\r\n");
+            Response::Sort(&numbers).encode(out);
             ok(tag, "Sort completed.")
         }
         Err(e) => storage_failure(tag, user, &e),
@@ -728,8 +731,7 @@ fn thread_command(
     let number = |i: usize| if uid { uids[i] } else { i as u32 + 1 };
     match thread::thread(selected, &hits, algorithm, number) {
         Ok(Some(threads)) => {
-            out.extend(format!("* THREAD {threads}\r\n").trim_end().as_bytes());
-            out.extend(b"\r\n");
+            Response::Thread(&threads).encode(out);
             ok(tag, "Thread completed.")
         }
         Ok(None) => bad(tag, "Unknown threading algorithm."),

@@ -8,11 +8,10 @@ use roost_protocol::imap::imap_types::datetime::DateTime;
 use roost_protocol::imap::imap_types::extensions::binary::LiteralOrLiteral8;
 use roost_protocol::imap::imap_types::flag::{Flag, StoreResponse, StoreType};
 use roost_protocol::imap::imap_types::sequence::SequenceSet;
+use roost_protocol::imap::response::{Code, FetchItem, Response};
 use roost_storage::{FlagChange, Flags, Store, Uid};
 
-use super::reply::{
-    bad, flags_item, no, ok, ok_code, parse_flags, storage_failure, uid_set, Tagged,
-};
+use super::reply::{bad, message_flags, no, ok, ok_code, parse_flags, storage_failure, Tagged};
 use super::selected::Selected;
 
 /// STORE / UID STORE.
@@ -74,21 +73,26 @@ pub fn store(
         if silent && !*condstore {
             continue;
         }
+        let flags = message_flags(info);
         let mut items = Vec::new();
         if uid {
-            items.push(format!("UID {}", info.uid));
+            items.push(FetchItem::Uid(info.uid));
         }
         if !silent {
-            items.push(flags_item(info));
+            items.push(FetchItem::Flags(&flags));
         }
         if *condstore {
-            items.push(format!("MODSEQ ({})", info.modseq));
+            items.push(FetchItem::ModSeq(info.modseq));
         }
-        out.extend(format!("* {} FETCH ({})\r\n", i + 1, items.join(" ")).as_bytes());
+        Response::Fetch {
+            seq: i as u32 + 1,
+            items: &items,
+        }
+        .encode(out);
     }
     if !modified.is_empty() {
-        let set = uid_set(modified);
-        return ok_code(tag, &format!("MODIFIED {set}"), "Conditional store failed.");
+        let code = Code::Modified(modified);
+        return ok_code(tag, code, "Conditional store failed.");
     }
     ok(tag, "Store completed.")
 }
@@ -131,18 +135,22 @@ pub fn copy_or_move(
         Ok(p) => p,
         Err(e) => return storage_failure(tag, user, &e),
     };
-    let code = format!(
-        "COPYUID {validity} {} {}",
-        uid_set(pairs.iter().map(|(from, _)| *from)),
-        uid_set(pairs.iter().map(|(_, to)| *to))
-    );
+    let source: Vec<Uid> = pairs.iter().map(|(from, _)| *from).collect();
+    let code = Code::CopyUid {
+        uidvalidity: validity,
+        source: source.clone(),
+        destination: pairs.iter().map(|(_, to)| *to).collect(),
+    };
     if moving {
-        out.extend(format!("* OK [{code}] Moved.\r\n").as_bytes());
-        let moved: Vec<Uid> = pairs.iter().map(|(from, _)| *from).collect();
-        selected.remove_expunged(&moved, out);
+        Response::Ok {
+            code: Some(code),
+            text: "Moved.",
+        }
+        .encode(out);
+        selected.remove_expunged(&source, out);
         return ok(tag, "Move completed.");
     }
-    ok_code(tag, &code, "Copy completed.")
+    ok_code(tag, code, "Copy completed.")
 }
 
 /// EXPUNGE (all `\Deleted`) or UID EXPUNGE (those of them in `only`).
@@ -215,7 +223,10 @@ pub fn append(
     match target.append(&mut bytes, system, &keywords, when) {
         Ok(uid) => ok_code(
             tag,
-            &format!("APPENDUID {validity} {uid}"),
+            Code::AppendUid {
+                uidvalidity: validity,
+                uid,
+            },
             "Append completed.",
         ),
         Err(e) => storage_failure(tag, user, &e),
@@ -233,7 +244,7 @@ fn open_target(
     let mut target = match store.folders().open(name) {
         Ok(m) => m,
         Err(roost_storage::Error::NoSuchMailbox(_)) => {
-            return Err(no(tag, Some("TRYCREATE"), "Mailbox doesn't exist."))
+            return Err(no(tag, Some(Code::TryCreate), "Mailbox doesn't exist."))
         }
         Err(e) => return Err(storage_failure(tag, user, &e)),
     };
@@ -248,7 +259,7 @@ fn read_only(selected: &Selected, tag: &str) -> Option<Tagged> {
     selected.read_only.then(|| {
         no(
             tag,
-            Some("READ-ONLY"),
+            Some(Code::ReadOnly),
             "The mailbox is read-only (EXAMINE).",
         )
     })

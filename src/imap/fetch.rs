@@ -16,12 +16,12 @@ use roost_protocol::imap::imap_types::sequence::SequenceSet;
 use roost_protocol::imap::message::{
     header_fields, header_len, SectionText, Structure, UnknownCte,
 };
-use roost_protocol::imap::strings::push_literal_header;
+use roost_protocol::imap::response::{push_fetch_end, push_fetch_start, Code, FetchItem, Literal};
 use roost_storage::mailbox::MessageReader;
 use roost_storage::wire::CrlfReader;
 use roost_storage::{Error as StorageError, FlagChange, Flags, Mailbox, Uid};
 
-use super::reply::{bad, flags_item, internal_date, no, ok, storage_failure, Tagged};
+use super::reply::{bad, message_flags, no, ok, storage_failure, Tagged};
 use super::selected::Selected;
 use crate::listen::conn::Connection;
 
@@ -126,7 +126,7 @@ pub async fn fetch(
                 out.clear();
                 return Ok(no(
                     tag,
-                    Some("UNKNOWN-CTE"),
+                    Some(Code::UnknownCte),
                     &format!("Can't decode Content-Transfer-Encoding {cte}."),
                 ));
             }
@@ -139,7 +139,7 @@ pub async fn fetch(
     if vanished {
         return Ok(no(
             tag,
-            Some("EXPUNGEISSUED"),
+            Some(Code::ExpungeIssued),
             "Some of the requested messages no longer exist.",
         ));
     }
@@ -198,10 +198,10 @@ fn message_response(
     out: &mut Vec<u8>,
 ) -> Result<Option<Stream>, FetchError> {
     mark_seen_if_read(selected, i, items)?;
-    out.extend(format!("* {} FETCH (", i + 1).as_bytes());
+    push_fetch_start(out, i as u32 + 1);
     let stream = write_items(selected, i, items, out, 0)?;
     if stream.is_none() {
-        out.extend(b")\r\n");
+        push_fetch_end(out);
     }
     Ok(stream)
 }
@@ -214,13 +214,10 @@ fn finish_after_stream(
 ) {
     let streamed_at = items.iter().position(streams).unwrap_or(items.len());
     // Only one item per response streams (the first); later body items are built in memory.
-    match write_items(selected, i, items, out, streamed_at + 1) {
-        Ok(_) => out.extend(b")\r\n"),
-        Err(e) => {
-            tracing::warn!("FETCH of message {} failed after its body: {e:?}", i + 1);
-            out.extend(b")\r\n");
-        }
+    if let Err(e) = write_items(selected, i, items, out, streamed_at + 1) {
+        tracing::warn!("FETCH of message {} failed after its body: {e:?}", i + 1);
     }
+    push_fetch_end(out);
 }
 
 /// Whether an item is streamed from the file rather than built in memory.
@@ -281,79 +278,56 @@ fn write_items(
         }
         first = false;
         let info = selected.messages[i].clone();
+        let mailbox = selected.mailbox.as_mut();
         match item {
-            MessageDataItemName::Uid => out.extend(format!("UID {}", info.uid).as_bytes()),
-            MessageDataItemName::Flags => out.extend(flags_item(&info).as_bytes()),
+            MessageDataItemName::Uid => FetchItem::Uid(info.uid).encode(out),
+            MessageDataItemName::Flags => FetchItem::Flags(&message_flags(&info)).encode(out),
             MessageDataItemName::InternalDate => {
-                out.extend(format!("INTERNALDATE {}", internal_date(info.internal_date)).as_bytes())
+                FetchItem::InternalDate(info.internal_date).encode(out)
             }
             MessageDataItemName::Rfc822Size => {
-                let size = selected.mailbox.crlf_size(info.uid)?;
-                out.extend(format!("RFC822.SIZE {size}").as_bytes());
+                FetchItem::Rfc822Size(mailbox.crlf_size(info.uid)?).encode(out)
             }
-            MessageDataItemName::ModSeq => {
-                out.extend(format!("MODSEQ ({})", info.modseq).as_bytes())
-            }
+            MessageDataItemName::ModSeq => FetchItem::ModSeq(info.modseq).encode(out),
             MessageDataItemName::Envelope => {
-                out.extend(b"ENVELOPE ");
-                let value = envelope(selected.mailbox.as_mut(), info.uid)?;
-                out.extend(value);
+                FetchItem::Envelope(&envelope(mailbox, info.uid)?).encode(out)
             }
             MessageDataItemName::Body => {
-                out.extend(b"BODY ");
-                out.extend(structure(selected.mailbox.as_mut(), info.uid, false)?);
+                FetchItem::Body(&structure(mailbox, info.uid, false)?).encode(out)
             }
             MessageDataItemName::BodyStructure => {
-                out.extend(b"BODYSTRUCTURE ");
-                out.extend(structure(selected.mailbox.as_mut(), info.uid, true)?);
+                FetchItem::BodyStructure(&structure(mailbox, info.uid, true)?).encode(out)
             }
             MessageDataItemName::BodyExt {
                 section, partial, ..
             } => {
-                let name = format!("BODY[{}]", section_name(section.as_ref()));
-                let origin = partial.map(|(o, _)| format!("<{o}>")).unwrap_or_default();
-                out.extend(format!("{name}{origin} ").as_bytes());
                 let window = partial.map(|(o, n)| (u64::from(o), u64::from(n.get())));
-                if let Some(stream) = body_item(
-                    selected.mailbox.as_mut(),
-                    info.uid,
-                    section.as_ref(),
-                    window,
-                    out,
-                    start == 0,
-                )? {
+                let body = body_item(mailbox, info.uid, section.as_ref(), window, start == 0)?;
+                FetchItem::BodySection {
+                    section: section.as_ref(),
+                    origin: partial.map(|(o, _)| o),
+                    data: body.literal(),
+                }
+                .encode(out);
+                if let Body::Streamed(stream) = body {
                     return Ok(Some(stream));
                 }
             }
             MessageDataItemName::Rfc822 => {
-                out.extend(b"RFC822 ");
-                if let Some(stream) = body_item(
-                    selected.mailbox.as_mut(),
-                    info.uid,
-                    None,
-                    None,
-                    out,
-                    start == 0,
-                )? {
+                let body = body_item(mailbox, info.uid, None, None, start == 0)?;
+                FetchItem::Rfc822(body.literal()).encode(out);
+                if let Body::Streamed(stream) = body {
                     return Ok(Some(stream));
                 }
             }
             MessageDataItemName::Rfc822Header => {
-                out.extend(b"RFC822.HEADER ");
-                let header = header_of(selected.mailbox.as_mut(), info.uid)?;
-                push_literal(out, &header);
+                FetchItem::Rfc822Header(&header_of(mailbox, info.uid)?).encode(out)
             }
             MessageDataItemName::Rfc822Text => {
-                out.extend(b"RFC822.TEXT ");
                 let text = Section::Text(None);
-                if let Some(stream) = body_item(
-                    selected.mailbox.as_mut(),
-                    info.uid,
-                    Some(&text),
-                    None,
-                    out,
-                    start == 0,
-                )? {
+                let body = body_item(mailbox, info.uid, Some(&text), None, start == 0)?;
+                FetchItem::Rfc822Text(body.literal()).encode(out);
+                if let Body::Streamed(stream) = body {
                     return Ok(Some(stream));
                 }
             }
@@ -361,7 +335,7 @@ fn write_items(
                 section, partial, ..
             } => {
                 let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
-                let bytes = binary(selected.mailbox.as_mut(), info.uid, &path)?;
+                let bytes = binary(mailbox, info.uid, &path)?;
                 let bytes = match partial {
                     Some((origin, count)) => {
                         let from = (*origin as usize).min(bytes.len());
@@ -370,29 +344,25 @@ fn write_items(
                     }
                     None => bytes,
                 };
-                let origin = partial.map(|(o, _)| format!("<{o}>")).unwrap_or_default();
-                out.extend(format!("BINARY[{}]{origin} ", dotted(&path)).as_bytes());
-                if bytes.contains(&0) {
-                    // NUL needs a literal8 (RFC 3516 4.2).
-                    out.push(b'~');
+                FetchItem::Binary {
+                    section: &path,
+                    origin: partial.map(|(o, _)| o),
+                    data: &bytes,
                 }
-                push_literal(out, &bytes);
+                .encode(out);
             }
             MessageDataItemName::BinarySize { section } => {
                 let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
-                let size = binary(selected.mailbox.as_mut(), info.uid, &path)?.len();
-                out.extend(format!("BINARY.SIZE[{}] {size}", dotted(&path)).as_bytes());
+                let size = binary(mailbox, info.uid, &path)?.len() as u64;
+                FetchItem::BinarySize {
+                    section: &path,
+                    size,
+                }
+                .encode(out);
             }
         }
     }
     Ok(None)
-}
-
-fn dotted(path: &[u32]) -> String {
-    path.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 /// `BINARY[path]`: the part decoded (empty for a part that doesn't exist).
@@ -406,59 +376,38 @@ fn binary(mailbox: &mut dyn Mailbox, uid: Uid, path: &[u32]) -> Result<Vec<u8>, 
     }
 }
 
-/// The `[...]` text of a section, as the response repeats it.
-fn section_name(section: Option<&Section<'_>>) -> String {
-    let part = |p: &Option<Part>| match p {
-        Some(p) => format!("{}.", part_path(p)),
-        None => String::new(),
-    };
-    let fields = |names: &[roost_protocol::imap::imap_types::core::AString<'_>]| {
-        names
-            .iter()
-            .map(|n| String::from_utf8_lossy(n.as_ref()).to_ascii_uppercase())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    match section {
-        None => String::new(),
-        Some(Section::Part(p)) => part_path(p),
-        Some(Section::Header(p)) => format!("{}HEADER", part(p)),
-        Some(Section::HeaderFields(p, names)) => {
-            format!("{}HEADER.FIELDS ({})", part(p), fields(names.as_ref()))
-        }
-        Some(Section::HeaderFieldsNot(p, names)) => {
-            format!("{}HEADER.FIELDS.NOT ({})", part(p), fields(names.as_ref()))
-        }
-        Some(Section::Text(p)) => format!("{}TEXT", part(p)),
-        Some(Section::Mime(p)) => format!("{}.MIME", part_path(p)),
-    }
-}
-
-fn part_path(part: &Part) -> String {
-    part.0
-        .as_ref()
-        .iter()
-        .map(|n| n.to_string())
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
 fn part_numbers(part: &Option<Part>) -> Vec<u32> {
     part.as_ref()
         .map(|p| p.0.as_ref().iter().map(|n| n.get()).collect())
         .unwrap_or_default()
 }
 
-/// Writes one body section: a streamed literal's header (returning the stream) when allowed
-/// and possible, or the literal itself.
+/// A body section's bytes: built in memory, or to be streamed from the file.
+enum Body {
+    /// The bytes, in memory.
+    Bytes(Vec<u8>),
+    /// The literal to stream after its header.
+    Streamed(Stream),
+}
+
+impl Body {
+    fn literal(&self) -> Literal<'_> {
+        match self {
+            Self::Bytes(bytes) => Literal::Bytes(bytes),
+            Self::Streamed(stream) => Literal::Streamed(stream.len),
+        }
+    }
+}
+
+/// One body section: streamed from the file (the whole message or its text) when allowed and
+/// possible, else built in memory.
 fn body_item(
     mailbox: &mut dyn Mailbox,
     uid: Uid,
     section: Option<&Section<'_>>,
     window: Option<(u64, u64)>,
-    out: &mut Vec<u8>,
     may_stream: bool,
-) -> Result<Option<Stream>, StorageError> {
+) -> Result<Body, StorageError> {
     let whole_or_text = match section {
         None => Some(false),
         Some(Section::Text(None)) => Some(true),
@@ -479,8 +428,7 @@ fn body_item(
             }
             None => (start, available),
         };
-        push_literal_header(out, len);
-        return Ok(Some(Stream { uid, skip, len }));
+        return Ok(Body::Streamed(Stream { uid, skip, len }));
     }
     let bytes = section_bytes(mailbox, uid, section)?;
     let bytes = match window {
@@ -491,13 +439,7 @@ fn body_item(
         }
         None => bytes,
     };
-    push_literal(out, &bytes);
-    Ok(None)
-}
-
-fn push_literal(out: &mut Vec<u8>, bytes: &[u8]) {
-    push_literal_header(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
+    Ok(Body::Bytes(bytes))
 }
 
 /// HEADER.FIELDS names, and whether they are the ones to leave out (`.NOT`).

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use roost_protocol::imap::response::{push_continuation, Response};
 use roost_protocol::imap::{Event, Expect, ImapDecoder};
 use roost_storage::notify::Watcher;
 use tokio::io::unix::AsyncFd;
@@ -48,7 +49,9 @@ pub async fn idle(
         None => None,
     };
     decoder.expect(Expect::IdleDone);
-    if conn.write(b"+ idling\r\n").await.is_err() {
+    let mut waiting = Vec::new();
+    push_continuation(&mut waiting, "idling");
+    if conn.write(&waiting).await.is_err() {
         return Err(Ended::Closed);
     }
     let result = loop {
@@ -88,7 +91,11 @@ pub async fn idle(
                     }
                 }
             }
-            Wake::Keepalive => out.extend(b"* OK Still here\r\n"),
+            Wake::Keepalive => Response::Ok {
+                code: None,
+                text: "Still here",
+            }
+            .encode(&mut out),
         }
         if !out.is_empty() && conn.write(&out).await.is_err() {
             break Err(Ended::Closed);

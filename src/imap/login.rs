@@ -2,10 +2,12 @@
 
 use roost_protocol::imap::imap_types::auth::AuthenticateData;
 use roost_protocol::imap::imap_types::command::{Command, CommandBody};
-use roost_protocol::imap::{self as wire, Event, Expect, ImapDecoder, Status};
+use roost_protocol::imap::response::{push_continuation, Code, Response};
+use roost_protocol::imap::{Event, Expect, ImapDecoder};
 use roost_protocol::sasl::{Credentials, Mechanism, SaslError};
 
-use super::input::{farewell, next_event, rejected, Ended};
+use super::input::{bye, farewell, next_event, rejected, Ended};
+use super::reply::{bad, no, ok, ok_code};
 use super::{pre_login_capabilities, AUTHENTICATED_CAPABILITIES};
 use crate::auth::sasl::{SaslExchange, SaslStep};
 use crate::auth::AuthError;
@@ -29,9 +31,7 @@ pub async fn run(
         };
         let next = match event {
             Event::Command(cmd) => command(conn, ctx, decoder, *cmd).await,
-            Event::LiteralAccepted => {
-                write(conn, &wire::continuation("Ready for literal data")).await
-            }
+            Event::LiteralAccepted => write(conn, &continuation("Ready for literal data")).await,
             Event::Rejected { tag, reason } => {
                 match rejected(conn, &mut bad_commands, tag.as_deref(), &reason).await {
                     Some(reply) => write(conn, &reply).await,
@@ -40,7 +40,7 @@ pub async fn run(
             }
             Event::Overflow { reason } => {
                 tracing::info!("imap-login: Disconnected: {reason}");
-                let _ = conn.write(&wire::untagged(&format!("BYE {reason}"))).await;
+                let _ = conn.write(&bye(&reason)).await;
                 return None;
             }
             Event::AuthenticateData(_) | Event::IdleDone => Next::Continue,
@@ -66,25 +66,15 @@ async fn command(
     match cmd.body {
         CommandBody::Capability => {
             let caps = pre_login_capabilities(!conn.is_tls(), ctx.plaintext_allowed(conn.is_tls()));
-            let mut out = wire::untagged(&format!("CAPABILITY {caps}"));
-            out.extend(wire::tagged(
-                &tag,
-                Status::Ok,
-                None,
-                "Capability completed.",
-            ));
+            let mut out = Vec::new();
+            Response::Capability(&caps).encode(&mut out);
+            out.extend(ok(&tag, "Capability completed."));
             write(conn, &out).await
         }
-        CommandBody::Noop => {
-            write(
-                conn,
-                &wire::tagged(&tag, Status::Ok, None, "NOOP completed."),
-            )
-            .await
-        }
+        CommandBody::Noop => write(conn, &ok(&tag, "NOOP completed.")).await,
         CommandBody::Logout => {
-            let mut out = wire::untagged("BYE Logging out");
-            out.extend(wire::tagged(&tag, Status::Ok, None, "Logout completed."));
+            let mut out = bye("Logging out");
+            out.extend(ok(&tag, "Logout completed."));
             let _ = conn.write(&out).await;
             Next::Close
         }
@@ -107,32 +97,24 @@ async fn command(
             authenticate(conn, ctx, decoder, &tag, mechanism.as_ref(), initial).await
         }
         CommandBody::Id { .. } => {
-            let mut out = wire::untagged("ID (\"name\" \"roost\")");
-            out.extend(wire::tagged(&tag, Status::Ok, None, "ID completed."));
+            let mut out = Vec::new();
+            Response::Id(&[("name", "roost")]).encode(&mut out);
+            out.extend(ok(&tag, "ID completed."));
             write(conn, &out).await
         }
         other => {
             let text = format!("{} is not allowed before login.", other.name());
-            write(conn, &wire::tagged(&tag, Status::Bad, None, &text)).await
+            write(conn, &bad(&tag, &text)).await
         }
     }
 }
 
 async fn starttls(conn: &mut Connection, ctx: &SessionContext, tag: &str) -> Next {
     if conn.is_tls() {
-        return write(
-            conn,
-            &wire::tagged(tag, Status::Bad, None, "TLS is already active."),
-        )
-        .await;
+        return write(conn, &bad(tag, "TLS is already active.")).await;
     }
     if conn
-        .write(&wire::tagged(
-            tag,
-            Status::Ok,
-            None,
-            "Begin TLS negotiation now.",
-        ))
+        .write(&ok(tag, "Begin TLS negotiation now."))
         .await
         .is_err()
     {
@@ -149,7 +131,7 @@ async fn starttls(conn: &mut Connection, ctx: &SessionContext, tag: &str) -> Nex
 
 /// Refuses credentials on an unprotected connection (RFC 5530's PRIVACYREQUIRED).
 async fn privacy_required(conn: &mut Connection, tag: &str) -> Next {
-    let reply = wire::tagged(tag, Status::No, Some("PRIVACYREQUIRED"), PLAINTEXT_REFUSED);
+    let reply = no(tag, Some(Code::PrivacyRequired), PLAINTEXT_REFUSED);
     write(conn, &reply).await
 }
 
@@ -163,11 +145,8 @@ async fn login(
 ) -> Next {
     match ctx.login(conn, creds, method).await {
         Ok(user) => {
-            let code = format!("CAPABILITY {AUTHENTICATED_CAPABILITIES}");
-            match conn
-                .write(&wire::tagged(tag, Status::Ok, Some(&code), "Logged in"))
-                .await
-            {
+            let code = Code::Capability(AUTHENTICATED_CAPABILITIES);
+            match conn.write(&ok_code(tag, code, "Logged in")).await {
                 Ok(()) => Next::LoggedIn(user),
                 Err(_) => Next::Close,
             }
@@ -181,13 +160,16 @@ fn refusal(tag: &str, error: AuthError) -> Vec<u8> {
     let (code, text) = match error {
         AuthError::Refused {
             reason: Some(reason),
-        } => ("ALERT", reason),
-        AuthError::Failed | AuthError::Refused { reason: None } => {
-            ("AUTHENTICATIONFAILED", format!("{}.", AuthError::Failed))
+        } => (Code::Alert, reason),
+        AuthError::Failed | AuthError::Refused { reason: None } => (
+            Code::AuthenticationFailed,
+            format!("{}.", AuthError::Failed),
+        ),
+        e @ (AuthError::Throttled | AuthError::Temporary(_)) => {
+            (Code::Unavailable, format!("{e}."))
         }
-        e @ (AuthError::Throttled | AuthError::Temporary(_)) => ("UNAVAILABLE", format!("{e}.")),
     };
-    wire::tagged(tag, Status::No, Some(code), &text)
+    no(tag, Some(code), &text)
 }
 
 async fn authenticate(
@@ -200,7 +182,7 @@ async fn authenticate(
 ) -> Next {
     let Some(mech) = Mechanism::from_name(mechanism) else {
         let text = format!("Unsupported authentication mechanism {mechanism}.");
-        return write(conn, &wire::tagged(tag, Status::No, None, &text)).await;
+        return write(conn, &no(tag, None, &text)).await;
     };
     if !ctx.plaintext_allowed(conn.is_tls()) {
         return privacy_required(conn, tag).await;
@@ -210,22 +192,15 @@ async fn authenticate(
         match step {
             SaslStep::Done(creds) => return login(conn, ctx, tag, creds, mech.name()).await,
             SaslStep::Failed(SaslError::Cancelled) => {
-                return write(
-                    conn,
-                    &wire::tagged(tag, Status::Bad, None, "Authentication aborted by client."),
-                )
-                .await
+                return write(conn, &bad(tag, "Authentication aborted by client.")).await
             }
             SaslStep::Failed(e) => {
                 let text = format!("Authentication failed: {e}.");
-                return write(
-                    conn,
-                    &wire::tagged(tag, Status::No, Some("AUTHENTICATIONFAILED"), &text),
-                )
-                .await;
+                let code = Some(Code::AuthenticationFailed);
+                return write(conn, &no(tag, code, &text)).await;
             }
             SaslStep::Challenge(challenge) => {
-                if conn.write(&wire::continuation(challenge)).await.is_err() {
+                if conn.write(&continuation(challenge)).await.is_err() {
                     return Next::Close;
                 }
                 decoder.expect(Expect::AuthenticateData);
@@ -248,4 +223,11 @@ async fn authenticate(
             }
         }
     }
+}
+
+/// `+ text`.
+fn continuation(text: &str) -> Vec<u8> {
+    let mut line = Vec::new();
+    push_continuation(&mut line, text);
+    line
 }

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use roost_protocol::imap::imap_types::mailbox::{ListMailbox, Mailbox};
 use roost_protocol::imap::imap_types::status::StatusDataItemName;
 use roost_protocol::imap::mutf7;
-use roost_protocol::imap::strings::astring;
+use roost_protocol::imap::response::{
+    Code, ListAttribute, ListKind, MailboxName, Response, StatusItem,
+};
 use roost_protocol::imap::Extras;
 use roost_storage::{Error as StorageError, Flags, Store};
 
@@ -49,20 +51,6 @@ pub fn mailbox_name(mailbox: &Mailbox<'_>, utf8: bool) -> Result<String, &'stati
             }
             Ok(name.to_string())
         }
-    }
-}
-
-/// A stored name as the client reads it: modified UTF-7 as stored, or UTF-8 once enabled.
-pub fn wire_name(name: &str, utf8: bool) -> String {
-    if !utf8 {
-        return astring(name);
-    }
-    match mutf7::decode(name) {
-        Ok(decoded) if !decoded.is_ascii() => {
-            // UTF-8 is allowed in quoted strings once UTF8=ACCEPT is on (RFC 6855 3).
-            format!("\"{}\"", decoded.replace('\\', "\\\\").replace('"', "\\\""))
-        }
-        _ => astring(name),
     }
 }
 
@@ -218,7 +206,11 @@ pub fn list(
     user: &str,
     out: &mut Vec<u8>,
 ) -> Tagged {
-    let command = if lsub { "LSUB" } else { "LIST" };
+    let (command, kind) = if lsub {
+        ("LSUB", ListKind::Lsub)
+    } else {
+        ("LIST", ListKind::List)
+    };
     let reference = match reference {
         Mailbox::Inbox => "INBOX".to_string(),
         Mailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
@@ -232,7 +224,13 @@ pub fn list(
     };
     if pattern.is_empty() {
         if !lsub {
-            out.extend(format!("* LIST (\\Noselect) \"{SEPARATOR}\" \"\"\r\n").as_bytes());
+            Response::List {
+                kind,
+                attributes: &[ListAttribute::Noselect],
+                separator: SEPARATOR,
+                mailbox: MailboxName { name: "", utf8 },
+            }
+            .encode(out);
         }
         return ok(tag, &format!("{command} completed."));
     }
@@ -253,7 +251,7 @@ pub fn list(
         .map(|p| collapse_wildcards(&full_pattern(&reference, p)))
         .collect();
     if let Some(refusal) = patterns.iter().find_map(|p| pattern_over_limits(p)) {
-        return no(tag, Some("LIMIT"), refusal);
+        return no(tag, Some(Code::Limit), refusal);
     }
     let existing = match store.folders().list() {
         Ok(names) => names,
@@ -295,37 +293,40 @@ pub fn list(
         if !patterns.iter().any(|p| name_matches(p, name)) {
             continue;
         }
-        let mut attrs: Vec<&str> = Vec::new();
+        let mut attrs: Vec<ListAttribute<'_>> = Vec::new();
         if !real || (!lsub && !exists.contains(name)) {
             attrs.push(if extended && !exists.contains(name) {
-                "\\NonExistent"
+                ListAttribute::NonExistent
             } else {
-                "\\Noselect"
+                ListAttribute::Noselect
             });
         }
         let prefix = format!("{name}{SEPARATOR}");
         let children = all.iter().any(|other| other.starts_with(&prefix));
         if !lsub {
             attrs.push(if children {
-                "\\HasChildren"
+                ListAttribute::HasChildren
             } else {
-                "\\HasNoChildren"
+                ListAttribute::HasNoChildren
             });
             if show_subscribed && subscribed.contains(name) {
-                attrs.push("\\Subscribed");
+                attrs.push(ListAttribute::Subscribed);
             }
             let special = special_use(name).filter(|_| !name.contains(SEPARATOR));
             if let Some(special) = special {
-                attrs.push(special);
+                attrs.push(ListAttribute::SpecialUse(special));
             } else if select("SPECIAL-USE") {
                 continue;
             }
         }
-        let mut line = format!(
-            "* {command} ({}) \"{SEPARATOR}\" {}\r\n",
-            attrs.join(" "),
-            wire_name(name, utf8)
-        );
+        let mut line = Vec::new();
+        Response::List {
+            kind,
+            attributes: &attrs,
+            separator: SEPARATOR,
+            mailbox: MailboxName { name, utf8 },
+        }
+        .encode(&mut line);
         if !extras.list_status.is_empty() && exists.contains(name) {
             let items: Vec<StatusDataItemName> = extras
                 .list_status
@@ -335,7 +336,7 @@ pub fn list(
             let mut status_line = Vec::new();
             // A mailbox that cannot be opened just gets no STATUS line (RFC 5819 3).
             if status(store, name, &items, utf8, &mut status_line).is_ok() {
-                line.push_str(&String::from_utf8_lossy(&status_line));
+                line.extend(status_line);
             }
         }
         if name == "INBOX" {
@@ -345,7 +346,7 @@ pub fn list(
         }
     }
     for line in lines {
-        out.extend(line.as_bytes());
+        out.extend(line);
     }
     ok(tag, &format!("{command} completed."))
 }
@@ -375,51 +376,42 @@ pub fn status(
 ) -> Result<(), StorageError> {
     let mut mailbox = store.folders().open(name)?;
     let snapshot = mailbox.sync()?;
+    let count = |flag: Flags, set: bool| {
+        let n = snapshot
+            .messages
+            .iter()
+            .filter(|m| m.flags.contains(flag) == set)
+            .count();
+        n as u32
+    };
     let mut parts = Vec::new();
     for item in items {
         let value = match item {
-            StatusDataItemName::Messages => format!("MESSAGES {}", snapshot.messages.len()),
-            StatusDataItemName::Recent => "RECENT 0".to_string(),
-            StatusDataItemName::UidNext => format!("UIDNEXT {}", snapshot.uidnext),
-            StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", snapshot.uidvalidity),
-            StatusDataItemName::Unseen => format!(
-                "UNSEEN {}",
-                snapshot
-                    .messages
-                    .iter()
-                    .filter(|m| !m.flags.contains(Flags::SEEN))
-                    .count()
-            ),
-            StatusDataItemName::Deleted => format!(
-                "DELETED {}",
-                snapshot
-                    .messages
-                    .iter()
-                    .filter(|m| m.flags.contains(Flags::DELETED))
-                    .count()
-            ),
+            StatusDataItemName::Messages => StatusItem::Messages(snapshot.messages.len() as u32),
+            StatusDataItemName::Recent => StatusItem::Recent(0),
+            StatusDataItemName::UidNext => StatusItem::UidNext(snapshot.uidnext),
+            StatusDataItemName::UidValidity => StatusItem::UidValidity(snapshot.uidvalidity),
+            StatusDataItemName::Unseen => StatusItem::Unseen(count(Flags::SEEN, false)),
+            StatusDataItemName::Deleted => StatusItem::Deleted(count(Flags::DELETED, true)),
             StatusDataItemName::HighestModSeq => {
-                format!("HIGHESTMODSEQ {}", snapshot.highestmodseq.max(1))
+                StatusItem::HighestModSeq(snapshot.highestmodseq.max(1))
             }
             StatusDataItemName::Size => {
                 let mut total = 0;
                 for m in &snapshot.messages {
                     total += mailbox.crlf_size(m.uid)?;
                 }
-                format!("SIZE {total}")
+                StatusItem::Size(total)
             }
             StatusDataItemName::DeletedStorage => continue,
         };
         parts.push(value);
     }
-    out.extend(
-        format!(
-            "* STATUS {} ({})\r\n",
-            wire_name(name, utf8),
-            parts.join(" ")
-        )
-        .as_bytes(),
-    );
+    Response::Status {
+        mailbox: MailboxName { name, utf8 },
+        items: &parts,
+    }
+    .encode(out);
     Ok(())
 }
 
@@ -444,13 +436,16 @@ pub fn rename(store: &mut Store, from: &str, to: &str) -> Result<(), StorageErro
 
 /// NAMESPACE (RFC 2342): one personal namespace, no prefix.
 pub fn namespace(tag: &str, out: &mut Vec<u8>) -> Tagged {
-    out.extend(format!("* NAMESPACE ((\"\" \"{SEPARATOR}\")) NIL NIL\r\n").as_bytes());
+    Response::Namespace {
+        separator: SEPARATOR,
+    }
+    .encode(out);
     ok(tag, "Namespace completed.")
 }
 
 /// The NO for DELETE INBOX.
 pub fn cannot_delete_inbox(tag: &str) -> Tagged {
-    no(tag, Some("CANNOT"), "INBOX can't be deleted.")
+    no(tag, Some(Code::Cannot), "INBOX can't be deleted.")
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod selected;
 mod sort;
 mod thread;
 
+use roost_protocol::imap::response::{Code, Response};
 use roost_protocol::imap::ImapDecoder;
 
 use crate::listen::conn::Connection;
@@ -50,8 +51,13 @@ pub const AUTHENTICATED_CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 SASL-IR LITERA
 pub async fn serve(mut conn: Connection, ctx: SessionContext) {
     let mut decoder = ImapDecoder::before_login();
     let caps = pre_login_capabilities(!conn.is_tls(), ctx.plaintext_allowed(conn.is_tls()));
-    let greeting = format!("* OK [CAPABILITY {caps}] roost ready.\r\n");
-    if conn.write(greeting.as_bytes()).await.is_err() {
+    let mut greeting = Vec::new();
+    Response::Ok {
+        code: Some(Code::Capability(&caps)),
+        text: "roost ready.",
+    }
+    .encode(&mut greeting);
+    if conn.write(&greeting).await.is_err() {
         return;
     }
     if let Some(user) = login::run(&mut conn, &ctx, &mut decoder).await {

@@ -9,6 +9,7 @@ use roost_protocol::imap::imap_types::core::Charset;
 use roost_protocol::imap::imap_types::search::SearchKey;
 use roost_protocol::imap::message::header_fields;
 use roost_protocol::imap::parsed::ParsedMessage;
+use roost_protocol::imap::response::{AllNumbers, Code, Esearch, Response};
 use roost_protocol::mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
 use roost_storage::{Error as StorageError, Flags, MessageInfo};
 
@@ -53,21 +54,22 @@ pub fn search(
             .collect();
         let highest = hits.iter().map(|&i| selected.messages[i].modseq).max();
         let modseq = highest.filter(|_| criteria.iter().any(uses_modseq));
-        out.extend(esearch(tag, uid, &numbers, &options, modseq, false).as_bytes());
+        esearch(tag, uid, &numbers, &options, modseq, false, out);
         return ok(tag, "Search completed.");
     }
-    let mut line = String::from("* SEARCH");
+    let mut numbers = Vec::with_capacity(hits.len());
     let mut highest = 0u64;
     for &i in &hits {
         let m = &selected.messages[i];
         highest = highest.max(m.modseq);
-        line.push_str(&format!(" {}", if uid { m.uid } else { i as u32 + 1 }));
+        numbers.push(if uid { m.uid } else { i as u32 + 1 });
     }
-    if criteria.iter().any(uses_modseq) && !hits.is_empty() {
-        line.push_str(&format!(" (MODSEQ {highest})"));
+    let modseq = (criteria.iter().any(uses_modseq) && !hits.is_empty()).then_some(highest);
+    Response::Search {
+        numbers: &numbers,
+        modseq,
     }
-    line.push_str("\r\n");
-    out.extend(line.as_bytes());
+    .encode(out);
     ok(tag, "Search completed.")
 }
 
@@ -85,7 +87,7 @@ pub fn find(
         if name != "UTF-8" && name != "US-ASCII" {
             return Err(no(
                 tag,
-                Some("BADCHARSET (UTF-8 US-ASCII)"),
+                Some(Code::BadCharset(&["UTF-8", "US-ASCII"])),
                 "Only UTF-8 and US-ASCII searches are supported.",
             ));
         }
@@ -126,14 +128,8 @@ pub fn esearch(
     options: &[String],
     modseq: Option<u64>,
     sorted: bool,
-) -> String {
-    let mut line = format!(
-        "* ESEARCH (TAG {})",
-        roost_protocol::imap::strings::string(tag)
-    );
-    if uid {
-        line.push_str(" UID");
-    }
+    out: &mut Vec<u8>,
+) {
     let all = options.is_empty();
     let wants = |o: &str| all && o == "ALL" || options.iter().any(|x| x == o);
     let (min, max) = if sorted {
@@ -141,38 +137,23 @@ pub fn esearch(
     } else {
         (numbers.iter().min(), numbers.iter().max())
     };
-    if wants("MIN") {
-        if let Some(min) = min {
-            line.push_str(&format!(" MIN {min}"));
-        }
-    }
-    if wants("MAX") {
-        if let Some(max) = max {
-            line.push_str(&format!(" MAX {max}"));
-        }
-    }
-    if wants("COUNT") {
-        line.push_str(&format!(" COUNT {}", numbers.len()));
-    }
-    if wants("ALL") && !numbers.is_empty() {
-        let set = if sorted {
-            numbers
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        } else {
-            let mut ordered = numbers.to_vec();
-            ordered.sort_unstable();
-            super::reply::uid_set(ordered)
-        };
-        line.push_str(&format!(" ALL {set}"));
-    }
-    if let Some(m) = modseq {
-        line.push_str(&format!(" MODSEQ {m}"));
-    }
-    line.push_str("\r\n");
-    line
+    let mut ordered = numbers.to_vec();
+    ordered.sort_unstable();
+    let listed = match (wants("ALL") && !numbers.is_empty(), sorted) {
+        (false, _) => None,
+        (true, true) => Some(AllNumbers::Ordered(numbers)),
+        (true, false) => Some(AllNumbers::Set(&ordered)),
+    };
+    Response::Esearch(Esearch {
+        tag,
+        uid,
+        min: min.copied().filter(|_| wants("MIN")),
+        max: max.copied().filter(|_| wants("MAX")),
+        count: wants("COUNT").then_some(numbers.len()),
+        all: listed,
+        modseq,
+    })
+    .encode(out);
 }
 
 fn uses_modseq(key: &SearchKey<'_>) -> bool {

@@ -8,8 +8,12 @@ use roost_protocol::imap::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet
 use roost_storage::{Error as StorageError, Mailbox, MessageInfo, Snapshot, Store, Uid};
 
 use roost_protocol::imap::extended::{Saved, EMPTY_SET};
+use roost_protocol::imap::response::{
+    compact_set, Code, FetchItem, ListKind, MailboxName, Response,
+};
 
-use super::reply::{flag_list, flags_item, uid_set};
+use super::mailboxes::SEPARATOR;
+use super::reply::{flag_names, message_flags};
 
 /// Keywords every mailbox offers in FLAGS, so clients know they may set them (as Dovecot does).
 const COMMON_KEYWORDS: [&str; 4] = ["$Forwarded", "$Junk", "$NotJunk", "$MDNSent"];
@@ -82,27 +86,32 @@ impl Selected {
             messages,
             ..
         } = snapshot;
-        out.extend(format!("* {} EXISTS\r\n", messages.len()).as_bytes());
+        Response::Exists(messages.len() as u32).encode(out);
         if style.rev2 {
             // IMAP4rev2 drops RECENT and UNSEEN and wants the mailbox's LIST line (RFC 9051 6.3.2).
-            let listed = super::mailboxes::wire_name(name, style.utf8);
-            out.extend(format!("* LIST () \"/\" {listed}\r\n").as_bytes());
+            Response::List {
+                kind: ListKind::List,
+                attributes: &[],
+                separator: SEPARATOR,
+                mailbox: MailboxName {
+                    name,
+                    utf8: style.utf8,
+                },
+            }
+            .encode(out);
         } else {
-            out.extend(b"* 0 RECENT\r\n");
+            Response::Recent(0).encode(out);
             if let Some(first) = messages
                 .iter()
                 .position(|m| !m.flags.contains(roost_storage::Flags::SEEN))
             {
-                out.extend(format!("* OK [UNSEEN {}] First unseen.\r\n", first + 1).as_bytes());
+                let code = Code::Unseen(first as u32 + 1);
+                untagged_ok(code, "First unseen.", out);
             }
         }
-        out.extend(
-            format!(
-                "* OK [UIDVALIDITY {uidvalidity}] UIDs valid.\r\n* OK [UIDNEXT {uidnext}] Predicted next UID.\r\n* OK [HIGHESTMODSEQ {}] Highest.\r\n",
-                selected.highestmodseq
-            )
-            .as_bytes(),
-        );
+        untagged_ok(Code::UidValidity(uidvalidity), "UIDs valid.", out);
+        untagged_ok(Code::UidNext(uidnext), "Predicted next UID.", out);
+        untagged_ok(Code::HighestModSeq(selected.highestmodseq), "Highest.", out);
         selected.messages = messages;
         Ok(selected)
     }
@@ -114,23 +123,23 @@ impl Selected {
         for m in &snapshot.messages {
             keywords.extend(m.keywords.iter().cloned());
         }
-        let all = flag_list(roost_storage::Flags::ALL_SYSTEM, &keywords);
-        out.extend(format!("* FLAGS {all}\r\n").as_bytes());
-        let permanent = if self.read_only {
-            "()".to_string()
+        let mut all = flag_names(roost_storage::Flags::ALL_SYSTEM, &keywords);
+        Response::Flags(&all).encode(out);
+        if self.read_only {
+            all.clear();
         } else {
-            format!("{} \\*)", all.trim_end_matches(')'))
-        };
-        out.extend(format!("* OK [PERMANENTFLAGS {permanent}] Flags permitted.\r\n").as_bytes());
+            all.push("\\*");
+        }
+        untagged_ok(Code::PermanentFlags(&all), "Flags permitted.", out);
         self.announced_keywords = keywords;
     }
 
     /// The SELECT/EXAMINE tagged OK's code.
-    pub fn access_code(&self) -> &'static str {
+    pub fn access_code(&self) -> Code<'static> {
         if self.read_only {
-            "READ-ONLY"
+            Code::ReadOnly
         } else {
-            "READ-WRITE"
+            Code::ReadWrite
         }
     }
 
@@ -143,7 +152,11 @@ impl Selected {
         };
         if snapshot.uidvalidity != self.uidvalidity {
             // The mailbox was recreated under us: nothing the client knows is valid.
-            out.extend(b"* BYE [UIDVALIDITY] The mailbox was rebuilt; please reselect.\r\n");
+            Response::Bye {
+                code: Some(Code::UidValidityChanged),
+                text: "The mailbox was rebuilt; please reselect.",
+            }
+            .encode(out);
         }
         let new_keywords = snapshot
             .messages
@@ -164,20 +177,16 @@ impl Selected {
         for (i, known) in self.messages.iter_mut().enumerate() {
             if let Some(now) = current.get(&known.uid) {
                 if now.flags != known.flags || now.keywords != known.keywords {
-                    let modseq = if condstore {
-                        format!(" MODSEQ ({})", now.modseq)
-                    } else {
-                        String::new()
-                    };
-                    out.extend(
-                        format!(
-                            "* {} FETCH (UID {} {}{modseq})\r\n",
-                            i + 1,
-                            now.uid,
-                            flags_item(now)
-                        )
-                        .as_bytes(),
-                    );
+                    let flags = message_flags(now);
+                    let mut items = vec![FetchItem::Uid(now.uid), FetchItem::Flags(&flags)];
+                    if condstore {
+                        items.push(FetchItem::ModSeq(now.modseq));
+                    }
+                    Response::Fetch {
+                        seq: i as u32 + 1,
+                        items: &items,
+                    }
+                    .encode(out);
                     *known = (*now).clone();
                 } else if now.modseq != known.modseq {
                     known.modseq = now.modseq;
@@ -189,7 +198,7 @@ impl Selected {
         self.messages
             .extend(snapshot.messages.iter().filter(|m| m.uid > last).cloned());
         if self.messages.len() != before {
-            out.extend(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
+            Response::Exists(self.messages.len() as u32).encode(out);
         }
         self.uidnext = snapshot.uidnext;
         self.highestmodseq = snapshot.highestmodseq.max(1);
@@ -217,7 +226,7 @@ impl Selected {
             let uid = self.messages[seq - 1].uid;
             if gone.contains(&uid) {
                 if !self.qresync {
-                    out.extend(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                    Response::Expunge(seq as u32).encode(out);
                 }
                 vanished.push(uid);
                 self.messages.remove(seq - 1);
@@ -225,7 +234,11 @@ impl Selected {
         }
         if self.qresync && !vanished.is_empty() {
             vanished.sort_unstable();
-            out.extend(format!("* VANISHED {}\r\n", uid_set(vanished)).as_bytes());
+            Response::Vanished {
+                earlier: false,
+                uids: &vanished,
+            }
+            .encode(out);
         }
     }
 
@@ -240,8 +253,8 @@ impl Selected {
             }
         }
         Saved {
-            uids: uid_set(uids),
-            seqs: uid_set(seqs),
+            uids: compact_set(uids),
+            seqs: compact_set(seqs),
         }
     }
 
@@ -251,16 +264,16 @@ impl Selected {
         self.vanished_earlier(known, out);
         for (i, m) in self.messages.iter().enumerate() {
             if m.modseq > modseq {
-                out.extend(
-                    format!(
-                        "* {} FETCH (UID {} {} MODSEQ ({}))\r\n",
-                        i + 1,
-                        m.uid,
-                        flags_item(m),
-                        m.modseq
-                    )
-                    .as_bytes(),
-                );
+                let flags = message_flags(m);
+                Response::Fetch {
+                    seq: i as u32 + 1,
+                    items: &[
+                        FetchItem::Uid(m.uid),
+                        FetchItem::Flags(&flags),
+                        FetchItem::ModSeq(m.modseq),
+                    ],
+                }
+                .encode(out);
             }
         }
     }
@@ -291,7 +304,11 @@ impl Selected {
         if !vanished.is_empty() {
             vanished.sort_unstable();
             vanished.dedup();
-            out.extend(format!("* VANISHED (EARLIER) {}\r\n", uid_set(vanished)).as_bytes());
+            Response::Vanished {
+                earlier: true,
+                uids: &vanished,
+            }
+            .encode(out);
         }
     }
 
@@ -321,6 +338,15 @@ impl Selected {
         }
         Ok(picked.into_iter().collect())
     }
+}
+
+/// `* OK [code] text`.
+fn untagged_ok(code: Code<'_>, text: &str, out: &mut Vec<u8>) {
+    Response::Ok {
+        code: Some(code),
+        text,
+    }
+    .encode(out);
 }
 
 /// The sequence set as inclusive ranges, `*` being `largest` (RFC 3501 9, seq-range).
