@@ -22,6 +22,17 @@ pub enum Ended {
     Shutdown,
 }
 
+impl Ended {
+    /// How the log says it.
+    pub fn text(&self) -> &'static str {
+        match self {
+            Ended::Closed => "Connection closed",
+            Ended::IdleTimeout => "Disconnected for inactivity",
+            Ended::Shutdown => "Server shutting down",
+        }
+    }
+}
+
 /// Waits for the next decoder event.
 pub async fn next_event(conn: &mut Connection, decoder: &mut ImapDecoder) -> Result<Event, Ended> {
     loop {
