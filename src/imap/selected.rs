@@ -2,10 +2,10 @@
 //! sequence numbers stay stable until the session reports a change, and the untagged EXISTS /
 //! EXPUNGE / FETCH FLAGS responses that bring the client up to date with the disk.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use roost_protocol::imap::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
-use roost_storage::{Error as StorageError, Mailbox, MessageInfo, Snapshot, Store, Uid};
+use roost_storage::{Error as StorageError, Flags, Mailbox, MessageInfo, Snapshot, Store, Uid};
 
 use roost_protocol::imap::extended::{Saved, EMPTY_SET};
 use roost_protocol::imap::response::{
@@ -80,12 +80,14 @@ impl Selected {
             saved: Vec::new(),
         };
         selected.announce_flags(&snapshot, out);
-        let Snapshot {
-            uidvalidity,
-            uidnext,
-            messages,
-            ..
-        } = snapshot;
+        selected.announce_size(&snapshot.messages, style, out);
+        selected.messages = snapshot.messages;
+        Ok(selected)
+    }
+
+    /// The rest of the SELECT responses: EXISTS, then RECENT and UNSEEN (IMAP4rev1) or the
+    /// LIST line (IMAP4rev2), then UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ.
+    fn announce_size(&self, messages: &[MessageInfo], style: SelectStyle, out: &mut Vec<u8>) {
         Response::Exists(messages.len() as u32).encode(out);
         if style.rev2 {
             // IMAP4rev2 drops RECENT and UNSEEN and wants the mailbox's LIST line (RFC 9051 6.3.2).
@@ -94,26 +96,21 @@ impl Selected {
                 attributes: &[],
                 separator: SEPARATOR,
                 mailbox: MailboxName {
-                    name,
+                    name: &self.name,
                     utf8: style.utf8,
                 },
             }
             .encode(out);
         } else {
             Response::Recent(0).encode(out);
-            if let Some(first) = messages
-                .iter()
-                .position(|m| !m.flags.contains(roost_storage::Flags::SEEN))
-            {
-                let code = Code::Unseen(first as u32 + 1);
-                untagged_ok(code, "First unseen.", out);
+            let unseen = messages.iter().position(|m| !m.flags.contains(Flags::SEEN));
+            if let Some(first) = unseen {
+                untagged_ok(Code::Unseen(first as u32 + 1), "First unseen.", out);
             }
         }
-        untagged_ok(Code::UidValidity(uidvalidity), "UIDs valid.", out);
-        untagged_ok(Code::UidNext(uidnext), "Predicted next UID.", out);
-        untagged_ok(Code::HighestModSeq(selected.highestmodseq), "Highest.", out);
-        selected.messages = messages;
-        Ok(selected)
+        untagged_ok(Code::UidValidity(self.uidvalidity), "UIDs valid.", out);
+        untagged_ok(Code::UidNext(self.uidnext), "Predicted next UID.", out);
+        untagged_ok(Code::HighestModSeq(self.highestmodseq), "Highest.", out);
     }
 
     /// `* FLAGS` and `* OK [PERMANENTFLAGS]`, with the keywords in use.
@@ -165,7 +162,7 @@ impl Selected {
         if new_keywords {
             self.announce_flags(&snapshot, out);
         }
-        let current: std::collections::HashMap<Uid, &MessageInfo> =
+        let current: HashMap<Uid, &MessageInfo> =
             snapshot.messages.iter().map(|m| (m.uid, m)).collect();
         let gone: Vec<Uid> = self
             .messages
@@ -174,25 +171,7 @@ impl Selected {
             .map(|m| m.uid)
             .collect();
         self.remove_expunged(&gone, out);
-        for (i, known) in self.messages.iter_mut().enumerate() {
-            if let Some(now) = current.get(&known.uid) {
-                if now.flags != known.flags || now.keywords != known.keywords {
-                    let flags = message_flags(now);
-                    let mut items = vec![FetchItem::Uid(now.uid), FetchItem::Flags(&flags)];
-                    if condstore {
-                        items.push(FetchItem::ModSeq(now.modseq));
-                    }
-                    Response::Fetch {
-                        seq: i as u32 + 1,
-                        items: &items,
-                    }
-                    .encode(out);
-                    *known = (*now).clone();
-                } else if now.modseq != known.modseq {
-                    known.modseq = now.modseq;
-                }
-            }
-        }
+        self.report_flag_changes(&current, condstore, out);
         let last = self.messages.last().map_or(0, |m| m.uid);
         let before = self.messages.len();
         self.messages
@@ -203,6 +182,35 @@ impl Selected {
         self.uidnext = snapshot.uidnext;
         self.highestmodseq = snapshot.highestmodseq.max(1);
         Ok(())
+    }
+
+    /// `* n FETCH (UID u FLAGS (...) [MODSEQ (m)])` for every message whose flags changed.
+    fn report_flag_changes(
+        &mut self,
+        current: &HashMap<Uid, &MessageInfo>,
+        condstore: bool,
+        out: &mut Vec<u8>,
+    ) {
+        for (i, known) in self.messages.iter_mut().enumerate() {
+            let Some(now) = current.get(&known.uid) else {
+                continue;
+            };
+            if now.flags != known.flags || now.keywords != known.keywords {
+                let flags = message_flags(now);
+                let mut items = vec![FetchItem::Uid(now.uid), FetchItem::Flags(&flags)];
+                if condstore {
+                    items.push(FetchItem::ModSeq(now.modseq));
+                }
+                Response::Fetch {
+                    seq: i as u32 + 1,
+                    items: &items,
+                }
+                .encode(out);
+                *known = (*now).clone();
+            } else if now.modseq != known.modseq {
+                known.modseq = now.modseq;
+            }
+        }
     }
 
     /// Replaces what the client knows of messages it was just told about (after STORE).

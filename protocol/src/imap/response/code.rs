@@ -187,6 +187,15 @@ mod tests {
                 },
                 "[COPYUID 9 1:3,7 10:13]",
             ),
+        ];
+        for (code, want) in cases {
+            assert_eq!(text(code), want);
+        }
+    }
+
+    #[test]
+    fn more_codes_have_their_rfc_spelling() {
+        let cases: Vec<(Code<'_>, &str)> = vec![
             (Code::ExpungeIssued, "[EXPUNGEISSUED]"),
             (
                 Code::HighestModSeq(1_796_183_871_166_051),

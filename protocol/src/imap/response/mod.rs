@@ -11,13 +11,17 @@
 mod code;
 mod date;
 mod fetch;
+mod mailbox;
+mod search;
 
 pub use code::Code;
 pub use date::push_internal_date;
 pub use fetch::{push_fetch_end, push_fetch_start, section_name, FetchItem, Literal};
+pub use mailbox::{ListAttribute, ListKind, MailboxName, StatusItem};
+pub use search::{AllNumbers, Esearch};
 
-use super::mutf7;
-use super::strings::{astring, push_string};
+use super::strings::push_string;
+use mailbox::{push_list, push_status};
 
 /// The three possible outcomes of a tagged command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,175 +68,6 @@ impl Tagged<'_> {
 /// `+ text\r\n`: the server waits for more from the client (a literal, SASL data, DONE).
 pub fn push_continuation(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(format!("+ {text}\r\n").as_bytes());
-}
-
-/// Whether a LIST line answers LIST or LSUB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListKind {
-    /// `* LIST`.
-    List,
-    /// `* LSUB`.
-    Lsub,
-}
-
-/// A mailbox name attribute in a LIST response (RFC 3501, RFC 3348, RFC 5258, RFC 6154).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListAttribute<'a> {
-    /// `\Noselect`.
-    Noselect,
-    /// `\NonExistent`.
-    NonExistent,
-    /// `\HasChildren`.
-    HasChildren,
-    /// `\HasNoChildren`.
-    HasNoChildren,
-    /// `\Subscribed`.
-    Subscribed,
-    /// A SPECIAL-USE attribute such as `\Sent`, spelled with its backslash.
-    SpecialUse(&'a str),
-}
-
-impl ListAttribute<'_> {
-    fn text(&self) -> &str {
-        match self {
-            Self::Noselect => "\\Noselect",
-            Self::NonExistent => "\\NonExistent",
-            Self::HasChildren => "\\HasChildren",
-            Self::HasNoChildren => "\\HasNoChildren",
-            Self::Subscribed => "\\Subscribed",
-            Self::SpecialUse(name) => name,
-        }
-    }
-}
-
-/// A stored (modified UTF-7) mailbox name as the client reads it: as stored, or as UTF-8 once
-/// the client enabled UTF8=ACCEPT or IMAP4rev2 (RFC 6855 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MailboxName<'a> {
-    /// The stored name.
-    pub name: &'a str,
-    /// The client reads UTF-8 names.
-    pub utf8: bool,
-}
-
-impl MailboxName<'_> {
-    /// Appends the name as an astring (or a quoted UTF-8 string).
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.wire().as_bytes());
-    }
-
-    fn wire(&self) -> String {
-        if !self.utf8 {
-            return astring(self.name);
-        }
-        match mutf7::decode(self.name) {
-            Ok(decoded) if !decoded.is_ascii() => {
-                // UTF-8 is allowed in quoted strings once UTF8=ACCEPT is on (RFC 6855 3).
-                format!("\"{}\"", decoded.replace('\\', "\\\\").replace('"', "\\\""))
-            }
-            _ => astring(self.name),
-        }
-    }
-}
-
-/// One item of a STATUS response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusItem {
-    /// `MESSAGES n`.
-    Messages(u32),
-    /// `RECENT n`.
-    Recent(u32),
-    /// `UIDNEXT n`.
-    UidNext(u32),
-    /// `UIDVALIDITY n`.
-    UidValidity(u32),
-    /// `UNSEEN n`.
-    Unseen(u32),
-    /// `DELETED n` (RFC 9051).
-    Deleted(u32),
-    /// `HIGHESTMODSEQ n` (RFC 7162).
-    HighestModSeq(u64),
-    /// `SIZE n` (RFC 8438).
-    Size(u64),
-}
-
-impl StatusItem {
-    fn text(&self) -> String {
-        match self {
-            Self::Messages(n) => format!("MESSAGES {n}"),
-            Self::Recent(n) => format!("RECENT {n}"),
-            Self::UidNext(n) => format!("UIDNEXT {n}"),
-            Self::UidValidity(n) => format!("UIDVALIDITY {n}"),
-            Self::Unseen(n) => format!("UNSEEN {n}"),
-            Self::Deleted(n) => format!("DELETED {n}"),
-            Self::HighestModSeq(n) => format!("HIGHESTMODSEQ {n}"),
-            Self::Size(n) => format!("SIZE {n}"),
-        }
-    }
-}
-
-/// The numbers of an ESEARCH `ALL`: a compact set, or a list in a given order (ESORT).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AllNumbers<'a> {
-    /// Ascending numbers, written as a set with ranges (`1:3,7`).
-    Set(&'a [u32]),
-    /// Numbers in the order given, comma-separated (RFC 5267's sorted result).
-    Ordered(&'a [u32]),
-}
-
-/// `* ESEARCH (TAG "a") UID MIN 1 MAX 9 COUNT 4 ALL 1:3,9 MODSEQ 7` (RFC 4731, RFC 5267);
-/// absent parts are left out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Esearch<'a> {
-    /// The tag of the command answered.
-    pub tag: &'a str,
-    /// The numbers are UIDs.
-    pub uid: bool,
-    /// `MIN`.
-    pub min: Option<u32>,
-    /// `MAX`.
-    pub max: Option<u32>,
-    /// `COUNT`.
-    pub count: Option<usize>,
-    /// `ALL`.
-    pub all: Option<AllNumbers<'a>>,
-    /// `MODSEQ` (RFC 7162).
-    pub modseq: Option<u64>,
-}
-
-impl Esearch<'_> {
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"* ESEARCH (TAG ");
-        push_string(out, self.tag.as_bytes());
-        out.push(b')');
-        if self.uid {
-            out.extend_from_slice(b" UID");
-        }
-        let mut part = |name: &str, value: Option<String>| {
-            if let Some(value) = value {
-                out.extend_from_slice(format!(" {name} {value}").as_bytes());
-            }
-        };
-        part("MIN", self.min.map(|n| n.to_string()));
-        part("MAX", self.max.map(|n| n.to_string()));
-        part("COUNT", self.count.map(|n| n.to_string()));
-        part("ALL", self.all.map(|all| all.text()));
-        part("MODSEQ", self.modseq.map(|n| n.to_string()));
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
-impl AllNumbers<'_> {
-    fn text(&self) -> String {
-        match self {
-            Self::Set(numbers) => compact_set(numbers.iter().copied()),
-            Self::Ordered(numbers) => numbers
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        }
-    }
 }
 
 /// An untagged response (RFC 3501 7 and the extensions roost speaks).
@@ -411,31 +246,6 @@ fn push_id(out: &mut Vec<u8>, fields: &[(&str, &str)]) {
         out.push(b')');
     }
     out.extend_from_slice(b"\r\n");
-}
-
-fn push_list(
-    out: &mut Vec<u8>,
-    kind: ListKind,
-    attributes: &[ListAttribute<'_>],
-    separator: char,
-    mailbox: &MailboxName<'_>,
-) {
-    let word = match kind {
-        ListKind::List => "LIST",
-        ListKind::Lsub => "LSUB",
-    };
-    let attributes: Vec<&str> = attributes.iter().map(ListAttribute::text).collect();
-    let head = format!("* {word} ({}) \"{separator}\" ", attributes.join(" "));
-    out.extend_from_slice(head.as_bytes());
-    mailbox.encode(out);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn push_status(out: &mut Vec<u8>, mailbox: &MailboxName<'_>, items: &[StatusItem]) {
-    out.extend_from_slice(b"* STATUS ");
-    mailbox.encode(out);
-    let items: Vec<String> = items.iter().map(StatusItem::text).collect();
-    out.extend_from_slice(format!(" ({})\r\n", items.join(" ")).as_bytes());
 }
 
 fn push_vanished(out: &mut Vec<u8>, earlier: bool, uids: &[u32]) {

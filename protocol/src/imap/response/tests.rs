@@ -116,7 +116,7 @@ fn session_data_responses() {
 }
 
 #[test]
-fn mailbox_list_and_status_responses() {
+fn mailbox_list_responses() {
     let name = |name| MailboxName { name, utf8: false };
     let list = |kind, attributes: &[ListAttribute<'_>], mailbox| {
         bytes(Response::List {
@@ -170,6 +170,11 @@ fn mailbox_list_and_status_responses() {
         list(ListKind::List, &[], name("&AOk-t&AOk-")),
         "* LIST () \"/\" &AOk-t&AOk-\r\n"
     );
+}
+
+#[test]
+fn mailbox_status_responses() {
+    let name = |name| MailboxName { name, utf8: false };
     let items = [
         StatusItem::Messages(0),
         StatusItem::Unseen(0),
