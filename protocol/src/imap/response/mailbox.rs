@@ -109,6 +109,7 @@ impl StatusItem {
     }
 }
 
+/// `* LIST (attributes) "/" name\r\n` (or LSUB).
 pub(super) fn push_list(
     out: &mut Vec<u8>,
     kind: ListKind,
@@ -127,6 +128,7 @@ pub(super) fn push_list(
     out.extend_from_slice(b"\r\n");
 }
 
+/// `* STATUS name (items)\r\n`.
 pub(super) fn push_status(out: &mut Vec<u8>, mailbox: &MailboxName<'_>, items: &[StatusItem]) {
     out.extend_from_slice(b"* STATUS ");
     mailbox.encode(out);
