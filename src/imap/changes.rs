@@ -4,49 +4,86 @@
 use std::time::SystemTime;
 
 use roost_protocol::imap::imap_types::command::StoreModifier;
-use roost_protocol::imap::imap_types::datetime::DateTime;
 use roost_protocol::imap::imap_types::extensions::binary::LiteralOrLiteral8;
-use roost_protocol::imap::imap_types::flag::{Flag, StoreResponse, StoreType};
+use roost_protocol::imap::imap_types::flag::{StoreResponse, StoreType};
 use roost_protocol::imap::imap_types::sequence::SequenceSet;
-use roost_storage::{FlagChange, Flags, Store, Uid};
+use roost_protocol::imap::response::{Code, FetchItem, Response};
+use roost_storage::{FlagChange, Flags, MessageInfo, Store, Uid};
 
-use super::reply::{
-    bad, flags_item, no, ok, ok_code, parse_flags, storage_failure, uid_set, Tagged,
-};
+use super::command::{Append, Copy, Store as StoreArgs};
+use super::context::{Cx, Step};
+use super::mailboxes::stored_name;
+use super::reply::{message_flags, parse_flags, Tagged};
 use super::selected::Selected;
+use super::state::Account;
 
 /// STORE / UID STORE.
-#[allow(clippy::too_many_arguments)]
 pub fn store(
+    account: &mut Account<'_>,
     selected: &mut Selected,
-    condstore: &mut bool,
-    set: &SequenceSet,
-    kind: &StoreType,
-    response: &StoreResponse,
-    flags: &[Flag<'_>],
-    uid: bool,
-    modifiers: &[StoreModifier],
-    tag: &str,
-    user: &str,
-    out: &mut Vec<u8>,
-) -> Tagged {
-    if let Some(refused) = read_only(selected, tag) {
-        return refused;
-    }
-    let indexes = match selected.resolve(set, uid) {
-        Ok(i) => i,
-        Err(e) => return bad(tag, &e.to_string()),
-    };
-    let unchanged_since = modifiers
+    args: &StoreArgs,
+    cx: &mut Cx<'_>,
+) -> Step {
+    Step::Reply(store_flags(account, selected, args, cx).unwrap_or_else(|refused| refused))
+}
+
+fn store_flags(
+    account: &mut Account<'_>,
+    selected: &mut Selected,
+    args: &StoreArgs,
+    cx: &mut Cx<'_>,
+) -> Result<Tagged, Tagged> {
+    read_only(selected, cx)?;
+    let indexes = selected
+        .resolve(&args.set, args.uid)
+        .map_err(|e| cx.bad(&e.to_string()))?;
+    let unchanged_since = args
+        .modifiers
         .iter()
         .map(|StoreModifier::UnchangedSince(v)| *v)
         .next();
     if unchanged_since.is_some() {
-        *condstore = true;
+        account.enabled.condstore = true;
     }
+    let (targets, modified) = conditional_targets(selected, &indexes, unchanged_since, args.uid);
+    let (system, keywords) = parse_flags(&args.flags);
+    let change = match args.kind {
+        StoreType::Replace => FlagChange::Set,
+        StoreType::Add => FlagChange::Add,
+        StoreType::Remove => FlagChange::Remove,
+    };
+    let changed = selected
+        .mailbox
+        .store(&targets, change, system, &keywords)
+        .map_err(|e| cx.failure(account.name(), &e))?;
+    selected.update_known(&changed);
+    let silent = matches!(args.response, StoreResponse::Silent);
+    report_stored(
+        selected,
+        &changed,
+        args.uid,
+        silent,
+        account.enabled.condstore,
+        cx,
+    );
+    if !modified.is_empty() {
+        let code = Code::Modified(modified);
+        return Ok(cx.ok_code(code, "Conditional store failed."));
+    }
+    Ok(cx.ok("Store completed."))
+}
+
+/// The UIDs to change, and the numbers (as the client names them) that UNCHANGEDSINCE keeps
+/// from changing because they changed since.
+fn conditional_targets(
+    selected: &Selected,
+    indexes: &[usize],
+    unchanged_since: Option<u64>,
+    uid: bool,
+) -> (Vec<Uid>, Vec<u32>) {
     let mut targets = Vec::new();
     let mut modified = Vec::new();
-    for i in indexes {
+    for &i in indexes {
         let m = &selected.messages[i];
         match unchanged_since {
             Some(limit) if m.modseq > limit => {
@@ -55,113 +92,110 @@ pub fn store(
             _ => targets.push(m.uid),
         }
     }
-    let (system, keywords) = parse_flags(flags);
-    let change = match kind {
-        StoreType::Replace => FlagChange::Set,
-        StoreType::Add => FlagChange::Add,
-        StoreType::Remove => FlagChange::Remove,
-    };
-    let changed = match selected.mailbox.store(&targets, change, system, &keywords) {
-        Ok(changed) => changed,
-        Err(e) => return storage_failure(tag, user, &e),
-    };
-    selected.update_known(&changed);
-    let silent = matches!(response, StoreResponse::Silent);
-    for info in &changed {
+    (targets, modified)
+}
+
+/// `* n FETCH (...)` for every changed message: the flags unless `.SILENT`, the UID for UID
+/// STORE, the mod-sequence under CONDSTORE.
+fn report_stored(
+    selected: &Selected,
+    changed: &[MessageInfo],
+    uid: bool,
+    silent: bool,
+    condstore: bool,
+    cx: &mut Cx<'_>,
+) {
+    for info in changed {
         let Ok(i) = selected.messages.binary_search_by_key(&info.uid, |m| m.uid) else {
             continue;
         };
-        if silent && !*condstore {
+        if silent && !condstore {
             continue;
         }
+        let flags = message_flags(info);
         let mut items = Vec::new();
         if uid {
-            items.push(format!("UID {}", info.uid));
+            items.push(FetchItem::Uid(info.uid));
         }
         if !silent {
-            items.push(flags_item(info));
+            items.push(FetchItem::Flags(&flags));
         }
-        if *condstore {
-            items.push(format!("MODSEQ ({})", info.modseq));
+        if condstore {
+            items.push(FetchItem::ModSeq(info.modseq));
         }
-        out.extend(format!("* {} FETCH ({})\r\n", i + 1, items.join(" ")).as_bytes());
+        cx.send(Response::Fetch {
+            seq: i as u32 + 1,
+            items: &items,
+        });
     }
-    if !modified.is_empty() {
-        let set = uid_set(modified);
-        return ok_code(tag, &format!("MODIFIED {set}"), "Conditional store failed.");
-    }
-    ok(tag, "Store completed.")
 }
 
 /// COPY / MOVE and their UID forms.
-#[allow(clippy::too_many_arguments)]
 pub fn copy_or_move(
-    store: &Store,
+    account: &Account<'_>,
     selected: &mut Selected,
-    set: &SequenceSet,
+    args: &Copy,
+    cx: &mut Cx<'_>,
+) -> Step {
+    let done = stored_name(account, &args.mailbox, cx)
+        .and_then(|destination| copy_to(account, selected, args, &destination, cx));
+    Step::Reply(done.unwrap_or_else(|refused| refused))
+}
+
+fn copy_to(
+    account: &Account<'_>,
+    selected: &mut Selected,
+    args: &Copy,
     destination: &str,
-    uid: bool,
-    moving: bool,
-    tag: &str,
-    user: &str,
-    out: &mut Vec<u8>,
-) -> Tagged {
-    let what = if moving { "Move" } else { "Copy" };
-    if let Some(refused) = read_only(selected, tag).filter(|_| moving) {
-        return refused;
+    cx: &mut Cx<'_>,
+) -> Result<Tagged, Tagged> {
+    if args.moving {
+        read_only(selected, cx)?;
     }
-    let indexes = match selected.resolve(set, uid) {
-        Ok(i) => i,
-        Err(e) => return bad(tag, &e.to_string()),
-    };
+    let indexes = selected
+        .resolve(&args.set, args.uid)
+        .map_err(|e| cx.bad(&e.to_string()))?;
     let uids: Vec<Uid> = indexes.iter().map(|&i| selected.messages[i].uid).collect();
+    let verb = if args.moving { "move" } else { "copy" };
     if uids.is_empty() {
-        return ok(tag, &format!("No messages to {}.", what.to_lowercase()));
+        return Ok(cx.ok(&format!("No messages to {verb}.")));
     }
-    let (mut dest, validity) = match open_target(store, destination, tag, user) {
-        Ok(opened) => opened,
-        Err(tagged) => return tagged,
-    };
-    let pairs = if moving {
-        selected.mailbox.move_to(&uids, dest.as_mut())
-    } else {
-        selected.mailbox.copy_to(&uids, dest.as_mut())
-    };
-    let pairs = match pairs {
-        Ok(p) => p,
-        Err(e) => return storage_failure(tag, user, &e),
-    };
-    let code = format!(
-        "COPYUID {validity} {} {}",
-        uid_set(pairs.iter().map(|(from, _)| *from)),
-        uid_set(pairs.iter().map(|(_, to)| *to))
-    );
-    if moving {
-        out.extend(format!("* OK [{code}] Moved.\r\n").as_bytes());
-        let moved: Vec<Uid> = pairs.iter().map(|(from, _)| *from).collect();
-        selected.remove_expunged(&moved, out);
-        return ok(tag, "Move completed.");
+    let (mut dest, uidvalidity) = open_target(account, destination, cx)?;
+    let pairs = match args.moving {
+        true => selected.mailbox.move_to(&uids, dest.as_mut()),
+        false => selected.mailbox.copy_to(&uids, dest.as_mut()),
     }
-    ok_code(tag, &code, "Copy completed.")
+    .map_err(|e| cx.failure(account.name(), &e))?;
+    let source: Vec<Uid> = pairs.iter().map(|(from, _)| *from).collect();
+    let code = Code::CopyUid {
+        uidvalidity,
+        source: source.clone(),
+        destination: pairs.iter().map(|(_, to)| *to).collect(),
+    };
+    if !args.moving {
+        return Ok(cx.ok_code(code, "Copy completed."));
+    }
+    cx.send(Response::Ok {
+        code: Some(code),
+        text: "Moved.",
+    });
+    selected.remove_expunged(&source, &mut cx.out);
+    Ok(cx.ok("Move completed."))
 }
 
 /// EXPUNGE (all `\Deleted`) or UID EXPUNGE (those of them in `only`).
 pub fn expunge(
+    account: &Account<'_>,
     selected: &mut Selected,
     only: Option<&SequenceSet>,
-    tag: &str,
-    user: &str,
-    out: &mut Vec<u8>,
-) -> Tagged {
-    if let Some(refused) = read_only(selected, tag) {
-        return refused;
+    cx: &mut Cx<'_>,
+) -> Step {
+    if let Err(refused) = read_only(selected, cx) {
+        return Step::Reply(refused);
     }
-    let allowed = match only {
-        Some(set) => match selected.resolve(set, true) {
-            Ok(i) => Some(i),
-            Err(e) => return bad(tag, &e.to_string()),
-        },
-        None => None,
+    let allowed = match only.map(|set| selected.resolve(set, true)).transpose() {
+        Ok(allowed) => allowed,
+        Err(e) => return Step::Reply(cx.bad(&e.to_string())),
     };
     let doomed: Vec<Uid> = selected
         .messages
@@ -172,10 +206,10 @@ pub fn expunge(
         })
         .map(|(_, m)| m.uid)
         .collect();
-    match expunge_uids(selected, &doomed, out) {
-        Ok(()) => ok(tag, "Expunge completed."),
-        Err(e) => storage_failure(tag, user, &e),
-    }
+    Step::Reply(match expunge_uids(selected, &doomed, &mut cx.out) {
+        Ok(()) => cx.ok("Expunge completed."),
+        Err(e) => cx.failure(account.name(), &e),
+    })
 }
 
 /// Removes messages and tells the client.
@@ -193,63 +227,48 @@ pub fn expunge_uids(
 }
 
 /// APPEND: stores the message durably, then answers with APPENDUID.
-pub fn append(
-    store: &Store,
-    mailbox: &str,
-    flags: &[Flag<'_>],
-    date: Option<&DateTime>,
-    message: &LiteralOrLiteral8<'_>,
-    tag: &str,
-    user: &str,
-) -> Tagged {
-    let mut bytes: &[u8] = match message {
-        LiteralOrLiteral8::Literal(l) => l.data(),
-        LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
-    };
-    let (mut target, validity) = match open_target(store, mailbox, tag, user) {
-        Ok(opened) => opened,
-        Err(tagged) => return tagged,
-    };
-    let (system, keywords) = parse_flags(flags);
-    let when: Option<SystemTime> = date.map(|d| SystemTime::from(d.as_ref().to_utc()));
-    match target.append(&mut bytes, system, &keywords, when) {
-        Ok(uid) => ok_code(
-            tag,
-            &format!("APPENDUID {validity} {uid}"),
-            "Append completed.",
-        ),
-        Err(e) => storage_failure(tag, user, &e),
-    }
+pub fn append(account: &Account<'_>, args: &Append, cx: &mut Cx<'_>) -> Step {
+    let done = stored_name(account, &args.mailbox, cx).and_then(|name| {
+        let (mut target, uidvalidity) = open_target(account, &name, cx)?;
+        let mut bytes: &[u8] = match &args.message {
+            LiteralOrLiteral8::Literal(l) => l.data(),
+            LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
+        };
+        let (system, keywords) = parse_flags(&args.flags);
+        let when: Option<SystemTime> = args.date.as_ref().map(|d| d.as_ref().to_utc().into());
+        match target.append(&mut bytes, system, &keywords, when) {
+            Ok(uid) => Ok(cx.ok_code(Code::AppendUid { uidvalidity, uid }, "Append completed.")),
+            Err(e) => Err(cx.failure(account.name(), &e)),
+        }
+    });
+    Step::Reply(done.unwrap_or_else(|refused| refused))
 }
 
 /// Opens the mailbox mail goes into (COPY, MOVE, APPEND) and reads its UIDVALIDITY for the
 /// UIDPLUS code; a missing one is `NO [TRYCREATE]` (RFC 3501 6.3.11).
 fn open_target(
-    store: &Store,
+    account: &Account<'_>,
     name: &str,
-    tag: &str,
-    user: &str,
+    cx: &Cx<'_>,
 ) -> Result<(Box<dyn roost_storage::Mailbox>, u32), Tagged> {
+    let store: &Store = &account.store;
     let mut target = match store.folders().open(name) {
         Ok(m) => m,
         Err(roost_storage::Error::NoSuchMailbox(_)) => {
-            return Err(no(tag, Some("TRYCREATE"), "Mailbox doesn't exist."))
+            return Err(cx.no(Some(Code::TryCreate), "Mailbox doesn't exist."))
         }
-        Err(e) => return Err(storage_failure(tag, user, &e)),
+        Err(e) => return Err(cx.failure(account.name(), &e)),
     };
     match target.sync() {
         Ok(s) => Ok((target, s.uidvalidity)),
-        Err(e) => Err(storage_failure(tag, user, &e)),
+        Err(e) => Err(cx.failure(account.name(), &e)),
     }
 }
 
 /// The NO for a change to a mailbox opened with EXAMINE.
-fn read_only(selected: &Selected, tag: &str) -> Option<Tagged> {
-    selected.read_only.then(|| {
-        no(
-            tag,
-            Some("READ-ONLY"),
-            "The mailbox is read-only (EXAMINE).",
-        )
-    })
+fn read_only(selected: &Selected, cx: &Cx<'_>) -> Result<(), Tagged> {
+    match selected.read_only {
+        true => Err(cx.no(Some(Code::ReadOnly), "The mailbox is read-only (EXAMINE).")),
+        false => Ok(()),
+    }
 }

@@ -4,15 +4,17 @@
 
 use std::time::Duration;
 
-use roost_protocol::imap::{Event, Expect, ImapDecoder};
+use roost_protocol::imap::response::{push_continuation, Response};
+use roost_protocol::imap::{Event, Expect};
 use roost_storage::notify::Watcher;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use super::context::{Cx, Step};
 use super::input::{next_event, Ended};
-use super::reply::{bad, ok, Tagged};
+use super::reply::Tagged;
 use super::selected::Selected;
-use crate::listen::conn::Connection;
+use crate::listen::registry::SessionState;
 
 /// How often an idling client hears from us even when nothing changes.
 const KEEPALIVE: Duration = Duration::from_secs(120);
@@ -23,64 +25,73 @@ enum Wake {
     Keepalive,
 }
 
-/// Runs IDLE until DONE; `Err` when the connection ended meanwhile.
+/// Runs IDLE until DONE (or the end of the connection).
 pub async fn idle(
-    conn: &mut Connection,
-    decoder: &mut ImapDecoder,
-    mut selected: Option<&mut Selected>,
-    condstore: bool,
-    tag: &str,
     user: &str,
-) -> Result<Tagged, Ended> {
-    let watcher = match selected.as_deref() {
-        Some(s) => match Watcher::new(s.mailbox.watch_path()).and_then(|w| {
-            // SAFETY: the watcher owns its inotify descriptor for its whole life and always
-            // reports that same descriptor, which is what registering requires.
-            unsafe { AsyncFd::register_with_interest(w, Interest::READABLE) }
-                .map_err(|e| roost_storage::Error::io(s.mailbox.watch_path(), e.into()))
-        }) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!("imap({user}): IDLE without change notification: {e}");
-                None
-            }
-        },
-        None => None,
-    };
-    decoder.expect(Expect::IdleDone);
-    if conn.write(b"+ idling\r\n").await.is_err() {
-        return Err(Ended::Closed);
+    condstore: bool,
+    selected: Option<&mut Selected>,
+    cx: &mut Cx<'_>,
+) -> Step {
+    if let Some(h) = cx.conn.handle() {
+        h.set_state(SessionState::Idle);
     }
-    let result = loop {
-        let changed = async {
-            match &watcher {
-                Some(w) => match w.readable().await {
-                    Ok(mut guard) => {
-                        guard.get_inner().drain();
-                        guard.clear_ready();
-                    }
-                    Err(_) => std::future::pending::<()>().await,
-                },
-                // No inotify (e.g. the per-user instance limit): poll; a re-check of an
-                // unchanged maildir is three stats.
-                None => tokio::time::sleep(Duration::from_millis(500)).await,
-            }
-        };
+    let watcher = selected.as_deref().and_then(|s| watch(s, user));
+    cx.decoder.expect(Expect::IdleDone);
+    let mut waiting = Vec::new();
+    push_continuation(&mut waiting, "idling");
+    let result = match cx.conn.write(&waiting).await {
+        Ok(()) => wait(user, condstore, selected, watcher.as_ref(), cx).await,
+        Err(_) => Err(Ended::Closed),
+    };
+    cx.decoder.expect(Expect::Command);
+    match result {
+        Ok(tagged) => Step::Reply(tagged),
+        Err(ended) => Step::Ended(ended),
+    }
+}
+
+/// Change notification for the selected mailbox; `None` (and a log line) where there is none.
+fn watch(selected: &Selected, user: &str) -> Option<AsyncFd<Watcher>> {
+    let path = selected.mailbox.watch_path();
+    let registered = Watcher::new(path).and_then(|w| {
+        // SAFETY: the watcher owns its inotify descriptor for its whole life and always
+        // reports that same descriptor, which is what registering requires.
+        unsafe { AsyncFd::register_with_interest(w, Interest::READABLE) }
+            .map_err(|e| roost_storage::Error::io(path, e.into()))
+    });
+    match registered {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("imap({user}): IDLE without change notification: {e}");
+            None
+        }
+    }
+}
+
+/// Pushes updates until the client says DONE.
+async fn wait(
+    user: &str,
+    condstore: bool,
+    mut selected: Option<&mut Selected>,
+    watcher: Option<&AsyncFd<Watcher>>,
+    cx: &mut Cx<'_>,
+) -> Result<Tagged, Ended> {
+    loop {
         let wake = tokio::select! {
-            event = next_event(conn, decoder) => Wake::Client(event),
-            () = changed => Wake::Changed,
+            event = next_event(cx.conn, cx.decoder) => Wake::Client(event),
+            () = changed(watcher) => Wake::Changed,
             () = tokio::time::sleep(KEEPALIVE) => Wake::Keepalive,
         };
         let mut out = Vec::new();
         match wake {
-            Wake::Client(Ok(Event::IdleDone)) => break Ok(ok(tag, "Idle completed.")),
-            Wake::Client(Ok(_)) => break Ok(bad(tag, "Expected DONE to end IDLE.")),
-            Wake::Client(Err(ended)) => break Err(ended),
+            Wake::Client(Ok(Event::IdleDone)) => return Ok(cx.ok("Idle completed.")),
+            Wake::Client(Ok(_)) => return Ok(cx.bad("Expected DONE to end IDLE.")),
+            Wake::Client(Err(ended)) => return Err(ended),
             Wake::Changed => {
                 if let Some(s) = selected.as_deref_mut() {
                     // A brief pause lets a burst of file events (a delivery is several) settle.
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    if let Some(w) = &watcher {
+                    if let Some(w) = watcher {
                         w.get_ref().drain();
                     }
                     if let Err(e) = s.refresh(condstore, &mut out) {
@@ -88,12 +99,30 @@ pub async fn idle(
                     }
                 }
             }
-            Wake::Keepalive => out.extend(b"* OK Still here\r\n"),
+            Wake::Keepalive => Response::Ok {
+                code: None,
+                text: "Still here",
+            }
+            .encode(&mut out),
         }
-        if !out.is_empty() && conn.write(&out).await.is_err() {
-            break Err(Ended::Closed);
+        if !out.is_empty() && cx.conn.write(&out).await.is_err() {
+            return Err(Ended::Closed);
         }
-    };
-    decoder.expect(Expect::Command);
-    result
+    }
+}
+
+/// Resolves when the mailbox may have changed.
+async fn changed(watcher: Option<&AsyncFd<Watcher>>) {
+    match watcher {
+        Some(w) => match w.readable().await {
+            Ok(mut guard) => {
+                guard.get_inner().drain();
+                guard.clear_ready();
+            }
+            Err(_) => std::future::pending::<()>().await,
+        },
+        // No inotify (e.g. the per-user instance limit): poll; a re-check of an unchanged
+        // maildir is three stats.
+        None => tokio::time::sleep(Duration::from_millis(500)).await,
+    }
 }

@@ -4,10 +4,24 @@
 //! is complete the decoder holds nothing of the next one. That keeps pipelined commands after
 //! LOGIN in the connection buffer, where the hand-over to a worker process can find them.
 
-use roost_protocol::imap::{self as wire, Event, ImapDecoder};
+use roost_protocol::imap::response::Response;
+use roost_protocol::imap::{Event, ImapDecoder};
+
+use super::reply::bad;
 
 use crate::listen::conn::Connection;
 pub use crate::listen::conn::Ended;
+
+impl Ended {
+    /// How the log says it.
+    pub fn text(&self) -> &'static str {
+        match self {
+            Ended::Closed => "Connection closed",
+            Ended::IdleTimeout => "Disconnected for inactivity",
+            Ended::Shutdown => "Server shutting down",
+        }
+    }
+}
 
 /// Waits for the next decoder event.
 pub async fn next_event(conn: &mut Connection, decoder: &mut ImapDecoder) -> Result<Event, Ended> {
@@ -31,12 +45,12 @@ pub async fn next_event(conn: &mut Connection, decoder: &mut ImapDecoder) -> Res
 
 /// Says goodbye in IMAP's words when a session ends for a reason other than LOGOUT.
 pub async fn farewell(conn: &mut Connection, ended: Ended) {
-    let line: &[u8] = match ended {
+    let text = match ended {
         Ended::Closed => return,
-        Ended::IdleTimeout => b"* BYE Disconnected for inactivity.\r\n",
-        Ended::Shutdown => b"* BYE Server shutting down.\r\n",
+        Ended::IdleTimeout => "Disconnected for inactivity.",
+        Ended::Shutdown => "Server shutting down.",
     };
-    let _ = conn.write(line).await;
+    let _ = conn.write(&bye(text)).await;
 }
 
 /// Counts a malformed command; the BAD reply to send, or `None` once the client has sent too
@@ -49,10 +63,22 @@ pub async fn rejected(
 ) -> Option<Vec<u8>> {
     *bad_commands += 1;
     if *bad_commands >= super::MAX_BAD_COMMANDS {
-        let _ = conn
-            .write(b"* BYE Too many invalid IMAP commands.\r\n")
-            .await;
+        let _ = conn.write(&bye("Too many invalid IMAP commands.")).await;
         return None;
     }
-    Some(wire::rejection(tag, reason))
+    Some(match tag {
+        Some(tag) => bad(tag, reason),
+        None => {
+            let mut line = Vec::new();
+            Response::Bad { text: reason }.encode(&mut line);
+            line
+        }
+    })
+}
+
+/// `* BYE text`.
+pub fn bye(text: &str) -> Vec<u8> {
+    let mut line = Vec::new();
+    Response::Bye { code: None, text }.encode(&mut line);
+    line
 }

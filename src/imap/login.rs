@@ -1,251 +1,142 @@
-//! The not-authenticated state: everything up to a successful LOGIN or AUTHENTICATE.
+//! The not-authenticated state's own commands (RFC 3501 6.2): STARTTLS, LOGIN and
+//! AUTHENTICATE. A success ends the login process's session with [`Step::LoggedIn`].
 
 use roost_protocol::imap::imap_types::auth::AuthenticateData;
-use roost_protocol::imap::imap_types::command::{Command, CommandBody};
-use roost_protocol::imap::{self as wire, Event, Expect, ImapDecoder, Status};
+use roost_protocol::imap::response::{push_continuation, Code};
+use roost_protocol::imap::{Event, Expect};
 use roost_protocol::sasl::{Credentials, Mechanism, SaslError};
 
-use super::input::{farewell, next_event, rejected, Ended};
-use super::{pre_login_capabilities, AUTHENTICATED_CAPABILITIES};
+use super::command::PreLogin;
+use super::context::{Cx, Step};
+use super::input::{next_event, Ended};
+use super::reply::Tagged;
+use super::AUTHENTICATED_CAPABILITIES;
 use crate::auth::sasl::{SaslExchange, SaslStep};
 use crate::auth::AuthError;
-use crate::listen::conn::Connection;
-use crate::session::{write, Login, Next, SessionContext, PLAINTEXT_REFUSED};
+use crate::session::{SessionContext, PLAINTEXT_REFUSED};
 
-/// Runs the not-authenticated state; `Some(user)` once a login succeeded (the tagged OK is sent).
-pub async fn run(
-    conn: &mut Connection,
-    ctx: &SessionContext,
-    decoder: &mut ImapDecoder,
-) -> Option<Login> {
-    let mut bad_commands = 0;
-    loop {
-        let event = match next_event(conn, decoder).await {
-            Ok(event) => event,
-            Err(ended) => {
-                farewell(conn, ended).await;
-                return None;
-            }
-        };
-        let next = match event {
-            Event::Command(cmd) => command(conn, ctx, decoder, *cmd).await,
-            Event::LiteralAccepted => {
-                write(conn, &wire::continuation("Ready for literal data")).await
-            }
-            Event::Rejected { tag, reason } => {
-                match rejected(conn, &mut bad_commands, tag.as_deref(), &reason).await {
-                    Some(reply) => write(conn, &reply).await,
-                    None => return None,
-                }
-            }
-            Event::Overflow { reason } => {
-                tracing::info!("imap-login: Disconnected: {reason}");
-                let _ = conn.write(&wire::untagged(&format!("BYE {reason}"))).await;
-                return None;
-            }
-            Event::AuthenticateData(_) | Event::IdleDone => Next::Continue,
-        };
-        match next {
-            Next::Continue => {}
-            Next::LoggedIn(user) => return Some(user),
-            Next::Close => return None,
+/// Runs a pre-login command.
+pub async fn command(ctx: &SessionContext, command: PreLogin, cx: &mut Cx<'_>) -> Step {
+    match command {
+        PreLogin::StartTls => starttls(ctx, cx).await,
+        PreLogin::Login(creds) => login(ctx, creds, cx).await,
+        PreLogin::Authenticate { mechanism, initial } => {
+            authenticate(ctx, &mechanism, initial, cx).await
         }
     }
 }
 
-async fn command(
-    conn: &mut Connection,
-    ctx: &SessionContext,
-    decoder: &mut ImapDecoder,
-    cmd: Command<'static>,
-) -> Next {
-    let tag = cmd.tag.as_ref().to_string();
-    if let Some(h) = conn.handle() {
-        h.set_command(cmd.body.name());
+/// STARTTLS: OK in plain text, then the handshake; the session goes on encrypted.
+async fn starttls(ctx: &SessionContext, cx: &mut Cx<'_>) -> Step {
+    if cx.conn.is_tls() {
+        return Step::Reply(cx.bad("TLS is already active."));
     }
-    match cmd.body {
-        CommandBody::Capability => {
-            let caps = pre_login_capabilities(!conn.is_tls(), ctx.plaintext_allowed(conn.is_tls()));
-            let mut out = wire::untagged(&format!("CAPABILITY {caps}"));
-            out.extend(wire::tagged(
-                &tag,
-                Status::Ok,
-                None,
-                "Capability completed.",
-            ));
-            write(conn, &out).await
-        }
-        CommandBody::Noop => {
-            write(
-                conn,
-                &wire::tagged(&tag, Status::Ok, None, "NOOP completed."),
-            )
-            .await
-        }
-        CommandBody::Logout => {
-            let mut out = wire::untagged("BYE Logging out");
-            out.extend(wire::tagged(&tag, Status::Ok, None, "Logout completed."));
-            let _ = conn.write(&out).await;
-            Next::Close
-        }
-        CommandBody::StartTLS => starttls(conn, ctx, &tag).await,
-        CommandBody::Login { username, password } => {
-            let creds = Credentials {
-                username: String::from_utf8_lossy(username.as_ref()).into_owned(),
-                password: String::from_utf8_lossy(password.declassify().as_ref()).into_owned(),
-            };
-            if !ctx.plaintext_allowed(conn.is_tls()) {
-                return privacy_required(conn, &tag).await;
-            }
-            login(conn, ctx, &tag, creds, "PLAIN").await
-        }
-        CommandBody::Authenticate {
-            mechanism,
-            initial_response,
-        } => {
-            let initial = initial_response.map(|r| r.declassify().to_vec());
-            authenticate(conn, ctx, decoder, &tag, mechanism.as_ref(), initial).await
-        }
-        CommandBody::Id { .. } => {
-            let mut out = wire::untagged("ID (\"name\" \"roost\")");
-            out.extend(wire::tagged(&tag, Status::Ok, None, "ID completed."));
-            write(conn, &out).await
-        }
-        other => {
-            let text = format!("{} is not allowed before login.", other.name());
-            write(conn, &wire::tagged(&tag, Status::Bad, None, &text)).await
-        }
-    }
-}
-
-async fn starttls(conn: &mut Connection, ctx: &SessionContext, tag: &str) -> Next {
-    if conn.is_tls() {
-        return write(
-            conn,
-            &wire::tagged(tag, Status::Bad, None, "TLS is already active."),
-        )
-        .await;
-    }
-    if conn
-        .write(&wire::tagged(
-            tag,
-            Status::Ok,
-            None,
-            "Begin TLS negotiation now.",
-        ))
+    if cx
+        .conn
+        .write(&cx.ok("Begin TLS negotiation now."))
         .await
         .is_err()
     {
-        return Next::Close;
+        return Step::Ended(Ended::Closed);
     }
-    match conn.start_tls(&ctx.tls.acceptor()).await {
-        Ok(()) => Next::Continue,
+    match cx.conn.start_tls(&ctx.tls.acceptor()).await {
+        Ok(()) => Step::Sent,
         Err(e) => {
             tracing::debug!(peer = %ctx.peer, "STARTTLS handshake failed: {e}");
-            Next::Close
+            Step::Ended(Ended::Closed)
         }
     }
+}
+
+/// LOGIN, where plaintext credentials are allowed.
+async fn login(ctx: &SessionContext, creds: Credentials, cx: &mut Cx<'_>) -> Step {
+    if !ctx.plaintext_allowed(cx.conn.is_tls()) {
+        return privacy_required(cx);
+    }
+    verify(ctx, creds, "PLAIN", cx).await
 }
 
 /// Refuses credentials on an unprotected connection (RFC 5530's PRIVACYREQUIRED).
-async fn privacy_required(conn: &mut Connection, tag: &str) -> Next {
-    let reply = wire::tagged(tag, Status::No, Some("PRIVACYREQUIRED"), PLAINTEXT_REFUSED);
-    write(conn, &reply).await
+fn privacy_required(cx: &Cx<'_>) -> Step {
+    Step::Reply(cx.no(Some(Code::PrivacyRequired), PLAINTEXT_REFUSED))
 }
 
-/// Verifies credentials and answers.
-async fn login(
-    conn: &mut Connection,
-    ctx: &SessionContext,
-    tag: &str,
-    creds: Credentials,
-    method: &str,
-) -> Next {
-    match ctx.login(conn, creds, method).await {
+/// Verifies credentials: the OK with the new capabilities, or the refusal.
+async fn verify(ctx: &SessionContext, creds: Credentials, method: &str, cx: &mut Cx<'_>) -> Step {
+    match ctx.login(cx.conn, creds, method).await {
         Ok(user) => {
-            let code = format!("CAPABILITY {AUTHENTICATED_CAPABILITIES}");
-            match conn
-                .write(&wire::tagged(tag, Status::Ok, Some(&code), "Logged in"))
-                .await
-            {
-                Ok(()) => Next::LoggedIn(user),
-                Err(_) => Next::Close,
-            }
+            let code = Code::Capability(AUTHENTICATED_CAPABILITIES);
+            Step::LoggedIn(cx.ok_code(code, "Logged in"), user)
         }
-        Err(e) => write(conn, &refusal(tag, e)).await,
+        Err(e) => Step::Reply(refusal(cx, e)),
     }
 }
 
 /// The tagged NO for a failed login; Dovecot shows a `nologin` reason as an ALERT.
-fn refusal(tag: &str, error: AuthError) -> Vec<u8> {
+fn refusal(cx: &Cx<'_>, error: AuthError) -> Tagged {
     let (code, text) = match error {
         AuthError::Refused {
             reason: Some(reason),
-        } => ("ALERT", reason),
-        AuthError::Failed | AuthError::Refused { reason: None } => {
-            ("AUTHENTICATIONFAILED", format!("{}.", AuthError::Failed))
+        } => (Code::Alert, reason),
+        AuthError::Failed | AuthError::Refused { reason: None } => (
+            Code::AuthenticationFailed,
+            format!("{}.", AuthError::Failed),
+        ),
+        e @ (AuthError::Throttled | AuthError::Temporary(_)) => {
+            (Code::Unavailable, format!("{e}."))
         }
-        e @ (AuthError::Throttled | AuthError::Temporary(_)) => ("UNAVAILABLE", format!("{e}.")),
     };
-    wire::tagged(tag, Status::No, Some(code), &text)
+    cx.no(Some(code), &text)
 }
 
+/// AUTHENTICATE: a SASL exchange of `+ challenge` lines and base64 answers.
 async fn authenticate(
-    conn: &mut Connection,
     ctx: &SessionContext,
-    decoder: &mut ImapDecoder,
-    tag: &str,
     mechanism: &str,
     initial: Option<Vec<u8>>,
-) -> Next {
+    cx: &mut Cx<'_>,
+) -> Step {
     let Some(mech) = Mechanism::from_name(mechanism) else {
         let text = format!("Unsupported authentication mechanism {mechanism}.");
-        return write(conn, &wire::tagged(tag, Status::No, None, &text)).await;
+        return Step::Reply(cx.no(None, &text));
     };
-    if !ctx.plaintext_allowed(conn.is_tls()) {
-        return privacy_required(conn, tag).await;
+    if !ctx.plaintext_allowed(cx.conn.is_tls()) {
+        return privacy_required(cx);
     }
     let (mut exchange, mut step) = SaslExchange::start(mech, initial);
     loop {
         match step {
-            SaslStep::Done(creds) => return login(conn, ctx, tag, creds, mech.name()).await,
+            SaslStep::Done(creds) => return verify(ctx, creds, mech.name(), cx).await,
             SaslStep::Failed(SaslError::Cancelled) => {
-                return write(
-                    conn,
-                    &wire::tagged(tag, Status::Bad, None, "Authentication aborted by client."),
-                )
-                .await
+                return Step::Reply(cx.bad("Authentication aborted by client."))
             }
             SaslStep::Failed(e) => {
                 let text = format!("Authentication failed: {e}.");
-                return write(
-                    conn,
-                    &wire::tagged(tag, Status::No, Some("AUTHENTICATIONFAILED"), &text),
-                )
-                .await;
+                return Step::Reply(cx.no(Some(Code::AuthenticationFailed), &text));
             }
-            SaslStep::Challenge(challenge) => {
-                if conn.write(&wire::continuation(challenge)).await.is_err() {
-                    return Next::Close;
-                }
-                decoder.expect(Expect::AuthenticateData);
-                let event = next_event(conn, decoder).await;
-                decoder.expect(Expect::Command);
-                step = match event {
-                    Ok(Event::AuthenticateData(AuthenticateData::Continue(data))) => {
-                        exchange.answer(data.declassify().to_vec())
-                    }
-                    Ok(Event::AuthenticateData(AuthenticateData::Cancel)) => {
-                        SaslStep::Failed(SaslError::Cancelled)
-                    }
-                    Ok(_) => SaslStep::Failed(SaslError::Base64),
-                    Err(Ended::Closed) => return Next::Close,
-                    Err(ended) => {
-                        farewell(conn, ended).await;
-                        return Next::Close;
-                    }
-                };
-            }
+            SaslStep::Challenge(challenge) => match answer(challenge, cx).await {
+                Ok(data) => step = data.map_or_else(SaslStep::Failed, |d| exchange.answer(d)),
+                Err(ended) => return Step::Ended(ended),
+            },
         }
+    }
+}
+
+/// Sends a challenge and reads the client's answer: its data, or why there is none.
+async fn answer(challenge: &str, cx: &mut Cx<'_>) -> Result<Result<Vec<u8>, SaslError>, Ended> {
+    let mut line = Vec::new();
+    push_continuation(&mut line, challenge);
+    if cx.conn.write(&line).await.is_err() {
+        return Err(Ended::Closed);
+    }
+    cx.decoder.expect(Expect::AuthenticateData);
+    let event = next_event(cx.conn, cx.decoder).await;
+    cx.decoder.expect(Expect::Command);
+    match event? {
+        Event::AuthenticateData(AuthenticateData::Continue(data)) => {
+            Ok(Ok(data.declassify().to_vec()))
+        }
+        Event::AuthenticateData(AuthenticateData::Cancel) => Ok(Err(SaslError::Cancelled)),
+        _ => Ok(Err(SaslError::Base64)),
     }
 }

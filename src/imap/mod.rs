@@ -1,27 +1,42 @@
-//! The IMAP front-end: greeting and login here, the authenticated session in [`authenticated`].
+//! The IMAP front-end: one session state machine ([`session`]) from greeting to logout.
 //!
 //! ```text
-//!   greeting ─► login::run (CAPABILITY, STARTTLS, LOGIN, AUTHENTICATE, LOGOUT)
-//!                  └─ MailUser ─► session::hand_over ─► authenticated::run (here or in a worker)
+//!   serve ─► greeting ─► Session in NotAuthenticated (the login process)
+//!              └─ LOGIN / AUTHENTICATE ─► crate::session::hand_over
+//!                   └─► authenticated::run ─► Session in Authenticated (here or in a worker)
+//!
+//!   each command: Request (command.rs) ─► the gate (session.rs) ─► a family handler:
+//!     login.rs (not authenticated) · authenticated.rs (authenticated) · in_mailbox.rs (selected)
 //! ```
 
 pub mod authenticated;
+mod blocking;
 mod changes;
+mod command;
+mod context;
 mod fetch;
 mod idle;
+mod in_mailbox;
 mod input;
+mod list;
 mod login;
 mod mailboxes;
+mod message;
 mod reply;
 mod search;
+mod search_key;
+mod select;
 mod selected;
+mod session;
 mod sort;
+mod state;
 mod thread;
 
-use roost_protocol::imap::ImapDecoder;
+use roost_protocol::imap::response::{Code, Response};
 
 use crate::listen::conn::Connection;
-use crate::session::{self, SessionContext};
+use crate::session::{hand_over, SessionContext};
+use session::{Exit, Session};
 
 /// Bytes of a command line (without literals) a client may send.
 const MAX_COMMAND_LINE: u32 = 64 * 1024;
@@ -48,13 +63,18 @@ pub const AUTHENTICATED_CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 SASL-IR LITERA
 
 /// Serves one IMAP connection from greeting to logout.
 pub async fn serve(mut conn: Connection, ctx: SessionContext) {
-    let mut decoder = ImapDecoder::before_login();
     let caps = pre_login_capabilities(!conn.is_tls(), ctx.plaintext_allowed(conn.is_tls()));
-    let greeting = format!("* OK [CAPABILITY {caps}] roost ready.\r\n");
-    if conn.write(greeting.as_bytes()).await.is_err() {
+    let mut greeting = Vec::new();
+    Response::Ok {
+        code: Some(Code::Capability(&caps)),
+        text: "roost ready.",
+    }
+    .encode(&mut greeting);
+    if conn.write(&greeting).await.is_err() {
         return;
     }
-    if let Some(user) = login::run(&mut conn, &ctx, &mut decoder).await {
-        session::hand_over(conn, &ctx, user).await;
+    let exit = Session::not_authenticated(&ctx).run(&mut conn).await;
+    if let Exit::LoggedIn(user) = exit {
+        hand_over(conn, &ctx, user).await;
     }
 }

@@ -2,14 +2,18 @@
 //! sequence numbers stay stable until the session reports a change, and the untagged EXISTS /
 //! EXPUNGE / FETCH FLAGS responses that bring the client up to date with the disk.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use roost_protocol::imap::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
-use roost_storage::{Error as StorageError, Mailbox, MessageInfo, Snapshot, Store, Uid};
+use roost_storage::{Error as StorageError, Flags, Mailbox, MessageInfo, Snapshot, Store, Uid};
 
 use roost_protocol::imap::extended::{Saved, EMPTY_SET};
+use roost_protocol::imap::response::{
+    compact_set, Code, FetchItem, ListKind, MailboxName, Response,
+};
 
-use super::reply::{flag_list, flags_item, uid_set};
+use super::mailboxes::SEPARATOR;
+use super::reply::{flag_names, message_flags};
 
 /// Keywords every mailbox offers in FLAGS, so clients know they may set them (as Dovecot does).
 const COMMON_KEYWORDS: [&str; 4] = ["$Forwarded", "$Junk", "$NotJunk", "$MDNSent"];
@@ -76,35 +80,37 @@ impl Selected {
             saved: Vec::new(),
         };
         selected.announce_flags(&snapshot, out);
-        let Snapshot {
-            uidvalidity,
-            uidnext,
-            messages,
-            ..
-        } = snapshot;
-        out.extend(format!("* {} EXISTS\r\n", messages.len()).as_bytes());
+        selected.announce_size(&snapshot.messages, style, out);
+        selected.messages = snapshot.messages;
+        Ok(selected)
+    }
+
+    /// The rest of the SELECT responses: EXISTS, then RECENT and UNSEEN (IMAP4rev1) or the
+    /// LIST line (IMAP4rev2), then UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ.
+    fn announce_size(&self, messages: &[MessageInfo], style: SelectStyle, out: &mut Vec<u8>) {
+        Response::Exists(messages.len() as u32).encode(out);
         if style.rev2 {
             // IMAP4rev2 drops RECENT and UNSEEN and wants the mailbox's LIST line (RFC 9051 6.3.2).
-            let listed = super::mailboxes::wire_name(name, style.utf8);
-            out.extend(format!("* LIST () \"/\" {listed}\r\n").as_bytes());
+            Response::List {
+                kind: ListKind::List,
+                attributes: &[],
+                separator: SEPARATOR,
+                mailbox: MailboxName {
+                    name: &self.name,
+                    utf8: style.utf8,
+                },
+            }
+            .encode(out);
         } else {
-            out.extend(b"* 0 RECENT\r\n");
-            if let Some(first) = messages
-                .iter()
-                .position(|m| !m.flags.contains(roost_storage::Flags::SEEN))
-            {
-                out.extend(format!("* OK [UNSEEN {}] First unseen.\r\n", first + 1).as_bytes());
+            Response::Recent(0).encode(out);
+            let unseen = messages.iter().position(|m| !m.flags.contains(Flags::SEEN));
+            if let Some(first) = unseen {
+                untagged_ok(Code::Unseen(first as u32 + 1), "First unseen.", out);
             }
         }
-        out.extend(
-            format!(
-                "* OK [UIDVALIDITY {uidvalidity}] UIDs valid.\r\n* OK [UIDNEXT {uidnext}] Predicted next UID.\r\n* OK [HIGHESTMODSEQ {}] Highest.\r\n",
-                selected.highestmodseq
-            )
-            .as_bytes(),
-        );
-        selected.messages = messages;
-        Ok(selected)
+        untagged_ok(Code::UidValidity(self.uidvalidity), "UIDs valid.", out);
+        untagged_ok(Code::UidNext(self.uidnext), "Predicted next UID.", out);
+        untagged_ok(Code::HighestModSeq(self.highestmodseq), "Highest.", out);
     }
 
     /// `* FLAGS` and `* OK [PERMANENTFLAGS]`, with the keywords in use.
@@ -114,23 +120,23 @@ impl Selected {
         for m in &snapshot.messages {
             keywords.extend(m.keywords.iter().cloned());
         }
-        let all = flag_list(roost_storage::Flags::ALL_SYSTEM, &keywords);
-        out.extend(format!("* FLAGS {all}\r\n").as_bytes());
-        let permanent = if self.read_only {
-            "()".to_string()
+        let mut all = flag_names(roost_storage::Flags::ALL_SYSTEM, &keywords);
+        Response::Flags(&all).encode(out);
+        if self.read_only {
+            all.clear();
         } else {
-            format!("{} \\*)", all.trim_end_matches(')'))
-        };
-        out.extend(format!("* OK [PERMANENTFLAGS {permanent}] Flags permitted.\r\n").as_bytes());
+            all.push("\\*");
+        }
+        untagged_ok(Code::PermanentFlags(&all), "Flags permitted.", out);
         self.announced_keywords = keywords;
     }
 
     /// The SELECT/EXAMINE tagged OK's code.
-    pub fn access_code(&self) -> &'static str {
+    pub fn access_code(&self) -> Code<'static> {
         if self.read_only {
-            "READ-ONLY"
+            Code::ReadOnly
         } else {
-            "READ-WRITE"
+            Code::ReadWrite
         }
     }
 
@@ -143,7 +149,11 @@ impl Selected {
         };
         if snapshot.uidvalidity != self.uidvalidity {
             // The mailbox was recreated under us: nothing the client knows is valid.
-            out.extend(b"* BYE [UIDVALIDITY] The mailbox was rebuilt; please reselect.\r\n");
+            Response::Bye {
+                code: Some(Code::UidValidityChanged),
+                text: "The mailbox was rebuilt; please reselect.",
+            }
+            .encode(out);
         }
         let new_keywords = snapshot
             .messages
@@ -152,7 +162,7 @@ impl Selected {
         if new_keywords {
             self.announce_flags(&snapshot, out);
         }
-        let current: std::collections::HashMap<Uid, &MessageInfo> =
+        let current: HashMap<Uid, &MessageInfo> =
             snapshot.messages.iter().map(|m| (m.uid, m)).collect();
         let gone: Vec<Uid> = self
             .messages
@@ -161,39 +171,46 @@ impl Selected {
             .map(|m| m.uid)
             .collect();
         self.remove_expunged(&gone, out);
-        for (i, known) in self.messages.iter_mut().enumerate() {
-            if let Some(now) = current.get(&known.uid) {
-                if now.flags != known.flags || now.keywords != known.keywords {
-                    let modseq = if condstore {
-                        format!(" MODSEQ ({})", now.modseq)
-                    } else {
-                        String::new()
-                    };
-                    out.extend(
-                        format!(
-                            "* {} FETCH (UID {} {}{modseq})\r\n",
-                            i + 1,
-                            now.uid,
-                            flags_item(now)
-                        )
-                        .as_bytes(),
-                    );
-                    *known = (*now).clone();
-                } else if now.modseq != known.modseq {
-                    known.modseq = now.modseq;
-                }
-            }
-        }
+        self.report_flag_changes(&current, condstore, out);
         let last = self.messages.last().map_or(0, |m| m.uid);
         let before = self.messages.len();
         self.messages
             .extend(snapshot.messages.iter().filter(|m| m.uid > last).cloned());
         if self.messages.len() != before {
-            out.extend(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
+            Response::Exists(self.messages.len() as u32).encode(out);
         }
         self.uidnext = snapshot.uidnext;
         self.highestmodseq = snapshot.highestmodseq.max(1);
         Ok(())
+    }
+
+    /// `* n FETCH (UID u FLAGS (...) [MODSEQ (m)])` for every message whose flags changed.
+    fn report_flag_changes(
+        &mut self,
+        current: &HashMap<Uid, &MessageInfo>,
+        condstore: bool,
+        out: &mut Vec<u8>,
+    ) {
+        for (i, known) in self.messages.iter_mut().enumerate() {
+            let Some(now) = current.get(&known.uid) else {
+                continue;
+            };
+            if now.flags != known.flags || now.keywords != known.keywords {
+                let flags = message_flags(now);
+                let mut items = vec![FetchItem::Uid(now.uid), FetchItem::Flags(&flags)];
+                if condstore {
+                    items.push(FetchItem::ModSeq(now.modseq));
+                }
+                Response::Fetch {
+                    seq: i as u32 + 1,
+                    items: &items,
+                }
+                .encode(out);
+                *known = (*now).clone();
+            } else if now.modseq != known.modseq {
+                known.modseq = now.modseq;
+            }
+        }
     }
 
     /// Replaces what the client knows of messages it was just told about (after STORE).
@@ -217,7 +234,7 @@ impl Selected {
             let uid = self.messages[seq - 1].uid;
             if gone.contains(&uid) {
                 if !self.qresync {
-                    out.extend(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                    Response::Expunge(seq as u32).encode(out);
                 }
                 vanished.push(uid);
                 self.messages.remove(seq - 1);
@@ -225,7 +242,11 @@ impl Selected {
         }
         if self.qresync && !vanished.is_empty() {
             vanished.sort_unstable();
-            out.extend(format!("* VANISHED {}\r\n", uid_set(vanished)).as_bytes());
+            Response::Vanished {
+                earlier: false,
+                uids: &vanished,
+            }
+            .encode(out);
         }
     }
 
@@ -240,8 +261,8 @@ impl Selected {
             }
         }
         Saved {
-            uids: uid_set(uids),
-            seqs: uid_set(seqs),
+            uids: compact_set(uids),
+            seqs: compact_set(seqs),
         }
     }
 
@@ -251,16 +272,16 @@ impl Selected {
         self.vanished_earlier(known, out);
         for (i, m) in self.messages.iter().enumerate() {
             if m.modseq > modseq {
-                out.extend(
-                    format!(
-                        "* {} FETCH (UID {} {} MODSEQ ({}))\r\n",
-                        i + 1,
-                        m.uid,
-                        flags_item(m),
-                        m.modseq
-                    )
-                    .as_bytes(),
-                );
+                let flags = message_flags(m);
+                Response::Fetch {
+                    seq: i as u32 + 1,
+                    items: &[
+                        FetchItem::Uid(m.uid),
+                        FetchItem::Flags(&flags),
+                        FetchItem::ModSeq(m.modseq),
+                    ],
+                }
+                .encode(out);
             }
         }
     }
@@ -291,7 +312,11 @@ impl Selected {
         if !vanished.is_empty() {
             vanished.sort_unstable();
             vanished.dedup();
-            out.extend(format!("* VANISHED (EARLIER) {}\r\n", uid_set(vanished)).as_bytes());
+            Response::Vanished {
+                earlier: true,
+                uids: &vanished,
+            }
+            .encode(out);
         }
     }
 
@@ -321,6 +346,15 @@ impl Selected {
         }
         Ok(picked.into_iter().collect())
     }
+}
+
+/// `* OK [code] text`.
+fn untagged_ok(code: Code<'_>, text: &str, out: &mut Vec<u8>) {
+    Response::Ok {
+        code: Some(code),
+        text,
+    }
+    .encode(out);
 }
 
 /// The sequence set as inclusive ranges, `*` being `largest` (RFC 3501 9, seq-range).

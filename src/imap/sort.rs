@@ -5,11 +5,43 @@ use std::cmp::Ordering;
 
 use roost_protocol::imap::imap_types::extensions::sort::{SortCriterion, SortKey};
 use roost_protocol::imap::message::header_fields;
-use roost_protocol::mail_parser::{Address, HeaderValue, MessageParser};
+use roost_protocol::imap::response::Response;
+use roost_protocol::mail_parser::{Address, HeaderValue, Message, MessageParser};
 use roost_storage::Error as StorageError;
 
-use super::fetch::header_of;
+use super::command::Sort;
+use super::context::{Cx, Step};
+use super::message::header_of;
+use super::search::{esearch, find, number};
 use super::selected::Selected;
+use super::state::Account;
+
+/// SORT (RFC 5256): the matching messages in the requested order, as `* SORT`, or as ESORT's
+/// `* ESEARCH` when result options were given (RFC 5267).
+pub fn sort_command(
+    account: &Account<'_>,
+    selected: &mut Selected,
+    args: &Sort,
+    cx: &mut Cx<'_>,
+) -> Step {
+    let hits = match find(account, selected, Some(&args.charset), &args.keys, cx) {
+        Ok(hits) => hits,
+        Err(refused) => return Step::Reply(refused),
+    };
+    let order = match sort(selected, &hits, &args.criteria) {
+        Ok(order) => order,
+        Err(e) => return Step::Reply(cx.failure(account.name(), &e)),
+    };
+    let numbers: Vec<u32> = order
+        .iter()
+        .map(|&i| number(selected, i, args.uid))
+        .collect();
+    match cx.extras.search_return.clone() {
+        Some(options) => esearch(cx, args.uid, &numbers, &options, None, true),
+        None => cx.send(Response::Sort(&numbers)),
+    }
+    Step::Reply(cx.ok("Sort completed."))
+}
 
 /// What sorting and threading need of one message, read from its cached header.
 #[derive(Debug, Clone, Default)]
@@ -60,49 +92,59 @@ pub fn fields(selected: &mut Selected, i: usize) -> Result<Fields, StorageError>
         date: internal,
         ..Fields::default()
     };
-    let Some(message) = MessageParser::default().parse_headers(&header[..]) else {
-        return Ok(f);
-    };
-    f.subject = base_subject(message.subject().unwrap_or(""));
-    if let Some(d) = message.date() {
-        f.date = d.to_timestamp();
-    }
-    let first = |a: Option<&Address<'_>>| {
-        a.and_then(|a| a.first()).map(|addr| {
-            let mailbox = addr.address.as_deref().unwrap_or("").to_lowercase();
-            let display = addr
-                .name
-                .as_deref()
-                .filter(|n| !n.is_empty())
-                .map(str::to_lowercase)
-                .unwrap_or_else(|| mailbox.clone());
-            (mailbox.split('@').next().unwrap_or("").to_string(), display)
-        })
-    };
-    if let Some((m, d)) = first(message.from()) {
-        f.from = m;
-        f.display_from = d;
-    }
-    if let Some((m, d)) = first(message.to()) {
-        f.to = m;
-        f.display_to = d;
-    }
-    if let Some((m, _)) = first(message.cc()) {
-        f.cc = m;
-    }
-    f.message_id = message.message_id().map(str::to_string);
-    let ids = |v: &HeaderValue<'_>| -> Vec<String> {
-        match v {
-            HeaderValue::Text(t) => vec![t.to_string()],
-            HeaderValue::TextList(l) => l.iter().map(|s| s.to_string()).collect(),
-            _ => Vec::new(),
-        }
-    };
-    f.references = ids(message.references());
-    if f.references.is_empty() {
-        f.references = ids(message.in_reply_to()).into_iter().take(1).collect();
+    if let Some(message) = MessageParser::default().parse_headers(&header[..]) {
+        f.read(&message);
     }
     Ok(f)
+}
+
+impl Fields {
+    /// Fills in what the parsed header says.
+    fn read(&mut self, message: &Message<'_>) {
+        self.subject = base_subject(message.subject().unwrap_or(""));
+        if let Some(d) = message.date() {
+            self.date = d.to_timestamp();
+        }
+        if let Some((m, d)) = first_mailbox(message.from()) {
+            self.from = m;
+            self.display_from = d;
+        }
+        if let Some((m, d)) = first_mailbox(message.to()) {
+            self.to = m;
+            self.display_to = d;
+        }
+        if let Some((m, _)) = first_mailbox(message.cc()) {
+            self.cc = m;
+        }
+        self.message_id = message.message_id().map(str::to_string);
+        self.references = ids(message.references());
+        if self.references.is_empty() {
+            self.references = ids(message.in_reply_to()).into_iter().take(1).collect();
+        }
+    }
+}
+
+/// The first address's mailbox (local part, lowercased) and display name (or the address).
+fn first_mailbox(a: Option<&Address<'_>>) -> Option<(String, String)> {
+    a.and_then(|a| a.first()).map(|addr| {
+        let mailbox = addr.address.as_deref().unwrap_or("").to_lowercase();
+        let display = addr
+            .name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .map(str::to_lowercase)
+            .unwrap_or_else(|| mailbox.clone());
+        (mailbox.split('@').next().unwrap_or("").to_string(), display)
+    })
+}
+
+/// Message-IDs of References or In-Reply-To.
+fn ids(v: &HeaderValue<'_>) -> Vec<String> {
+    match v {
+        HeaderValue::Text(t) => vec![t.to_string()],
+        HeaderValue::TextList(l) => l.iter().map(|s| s.to_string()).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// RFC 5256 2.1 base subject: no `Re:`/`Fwd:`/`[list]` prefixes, no `(fwd)` trailer, one space

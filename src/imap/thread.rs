@@ -9,10 +9,15 @@
 use std::collections::HashMap;
 
 use roost_protocol::imap::imap_types::extensions::thread::ThreadingAlgorithm;
+use roost_protocol::imap::response::Response;
 use roost_storage::Error as StorageError;
 
+use super::command::Thread;
+use super::context::{Cx, Step};
+use super::search::{find, number};
 use super::selected::Selected;
 use super::sort::{fields, Fields};
+use super::state::Account;
 
 /// Only the last this many `References:` ids of a message are threaded: the nearest ancestors,
 /// which place the message; older ones only repeat what its parent's own header says.
@@ -31,6 +36,32 @@ struct Node {
 struct Forest {
     nodes: Vec<Node>,
     roots: Vec<usize>,
+}
+
+/// THREAD (RFC 5256): ORDEREDSUBJECT or REFERENCES, as `* THREAD (...)`.
+pub fn thread_command(
+    account: &Account<'_>,
+    selected: &mut Selected,
+    args: &Thread,
+    cx: &mut Cx<'_>,
+) -> Step {
+    let hits = match find(account, selected, Some(&args.charset), &args.keys, cx) {
+        Ok(hits) => hits,
+        Err(refused) => return Step::Reply(refused),
+    };
+    let numbers: Vec<u32> = (0..selected.messages.len())
+        .map(|i| number(selected, i, args.uid))
+        .collect();
+    Step::Reply(
+        match thread(selected, &hits, &args.algorithm, |i| numbers[i]) {
+            Ok(Some(threads)) => {
+                cx.send(Response::Thread(&threads));
+                cx.ok("Thread completed.")
+            }
+            Ok(None) => cx.bad("Unknown threading algorithm."),
+            Err(e) => cx.failure(account.name(), &e),
+        },
+    )
 }
 
 /// THREAD: the nested `(a b (c)(d))` list of message numbers (`number` maps index → the number

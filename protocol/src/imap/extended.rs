@@ -85,9 +85,9 @@ pub fn extract(message: &[u8]) -> Option<(Vec<u8>, Extras)> {
         keyword = next.to_ascii_uppercase();
         after_kw = end;
     }
-    let mut extras = Extras::default();
     match keyword.as_slice() {
         b"SEARCH" | b"SORT" => {
+            let mut extras = Extras::default();
             let at = skip_space(message, after_kw)?;
             if !starts_with_ci(&message[at..], b"RETURN (") {
                 return None;
@@ -100,41 +100,42 @@ pub fn extract(message: &[u8]) -> Option<(Vec<u8>, Extras)> {
             out.extend_from_slice(&message[close + 1..]);
             Some((out, extras))
         }
-        b"LIST" => {
-            let mut out = message[..after_kw].to_vec();
-            let mut at = after_kw;
-            let mut changed = false;
-            let open = skip_space(message, after_kw)?;
-            if message.get(open) == Some(&b'(') {
-                let close = matching_paren(message, open)?;
-                extras.list_select = atoms(&message[open + 1..close]);
-                at = close + 1;
-                changed = true;
-            }
-            let mut tail = &message[at..];
-            let end = tail.len() - trailing_crlf(tail);
-            if let Some(ret) = find_return(&tail[..end]) {
-                let open = ret + b" RETURN ".len();
-                let close = matching_paren(tail, open)?;
-                parse_list_return(&tail[open + 1..close], &mut extras);
-                let mut rebuilt = tail[..ret].to_vec();
-                rebuilt.extend_from_slice(&tail[close + 1..]);
-                out.extend_from_slice(&rebuilt);
-                tail = &[];
-                changed = true;
-            }
-            out.extend_from_slice(tail);
-            if let Some(rebuilt) = lift_patterns(&out, after_kw, &mut extras) {
-                out = rebuilt;
-                changed = true;
-            }
-            if !changed {
-                return None;
-            }
-            Some((out, extras))
-        }
+        b"LIST" => extract_list(message, after_kw),
         _ => None,
     }
+}
+
+/// LIST-EXTENDED: selection options before the reference, RETURN options after the pattern,
+/// and a parenthesised pattern list, each lifted out when present.
+fn extract_list(message: &[u8], after_kw: usize) -> Option<(Vec<u8>, Extras)> {
+    let mut extras = Extras::default();
+    let mut out = message[..after_kw].to_vec();
+    let mut at = after_kw;
+    let mut changed = false;
+    let open = skip_space(message, after_kw)?;
+    if message.get(open) == Some(&b'(') {
+        let close = matching_paren(message, open)?;
+        extras.list_select = atoms(&message[open + 1..close]);
+        at = close + 1;
+        changed = true;
+    }
+    let mut tail = &message[at..];
+    let end = tail.len() - trailing_crlf(tail);
+    if let Some(ret) = find_return(&tail[..end]) {
+        let open = ret + b" RETURN ".len();
+        let close = matching_paren(tail, open)?;
+        parse_list_return(&tail[open + 1..close], &mut extras);
+        out.extend_from_slice(&tail[..ret]);
+        out.extend_from_slice(&tail[close + 1..]);
+        tail = &[];
+        changed = true;
+    }
+    out.extend_from_slice(tail);
+    if let Some(rebuilt) = lift_patterns(&out, after_kw, &mut extras) {
+        out = rebuilt;
+        changed = true;
+    }
+    changed.then_some((out, extras))
 }
 
 /// Replaces a parenthesised pattern list after the LIST reference with its first pattern.

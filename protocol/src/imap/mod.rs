@@ -1,4 +1,5 @@
-//! IMAP command decoding on top of `imap-codec`, and the few response lines roost writes itself.
+//! IMAP command decoding on top of `imap-codec`, and (in [`response`]) every response roost
+//! writes, as values.
 //!
 //! `imap-codec`'s `Fragmentizer` splits the byte stream into lines and literals before parsing,
 //! so a malformed or oversized command is discarded at a clear boundary and never mistaken for
@@ -19,9 +20,11 @@ pub mod extended;
 pub mod message;
 pub mod mutf7;
 pub mod parsed;
+pub mod response;
 pub mod strings;
 
 pub use extended::Extras;
+pub use response::Status;
 
 /// Commands roost knows by name, to tell "unknown command" from "bad syntax" (and, for the
 /// status page, which word of a relayed line is a command).
@@ -346,50 +349,6 @@ impl ImapDecoder {
     }
 }
 
-/// The three possible outcomes of a tagged command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Success.
-    Ok,
-    /// Operational failure: the command was understood but could not be carried out.
-    No,
-    /// Protocol error: the command was malformed or not allowed now.
-    Bad,
-}
-
-impl Status {
-    fn word(self) -> &'static str {
-        match self {
-            Self::Ok => "OK",
-            Self::No => "NO",
-            Self::Bad => "BAD",
-        }
-    }
-}
-
-/// `tag OK [CODE] text\r\n`
-pub fn tagged(tag: &str, status: Status, code: Option<&str>, text: &str) -> Vec<u8> {
-    match code {
-        Some(code) => format!("{tag} {} [{code}] {text}\r\n", status.word()).into_bytes(),
-        None => format!("{tag} {} {text}\r\n", status.word()).into_bytes(),
-    }
-}
-
-/// `* text\r\n` (an untagged response; `text` carries its own keyword).
-pub fn untagged(text: &str) -> Vec<u8> {
-    format!("* {text}\r\n").into_bytes()
-}
-
-/// `+ text\r\n`, a continuation request.
-pub fn continuation(text: &str) -> Vec<u8> {
-    format!("+ {text}\r\n").into_bytes()
-}
-
-/// `tag BAD reason`, or `* BAD reason` when the tag could not be read.
-pub fn rejection(tag: Option<&str>, reason: &str) -> Vec<u8> {
-    tagged(tag.unwrap_or("*"), Status::Bad, None, reason)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,14 +472,5 @@ mod tests {
             },
             other => panic!("unexpected {other:?}"),
         }
-    }
-
-    #[test]
-    fn responses_are_exact_bytes() {
-        assert_eq!(
-            tagged("a1", Status::Ok, Some("CAPABILITY IMAP4rev1"), "Logged in"),
-            b"a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n"
-        );
-        assert_eq!(rejection(None, "Missing tag"), b"* BAD Missing tag\r\n");
     }
 }

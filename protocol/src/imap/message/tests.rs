@@ -1,0 +1,187 @@
+//! Structure, sections and hostile MIME, on byte strings.
+
+use super::*;
+
+const NESTED: &[u8] = b"From: Ann Example <ann@example.com>\r\nTo: bob@example.org, \"Carl\" <carl@example.net>\r\nSubject: hello\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@example.com>\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\npreamble\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\nworld\r\n--XX\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=inner.eml\r\n\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary=YY\r\n\r\n--YY\r\n\r\ninner text\r\n--YY\r\nContent-Type: text/html\r\n\r\n<b>x</b>\r\n--YY--\r\n\r\n--XX--\r\nepilogue\r\n";
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn section(s: &Structure<'_>, path: &[u32], kind: SectionText) -> String {
+    s.section(path, kind)
+        .map(|r| text(&NESTED[r]))
+        .unwrap_or_else(|| "<none>".into())
+}
+
+#[test]
+fn envelope_has_every_field_in_order() {
+    let s = Structure::parse(NESTED);
+    assert_eq!(
+        text(&s.envelope()),
+        "(\"Mon, 23 Nov 2026 10:00:00 +0000\" \"hello\" ((\"Ann Example\" NIL \"ann\" \"example.com\")) ((\"Ann Example\" NIL \"ann\" \"example.com\")) ((\"Ann Example\" NIL \"ann\" \"example.com\")) ((NIL NIL \"bob\" \"example.org\")(\"Carl\" NIL \"carl\" \"example.net\")) NIL NIL NIL \"<1@example.com>\")"
+    );
+}
+
+#[test]
+fn bodystructure_nests_multipart_and_message_rfc822() {
+    let s = Structure::parse(NESTED);
+    let bs = text(&s.body_structure(true));
+    assert!(
+        bs.starts_with("((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 12 2 NIL NIL NIL NIL)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" "),
+        "{bs}"
+    );
+    assert!(
+        bs.contains("(\"attachment\" (\"filename\" \"inner.eml\"))"),
+        "{bs}"
+    );
+    assert!(bs.contains("\"alternative\""), "{bs}");
+    assert!(
+        bs.ends_with(" \"mixed\" (\"boundary\" \"XX\") NIL NIL NIL)"),
+        "{bs}"
+    );
+    let body = text(&s.body_structure(false));
+    assert!(
+        !body.contains("attachment"),
+        "BODY has no extension data: {body}"
+    );
+}
+
+#[test]
+fn sections_follow_imap_part_numbers() {
+    let s = Structure::parse(NESTED);
+    assert_eq!(section(&s, &[1], SectionText::Content), "hello\r\nworld");
+    assert_eq!(
+        section(&s, &[1], SectionText::Mime),
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    );
+    assert!(section(&s, &[2], SectionText::Content).starts_with("Subject: inner\r\n"));
+    assert_eq!(
+        section(&s, &[2], SectionText::Header),
+        "Subject: inner\r\nContent-Type: multipart/alternative; boundary=YY\r\n\r\n"
+    );
+    assert_eq!(section(&s, &[2, 1], SectionText::Content), "inner text");
+    assert_eq!(section(&s, &[2, 2], SectionText::Content), "<b>x</b>");
+    assert_eq!(section(&s, &[3], SectionText::Content), "<none>");
+    assert_eq!(section(&s, &[1, 1], SectionText::Content), "<none>");
+    assert!(section(&s, &[], SectionText::Header).ends_with("boundary=XX\r\n\r\n"));
+    assert!(section(&s, &[], SectionText::Text).starts_with("preamble"));
+}
+
+#[test]
+fn a_single_part_message_is_part_one() {
+    let msg = b"Subject: x\r\n\r\nbody\r\n";
+    let s = Structure::parse(msg);
+    assert_eq!(s.section(&[1], SectionText::Content), Some(14..20));
+    assert_eq!(
+        text(&s.body_structure(false)),
+        "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 6 1)"
+    );
+}
+
+#[test]
+fn header_fields_filter_keeps_continuations() {
+    let header = b"Subject: a\r\n b\r\nFrom: x\r\nTo: y\r\n\r\n";
+    assert_eq!(
+        header_fields(header, &[b"subject", b"to"], false),
+        b"Subject: a\r\n b\r\nTo: y\r\n\r\n"
+    );
+    assert_eq!(
+        header_fields(header, &[b"subject"], true),
+        b"From: x\r\nTo: y\r\n\r\n"
+    );
+    assert_eq!(header_len(header), header.len());
+    assert_eq!(&to_crlf(b"a\nb\r\n")[..], b"a\r\nb\r\n");
+}
+
+#[test]
+fn binary_sections_undo_the_transfer_encoding() {
+    let msg = b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Transfer-Encoding: base64\r\n\r\naGVs\r\nbG8A\r\n--B\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 soft=\r\nbreak\r\n--B\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n--B--\r\n";
+    let s = Structure::parse(msg);
+    assert_eq!(s.decoded_section(&[1]), Some(Ok(b"hello\0".to_vec())));
+    assert_eq!(
+        s.decoded_section(&[2]),
+        Some(Ok("caf\u{e9} softbreak".as_bytes().to_vec()))
+    );
+    assert!(matches!(s.decoded_section(&[3]), Some(Err(UnknownCte(_)))));
+    assert_eq!(s.decoded_section(&[4]), None);
+}
+
+#[test]
+fn garbage_never_panics() {
+    for input in [
+        &b""[..],
+        b"\r\n",
+        b"no header",
+        b"Content-Type: multipart/mixed\r\n\r\n--",
+    ] {
+        let s = Structure::parse(input);
+        let _ = s.envelope();
+        let _ = s.body_structure(true);
+        let _ = s.section(&[1, 2, 3], SectionText::Header);
+    }
+}
+
+/// `depth` multiparts nested directly in one another.
+fn nested_multiparts(depth: usize) -> Vec<u8> {
+    let mut m = Vec::new();
+    for i in 0..depth {
+        m.extend_from_slice(
+            format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n").as_bytes(),
+        );
+    }
+    m.extend_from_slice(b"\r\nleaf\r\n");
+    for i in (0..depth).rev() {
+        m.extend_from_slice(format!("--b{i}--\r\n").as_bytes());
+    }
+    m
+}
+
+/// Runs `f` on a thread with a quarter of a tokio worker's stack.
+fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+    let joined = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(f)
+        .expect("thread starts")
+        .join();
+    assert!(joined.is_ok(), "a deep message took the thread down");
+}
+
+fn max_paren_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for &b in bytes {
+        match b {
+            b'(' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+#[test]
+fn deep_mime_nesting_is_cut_at_the_limit() {
+    for raw in [
+        nested_multiparts(50_000),
+        crate::imap::parsed::tests::nested(50_000),
+    ] {
+        on_small_stack(move || {
+            let s = Structure::parse(&raw);
+            let bs = s.body_structure(true);
+            assert!(bs.starts_with(b"("), "{}", text(&bs[..40]));
+            // Each container level is one or two parentheses deep, never more than the cap.
+            let depth = max_paren_depth(&bs);
+            assert!(
+                (MAX_MIME_DEPTH..=3 * MAX_MIME_DEPTH + 10).contains(&depth),
+                "{depth}"
+            );
+            let deep: Vec<u32> = vec![1; 5_000];
+            let _ = s.section(&deep, SectionText::Content);
+            let _ = s.decoded_section(&deep);
+            let _ = s.envelope();
+        });
+    }
+}

@@ -1,0 +1,68 @@
+//! ESEARCH (RFC 4731) and ESORT (RFC 5267) results.
+
+use super::compact_set;
+use crate::imap::strings::push_string;
+
+/// The numbers of an ESEARCH `ALL`: a compact set, or a list in a given order (ESORT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllNumbers<'a> {
+    /// Ascending numbers, written as a set with ranges (`1:3,7`).
+    Set(&'a [u32]),
+    /// Numbers in the order given, comma-separated (RFC 5267's sorted result).
+    Ordered(&'a [u32]),
+}
+
+/// `* ESEARCH (TAG "a") UID MIN 1 MAX 9 COUNT 4 ALL 1:3,9 MODSEQ 7` (RFC 4731, RFC 5267);
+/// absent parts are left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Esearch<'a> {
+    /// The tag of the command answered.
+    pub tag: &'a str,
+    /// The numbers are UIDs.
+    pub uid: bool,
+    /// `MIN`.
+    pub min: Option<u32>,
+    /// `MAX`.
+    pub max: Option<u32>,
+    /// `COUNT`.
+    pub count: Option<usize>,
+    /// `ALL`.
+    pub all: Option<AllNumbers<'a>>,
+    /// `MODSEQ` (RFC 7162).
+    pub modseq: Option<u64>,
+}
+
+impl Esearch<'_> {
+    pub(super) fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"* ESEARCH (TAG ");
+        push_string(out, self.tag.as_bytes());
+        out.push(b')');
+        if self.uid {
+            out.extend_from_slice(b" UID");
+        }
+        let mut part = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                out.extend_from_slice(format!(" {name} {value}").as_bytes());
+            }
+        };
+        part("MIN", self.min.map(|n| n.to_string()));
+        part("MAX", self.max.map(|n| n.to_string()));
+        part("COUNT", self.count.map(|n| n.to_string()));
+        part("ALL", self.all.map(|all| all.text()));
+        part("MODSEQ", self.modseq.map(|n| n.to_string()));
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+impl AllNumbers<'_> {
+    fn text(&self) -> String {
+        match self {
+            Self::Set(numbers) => compact_set(numbers.iter().copied()),
+            Self::Ordered(numbers) => numbers
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! FETCH (RFC 3501 6.4.5, RFC 7162 CHANGEDSINCE/MODSEQ/VANISHED).
+//!
+//! Cheap items come from the selected view. ENVELOPE, BODY, BODYSTRUCTURE and the header block
+//! are computed once per message and kept in the folder's field cache, so a client that asks
+//! again (every client does) opens no message file. `BODY[]` and `BODY[TEXT]`, with or without
+//! `<partial>`, stream from the file in chunks with CRLF line ends; only part-number sections
+//! parse the whole message in memory.
+//!
+//! ```text
+//!   fetch ─► wanted (items, CHANGEDSINCE, VANISHED) ─► per message: items::message_response
+//!                                                        └─ a streamed body: body::stream_body
+//! ```
+
+mod body;
+mod items;
+
+use roost_protocol::imap::imap_types::command::FetchModifier;
+use roost_protocol::imap::imap_types::fetch::{
+    Macro, MacroOrMessageDataItemNames, MessageDataItemName,
+};
+use roost_protocol::imap::response::Code;
+use roost_storage::{Error as StorageError, Uid};
+
+use super::blocking::blocking;
+use super::command::Fetch;
+use super::context::{Cx, Step};
+use super::input::Ended;
+use super::reply::Tagged;
+use super::selected::Selected;
+use super::state::Account;
+use items::{finish_after_stream, message_response, reads_body};
+
+/// Output is written to the client whenever this much has accumulated.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Why one message's response could not be built.
+#[derive(Debug)]
+enum FetchError {
+    /// Storage failed.
+    Storage(StorageError),
+    /// BINARY met a transfer encoding it can't decode.
+    UnknownCte(String),
+}
+
+impl From<StorageError> for FetchError {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(e)
+    }
+}
+
+/// A body literal to stream from the file: the whole message or its text, and a byte window.
+struct Stream {
+    uid: Uid,
+    /// CRLF bytes to skip before the literal starts.
+    skip: u64,
+    /// The literal's length.
+    len: u64,
+}
+
+/// What the client wants of each message.
+struct Wanted<'i> {
+    /// The items, with the ones FETCH adds (UID for UID FETCH, FLAGS when `\Seen` is set,
+    /// MODSEQ under CONDSTORE).
+    items: Vec<MessageDataItemName<'i>>,
+    /// CHANGEDSINCE: only messages changed after this mod-sequence.
+    changed_since: Option<u64>,
+}
+
+/// Runs FETCH, writing untagged responses (flushed to the client as they grow).
+pub async fn fetch(
+    account: &mut Account<'_>,
+    selected: &mut Selected,
+    args: &Fetch,
+    cx: &mut Cx<'_>,
+) -> Step {
+    let wanted = match wanted(account, selected, args, cx) {
+        Ok(wanted) => wanted,
+        Err(refused) => return Step::Reply(refused),
+    };
+    let indexes = match selected.resolve(&args.set, args.uid) {
+        Ok(i) => i,
+        Err(e) => return Step::Reply(cx.bad(&e.to_string())),
+    };
+    match respond(account.name(), selected, &indexes, &wanted, cx).await {
+        Ok(tagged) => Step::Reply(tagged),
+        Err(_) => Step::Ended(Ended::Closed),
+    }
+}
+
+/// Works out the items and modifiers; a VANISHED modifier reports the vanished UIDs first.
+fn wanted<'i>(
+    account: &mut Account<'_>,
+    selected: &Selected,
+    args: &'i Fetch,
+    cx: &mut Cx<'_>,
+) -> Result<Wanted<'i>, Tagged> {
+    let mut items: Vec<MessageDataItemName<'_>> = match &args.items {
+        MacroOrMessageDataItemNames::Macro(m) => macro_items(m.clone()),
+        MacroOrMessageDataItemNames::MessageDataItemNames(items) => items.clone(),
+    };
+    let mut changed_since = None;
+    let mut vanished = false;
+    for m in &args.modifiers {
+        match m {
+            FetchModifier::ChangedSince(v) => changed_since = Some(v.get()),
+            FetchModifier::Vanished if !selected.qresync => {
+                return Err(cx.bad("VANISHED needs QRESYNC (ENABLE QRESYNC first)."))
+            }
+            FetchModifier::Vanished => vanished = true,
+        }
+    }
+    if vanished {
+        if !args.uid || changed_since.is_none() {
+            let why = "VANISHED is only allowed in UID FETCH with CHANGEDSINCE.";
+            return Err(cx.bad(why));
+        }
+        selected.vanished_earlier(Some(&args.set), &mut cx.out);
+    }
+    if changed_since.is_some() || items.contains(&MessageDataItemName::ModSeq) {
+        account.enabled.condstore = true;
+        add(&mut items, MessageDataItemName::ModSeq);
+    }
+    // A read that sets \Seen reports the new flags in the same response (RFC 3501 6.4.5).
+    if !selected.read_only && items.iter().any(reads_body) {
+        add(&mut items, MessageDataItemName::Flags);
+    }
+    if args.uid && !items.contains(&MessageDataItemName::Uid) {
+        items.insert(0, MessageDataItemName::Uid);
+    }
+    Ok(Wanted {
+        items,
+        changed_since,
+    })
+}
+
+/// Adds an item at the end unless it is there.
+fn add<'i>(items: &mut Vec<MessageDataItemName<'i>>, item: MessageDataItemName<'i>) {
+    if !items.contains(&item) {
+        items.push(item);
+    }
+}
+
+fn macro_items(m: Macro) -> Vec<MessageDataItemName<'static>> {
+    let mut items = vec![
+        MessageDataItemName::Flags,
+        MessageDataItemName::InternalDate,
+        MessageDataItemName::Rfc822Size,
+    ];
+    match m {
+        Macro::Fast => {}
+        Macro::All => items.push(MessageDataItemName::Envelope),
+        Macro::Full => {
+            items.push(MessageDataItemName::Envelope);
+            items.push(MessageDataItemName::Body);
+        }
+        _ => {}
+    }
+    items
+}
+
+/// Writes each message's response; the tagged line, or `Err` when the connection broke.
+async fn respond(
+    user: &str,
+    selected: &mut Selected,
+    indexes: &[usize],
+    wanted: &Wanted<'_>,
+    cx: &mut Cx<'_>,
+) -> std::io::Result<Tagged> {
+    let items = &wanted.items;
+    let mut vanished = false;
+    for &i in indexes {
+        if let Some(since) = wanted.changed_since {
+            if selected.messages[i].modseq <= since {
+                continue;
+            }
+        }
+        match blocking(|| message_response(selected, i, items, &mut cx.out)) {
+            Ok(Some(stream)) => send_streamed(selected, i, items, stream, cx).await?,
+            Ok(None) => {}
+            Err(FetchError::Storage(StorageError::NoSuchMessage(_))) => vanished = true,
+            Err(FetchError::Storage(e)) => return Ok(cx.failure(user, &e)),
+            Err(FetchError::UnknownCte(cte)) => {
+                cx.out.clear();
+                let why = format!("Can't decode Content-Transfer-Encoding {cte}.");
+                return Ok(cx.no(Some(Code::UnknownCte), &why));
+            }
+        }
+        if cx.out.len() >= FLUSH_AT {
+            cx.conn.write(&cx.out).await?;
+            cx.out.clear();
+        }
+    }
+    if vanished {
+        let why = "Some of the requested messages no longer exist.";
+        return Ok(cx.no(Some(Code::ExpungeIssued), why));
+    }
+    Ok(cx.ok("Fetch completed."))
+}
+
+/// Sends what is pending, the streamed literal, and the rest of the message's response.
+async fn send_streamed(
+    selected: &mut Selected,
+    i: usize,
+    items: &[MessageDataItemName<'_>],
+    stream: Stream,
+    cx: &mut Cx<'_>,
+) -> std::io::Result<()> {
+    let reader = selected.mailbox.open_message(stream.uid);
+    cx.conn.write(&cx.out).await?;
+    cx.out.clear();
+    let reader = reader.map_err(|e| std::io::Error::other(e.to_string()))?;
+    body::stream_body(cx.conn, reader, stream).await?;
+    crate::counters::global().retrieved();
+    // The literal ends; the rest of the response follows.
+    finish_after_stream(selected, i, items, &mut cx.out);
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! Whether one message matches a SEARCH key (RFC 3501 6.4.4, RFC 7162 MODSEQ).
+//!
+//! Flag, size, date and set keys are answered from the selected view. Header keys read the
+//! cached header block; BODY and TEXT parse the message and search its decoded text parts,
+//! case-insensitively, so a UTF-8 search finds text sent as quoted-printable or base64.
+
+use chrono::{DateTime, NaiveDate as ChronoDate, Utc};
+use roost_protocol::imap::imap_types::search::SearchKey;
+use roost_protocol::imap::message::header_fields;
+use roost_protocol::imap::parsed::ParsedMessage;
+use roost_protocol::mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
+use roost_storage::{Error as StorageError, Flags, MessageInfo};
+
+use super::message::{header_of, whole_message_of};
+use super::selected::{contains, Selected};
+
+/// Why a search could not be answered.
+pub enum SearchError {
+    /// Reading a message failed.
+    Storage(StorageError),
+    /// A key roost does not implement.
+    Unsupported(&'static str),
+}
+
+impl From<StorageError> for SearchError {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(e)
+    }
+}
+
+/// One message under test, with what was loaded for it so far.
+pub struct Candidate<'s> {
+    selected: &'s mut Selected,
+    i: usize,
+    header: Option<Vec<u8>>,
+    /// The decoded text of the body parts, lowercased.
+    text: Option<String>,
+}
+
+impl<'s> Candidate<'s> {
+    /// Message `i` of the selected mailbox.
+    pub fn new(selected: &'s mut Selected, i: usize) -> Self {
+        Self {
+            selected,
+            i,
+            header: None,
+            text: None,
+        }
+    }
+
+    /// Whether every key matches (reading no more of the message than the keys need).
+    pub fn matches_all(&mut self, keys: &[SearchKey<'_>]) -> Result<bool, SearchError> {
+        for key in keys {
+            if !self.matches(key)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn info(&self) -> &MessageInfo {
+        &self.selected.messages[self.i]
+    }
+
+    fn matches(&mut self, key: &SearchKey<'_>) -> Result<bool, SearchError> {
+        if let Some(known) = self.answered_by_view(key) {
+            return Ok(known);
+        }
+        Ok(match key {
+            SearchKey::And(keys) => self.matches_all(keys.as_ref())?,
+            SearchKey::Or(a, b) => self.matches(a)? || self.matches(b)?,
+            SearchKey::Not(k) => !self.matches(k)?,
+            SearchKey::Larger(n) => self.size()? > u64::from(*n),
+            SearchKey::Smaller(n) => self.size()? < u64::from(*n),
+            SearchKey::SentBefore(d) => self.sent()?.is_some_and(|s| s < *d.as_ref()),
+            SearchKey::SentOn(d) => self.sent()?.is_some_and(|s| s == *d.as_ref()),
+            SearchKey::SentSince(d) => self.sent()?.is_some_and(|s| s >= *d.as_ref()),
+            SearchKey::From(s) => self.header_contains("From", s.as_ref())?,
+            SearchKey::To(s) => self.header_contains("To", s.as_ref())?,
+            SearchKey::Cc(s) => self.header_contains("Cc", s.as_ref())?,
+            SearchKey::Bcc(s) => self.header_contains("Bcc", s.as_ref())?,
+            SearchKey::Subject(s) => self.header_contains("Subject", s.as_ref())?,
+            SearchKey::Header(name, value) => {
+                let name = String::from_utf8_lossy(name.as_ref()).into_owned();
+                self.header_contains(&name, value.as_ref())?
+            }
+            SearchKey::Body(s) => self.body_text()?.contains(&lower(s.as_ref())),
+            SearchKey::Text(s) => {
+                let needle = lower(s.as_ref());
+                let header = lower(&self.header()?);
+                header.contains(&needle) || self.body_text()?.contains(&needle)
+            }
+            _ => return Err(SearchError::Unsupported("(extension)")),
+        })
+    }
+
+    /// The keys the selected view answers without reading the message; `None` for the others.
+    fn answered_by_view(&self, key: &SearchKey<'_>) -> Option<bool> {
+        let info = self.info();
+        let flag = |f: Flags| info.flags.contains(f);
+        let keyword = |k: &str| info.keywords.iter().any(|x| x.eq_ignore_ascii_case(k));
+        let arrived = day(info.internal_date.into());
+        Some(match key {
+            SearchKey::All | SearchKey::Old => true,
+            SearchKey::New | SearchKey::Recent => false,
+            SearchKey::SequenceSet(set) => {
+                contains(set, self.i as u32 + 1, self.selected.messages.len() as u32)
+            }
+            SearchKey::Uid(set) => {
+                let largest = self.selected.messages.last().map_or(0, |m| m.uid);
+                contains(set, info.uid, largest)
+            }
+            SearchKey::Answered => flag(Flags::ANSWERED),
+            SearchKey::Unanswered => !flag(Flags::ANSWERED),
+            SearchKey::Deleted => flag(Flags::DELETED),
+            SearchKey::Undeleted => !flag(Flags::DELETED),
+            SearchKey::Draft => flag(Flags::DRAFT),
+            SearchKey::Undraft => !flag(Flags::DRAFT),
+            SearchKey::Flagged => flag(Flags::FLAGGED),
+            SearchKey::Unflagged => !flag(Flags::FLAGGED),
+            SearchKey::Seen => flag(Flags::SEEN),
+            SearchKey::Unseen => !flag(Flags::SEEN),
+            SearchKey::Keyword(k) => keyword(k.as_ref()),
+            SearchKey::Unkeyword(k) => !keyword(k.as_ref()),
+            SearchKey::Before(d) => arrived < *d.as_ref(),
+            SearchKey::On(d) => arrived == *d.as_ref(),
+            SearchKey::Since(d) => arrived >= *d.as_ref(),
+            SearchKey::ModSequence { modseq, .. } => info.modseq >= *modseq,
+            _ => return None,
+        })
+    }
+
+    fn size(&mut self) -> Result<u64, StorageError> {
+        let uid = self.info().uid;
+        self.selected.mailbox.crlf_size(uid)
+    }
+
+    fn header(&mut self) -> Result<Vec<u8>, StorageError> {
+        if let Some(h) = &self.header {
+            return Ok(h.clone());
+        }
+        let uid = self.info().uid;
+        let h = header_of(self.selected.mailbox.as_mut(), uid)?;
+        self.header = Some(h.clone());
+        Ok(h)
+    }
+
+    /// The Date header's day (UTC), if it has a readable one.
+    fn sent(&mut self) -> Result<Option<ChronoDate>, StorageError> {
+        let header = header_fields(&self.header()?, &[b"date"], false);
+        let Some(message) = MessageParser::default().parse_headers(&header[..]) else {
+            return Ok(None);
+        };
+        Ok(message
+            .date()
+            .and_then(|d| DateTime::<Utc>::from_timestamp(d.to_timestamp(), 0))
+            .map(|d| d.date_naive()))
+    }
+
+    /// Whether any `name` field contains `needle` (case-insensitive, encoded words decoded);
+    /// an empty needle asks whether the field exists.
+    fn header_contains(&mut self, name: &str, needle: &[u8]) -> Result<bool, StorageError> {
+        // Only the asked-for field is parsed: Received and DKIM fields cost more than the rest.
+        let header = header_fields(&self.header()?, &[name.as_bytes()], false);
+        let needle = lower(needle);
+        let Some(message) = MessageParser::default().parse_headers(&header[..]) else {
+            return Ok(false);
+        };
+        let Some(part) = message.parts.first() else {
+            return Ok(false);
+        };
+        for h in part
+            .headers
+            .iter()
+            .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+        {
+            if needle.is_empty() {
+                return Ok(true);
+            }
+            let raw = header
+                .get(h.offset_start as usize..h.offset_end as usize)
+                .unwrap_or_default();
+            let mut text = lower(raw);
+            text.push(' ');
+            text.push_str(&value_text(&h.value).to_lowercase());
+            if text.contains(&needle) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn body_text(&mut self) -> Result<String, StorageError> {
+        if let Some(t) = &self.text {
+            return Ok(t.clone());
+        }
+        let uid = self.info().uid;
+        let whole = whole_message_of(self.selected.mailbox.as_mut(), uid)?;
+        let mut text = String::new();
+        if let Some(message) = ParsedMessage::parse(&whole[..]) {
+            collect_text(&message, &mut text, 0);
+        }
+        self.text = Some(text.clone());
+        Ok(text)
+    }
+}
+
+/// The decoded text parts of a message, attached messages included (their header text too,
+/// as TEXT should find it), lowercased.
+fn collect_text(message: &Message<'_>, text: &mut String, depth: usize) {
+    for part in &message.parts {
+        match &part.body {
+            PartType::Text(t) | PartType::Html(t) => {
+                text.push_str(&t.to_lowercase());
+                text.push('\n');
+            }
+            PartType::Message(inner) if depth < 8 => {
+                if let Some(top) = inner.parts.first() {
+                    let raw = &inner.raw_message[..];
+                    let header = raw
+                        .get(top.offset_header as usize..top.offset_body as usize)
+                        .unwrap_or_default();
+                    text.push_str(&lower(header));
+                }
+                collect_text(inner, text, depth + 1);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn lower(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_lowercase()
+}
+
+fn day(time: DateTime<Utc>) -> ChronoDate {
+    time.date_naive()
+}
+
+fn value_text(value: &HeaderValue<'_>) -> String {
+    match value {
+        HeaderValue::Text(t) => t.to_string(),
+        HeaderValue::TextList(list) => list.join(" "),
+        HeaderValue::Address(Address::List(list)) => list
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} <{}>",
+                    a.name.as_deref().unwrap_or(""),
+                    a.address.as_deref().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        HeaderValue::Address(Address::Group(groups)) => groups
+            .iter()
+            .flat_map(|g| g.addresses.iter())
+            .map(|a| {
+                format!(
+                    "{} <{}>",
+                    a.name.as_deref().unwrap_or(""),
+                    a.address.as_deref().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => String::new(),
+    }
+}
