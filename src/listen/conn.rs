@@ -91,8 +91,51 @@ pub enum Ended {
     Shutdown,
 }
 
-/// Free buffer space ensured before each read.
+/// Output chunk of the deflate decoder.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// How much to read at once: small while a client is quiet, so an idle connection holds
+/// half a kilobyte rather than a burst-sized buffer, doubling while reads come back full.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadSize(usize);
+
+impl ReadSize {
+    /// The size an idle connection reads with.
+    pub const MIN: usize = 512;
+    /// The most a busy connection reads at once.
+    pub const MAX: usize = 16 * 1024;
+
+    /// Bytes to ask for next.
+    pub fn get(self) -> usize {
+        self.0
+    }
+
+    /// Adjusts after a read that brought `n` bytes: double when it filled the request, back to
+    /// the minimum when it brought little.
+    pub fn after(&mut self, n: usize) {
+        self.0 = if n >= self.0 {
+            (self.0 * 2).min(Self::MAX)
+        } else if n < self.0 / 4 {
+            Self::MIN
+        } else {
+            self.0
+        };
+    }
+}
+
+impl Default for ReadSize {
+    fn default() -> Self {
+        Self(Self::MIN)
+    }
+}
+
+/// Gives an empty buffer's memory back when it holds more than the next read needs, so a
+/// connection that goes quiet after a burst does not keep the burst's buffer.
+pub fn release_if_idle(buffer: &mut BytesMut, next_read: usize) {
+    if buffer.is_empty() && buffer.capacity() > 2 * next_read {
+        *buffer = BytesMut::new();
+    }
+}
 
 /// IMAP COMPRESS=DEFLATE (RFC 4978): raw deflate both ways once the client asked for it.
 struct Deflate {
@@ -106,6 +149,7 @@ struct Deflate {
 pub struct Connection {
     stream: Option<Stream>,
     buffer: BytesMut,
+    read_size: ReadSize,
     deflate: Option<Box<Deflate>>,
     idle_timeout: Duration,
     /// Until login: the time by which the client must have logged in.
@@ -126,7 +170,8 @@ impl Connection {
     ) -> Self {
         Self {
             stream: Some(stream),
-            buffer: BytesMut::with_capacity(1024),
+            buffer: BytesMut::new(),
+            read_size: ReadSize::default(),
             deflate: None,
             idle_timeout,
             login_deadline: None,
@@ -226,13 +271,15 @@ impl Connection {
             stream,
             buffer,
             deflate,
+            read_size,
             ..
         } = self;
         let buffer = match deflate.as_mut() {
             Some(d) => &mut d.raw,
             None => buffer,
         };
-        buffer.reserve(READ_CHUNK);
+        release_if_idle(buffer, read_size.get());
+        buffer.reserve(read_size.get());
         let stream = stream.as_mut().ok_or(Ended::Closed)?;
         let n = tokio::select! {
             biased;
@@ -245,6 +292,7 @@ impl Connection {
         if n == 0 {
             return Err(Ended::Closed);
         }
+        self.read_size.after(n);
         if let Some(h) = &self.handle {
             h.add_in(n);
         }

@@ -32,7 +32,7 @@ use super::pool::SESSION_ENDED;
 use crate::auth::{MailUser, Source};
 use crate::config::Family;
 use crate::counters::{self, WorkerEvent};
-use crate::listen::conn::{Connection, Stream};
+use crate::listen::conn::{Connection, ReadSize, Stream};
 use crate::listen::registry::SessionHandle;
 use crate::session::{SessionContext, UserSession};
 
@@ -355,13 +355,19 @@ async fn relay(
 }
 
 /// Copies until EOF or error, then shuts the writing side down; `seen` looks at what passed.
+/// The buffer follows the traffic ([`ReadSize`]): half a kilobyte while the session is quiet,
+/// up to 16 kB during a download, and given back when the burst is over.
 async fn pump<R, W>(mut from: R, mut to: W, mut seen: impl FnMut(&[u8]))
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut size = ReadSize::default();
+    let mut buf = Vec::new();
     loop {
+        if buf.len() != size.get() {
+            buf = vec![0u8; size.get()];
+        }
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
@@ -370,6 +376,7 @@ where
             break;
         }
         seen(&buf[..n]);
+        size.after(n);
     }
     let _ = to.shutdown().await;
 }
