@@ -2671,3 +2671,55 @@ fn the_strict_checker_rejects_what_the_grammar_forbids() {
         assert!(check(bad).is_err(), "accepted: {}", shown(bad));
     }
 }
+
+/// Many sessions idle in one folder under one uid (a user's phone, laptop and tablet, or a
+/// shared virtual-mail owner): every one hears of a delivery at once. They share one inotify
+/// instance per process; with one each, the kernel's default of 128 per uid would leave the
+/// rest polling (the server then logs "IDLE without change notification").
+#[test]
+fn five_hundred_idle_connections_all_hear_of_a_delivery_within_a_second() {
+    const CLIENTS: usize = 500;
+    let limits = "[limits]\nmax_connections = 1000\nmax_connections_per_ip = 1000\n";
+    let server = server_with_inbox(&["imap"], limits);
+    let maildir = server.mail_root().join("plain");
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        let mut c = common::LineClient::connect(server.addr("imap"));
+        c.until("* OK");
+        c.cmd(&format!("a LOGIN plain \"{PASSWORD}\""), "a OK");
+        c.cmd("b SELECT INBOX", "b OK");
+        c.cmd("c IDLE", "+ ");
+        clients.push(c);
+    }
+    deliver(
+        &maildir,
+        "1800000000.M9P9.mta",
+        b"Subject: to all\n\nhello\n",
+    );
+    let start = Instant::now();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let left = Duration::from_secs(1).saturating_sub(start.elapsed());
+        c.set_timeout(left.max(Duration::from_millis(1)));
+        let mut line = c.line();
+        while !line.is_empty() && line != "* 4 EXISTS\r\n" {
+            line = c.line();
+        }
+        assert_eq!(
+            line,
+            "* 4 EXISTS\r\n",
+            "connection {i} heard nothing within a second of the delivery; warnings:\n{}",
+            server
+                .log_text()
+                .lines()
+                .filter(|l| l.contains("WARN"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    assert!(
+        !server
+            .log_text()
+            .contains("IDLE without change notification"),
+        "every session got change notification"
+    );
+}

@@ -6,11 +6,9 @@ use std::time::Duration;
 
 use roost_protocol::imap::response::{push_continuation, Response};
 use roost_protocol::imap::{Event, Expect};
-use roost_storage::notify::Watcher;
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 
 use super::context::{Cx, Step};
+use super::folder_watch::Subscription;
 use super::input::{next_event, Ended};
 use super::reply::Tagged;
 use super::selected::Selected;
@@ -35,12 +33,12 @@ pub async fn idle(
     if let Some(h) = cx.conn.handle() {
         h.set_state(SessionState::Idle);
     }
-    let watcher = selected.as_deref().and_then(|s| watch(s, user));
+    let mut watcher = selected.as_deref().and_then(|s| watch(s, user));
     cx.decoder.expect(Expect::IdleDone);
     let mut waiting = Vec::new();
     push_continuation(&mut waiting, "idling");
     let result = match cx.conn.write(&waiting).await {
-        Ok(()) => wait(user, condstore, selected, watcher.as_ref(), cx).await,
+        Ok(()) => wait(user, condstore, selected, watcher.as_mut(), cx).await,
         Err(_) => Err(Ended::Closed),
     };
     cx.decoder.expect(Expect::Command);
@@ -51,18 +49,15 @@ pub async fn idle(
 }
 
 /// Change notification for the selected mailbox; `None` (and a log line) where there is none.
-fn watch(selected: &Selected, user: &str) -> Option<AsyncFd<Watcher>> {
+fn watch(selected: &Selected, user: &str) -> Option<Subscription> {
     let path = selected.mailbox.watch_path();
-    let registered = Watcher::new(path).and_then(|w| {
-        // SAFETY: the watcher owns its inotify descriptor for its whole life and always
-        // reports that same descriptor, which is what registering requires.
-        unsafe { AsyncFd::register_with_interest(w, Interest::READABLE) }
-            .map_err(|e| roost_storage::Error::io(path, e.into()))
-    });
-    match registered {
-        Ok(w) => Some(w),
+    match Subscription::new(path) {
+        Ok(subscription) => Some(subscription),
         Err(e) => {
-            tracing::warn!("imap({user}): IDLE without change notification: {e}");
+            tracing::warn!(
+                "imap({user}): IDLE without change notification: {}: {e}",
+                path.display()
+            );
             None
         }
     }
@@ -73,13 +68,13 @@ async fn wait(
     user: &str,
     condstore: bool,
     mut selected: Option<&mut Selected>,
-    watcher: Option<&AsyncFd<Watcher>>,
+    mut watcher: Option<&mut Subscription>,
     cx: &mut Cx<'_>,
 ) -> Result<Tagged, Ended> {
     loop {
         let wake = tokio::select! {
             event = next_event(cx.conn, cx.decoder) => Wake::Client(event),
-            () = changed(watcher) => Wake::Changed,
+            () = changed(watcher.as_deref_mut()) => Wake::Changed,
             () = tokio::time::sleep(KEEPALIVE) => Wake::Keepalive,
         };
         let mut out = Vec::new();
@@ -91,8 +86,8 @@ async fn wait(
                 if let Some(s) = selected.as_deref_mut() {
                     // A brief pause lets a burst of file events (a delivery is several) settle.
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    if let Some(w) = watcher {
-                        w.get_ref().drain();
+                    if let Some(w) = watcher.as_deref_mut() {
+                        w.settle();
                     }
                     if let Err(e) = s.refresh(condstore, &mut out) {
                         tracing::error!("imap({user}): re-sync during IDLE failed: {e}");
@@ -112,15 +107,9 @@ async fn wait(
 }
 
 /// Resolves when the mailbox may have changed.
-async fn changed(watcher: Option<&AsyncFd<Watcher>>) {
+async fn changed(watcher: Option<&mut Subscription>) {
     match watcher {
-        Some(w) => match w.readable().await {
-            Ok(mut guard) => {
-                guard.get_inner().drain();
-                guard.clear_ready();
-            }
-            Err(_) => std::future::pending::<()>().await,
-        },
+        Some(w) => w.changed().await,
         // No inotify (e.g. the per-user instance limit): poll; a re-check of an unchanged
         // maildir is three stats.
         None => tokio::time::sleep(Duration::from_millis(500)).await,

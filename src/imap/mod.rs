@@ -15,6 +15,7 @@ mod changes;
 mod command;
 mod context;
 mod fetch;
+mod folder_watch;
 mod idle;
 mod in_mailbox;
 mod input;
