@@ -10,7 +10,7 @@
 //! CRC, and a torn or garbled tail is cut off at the last good record (reported once). Only an
 //! offset table lives in memory (names interned, so an entry is a few words). Opening reads the
 //! file sequentially in large chunks; a FETCH, SEARCH or SORT set is read ahead with
-//! [`FieldCache::prefetch`] in as few reads as the records' places allow (see [`window`]), and
+//! [`FieldCache::prefetch`] in as few reads as the records' places allow (see `window`), and
 //! any other value with one positioned read. Every record read is checked again (length, CRC,
 //! UID, name), so one that changed under us is a miss, never a wrong value.
 //!
@@ -27,6 +27,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use crate::mailbox::Uid;
 use crate::{repair, Error};
@@ -58,8 +59,9 @@ pub struct FieldCache {
     names: HashMap<String, u32>,
     /// (uid, field number) → its record.
     slots: HashMap<(Uid, u32), Slot>,
-    /// Records read ahead by [`FieldCache::prefetch`].
-    window: Window,
+    /// Records planned by [`FieldCache::prefetch`], read on first use (behind a lock so
+    /// [`FieldCache::get`] can fill it through `&self` and the cache stays `Sync`).
+    window: Mutex<Window>,
     /// Reads made of the file (see [`FieldCache::reads`]).
     reads: AtomicU64,
 }
@@ -73,7 +75,7 @@ impl FieldCache {
             file: None,
             names: HashMap::new(),
             slots: HashMap::new(),
-            window: Window::default(),
+            window: Mutex::default(),
             reads: AtomicU64::new(0),
         };
         if let Err(e) = cache.load(uidvalidity) {
@@ -149,7 +151,7 @@ impl FieldCache {
     fn reset(&mut self, uidvalidity: u32) -> io::Result<()> {
         self.names.clear();
         self.slots.clear();
-        self.window = Window::default();
+        *self.window_mut() = Window::default();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -163,22 +165,25 @@ impl FieldCache {
         Ok(())
     }
 
-    /// A cached field: from the records read ahead, else with one positioned read.
+    /// A cached field: from the records planned by [`FieldCache::prefetch`] (reading their
+    /// span on first use), else with one positioned read.
     pub fn get(&self, uid: Uid, field: &str) -> Option<Vec<u8>> {
         let slot = *self.slots.get(&(uid, *self.names.get(field)?))?;
         let len = record::len(field, slot.value_len);
-        if let Some(bytes) = self.window.slice(slot.at, len) {
+        let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(bytes) = window.slice(slot.at, len, |at, len| self.read_at(at, len)) {
             return record::value_of(bytes, uid, field).map(<[u8]>::to_vec);
         }
+        drop(window);
         let bytes = self.read_at(slot.at, len)?;
         record::value_of(&bytes, uid, field).map(<[u8]>::to_vec)
     }
 
-    /// Reads ahead the records of these fields of these messages, in as few reads as their
-    /// places allow, so the [`FieldCache::get`]s that follow read nothing. Replaces what an
-    /// earlier prefetch held; a record not cached is skipped (a FETCH then computes it).
+    /// Plans to read ahead the records of these fields of these messages, grouped in as few
+    /// spans as their places allow; each span is read when one of its values is first asked
+    /// for, so the [`FieldCache::get`]s that follow cost a read per span, not one per value.
+    /// Replaces an earlier plan; a field not cached is skipped (a FETCH then computes it).
     pub fn prefetch(&mut self, uids: &[Uid], fields: &[&str]) {
-        self.window = Window::default();
         let mut wanted = Vec::with_capacity(uids.len() * fields.len());
         for field in fields {
             let Some(&id) = self.names.get(*field) else {
@@ -190,19 +195,18 @@ impl FieldCache {
                 }
             }
         }
-        let mut window = Window::default();
-        for (at, len) in Window::plan(wanted) {
-            // A short read (the file was cut under us) only leaves those values to be recomputed.
-            if let Some(bytes) = self.read_at(at, len) {
-                window.add(at, bytes);
-            }
-        }
-        self.window = window;
+        *self.window_mut() = Window::planned(wanted);
     }
 
-    /// Lets go of what [`FieldCache::prefetch`] read (the command is done with it).
+    /// Lets go of what [`FieldCache::prefetch`] planned and read (the command is done).
     pub fn forget_prefetched(&mut self) {
-        self.window = Window::default();
+        *self.window_mut() = Window::default();
+    }
+
+    fn window_mut(&mut self) -> &mut Window {
+        self.window
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reads made of the file since it was opened (the scan at open included): what tests and
@@ -360,6 +364,11 @@ mod tests {
         let before = cache.reads();
         let uids: Vec<Uid> = (1..=50).collect();
         cache.prefetch(&uids, &["HEADER", "ENVELOPE", "NEVER CACHED"]);
+        assert_eq!(
+            cache.reads(),
+            before,
+            "a plan reads nothing until a value is asked for"
+        );
         for &uid in &uids {
             let header = cache.get(uid, "HEADER").unwrap();
             assert_eq!(header, format!("Subject: {uid}\r\n\r\n").as_bytes());
