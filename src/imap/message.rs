@@ -1,10 +1,13 @@
 //! The parts of a message that FETCH, SEARCH and SORT read: the header block, the whole
 //! message, ENVELOPE and BODYSTRUCTURE, each with CRLF line ends. What is costly to compute is
-//! kept in the folder's field cache, so asking again opens no message file.
+//! kept in the folder's field cache, so asking again opens no message file. A command that
+//! reads these for many messages first calls [`prefetch`] for a chunk of them, so the cache
+//! serves the chunk with one read of its file instead of one per value.
 
 use std::io::Read;
 
 use roost_protocol::imap::message::{header_len, Structure};
+use roost_storage::mailbox::CRLF_SIZE_FIELD;
 use roost_storage::wire::CrlfReader;
 use roost_storage::{Error as StorageError, Mailbox, Uid};
 
@@ -13,6 +16,78 @@ const ENVELOPE: &str = "ENVELOPE";
 const BODYSTRUCTURE: &str = "BODYSTRUCTURE";
 const BODY: &str = "BODY";
 const HEADER: &str = "HEADER";
+
+/// How many messages one [`prefetch`] covers: a FETCH or SEARCH of a whole big folder holds
+/// only this many messages' cached fields in memory at once.
+pub const PREFETCH_CHUNK: usize = 256;
+
+/// A cached field a command can read ahead for its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cached {
+    /// The header block ([`header_of`]).
+    Header,
+    /// ENVELOPE ([`envelope`]).
+    Envelope,
+    /// BODY ([`structure`], not extended).
+    Body,
+    /// BODYSTRUCTURE ([`structure`], extended).
+    BodyStructure,
+    /// RFC822.SIZE, where the mailbox keeps it in the cache (mbox; maildir names it in the
+    /// file name, so nothing is read for it).
+    Size,
+}
+
+impl Cached {
+    /// The name the field cache keeps it under.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Header => HEADER,
+            Self::Envelope => ENVELOPE,
+            Self::Body => BODY,
+            Self::BodyStructure => BODYSTRUCTURE,
+            Self::Size => CRLF_SIZE_FIELD,
+        }
+    }
+}
+
+/// The cached fields a command reads for each of its messages, read ahead a chunk of
+/// messages at a time: each chunk then costs one read of the cache file per span of records,
+/// not one per value. With no fields it does nothing (and opens no cache).
+#[derive(Debug, Default)]
+pub struct Prefetch {
+    fields: Vec<Cached>,
+}
+
+impl Prefetch {
+    /// Adds a field to read ahead (once).
+    pub fn add(&mut self, field: Cached) {
+        if !self.fields.contains(&field) {
+            self.fields.push(field);
+        }
+    }
+
+    /// Plans the read-ahead for these messages (the next chunk); holds until the next chunk
+    /// or [`Prefetch::done`].
+    pub fn chunk(&self, mailbox: &mut dyn Mailbox, uids: &[Uid]) {
+        if self.fields.is_empty() || uids.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = self.fields.iter().map(|f| f.name()).collect();
+        if let Some(cache) = mailbox.field_cache() {
+            cache.prefetch(uids, &names);
+        }
+    }
+
+    /// Lets go of what was read ahead, once the command is done with it.
+    pub fn done(&self, mailbox: &mut dyn Mailbox) {
+        if self.fields.is_empty() {
+            return;
+        }
+        if let Some(cache) = mailbox.field_cache() {
+            cache.forget_prefetched();
+        }
+    }
+}
 
 /// The message's header block with CRLF line ends, blank line included (cached).
 pub fn header_of(mailbox: &mut dyn Mailbox, uid: Uid) -> Result<Vec<u8>, StorageError> {
@@ -78,4 +153,65 @@ pub fn structure(
     mailbox.cache(uid, BODYSTRUCTURE, &full)?;
     mailbox.cache(uid, BODY, &basic)?;
     Ok(if extended { full } else { basic })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roost_storage::maildir::Maildir;
+    use std::collections::BTreeSet;
+
+    /// Reads the cache file has had, through the mailbox.
+    fn reads(mailbox: &mut dyn Mailbox) -> u64 {
+        mailbox.field_cache().map_or(0, |c| c.reads())
+    }
+
+    #[test]
+    fn a_prefetched_chunk_of_fifty_headers_and_envelopes_costs_one_read_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("Maildir");
+        let mut first = Maildir::new(&root);
+        first.sync().unwrap();
+        let mut uids = Vec::new();
+        for n in 0..50 {
+            let text = format!("From: a{n}@example.com\nSubject: {n}\n\nbody {n}\n");
+            let keywords = BTreeSet::new();
+            let uid = first.append(&mut text.as_bytes(), Default::default(), &keywords, None);
+            uids.push(uid.unwrap());
+        }
+        for &uid in &uids {
+            envelope(&mut first, uid).unwrap();
+        }
+        let mut again = Maildir::new(&root);
+        again.sync().unwrap();
+        let opened = reads(&mut again);
+        let mut prefetch = Prefetch::default();
+        prefetch.add(Cached::Header);
+        prefetch.chunk(&mut again, &uids);
+        for (n, &uid) in uids.iter().enumerate() {
+            let header = header_of(&mut again, uid).unwrap();
+            assert_eq!(
+                header,
+                format!("From: a{n}@example.com\r\nSubject: {n}\r\n\r\n").as_bytes()
+            );
+        }
+        assert_eq!(reads(&mut again) - opened, 1, "50 headers in one read");
+        prefetch.add(Cached::Envelope);
+        prefetch.chunk(&mut again, &uids);
+        for &uid in &uids {
+            envelope(&mut again, uid).unwrap();
+        }
+        assert_eq!(
+            reads(&mut again) - opened,
+            2,
+            "and 50 envelopes in one more"
+        );
+        prefetch.done(&mut again);
+        header_of(&mut again, uids[7]).unwrap();
+        assert_eq!(
+            reads(&mut again) - opened,
+            3,
+            "without a prefetch: a read a value"
+        );
+    }
 }

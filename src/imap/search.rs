@@ -1,14 +1,16 @@
 //! SEARCH (RFC 3501 6.4.4) with every RFC 3501 key, MODSEQ (RFC 7162), ESEARCH result
 //! options (RFC 4731) and the saved result (RFC 5182). Which messages match is decided in
-//! [`super::search_key`].
+//! [`super::search_key`]; the header blocks and sizes the criteria read are read ahead from
+//! the field cache a chunk of messages at a time.
 
 use roost_protocol::imap::imap_types::core::Charset;
 use roost_protocol::imap::imap_types::search::SearchKey;
 use roost_protocol::imap::response::{AllNumbers, Code, Esearch, Response};
-use roost_storage::Error as StorageError;
+use roost_storage::{Error as StorageError, Uid};
 
 use super::command::Search;
 use super::context::{Cx, Step};
+use super::message::{Cached, Prefetch, PREFETCH_CHUNK};
 use super::reply::Tagged;
 use super::search_key::{Candidate, SearchError};
 use super::selected::Selected;
@@ -82,20 +84,74 @@ pub fn find(
             ));
         }
     }
-    let mut hits = Vec::new();
-    for i in 0..selected.messages.len() {
-        let mut candidate = Candidate::new(selected, i);
-        match candidate.matches_all(criteria) {
-            Ok(true) => hits.push(i),
-            Ok(false) => {}
-            Err(SearchError::Storage(StorageError::NoSuchMessage(_))) => {}
-            Err(SearchError::Storage(e)) => return Err(cx.failure(account.name(), &e)),
-            Err(SearchError::Unsupported(what)) => {
-                return Err(cx.bad(&format!("Search key {what} is not supported.")))
-            }
+    match matching(selected, criteria) {
+        Ok(hits) => Ok(hits),
+        Err(SearchError::Storage(e)) => Err(cx.failure(account.name(), &e)),
+        Err(SearchError::Unsupported(what)) => {
+            Err(cx.bad(&format!("Search key {what} is not supported.")))
         }
     }
-    Ok(hits)
+}
+
+/// The indexes of the messages matching every criterion, a chunk of messages at a time with
+/// the cached fields the criteria read planned ahead (a chunk's span is read only if a
+/// message in it needs its header or size).
+fn matching(
+    selected: &mut Selected,
+    criteria: &[SearchKey<'_>],
+) -> Result<Vec<usize>, SearchError> {
+    let prefetch = prefetch_for(criteria);
+    let mut hits = Vec::new();
+    let mut result = Ok(());
+    let count = selected.messages.len();
+    for start in (0..count).step_by(PREFETCH_CHUNK) {
+        let chunk = start..count.min(start + PREFETCH_CHUNK);
+        let uids: Vec<Uid> = selected.messages[chunk.clone()]
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        prefetch.chunk(selected.mailbox.as_mut(), &uids);
+        result = chunk.into_iter().try_for_each(|i| {
+            match Candidate::new(selected, i).matches_all(criteria) {
+                Ok(true) => hits.push(i),
+                Ok(false) | Err(SearchError::Storage(StorageError::NoSuchMessage(_))) => {}
+                Err(e) => return Err(e),
+            }
+            Ok(())
+        });
+        if result.is_err() {
+            break;
+        }
+    }
+    prefetch.done(selected.mailbox.as_mut());
+    result.map(|()| hits)
+}
+
+/// The cached fields the criteria may read: the header for header and sent-date keys, the
+/// size for LARGER and SMALLER (walked with a stack, not recursion: nesting is the client's).
+fn prefetch_for(criteria: &[SearchKey<'_>]) -> Prefetch {
+    let mut prefetch = Prefetch::default();
+    let mut keys: Vec<&SearchKey<'_>> = criteria.iter().collect();
+    while let Some(key) = keys.pop() {
+        match key {
+            SearchKey::And(and) => keys.extend(and.as_ref().iter()),
+            SearchKey::Or(a, b) => keys.extend([a.as_ref(), b.as_ref()]),
+            SearchKey::Not(k) => keys.push(k),
+            SearchKey::Larger(_) | SearchKey::Smaller(_) => prefetch.add(Cached::Size),
+            SearchKey::SentBefore(_)
+            | SearchKey::SentOn(_)
+            | SearchKey::SentSince(_)
+            | SearchKey::From(_)
+            | SearchKey::To(_)
+            | SearchKey::Cc(_)
+            | SearchKey::Bcc(_)
+            | SearchKey::Subject(_)
+            | SearchKey::Header(..)
+            | SearchKey::Text(_) => prefetch.add(Cached::Header),
+            _ => {}
+        }
+    }
+    prefetch
 }
 
 /// `* ESEARCH (TAG "a") UID MIN 1 MAX 9 COUNT 4 ALL 1:3,9` (RFC 4731; `sorted` keeps the given

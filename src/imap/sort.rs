@@ -1,5 +1,6 @@
 //! SORT and THREAD (RFC 5256: ORDEREDSUBJECT and REFERENCES), on the header block the field
-//! cache keeps, so the second SORT of a big folder opens no message file.
+//! cache keeps, so the second SORT of a big folder opens no message file; the headers are read
+//! ahead a chunk of messages at a time, one read of the cache per chunk, not one per message.
 
 use std::cmp::Ordering;
 
@@ -7,11 +8,11 @@ use roost_protocol::imap::imap_types::extensions::sort::{SortCriterion, SortKey}
 use roost_protocol::imap::message::header_fields;
 use roost_protocol::imap::response::Response;
 use roost_protocol::mail_parser::{Address, HeaderValue, Message, MessageParser};
-use roost_storage::Error as StorageError;
+use roost_storage::{Error as StorageError, Uid};
 
 use super::command::Sort;
 use super::context::{Cx, Step};
-use super::message::header_of;
+use super::message::{header_of, Cached, Prefetch, PREFETCH_CHUNK};
 use super::search::{esearch, find, number};
 use super::selected::Selected;
 use super::state::Account;
@@ -209,29 +210,70 @@ fn strip_blob(s: &str) -> Option<&str> {
     inner[end..].strip_prefix(']').map(str::trim_start)
 }
 
+/// The sort fields of every hit (THREAD), their headers read ahead a chunk at a time.
+pub fn fields_of(
+    selected: &mut Selected,
+    hits: &[usize],
+) -> Result<Vec<(usize, Fields)>, StorageError> {
+    let mut prefetch = Prefetch::default();
+    prefetch.add(Cached::Header);
+    read_each(selected, hits, &prefetch, |selected, i| {
+        Ok((i, fields(selected, i)?))
+    })
+}
+
+/// Runs `each` over the messages `indexes`, a chunk at a time with the chunk's cached fields
+/// read ahead; stops at the first error.
+fn read_each<T>(
+    selected: &mut Selected,
+    indexes: &[usize],
+    prefetch: &Prefetch,
+    mut each: impl FnMut(&mut Selected, usize) -> Result<T, StorageError>,
+) -> Result<Vec<T>, StorageError> {
+    let mut all = Vec::with_capacity(indexes.len());
+    let mut result = Ok(());
+    for chunk in indexes.chunks(PREFETCH_CHUNK) {
+        let uids: Vec<Uid> = chunk.iter().map(|&i| selected.messages[i].uid).collect();
+        prefetch.chunk(selected.mailbox.as_mut(), &uids);
+        result = chunk
+            .iter()
+            .try_for_each(|&i| each(selected, i).map(|value| all.push(value)));
+        if result.is_err() {
+            break;
+        }
+    }
+    prefetch.done(selected.mailbox.as_mut());
+    result.map(|()| all)
+}
+
 /// Sorts the indexes `hits` by the criteria (ties by sequence number, RFC 5256).
 pub fn sort(
     selected: &mut Selected,
     hits: &[usize],
     criteria: &[SortCriterion],
 ) -> Result<Vec<usize>, StorageError> {
-    let mut keyed = Vec::with_capacity(hits.len());
-    for &i in hits {
-        let needs_header = criteria
-            .iter()
-            .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
-        let f = if needs_header {
-            fields(selected, i)?
-        } else {
-            Fields::default()
-        };
-        let size = if criteria.iter().any(|c| matches!(c.key, SortKey::Size)) {
-            selected.mailbox.crlf_size(selected.messages[i].uid)?
-        } else {
-            0
-        };
-        keyed.push((i, f, size));
+    let needs_header = criteria
+        .iter()
+        .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
+    let needs_size = criteria.iter().any(|c| matches!(c.key, SortKey::Size));
+    let mut prefetch = Prefetch::default();
+    if needs_header {
+        prefetch.add(Cached::Header);
     }
+    if needs_size {
+        prefetch.add(Cached::Size);
+    }
+    let mut keyed = read_each(selected, hits, &prefetch, |selected, i| {
+        let f = match needs_header {
+            true => fields(selected, i)?,
+            false => Fields::default(),
+        };
+        let size = match needs_size {
+            true => selected.mailbox.crlf_size(selected.messages[i].uid)?,
+            false => 0,
+        };
+        Ok((i, f, size))
+    })?;
     keyed.sort_by(|a, b| {
         for c in criteria {
             let ord = match c.key {

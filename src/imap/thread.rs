@@ -16,7 +16,7 @@ use super::command::Thread;
 use super::context::{Cx, Step};
 use super::search::{find, number};
 use super::selected::Selected;
-use super::sort::{fields, Fields};
+use super::sort::{fields_of, Fields};
 use super::state::Account;
 
 /// Only the last this many `References:` ids of a message are threaded: the nearest ancestors,
@@ -72,10 +72,7 @@ pub fn thread(
     algorithm: &ThreadingAlgorithm<'_>,
     number: impl Fn(usize) -> u32,
 ) -> Result<Option<String>, StorageError> {
-    let mut all = Vec::with_capacity(hits.len());
-    for &i in hits {
-        all.push((i, fields(selected, i)?));
-    }
+    let all = fields_of(selected, hits)?;
     let forest = match algorithm {
         ThreadingAlgorithm::OrderedSubject => ordered_subject(&all),
         ThreadingAlgorithm::References => references(&all),

@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 
 use super::body::{binary, body_item, cut, window};
 use super::{FetchError, Stream};
-use crate::imap::message::{envelope, header_of, structure};
+use crate::imap::message::{envelope, header_of, structure, Cached, Prefetch};
 use crate::imap::reply::message_flags;
 use crate::imap::selected::Selected;
 
@@ -42,6 +42,43 @@ pub(super) fn finish_after_stream(
         tracing::warn!("FETCH of message {} failed after its body: {e:?}", i + 1);
     }
     push_fetch_end(out);
+}
+
+/// The cached fields these items read, to read ahead for each chunk of messages.
+pub(super) fn prefetch_for(items: &[MessageDataItemName<'_>]) -> Prefetch {
+    let mut prefetch = Prefetch::default();
+    for field in items.iter().flat_map(cached_fields) {
+        prefetch.add(*field);
+    }
+    prefetch
+}
+
+/// The cached fields one item reads (a streamed body needs the size, and its text where
+/// the header ends).
+fn cached_fields(item: &MessageDataItemName<'_>) -> &'static [Cached] {
+    use MessageDataItemName as Item;
+    match item {
+        Item::Envelope => &[Cached::Envelope],
+        Item::Body => &[Cached::Body],
+        Item::BodyStructure => &[Cached::BodyStructure],
+        Item::Rfc822Header => &[Cached::Header],
+        Item::Rfc822Size | Item::Rfc822 | Item::BodyExt { section: None, .. } => &[Cached::Size],
+        Item::Rfc822Text
+        | Item::BodyExt {
+            section: Some(Section::Text(None)),
+            ..
+        } => &[Cached::Size, Cached::Header],
+        Item::BodyExt {
+            section:
+                Some(
+                    Section::Header(None)
+                    | Section::HeaderFields(None, _)
+                    | Section::HeaderFieldsNot(None, _),
+                ),
+            ..
+        } => &[Cached::Header],
+        _ => &[],
+    }
 }
 
 /// Whether an item is streamed from the file rather than built in memory.

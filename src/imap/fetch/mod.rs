@@ -7,7 +7,8 @@
 //! parse the whole message in memory.
 //!
 //! ```text
-//!   fetch ─► wanted (items, CHANGEDSINCE, VANISHED) ─► per message: items::message_response
+//!   fetch ─► wanted (items, CHANGEDSINCE, VANISHED) ─► per chunk of 256: cached fields read ahead
+//!                                                      per message: items::message_response
 //!                                                        └─ a streamed body: body::stream_body
 //! ```
 
@@ -25,10 +26,11 @@ use super::blocking::blocking;
 use super::command::Fetch;
 use super::context::{Cx, Step};
 use super::input::Ended;
+use super::message::PREFETCH_CHUNK;
 use super::reply::Tagged;
 use super::selected::Selected;
 use super::state::Account;
-use items::{finish_after_stream, message_response, reads_body};
+use items::{finish_after_stream, message_response, prefetch_for, reads_body};
 
 /// Output is written to the client whenever this much has accumulated.
 const FLUSH_AT: usize = 64 * 1024;
@@ -158,7 +160,8 @@ fn macro_items(m: Macro) -> Vec<MessageDataItemName<'static>> {
     items
 }
 
-/// Writes each message's response; the tagged line, or `Err` when the connection broke.
+/// Writes each message's response, a chunk of messages at a time with their cached fields
+/// read ahead; the tagged line, or `Err` when the connection broke.
 async fn respond(
     user: &str,
     selected: &mut Selected,
@@ -166,9 +169,45 @@ async fn respond(
     wanted: &Wanted<'_>,
     cx: &mut Cx<'_>,
 ) -> std::io::Result<Tagged> {
-    let items = &wanted.items;
+    let prefetch = prefetch_for(&wanted.items);
     let mut vanished = false;
-    for &i in indexes {
+    let mut ended = Ok(None);
+    for chunk in indexes.chunks(PREFETCH_CHUNK) {
+        let uids: Vec<Uid> = chunk
+            .iter()
+            .map(|&i| &selected.messages[i])
+            .filter(|m| wanted.changed_since.is_none_or(|since| m.modseq > since))
+            .map(|m| m.uid)
+            .collect();
+        blocking(|| prefetch.chunk(selected.mailbox.as_mut(), &uids));
+        ended = respond_chunk(user, selected, chunk, wanted, cx, &mut vanished).await;
+        if !matches!(ended, Ok(None)) {
+            break;
+        }
+    }
+    prefetch.done(selected.mailbox.as_mut());
+    if let Some(tagged) = ended? {
+        return Ok(tagged);
+    }
+    if vanished {
+        let why = "Some of the requested messages no longer exist.";
+        return Ok(cx.no(Some(Code::ExpungeIssued), why));
+    }
+    Ok(cx.ok("Fetch completed."))
+}
+
+/// Writes the responses of one chunk of messages; `Some` is a tagged line that ends the
+/// command early (a storage failure), `Err` a broken connection.
+async fn respond_chunk(
+    user: &str,
+    selected: &mut Selected,
+    chunk: &[usize],
+    wanted: &Wanted<'_>,
+    cx: &mut Cx<'_>,
+    vanished: &mut bool,
+) -> std::io::Result<Option<Tagged>> {
+    let items = &wanted.items;
+    for &i in chunk {
         if let Some(since) = wanted.changed_since {
             if selected.messages[i].modseq <= since {
                 continue;
@@ -177,12 +216,12 @@ async fn respond(
         match blocking(|| message_response(selected, i, items, &mut cx.out)) {
             Ok(Some(stream)) => send_streamed(selected, i, items, stream, cx).await?,
             Ok(None) => {}
-            Err(FetchError::Storage(StorageError::NoSuchMessage(_))) => vanished = true,
-            Err(FetchError::Storage(e)) => return Ok(cx.failure(user, &e)),
+            Err(FetchError::Storage(StorageError::NoSuchMessage(_))) => *vanished = true,
+            Err(FetchError::Storage(e)) => return Ok(Some(cx.failure(user, &e))),
             Err(FetchError::UnknownCte(cte)) => {
                 cx.out.clear();
                 let why = format!("Can't decode Content-Transfer-Encoding {cte}.");
-                return Ok(cx.no(Some(Code::UnknownCte), &why));
+                return Ok(Some(cx.no(Some(Code::UnknownCte), &why)));
             }
         }
         if cx.out.len() >= FLUSH_AT {
@@ -190,11 +229,7 @@ async fn respond(
             cx.out.clear();
         }
     }
-    if vanished {
-        let why = "Some of the requested messages no longer exist.";
-        return Ok(cx.no(Some(Code::ExpungeIssued), why));
-    }
-    Ok(cx.ok("Fetch completed."))
+    Ok(None)
 }
 
 /// Sends what is pending, the streamed literal, and the rest of the message's response.
