@@ -52,7 +52,7 @@ pub async fn idle(
 
 /// Change notification for the selected mailbox; `None` (and a log line) where there is none.
 fn watch(selected: &Selected, user: &str) -> Option<AsyncFd<Watcher>> {
-    let path = selected.mailbox.watch_path();
+    let path = selected.view.shared().watch_path();
     let registered = Watcher::new(path).and_then(|w| {
         // SAFETY: the watcher owns its inotify descriptor for its whole life and always
         // reports that same descriptor, which is what registering requires.

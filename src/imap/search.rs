@@ -35,7 +35,7 @@ pub fn search(
         .iter()
         .map(|&i| number(selected, i, args.uid))
         .collect();
-    let highest = hits.iter().map(|&i| selected.messages[i].modseq).max();
+    let highest = hits.iter().map(|&i| selected.view.modseq(i)).max();
     let modseq = highest.filter(|_| args.criteria.iter().any(uses_modseq));
     let Some(mut options) = returns else {
         cx.send(Response::Search {
@@ -46,7 +46,7 @@ pub fn search(
     };
     // SAVE keeps the result for `$` (RFC 5182); alone, it asks for no ESEARCH response.
     if options.iter().any(|o| o == "SAVE") {
-        selected.saved = hits.iter().map(|&i| selected.messages[i].uid).collect();
+        selected.saved = hits.iter().map(|&i| selected.uid(i)).collect();
         options.retain(|o| o != "SAVE");
         if options.is_empty() {
             return Step::Reply(cx.ok("Search completed; result saved."));
@@ -59,7 +59,7 @@ pub fn search(
 /// The number the client knows message `i` by: its UID, or its sequence number.
 pub fn number(selected: &Selected, i: usize, uid: bool) -> u32 {
     match uid {
-        true => selected.messages[i].uid,
+        true => selected.uid(i),
         false => i as u32 + 1,
     }
 }
@@ -83,7 +83,7 @@ pub fn find(
         }
     }
     let mut hits = Vec::new();
-    for i in 0..selected.messages.len() {
+    for i in 0..selected.len() {
         let mut candidate = Candidate::new(selected, i);
         match candidate.matches_all(criteria) {
             Ok(true) => hits.push(i),

@@ -68,10 +68,10 @@ pub struct Fields {
 
 /// Reads the sort fields of message `i`.
 pub fn fields(selected: &mut Selected, i: usize) -> Result<Fields, StorageError> {
-    let info = selected.messages[i].clone();
+    let info = selected.info(i);
     // Only the fields sorting and threading use are parsed (never the Received chain).
     let header = header_fields(
-        &header_of(selected.mailbox.as_mut(), info.uid)?,
+        &header_of(&mut *selected.mailbox(), info.uid)?,
         &[
             b"subject",
             b"date",
@@ -226,18 +226,18 @@ pub fn sort(
             Fields::default()
         };
         let size = if criteria.iter().any(|c| matches!(c.key, SortKey::Size)) {
-            selected.mailbox.crlf_size(selected.messages[i].uid)?
+            let uid = selected.uid(i);
+            selected.mailbox().crlf_size(uid)?
         } else {
             0
         };
-        keyed.push((i, f, size));
+        let arrived = selected.info(i).internal_date;
+        keyed.push((i, f, size, arrived));
     }
     keyed.sort_by(|a, b| {
         for c in criteria {
             let ord = match c.key {
-                SortKey::Arrival => selected.messages[a.0]
-                    .internal_date
-                    .cmp(&selected.messages[b.0].internal_date),
+                SortKey::Arrival => a.3.cmp(&b.3),
                 SortKey::Size => a.2.cmp(&b.2),
                 SortKey::Date => a.1.date.cmp(&b.1.date),
                 SortKey::Subject => a.1.subject.cmp(&b.1.subject),
@@ -254,7 +254,7 @@ pub fn sort(
         }
         a.0.cmp(&b.0)
     });
-    Ok(keyed.into_iter().map(|(i, _, _)| i).collect())
+    Ok(keyed.into_iter().map(|(i, _, _, _)| i).collect())
 }
 
 #[cfg(test)]

@@ -170,7 +170,7 @@ async fn respond(
     let mut vanished = false;
     for &i in indexes {
         if let Some(since) = wanted.changed_since {
-            if selected.messages[i].modseq <= since {
+            if selected.view.modseq(i) <= since {
                 continue;
             }
         }
@@ -205,7 +205,7 @@ async fn send_streamed(
     stream: Stream,
     cx: &mut Cx<'_>,
 ) -> std::io::Result<()> {
-    let reader = selected.mailbox.open_message(stream.uid);
+    let reader = selected.mailbox().open_message(stream.uid);
     cx.conn.write(&cx.out).await?;
     cx.out.clear();
     let reader = reader.map_err(|e| std::io::Error::other(e.to_string()))?;
