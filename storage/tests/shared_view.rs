@@ -7,9 +7,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-use roost_storage::{
-    FlagChange, Flags, MailLocation, Mailbox, SessionView, Store, Updates, UserVars,
-};
+use roost_storage::{FlagChange, Flags, MailLocation, SessionView, Store, Updates, UserVars};
 
 fn store(dir: &Path, format: &str) -> Store {
     std::fs::create_dir_all(dir.join("mail")).expect("mail root");
