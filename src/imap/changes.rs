@@ -1,6 +1,7 @@
 //! The commands that change mail: STORE (with UNCHANGEDSINCE, RFC 7162), COPY and MOVE
 //! (RFC 6851) with COPYUID, EXPUNGE and UID EXPUNGE (RFC 4315), APPEND with APPENDUID.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use roost_protocol::imap::imap_types::command::StoreModifier;
@@ -8,7 +9,7 @@ use roost_protocol::imap::imap_types::extensions::binary::LiteralOrLiteral8;
 use roost_protocol::imap::imap_types::flag::{StoreResponse, StoreType};
 use roost_protocol::imap::imap_types::sequence::SequenceSet;
 use roost_protocol::imap::response::{Code, FetchItem, Response};
-use roost_storage::{FlagChange, Flags, MessageInfo, Store, Uid};
+use roost_storage::{FlagChange, Flags, MessageInfo, SharedMailbox, Store, Uid};
 
 use super::command::{Append, Copy, Store as StoreArgs};
 use super::context::{Cx, Step};
@@ -53,10 +54,9 @@ fn store_flags(
         StoreType::Remove => FlagChange::Remove,
     };
     let changed = selected
-        .mailbox
+        .view
         .store(&targets, change, system, &keywords)
         .map_err(|e| cx.failure(account.name(), &e))?;
-    selected.update_known(&changed);
     let silent = matches!(args.response, StoreResponse::Silent);
     report_stored(
         selected,
@@ -84,12 +84,12 @@ fn conditional_targets(
     let mut targets = Vec::new();
     let mut modified = Vec::new();
     for &i in indexes {
-        let m = &selected.messages[i];
+        let m = selected.uid(i);
         match unchanged_since {
-            Some(limit) if m.modseq > limit => {
-                modified.push(if uid { m.uid } else { i as u32 + 1 })
+            Some(limit) if selected.view.modseq(i) > limit => {
+                modified.push(if uid { m } else { i as u32 + 1 })
             }
-            _ => targets.push(m.uid),
+            _ => targets.push(m),
         }
     }
     (targets, modified)
@@ -106,7 +106,7 @@ fn report_stored(
     cx: &mut Cx<'_>,
 ) {
     for info in changed {
-        let Ok(i) = selected.messages.binary_search_by_key(&info.uid, |m| m.uid) else {
+        let Some(i) = selected.view.index_of(info.uid) else {
             continue;
         };
         if silent && !condstore {
@@ -155,15 +155,15 @@ fn copy_to(
     let indexes = selected
         .resolve(&args.set, args.uid)
         .map_err(|e| cx.bad(&e.to_string()))?;
-    let uids: Vec<Uid> = indexes.iter().map(|&i| selected.messages[i].uid).collect();
+    let uids: Vec<Uid> = indexes.iter().map(|&i| selected.uid(i)).collect();
     let verb = if args.moving { "move" } else { "copy" };
     if uids.is_empty() {
         return Ok(cx.ok(&format!("No messages to {verb}.")));
     }
-    let (mut dest, uidvalidity) = open_target(account, destination, cx)?;
+    let (dest, uidvalidity) = open_target(account, destination, cx)?;
     let pairs = match args.moving {
-        true => selected.mailbox.move_to(&uids, dest.as_mut()),
-        false => selected.mailbox.copy_to(&uids, dest.as_mut()),
+        true => selected.view.move_to(&uids, &dest),
+        false => selected.view.copy_to(&uids, &dest),
     }
     .map_err(|e| cx.failure(account.name(), &e))?;
     let source: Vec<Uid> = pairs.iter().map(|(from, _)| *from).collect();
@@ -197,14 +197,12 @@ pub fn expunge(
         Ok(allowed) => allowed,
         Err(e) => return Step::Reply(cx.bad(&e.to_string())),
     };
-    let doomed: Vec<Uid> = selected
-        .messages
-        .iter()
-        .enumerate()
-        .filter(|(i, m)| {
-            m.flags.contains(Flags::DELETED) && allowed.as_ref().is_none_or(|a| a.contains(i))
+    let doomed: Vec<Uid> = (0..selected.len())
+        .filter(|i| {
+            selected.view.flags(*i).contains(Flags::DELETED)
+                && allowed.as_ref().is_none_or(|a| a.contains(i))
         })
-        .map(|(_, m)| m.uid)
+        .map(|i| selected.uid(i))
         .collect();
     Step::Reply(match expunge_uids(selected, &doomed, &mut cx.out) {
         Ok(()) => cx.ok("Expunge completed."),
@@ -221,7 +219,7 @@ pub fn expunge_uids(
     if uids.is_empty() {
         return Ok(());
     }
-    let removed = selected.mailbox.expunge(uids)?;
+    let removed = selected.view.expunge(uids)?;
     selected.remove_expunged(&removed, out);
     Ok(())
 }
@@ -229,7 +227,7 @@ pub fn expunge_uids(
 /// APPEND: stores the message durably, then answers with APPENDUID.
 pub fn append(account: &Account<'_>, args: &Append, cx: &mut Cx<'_>) -> Step {
     let done = stored_name(account, &args.mailbox, cx).and_then(|name| {
-        let (mut target, uidvalidity) = open_target(account, &name, cx)?;
+        let (target, uidvalidity) = open_target(account, &name, cx)?;
         let mut bytes: &[u8] = match &args.message {
             LiteralOrLiteral8::Literal(l) => l.data(),
             LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
@@ -244,23 +242,23 @@ pub fn append(account: &Account<'_>, args: &Append, cx: &mut Cx<'_>) -> Step {
     Step::Reply(done.unwrap_or_else(|refused| refused))
 }
 
-/// Opens the mailbox mail goes into (COPY, MOVE, APPEND) and reads its UIDVALIDITY for the
-/// UIDPLUS code; a missing one is `NO [TRYCREATE]` (RFC 3501 6.3.11).
+/// Opens the mailbox mail goes into (COPY, MOVE, APPEND; the shared view when a session has
+/// it open) and reads its UIDVALIDITY for the UIDPLUS code; a missing one is `NO [TRYCREATE]`
+/// (RFC 3501 6.3.11).
 fn open_target(
     account: &Account<'_>,
     name: &str,
     cx: &Cx<'_>,
-) -> Result<(Box<dyn roost_storage::Mailbox>, u32), Tagged> {
+) -> Result<(Arc<SharedMailbox>, u32), Tagged> {
     let store: &Store = &account.store;
-    let mut target = match store.folders().open(name) {
-        Ok(m) => m,
-        Err(roost_storage::Error::NoSuchMailbox(_)) => {
-            return Err(cx.no(Some(Code::TryCreate), "Mailbox doesn't exist."))
+    match SharedMailbox::open(store, name) {
+        Ok(target) => {
+            let uidvalidity = target.uidvalidity();
+            Ok((target, uidvalidity))
         }
-        Err(e) => return Err(cx.failure(account.name(), &e)),
-    };
-    match target.sync() {
-        Ok(s) => Ok((target, s.uidvalidity)),
+        Err(roost_storage::Error::NoSuchMailbox(_)) => {
+            Err(cx.no(Some(Code::TryCreate), "Mailbox doesn't exist."))
+        }
         Err(e) => Err(cx.failure(account.name(), &e)),
     }
 }

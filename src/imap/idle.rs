@@ -50,7 +50,7 @@ pub async fn idle(
 
 /// Change notification for the selected mailbox; `None` (and a log line) where there is none.
 fn watch(selected: &Selected, user: &str) -> Option<Subscription> {
-    let path = selected.mailbox.watch_path();
+    let path = selected.view.shared().watch_path();
     match Subscription::new(path) {
         Ok(subscription) => Some(subscription),
         Err(e) => {

@@ -38,11 +38,9 @@ pub async fn command(
 /// (RFC 3691): back to the authenticated state either way.
 fn close(account: &Account<'_>, selected: &mut Selected, expunge: bool, cx: &Cx<'_>) -> Step {
     if expunge && !selected.read_only {
-        let doomed: Vec<Uid> = selected
-            .messages
-            .iter()
-            .filter(|m| m.flags.contains(Flags::DELETED))
-            .map(|m| m.uid)
+        let doomed: Vec<Uid> = (0..selected.len())
+            .filter(|i| selected.view.flags(*i).contains(Flags::DELETED))
+            .map(|i| selected.uid(i))
             .collect();
         if let Err(e) = expunge_uids(selected, &doomed, &mut Vec::new()) {
             return Step::Leave(cx.failure(account.name(), &e));

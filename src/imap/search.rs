@@ -37,7 +37,7 @@ pub fn search(
         .iter()
         .map(|&i| number(selected, i, args.uid))
         .collect();
-    let highest = hits.iter().map(|&i| selected.messages[i].modseq).max();
+    let highest = hits.iter().map(|&i| selected.view.modseq(i)).max();
     let modseq = highest.filter(|_| args.criteria.iter().any(uses_modseq));
     let Some(mut options) = returns else {
         cx.send(Response::Search {
@@ -48,7 +48,7 @@ pub fn search(
     };
     // SAVE keeps the result for `$` (RFC 5182); alone, it asks for no ESEARCH response.
     if options.iter().any(|o| o == "SAVE") {
-        selected.saved = hits.iter().map(|&i| selected.messages[i].uid).collect();
+        selected.saved = hits.iter().map(|&i| selected.uid(i)).collect();
         options.retain(|o| o != "SAVE");
         if options.is_empty() {
             return Step::Reply(cx.ok("Search completed; result saved."));
@@ -61,7 +61,7 @@ pub fn search(
 /// The number the client knows message `i` by: its UID, or its sequence number.
 pub fn number(selected: &Selected, i: usize, uid: bool) -> u32 {
     match uid {
-        true => selected.messages[i].uid,
+        true => selected.uid(i),
         false => i as u32 + 1,
     }
 }
@@ -103,14 +103,11 @@ fn matching(
     let prefetch = prefetch_for(criteria);
     let mut hits = Vec::new();
     let mut result = Ok(());
-    let count = selected.messages.len();
+    let count = selected.len();
     for start in (0..count).step_by(PREFETCH_CHUNK) {
         let chunk = start..count.min(start + PREFETCH_CHUNK);
-        let uids: Vec<Uid> = selected.messages[chunk.clone()]
-            .iter()
-            .map(|m| m.uid)
-            .collect();
-        prefetch.chunk(selected.mailbox.as_mut(), &uids);
+        let uids: Vec<Uid> = chunk.clone().map(|i| selected.uid(i)).collect();
+        prefetch.chunk(&mut *selected.mailbox(), &uids);
         result = chunk.into_iter().try_for_each(|i| {
             match Candidate::new(selected, i).matches_all(criteria) {
                 Ok(true) => hits.push(i),
@@ -123,7 +120,7 @@ fn matching(
             break;
         }
     }
-    prefetch.done(selected.mailbox.as_mut());
+    prefetch.done(&mut *selected.mailbox());
     result.map(|()| hits)
 }
 

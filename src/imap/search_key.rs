@@ -32,6 +32,8 @@ impl From<StorageError> for SearchError {
 pub struct Candidate<'s> {
     selected: &'s mut Selected,
     i: usize,
+    /// The message's flags, dates and sizes as the view has them now.
+    info: MessageInfo,
     header: Option<Vec<u8>>,
     /// The decoded text of the body parts, lowercased.
     text: Option<String>,
@@ -40,9 +42,11 @@ pub struct Candidate<'s> {
 impl<'s> Candidate<'s> {
     /// Message `i` of the selected mailbox.
     pub fn new(selected: &'s mut Selected, i: usize) -> Self {
+        let info = selected.info(i);
         Self {
             selected,
             i,
+            info,
             header: None,
             text: None,
         }
@@ -59,7 +63,7 @@ impl<'s> Candidate<'s> {
     }
 
     fn info(&self) -> &MessageInfo {
-        &self.selected.messages[self.i]
+        &self.info
     }
 
     fn matches(&mut self, key: &SearchKey<'_>) -> Result<bool, SearchError> {
@@ -104,10 +108,10 @@ impl<'s> Candidate<'s> {
             SearchKey::All | SearchKey::Old => true,
             SearchKey::New | SearchKey::Recent => false,
             SearchKey::SequenceSet(set) => {
-                contains(set, self.i as u32 + 1, self.selected.messages.len() as u32)
+                contains(set, self.i as u32 + 1, self.selected.len() as u32)
             }
             SearchKey::Uid(set) => {
-                let largest = self.selected.messages.last().map_or(0, |m| m.uid);
+                let largest = self.selected.view.uids().last().copied().unwrap_or(0);
                 contains(set, info.uid, largest)
             }
             SearchKey::Answered => flag(Flags::ANSWERED),
@@ -132,7 +136,7 @@ impl<'s> Candidate<'s> {
 
     fn size(&mut self) -> Result<u64, StorageError> {
         let uid = self.info().uid;
-        self.selected.mailbox.crlf_size(uid)
+        self.selected.mailbox().crlf_size(uid)
     }
 
     fn header(&mut self) -> Result<Vec<u8>, StorageError> {
@@ -140,7 +144,7 @@ impl<'s> Candidate<'s> {
             return Ok(h.clone());
         }
         let uid = self.info().uid;
-        let h = header_of(self.selected.mailbox.as_mut(), uid)?;
+        let h = header_of(&mut *self.selected.mailbox(), uid)?;
         self.header = Some(h.clone());
         Ok(h)
     }
@@ -195,7 +199,7 @@ impl<'s> Candidate<'s> {
             return Ok(t.clone());
         }
         let uid = self.info().uid;
-        let whole = whole_message_of(self.selected.mailbox.as_mut(), uid)?;
+        let whole = whole_message_of(&mut *self.selected.mailbox(), uid)?;
         let mut text = String::new();
         if let Some(message) = ParsedMessage::parse(&whole[..]) {
             collect_text(&message, &mut text, 0);

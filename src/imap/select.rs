@@ -59,7 +59,7 @@ fn open(
     cx.out.extend(untagged);
     selected.qresync = enabled.qresync;
     if let Some((validity, modseq, known)) = resync {
-        if validity == selected.uidvalidity {
+        if validity == selected.uidvalidity() {
             selected.resync(modseq, known.as_ref(), &mut cx.out);
         }
     }

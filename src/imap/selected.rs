@@ -2,10 +2,11 @@
 //! sequence numbers stay stable until the session reports a change, and the untagged EXISTS /
 //! EXPUNGE / FETCH FLAGS responses that bring the client up to date with the disk.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use roost_protocol::imap::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
-use roost_storage::{Error as StorageError, Flags, Mailbox, MessageInfo, Snapshot, Store, Uid};
+use roost_storage::view::MailboxGuard;
+use roost_storage::{Error as StorageError, MessageInfo, SessionView, Store, Uid};
 
 use roost_protocol::imap::extended::{Saved, EMPTY_SET};
 use roost_protocol::imap::response::{
@@ -32,22 +33,14 @@ pub struct SelectStyle {
     pub utf8: bool,
 }
 
-/// One selected mailbox.
+/// One selected mailbox: this session's view of the process's shared one.
 pub struct Selected {
     /// Its IMAP name.
     pub name: String,
-    /// The open mailbox.
-    pub mailbox: Box<dyn Mailbox>,
+    /// The messages as the client knows them, over the shared table and backend.
+    pub view: SessionView,
     /// EXAMINE: no flag changes, no expunges.
     pub read_only: bool,
-    /// The messages as the client knows them (sequence number = index + 1).
-    pub messages: Vec<MessageInfo>,
-    /// UIDVALIDITY.
-    pub uidvalidity: u32,
-    /// UIDNEXT as last reported.
-    pub uidnext: Uid,
-    /// HIGHESTMODSEQ as last seen.
-    pub highestmodseq: u64,
     /// Keywords announced in the last FLAGS response.
     announced_keywords: BTreeSet<String>,
     /// QRESYNC is enabled: expunges are reported as VANISHED.
@@ -65,30 +58,48 @@ impl Selected {
         style: SelectStyle,
         out: &mut Vec<u8>,
     ) -> Result<Self, StorageError> {
-        let mut mailbox = store.folders().open(name)?;
-        let snapshot = mailbox.sync()?;
         let mut selected = Self {
             name: name.to_string(),
-            mailbox,
+            view: SessionView::open(store, name)?,
             read_only,
-            messages: Vec::new(),
-            uidvalidity: snapshot.uidvalidity,
-            uidnext: snapshot.uidnext,
-            highestmodseq: snapshot.highestmodseq.max(1),
             announced_keywords: BTreeSet::new(),
             qresync: false,
             saved: Vec::new(),
         };
-        selected.announce_flags(&snapshot, out);
-        selected.announce_size(&snapshot.messages, style, out);
-        selected.messages = snapshot.messages;
+        selected.announce_flags(out);
+        selected.announce_size(style, out);
         Ok(selected)
+    }
+
+    /// How many messages the client knows.
+    pub fn len(&self) -> usize {
+        self.view.len()
+    }
+
+    /// The UID of message `i` (sequence number - 1).
+    pub fn uid(&self, i: usize) -> Uid {
+        self.view.uid(i)
+    }
+
+    /// Message `i` as it is now.
+    pub fn info(&self, i: usize) -> MessageInfo {
+        self.view.info(i)
+    }
+
+    /// The backend, for reading messages; hold it for one call.
+    pub fn mailbox(&self) -> MailboxGuard<'_> {
+        self.view.mailbox()
+    }
+
+    /// UIDVALIDITY.
+    pub fn uidvalidity(&self) -> u32 {
+        self.view.uidvalidity()
     }
 
     /// The rest of the SELECT responses: EXISTS, then RECENT and UNSEEN (IMAP4rev1) or the
     /// LIST line (IMAP4rev2), then UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ.
-    fn announce_size(&self, messages: &[MessageInfo], style: SelectStyle, out: &mut Vec<u8>) {
-        Response::Exists(messages.len() as u32).encode(out);
+    fn announce_size(&self, style: SelectStyle, out: &mut Vec<u8>) {
+        Response::Exists(self.len() as u32).encode(out);
         if style.rev2 {
             // IMAP4rev2 drops RECENT and UNSEEN and wants the mailbox's LIST line (RFC 9051 6.3.2).
             Response::List {
@@ -103,23 +114,21 @@ impl Selected {
             .encode(out);
         } else {
             Response::Recent(0).encode(out);
-            let unseen = messages.iter().position(|m| !m.flags.contains(Flags::SEEN));
-            if let Some(first) = unseen {
+            if let Some(first) = self.view.first_unseen() {
                 untagged_ok(Code::Unseen(first as u32 + 1), "First unseen.", out);
             }
         }
-        untagged_ok(Code::UidValidity(self.uidvalidity), "UIDs valid.", out);
-        untagged_ok(Code::UidNext(self.uidnext), "Predicted next UID.", out);
-        untagged_ok(Code::HighestModSeq(self.highestmodseq), "Highest.", out);
+        let view = &self.view;
+        untagged_ok(Code::UidValidity(view.uidvalidity()), "UIDs valid.", out);
+        untagged_ok(Code::UidNext(view.uidnext()), "Predicted next UID.", out);
+        untagged_ok(Code::HighestModSeq(view.highestmodseq()), "Highest.", out);
     }
 
     /// `* FLAGS` and `* OK [PERMANENTFLAGS]`, with the keywords in use.
-    fn announce_flags(&mut self, snapshot: &Snapshot, out: &mut Vec<u8>) {
+    fn announce_flags(&mut self, out: &mut Vec<u8>) {
         let mut keywords: BTreeSet<String> =
             COMMON_KEYWORDS.iter().map(|k| k.to_string()).collect();
-        for m in &snapshot.messages {
-            keywords.extend(m.keywords.iter().cloned());
-        }
+        keywords.extend(self.view.keywords_in_use());
         let mut all = flag_names(roost_storage::Flags::ALL_SYSTEM, &keywords);
         Response::Flags(&all).encode(out);
         if self.read_only {
@@ -140,14 +149,12 @@ impl Selected {
         }
     }
 
-    /// Re-reads the mailbox and writes what changed since the client last heard: EXPUNGE for
-    /// vanished messages (highest sequence number first, so each number is right when sent),
-    /// FETCH FLAGS for changed flags, EXISTS for new mail.
+    /// Catches up with the shared view and writes what changed since the client last heard:
+    /// EXPUNGE for vanished messages (highest sequence number first, so each number is right
+    /// when sent), FETCH FLAGS for changed flags, EXISTS for new mail.
     pub fn refresh(&mut self, condstore: bool, out: &mut Vec<u8>) -> Result<(), StorageError> {
-        let Some(snapshot) = self.mailbox.sync_if_changed()? else {
-            return Ok(());
-        };
-        if snapshot.uidvalidity != self.uidvalidity {
+        let updates = self.view.catch_up()?;
+        if updates.rebuilt {
             // The mailbox was recreated under us: nothing the client knows is valid.
             Response::Bye {
                 code: Some(Code::UidValidityChanged),
@@ -155,71 +162,26 @@ impl Selected {
             }
             .encode(out);
         }
-        let new_keywords = snapshot
-            .messages
-            .iter()
-            .any(|m| !m.keywords.is_subset(&self.announced_keywords));
-        if new_keywords {
-            self.announce_flags(&snapshot, out);
+        if !updates.keywords.is_subset(&self.announced_keywords) {
+            self.announce_flags(out);
         }
-        let current: HashMap<Uid, &MessageInfo> =
-            snapshot.messages.iter().map(|m| (m.uid, m)).collect();
-        let gone: Vec<Uid> = self
-            .messages
-            .iter()
-            .filter(|m| !current.contains_key(&m.uid))
-            .map(|m| m.uid)
-            .collect();
-        self.remove_expunged(&gone, out);
-        self.report_flag_changes(&current, condstore, out);
-        let last = self.messages.last().map_or(0, |m| m.uid);
-        let before = self.messages.len();
-        self.messages
-            .extend(snapshot.messages.iter().filter(|m| m.uid > last).cloned());
-        if self.messages.len() != before {
-            Response::Exists(self.messages.len() as u32).encode(out);
+        self.report_expunged(&updates.expunged, out);
+        for (seq, now) in &updates.flags {
+            let flags = message_flags(now);
+            let mut items = vec![FetchItem::Uid(now.uid), FetchItem::Flags(&flags)];
+            if condstore {
+                items.push(FetchItem::ModSeq(now.modseq));
+            }
+            Response::Fetch {
+                seq: *seq,
+                items: &items,
+            }
+            .encode(out);
         }
-        self.uidnext = snapshot.uidnext;
-        self.highestmodseq = snapshot.highestmodseq.max(1);
+        if let Some(count) = updates.exists {
+            Response::Exists(count).encode(out);
+        }
         Ok(())
-    }
-
-    /// `* n FETCH (UID u FLAGS (...) [MODSEQ (m)])` for every message whose flags changed.
-    fn report_flag_changes(
-        &mut self,
-        current: &HashMap<Uid, &MessageInfo>,
-        condstore: bool,
-        out: &mut Vec<u8>,
-    ) {
-        for (i, known) in self.messages.iter_mut().enumerate() {
-            let Some(now) = current.get(&known.uid) else {
-                continue;
-            };
-            if now.flags != known.flags || now.keywords != known.keywords {
-                let flags = message_flags(now);
-                let mut items = vec![FetchItem::Uid(now.uid), FetchItem::Flags(&flags)];
-                if condstore {
-                    items.push(FetchItem::ModSeq(now.modseq));
-                }
-                Response::Fetch {
-                    seq: i as u32 + 1,
-                    items: &items,
-                }
-                .encode(out);
-                *known = (*now).clone();
-            } else if now.modseq != known.modseq {
-                known.modseq = now.modseq;
-            }
-        }
-    }
-
-    /// Replaces what the client knows of messages it was just told about (after STORE).
-    pub fn update_known(&mut self, changed: &[MessageInfo]) {
-        for info in changed {
-            if let Ok(i) = self.messages.binary_search_by_key(&info.uid, |m| m.uid) {
-                self.messages[i] = info.clone();
-            }
-        }
     }
 
     /// Forgets expunged messages, writing `* n EXPUNGE` for each (highest first), or one
@@ -228,19 +190,20 @@ impl Selected {
         if uids.is_empty() {
             return;
         }
-        let gone: BTreeSet<Uid> = uids.iter().copied().collect();
-        let mut vanished = Vec::new();
-        for seq in (1..=self.messages.len()).rev() {
-            let uid = self.messages[seq - 1].uid;
-            if gone.contains(&uid) {
-                if !self.qresync {
-                    Response::Expunge(seq as u32).encode(out);
-                }
-                vanished.push(uid);
-                self.messages.remove(seq - 1);
+        let removed = self.view.forget(uids);
+        self.report_expunged(&removed, out);
+    }
+
+    /// Writes the expunges of `(sequence number, UID)`, highest first.
+    fn report_expunged(&self, removed: &[(u32, Uid)], out: &mut Vec<u8>) {
+        if !self.qresync {
+            for (seq, _) in removed {
+                Response::Expunge(*seq).encode(out);
             }
+            return;
         }
-        if self.qresync && !vanished.is_empty() {
+        let mut vanished: Vec<Uid> = removed.iter().map(|(_, uid)| *uid).collect();
+        if !vanished.is_empty() {
             vanished.sort_unstable();
             Response::Vanished {
                 earlier: false,
@@ -255,7 +218,7 @@ impl Selected {
         let mut seqs = Vec::new();
         let mut uids = Vec::new();
         for uid in &self.saved {
-            if let Ok(i) = self.messages.binary_search_by_key(uid, |m| m.uid) {
+            if let Some(i) = self.view.index_of(*uid) {
                 uids.push(*uid);
                 seqs.push(i as u32 + 1);
             }
@@ -270,27 +233,24 @@ impl Selected {
     /// `known` (or of everything below UIDNEXT) that are gone, then the flags that changed.
     pub fn resync(&self, modseq: u64, known: Option<&SequenceSet>, out: &mut Vec<u8>) {
         self.vanished_earlier(known, out);
-        for (i, m) in self.messages.iter().enumerate() {
-            if m.modseq > modseq {
-                let flags = message_flags(m);
-                Response::Fetch {
-                    seq: i as u32 + 1,
-                    items: &[
-                        FetchItem::Uid(m.uid),
-                        FetchItem::Flags(&flags),
-                        FetchItem::ModSeq(m.modseq),
-                    ],
-                }
-                .encode(out);
+        for (seq, m) in self.view.changed_since(modseq) {
+            let flags = message_flags(&m);
+            Response::Fetch {
+                seq,
+                items: &[
+                    FetchItem::Uid(m.uid),
+                    FetchItem::Flags(&flags),
+                    FetchItem::ModSeq(m.modseq),
+                ],
             }
+            .encode(out);
         }
     }
 
     /// `* VANISHED (EARLIER) uids`: the UIDs of `known` (or of everything below UIDNEXT) that
     /// are not in the mailbox (QRESYNC SELECT, UID FETCH ... (VANISHED)).
     pub fn vanished_earlier(&self, known: Option<&SequenceSet>, out: &mut Vec<u8>) {
-        let present: BTreeSet<Uid> = self.messages.iter().map(|m| m.uid).collect();
-        let last = self.uidnext.saturating_sub(1);
+        let last = self.view.uidnext().saturating_sub(1);
         let candidates: Vec<(u32, u32)> = match known {
             Some(set) => ranges(set, last),
             None if last > 0 => vec![(1, last)],
@@ -303,7 +263,7 @@ impl Selected {
             let b = b.min(last);
             let mut uid = a;
             while uid <= b && vanished.len() < 1_000_000 {
-                if !present.contains(&uid) {
+                if self.view.index_of(uid).is_none() {
                     vanished.push(uid);
                 }
                 uid += 1;
@@ -323,15 +283,15 @@ impl Selected {
     /// The indexes (sequence number - 1) a sequence set names. Sequence numbers beyond the
     /// mailbox are an error; UIDs that don't exist are simply not there (RFC 3501 6.4.8).
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, BadSequence> {
-        let count = self.messages.len();
+        let count = self.len();
         if uid {
-            let largest = self.messages.last().map_or(0, |m| m.uid);
+            let uids = self.view.uids();
+            let largest = uids.last().copied().unwrap_or(0);
             let ranges = ranges(set, largest);
-            return Ok(self
-                .messages
+            return Ok(uids
                 .iter()
                 .enumerate()
-                .filter(|(_, m)| ranges.iter().any(|(a, b)| (*a..=*b).contains(&m.uid)))
+                .filter(|(_, u)| ranges.iter().any(|(a, b)| (*a..=*b).contains(*u)))
                 .map(|(i, _)| i)
                 .collect());
         }

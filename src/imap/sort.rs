@@ -69,10 +69,10 @@ pub struct Fields {
 
 /// Reads the sort fields of message `i`.
 pub fn fields(selected: &mut Selected, i: usize) -> Result<Fields, StorageError> {
-    let info = selected.messages[i].clone();
+    let info = selected.info(i);
     // Only the fields sorting and threading use are parsed (never the Received chain).
     let header = header_fields(
-        &header_of(selected.mailbox.as_mut(), info.uid)?,
+        &header_of(&mut *selected.mailbox(), info.uid)?,
         &[
             b"subject",
             b"date",
@@ -233,8 +233,8 @@ fn read_each<T>(
     let mut all = Vec::with_capacity(indexes.len());
     let mut result = Ok(());
     for chunk in indexes.chunks(PREFETCH_CHUNK) {
-        let uids: Vec<Uid> = chunk.iter().map(|&i| selected.messages[i].uid).collect();
-        prefetch.chunk(selected.mailbox.as_mut(), &uids);
+        let uids: Vec<Uid> = chunk.iter().map(|&i| selected.uid(i)).collect();
+        prefetch.chunk(&mut *selected.mailbox(), &uids);
         result = chunk
             .iter()
             .try_for_each(|&i| each(selected, i).map(|value| all.push(value)));
@@ -242,7 +242,7 @@ fn read_each<T>(
             break;
         }
     }
-    prefetch.done(selected.mailbox.as_mut());
+    prefetch.done(&mut *selected.mailbox());
     result.map(|()| all)
 }
 
@@ -269,17 +269,19 @@ pub fn sort(
             false => Fields::default(),
         };
         let size = match needs_size {
-            true => selected.mailbox.crlf_size(selected.messages[i].uid)?,
+            true => {
+                let uid = selected.uid(i);
+                selected.mailbox().crlf_size(uid)?
+            }
             false => 0,
         };
-        Ok((i, f, size))
+        let arrived = selected.info(i).internal_date;
+        Ok((i, f, size, arrived))
     })?;
     keyed.sort_by(|a, b| {
         for c in criteria {
             let ord = match c.key {
-                SortKey::Arrival => selected.messages[a.0]
-                    .internal_date
-                    .cmp(&selected.messages[b.0].internal_date),
+                SortKey::Arrival => a.3.cmp(&b.3),
                 SortKey::Size => a.2.cmp(&b.2),
                 SortKey::Date => a.1.date.cmp(&b.1.date),
                 SortKey::Subject => a.1.subject.cmp(&b.1.subject),
@@ -296,7 +298,7 @@ pub fn sort(
         }
         a.0.cmp(&b.0)
     });
-    Ok(keyed.into_iter().map(|(i, _, _)| i).collect())
+    Ok(keyed.into_iter().map(|(i, _, _, _)| i).collect())
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub fn thread_command(
         Ok(hits) => hits,
         Err(refused) => return Step::Reply(refused),
     };
-    let numbers: Vec<u32> = (0..selected.messages.len())
+    let numbers: Vec<u32> = (0..selected.len())
         .map(|i| number(selected, i, args.uid))
         .collect();
     Step::Reply(

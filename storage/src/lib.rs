@@ -51,9 +51,11 @@ pub mod names;
 pub mod notify;
 pub mod repair;
 pub mod store;
+pub mod view;
 pub mod wire;
 
 pub use error::Error;
 pub use location::{MailFormat, MailLocation, UserVars};
 pub use mailbox::{FlagChange, Flags, FolderTree, Mailbox, MessageInfo, Snapshot, Uid};
 pub use store::{MaildropLock, Store};
+pub use view::{SessionView, SharedMailbox, Updates};

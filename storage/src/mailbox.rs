@@ -190,6 +190,19 @@ pub trait Mailbox: Send {
         self.sync().map(Some)
     }
 
+    /// Whether a sync since the last call took in changes made elsewhere (another process,
+    /// a delivery), and forgets it. The shared view asks after each of its own writes, which
+    /// sync first: what they took in would otherwise never reach it. Backends that can't tell
+    /// say yes, and the view compares a fresh snapshot.
+    fn take_outside_changes(&mut self) -> bool {
+        true
+    }
+
+    /// One message as the last sync knows it (the shared view enters an append with it).
+    fn message_info(&mut self, uid: Uid) -> Result<Option<MessageInfo>, Error> {
+        Ok(self.sync()?.messages.into_iter().find(|m| m.uid == uid))
+    }
+
     /// Opens one message for reading.
     fn open_message(&self, uid: Uid) -> Result<Box<dyn MessageReader>, Error>;
 

@@ -110,16 +110,14 @@ fn mark_seen_if_read(
     i: usize,
     items: &[MessageDataItemName<'_>],
 ) -> Result<(), StorageError> {
-    let m = &selected.messages[i];
     let reads = items.iter().any(reads_body);
-    if !reads || selected.read_only || m.flags.contains(Flags::SEEN) {
+    if !reads || selected.read_only || selected.view.flags(i).contains(Flags::SEEN) {
         return Ok(());
     }
-    let changed =
-        selected
-            .mailbox
-            .store(&[m.uid], FlagChange::Add, Flags::SEEN, &Default::default())?;
-    selected.update_known(&changed);
+    let uid = selected.uid(i);
+    selected
+        .view
+        .store(&[uid], FlagChange::Add, Flags::SEEN, &Default::default())?;
     Ok(())
 }
 
@@ -151,8 +149,9 @@ fn write_item(
     out: &mut Vec<u8>,
     may_stream: bool,
 ) -> Result<Option<Stream>, FetchError> {
-    let info = selected.messages[i].clone();
-    let (mailbox, uid) = (selected.mailbox.as_mut(), info.uid);
+    let info = selected.info(i);
+    let mut guard = selected.mailbox();
+    let (mailbox, uid) = (&mut *guard, info.uid);
     match item {
         MessageDataItemName::Uid => FetchItem::Uid(uid).encode(out),
         MessageDataItemName::Flags => FetchItem::Flags(&message_flags(&info)).encode(out),

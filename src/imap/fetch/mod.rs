@@ -175,17 +175,19 @@ async fn respond(
     for chunk in indexes.chunks(PREFETCH_CHUNK) {
         let uids: Vec<Uid> = chunk
             .iter()
-            .map(|&i| &selected.messages[i])
-            .filter(|m| wanted.changed_since.is_none_or(|since| m.modseq > since))
-            .map(|m| m.uid)
+            .filter(|&&i| {
+                let since = wanted.changed_since;
+                since.is_none_or(|since| selected.view.modseq(i) > since)
+            })
+            .map(|&i| selected.uid(i))
             .collect();
-        blocking(|| prefetch.chunk(selected.mailbox.as_mut(), &uids));
+        blocking(|| prefetch.chunk(&mut *selected.mailbox(), &uids));
         ended = respond_chunk(user, selected, chunk, wanted, cx, &mut vanished).await;
         if !matches!(ended, Ok(None)) {
             break;
         }
     }
-    prefetch.done(selected.mailbox.as_mut());
+    prefetch.done(&mut *selected.mailbox());
     if let Some(tagged) = ended? {
         return Ok(tagged);
     }
@@ -209,7 +211,7 @@ async fn respond_chunk(
     let items = &wanted.items;
     for &i in chunk {
         if let Some(since) = wanted.changed_since {
-            if selected.messages[i].modseq <= since {
+            if selected.view.modseq(i) <= since {
                 continue;
             }
         }
@@ -240,7 +242,7 @@ async fn send_streamed(
     stream: Stream,
     cx: &mut Cx<'_>,
 ) -> std::io::Result<()> {
-    let reader = selected.mailbox.open_message(stream.uid);
+    let reader = selected.mailbox().open_message(stream.uid);
     cx.conn.write(&cx.out).await?;
     cx.out.clear();
     let reader = reader.map_err(|e| std::io::Error::other(e.to_string()))?;

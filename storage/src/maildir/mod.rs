@@ -60,6 +60,9 @@ pub struct Maildir {
     index_id: Option<u64>,
     /// How far this view has read the journal.
     journal_at: u64,
+    /// A sync took in changes made elsewhere since [`Mailbox::take_outside_changes`] last
+    /// asked.
+    outside: bool,
 }
 
 /// A message file as found on disk.
@@ -113,6 +116,7 @@ impl Maildir {
             current: None,
             index_id: None,
             journal_at: 0,
+            outside: false,
         }
     }
 
@@ -220,19 +224,7 @@ impl Maildir {
         let messages = self
             .files
             .iter()
-            .map(|(uid, entry)| MessageInfo {
-                uid: *uid,
-                flags: entry.name.flags,
-                keywords: entry
-                    .name
-                    .keyword_letters
-                    .iter()
-                    .filter_map(|l| self.keywords.name(*l).map(str::to_string))
-                    .collect(),
-                size: entry.name.size.unwrap_or(entry.size),
-                internal_date: entry.date.to_system_time(),
-                modseq: entry.modseq.max(1),
-            })
+            .map(|(uid, entry)| self.info(*uid, entry))
             .collect();
         Ok(Snapshot {
             uidvalidity: uidlist.uidvalidity,
@@ -240,6 +232,23 @@ impl Maildir {
             messages,
             highestmodseq: self.highestmodseq.max(1),
         })
+    }
+
+    /// What a session knows of one message without opening it.
+    fn info(&self, uid: Uid, entry: &Entry) -> MessageInfo {
+        MessageInfo {
+            uid,
+            flags: entry.name.flags,
+            keywords: entry
+                .name
+                .keyword_letters
+                .iter()
+                .filter_map(|l| self.keywords.name(*l).map(str::to_string))
+                .collect(),
+            size: entry.name.size.unwrap_or(entry.size),
+            internal_date: entry.date.to_system_time(),
+            modseq: entry.modseq.max(1),
+        }
     }
 
     fn letters_for(&mut self, keywords: &BTreeSet<String>) -> Result<Vec<char>, Error> {
@@ -274,6 +283,14 @@ impl Mailbox for Maildir {
             return Ok(None);
         }
         self.sync().map(Some)
+    }
+
+    fn take_outside_changes(&mut self) -> bool {
+        std::mem::take(&mut self.outside)
+    }
+
+    fn message_info(&mut self, uid: Uid) -> Result<Option<MessageInfo>, Error> {
+        Ok(self.files.get(&uid).map(|entry| self.info(uid, entry)))
     }
 
     fn open_message(&self, uid: Uid) -> Result<Box<dyn MessageReader>, Error> {

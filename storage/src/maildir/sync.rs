@@ -80,6 +80,7 @@ impl Maildir {
             // Nothing changed since this session last looked: no index read, no listing.
             return self.snapshot();
         }
+        self.outside = true;
         if self.catch_up_from_journal(before) {
             // Another session changed flags: its journal records say how, nothing else moved.
             return self.snapshot();

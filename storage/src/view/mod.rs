@@ -1,0 +1,182 @@
+//! One shared, in-memory view of each open mailbox per process ([`SharedMailbox`]), and a
+//! session's own part of it ([`SessionView`]).
+//!
+//! Every session that selects a mailbox used to keep its own table of it and diff the whole
+//! table after every change it heard of, so one change cost O(messages × sessions). Here the
+//! process keeps one table per mailbox (found through a registry keyed by the mailbox's path),
+//! kept current by whichever session syncs first, and each change gets a number in the table's
+//! change log. A session keeps only its sequence map and how far into the log it has reported,
+//! so catching up costs O(changes since then).
+//!
+//! ```text
+//!   SessionView ──Arc──► SharedMailbox ── Mutex ──► Table { messages, keywords, log } + dyn Mailbox
+//!   (uids it told     (one per path per process,
+//!    the client,       in the registry while a
+//!    log position)     session holds it)
+//! ```
+//!
+//! Keywords are kept as indices into the mailbox's keyword table; front-ends see only
+//! [`MessageInfo`].
+
+mod session;
+mod table;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::time::SystemTime;
+
+use crate::mailbox::{Flags, Mailbox, Uid};
+use crate::{Error, Store};
+
+pub use session::{SessionView, Updates};
+use table::Table;
+
+/// The open mailboxes of this process, by path; an entry lives while a session holds it.
+type Registry = Mutex<HashMap<PathBuf, Weak<SharedMailbox>>>;
+
+/// The process-wide registry of open mailboxes.
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::default)
+}
+
+/// Locks a mutex even if a panicking thread held it: the table is consistent between calls.
+fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One mailbox as this process knows it, shared by every session that has it open.
+pub struct SharedMailbox {
+    /// Where it lives (the registry key and the change-notification watch path).
+    path: PathBuf,
+    /// The table and the one open [`Mailbox`] behind it.
+    inner: Mutex<Inner>,
+}
+
+/// What the lock guards: the storage backend and the table that mirrors it.
+struct Inner {
+    mailbox: Box<dyn Mailbox>,
+    table: Table,
+}
+
+impl Inner {
+    /// Takes in whatever changed on disk since the last look (other processes, deliveries).
+    fn refresh(&mut self) -> Result<(), Error> {
+        if let Some(snapshot) = self.mailbox.sync_if_changed()? {
+            self.mailbox.take_outside_changes();
+            self.table.absorb(snapshot);
+        }
+        Ok(())
+    }
+
+    /// After a change of ours: takes in what the backend learnt from disk while making it.
+    fn after_write(&mut self) -> Result<(), Error> {
+        if self.mailbox.take_outside_changes() {
+            let snapshot = self.mailbox.sync()?;
+            self.table.absorb(snapshot);
+        }
+        Ok(())
+    }
+
+    /// Appends through the backend and enters the new message in the table.
+    fn append(
+        &mut self,
+        message: &mut dyn Read,
+        flags: Flags,
+        keywords: &BTreeSet<String>,
+        when: Option<SystemTime>,
+    ) -> Result<Uid, Error> {
+        let uid = self.mailbox.append(message, flags, keywords, when)?;
+        if let Some(info) = self.mailbox.message_info(uid)? {
+            self.table.insert(&info);
+        }
+        self.after_write()?;
+        Ok(uid)
+    }
+}
+
+impl SharedMailbox {
+    /// The process's view of folder `name` of `store`: the one already open, brought up to
+    /// date, or a new one synced from disk.
+    pub fn open(store: &Store, name: &str) -> Result<Arc<Self>, Error> {
+        let mailbox = store.folders().open(name)?;
+        let path = mailbox.watch_path().to_path_buf();
+        let existing = lock(registry()).get(&path).and_then(Weak::upgrade);
+        if let Some(shared) = existing {
+            lock(&shared.inner).refresh()?;
+            return Ok(shared);
+        }
+        let fresh = Self::build(mailbox, path.clone())?;
+        let mut registry = lock(registry());
+        registry.retain(|_, weak| weak.strong_count() > 0);
+        if let Some(raced) = registry.get(&path).and_then(Weak::upgrade) {
+            // Another session opened it meanwhile: use theirs.
+            drop(registry);
+            lock(&raced.inner).refresh()?;
+            return Ok(raced);
+        }
+        registry.insert(path, Arc::downgrade(&fresh));
+        Ok(fresh)
+    }
+
+    /// A view of a mailbox nobody in this process has open yet.
+    fn build(mut mailbox: Box<dyn Mailbox>, path: PathBuf) -> Result<Arc<Self>, Error> {
+        let snapshot = mailbox.sync()?;
+        mailbox.take_outside_changes();
+        Ok(Arc::new(Self {
+            path,
+            inner: Mutex::new(Inner {
+                mailbox,
+                table: Table::new(snapshot),
+            }),
+        }))
+    }
+
+    /// Where change notification for this mailbox watches.
+    pub fn watch_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// UIDVALIDITY as of the last sync.
+    pub fn uidvalidity(&self) -> u32 {
+        lock(&self.inner).table.uidvalidity
+    }
+
+    /// Appends a message durably (APPEND, COPY into this mailbox); returns its UID.
+    pub fn append(
+        &self,
+        message: &mut dyn Read,
+        flags: Flags,
+        keywords: &BTreeSet<String>,
+        when: Option<SystemTime>,
+    ) -> Result<Uid, Error> {
+        lock(&self.inner).append(message, flags, keywords, when)
+    }
+
+    /// The backend, for reading messages and their cached fields. Changes go through
+    /// [`SessionView`], so the table and its log see them.
+    pub fn mailbox(&self) -> MailboxGuard<'_> {
+        MailboxGuard(lock(&self.inner))
+    }
+}
+
+/// The locked backend of a [`SharedMailbox`]; other sessions of the mailbox wait while it is
+/// held, so hold it for one call.
+pub struct MailboxGuard<'a>(MutexGuard<'a, Inner>);
+
+impl Deref for MailboxGuard<'_> {
+    type Target = dyn Mailbox;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.mailbox.as_ref()
+    }
+}
+
+impl DerefMut for MailboxGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0.mailbox.as_mut()
+    }
+}

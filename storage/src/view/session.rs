@@ -1,0 +1,339 @@
+//! A session's own part of a shared mailbox: the UIDs it has told its client about (its
+//! sequence map) and how far into the shared change log it has reported.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::table::{Logged, Table};
+use super::{lock, MailboxGuard, SharedMailbox};
+use crate::mailbox::{FlagChange, Flags, MessageInfo, Uid};
+use crate::{Error, Store};
+
+/// Numbers sessions, so a session's own flag changes are not reported back to it.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// What happened since a session last caught up, in the order to report it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Updates {
+    /// The mailbox was rebuilt under a new UIDVALIDITY: nothing the client knows holds.
+    pub rebuilt: bool,
+    /// The keywords of every message whose flags changed or that arrived (to tell whether a
+    /// new FLAGS response is due).
+    pub keywords: BTreeSet<String>,
+    /// Expunged messages as `(sequence number, UID)`, highest first, so each number is right
+    /// when it is sent.
+    pub expunged: Vec<(u32, Uid)>,
+    /// Messages whose flags changed, as `(sequence number, now)`, in sequence order.
+    pub flags: Vec<(u32, MessageInfo)>,
+    /// The new message count, when messages arrived.
+    pub exists: Option<u32>,
+}
+
+/// One session's view of a shared mailbox.
+pub struct SessionView {
+    shared: Arc<SharedMailbox>,
+    /// This session's number in the change log.
+    id: u64,
+    /// The UIDs the client knows, ascending: sequence number = position + 1.
+    uids: Vec<Uid>,
+    /// The change log number this session has reported up to.
+    position: u64,
+    uidvalidity: u32,
+    uidnext: Uid,
+    highestmodseq: u64,
+}
+
+impl SessionView {
+    /// Opens folder `name` for a session: every message present is known to the client.
+    pub fn open(store: &Store, name: &str) -> Result<Self, Error> {
+        let shared = SharedMailbox::open(store, name)?;
+        let inner = lock(&shared.inner);
+        let table = &inner.table;
+        let view = Self {
+            shared: Arc::clone(&shared),
+            id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+            uids: table.messages.iter().map(|e| e.uid).collect(),
+            position: table.log_end(),
+            uidvalidity: table.uidvalidity,
+            uidnext: table.uidnext,
+            highestmodseq: table.highestmodseq.max(1),
+        };
+        drop(inner);
+        Ok(view)
+    }
+
+    /// The mailbox this view is of.
+    pub fn shared(&self) -> &Arc<SharedMailbox> {
+        &self.shared
+    }
+
+    /// The backend, for reading messages (see [`SharedMailbox::mailbox`]).
+    pub fn mailbox(&self) -> MailboxGuard<'_> {
+        self.shared.mailbox()
+    }
+
+    /// How many messages the client knows.
+    pub fn len(&self) -> usize {
+        self.uids.len()
+    }
+
+    /// Whether the client knows no message.
+    pub fn is_empty(&self) -> bool {
+        self.uids.is_empty()
+    }
+
+    /// The UIDs the client knows, in sequence order.
+    pub fn uids(&self) -> &[Uid] {
+        &self.uids
+    }
+
+    /// The UID of message `i` (sequence number - 1).
+    pub fn uid(&self, i: usize) -> Uid {
+        self.uids.get(i).copied().unwrap_or(0)
+    }
+
+    /// The position (sequence number - 1) of `uid`, if the client knows it.
+    pub fn index_of(&self, uid: Uid) -> Option<usize> {
+        self.uids.binary_search(&uid).ok()
+    }
+
+    /// UIDVALIDITY as last reported.
+    pub fn uidvalidity(&self) -> u32 {
+        self.uidvalidity
+    }
+
+    /// UIDNEXT as last reported.
+    pub fn uidnext(&self) -> Uid {
+        self.uidnext
+    }
+
+    /// HIGHESTMODSEQ as last reported.
+    pub fn highestmodseq(&self) -> u64 {
+        self.highestmodseq
+    }
+
+    /// Message `i` as it is now; a message expunged by another session that this one may not
+    /// report yet keeps its last state (or, long gone, an empty one: reading it fails).
+    pub fn info(&self, i: usize) -> MessageInfo {
+        let uid = self.uid(i);
+        let inner = lock(&self.shared.inner);
+        match inner.table.find(uid) {
+            Some(entry) => inner.table.info(entry),
+            None => MessageInfo {
+                uid,
+                flags: Flags::empty(),
+                keywords: BTreeSet::new(),
+                size: 0,
+                internal_date: SystemTime::UNIX_EPOCH,
+                modseq: 1,
+            },
+        }
+    }
+
+    /// The system flags of message `i` (none when it is long gone).
+    pub fn flags(&self, i: usize) -> Flags {
+        let inner = lock(&self.shared.inner);
+        inner
+            .table
+            .find(self.uid(i))
+            .map_or(Flags::empty(), |e| e.flags)
+    }
+
+    /// The MODSEQ of message `i` (0 when it is long gone).
+    pub fn modseq(&self, i: usize) -> u64 {
+        let inner = lock(&self.shared.inner);
+        inner.table.find(self.uid(i)).map_or(0, |e| e.modseq)
+    }
+
+    /// The keywords in use by some message now (for FLAGS).
+    pub fn keywords_in_use(&self) -> BTreeSet<String> {
+        lock(&self.shared.inner).table.keywords_in_use()
+    }
+
+    /// The position of the first message the client knows without `\Seen`.
+    pub fn first_unseen(&self) -> Option<usize> {
+        let inner = lock(&self.shared.inner);
+        self.uids.iter().position(|uid| {
+            inner
+                .table
+                .find(*uid)
+                .is_some_and(|e| !e.flags.contains(Flags::SEEN))
+        })
+    }
+
+    /// The messages whose MODSEQ is above `modseq`, as `(sequence number, now)` (QRESYNC).
+    pub fn changed_since(&self, modseq: u64) -> Vec<(u32, MessageInfo)> {
+        let inner = lock(&self.shared.inner);
+        let table = &inner.table;
+        self.uids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, uid)| Some((i, table.find(*uid)?)))
+            .filter(|(_, e)| e.modseq > modseq)
+            .map(|(i, e)| (i as u32 + 1, table.info(e)))
+            .collect()
+    }
+
+    /// Syncs with the disk and says what changed since this session last caught up, and
+    /// takes it as reported: O(changes) while the log reaches back that far.
+    pub fn catch_up(&mut self) -> Result<Updates, Error> {
+        let shared = Arc::clone(&self.shared);
+        let mut inner = lock(&shared.inner);
+        inner.refresh()?;
+        let table = &inner.table;
+        let rebuilt = table.uidvalidity != self.uidvalidity;
+        let (gone, changed) = if rebuilt || self.position < table.log_start {
+            self.compare_all(table)
+        } else {
+            self.read_log(table)
+        };
+        let mut updates = Updates {
+            rebuilt,
+            ..Updates::default()
+        };
+        for uid in gone.iter().rev() {
+            if let Ok(i) = self.uids.binary_search(uid) {
+                self.uids.remove(i);
+                updates.expunged.push((i as u32 + 1, *uid));
+            }
+        }
+        for uid in changed {
+            if let (Some(i), Some(entry)) = (self.index_of(uid), table.find(uid)) {
+                updates.keywords.extend(table.keyword_names(entry));
+                updates.flags.push((i as u32 + 1, table.info(entry)));
+            }
+        }
+        self.take_arrivals(table, &mut updates);
+        self.position = table.log_end();
+        self.uidvalidity = table.uidvalidity;
+        self.uidnext = table.uidnext;
+        self.highestmodseq = table.highestmodseq.max(1);
+        Ok(updates)
+    }
+
+    /// The UIDs expunged and flag-changed since `position`, from the log; this session's own
+    /// flag changes were reported when made.
+    fn read_log(&self, table: &Table) -> (BTreeSet<Uid>, BTreeSet<Uid>) {
+        let mut gone = BTreeSet::new();
+        let mut changed = BTreeSet::new();
+        let skip = (self.position - table.log_start) as usize;
+        for change in table.log.iter().skip(skip) {
+            match change {
+                Logged::Flags { uid, origin } if *origin == self.id => changed.remove(uid),
+                Logged::Flags { uid, .. } => changed.insert(*uid),
+                Logged::Expunged(entry) => gone.insert(entry.uid),
+            };
+        }
+        (gone, changed)
+    }
+
+    /// The slow way, when the log no longer reaches back far enough: every known UID not in
+    /// the table is gone, every message changed since the last HIGHESTMODSEQ is reported.
+    fn compare_all(&self, table: &Table) -> (BTreeSet<Uid>, BTreeSet<Uid>) {
+        let gone = self
+            .uids
+            .iter()
+            .filter(|uid| table.position(**uid).is_err())
+            .copied()
+            .collect();
+        let changed = table
+            .messages
+            .iter()
+            .filter(|e| e.modseq > self.highestmodseq)
+            .map(|e| e.uid)
+            .collect();
+        (gone, changed)
+    }
+
+    /// Adds the messages above the highest UID known, for EXISTS.
+    fn take_arrivals(&mut self, table: &Table, updates: &mut Updates) {
+        let last = self.uids.last().copied().unwrap_or(0);
+        let first_new = table.messages.partition_point(|e| e.uid <= last);
+        let arrived = &table.messages[first_new..];
+        if arrived.is_empty() {
+            return;
+        }
+        for entry in arrived {
+            updates.keywords.extend(table.keyword_names(entry));
+            self.uids.push(entry.uid);
+        }
+        updates.exists = Some(self.uids.len() as u32);
+    }
+
+    /// Takes expunged messages out of the sequence map (after this session expunged them or
+    /// reported their expunge); returns `(sequence number, UID)`, highest first.
+    pub fn forget(&mut self, uids: &[Uid]) -> Vec<(u32, Uid)> {
+        let gone: BTreeSet<Uid> = uids.iter().copied().collect();
+        let mut removed = Vec::new();
+        for uid in gone.iter().rev() {
+            if let Ok(i) = self.uids.binary_search(uid) {
+                self.uids.remove(i);
+                removed.push((i as u32 + 1, *uid));
+            }
+        }
+        removed
+    }
+
+    /// Changes flags and keywords (STORE, and `\Seen` set by reading); returns the messages'
+    /// new state. Other sessions hear of it when they next catch up; this one does not.
+    pub fn store(
+        &mut self,
+        uids: &[Uid],
+        change: FlagChange,
+        flags: Flags,
+        keywords: &BTreeSet<String>,
+    ) -> Result<Vec<MessageInfo>, Error> {
+        let mut inner = lock(&self.shared.inner);
+        let changed = inner.mailbox.store(uids, change, flags, keywords)?;
+        inner.table.stored(&changed, self.id);
+        inner.after_write()?;
+        Ok(changed)
+    }
+
+    /// Removes messages for good; returns the UIDs removed. The caller reports them (and
+    /// takes them out of the sequence map with [`SessionView::forget`]).
+    pub fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error> {
+        let mut inner = lock(&self.shared.inner);
+        let removed = inner.mailbox.expunge(uids)?;
+        inner.table.remove(&removed);
+        inner.after_write()?;
+        Ok(removed)
+    }
+
+    /// Copies messages (bytes, flags, keywords, internal date) into `dest`, in UID order;
+    /// returns `(source UID, new UID)` pairs for COPYUID. `dest` may be this very mailbox.
+    pub fn copy_to(&self, uids: &[Uid], dest: &SharedMailbox) -> Result<Vec<(Uid, Uid)>, Error> {
+        let wanted: BTreeSet<Uid> = uids.iter().copied().collect();
+        let mut pairs = Vec::new();
+        for uid in wanted {
+            let (info, mut reader) = {
+                let inner = lock(&self.shared.inner);
+                let Ok(i) = inner.table.position(uid) else {
+                    continue;
+                };
+                let info = inner.table.info(&inner.table.messages[i]);
+                (info, inner.mailbox.open_message(uid)?)
+            };
+            let reader: &mut dyn Read = &mut reader;
+            let new = dest.append(reader, info.flags, &info.keywords, Some(info.internal_date))?;
+            pairs.push((uid, new));
+        }
+        Ok(pairs)
+    }
+
+    /// Moves messages into `dest`: copy, then expunge here. A crash in between leaves the
+    /// message in both places, never in neither.
+    pub fn move_to(
+        &mut self,
+        uids: &[Uid],
+        dest: &SharedMailbox,
+    ) -> Result<Vec<(Uid, Uid)>, Error> {
+        let pairs = self.copy_to(uids, dest)?;
+        let moved: Vec<Uid> = pairs.iter().map(|(from, _)| *from).collect();
+        self.expunge(&moved)?;
+        Ok(pairs)
+    }
+}
