@@ -183,3 +183,20 @@ pub fn make_maildir(maildir: &Path, count: usize) -> u64 {
     }
     bytes
 }
+
+/// Writes `count` tiny messages (a From, a Subject, one body line) into `maildir/new`, as the
+/// storage benchmark does: the SELECT-of-a-large-folder and idle workloads measure per-message
+/// and per-connection costs, not message sizes. Returns the bytes written.
+pub fn make_tiny_maildir(maildir: &Path, count: usize) -> u64 {
+    for sub in ["new", "cur", "tmp"] {
+        fs::create_dir_all(maildir.join(sub)).expect("maildir");
+    }
+    let mut bytes = 0;
+    for i in 0..count {
+        let m = format!("From: a{i}@example.com\r\nSubject: message {i}\r\n\r\nbody {i}\r\n");
+        bytes += m.len() as u64;
+        fs::write(maildir.join("new").join(format!("1700000000.M{i}P1.bench")), m)
+            .expect("write message");
+    }
+    bytes
+}
