@@ -50,6 +50,7 @@ pub enum Status {
 
 /// One completed command.
 pub struct Reply {
+    /// OK, NO or BAD.
     pub status: Status,
     /// The tagged line, without CRLF.
     pub tagged: String,

@@ -34,10 +34,20 @@ impl Tool {
         match self {
             Tool::Perf => *PERF.get_or_init(|| {
                 probe(&[
-                    "perf", "record", "-q", "-e", "cpu-clock", "-o", "/dev/null", "--", "true",
+                    "perf",
+                    "record",
+                    "-q",
+                    "-e",
+                    "cpu-clock",
+                    "-o",
+                    "/dev/null",
+                    "--",
+                    "true",
                 ])
             }),
-            Tool::Strace => *STRACE.get_or_init(|| probe(&["strace", "-c", "-o", "/dev/null", "true"])),
+            Tool::Strace => {
+                *STRACE.get_or_init(|| probe(&["strace", "-c", "-o", "/dev/null", "true"]))
+            }
         }
     }
 }
@@ -185,7 +195,7 @@ fn shorten(symbol: &str) -> String {
     short.join(" ").chars().take(100).collect()
 }
 
-/// System calls from an `strace -c` summary, most frequent first.
+/// Every system call of an `strace -c` summary, most frequent first.
 fn strace_top(file: &Path) -> Vec<(f64, String)> {
     let text = fs::read_to_string(file).unwrap_or_default();
     let mut rows = vec![];
@@ -202,6 +212,5 @@ fn strace_top(file: &Path) -> Vec<(f64, String)> {
         rows.push((calls, name.to_string()));
     }
     rows.sort_by(|a, b| b.0.total_cmp(&a.0));
-    rows.truncate(12);
     rows
 }

@@ -55,7 +55,11 @@ impl Kind {
 }
 
 fn roost_label() -> String {
-    crate::harness::roost_version()
+    let version = crate::harness::roost_version();
+    match version.strip_prefix("roost ") {
+        Some(v) => format!("roost {v}"),
+        None => version,
+    }
 }
 
 /// A protocol a workload needs the server to listen for.
@@ -91,7 +95,10 @@ impl Proto {
             Proto::Imap | Proto::Imaps => ("/usr/lib/dovecot/imap", "dovecot-imapd"),
             Proto::Pop3 => ("/usr/lib/dovecot/pop3", "dovecot-pop3d"),
             Proto::Lmtp => ("/usr/lib/dovecot/lmtp", "dovecot-lmtpd"),
-            Proto::Smtp => ("/nonexistent/dovecot/smtp", "an SMTP server (Dovecot has none)"),
+            Proto::Smtp => (
+                "/nonexistent/dovecot/smtp",
+                "an SMTP server (Dovecot has none)",
+            ),
         }
     }
 }
@@ -210,6 +217,16 @@ impl Running {
         }
     }
 
+    /// Writes the count of warnings and errors it logged, and the first few, to `results`.
+    pub fn record_problems(&self, results: &crate::results::Results, workload: &str) {
+        let (count, first) = self.problems();
+        let key = self.kind.key();
+        results.num(workload, key, "log_problems", count as f64);
+        for (i, line) in first.iter().take(3).enumerate() {
+            results.put(workload, key, &format!("log.{i}"), line);
+        }
+    }
+
     /// Warnings and errors it logged so far: their count and the first few distinct ones.
     pub fn problems(&self) -> (usize, Vec<String>) {
         log_problems(&self.log, self.kind)
@@ -231,9 +248,9 @@ pub fn start(kind: Kind, spec: &Spec, phase: &str) -> Running {
         .collect();
     fs::write(spec.dir.join("users"), users).expect("write users");
     fs::create_dir_all(spec.dir.join("mail")).expect("mail dir");
-    let tls = spec
-        .protos
-        .contains(&Proto::Imaps)
+    // roost always gets the certificate (else it generates one for STARTTLS and warns);
+    // Dovecot only when a workload speaks TLS.
+    let tls = (spec.protos.contains(&Proto::Imaps) || kind != Kind::Dovecot)
         .then(|| crate::tls::make_cert(&spec.dir.join("certs")));
     let mut server = match kind {
         Kind::Dovecot => start_dovecot(spec, &addrs, tls.as_ref(), &log),
@@ -279,7 +296,7 @@ fn roost_config(kind: Kind, spec: &Spec, addrs: &[(Proto, SocketAddr)]) -> Strin
         "[auth]\npassdb = [\"passwd-file:users\"]\n\
          [limits]\nmax_connections = {limit}\nmax_connections_per_ip = {limit}\n"
     ));
-    if spec.protos.contains(&Proto::Imaps) {
+    {
         conf.push_str("[tls]\ncert = \"certs/server.crt\"\nkey = \"certs/server.key\"\n");
     }
     if spec.protos.contains(&Proto::Lmtp) || spec.protos.contains(&Proto::Smtp) {
@@ -291,12 +308,7 @@ fn roost_config(kind: Kind, spec: &Spec, addrs: &[(Proto, SocketAddr)]) -> Strin
     conf
 }
 
-fn start_roost(
-    kind: Kind,
-    spec: &Spec,
-    addrs: &[(Proto, SocketAddr)],
-    log: &Path,
-) -> Server {
+fn start_roost(kind: Kind, spec: &Spec, addrs: &[(Proto, SocketAddr)], log: &Path) -> Server {
     fs::write(spec.dir.join("roost.toml"), roost_config(kind, spec, addrs)).expect("config");
     let log = fs::File::create(log).expect("log file");
     let mut cmd = Command::new(roost_bin());

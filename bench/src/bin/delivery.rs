@@ -59,7 +59,10 @@ impl Smtp {
         let reply = self.reply()?;
         if !reply.starts_with(want) {
             let first = line.lines().next().unwrap_or(line);
-            return Err(std::io::Error::other(format!("{first}: {}", reply.trim_end())));
+            return Err(std::io::Error::other(format!(
+                "{first}: {}",
+                reply.trim_end()
+            )));
         }
         Ok(reply)
     }
@@ -74,7 +77,14 @@ fn sender(
     msg: &str,
 ) -> std::io::Result<Vec<u32>> {
     let mut c = Smtp::connect(addr)?;
-    c.cmd(if lmtp { "LHLO bench.test" } else { "EHLO bench.test" }, "250")?;
+    c.cmd(
+        if lmtp {
+            "LHLO bench.test"
+        } else {
+            "EHLO bench.test"
+        },
+        "250",
+    )?;
     let mut lat = Vec::with_capacity(count);
     for _ in 0..count {
         if interrupted() {
@@ -166,7 +176,12 @@ fn measure(o: &Opts, kind: Kind, addr: SocketAddr, mail: &Path, msg: &str) {
         let started = Instant::now();
         let threads: Vec<_> = (0..senders)
             .map(|t| {
-                let (msg, user, n, lmtp) = (msg.to_string(), USERS[t % USERS.len()], o.per_sender, o.lmtp);
+                let (msg, user, n, lmtp) = (
+                    msg.to_string(),
+                    USERS[t % USERS.len()],
+                    o.per_sender,
+                    o.lmtp,
+                );
                 std::thread::spawn(move || sender(addr, lmtp, user, n, &msg))
             })
             .collect();
@@ -250,6 +265,10 @@ fn main() {
         let (count, first) = run.problems();
         if count > 0 {
             println!("  server log: {count} warnings/errors; first: {first:?}");
+        }
+        let proto = if o.lmtp { "lmtp" } else { "smtp" };
+        for senders in &o.senders {
+            run.record_problems(&o.results, &format!("{proto}-{senders}"));
         }
     }
 }

@@ -417,12 +417,8 @@ fn measure(t: &Target) {
         format!("{:8.1} ms", second.as_secs_f64() * 1e3),
     );
     let key = t.kind.key();
-    t.results.num(
-        WORKLOAD,
-        key,
-        "second_login_ms",
-        second.as_secs_f64() * 1e3,
-    );
+    t.results
+        .num(WORKLOAD, key, "second_login_ms", second.as_secs_f64() * 1e3);
     let sizes = c.list();
     timed_retr(
         t,
@@ -459,12 +455,8 @@ fn measure(t: &Target) {
     let mut each: Vec<(u32, (String, u64))> = peaks.each.into_iter().collect();
     each.sort_by_key(|(pid, (_, kb))| (std::cmp::Reverse(*kb), *pid));
     if let Some((_, (name, kb))) = each.first() {
-        t.results.num(
-            WORKLOAD,
-            key,
-            "biggest_process_hwm_mb",
-            *kb as f64 / 1024.0,
-        );
+        t.results
+            .num(WORKLOAD, key, "biggest_process_hwm_mb", *kb as f64 / 1024.0);
         t.results.put(WORKLOAD, key, "biggest_process", name);
     }
     let each: Vec<String> = each
@@ -532,7 +524,12 @@ fn main() {
     let mut args = args.into_iter();
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--messages" => count = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
+            "--messages" => {
+                count = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
             "--only" => {
                 let list = args.next().unwrap_or_else(|| usage());
                 only = list.split(',').map(str::to_string).collect();
@@ -557,12 +554,14 @@ fn main() {
     for s in &skipped {
         println!("{s}");
     }
+    let mut described = false;
     for kind in kinds {
         let dir = work.path().join(kind.key());
         fs::create_dir_all(&dir).expect("server dir");
         let spec = Spec::new(&dir, vec![(USER.into(), PASSWORD.into())], &[Proto::Pop3]);
         let (n, bytes) = make_maildir(&spec.maildir(USER), count);
-        if kind == Kind::ALL[0] || kind == Kind::Single {
+        if !described {
+            described = true;
             println!(
                 "POP3 download: {n} messages, {:.1} MB on disk (average {:.1} kB, LF line ends), \
                  loopback, page cache warm",
@@ -577,5 +576,6 @@ fn main() {
             pid: run.pid(),
             results: &results,
         });
+        run.record_problems(&results, WORKLOAD);
     }
 }

@@ -20,8 +20,8 @@ fn login(run: &Running, tls: bool) -> Imap {
         true => (Proto::Imaps, Some(tls::client_config())),
         false => (Proto::Imap, None),
     };
-    let mut c = Imap::connect_with(run.addr(proto), "d.", 256 * 1024, config.as_ref())
-        .expect("connect");
+    let mut c =
+        Imap::connect_with(run.addr(proto), "d.", 256 * 1024, config.as_ref()).expect("connect");
     c.login(USER, PASSWORD).expect("login");
     c
 }
@@ -91,15 +91,19 @@ pub fn download(o: &Opts, kinds: &[Kind], work: &Path) {
                 got as f64 / 1e6 / secs
             );
             o.results.num(w, kind.key(), &format!("{name}_s"), secs);
-            o.results
-                .num(w, kind.key(), &format!("{name}_mb_s"), got as f64 / 1e6 / secs);
+            o.results.num(
+                w,
+                kind.key(),
+                &format!("{name}_mb_s"),
+                got as f64 / 1e6 / secs,
+            );
             o.results.num(w, kind.key(), &format!("{name}_cpu_s"), cpu);
         }
         let hwm = sampler.peak_hwm_kb().max(snapshot(run.pid(), false).hwm_kb);
         drop(sampler);
         println!("  peak sum of VmHWM {:.1} MB", hwm as f64 / 1024.0);
         o.results.num(w, kind.key(), "hwm_mb", hwm as f64 / 1024.0);
-        o.results.num(w, kind.key(), "log_problems", run.problems().0 as f64);
+        run.record_problems(&o.results, w);
     }
 }
 
@@ -132,6 +136,26 @@ fn select_in_fresh_server(kind: Kind, spec: &Spec, phase: &str) -> (f64, u64, Pr
     (ms, exists.unwrap_or(0), mem, pss)
 }
 
+/// Writes one SELECT's numbers (`first_ms`, `first_rss_mb`, …).
+fn record_phase(
+    o: &Opts,
+    (w, key, phase): (&str, &str, &str),
+    ms: f64,
+    exists: u64,
+    mem: &ProcMem,
+    pss_kb: u64,
+) {
+    let mb = |kb: u64| kb as f64 / 1024.0;
+    let r = &o.results;
+    r.num(w, key, &format!("{phase}_ms"), ms);
+    r.num(w, key, &format!("{phase}_exists"), exists as f64);
+    r.num(w, key, &format!("{phase}_rss_mb"), mb(mem.hwm_kb));
+    r.num(w, key, &format!("{phase}_anon_mb"), mb(mem.rss_anon_kb));
+    r.num(w, key, &format!("{phase}_file_mb"), mb(mem.rss_file_kb));
+    r.put(w, key, &format!("{phase}_process"), &mem.name);
+    r.num(w, key, &format!("{phase}_tree_pss_mb"), mb(pss_kb));
+}
+
 /// The whole `--mode select` run.
 pub fn select_large(o: &Opts, kinds: &[Kind], work: &Path) {
     let messages = o.messages.unwrap_or(100_000);
@@ -152,7 +176,8 @@ pub fn select_large(o: &Opts, kinds: &[Kind], work: &Path) {
             if interrupted() {
                 break;
             }
-            let (ms, exists, mem, pss) = select_in_fresh_server(kind, &spec, &format!("select-{n}"));
+            let (ms, exists, mem, pss) =
+                select_in_fresh_server(kind, &spec, &format!("select-{n}"));
             println!(
                 "  {phase:<8} SELECT {ms:8.1} ms, {exists} EXISTS; {} peak RSS {:.1} MB \
                  (now {:.1} anon + {:.1} file); tree PSS {:.1} MB",
@@ -163,25 +188,7 @@ pub fn select_large(o: &Opts, kinds: &[Kind], work: &Path) {
                 pss as f64 / 1024.0
             );
             let key = kind.key();
-            o.results.num(&w, key, &format!("{phase}_ms"), ms);
-            o.results.num(&w, key, &format!("{phase}_exists"), exists as f64);
-            o.results
-                .num(&w, key, &format!("{phase}_rss_mb"), mem.hwm_kb as f64 / 1024.0);
-            o.results.num(
-                &w,
-                key,
-                &format!("{phase}_anon_mb"),
-                mem.rss_anon_kb as f64 / 1024.0,
-            );
-            o.results.num(
-                &w,
-                key,
-                &format!("{phase}_file_mb"),
-                mem.rss_file_kb as f64 / 1024.0,
-            );
-            o.results.put(&w, key, &format!("{phase}_process"), &mem.name);
-            o.results
-                .num(&w, key, &format!("{phase}_tree_pss_mb"), pss as f64 / 1024.0);
+            record_phase(o, (&w, key, phase), ms, exists, &mem, pss);
         }
     }
 }

@@ -157,7 +157,12 @@ fn report(i: &Idle, run: &Running, o: &Opts, workload: &str, users: usize) {
     res.num(workload, key, "wanted", i.wanted as f64);
     res.num(workload, key, "opened", i.opened as f64);
     res.num(workload, key, "users", users as f64);
-    res.num(workload, key, "open_per_s", i.opened as f64 / i.open_secs.max(1e-9));
+    res.num(
+        workload,
+        key,
+        "open_per_s",
+        i.opened as f64 / i.open_secs.max(1e-9),
+    );
     if let Some(v) = at_once {
         res.num(workload, key, "pss_kb_per_conn_at_once", v);
     }
@@ -166,16 +171,17 @@ fn report(i: &Idle, run: &Running, o: &Opts, workload: &str, users: usize) {
     }
     res.num(workload, key, "rss_kb_per_conn", rss);
     res.num(workload, key, "procs", i.settled.procs as f64);
-    res.num(workload, key, "base_pss_mb", i.base.pss_kb.unwrap_or(0) as f64 / 1024.0);
+    res.num(
+        workload,
+        key,
+        "base_pss_mb",
+        i.base.pss_kb.unwrap_or(0) as f64 / 1024.0,
+    );
     res.put(workload, key, "pss_breakdown", &i.breakdown);
     for f in i.failures.iter().take(3) {
         res.put(workload, key, "error", f);
     }
-    let (count, first) = run.problems();
-    res.num(workload, key, "log_problems", count as f64);
-    for (n, line) in first.iter().take(3).enumerate() {
-        res.put(workload, key, &format!("log.{n}"), line);
-    }
+    run.record_problems(res, workload);
 }
 
 /// The whole `--mode idle` run.
@@ -185,7 +191,9 @@ pub fn run(o: &Opts, kinds: &[Kind], work: &Path) {
     for &kind in kinds {
         let dir = work.join(kind.key());
         std::fs::create_dir_all(&dir).expect("server dir");
-        let accounts = (0..users).map(|u| (user(u), PASSWORD.to_string())).collect();
+        let accounts = (0..users)
+            .map(|u| (user(u), PASSWORD.to_string()))
+            .collect();
         let protos: &[Proto] = if o.tls {
             &[Proto::Imap, Proto::Imaps]
         } else {

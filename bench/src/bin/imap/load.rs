@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use roost_bench::harness::interrupted;
-use roost_bench::imap_client::{appenduid, Imap, Status};
+use roost_bench::imap_client::{appenduid, Imap, Reply, Status};
 use roost_bench::imap_mail::{self, Rng};
 
 use crate::{PASSWORD, USER};
@@ -107,7 +107,7 @@ fn pick(rng: &mut Rng, mix: Mix) -> Op {
         Mix::Store => &STORE_MIX,
     };
     let total: u32 = table.iter().map(|(_, w)| w).sum();
-    let mut r = (rng.next() % u64::from(total)) as u32;
+    let mut r = (rng.next_u64() % u64::from(total)) as u32;
     for &(op, w) in table {
         if r < w {
             return op;
@@ -120,9 +120,13 @@ fn pick(rng: &mut Rng, mix: Mix) -> Op {
 /// Counts and latencies of one command kind.
 #[derive(Default, Clone)]
 pub struct OpAcc {
+    /// Tagged OKs.
     pub ok: u64,
+    /// Tagged NOs and BADs.
     pub err: u64,
+    /// Bytes received for them.
     pub bytes: u64,
+    /// Every latency, µs (sorted once the load is over).
     pub lat_us: Vec<u32>,
 }
 
@@ -135,24 +139,34 @@ struct ClientResult {
 
 /// What a whole load did.
 pub struct Load {
+    /// Per command kind, in the order of [`OPS`].
     pub ops: Vec<OpAcc>,
+    /// The first few NO/BAD exchanges.
     pub errors: Vec<String>,
+    /// Why clients (or the server) gave up.
     pub fatal: Vec<String>,
+    /// Clients that ran to the end.
     pub clients_ok: usize,
+    /// When every client had logged in and the load began.
     pub start: Instant,
+    /// When the last client finished.
     pub end: Instant,
 }
 
 impl Load {
+    /// How long the load ran.
     pub fn secs(&self) -> f64 {
         (self.end - self.start).as_secs_f64()
     }
+    /// Commands that ended OK.
     pub fn ok(&self) -> u64 {
         self.ops.iter().map(|o| o.ok).sum()
     }
+    /// Commands that ended NO or BAD.
     pub fn errors(&self) -> u64 {
         self.ops.iter().map(|o| o.err).sum()
     }
+    /// OK commands per second.
     pub fn rate(&self) -> f64 {
         self.ok() as f64 / self.secs()
     }
@@ -231,6 +245,39 @@ fn steps(
     }
 }
 
+/// Counts one answered command; remembers the UID of what it appended.
+fn count(
+    result: &mut ClientResult,
+    mine: &mut VecDeque<u32>,
+    op: Op,
+    command: &str,
+    r: &Reply,
+    start: Instant,
+) {
+    let acc = &mut result.ops[op.index()];
+    acc.lat_us
+        .push(start.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+    acc.bytes += r.bytes;
+    if r.status != Status::Ok {
+        acc.err += 1;
+        if result.errors.len() < 5 {
+            result.errors.push(format!("C: {command}\nS: {}", r.tagged));
+        }
+        return;
+    }
+    acc.ok += 1;
+    COMMANDS.fetch_add(1, Ordering::Relaxed);
+    if op == Op::Append {
+        match appenduid(&r.tagged) {
+            Some(uid) => mine.push_back(uid),
+            None if result.errors.len() < 5 => {
+                result.errors.push(format!("no APPENDUID: {}", r.tagged))
+            }
+            None => {}
+        }
+    }
+}
+
 /// Logs in and selects INBOX.
 fn setup(id: usize, addr: SocketAddr) -> std::io::Result<Imap> {
     let mut c = Imap::connect(addr, &format!("c{id}."), 256 * 1024)?;
@@ -272,7 +319,6 @@ fn client(id: usize, plan: Plan, barrier: &Barrier) -> ClientResult {
     let mut mine: VecDeque<u32> = VecDeque::new();
     let mut appended = 0u64;
     let deadline = Instant::now() + Duration::from_secs(plan.seconds);
-    let mut done = 0u64;
     while Instant::now() < deadline && !interrupted() {
         let mut op = pick(&mut rng, plan.mix);
         if op == Op::UidExpunge && mine.is_empty() {
@@ -288,36 +334,14 @@ fn client(id: usize, plan: Plan, barrier: &Barrier) -> ClientResult {
         );
         for (op, command, literal) in todo {
             let start = Instant::now();
-            let r = match c.command(&command, literal.as_deref(), false) {
-                Ok(r) => r,
+            match c.command(&command, literal.as_deref(), false) {
+                Ok(r) => count(&mut result, &mut mine, op, &command, &r, start),
                 Err(e) => {
+                    let done: u64 = result.ops.iter().map(|a| a.ok).sum();
                     result.fatal = Some(format!(
                         "client {id}: {e} (after {done} commands; last: {command})"
                     ));
                     return result;
-                }
-            };
-            let acc = &mut result.ops[op.index()];
-            acc.lat_us
-                .push(start.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-            acc.bytes += r.bytes;
-            if r.status != Status::Ok {
-                acc.err += 1;
-                if result.errors.len() < 5 {
-                    result.errors.push(format!("C: {command}\nS: {}", r.tagged));
-                }
-                continue;
-            }
-            acc.ok += 1;
-            done += 1;
-            COMMANDS.fetch_add(1, Ordering::Relaxed);
-            if op == Op::Append {
-                match appenduid(&r.tagged) {
-                    Some(uid) => mine.push_back(uid),
-                    None if result.errors.len() < 5 => {
-                        result.errors.push(format!("no APPENDUID: {}", r.tagged))
-                    }
-                    None => {}
                 }
             }
         }

@@ -121,7 +121,10 @@ fn parse_opts() -> Opts {
             }
             "--clients" => {
                 let list = args.next().unwrap_or_else(|| usage());
-                o.clients = list.split(',').map(|c| num(Some(c.into()), 1, 500)).collect();
+                o.clients = list
+                    .split(',')
+                    .map(|c| num(Some(c.into()), 1, 500))
+                    .collect();
             }
             "--seconds" => o.seconds = num(args.next(), 1, 300) as u64,
             "--messages" => o.messages = Some(num(args.next(), 100, 200_000)),
@@ -172,7 +175,11 @@ fn main() {
         "IMAP benchmark: {} CPUs, load average before: {}, open-file limit {nofile}{}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average(),
-        if is_root() { "" } else { " (not root: roost's one-process model only)" }
+        if is_root() {
+            ""
+        } else {
+            " (not root: roost's one-process model only)"
+        }
     );
     for s in &skipped {
         println!("{s}");

@@ -19,17 +19,29 @@ use crate::{Opts, PASSWORD, USER};
 
 /// What one load against one server measured.
 pub struct Report {
+    /// Which server.
     pub kind: Kind,
+    /// How many clients.
     pub clients: usize,
+    /// What they did.
     pub load: Load,
+    /// CPU seconds of the server tree during the load.
     pub server_cpu: f64,
+    /// CPU seconds of this process (the clients) during the load.
     pub client_cpu: f64,
+    /// The highest sum of VmHWM seen.
     pub peak_hwm_kb: u64,
+    /// RSS sum of the tree under load: mean and max, kB.
     pub load_rss: (f64, u64),
+    /// PSS sum of the tree under load: mean and max, kB.
     pub load_pss: (f64, u64),
+    /// The most processes the tree had under load.
     pub load_procs: usize,
+    /// Where the memory sat half-way through (see `breakdown_line`).
     pub breakdown: String,
+    /// Messages in INBOX after the load (it should keep its size).
     pub exists_after: Option<u64>,
+    /// Warnings and errors the server logged: count and first few.
     pub log: (usize, Vec<String>),
 }
 
@@ -165,10 +177,12 @@ fn profile(run: &Running, uids: &Arc<Vec<u32>>, o: &Opts, clients: usize, work: 
         let commands = (COMMANDS.load(Ordering::Relaxed) - before).max(1) as f64;
         for (i, (value, what)) in top.iter().enumerate() {
             match tool {
-                Tool::Perf => {
-                    o.results
-                        .put(&workload, key, &format!("perf.{i:02}"), format!("{value:.1}% {what}"))
-                }
+                Tool::Perf => o.results.put(
+                    &workload,
+                    key,
+                    &format!("perf.{i:02}"),
+                    format!("{value:.1}% {what}"),
+                ),
                 Tool::Strace => o.results.num(
                     &workload,
                     key,
@@ -180,7 +194,7 @@ fn profile(run: &Running, uids: &Arc<Vec<u32>>, o: &Opts, clients: usize, work: 
         if tool == Tool::Strace {
             let total: f64 = top.iter().map(|(v, _)| v).sum();
             o.results
-                .num(&workload, key, "syscalls_per_cmd_top12_total", total / commands);
+                .num(&workload, key, "syscalls_per_cmd_total", total / commands);
         }
         println!("  profile ({tool:?}, {seconds} s, {commands:.0} commands):");
         for (value, what) in top.iter().take(8) {
@@ -202,7 +216,12 @@ fn write_results(r: &Report, o: &Opts, messages: usize) {
     res.num(&w, key, "p99_ms", percentile(&all, 0.99));
     res.num(&w, key, "errors", l.errors() as f64);
     res.num(&w, key, "failed_clients", l.fatal.len() as f64);
-    res.num(&w, key, "cpu_us_per_cmd", r.server_cpu * 1e6 / l.ok().max(1) as f64);
+    res.num(
+        &w,
+        key,
+        "cpu_us_per_cmd",
+        r.server_cpu * 1e6 / l.ok().max(1) as f64,
+    );
     res.num(&w, key, "client_cpu_s", r.client_cpu);
     res.num(&w, key, "pss_mb", mb(r.load_pss.0));
     res.num(&w, key, "rss_mb", mb(r.load_rss.0));
@@ -213,12 +232,20 @@ fn write_results(r: &Report, o: &Opts, messages: usize) {
     for (i, line) in r.log.1.iter().take(3).enumerate() {
         res.put(&w, key, &format!("log.{i}"), line);
     }
+    if r.load.ops.iter().all(|a| a.ok == 0) {
+        res.put(&w, key, "error", "no command completed");
+    }
     for e in l.errors.iter().chain(&l.fatal).take(3) {
         res.put(&w, key, "error", e);
     }
     for (op, acc) in OPS.iter().zip(&l.ops) {
         if acc.ok + acc.err > 0 {
-            res.num(&w, key, &format!("p50_ms:{}", op.label()), percentile(&acc.lat_us, 0.5));
+            res.num(
+                &w,
+                key,
+                &format!("p50_ms:{}", op.label()),
+                percentile(&acc.lat_us, 0.5),
+            );
             res.num(&w, key, &format!("n:{}", op.label()), acc.ok as f64);
         }
     }

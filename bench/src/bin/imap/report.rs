@@ -11,11 +11,7 @@ fn mb(kb: f64) -> f64 {
 /// One server's load, in detail.
 pub fn print_report(r: &Report) {
     let l = &r.load;
-    println!(
-        "\n{} — {} clients:",
-        r.kind.label(),
-        r.clients
-    );
+    println!("\n{} — {} clients:", r.kind.label(), r.clients);
     println!(
         "  load: {}/{} clients ran {:.1} s: {} commands OK, {:.0}/s; {} NO/BAD",
         l.clients_ok,
