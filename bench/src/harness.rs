@@ -35,19 +35,20 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// Waits (bounded) until something accepts connections on `addr`.
-pub fn wait_listening(addr: SocketAddr, child: &mut Child, what: &str) {
+/// Waits (bounded) until something accepts connections on `addr`; an error if the process
+/// exits first or nothing listens within 30 s.
+pub fn wait_listening(addr: SocketAddr, child: &mut Child, what: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(addr).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited: {status}");
+            return Err(format!("{what} exited: {status}"));
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what} does not listen on {addr}"
-        );
+        if Instant::now() > deadline {
+            return Err(format!("{what} does not listen on {addr}"));
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+    Ok(())
 }
 
 /// Whether the benchmark runs as root (roost then splits into master, login and workers).

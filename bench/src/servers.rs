@@ -233,8 +233,10 @@ impl Running {
     }
 }
 
-/// Starts `kind` on `spec`, logging to `dir/<phase>.log`; waits until every port listens.
-pub fn start(kind: Kind, spec: &Spec, phase: &str) -> Running {
+/// Starts `kind` on `spec`, logging to `dir/<phase>.log`; waits until every port listens. A
+/// server that does not come up is an error carrying the end of what it printed, so that a
+/// run can report it and go on with the next server.
+pub fn start(kind: Kind, spec: &Spec, phase: &str) -> Result<Running, String> {
     let log = spec.dir.join(format!("{phase}.log"));
     let addrs: Vec<(Proto, SocketAddr)> = spec
         .protos
@@ -253,18 +255,26 @@ pub fn start(kind: Kind, spec: &Spec, phase: &str) -> Running {
     let tls = (spec.protos.contains(&Proto::Imaps) || kind != Kind::Dovecot)
         .then(|| crate::tls::make_cert(&spec.dir.join("certs")));
     let mut server = match kind {
-        Kind::Dovecot => start_dovecot(spec, &addrs, tls.as_ref(), &log),
+        Kind::Dovecot => start_dovecot(spec, &addrs, tls.as_ref(), phase, &log),
         _ => start_roost(kind, spec, &addrs, &log),
     };
     for (_, addr) in &addrs {
-        wait_listening(*addr, &mut server.child, kind.key());
+        if let Err(e) = wait_listening(*addr, &mut server.child, kind.key()) {
+            let printed = match kind {
+                Kind::Dovecot => spec.dir.join(format!("{phase}.stderr")),
+                _ => log.clone(),
+            };
+            let text = fs::read_to_string(printed).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(3).collect();
+            return Err(format!("{e}: {}", tail.join(" / ")));
+        }
     }
-    Running {
+    Ok(Running {
         server,
         kind,
         addrs,
         log,
-    }
+    })
 }
 
 fn id_of(flag: &str, name: &str) -> u32 {
@@ -401,6 +411,7 @@ fn dovecot_config(
     spec: &Spec,
     addrs: &[(Proto, SocketAddr)],
     tls: Option<&(PathBuf, PathBuf)>,
+    phase: &str,
     log: &Path,
 ) -> String {
     let d = spec.dir.display();
@@ -425,7 +436,7 @@ fn dovecot_config(
         None => "ssl = no\n".into(),
     };
     format!(
-        "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {}\n\
+        "base_dir = {d}/run-{phase}\nstate_dir = {d}/state\nlog_path = {}\n\
          protocols = {}\nlisten = 127.0.0.1\n{ssl}disable_plaintext_auth = no\n\
          mail_location = maildir:{d}/mail/%u\n\
          pop3_uidl_format = %08Xu%08Xv\n\
@@ -440,22 +451,26 @@ fn dovecot_config(
     )
 }
 
+/// Starts Dovecot with a run directory of its own per phase: one whose previous instance is
+/// still draining thousands of connections does not stand in the way.
 fn start_dovecot(
     spec: &Spec,
     addrs: &[(Proto, SocketAddr)],
     tls: Option<&(PathBuf, PathBuf)>,
+    phase: &str,
     log: &Path,
 ) -> Server {
     chown(&spec.dir.join("mail"), "nobody:nogroup");
-    let conf = spec.dir.join("dovecot.conf");
-    fs::write(&conf, dovecot_config(spec, addrs, tls, log)).expect("dovecot.conf");
+    let conf = spec.dir.join(format!("dovecot-{phase}.conf"));
+    let text = dovecot_config(spec, addrs, tls, phase, log);
+    fs::write(&conf, text).expect("dovecot.conf");
     Server {
         child: Command::new(DOVECOT)
             .args(["-F", "-c"])
             .arg(&conf)
             .stdout(Stdio::null())
             .stderr(Stdio::from(
-                fs::File::create(spec.dir.join("dovecot.stderr")).expect("stderr file"),
+                fs::File::create(spec.dir.join(format!("{phase}.stderr"))).expect("stderr file"),
             ))
             .spawn()
             .expect("start dovecot"),

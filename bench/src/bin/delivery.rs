@@ -259,7 +259,18 @@ fn main() {
             .collect();
         let mut spec = Spec::new(&server_dir, users, &[proto]);
         spec.connections = o.senders.iter().copied().max().unwrap_or(1) + 10;
-        let run = servers::start(kind, &spec, "delivery");
+        let run = match servers::start(kind, &spec, "delivery") {
+            Ok(run) => run,
+            Err(e) => {
+                println!("\n{}: {e}", kind.label());
+                let proto = if o.lmtp { "lmtp" } else { "smtp" };
+                for senders in &o.senders {
+                    o.results
+                        .put(&format!("{proto}-{senders}"), kind.key(), "error", &e);
+                }
+                continue;
+            }
+        };
         println!("\n{}:", kind.label());
         measure(&o, kind, run.addr(proto), &server_dir.join("mail"), &msg);
         let (count, first) = run.problems();

@@ -569,7 +569,14 @@ fn main() {
                 bytes as f64 / n as f64 / 1e3
             );
         }
-        let run = servers::start(kind, &spec, "pop3");
+        let run = match servers::start(kind, &spec, "pop3") {
+            Ok(run) => run,
+            Err(e) => {
+                println!("\n{}: {e}", kind.label());
+                results.put(WORKLOAD, kind.key(), "error", e);
+                continue;
+            }
+        };
         measure(&Target {
             kind,
             addr: run.addr(Proto::Pop3),

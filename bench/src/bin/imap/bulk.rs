@@ -72,7 +72,14 @@ pub fn download(o: &Opts, kinds: &[Kind], work: &Path) {
             kind.label(),
             bytes as f64 / 1e6
         );
-        let run = servers::start(kind, &spec, "download");
+        let run = match servers::start(kind, &spec, "download") {
+            Ok(run) => run,
+            Err(e) => {
+                println!("  {e}");
+                o.results.put(w, kind.key(), "error", e);
+                continue;
+            }
+        };
         let sampler = Sampler::start(run.pid());
         let mut c = login(&run, false);
         let (first_ms, _) = select(&mut c);
@@ -126,14 +133,18 @@ fn serving_process(kind: Kind, root: u32) -> ProcMem {
 }
 
 /// Opens the folder in a fresh server: (ms, messages, the serving process's memory, tree PSS).
-fn select_in_fresh_server(kind: Kind, spec: &Spec, phase: &str) -> (f64, u64, ProcMem, u64) {
-    let run = servers::start(kind, spec, phase);
+fn select_in_fresh_server(
+    kind: Kind,
+    spec: &Spec,
+    phase: &str,
+) -> Result<(f64, u64, ProcMem, u64), String> {
+    let run = servers::start(kind, spec, phase)?;
     let mut c = login(&run, false);
     let (ms, exists) = select(&mut c);
     let mem = serving_process(kind, run.pid());
     let pss = snapshot(run.pid(), true).pss_kb.unwrap_or(0);
     let _ = c.command("LOGOUT", None, false);
-    (ms, exists.unwrap_or(0), mem, pss)
+    Ok((ms, exists.unwrap_or(0), mem, pss))
 }
 
 /// Writes one SELECT's numbers (`first_ms`, `first_rss_mb`, …).
@@ -177,7 +188,14 @@ pub fn select_large(o: &Opts, kinds: &[Kind], work: &Path) {
                 break;
             }
             let (ms, exists, mem, pss) =
-                select_in_fresh_server(kind, &spec, &format!("select-{n}"));
+                match select_in_fresh_server(kind, &spec, &format!("select-{n}")) {
+                    Ok(found) => found,
+                    Err(e) => {
+                        println!("  {e}");
+                        o.results.put(&w, kind.key(), "error", e);
+                        break;
+                    }
+                };
             println!(
                 "  {phase:<8} SELECT {ms:8.1} ms, {exists} EXISTS; {} peak RSS {:.1} MB \
                  (now {:.1} anon + {:.1} file); tree PSS {:.1} MB",

@@ -212,9 +212,17 @@ pub fn run(o: &Opts, kinds: &[Kind], work: &Path) {
             }
             let name = if tls { "tls" } else { "plain" };
             println!("\n== {}: {wanted} idle connections, {name}", kind.label());
-            let mut run = servers::start(kind, &spec, &format!("idle-{name}"));
+            let w = format!("imap-idle-{name}");
+            let mut run = match servers::start(kind, &spec, &format!("idle-{name}")) {
+                Ok(run) => run,
+                Err(e) => {
+                    println!("  {e}");
+                    o.results.put(&w, kind.key(), "error", e);
+                    continue;
+                }
+            };
             let idle = idle_test(&mut run, wanted, users, tls);
-            report(&idle, &run, o, &format!("imap-idle-{name}"), users);
+            report(&idle, &run, o, &w, users);
         }
     }
 }

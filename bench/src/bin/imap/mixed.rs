@@ -275,8 +275,16 @@ pub fn run(o: &Opts, kinds: &[Kind], work: &Path) -> Vec<Report> {
             if interrupted() {
                 break;
             }
-            let mut run = servers::start(kind, &spec, &format!("load-{clients}"));
-            let uids = first_sync(&run, o, &workload(o, clients, messages), i == 0);
+            let w = workload(o, clients, messages);
+            let mut run = match servers::start(kind, &spec, &format!("load-{clients}")) {
+                Ok(run) => run,
+                Err(e) => {
+                    println!("  {e}");
+                    o.results.put(&w, kind.key(), "error", e);
+                    continue;
+                }
+            };
+            let uids = first_sync(&run, o, &w, i == 0);
             let report = measure(&mut run, &uids, o, clients);
             crate::report::print_report(&report);
             write_results(&report, o, messages);
