@@ -1,10 +1,46 @@
 //! A raw IMAP client for the benchmark: tagged commands, responses read to the tagged line
-//! (literals skipped by their length), nothing parsed beyond what the load needs.
+//! (literals skipped by their length), nothing parsed beyond what the load needs; over plain
+//! TCP or implicit TLS (IMAPS).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+
+/// The connection under the client: plain TCP or TLS over it.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Ok,
@@ -14,6 +50,7 @@ pub enum Status {
 
 /// One completed command.
 pub struct Reply {
+    /// OK, NO or BAD.
     pub status: Status,
     /// The tagged line, without CRLF.
     pub tagged: String,
@@ -25,8 +62,9 @@ pub struct Reply {
     pub search: Vec<u32>,
 }
 
+/// One IMAP connection, logged in or not.
 pub struct Imap {
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Stream>,
     line: Vec<u8>,
     prefix: String,
     next_tag: u64,
@@ -47,10 +85,30 @@ fn closed() -> io::Error {
 impl Imap {
     /// Connects and reads the greeting.
     pub fn connect(addr: SocketAddr, prefix: &str, buffer: usize) -> io::Result<Imap> {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(60)))?;
-        stream.set_nodelay(true)?;
+        Imap::connect_with(addr, prefix, buffer, None)
+    }
+
+    /// Connects, over TLS when given a client config (the handshake happens on reading the
+    /// greeting), and reads the greeting.
+    pub fn connect_with(
+        addr: SocketAddr,
+        prefix: &str,
+        buffer: usize,
+        tls: Option<&Arc<ClientConfig>>,
+    ) -> io::Result<Imap> {
+        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
+        tcp.set_write_timeout(Some(Duration::from_secs(60)))?;
+        tcp.set_nodelay(true)?;
+        let stream = match tls {
+            None => Stream::Plain(tcp),
+            Some(config) => {
+                let name = ServerName::try_from("localhost").map_err(io::Error::other)?;
+                let conn = ClientConnection::new(Arc::clone(config), name.to_owned())
+                    .map_err(io::Error::other)?;
+                Stream::Tls(Box::new(StreamOwned::new(conn, tcp)))
+            }
+        };
         let mut c = Imap {
             reader: BufReader::with_capacity(buffer, stream),
             line: Vec::new(),
@@ -95,7 +153,9 @@ impl Imap {
             out.extend_from_slice(lit);
         }
         out.extend_from_slice(b"\r\n");
-        self.reader.get_mut().write_all(&out)?;
+        let stream = self.reader.get_mut();
+        stream.write_all(&out)?;
+        stream.flush()?;
         self.read_reply(&tag, keep_search)
     }
 
@@ -170,9 +230,9 @@ impl Imap {
     pub fn start_idle(&mut self) -> io::Result<()> {
         self.next_tag += 1;
         let tag = format!("{}{}", self.prefix, self.next_tag);
-        self.reader
-            .get_mut()
-            .write_all(format!("{tag} IDLE\r\n").as_bytes())?;
+        let stream = self.reader.get_mut();
+        stream.write_all(format!("{tag} IDLE\r\n").as_bytes())?;
+        stream.flush()?;
         loop {
             self.read_line()?;
             if self.line.starts_with(b"+") {

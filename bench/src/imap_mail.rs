@@ -9,7 +9,8 @@ use std::path::Path;
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    /// The next number of the sequence.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -18,7 +19,7 @@ impl Rng {
 
     /// A number in `lo..hi`.
     pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo) as u64) as usize
+        lo + (self.next_u64() % (hi - lo) as u64) as usize
     }
 }
 
@@ -69,7 +70,7 @@ fn base64_lines(rng: &mut Rng, bytes: usize, out: &mut Vec<u8>) {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut line = 0;
     for _ in 0..bytes / 4 * 4 {
-        out.push(A[(rng.next() % 64) as usize]);
+        out.push(A[(rng.next_u64() % 64) as usize]);
         line += 1;
         if line == 76 {
             out.push(b'\n');
@@ -180,6 +181,26 @@ pub fn make_maildir(maildir: &Path, count: usize) -> u64 {
             maildir.join("new").join(base)
         };
         fs::write(path, &m).expect("write message");
+    }
+    bytes
+}
+
+/// Writes `count` tiny messages (a From, a Subject, one body line) into `maildir/new`, as the
+/// storage benchmark does: the SELECT-of-a-large-folder and idle workloads measure per-message
+/// and per-connection costs, not message sizes. Returns the bytes written.
+pub fn make_tiny_maildir(maildir: &Path, count: usize) -> u64 {
+    for sub in ["new", "cur", "tmp"] {
+        fs::create_dir_all(maildir.join(sub)).expect("maildir");
+    }
+    let mut bytes = 0;
+    for i in 0..count {
+        let m = format!("From: a{i}@example.com\r\nSubject: message {i}\r\n\r\nbody {i}\r\n");
+        bytes += m.len() as u64;
+        fs::write(
+            maildir.join("new").join(format!("1700000000.M{i}P1.bench")),
+            m,
+        )
+        .expect("write message");
     }
     bytes
 }

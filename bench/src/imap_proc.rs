@@ -1,6 +1,7 @@
-//! The IMAP benchmark's view of a server's process tree: which processes, their memory (VmRSS,
+//! The benchmarks' view of a server's process tree: which processes, their memory (VmRSS,
 //! VmHWM, and PSS, which splits shared pages between the processes sharing them), their CPU
-//! time, a background sampler, and stopping the whole tree.
+//! time, a background sampler, a per-process breakdown for profiles, and stopping the whole
+//! tree.
 
 use std::fs;
 use std::process::Child;
@@ -79,13 +80,17 @@ pub fn tree_cpu_secs(root: u32) -> f64 {
 /// The tree's memory at one moment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Snap {
+    /// Processes in the tree.
     pub procs: usize,
+    /// Sum of VmRSS.
     pub rss_kb: u64,
+    /// Sum of VmHWM (each process's peak RSS).
     pub hwm_kb: u64,
     /// `None` when smaps_rollup was not read (or not readable).
     pub pss_kb: Option<u64>,
 }
 
+/// The tree's memory now; PSS only when asked (reading smaps_rollup costs more).
 pub fn snapshot(root: u32, with_pss: bool) -> Snap {
     let mut s = Snap::default();
     let mut pss = 0;
@@ -117,6 +122,7 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// Starts sampling the tree under `root` until dropped.
     pub fn start(root: u32) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
@@ -167,10 +173,12 @@ impl Drop for Sampler {
 
 /// A server we started; stopping (also on panic) ends its whole tree.
 pub struct Server {
+    /// The root of the tree.
     pub child: Child,
 }
 
 impl Server {
+    /// The root process's id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -212,4 +220,102 @@ impl Drop for Server {
             unsafe { libc::kill(p as i32, libc::SIGKILL) };
         }
     }
+}
+
+/// One process's memory, split the way that explains it: anonymous memory (heap, stacks: what
+/// the process allocated) against file-backed pages (the binary, libraries, mapped files such
+/// as an index).
+#[derive(Debug, Clone, Default)]
+pub struct ProcMem {
+    /// The process.
+    pub pid: u32,
+    /// Its program and first argument (`roost worker`, `dovecot/imap`).
+    pub name: String,
+    /// VmRSS split: RssAnon and RssFile (+ RssShmem), kB.
+    pub rss_anon_kb: u64,
+    /// File-backed resident pages, kB.
+    pub rss_file_kb: u64,
+    /// VmHWM: the process's peak RSS, kB.
+    pub hwm_kb: u64,
+    /// PSS of anonymous pages, kB.
+    pub pss_anon_kb: u64,
+    /// PSS of file-backed pages, kB.
+    pub pss_file_kb: u64,
+}
+
+/// A short name for a process: its program's base name and first argument.
+pub fn name_of(pid: u32) -> String {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut args = cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned());
+    let prog = args.next().unwrap_or_default();
+    let base = prog.rsplit('/').next().unwrap_or(&prog).to_string();
+    match (base.as_str(), args.next()) {
+        // roost starts its workers as /proc/self/exe.
+        ("exe" | "roost", Some(arg)) if !arg.starts_with('-') => format!("roost {arg}"),
+        ("exe", _) => "roost".into(),
+        _ if prog.starts_with("dovecot/") => prog.split_whitespace().next().unwrap_or("").into(),
+        _ => base,
+    }
+}
+
+/// The memory of one process, if it still exists.
+pub fn proc_mem(pid: u32) -> Option<ProcMem> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let get = |text: &str, key: &str| kb_field(text, key).unwrap_or(0);
+    Some(ProcMem {
+        pid,
+        name: name_of(pid),
+        rss_anon_kb: get(&status, "RssAnon:"),
+        rss_file_kb: get(&status, "RssFile:") + get(&status, "RssShmem:"),
+        hwm_kb: get(&status, "VmHWM:"),
+        pss_anon_kb: get(&rollup, "Pss_Anon:"),
+        pss_file_kb: get(&rollup, "Pss_File:") + get(&rollup, "Pss_Shmem:"),
+    })
+}
+
+/// Every process of the tree under `root`, summed by name (`dovecot/imap ×20`), biggest PSS
+/// first: where a tree's memory sits.
+pub fn breakdown(root: u32) -> Vec<(String, usize, ProcMem)> {
+    let mut by_name: Vec<(String, usize, ProcMem)> = vec![];
+    for m in tree(root).into_iter().filter_map(proc_mem) {
+        match by_name.iter_mut().find(|(n, _, _)| *n == m.name) {
+            Some((_, count, sum)) => {
+                *count += 1;
+                sum.rss_anon_kb += m.rss_anon_kb;
+                sum.rss_file_kb += m.rss_file_kb;
+                sum.hwm_kb = sum.hwm_kb.max(m.hwm_kb);
+                sum.pss_anon_kb += m.pss_anon_kb;
+                sum.pss_file_kb += m.pss_file_kb;
+            }
+            None => by_name.push((m.name.clone(), 1, m)),
+        }
+    }
+    by_name.sort_by_key(|(_, _, m)| std::cmp::Reverse(m.pss_anon_kb + m.pss_file_kb));
+    by_name
+}
+
+/// The breakdown as one line: `name ×count: PSS anon+file kB; …`.
+pub fn breakdown_line(root: u32) -> String {
+    breakdown(root)
+        .iter()
+        .map(|(name, count, m)| {
+            let times = if *count > 1 {
+                format!(" ×{count}")
+            } else {
+                String::new()
+            };
+            format!(
+                "{name}{times}: PSS {:.1} MB ({:.1} anon + {:.1} file), peak RSS {:.1} MB",
+                (m.pss_anon_kb + m.pss_file_kb) as f64 / 1024.0,
+                m.pss_anon_kb as f64 / 1024.0,
+                m.pss_file_kb as f64 / 1024.0,
+                m.hwm_kb as f64 / 1024.0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -1,38 +1,32 @@
-//! `cargo build --release && cargo run --release -p roost-bench --bin pop3 -- [MESSAGES]`
+//! `cargo build --release --workspace && target/release/pop3 [--messages 5000]
+//!  [--only workers,single,dovecot] [--results FILE]`
 //!
 //! POP3 download benchmark (numbers to report, not a test): builds a maildir of MESSAGES
-//! (default 5,000) messages of realistic, mixed sizes (LF line ends, as an MTA writes them),
-//! starts the release `roost` binary on it (`target/release/roost`, or `$ROOST_BIN`) and
+//! (default 5,000) messages of realistic, mixed sizes (LF line ends, as an MTA writes them)
+//! for each server (roost started as root: master, login, workers; roost started as `nobody`:
+//! one process; a private Dovecot when run as root with `dovecot-pop3d` installed) and
 //! downloads everything: once with one raw-socket client pipelining every RETR (first login,
 //! so the maildrop is opened for the first time), once more the same way (warm), then with
 //! Python's poplib, one RETR at a time. Prints the login times, messages/s and MB/s, and the
 //! peak RSS of the server's process tree (VmHWM, sampled every 50 ms).
-//!
-//! When run as root with Dovecot's POP3 server installed (`apt-get install dovecot-pop3d`),
-//! the same maildrop is served by a private Dovecot instance on another loopback port and
-//! measured the same way, in the same run.
 
-#[path = "../harness.rs"]
-mod harness;
-#[path = "../imap_proc.rs"]
-#[allow(dead_code)]
-mod imap_proc;
-
-use harness::{chown, free_port, is_root, roost_bin, wait_listening};
-use imap_proc::tree;
+use roost_bench::harness::{catch_sigint, is_root, raise_nofile, roost_bin};
+use roost_bench::imap_proc::{name_of, tree};
+use roost_bench::results::{take_results_flag, Results};
+use roost_bench::servers::{self, Kind, Proto, Spec};
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const USER: &str = "bench";
 const PASSWORD: &str = "bench-pw-1";
-const DOVECOT: &str = "/usr/sbin/dovecot";
+const WORKLOAD: &str = "pop3-download";
 
 /// A small xorshift generator: the same mailbox on every run.
 struct Rng(u64);
@@ -213,13 +207,7 @@ impl RssSampler {
                 for pid in tree(root) {
                     let Some(kb) = hwm_kb(pid) else { continue };
                     sum += kb;
-                    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                    // roost's workers are started as /proc/self/exe.
-                    let name = match comm.trim() {
-                        "exe" => "roost-worker".to_string(),
-                        other => other.to_string(),
-                    };
-                    let entry = p.each.entry(pid).or_insert((name, 0));
+                    let entry = p.each.entry(pid).or_insert_with(|| (name_of(pid), 0));
                     entry.1 = entry.1.max(kb);
                 }
                 p.tree_kb = p.tree_kb.max(sum);
@@ -236,7 +224,9 @@ impl RssSampler {
 
     fn finish(mut self) -> Peaks {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
         std::mem::take(&mut *self.peaks.lock().unwrap())
     }
 }
@@ -340,10 +330,11 @@ impl Pop3 {
 }
 
 /// One server under test, already listening on `addr`; `pid` is the root of its tree.
-struct Target {
-    name: String,
+struct Target<'a> {
+    kind: Kind,
     addr: SocketAddr,
     pid: u32,
+    results: &'a Results,
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -354,10 +345,33 @@ fn row(what: &str, value: String) {
     println!("  {what:<56} {value}");
 }
 
-fn measure(t: &Target) {
-    println!("\n{}:", t.name);
-    let sampler = RssSampler::start(t.pid);
+/// Downloads the maildrop with every RETR pipelined; prints and records the rate.
+fn timed_retr(t: &Target, c: &mut Pop3, sizes: &[u64], label: &str, metric: &str) {
+    let start = Instant::now();
+    let bytes = c.retr_all_pipelined(sizes);
+    let took = start.elapsed().as_secs_f64();
+    row(
+        label,
+        format!(
+            "{:8.1} ms  {:7.0} msg/s  {:6.1} MB/s",
+            took * 1e3,
+            sizes.len() as f64 / took,
+            mb(bytes) / took
+        ),
+    );
+    let key = t.kind.key();
+    t.results.num(WORKLOAD, key, &format!("{metric}_s"), took);
+    t.results.num(
+        WORKLOAD,
+        key,
+        &format!("{metric}_msg_s"),
+        sizes.len() as f64 / took,
+    );
+    t.results
+        .num(WORKLOAD, key, &format!("{metric}_mb_s"), mb(bytes) / took);
+}
 
+fn first_session(t: &Target) {
     let mut c = Pop3::connect(t.addr);
     let first = c.login();
     row(
@@ -368,71 +382,83 @@ fn measure(t: &Target) {
     let sizes = c.list();
     let list = start.elapsed();
     row("LIST", format!("{:8.1} ms", list.as_secs_f64() * 1e3));
+    let ms = (first + list).as_secs_f64() * 1e3;
     row(
         "first login + LIST (every size known)",
-        format!("{:8.1} ms", (first + list).as_secs_f64() * 1e3),
+        format!("{ms:8.1} ms"),
     );
-    let start = Instant::now();
-    let bytes = c.retr_all_pipelined(&sizes);
-    let took = start.elapsed().as_secs_f64();
-    row(
+    t.results
+        .num(WORKLOAD, t.kind.key(), "first_login_list_ms", ms);
+    timed_retr(
+        t,
+        &mut c,
+        &sizes,
         "RETR 1..n pipelined, one raw client (first session)",
-        format!(
-            "{:8.1} ms  {:7.0} msg/s  {:6.1} MB/s",
-            took * 1e3,
-            sizes.len() as f64 / took,
-            mb(bytes) / took
-        ),
+        "retr_first",
     );
     let start = Instant::now();
     c.cmd("QUIT");
+    let ms = start.elapsed().as_secs_f64() * 1e3;
     row(
         "QUIT (UPDATE: every retrieved message marked seen)",
-        format!("{:8.1} ms", start.elapsed().as_secs_f64() * 1e3),
+        format!("{ms:8.1} ms"),
     );
+    t.results.num(WORKLOAD, t.kind.key(), "quit_ms", ms);
+}
 
+fn measure(t: &Target) {
+    println!("\n{}:", t.kind.label());
+    let sampler = RssSampler::start(t.pid);
+    first_session(t);
     let mut c = Pop3::connect(t.addr);
     let second = c.login();
     row(
         "second login (maildrop already indexed)",
         format!("{:8.1} ms", second.as_secs_f64() * 1e3),
     );
+    let key = t.kind.key();
+    t.results
+        .num(WORKLOAD, key, "second_login_ms", second.as_secs_f64() * 1e3);
     let sizes = c.list();
-    let start = Instant::now();
-    let bytes = c.retr_all_pipelined(&sizes);
-    let took = start.elapsed().as_secs_f64();
-    row(
+    timed_retr(
+        t,
+        &mut c,
+        &sizes,
         "RETR 1..n pipelined, one raw client (again)",
-        format!(
-            "{:8.1} ms  {:7.0} msg/s  {:6.1} MB/s",
-            took * 1e3,
-            sizes.len() as f64 / took,
-            mb(bytes) / took
-        ),
+        "retr_again",
     );
     c.cmd("QUIT");
-
     match poplib(t.addr) {
-        Ok((n, bytes, login, took)) => row(
-            "Python poplib: login, then RETR one at a time",
-            format!(
-                "{:8.1} ms  {:7.0} msg/s  {:6.1} MB/s  (login {:.1} ms)",
-                took * 1e3,
-                n as f64 / took,
-                mb(bytes) / took,
-                login * 1e3
-            ),
-        ),
+        Ok((n, bytes, login, took)) => {
+            row(
+                "Python poplib: login, then RETR one at a time",
+                format!(
+                    "{:8.1} ms  {:7.0} msg/s  {:6.1} MB/s  (login {:.1} ms)",
+                    took * 1e3,
+                    n as f64 / took,
+                    mb(bytes) / took,
+                    login * 1e3
+                ),
+            );
+            t.results
+                .num(WORKLOAD, key, "poplib_msg_s", n as f64 / took);
+        }
         Err(e) => row("Python poplib", format!("skipped: {e}")),
     }
-
     let peaks = sampler.finish();
     row(
         "peak RSS, whole server process tree (sum of VmHWM)",
         format!("{:8.1} MB", peaks.tree_kb as f64 / 1024.0),
     );
+    t.results
+        .num(WORKLOAD, key, "hwm_mb", peaks.tree_kb as f64 / 1024.0);
     let mut each: Vec<(u32, (String, u64))> = peaks.each.into_iter().collect();
     each.sort_by_key(|(pid, (_, kb))| (std::cmp::Reverse(*kb), *pid));
+    if let Some((_, (name, kb))) = each.first() {
+        t.results
+            .num(WORKLOAD, key, "biggest_process_hwm_mb", *kb as f64 / 1024.0);
+        t.results.put(WORKLOAD, key, "biggest_process", name);
+    }
     let each: Vec<String> = each
         .iter()
         .map(|(pid, (comm, kb))| format!("{comm}[{pid}] {:.1}", *kb as f64 / 1024.0))
@@ -483,166 +509,80 @@ fn poplib(addr: SocketAddr) -> Result<(u64, u64, f64, f64), String> {
     Ok((parse(0)? as u64, parse(1)? as u64, parse(2)?, parse(3)?))
 }
 
-fn start_roost(work: &Path) -> (Child, SocketAddr) {
-    let bin = roost_bin();
-    assert!(
-        bin.exists(),
-        "{} not found: run `cargo build --release` first (or set ROOST_BIN)",
-        bin.display()
+fn usage() -> ! {
+    eprintln!(
+        "usage: pop3 [MESSAGES | --messages N (5000)] [--only workers,single,dovecot] \
+         [--results FILE]"
     );
-    let dir = work.join("roost");
-    fs::write(
-        dir.join("users"),
-        format!("{USER}:{{PLAIN}}{PASSWORD}::::::\n"),
-    )
-    .unwrap();
-    let owner = if is_root() { "user = \"nobody\"\n" } else { "" };
-    let port = free_port();
-    fs::write(
-        dir.join("roost.toml"),
-        format!(
-            "protocols = [\"pop3\"]\n[listen]\npop3 = \"127.0.0.1:{port}\"\n\
-             [mail]\nlocation = \"maildir:{}/mail/%u\"\n{owner}\
-             [auth]\npassdb = [\"passwd-file:users\"]\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(&bin)
-        .args(["serve", "-c", "roost.toml"])
-        .current_dir(&dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start roost");
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    wait_listening(addr, &mut child, "roost");
-    (child, addr)
-}
-
-fn dovecot_version() -> Option<String> {
-    let out = Command::new(DOVECOT).arg("--version").output().ok()?;
-    let v = String::from_utf8_lossy(&out.stdout);
-    Some(v.split_whitespace().next()?.to_string())
-}
-
-fn start_dovecot(work: &Path, port: u16) -> Child {
-    let dir = work.join("dovecot");
-    fs::write(
-        dir.join("users"),
-        format!("{USER}:{{PLAIN}}{PASSWORD}::::::\n"),
-    )
-    .unwrap();
-    let d = dir.display();
-    fs::write(
-        dir.join("dovecot.conf"),
-        format!(
-            "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\n\
-             protocols = pop3\nlisten = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\n\
-             mail_location = maildir:{d}/mail/%u\n\
-             pop3_uidl_format = %08Xu%08Xv\n\
-             passdb {{\n  driver = passwd-file\n  args = {d}/users\n}}\n\
-             userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={d}/mail/%u\n}}\n\
-             service pop3-login {{\n  inet_listener pop3 {{\n    port = {port}\n  }}\n\
-             \x20 inet_listener pop3s {{\n    port = 0\n  }}\n}}\n"
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(DOVECOT)
-        .args(["-F", "-c"])
-        .arg(dir.join("dovecot.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dovecot");
-    wait_listening(
-        SocketAddr::from(([127, 0, 0, 1], port)),
-        &mut child,
-        "dovecot",
-    );
-    child
-}
-
-fn stop(mut child: Child) {
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    std::process::exit(2)
 }
 
 fn main() {
-    let count: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(5_000);
-    let work = tempfile::tempdir().expect("temp dir");
-    let root = is_root();
-    let dovecot = match dovecot_version() {
-        _ if !root => Err("needs root (a private Dovecot instance runs its sessions as nobody)"),
-        None => Err("not installed (apt-get install dovecot-pop3d)"),
-        Some(_) if !Path::new("/usr/lib/dovecot/pop3").exists() => {
-            Err("dovecot-pop3d not installed (apt-get install dovecot-pop3d)")
-        }
-        Some(v) => Ok(v),
-    };
-    let mut stats = HashMap::new();
-    for server in ["roost", "dovecot"] {
-        if server == "dovecot" && dovecot.is_err() {
-            continue;
-        }
-        let maildir = work.path().join(server).join("mail").join(USER);
-        stats.insert(server, make_maildir(&maildir, count));
-        if root {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
-            chown(&work.path().join(server).join("mail"), "nobody:nogroup");
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let results = take_results_flag(&mut args);
+    let (mut count, mut only) = (5_000usize, vec![]);
+    let mut args = args.into_iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--messages" => {
+                count = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "--only" => {
+                let list = args.next().unwrap_or_else(|| usage());
+                only = list.split(',').map(str::to_string).collect();
+            }
+            n => count = n.parse().unwrap_or_else(|_| usage()),
         }
     }
-    let (n, bytes) = stats["roost"];
-    println!(
-        "POP3 download benchmark: {n} messages, {:.1} MB on disk (average {:.1} kB, LF line ends), \
-         loopback, page cache warm",
-        mb(bytes),
-        bytes as f64 / n as f64 / 1e3
+    let count = count.clamp(1, 100_000);
+    catch_sigint();
+    raise_nofile(4096);
+    assert!(
+        roost_bin().exists(),
+        "{} not found: run `cargo build --release --workspace` first (or set ROOST_BIN)",
+        roost_bin().display()
     );
-
-    let (child, addr) = start_roost(work.path());
-    let version = Command::new(roost_bin()).arg("--version").output();
-    let version = version
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "roost".into());
-    let model = if root {
-        "as root: master, login process, one worker per session"
-    } else {
-        "one process"
-    };
-    measure(&Target {
-        name: format!("{version} ({model})"),
-        addr,
-        pid: child.id(),
-    });
-    stop(child);
-
-    match dovecot {
-        Ok(v) => {
-            let port = free_port();
-            let child = start_dovecot(work.path(), port);
-            measure(&Target {
-                name: format!("Dovecot {v} (master, auth, pop3-login, one pop3 per session)"),
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                pid: child.id(),
-            });
-            stop(child);
+    let work = tempfile::tempdir().expect("temp dir");
+    if is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let (kinds, skipped) = servers::available(&only, &[Proto::Pop3]);
+    for s in &skipped {
+        println!("{s}");
+    }
+    let mut described = false;
+    for kind in kinds {
+        let dir = work.path().join(kind.key());
+        fs::create_dir_all(&dir).expect("server dir");
+        let spec = Spec::new(&dir, vec![(USER.into(), PASSWORD.into())], &[Proto::Pop3]);
+        let (n, bytes) = make_maildir(&spec.maildir(USER), count);
+        if !described {
+            described = true;
+            println!(
+                "POP3 download: {n} messages, {:.1} MB on disk (average {:.1} kB, LF line ends), \
+                 loopback, page cache warm",
+                mb(bytes),
+                bytes as f64 / n as f64 / 1e3
+            );
         }
-        Err(why) => println!("\nDovecot: skipped: {why}"),
+        let run = match servers::start(kind, &spec, "pop3") {
+            Ok(run) => run,
+            Err(e) => {
+                println!("\n{}: {e}", kind.label());
+                results.put(WORKLOAD, kind.key(), "error", e);
+                continue;
+            }
+        };
+        measure(&Target {
+            kind,
+            addr: run.addr(Proto::Pop3),
+            pid: run.pid(),
+            results: &results,
+        });
+        run.record_problems(&results, WORKLOAD);
     }
 }
