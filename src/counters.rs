@@ -82,16 +82,23 @@ pub struct Counters {
     worker_retrieved: AtomicU64,
 }
 
-static COUNTERS: Counters = Counters {
-    logins_ok: [const { AtomicU64::new(0) }; PROTOCOLS],
-    logins_failed: [const { AtomicU64::new(0) }; PROTOCOLS],
-    delivered: AtomicU64::new(0),
-    retrieved: AtomicU64::new(0),
-    tls_failed: AtomicU64::new(0),
-    worker_repairs: AtomicU64::new(0),
-    worker_delivered: AtomicU64::new(0),
-    worker_retrieved: AtomicU64::new(0),
-};
+static COUNTERS: Counters = Counters::new();
+
+impl Counters {
+    /// All zero.
+    const fn new() -> Self {
+        Self {
+            logins_ok: [const { AtomicU64::new(0) }; PROTOCOLS],
+            logins_failed: [const { AtomicU64::new(0) }; PROTOCOLS],
+            delivered: AtomicU64::new(0),
+            retrieved: AtomicU64::new(0),
+            tls_failed: AtomicU64::new(0),
+            worker_repairs: AtomicU64::new(0),
+            worker_delivered: AtomicU64::new(0),
+            worker_retrieved: AtomicU64::new(0),
+        }
+    }
+}
 
 type Forward = Box<dyn Fn(WorkerEvent) + Send + Sync>;
 static FORWARD: OnceLock<Forward> = OnceLock::new();
@@ -239,16 +246,7 @@ mod tests {
 
     #[test]
     fn logins_are_counted_per_protocol() {
-        let counters = Counters {
-            logins_ok: [const { AtomicU64::new(0) }; PROTOCOLS],
-            logins_failed: [const { AtomicU64::new(0) }; PROTOCOLS],
-            delivered: AtomicU64::new(0),
-            retrieved: AtomicU64::new(0),
-            tls_failed: AtomicU64::new(0),
-            worker_repairs: AtomicU64::new(0),
-            worker_delivered: AtomicU64::new(0),
-            worker_retrieved: AtomicU64::new(0),
-        };
+        let counters = Counters::new();
         counters.login(Protocol::Pop3s, true);
         counters.login(Protocol::Pop3s, false);
         counters.login(Protocol::Imap, false);

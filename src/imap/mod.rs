@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   serve ─► greeting ─► Session in NotAuthenticated (the login process)
-//!              └─ LOGIN / AUTHENTICATE ─► crate::session::hand_over
+//!              └─ LOGIN / AUTHENTICATE ─► Login::start
 //!                   └─► authenticated::run ─► Session in Authenticated (here or in a worker)
 //!
 //!   each command: Request (command.rs) ─► the gate (session.rs) ─► a family handler:
@@ -36,7 +36,7 @@ mod thread;
 use roost_protocol::imap::response::{Code, Response};
 
 use crate::listen::conn::Connection;
-use crate::session::{hand_over, SessionContext};
+use crate::session::SessionContext;
 use session::{Exit, Session};
 
 /// Bytes of a command line (without literals) a client may send.
@@ -76,6 +76,6 @@ pub async fn serve(mut conn: Connection, ctx: SessionContext) {
     }
     let exit = Session::not_authenticated(&ctx).run(&mut conn).await;
     if let Exit::LoggedIn(user) = exit {
-        hand_over(conn, &ctx, user).await;
+        user.start(conn, &ctx).await;
     }
 }

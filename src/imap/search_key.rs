@@ -242,32 +242,24 @@ fn day(time: DateTime<Utc>) -> ChronoDate {
 }
 
 fn value_text(value: &HeaderValue<'_>) -> String {
+    let addresses = |list: &mut dyn Iterator<Item = &roost_protocol::mail_parser::Addr<'_>>| {
+        list.map(|a| {
+            format!(
+                "{} <{}>",
+                a.name.as_deref().unwrap_or(""),
+                a.address.as_deref().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+    };
     match value {
         HeaderValue::Text(t) => t.to_string(),
         HeaderValue::TextList(list) => list.join(" "),
-        HeaderValue::Address(Address::List(list)) => list
-            .iter()
-            .map(|a| {
-                format!(
-                    "{} <{}>",
-                    a.name.as_deref().unwrap_or(""),
-                    a.address.as_deref().unwrap_or("")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-        HeaderValue::Address(Address::Group(groups)) => groups
-            .iter()
-            .flat_map(|g| g.addresses.iter())
-            .map(|a| {
-                format!(
-                    "{} <{}>",
-                    a.name.as_deref().unwrap_or(""),
-                    a.address.as_deref().unwrap_or("")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
+        HeaderValue::Address(Address::List(list)) => addresses(&mut list.iter()),
+        HeaderValue::Address(Address::Group(groups)) => {
+            addresses(&mut groups.iter().flat_map(|g| g.addresses.iter()))
+        }
         _ => String::new(),
     }
 }

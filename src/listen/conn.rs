@@ -131,7 +131,7 @@ impl Default for ReadSize {
 
 /// Gives an empty buffer's memory back when it holds more than the next read needs, so a
 /// connection that goes quiet after a burst does not keep the burst's buffer.
-pub fn release_if_idle(buffer: &mut BytesMut, next_read: usize) {
+fn release_if_idle(buffer: &mut BytesMut, next_read: usize) {
     if buffer.is_empty() && buffer.capacity() > 2 * next_read {
         *buffer = BytesMut::new();
     }

@@ -9,7 +9,7 @@ use roost_protocol::line::LineDecoder;
 use roost_protocol::pop3;
 
 use crate::listen::conn::{Connection, Ended};
-use crate::session::{self, SessionContext};
+use crate::session::SessionContext;
 
 /// Invalid commands tolerated before the connection is closed.
 const MAX_BAD_COMMANDS: u32 = 10;
@@ -21,7 +21,7 @@ pub async fn serve(mut conn: Connection, ctx: SessionContext) {
     }
     let mut lines = LineDecoder::new(pop3::MAX_LINE);
     if let Some(user) = authorization::run(&mut conn, &ctx, &mut lines).await {
-        session::hand_over(conn, &ctx, user).await;
+        user.start(conn, &ctx).await;
     }
 }
 

@@ -173,6 +173,8 @@ pub enum Reply {
     Denied(AuthError),
     /// SPAWN: the worker runs and serves the socket.
     Started,
+    /// SPAWN: shutdown has begun; no session starts any more.
+    Stopping,
     /// The request could not be carried out (an unknown ticket, shutdown, a malformed request).
     Refused(String),
     /// RESOLVE: every target of the address.
@@ -190,6 +192,7 @@ impl Reply {
             Self::Ticket { ticket, name } => format!("TICKET {ticket} {}", b64(name)),
             Self::Denied(why) => format!("DENIED {}", encode_denial(why)),
             Self::Started => "STARTED".into(),
+            Self::Stopping => "STOPPING".into(),
             Self::Refused(reason) => format!("REFUSED {}", b64(reason)),
             Self::Targets(targets) => {
                 let mut line = String::from("TARGETS");
@@ -228,6 +231,7 @@ impl Reply {
             }),
             ["DENIED", why @ ..] => decode_denial(why).map(Self::Denied),
             ["STARTED"] => Some(Self::Started),
+            ["STOPPING"] => Some(Self::Stopping),
             ["REFUSED", reason] => unb64(reason).map(Self::Refused),
             ["TARGETS", targets @ ..] => targets
                 .iter()
@@ -333,14 +337,32 @@ impl MasterClient {
             .ok_or_else(|| io::Error::other(format!("master answered {:?}", text.trim_end())))
     }
 
-    /// Asks the master to start the worker that will serve `worker_end`.
-    pub async fn spawn_worker(&self, request: &Request, worker_end: &OwnedFd) -> io::Result<()> {
+    /// Asks the master to hand `worker_end` to the session's worker.
+    pub async fn spawn_worker(
+        &self,
+        request: &Request,
+        worker_end: &OwnedFd,
+    ) -> Result<(), SpawnError> {
         match self.request(request, Some(worker_end)).await? {
             Reply::Started => Ok(()),
-            Reply::Refused(reason) => Err(io::Error::other(format!("master refused: {reason}"))),
-            other => Err(unexpected(&other)),
+            Reply::Stopping => Err(SpawnError::Stopping),
+            Reply::Refused(reason) => {
+                Err(io::Error::other(format!("master refused: {reason}")).into())
+            }
+            other => Err(unexpected(&other).into()),
         }
     }
+}
+
+/// Why a logged-in session got no worker.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// Shutdown has begun: the client hears the protocol's goodbye, not an error.
+    #[error("shutting down")]
+    Stopping,
+    /// The master refused or could not be reached.
+    #[error(transparent)]
+    Failed(#[from] io::Error),
 }
 
 fn unexpected(reply: &Reply) -> io::Error {
@@ -500,6 +522,7 @@ mod tests {
             }),
             Reply::Denied(AuthError::Temporary("ldap down".into())),
             Reply::Started,
+            Reply::Stopping,
             Reply::Refused("unknown or expired ticket".into()),
             Reply::Targets(vec![
                 Target::Local("alice".into()),

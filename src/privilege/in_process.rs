@@ -40,28 +40,25 @@ impl InProcess {
     /// This process is the mail owner: it delivers directly (roost started as a user).
     pub fn new(config: &Config, auth: Arc<Authenticator>) -> Self {
         let resolver = Arc::new(Resolver::new(&config.smtp, auth.clone()));
+        let delivery = Delivery::Direct(config.mail.location.clone());
         Self {
             auth,
             resolver,
-            delivery: Delivery::Direct(config.mail.location.clone()),
+            delivery,
         }
     }
 
     /// This process is root: it delivers through a worker started as each mail owner.
     pub fn as_root(config: &Config, auth: Arc<Authenticator>) -> Self {
-        let resolver = Arc::new(Resolver::new(&config.smtp, auth.clone()));
-        let spawner = Spawner {
+        let mut this = Self::new(config, auth);
+        this.delivery = Delivery::AsOwner(Spawner {
             location: config.mail.location.clone(),
             mail_user: config.mail.user.clone(),
             privileged_gid: config.mail.privileged_gid,
-            resolver: Arc::clone(&resolver),
+            resolver: Arc::clone(&this.resolver),
             events: None,
-        };
-        Self {
-            auth,
-            resolver,
-            delivery: Delivery::AsOwner(spawner),
-        }
+        });
+        this
     }
 
     async fn deliver_directly(

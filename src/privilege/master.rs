@@ -392,7 +392,7 @@ impl Master {
         let session = UserSession::new(user, family, &self.config, peer, local, tls);
         match self.pool.hand_over(owner, &session, socket) {
             Ok(()) => Reply::Started,
-            Err(PoolError::ShuttingDown) => Reply::Refused("shutting down".into()),
+            Err(PoolError::ShuttingDown) => Reply::Stopping,
             Err(e) => {
                 tracing::error!(user = %session.user.name, "{e}");
                 Reply::Refused("cannot start worker".into())

@@ -25,7 +25,7 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::control::{b64, unb64, MasterClient, Request};
+use super::control::{b64, unb64, MasterClient, Request, SpawnError};
 use super::fdpass;
 use super::pool::SESSION_ENDED;
 
@@ -256,12 +256,12 @@ pub async fn relay_via_master(
         ours.set_nonblocking(true)?;
         let mut worker = tokio::net::UnixStream::from_std(ours)?;
         worker.write_all(&leftover).await?;
-        std::io::Result::Ok(worker)
+        Ok::<_, SpawnError>(worker)
     };
     match started.await {
         Ok(worker) => relay(client, worker, handle.as_ref(), family).await,
         Err(e) => {
-            let stopping = e.to_string().contains("shutting down");
+            let stopping = matches!(e, SpawnError::Stopping);
             if !stopping {
                 tracing::error!(peer = %ctx.peer, "cannot start the session worker: {e}");
             }

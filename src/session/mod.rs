@@ -153,12 +153,6 @@ impl UserSession {
     }
 }
 
-/// Runs the authenticated part of a session as the mail owner (here, or in a worker process the
-/// master starts); returns when it has ended.
-pub async fn hand_over(conn: Connection, ctx: &SessionContext, login: Login) {
-    login.start(conn, ctx).await
-}
-
 /// What one pre-login command led to, in every protocol's login phase.
 pub enum Next {
     /// Read the next command.
