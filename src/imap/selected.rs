@@ -285,18 +285,21 @@ impl Selected {
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, BadSequence> {
         let count = self.len();
         if uid {
+            // Each range is two binary searches in the ascending UIDs: O(log n + result).
             let uids = self.view.uids();
             let largest = uids.last().copied().unwrap_or(0);
-            let ranges = ranges(set, largest);
-            return Ok(uids
-                .iter()
-                .enumerate()
-                .filter(|(_, u)| ranges.iter().any(|(a, b)| (*a..=*b).contains(*u)))
-                .map(|(i, _)| i)
-                .collect());
+            let mut picked: Vec<usize> = Vec::new();
+            for (a, b) in ranges(set, largest) {
+                let first = uids.partition_point(|u| *u < a);
+                let end = uids.partition_point(|u| *u <= b);
+                picked.extend(first..end.max(first));
+            }
+            picked.sort_unstable();
+            picked.dedup();
+            return Ok(picked);
         }
         let ranges = ranges(set, count as u32);
-        let mut picked = BTreeSet::new();
+        let mut picked = Vec::new();
         // `$` while nothing is saved names no message.
         for (a, b) in ranges.into_iter().filter(|r| r.0 != EMPTY_SET) {
             if b as usize > count || a == 0 {
@@ -304,7 +307,9 @@ impl Selected {
             }
             picked.extend((a as usize - 1)..(b as usize));
         }
-        Ok(picked.into_iter().collect())
+        picked.sort_unstable();
+        picked.dedup();
+        Ok(picked)
     }
 }
 

@@ -56,6 +56,8 @@ pub mod wire;
 
 pub use error::Error;
 pub use location::{MailFormat, MailLocation, UserVars};
-pub use mailbox::{FlagChange, Flags, FolderTree, Mailbox, MessageInfo, Snapshot, Uid};
+pub use mailbox::{
+    Changes, Delta, FlagChange, Flags, FolderTree, Mailbox, MessageInfo, Snapshot, Uid,
+};
 pub use store::{MaildropLock, Store};
 pub use view::{SessionView, SharedMailbox, Updates};

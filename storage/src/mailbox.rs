@@ -124,6 +124,30 @@ impl Snapshot {
     }
 }
 
+/// What a mailbox took in from elsewhere, for the shared view to enter and log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// Only these messages changed.
+    Some(Delta),
+    /// Anything may have changed: compare the whole mailbox.
+    All(Snapshot),
+}
+
+/// The messages that changed, arrived or left, so taking them in costs O(changes).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Delta {
+    /// UIDVALIDITY the changes belong to (a new one always comes as [`Changes::All`]).
+    pub uidvalidity: u32,
+    /// UIDNEXT now.
+    pub uidnext: Uid,
+    /// HIGHESTMODSEQ now.
+    pub highestmodseq: u64,
+    /// Messages that arrived or whose flags changed, as they are now, in UID order.
+    pub present: Vec<MessageInfo>,
+    /// Messages that left.
+    pub removed: Vec<Uid>,
+}
+
 /// A MODSEQ above `previous` and above every one handed out before a lost index: microseconds
 /// of the clock, so a rebuilt index can only move forward (clients then resync their flags).
 pub fn next_modseq(previous: u64) -> u64 {
@@ -184,18 +208,14 @@ pub trait Mailbox: Send {
     /// files that appeared or vanished) and returns it.
     fn sync(&mut self) -> Result<Snapshot, Error>;
 
-    /// Like [`Mailbox::sync`], but `None` when nothing changed since the last sync, so an
-    /// open session's re-check before every response costs a few stats, not a copy of the view.
-    fn sync_if_changed(&mut self) -> Result<Option<Snapshot>, Error> {
-        self.sync().map(Some)
-    }
-
-    /// Whether a sync since the last call took in changes made elsewhere (another process,
-    /// a delivery), and forgets it. The shared view asks after each of its own writes, which
-    /// sync first: what they took in would otherwise never reach it. Backends that can't tell
-    /// say yes, and the view compares a fresh snapshot.
-    fn take_outside_changes(&mut self) -> bool {
-        true
+    /// Hands over what this mailbox took in from elsewhere (other processes, deliveries, other
+    /// programs) since the last call: `None` when nothing. With `sync` it first looks at the
+    /// disk (the shared view's check before each response, a few stats when nothing moved);
+    /// without, it reports only what the syncs inside a write just made took in. Backends that
+    /// cannot tell what changed hand over the whole mailbox to compare.
+    fn outside_changes(&mut self, sync: bool) -> Result<Option<Changes>, Error> {
+        let _ = sync;
+        self.sync().map(|snapshot| Some(Changes::All(snapshot)))
     }
 
     /// One message as the last sync knows it (the shared view enters an append with it).

@@ -7,7 +7,9 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-use roost_storage::{FlagChange, Flags, MailLocation, SessionView, Store, Updates, UserVars};
+use roost_storage::{
+    Changes, FlagChange, Flags, MailLocation, SessionView, Store, Updates, UserVars,
+};
 
 fn store(dir: &Path, format: &str) -> Store {
     std::fs::create_dir_all(dir.join("mail")).expect("mail root");
@@ -192,4 +194,40 @@ fn a_session_far_behind_compares_once_and_stays_right() {
     assert_eq!(updates.expunged, vec![(2, 2)]);
     assert_eq!(b.uids(), &[1]);
     assert_eq!(b.catch_up().expect("again"), Updates::default());
+}
+
+#[test]
+fn another_process_s_changes_come_as_the_messages_concerned_not_the_whole_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = populated(dir.path(), "maildir", 50);
+    let mut mine = store.folders().open("INBOX").expect("mine");
+    mine.sync().expect("sync");
+    assert!(
+        matches!(mine.outside_changes(false), Ok(Some(Changes::All(_)))),
+        "the first look takes in the whole folder"
+    );
+    let mut other = store.folders().open("INBOX").expect("other");
+    other.sync().expect("sync");
+    other
+        .store(&[7], FlagChange::Add, Flags::FLAGGED, &BTreeSet::new())
+        .expect("store");
+    other.expunge(&[9]).expect("expunge");
+    let new = other
+        .append(
+            &mut &b"Subject: x\r\n\r\nx\r\n"[..],
+            Flags::SEEN,
+            &kw(&[]),
+            None,
+        )
+        .expect("append");
+    match mine.outside_changes(true).expect("changes") {
+        Some(Changes::Some(delta)) => {
+            let present: Vec<_> = delta.present.iter().map(|m| (m.uid, m.flags)).collect();
+            assert_eq!(present, vec![(7, Flags::FLAGGED), (new, Flags::SEEN)]);
+            assert_eq!(delta.removed, vec![9]);
+            assert_eq!(delta.uidnext, new + 1);
+        }
+        other => panic!("expected only the messages concerned, got {other:?}"),
+    }
+    assert_eq!(mine.outside_changes(true).expect("again"), None);
 }

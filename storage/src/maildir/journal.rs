@@ -30,8 +30,17 @@ const MAGIC: &[u8; 8] = b"ROOSTJ02";
 /// Bytes of a record body before the file name.
 const FIXED: usize = 1 + 4 + 8 + 3 * 12 + 8 + 12;
 const HEADER: u64 = 16;
-/// Past this size the next change rewrites the index and starts a new journal.
-pub const MAX_LEN: u64 = 256 * 1024;
+/// Past this size (or [`PER_MESSAGE`] bytes per message, if more) the next change rewrites the
+/// index and starts a new journal.
+const MIN_LIMIT: u64 = 256 * 1024;
+/// Journal bytes allowed per message: the index rewrite (about 80 bytes per message) then
+/// comes once per so many changes that its cost per change does not grow with the mailbox.
+const PER_MESSAGE: u64 = 64;
+
+/// How long the journal of a folder of `messages` may grow before the index is rewritten.
+pub fn limit(messages: usize) -> u64 {
+    MIN_LIMIT.max(messages as u64 * PER_MESSAGE)
+}
 
 /// What happened to a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,7 +29,8 @@ use crate::cache::FieldCache;
 use crate::durable::sync_dir;
 use crate::index::Stamp;
 use crate::mailbox::{
-    counted_crlf_size, FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot, Uid,
+    counted_crlf_size, Changes, FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot,
+    Uid,
 };
 use crate::wire::CountingReader;
 use crate::Error;
@@ -60,9 +61,8 @@ pub struct Maildir {
     index_id: Option<u64>,
     /// How far this view has read the journal.
     journal_at: u64,
-    /// A sync took in changes made elsewhere since [`Mailbox::take_outside_changes`] last
-    /// asked.
-    outside: bool,
+    /// What syncs took in from elsewhere since [`Mailbox::outside_changes`] last asked.
+    outside: sync::Outside,
 }
 
 /// A message file as found on disk.
@@ -116,7 +116,7 @@ impl Maildir {
             current: None,
             index_id: None,
             journal_at: 0,
-            outside: false,
+            outside: sync::Outside::Nothing,
         }
     }
 
@@ -234,6 +234,26 @@ impl Maildir {
         })
     }
 
+    /// Brings the view up to date with the disk: three stats when nothing moved.
+    fn update(&mut self) -> Result<(), Error> {
+        if self.uidlist.is_none() {
+            self.ensure()?;
+        } else if self.unchanged() {
+            return Ok(());
+        }
+        let _lock = self.lock()?;
+        self.sync_locked()
+    }
+
+    /// The messages among `uids` (each once, in UID order) as the view has them now.
+    fn infos(&self, uids: &[Uid]) -> Vec<MessageInfo> {
+        let wanted: BTreeSet<Uid> = uids.iter().copied().collect();
+        wanted
+            .into_iter()
+            .filter_map(|uid| Some(self.info(uid, self.files.get(&uid)?)))
+            .collect()
+    }
+
     /// What a session knows of one message without opening it.
     fn info(&self, uid: Uid, entry: &Entry) -> MessageInfo {
         MessageInfo {
@@ -269,24 +289,15 @@ impl Maildir {
 
 impl Mailbox for Maildir {
     fn sync(&mut self) -> Result<Snapshot, Error> {
-        if self.uidlist.is_none() {
-            self.ensure()?;
-        } else if self.unchanged() {
-            return self.snapshot();
-        }
-        let _lock = self.lock()?;
-        self.sync_locked()
+        self.update()?;
+        self.snapshot()
     }
 
-    fn sync_if_changed(&mut self) -> Result<Option<Snapshot>, Error> {
-        if self.uidlist.is_some() && self.unchanged() {
-            return Ok(None);
+    fn outside_changes(&mut self, sync: bool) -> Result<Option<Changes>, Error> {
+        if sync {
+            self.update()?;
         }
-        self.sync().map(Some)
-    }
-
-    fn take_outside_changes(&mut self) -> bool {
-        std::mem::take(&mut self.outside)
+        self.take_outside()
     }
 
     fn message_info(&mut self, uid: Uid) -> Result<Option<MessageInfo>, Error> {
@@ -402,7 +413,7 @@ impl Mailbox for Maildir {
                 .collect();
             self.journal_changes(&changes, new_keywords)?;
         }
-        Ok(self.snapshot()?.only(uids))
+        Ok(self.infos(uids))
     }
 
     fn field_cache(&mut self) -> Option<&mut FieldCache> {

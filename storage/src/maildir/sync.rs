@@ -2,7 +2,7 @@
 //! or by listing `cur/` and `new/`, numbering what is new (`numbering.rs`), and repairing what
 //! is lost.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::Path;
 
@@ -13,7 +13,7 @@ use super::uidlist::{self, Uidlist};
 use super::{scan, Entry, Maildir, Place, UIDVALIDITY_MARKER};
 use crate::durable::sync_dir;
 use crate::index::{self, Index, IndexRecord, Stamp};
-use crate::mailbox::{next_modseq, Snapshot, Uid};
+use crate::mailbox::{next_modseq, Changes, Delta, Uid};
 use crate::{repair, Error};
 
 /// How old an unfinished delivery in `tmp/` must be before a sync removes it.
@@ -36,6 +36,30 @@ impl From<[Stamp; 3]> for Stamps {
 impl From<Stamps> for [Stamp; 3] {
     fn from(s: Stamps) -> Self {
         [s.cur, s.new, s.uidlist]
+    }
+}
+
+/// What syncs took in from elsewhere and the shared view has not heard of yet.
+#[derive(Debug, Default)]
+pub(super) enum Outside {
+    /// Nothing.
+    #[default]
+    Nothing,
+    /// These messages changed, arrived or left (from another session's journal records, or
+    /// an index that differs from this view in them only).
+    Messages(BTreeSet<Uid>),
+    /// Anything may have (the folder was listed, or UIDVALIDITY changed).
+    Everything,
+}
+
+impl Outside {
+    /// Adds messages that changed.
+    fn add(&mut self, uids: impl IntoIterator<Item = Uid>) {
+        match self {
+            Self::Nothing => *self = Self::Messages(uids.into_iter().collect()),
+            Self::Messages(known) => known.extend(uids),
+            Self::Everything => {}
+        }
     }
 }
 
@@ -73,26 +97,49 @@ impl Maildir {
     }
 
     /// The sync proper; the caller holds the lock. Cheapest first: nothing changed, another
-    /// session's journaled flag changes, a current index; else list the folder.
-    pub(super) fn sync_locked(&mut self) -> Result<Snapshot, Error> {
+    /// session's journaled flag changes, a current index; else list the folder. What it takes
+    /// in is noted in `outside` for the shared view.
+    pub(super) fn sync_locked(&mut self) -> Result<(), Error> {
         let before = self.stamps();
         if self.unchanged() {
             // Nothing changed since this session last looked: no index read, no listing.
-            return self.snapshot();
+            return Ok(());
         }
-        self.outside = true;
         if self.catch_up_from_journal(before) {
             // Another session changed flags: its journal records say how, nothing else moved.
-            return self.snapshot();
+            return Ok(());
         }
         let index = self.read_index()?;
         if let Some(index) = &index {
             if self.load_current_index(index, before)? {
-                return self.snapshot();
+                return Ok(());
             }
         }
-        self.list_folder(index.as_ref(), before)?;
-        self.snapshot()
+        self.outside = Outside::Everything;
+        self.list_folder(index.as_ref(), before)
+    }
+
+    /// Hands over what syncs took in from elsewhere since the last call.
+    pub(super) fn take_outside(&mut self) -> Result<Option<Changes>, Error> {
+        Ok(match std::mem::take(&mut self.outside) {
+            Outside::Nothing => None,
+            Outside::Everything => Some(Changes::All(self.snapshot()?)),
+            Outside::Messages(uids) => {
+                let Some(list) = &self.uidlist else {
+                    return Ok(None);
+                };
+                let (present, removed) = uids
+                    .iter()
+                    .partition::<Vec<Uid>, _>(|u| self.files.contains_key(u));
+                Some(Changes::Some(Delta {
+                    uidvalidity: list.uidvalidity,
+                    uidnext: list.uidnext,
+                    highestmodseq: self.highestmodseq.max(1),
+                    present: self.infos(&present),
+                    removed,
+                }))
+            }
+        })
     }
 
     /// Takes the view from the index plus the flag changes journaled since it was written, if
@@ -115,8 +162,18 @@ impl Maildir {
         if current != before || !trusted || !marker.exists() {
             return Ok(false);
         }
-        if self.load_index(index)?.is_none() || !self.apply_journal(&journaled) {
+        let uidvalidity_before = self.uidlist.as_ref().map(|l| l.uidvalidity);
+        let Some(changed) = self.load_index(index)? else {
             return Ok(false);
+        };
+        if !self.apply_journal(&journaled) {
+            return Ok(false);
+        }
+        if uidvalidity_before == Some(index.uidvalidity) {
+            self.outside.add(changed);
+            self.outside.add(journaled.iter().map(|r| r.uid));
+        } else {
+            self.outside = Outside::Everything;
         }
         self.index_id = Some(id);
         self.journal_at = journal_end;
@@ -256,8 +313,10 @@ impl Maildir {
         }
     }
 
-    /// Takes the whole view from a current index; `None` if a record does not parse.
-    fn load_index(&mut self, index: &Index) -> Result<Option<()>, Error> {
+    /// Takes the whole view from a current index; returns the UIDs whose files differ from the
+    /// view before (changed, new or gone), or `None` if a record does not parse.
+    fn load_index(&mut self, index: &Index) -> Result<Option<BTreeSet<Uid>>, Error> {
+        let mut changed = BTreeSet::new();
         let mut files = BTreeMap::new();
         // Entries whose file is unchanged are kept as they are: after another session's change
         // only the renamed messages are parsed again.
@@ -274,6 +333,7 @@ impl Maildir {
                 self.files = previous;
                 return Ok(None);
             };
+            changed.insert(r.uid);
             let entry = Entry {
                 place: Place::Cur,
                 file: r.file.clone(),
@@ -288,9 +348,10 @@ impl Maildir {
         let mut header = Uidlist::new(index.uidvalidity);
         header.uidnext = index.uidnext;
         self.keywords = self.load_keywords(Some(index))?;
+        changed.extend(previous.into_keys());
         self.files = files;
         self.uidlist = Some(header);
-        Ok(Some(()))
+        Ok(Some(changed))
     }
 
     /// Reads `dovecot-keywords`; if it is gone or empty while the index remembers keywords,
@@ -405,9 +466,15 @@ impl Maildir {
             return false;
         };
         let explains = records.last().is_some_and(|r| Stamps::from(r.after) == now);
-        if !explains || !self.apply_journal(&records) {
+        if !explains {
             return false;
         }
+        if !self.apply_journal(&records) {
+            // Partly applied: the view no longer says which messages the table lacks.
+            self.outside = Outside::Everything;
+            return false;
+        }
+        self.outside.add(records.iter().map(|r| r.uid));
         self.journal_at = end;
         self.current = Some(now);
         true
@@ -421,7 +488,7 @@ impl Maildir {
         changes: &[(Uid, journal::Change)],
         new_keywords: bool,
     ) -> Result<(), Error> {
-        let usable = self.index_id.is_some() && self.journal_at < journal::MAX_LEN;
+        let usable = self.index_id.is_some() && self.journal_at < journal::limit(self.files.len());
         if new_keywords || !usable {
             return self.commit_view();
         }

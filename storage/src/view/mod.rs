@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::SystemTime;
 
-use crate::mailbox::{Flags, Mailbox, Uid};
+use crate::mailbox::{Changes, Flags, Mailbox, Uid};
 use crate::{Error, Store};
 
 pub use session::{SessionView, Updates};
@@ -65,18 +65,27 @@ struct Inner {
 impl Inner {
     /// Takes in whatever changed on disk since the last look (other processes, deliveries).
     fn refresh(&mut self) -> Result<(), Error> {
-        if let Some(snapshot) = self.mailbox.sync_if_changed()? {
-            self.mailbox.take_outside_changes();
-            self.table.absorb(snapshot);
-        }
-        Ok(())
+        self.take_in(true)
     }
 
     /// After a change of ours: takes in what the backend learnt from disk while making it.
     fn after_write(&mut self) -> Result<(), Error> {
-        if self.mailbox.take_outside_changes() {
-            let snapshot = self.mailbox.sync()?;
-            self.table.absorb(snapshot);
+        self.take_in(false)
+    }
+
+    /// Enters the backend's outside changes in the table: only the messages concerned when
+    /// the backend can say which, else a comparison of the whole mailbox.
+    fn take_in(&mut self, sync: bool) -> Result<(), Error> {
+        match self.mailbox.outside_changes(sync)? {
+            None => {}
+            Some(Changes::Some(delta)) if delta.uidvalidity == self.table.uidvalidity => {
+                self.table.apply(delta);
+            }
+            Some(Changes::Some(_)) => {
+                let snapshot = self.mailbox.sync()?;
+                self.table.absorb(snapshot);
+            }
+            Some(Changes::All(snapshot)) => self.table.absorb(snapshot),
         }
         Ok(())
     }
@@ -124,8 +133,11 @@ impl SharedMailbox {
 
     /// A view of a mailbox nobody in this process has open yet.
     fn build(mut mailbox: Box<dyn Mailbox>, path: PathBuf) -> Result<Arc<Self>, Error> {
-        let snapshot = mailbox.sync()?;
-        mailbox.take_outside_changes();
+        // The first look takes in everything; whatever else it reports is the same mailbox.
+        let snapshot = match mailbox.outside_changes(true)? {
+            Some(Changes::All(snapshot)) => snapshot,
+            _ => mailbox.sync()?,
+        };
         Ok(Arc::new(Self {
             path,
             inner: Mutex::new(Inner {

@@ -220,7 +220,7 @@ impl SessionView {
         let mut gone = BTreeSet::new();
         let mut changed = BTreeSet::new();
         let skip = (self.position - table.log_start) as usize;
-        for change in table.log.iter().skip(skip) {
+        for change in table.log.range(skip.min(table.log.len())..) {
             match change {
                 Logged::Flags { uid, origin } if *origin == self.id => changed.remove(uid),
                 Logged::Flags { uid, .. } => changed.insert(*uid),

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::SystemTime;
 
-use crate::mailbox::{Flags, MessageInfo, Snapshot, Uid};
+use crate::mailbox::{Delta, Flags, MessageInfo, Snapshot, Uid};
 
 /// How many changes the log keeps; a session further behind compares its whole sequence map
 /// once instead.
@@ -192,6 +192,30 @@ impl Table {
                 self.push(Logged::Expunged(entry));
             }
         }
+    }
+
+    /// Takes in the messages another process or program changed, added or removed, logging
+    /// each: O(changes), whatever the mailbox's size.
+    pub fn apply(&mut self, delta: Delta) {
+        self.remove(&delta.removed);
+        for info in &delta.present {
+            let entry = self.entry(info);
+            match self.position(info.uid) {
+                Ok(i) => {
+                    let was = &self.messages[i];
+                    if was.flags != entry.flags || was.keywords != entry.keywords {
+                        self.push(Logged::Flags {
+                            uid: info.uid,
+                            origin: 0,
+                        });
+                    }
+                    self.messages[i] = entry;
+                }
+                Err(i) => self.messages.insert(i, entry),
+            }
+        }
+        self.uidnext = self.uidnext.max(delta.uidnext);
+        self.highestmodseq = self.highestmodseq.max(delta.highestmodseq);
     }
 
     /// Brings the table in line with a sync of the disk, logging every difference; a new
