@@ -647,3 +647,43 @@ fn virtual_users_of_one_owner_share_a_few_workers_and_stay_apart() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn one_users_many_sessions_spread_over_the_owners_workers_and_hear_of_each_others_changes() {
+    if !is_root() {
+        eprintln!("skipping: needs root (the single-process model has no workers)");
+        return;
+    }
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let addr = server.addr("imap");
+    let mut first = imap_session(addr, "plain");
+    let message = "Subject: shared\r\n\r\nseen by every session\r\n";
+    let reply = first.cmd(
+        &format!("p APPEND INBOX {{{}+}}\r\n{message}", message.len()),
+        "p ",
+    );
+    assert!(reply.last().unwrap().starts_with("p OK"), "{reply:?}");
+    let mut others: Vec<_> = (0..9).map(|_| imap_session(addr, "plain")).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = worker_uids(server.child.id());
+    assert!(
+        workers.len() <= cores.clamp(1, 8) && (cores == 1 || workers.len() >= 2),
+        "ten sessions of one user use the cores (at most one worker each): {workers:?}"
+    );
+    for client in others.iter_mut().chain([&mut first]) {
+        let select = client.cmd("s SELECT INBOX", "s ");
+        assert!(select.last().unwrap().starts_with("s OK"), "{select:?}");
+    }
+    let store = first.cmd("f STORE 1 +FLAGS (\\Flagged)", "f ");
+    assert!(store.last().unwrap().starts_with("f OK"), "{store:?}");
+    // Sessions in the other worker learn of it through the disk, those in the same through the
+    // shared view: each one's next NOOP says so.
+    for (n, client) in others.iter_mut().enumerate() {
+        let noop = client.cmd("n NOOP", "n ");
+        assert!(
+            noop.iter()
+                .any(|l| l.starts_with("* 1 FETCH") && l.contains("\\Flagged")),
+            "session {n}: {noop:?}"
+        );
+    }
+}

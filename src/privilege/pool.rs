@@ -1,5 +1,6 @@
-//! The master's session workers: one long-lived `roost worker` per mail owner (a small pool of
-//! them for a virtual-mail owner shared by many users), each serving many sessions as tasks.
+//! The master's session workers: a small pool of long-lived `roost worker`s per mail owner (at
+//! most one per core; a user's sessions meet in one unless that user alone keeps it busy), each
+//! serving many sessions as tasks.
 //!
 //! ```text
 //!   master ── hand_over(owner, session, socket) ──► worker for (uid, gid, slot)?
@@ -26,12 +27,15 @@ use tokio::io::Interest;
 
 use super::fdpass;
 use super::worker;
-use crate::auth::Source;
 use crate::session::UserSession;
 
 /// How long a worker without sessions lives on, so a client that reconnects at once (or the
 /// next user of a shared owner) does not pay for a new process.
 const LINGER: Duration = Duration::from_secs(5);
+
+/// How many more sessions than the owner's least busy worker a user's home worker takes
+/// before the user's next session goes to that one instead.
+const SPILL_AFTER: usize = 4;
 
 /// What a worker sends the master when one of its sessions has ended.
 pub const SESSION_ENDED: &[u8] = b"E";
@@ -57,7 +61,7 @@ pub struct WorkerPool {
     events: RawFd,
     /// `[mail] privileged_group`'s gid, kept aside in every worker.
     privileged_gid: Option<u32>,
-    /// Workers per shared (virtual-mail) owner.
+    /// Workers per mail owner at most.
     slots: usize,
 }
 
@@ -96,12 +100,12 @@ impl WorkerPool {
         session: &UserSession,
         socket: OwnedFd,
     ) -> Result<(), PoolError> {
-        let key = (owner.0, owner.1, self.slot(session));
         let message = worker::encode_session(session);
         let mut state = self.lock();
         if state.stopping {
             return Err(PoolError::ShuttingDown);
         }
+        let key = (owner.0, owner.1, self.slot(&state, owner, session));
         // A worker that died since its last session cannot take this one: start another.
         for _attempt in 0..2 {
             let running = match state.workers.get_mut(&key) {
@@ -125,15 +129,30 @@ impl WorkerPool {
         Err(PoolError::Io(std::io::Error::other("worker unreachable")))
     }
 
-    /// Virtual users who share one owner are spread over a few workers (by name, so a user's
-    /// sessions meet in one); a user with an account of their own gets one worker.
-    fn slot(&self, session: &UserSession) -> usize {
-        if session.user.source == Source::Pam {
-            return 0;
-        }
+    /// A user's sessions meet in their home worker (by name: they share its view of their
+    /// mailboxes and its change notifications), and the users of one owner spread over the
+    /// owner's workers. A user with many sessions at once (one busy account, a client opening
+    /// a connection per folder) spills over to the owner's least busy worker once the home
+    /// worker has [`SPILL_AFTER`] more sessions than it, so CPU spreads over the cores there
+    /// too.
+    fn slot(&self, state: &PoolState, owner: (u32, u32), session: &UserSession) -> usize {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         session.user.name.hash(&mut hasher);
-        (hasher.finish() % self.slots as u64) as usize
+        let home = (hasher.finish() % self.slots as u64) as usize;
+        let load = |slot: usize| {
+            state
+                .workers
+                .get(&(owner.0, owner.1, slot))
+                .map_or(0, |running| running.sessions)
+        };
+        let least = (0..self.slots)
+            .min_by_key(|slot| load(*slot))
+            .unwrap_or(home);
+        if load(home) >= load(least) + SPILL_AFTER {
+            least
+        } else {
+            home
+        }
     }
 
     /// Starts the worker for `key` and the tasks that follow its session ends and its exit.

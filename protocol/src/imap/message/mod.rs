@@ -56,15 +56,21 @@ pub fn header_len(message: &[u8]) -> usize {
 /// The header lines whose field name is (`not`: is not) one of `names`, continuation lines
 /// kept, followed by the blank line: `HEADER.FIELDS` and `HEADER.FIELDS.NOT`.
 pub fn header_fields(header: &[u8], names: &[&[u8]], not: bool) -> Vec<u8> {
-    let mut out = Vec::new();
+    // Clients ask for ~15 fields of 50 messages at a time (Thunderbird, Outlook): the line and
+    // name ends are found with memchr, not byte by byte.
+    let mut out = Vec::with_capacity(if not { header.len() } else { 512 });
     let mut keep = false;
-    for line in header.split_inclusive(|&b| b == b'\n') {
+    let mut rest = header;
+    while let Some(&first) = rest.first() {
+        let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |at| at + 1);
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
         if line == b"\r\n" || line == b"\n" {
             break;
         }
-        if !line.starts_with(b" ") && !line.starts_with(b"\t") {
-            let name = line.split(|&b| b == b':').next().unwrap_or_default();
-            let name = name.trim_ascii();
+        if first != b' ' && first != b'\t' {
+            let colon = memchr::memchr(b':', line).unwrap_or(line.len());
+            let name = line[..colon].trim_ascii();
             let listed = names.iter().any(|n| n.eq_ignore_ascii_case(name));
             keep = listed != not;
         }
