@@ -91,7 +91,7 @@ impl<'s> Candidate<'s> {
             SearchKey::Body(s) => self.body_text()?.contains(&lower(s.as_ref())),
             SearchKey::Text(s) => {
                 let needle = lower(s.as_ref());
-                let header = lower(&self.header()?);
+                let header = lower(self.header()?);
                 header.contains(&needle) || self.body_text()?.contains(&needle)
             }
             _ => return Err(SearchError::Unsupported("(extension)")),
@@ -139,19 +139,17 @@ impl<'s> Candidate<'s> {
         self.selected.mailbox().crlf_size(uid)
     }
 
-    fn header(&mut self) -> Result<Vec<u8>, StorageError> {
-        if let Some(h) = &self.header {
-            return Ok(h.clone());
+    fn header(&mut self) -> Result<&[u8], StorageError> {
+        if self.header.is_none() {
+            let uid = self.info().uid;
+            self.header = Some(header_of(&mut *self.selected.mailbox(), uid)?);
         }
-        let uid = self.info().uid;
-        let h = header_of(&mut *self.selected.mailbox(), uid)?;
-        self.header = Some(h.clone());
-        Ok(h)
+        Ok(self.header.as_deref().unwrap_or_default())
     }
 
     /// The Date header's day (UTC), if it has a readable one.
     fn sent(&mut self) -> Result<Option<ChronoDate>, StorageError> {
-        let header = header_fields(&self.header()?, &[b"date"], false);
+        let header = header_fields(self.header()?, &[b"date"], false);
         let Some(message) = MessageParser::default().parse_headers(&header[..]) else {
             return Ok(None);
         };
@@ -165,8 +163,11 @@ impl<'s> Candidate<'s> {
     /// an empty needle asks whether the field exists.
     fn header_contains(&mut self, name: &str, needle: &[u8]) -> Result<bool, StorageError> {
         // Only the asked-for field is parsed: Received and DKIM fields cost more than the rest.
-        let header = header_fields(&self.header()?, &[name.as_bytes()], false);
+        let header = header_fields(self.header()?, &[name.as_bytes()], false);
         let needle = lower(needle);
+        if let Some(found) = plain_text_contains(name, &header, &needle) {
+            return Ok(found);
+        }
         let Some(message) = MessageParser::default().parse_headers(&header[..]) else {
             return Ok(false);
         };
@@ -233,6 +234,20 @@ fn collect_text(message: &Message<'_>, text: &mut String, depth: usize) {
     }
 }
 
+/// [`Candidate::header_contains`] without a MIME parse, for the common case: an unstructured
+/// field (Subject, Comments) without encoded words, whose text is its raw value unfolded.
+/// `None` when the field needs the parser.
+fn plain_text_contains(name: &str, fields: &[u8], needle: &str) -> Option<bool> {
+    let unstructured = ["Subject", "Comments"]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name));
+    if !unstructured || needle.is_empty() || memchr::memmem::find(fields, b"=?").is_some() {
+        return None;
+    }
+    let raw = lower(fields);
+    Some(raw.contains(needle) || raw.replace("\r\n", "").contains(needle))
+}
+
 fn lower(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_lowercase()
 }
@@ -261,5 +276,22 @@ fn value_text(value: &HeaderValue<'_>) -> String {
             addresses(&mut groups.iter().flat_map(|g| g.addresses.iter()))
         }
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_text_contains;
+
+    #[test]
+    fn a_plain_subject_is_searched_unfolded_without_the_parser() {
+        let folded = b"Subject: Quarterly\r\n report due\r\n\r\n";
+        assert_eq!(plain_text_contains("SUBJECT", folded, "report"), Some(true));
+        assert_eq!(plain_text_contains("Subject", folded, "quarterly report"), Some(true));
+        assert_eq!(plain_text_contains("Subject", folded, "invoice"), Some(false));
+        assert_eq!(plain_text_contains("Subject", b"\r\n", "x"), Some(false), "no field");
+        let encoded = b"Subject: =?utf-8?q?caf=C3=A9?=\r\n\r\n";
+        assert_eq!(plain_text_contains("Subject", encoded, "caf"), None, "needs decoding");
+        assert_eq!(plain_text_contains("From", folded, "x"), None, "structured field");
     }
 }

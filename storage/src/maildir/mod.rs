@@ -63,6 +63,9 @@ pub struct Maildir {
     journal_at: u64,
     /// What syncs took in from elsewhere since [`Mailbox::outside_changes`] last asked.
     outside: sync::Outside,
+    /// The uidlist still lists expunged messages: rewritten with the next index, not on every
+    /// EXPUNGE (it costs O(messages); entries for gone files are harmless and dropped then).
+    uidlist_stale: bool,
 }
 
 /// A message file as found on disk.
@@ -117,6 +120,7 @@ impl Maildir {
             index_id: None,
             journal_at: 0,
             outside: sync::Outside::Nothing,
+            uidlist_stale: false,
         }
     }
 
@@ -448,7 +452,7 @@ impl Mailbox for Maildir {
             }
         }
         sync_dir(&self.cur())?;
-        self.write_uidlist()?;
+        self.uidlist_stale = true;
         let changes: Vec<_> = removed
             .iter()
             .map(|u| (*u, journal::Change::Removed))

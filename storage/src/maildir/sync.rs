@@ -90,6 +90,9 @@ impl Maildir {
     /// last rename and the stat here would be hidden until the next change; the window is the
     /// few microseconds between the two system calls.
     pub(super) fn commit_view(&mut self) -> Result<(), Error> {
+        if std::mem::take(&mut self.uidlist_stale) {
+            self.write_uidlist()?;
+        }
         let stamps = self.stamps();
         self.write_index(stamps)?;
         self.current = Some(stamps);
