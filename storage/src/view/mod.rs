@@ -9,7 +9,8 @@
 //! so catching up costs O(changes since then).
 //!
 //! ```text
-//!   SessionView ──Arc──► SharedMailbox ── Mutex ──► Table { messages, keywords, log } + dyn Mailbox
+//!   SessionView ──Arc──► SharedMailbox ─┬─ Mutex ──► dyn Mailbox (disk work)
+//!                                       └─ RwLock ─► Table { messages, keywords, log }
 //!   (uids it told     (one per path per process,
 //!    the client,       in the registry while a
 //!    log position)     session holds it)
@@ -25,7 +26,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{
+    Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+};
 use std::time::SystemTime;
 
 use crate::mailbox::{Changes, Flags, Mailbox, Uid};
@@ -48,63 +51,28 @@ fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Reads the table (any number of sessions at once).
+fn read(table: &RwLock<Table>) -> RwLockReadGuard<'_, Table> {
+    table.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Changes the table (briefly: readers wait meanwhile).
+fn write(table: &RwLock<Table>) -> RwLockWriteGuard<'_, Table> {
+    table.write().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// One mailbox as this process knows it, shared by every session that has it open.
+///
+/// Two locks, always taken in this order: the backend's (disk work: syncs, writes, reading
+/// messages and cached fields) and the table's (what every FETCH, SEARCH and catch-up reads,
+/// message by message). Reading the table never waits for disk work of another session.
 pub struct SharedMailbox {
     /// Where it lives (the registry key and the change-notification watch path).
     path: PathBuf,
-    /// The table and the one open [`Mailbox`] behind it.
-    inner: Mutex<Inner>,
-}
-
-/// What the lock guards: the storage backend and the table that mirrors it.
-struct Inner {
-    mailbox: Box<dyn Mailbox>,
-    table: Table,
-}
-
-impl Inner {
-    /// Takes in whatever changed on disk since the last look (other processes, deliveries).
-    fn refresh(&mut self) -> Result<(), Error> {
-        self.take_in(true)
-    }
-
-    /// After a change of ours: takes in what the backend learnt from disk while making it.
-    fn after_write(&mut self) -> Result<(), Error> {
-        self.take_in(false)
-    }
-
-    /// Enters the backend's outside changes in the table: only the messages concerned when
-    /// the backend can say which, else a comparison of the whole mailbox.
-    fn take_in(&mut self, sync: bool) -> Result<(), Error> {
-        match self.mailbox.outside_changes(sync)? {
-            None => {}
-            Some(Changes::Some(delta)) if delta.uidvalidity == self.table.uidvalidity => {
-                self.table.apply(delta);
-            }
-            Some(Changes::Some(_)) => {
-                let snapshot = self.mailbox.sync()?;
-                self.table.absorb(snapshot);
-            }
-            Some(Changes::All(snapshot)) => self.table.absorb(snapshot),
-        }
-        Ok(())
-    }
-
-    /// Appends through the backend and enters the new message in the table.
-    fn append(
-        &mut self,
-        message: &mut dyn Read,
-        flags: Flags,
-        keywords: &BTreeSet<String>,
-        when: Option<SystemTime>,
-    ) -> Result<Uid, Error> {
-        let uid = self.mailbox.append(message, flags, keywords, when)?;
-        if let Some(info) = self.mailbox.message_info(uid)? {
-            self.table.insert(&info);
-        }
-        self.after_write()?;
-        Ok(uid)
-    }
+    /// The one open [`Mailbox`] behind the table.
+    mailbox: Mutex<Box<dyn Mailbox>>,
+    /// The table that mirrors it.
+    table: RwLock<Table>,
 }
 
 impl SharedMailbox {
@@ -115,7 +83,7 @@ impl SharedMailbox {
         let path = mailbox.watch_path().to_path_buf();
         let existing = lock(registry()).get(&path).and_then(Weak::upgrade);
         if let Some(shared) = existing {
-            lock(&shared.inner).refresh()?;
+            shared.refresh()?;
             return Ok(shared);
         }
         let fresh = Self::build(mailbox, path.clone())?;
@@ -124,7 +92,7 @@ impl SharedMailbox {
         if let Some(raced) = registry.get(&path).and_then(Weak::upgrade) {
             // Another session opened it meanwhile: use theirs.
             drop(registry);
-            lock(&raced.inner).refresh()?;
+            raced.refresh()?;
             return Ok(raced);
         }
         registry.insert(path, Arc::downgrade(&fresh));
@@ -140,11 +108,36 @@ impl SharedMailbox {
         };
         Ok(Arc::new(Self {
             path,
-            inner: Mutex::new(Inner {
-                mailbox,
-                table: Table::new(snapshot),
-            }),
+            mailbox: Mutex::new(mailbox),
+            table: RwLock::new(Table::new(snapshot)),
         }))
+    }
+
+    /// Takes in whatever changed on disk since the last look (other processes, deliveries).
+    fn refresh(&self) -> Result<(), Error> {
+        let mut mailbox = lock(&self.mailbox);
+        self.take_in(mailbox.as_mut(), true)
+    }
+
+    /// Enters the backend's outside changes in the table: only the messages concerned when
+    /// the backend can say which, else a comparison of the whole mailbox. `sync`: look at the
+    /// disk first; without, take in what the backend learnt while making a change of ours.
+    fn take_in(&self, mailbox: &mut dyn Mailbox, sync: bool) -> Result<(), Error> {
+        match mailbox.outside_changes(sync)? {
+            None => {}
+            Some(Changes::Some(delta)) => {
+                let mut table = write(&self.table);
+                if delta.uidvalidity == table.uidvalidity {
+                    table.apply(delta);
+                } else {
+                    drop(table);
+                    let snapshot = mailbox.sync()?;
+                    write(&self.table).absorb(snapshot);
+                }
+            }
+            Some(Changes::All(snapshot)) => write(&self.table).absorb(snapshot),
+        }
+        Ok(())
     }
 
     /// Where change notification for this mailbox watches.
@@ -154,7 +147,7 @@ impl SharedMailbox {
 
     /// UIDVALIDITY as of the last sync.
     pub fn uidvalidity(&self) -> u32 {
-        lock(&self.inner).table.uidvalidity
+        read(&self.table).uidvalidity
     }
 
     /// Appends a message durably (APPEND, COPY into this mailbox); returns its UID.
@@ -165,30 +158,36 @@ impl SharedMailbox {
         keywords: &BTreeSet<String>,
         when: Option<SystemTime>,
     ) -> Result<Uid, Error> {
-        lock(&self.inner).append(message, flags, keywords, when)
+        let mut mailbox = lock(&self.mailbox);
+        let uid = mailbox.append(message, flags, keywords, when)?;
+        if let Some(info) = mailbox.message_info(uid)? {
+            write(&self.table).insert(&info);
+        }
+        self.take_in(mailbox.as_mut(), false)?;
+        Ok(uid)
     }
 
     /// The backend, for reading messages and their cached fields. Changes go through
     /// [`SessionView`], so the table and its log see them.
     pub fn mailbox(&self) -> MailboxGuard<'_> {
-        MailboxGuard(lock(&self.inner))
+        MailboxGuard(lock(&self.mailbox))
     }
 }
 
 /// The locked backend of a [`SharedMailbox`]; other sessions of the mailbox wait while it is
 /// held, so hold it for one call.
-pub struct MailboxGuard<'a>(MutexGuard<'a, Inner>);
+pub struct MailboxGuard<'a>(MutexGuard<'a, Box<dyn Mailbox>>);
 
 impl Deref for MailboxGuard<'_> {
     type Target = dyn Mailbox;
 
     fn deref(&self) -> &Self::Target {
-        self.0.mailbox.as_ref()
+        self.0.as_ref()
     }
 }
 
 impl DerefMut for MailboxGuard<'_> {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        self.0.mailbox.as_mut()
+        self.0.as_mut()
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::table::{Logged, Table};
-use super::{lock, MailboxGuard, SharedMailbox};
+use super::{lock, read, write, MailboxGuard, SharedMailbox};
 use crate::mailbox::{FlagChange, Flags, MessageInfo, Uid};
 use crate::{Error, Store};
 
@@ -50,8 +50,7 @@ impl SessionView {
     /// Opens folder `name` for a session: every message present is known to the client.
     pub fn open(store: &Store, name: &str) -> Result<Self, Error> {
         let shared = SharedMailbox::open(store, name)?;
-        let inner = lock(&shared.inner);
-        let table = &inner.table;
+        let table = read(&shared.table);
         let view = Self {
             shared: Arc::clone(&shared),
             id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
@@ -61,7 +60,7 @@ impl SessionView {
             uidnext: table.uidnext,
             highestmodseq: table.highestmodseq.max(1),
         };
-        drop(inner);
+        drop(table);
         Ok(view)
     }
 
@@ -119,9 +118,9 @@ impl SessionView {
     /// report yet keeps its last state (or, long gone, an empty one: reading it fails).
     pub fn info(&self, i: usize) -> MessageInfo {
         let uid = self.uid(i);
-        let inner = lock(&self.shared.inner);
-        match inner.table.find(uid) {
-            Some(entry) => inner.table.info(entry),
+        let table = read(&self.shared.table);
+        match table.find(uid) {
+            Some(entry) => table.info(entry),
             None => MessageInfo {
                 uid,
                 flags: Flags::empty(),
@@ -135,30 +134,28 @@ impl SessionView {
 
     /// The system flags of message `i` (none when it is long gone).
     pub fn flags(&self, i: usize) -> Flags {
-        let inner = lock(&self.shared.inner);
-        inner
-            .table
+        read(&self.shared.table)
             .find(self.uid(i))
             .map_or(Flags::empty(), |e| e.flags)
     }
 
     /// The MODSEQ of message `i` (0 when it is long gone).
     pub fn modseq(&self, i: usize) -> u64 {
-        let inner = lock(&self.shared.inner);
-        inner.table.find(self.uid(i)).map_or(0, |e| e.modseq)
+        read(&self.shared.table)
+            .find(self.uid(i))
+            .map_or(0, |e| e.modseq)
     }
 
     /// The keywords in use by some message now (for FLAGS).
     pub fn keywords_in_use(&self) -> BTreeSet<String> {
-        lock(&self.shared.inner).table.keywords_in_use()
+        read(&self.shared.table).keywords_in_use()
     }
 
     /// The position of the first message the client knows without `\Seen`.
     pub fn first_unseen(&self) -> Option<usize> {
-        let inner = lock(&self.shared.inner);
+        let table = read(&self.shared.table);
         self.uids.iter().position(|uid| {
-            inner
-                .table
+            table
                 .find(*uid)
                 .is_some_and(|e| !e.flags.contains(Flags::SEEN))
         })
@@ -166,8 +163,7 @@ impl SessionView {
 
     /// The messages whose MODSEQ is above `modseq`, as `(sequence number, now)` (QRESYNC).
     pub fn changed_since(&self, modseq: u64) -> Vec<(u32, MessageInfo)> {
-        let inner = lock(&self.shared.inner);
-        let table = &inner.table;
+        let table = read(&self.shared.table);
         self.uids
             .iter()
             .enumerate()
@@ -181,9 +177,9 @@ impl SessionView {
     /// takes it as reported: O(changes) while the log reaches back that far.
     pub fn catch_up(&mut self) -> Result<Updates, Error> {
         let shared = Arc::clone(&self.shared);
-        let mut inner = lock(&shared.inner);
-        inner.refresh()?;
-        let table = &inner.table;
+        shared.refresh()?;
+        let table = read(&shared.table);
+        let table = &*table;
         let rebuilt = table.uidvalidity != self.uidvalidity;
         let (gone, changed) = if rebuilt || self.position < table.log_start {
             self.compare_all(table)
@@ -286,20 +282,20 @@ impl SessionView {
         flags: Flags,
         keywords: &BTreeSet<String>,
     ) -> Result<Vec<MessageInfo>, Error> {
-        let mut inner = lock(&self.shared.inner);
-        let changed = inner.mailbox.store(uids, change, flags, keywords)?;
-        inner.table.stored(&changed, self.id);
-        inner.after_write()?;
+        let mut mailbox = lock(&self.shared.mailbox);
+        let changed = mailbox.store(uids, change, flags, keywords)?;
+        write(&self.shared.table).stored(&changed, self.id);
+        self.shared.take_in(mailbox.as_mut(), false)?;
         Ok(changed)
     }
 
     /// Removes messages for good; returns the UIDs removed. The caller reports them (and
     /// takes them out of the sequence map with [`SessionView::forget`]).
     pub fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error> {
-        let mut inner = lock(&self.shared.inner);
-        let removed = inner.mailbox.expunge(uids)?;
-        inner.table.remove(&removed);
-        inner.after_write()?;
+        let mut mailbox = lock(&self.shared.mailbox);
+        let removed = mailbox.expunge(uids)?;
+        write(&self.shared.table).remove(&removed);
+        self.shared.take_in(mailbox.as_mut(), false)?;
         Ok(removed)
     }
 
@@ -310,12 +306,14 @@ impl SessionView {
         let mut pairs = Vec::new();
         for uid in wanted {
             let (info, mut reader) = {
-                let inner = lock(&self.shared.inner);
-                let Ok(i) = inner.table.position(uid) else {
-                    continue;
+                let info = {
+                    let table = read(&self.shared.table);
+                    let Ok(i) = table.position(uid) else {
+                        continue;
+                    };
+                    table.info(&table.messages[i])
                 };
-                let info = inner.table.info(&inner.table.messages[i]);
-                (info, inner.mailbox.open_message(uid)?)
+                (info, lock(&self.shared.mailbox).open_message(uid)?)
             };
             let reader: &mut dyn Read = &mut reader;
             let new = dest.append(reader, info.flags, &info.keywords, Some(info.internal_date))?;
