@@ -287,11 +287,29 @@ mod tests {
     fn a_plain_subject_is_searched_unfolded_without_the_parser() {
         let folded = b"Subject: Quarterly\r\n report due\r\n\r\n";
         assert_eq!(plain_text_contains("SUBJECT", folded, "report"), Some(true));
-        assert_eq!(plain_text_contains("Subject", folded, "quarterly report"), Some(true));
-        assert_eq!(plain_text_contains("Subject", folded, "invoice"), Some(false));
-        assert_eq!(plain_text_contains("Subject", b"\r\n", "x"), Some(false), "no field");
+        assert_eq!(
+            plain_text_contains("Subject", folded, "quarterly report"),
+            Some(true)
+        );
+        assert_eq!(
+            plain_text_contains("Subject", folded, "invoice"),
+            Some(false)
+        );
+        assert_eq!(
+            plain_text_contains("Subject", b"\r\n", "x"),
+            Some(false),
+            "no field"
+        );
         let encoded = b"Subject: =?utf-8?q?caf=C3=A9?=\r\n\r\n";
-        assert_eq!(plain_text_contains("Subject", encoded, "caf"), None, "needs decoding");
-        assert_eq!(plain_text_contains("From", folded, "x"), None, "structured field");
+        assert_eq!(
+            plain_text_contains("Subject", encoded, "caf"),
+            None,
+            "needs decoding"
+        );
+        assert_eq!(
+            plain_text_contains("From", folded, "x"),
+            None,
+            "structured field"
+        );
     }
 }
