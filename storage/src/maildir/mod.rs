@@ -68,21 +68,25 @@ pub struct Maildir {
     uidlist_stale: bool,
 }
 
-/// A message file as found on disk.
+/// A message file as found on disk, kept small: a folder of 100,000 messages holds 100,000 of
+/// these for as long as it is open. The file name is kept once, flags and keywords as bits;
+/// the rest of what the name says is parsed again where needed (renames, numbering).
 #[derive(Debug, Clone)]
 struct Entry {
-    /// Its directory.
-    place: Place,
     /// Its actual file name.
-    file: String,
-    /// What the name says.
-    name: MaildirName,
-    /// Size in bytes (from the name, the index, or a stat).
+    file: Box<str>,
+    /// Size in bytes (the name's `,S=`, else from the index or a stat).
     size: u64,
     /// Internal date: the file's mtime (from the index or a stat).
     date: Stamp,
     /// MODSEQ.
     modseq: u64,
+    /// Keyword letters `a`..`z` as bits 0..25.
+    keywords: u32,
+    /// System flags.
+    flags: Flags,
+    /// Its directory.
+    place: Place,
 }
 
 /// The maildir subdirectory a file is in.
@@ -94,6 +98,34 @@ enum Place {
 }
 
 impl Entry {
+    /// A file whose name says `name`; size, date and MODSEQ are filled in by the caller.
+    fn new(place: Place, file: String, name: &MaildirName) -> Self {
+        Self {
+            file: file.into_boxed_str(),
+            size: name.size.unwrap_or(0),
+            date: Stamp::default(),
+            modseq: 0,
+            keywords: letter_bits(&name.keyword_letters),
+            flags: name.flags,
+            place,
+        }
+    }
+
+    /// What the file name says, parsed again (an entry is only made from a name that parses).
+    fn name(&self) -> Result<MaildirName, Error> {
+        MaildirName::parse(&self.file).ok_or(Error::Unsupported("maildir name"))
+    }
+
+    /// The unique part of the name (up to the first `,` or `:`), the message's identity.
+    fn key(&self) -> &str {
+        self.file.split([',', ':']).next().unwrap_or_default()
+    }
+
+    /// The keyword letters, in order.
+    fn letters(&self) -> impl Iterator<Item = char> + '_ {
+        ('a'..='z').filter(|l| self.keywords & letter_bit(*l) != 0)
+    }
+
     fn path(&self, root: &Path) -> PathBuf {
         let sub = match self.place {
             Place::Cur => "cur",
@@ -101,7 +133,7 @@ impl Entry {
             Place::Tmp => "tmp",
         };
         let mut path = root.join(sub);
-        path.push(&self.file);
+        path.push(&*self.file);
         path
     }
 }
@@ -171,14 +203,11 @@ impl Maildir {
 
     /// Renames a message to its canonical `cur/` name for `name`.
     fn rename_entry(&self, entry: &Entry, name: MaildirName) -> Result<Entry, Error> {
-        let file = name.file_name();
         let moved = Entry {
-            place: Place::Cur,
-            file,
-            name,
             size: entry.size,
             date: entry.date,
             modseq: entry.modseq,
+            ..Entry::new(Place::Cur, name.file_name(), &name)
         };
         let (from, to) = (entry.path(&self.root), moved.path(&self.root));
         if from != to {
@@ -197,8 +226,9 @@ impl Maildir {
         let mut list = Uidlist::new(header.uidvalidity);
         list.uidnext = header.uidnext;
         for (uid, e) in &self.files {
+            let base = e.file.split(':').next().unwrap_or_default();
             list.entries
-                .insert(e.name.key.clone(), (*uid, e.name.base.clone()));
+                .insert(e.key().to_string(), (*uid, base.to_string()));
         }
         list.write(&self.root)
     }
@@ -262,14 +292,12 @@ impl Maildir {
     fn info(&self, uid: Uid, entry: &Entry) -> MessageInfo {
         MessageInfo {
             uid,
-            flags: entry.name.flags,
+            flags: entry.flags,
             keywords: entry
-                .name
-                .keyword_letters
-                .iter()
-                .filter_map(|l| self.keywords.name(*l).map(str::to_string))
+                .letters()
+                .filter_map(|l| self.keywords.name(l).map(str::to_string))
                 .collect(),
-            size: entry.name.size.unwrap_or(entry.size),
+            size: entry.size,
             internal_date: entry.date.to_system_time(),
             modseq: entry.modseq.max(1),
         }
@@ -317,7 +345,7 @@ impl Mailbox for Maildir {
                 // Another process changed its flags (renamed it): find it by its unique key.
                 let moved = scan(&self.root, Place::Cur)?
                     .into_iter()
-                    .find(|e| e.name.key == entry.name.key);
+                    .find(|e| e.key() == entry.key());
                 let path = moved.ok_or(Error::NoSuchMessage(uid))?.path(&self.root);
                 match File::open(&path) {
                     Ok(file) => Ok(Box::new(file)),
@@ -350,17 +378,15 @@ impl Mailbox for Maildir {
         let keywords_before = self.keywords.render();
         name.keyword_letters = self.letters_for(keywords)?;
         let new_keywords = self.keywords.render() != keywords_before;
+        let base = name.base.clone();
         let tmp_entry = Entry {
-            place: Place::Tmp,
-            file: key,
-            name: name.clone(),
             size,
             date: Stamp::of(&tmp),
             modseq: self.bump_modseq(),
+            ..Entry::new(Place::Tmp, key, &name)
         };
         let entry = self.rename_entry(&tmp_entry, name)?;
         sync_dir(&self.cur())?;
-        let base = entry.name.base.clone();
         self.files.insert(uid, entry);
         if let Some(list) = self.uidlist.as_mut() {
             list.uidnext = uid + 1;
@@ -398,12 +424,12 @@ impl Mailbox for Maildir {
             let Some(entry) = self.files.get(uid) else {
                 continue;
             };
-            let mut updated = entry.name.clone();
-            let had: BTreeSet<char> = updated.keyword_letters.iter().copied().collect();
-            let (new_flags, new_letters) = change.apply((updated.flags, &had), (flags, &letters));
-            updated.flags = new_flags;
-            updated.keyword_letters = new_letters.into_iter().collect();
-            if updated != entry.name {
+            let had: BTreeSet<char> = entry.letters().collect();
+            let (new_flags, new_letters) = change.apply((entry.flags, &had), (flags, &letters));
+            if new_flags != entry.flags || new_letters != had {
+                let mut updated = entry.name()?;
+                updated.flags = new_flags;
+                updated.keyword_letters = new_letters.into_iter().collect();
                 let mut moved = self.rename_entry(entry, updated)?;
                 moved.modseq = *modseq.get_or_insert_with(|| self.bump_modseq());
                 self.files.insert(*uid, moved);
@@ -429,7 +455,11 @@ impl Mailbox for Maildir {
     }
 
     fn crlf_size(&mut self, uid: Uid) -> Result<u64, Error> {
-        match self.files.get(&uid).and_then(|e| e.name.crlf_size) {
+        match self
+            .files
+            .get(&uid)
+            .and_then(|e| MaildirName::parse(&e.file)?.crlf_size)
+        {
             Some(size) => Ok(size),
             None => counted_crlf_size(self, uid),
         }
@@ -474,14 +504,7 @@ fn scan(root: &Path, place: Place) -> Result<Vec<Entry>, Error> {
             continue;
         };
         if let Some(name) = MaildirName::parse(&file) {
-            found.push(Entry {
-                place,
-                file,
-                name,
-                size: 0,
-                date: Stamp::default(),
-                modseq: 0,
-            });
+            found.push(Entry::new(place, file, &name));
         }
     }
     Ok(found)
@@ -552,4 +575,17 @@ fn maildir_host() -> &'static str {
             .replace(':', "\\072")
             .replace(',', "\\054")
     })
+}
+
+/// The index bit of keyword letter `a`..`z` (0 for anything else).
+fn letter_bit(letter: char) -> u32 {
+    match letter {
+        'a'..='z' => 1 << (letter as u32 - 'a' as u32),
+        _ => 0,
+    }
+}
+
+/// Keyword letters as bits 0..25, as the index and [`Entry`] keep them.
+fn letter_bits(letters: &[char]) -> u32 {
+    letters.iter().fold(0, |bits, l| bits | letter_bit(*l))
 }

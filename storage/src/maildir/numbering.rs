@@ -29,7 +29,9 @@ impl Maildir {
                     _ => "dovecot-uidlist is missing".to_string(),
                 };
                 let fresh = scanned.is_empty() && marker.is_none() && self.uidlist.is_none();
-                let kept_uids = scanned.iter().all(|e| e.name.uid.is_some());
+                let kept_uids = scanned
+                    .iter()
+                    .all(|e| e.name().is_ok_and(|n| n.uid.is_some()));
                 let uidvalidity = match (marker, kept_uids) {
                     (Some(v), true) => v,
                     _ => new_uidvalidity(marker),
@@ -120,7 +122,7 @@ impl Maildir {
         for entry in unnumbered {
             let uid = uidlist.uidnext;
             uidlist.uidnext += 1;
-            let mut name = entry.name.clone();
+            let mut name = entry.name()?;
             name.set_uid(uid);
             files.insert(uid, self.rename_entry(&entry, name)?);
             renamed = true;
@@ -142,20 +144,23 @@ impl Maildir {
         let mut unnumbered = Vec::new();
         let mut unlisted = 0;
         for entry in scanned {
+            let Ok(name) = entry.name() else {
+                continue;
+            };
             // The uidlist keeps one line per key. When two files share a key (a copied file),
             // the line describes the one whose base it names; the other keeps the UID in its
             // own name, or every open would renumber one of them.
             let listed = known
                 .entries
-                .get(&entry.name.key)
-                .filter(|(_, base)| entry.name.uid.is_none() || *base == entry.name.base)
+                .get(&name.key)
+                .filter(|(_, base)| name.uid.is_none() || *base == name.base)
                 .map(|(uid, _)| *uid);
             // A file roost numbered (`,U=` in its name) is always in the list, whatever the
             // list's N says (appended lines leave N behind): missing means the list lost it.
-            if listed.is_none() && entry.name.uid.is_some() {
+            if listed.is_none() && name.uid.is_some() {
                 unlisted += 1;
             }
-            match listed.or(entry.name.uid) {
+            match listed.or(name.uid) {
                 Some(uid) if !files.contains_key(&uid) => {
                     uidlist.uidnext = uidlist.uidnext.max(uid.saturating_add(1));
                     files.insert(uid, entry);
@@ -179,15 +184,13 @@ impl Maildir {
     ) -> Result<bool, Error> {
         let mut renamed = false;
         for (uid, entry) in files.iter_mut() {
-            if entry.name.uid != Some(*uid) {
-                let mut name = entry.name.clone();
+            let mut name = entry.name()?;
+            if name.uid != Some(*uid) {
                 name.set_uid(*uid);
-                *entry = self.rename_entry(entry, name)?;
+                *entry = self.rename_entry(entry, name.clone())?;
                 renamed = true;
             }
-            uidlist
-                .entries
-                .insert(entry.name.key.clone(), (*uid, entry.name.base.clone()));
+            uidlist.entries.insert(name.key, (*uid, name.base));
         }
         Ok(renamed)
     }

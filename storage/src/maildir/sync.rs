@@ -226,13 +226,11 @@ impl Maildir {
             self.highestmodseq = self.highestmodseq.max(index.highestmodseq);
         }
         for entry in &mut scanned {
-            let record = cached.get(entry.name.key.as_str()).copied();
+            let record = cached.get(entry.key()).copied();
             fill_size_and_date(&self.root, entry, record);
             entry.modseq = match record {
                 // Flags as the index knew them: the message keeps its MODSEQ.
-                Some(r)
-                    if r.flags == entry.name.flags.bits() && r.keywords == keyword_bits(entry) =>
-                {
+                Some(r) if r.flags == entry.flags.bits() && r.keywords == entry.keywords => {
                     r.modseq
                 }
                 // Changed behind our back (or unknown): one new MODSEQ for this sync.
@@ -325,7 +323,7 @@ impl Maildir {
         // only the renamed messages are parsed again.
         let mut previous = std::mem::take(&mut self.files);
         for r in &index.records {
-            if let Some(mut entry) = previous.remove(&r.uid).filter(|e| e.file == r.file) {
+            if let Some(mut entry) = previous.remove(&r.uid).filter(|e| *e.file == *r.file) {
                 entry.size = r.size;
                 entry.date = r.date;
                 entry.modseq = r.modseq;
@@ -338,12 +336,10 @@ impl Maildir {
             };
             changed.insert(r.uid);
             let entry = Entry {
-                place: Place::Cur,
-                file: r.file.clone(),
-                name,
                 size: r.size,
                 date: r.date,
                 modseq: r.modseq,
+                ..Entry::new(Place::Cur, r.file.clone(), &name)
             };
             files.insert(r.uid, entry);
         }
@@ -388,11 +384,11 @@ impl Maildir {
             .iter()
             .map(|(uid, e)| IndexRecord {
                 uid: *uid,
-                flags: e.name.flags.bits(),
-                keywords: keyword_bits(e),
-                size: e.name.size.unwrap_or(e.size),
+                flags: e.flags.bits(),
+                keywords: e.keywords,
+                size: e.size,
                 date: e.date,
-                file: e.file.clone(),
+                file: e.file.to_string(),
                 modseq: e.modseq,
             })
             .collect();
@@ -428,27 +424,23 @@ impl Maildir {
                     let Some(name) = MaildirName::parse(&r.file) else {
                         return false;
                     };
-                    let entry = match (r.change, self.files.get_mut(&r.uid)) {
-                        (journal::Change::Flags, Some(entry)) => entry,
+                    let (size, date) = match (r.change, self.files.get(&r.uid)) {
+                        (journal::Change::Flags, Some(entry)) => (entry.size, entry.date),
                         (journal::Change::Added { size, date }, None) => {
                             if let Some(list) = self.uidlist.as_mut() {
                                 list.uidnext = list.uidnext.max(r.uid.saturating_add(1));
                             }
-                            self.files.entry(r.uid).or_insert(Entry {
-                                place: Place::Cur,
-                                file: String::new(),
-                                name: name.clone(),
-                                size,
-                                date,
-                                modseq: 0,
-                            })
+                            (size, date)
                         }
                         _ => return false,
                     };
-                    entry.place = Place::Cur;
-                    entry.file = r.file.clone();
-                    entry.name = name;
-                    entry.modseq = r.modseq;
+                    let entry = Entry {
+                        size,
+                        date,
+                        modseq: r.modseq,
+                        ..Entry::new(Place::Cur, r.file.clone(), &name)
+                    };
+                    self.files.insert(r.uid, entry);
                 }
             }
             self.highestmodseq = self.highestmodseq.max(r.modseq);
@@ -506,7 +498,7 @@ impl Maildir {
                 file: self
                     .files
                     .get(uid)
-                    .map(|e| e.file.clone())
+                    .map(|e| e.file.to_string())
                     .unwrap_or_default(),
             })
             .collect();
@@ -522,15 +514,6 @@ impl Maildir {
     }
 }
 
-/// The keyword letters of a message as index bits.
-fn keyword_bits(entry: &Entry) -> u32 {
-    entry
-        .name
-        .keyword_letters
-        .iter()
-        .fold(0u32, |bits, l| bits | 1 << (*l as u32 - 'a' as u32))
-}
-
 /// Size and date from the index when it knows the message, else from a stat.
 pub(super) fn fill_size_and_date(root: &Path, entry: &mut Entry, cached: Option<&IndexRecord>) {
     match cached {
@@ -540,7 +523,13 @@ pub(super) fn fill_size_and_date(root: &Path, entry: &mut Entry, cached: Option<
         }
         None => {
             let path = entry.path(root);
-            entry.size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            // The name's `,S=` is the size; a stat only for names without one.
+            if MaildirName::parse(&entry.file)
+                .and_then(|n| n.size)
+                .is_none()
+            {
+                entry.size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            }
             entry.date = Stamp::of(&path);
         }
     }
