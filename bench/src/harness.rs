@@ -8,12 +8,17 @@ use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// The release `roost` binary (or `$ROOST_BIN`).
+/// The `roost` binary built with this benchmark (beside it: `target/dist/` when `bench/run`
+/// built the `dist` profile, `target/release/` otherwise), or `$ROOST_BIN`.
 pub fn roost_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("ROOST_BIN") {
         return bin.into();
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/roost")
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("roost")))
+        .filter(|bin| bin.exists());
+    beside.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/roost"))
 }
 
 /// `roost --version` of [`roost_bin`], so that reports say which build they measured.
