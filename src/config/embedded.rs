@@ -148,11 +148,9 @@ fn start_dir_error(data: &Path, e: std::io::Error) -> anyhow::Error {
     anyhow::Error::new(AccessDenied {
         path: data.to_path_buf(),
         user: crate::system::current_user_name(),
-        role: "roost",
+        role: "roost, which keeps the embedded default's data where it is started",
         blocked_at: None,
-        key: "the start directory (the embedded default keeps data/ and certs/ where it is \
-              started; or run `roost serve -c FILE` with [mail] location and [smtp] queue_dir)"
-            .into(),
+        key: "a config file's [mail] location and [smtp] queue_dir (`roost serve -c FILE`)".into(),
     })
 }
 
