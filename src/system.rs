@@ -103,7 +103,8 @@ pub fn current_user_name() -> String {
 /// The first directory on the way to `path` (the path itself included) that the account
 /// `uid`/`gid` may not pass through, with its mode: the master checks, before it hands a path
 /// to a process running as that account, that the process will reach it. Judged by the mode
-/// bits of the owner, the primary group and others (supplementary groups and ACLs are not
+/// bits of the owner, the primary group and others: roost's unprivileged processes keep their
+/// primary group as their only group, so supplementary groups do not count (ACLs are not
 /// consulted); a component that does not exist yet ends the walk, since whoever creates it
 /// decides its mode.
 pub fn blocking_directory(path: &Path, uid: u32, gid: u32) -> Option<(PathBuf, u32)> {

@@ -348,3 +348,35 @@ fn a_queue_dir_behind_a_private_directory_names_path_user_and_key() {
     );
     assert!(log.contains("[smtp] queue_dir"), "{log}");
 }
+
+/// As root, the master checks before it starts workers that `[mail] user` can pass through to
+/// the mail root: a private directory above it stops roost with path, user and key.
+#[test]
+fn as_root_a_mail_root_its_owner_cannot_reach_names_path_user_and_key() {
+    if !common::is_root() {
+        eprintln!("skipping: only roost started as root runs workers as another user");
+        return;
+    }
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let config = r#"protocols = ["imap"]
+[listen]
+imap = "127.0.0.1:0"
+[mail]
+location = "maildir:MAIL/mail/%u"
+user = "nobody"
+[auth]
+passdb = ["passwd-file:users"]
+"#
+    .replace("MAIL", &private.path().display().to_string());
+    let log = serve_until_exit(&config);
+    let root = private.path().join("mail");
+    assert!(
+        log.contains(&format!(
+            "{}: permission denied for user nobody (the mail workers), which cannot pass through {} (mode 0700); set [mail] location",
+            root.display(),
+            private.path().display()
+        )),
+        "{log}"
+    );
+}
