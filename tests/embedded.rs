@@ -72,6 +72,11 @@ fn no_config_serves_everything_on_loopback_with_a_printed_first_user() {
             "{port}: {listening:?}"
         );
     }
+    let mail = std::fs::symlink_metadata(dir.path().join("data/mail")).unwrap();
+    assert!(
+        mail.is_dir(),
+        "a start directory everyone may pass through keeps the mail in ./data/mail"
+    );
     let users = dir.path().join("data/users");
     assert_eq!(
         std::fs::metadata(&users).unwrap().permissions().mode() & 0o777,

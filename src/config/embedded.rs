@@ -1,6 +1,9 @@
 //! The embedded default: what `roost` runs with when given no config, so a newcomer can point a
 //! mail client at it within a minute. Everything binds to loopback on unprivileged ports, mail
-//! and users live in `./data`, certificates in `./certs`.
+//! and users live in `./data`, certificates in `./certs`. Started as root in a directory that
+//! `nobody` (the login process and the mail workers) cannot pass through, such as `/root/roost`,
+//! mail and queue live in a directory of their own under `/var/lib/roost/embedded/` instead,
+//! with `./data/mail` and `./data/queue` linking there, and the log says so at start.
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::Write;
@@ -65,20 +68,25 @@ pub fn embedded(dir: &Path) -> anyhow::Result<EmbeddedSetup> {
     let shared = if crate::system::running_as_root() {
         shared_as_root(dir, &data)?
     } else {
-        DirBuilder::new()
-            .mode(0o700)
-            .create(data.join("mail"))
-            .or_else(|e| exists_ok(e, &data.join("mail")))?;
-        Shared {
-            dir: data.clone(),
-            mail_user: None,
-            notices: Vec::new(),
-        }
+        shared_in_data(&data)?
     };
-    let (mail_user, notices) = (shared.mail_user, shared.notices);
-    let data = shared.dir;
-    let location = format!("maildir:{}/%u", data.join("mail").display());
-    let config = Config {
+    let config = build_config(dir, users, &shared.dir, shared.mail_user)?;
+    Ok(EmbeddedSetup {
+        config,
+        new_user,
+        notices: shared.notices,
+    })
+}
+
+/// The embedded default's settings: users in `users`, mail and queue under `shared`.
+fn build_config(
+    dir: &Path,
+    users: PathBuf,
+    shared: &Path,
+    mail_user: Option<String>,
+) -> anyhow::Result<Config> {
+    let location = format!("maildir:{}/%u", shared.join("mail").display());
+    Ok(Config {
         listeners: Protocol::ALL
             .iter()
             .filter(|p| !matches!(p, Protocol::Smtp | Protocol::Lmtp))
@@ -105,22 +113,13 @@ pub fn embedded(dir: &Path) -> anyhow::Result<EmbeddedSetup> {
             key: dir.join("certs/server.key"),
             configured: false,
         },
-        limits: Limits {
-            max_connections: 1000,
-            max_connections_per_ip: 50,
-            imap_idle_timeout: Duration::from_secs(30 * 60),
-            pop3_idle_timeout: Duration::from_secs(10 * 60),
-            smtp_idle_timeout: Duration::from_secs(5 * 60),
-            login_timeout: Duration::from_secs(3 * 60),
-            tls_handshake_timeout: Duration::from_secs(30),
-            max_literal_bytes: 50 * 1024 * 1024,
-        },
+        limits: limits(),
         smtp: SmtpConfig {
             local_domains: vec![
                 "localhost".into(),
                 roost_storage::host::name().to_lowercase(),
             ],
-            ..SmtpConfig::with_queue(data.join("queue"))
+            ..SmtpConfig::with_queue(shared.join("queue"))
         },
         status: StatusConfig {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 8025))),
@@ -131,12 +130,21 @@ pub fn embedded(dir: &Path) -> anyhow::Result<EmbeddedSetup> {
         log_level: "info".into(),
         login_user: super::DEFAULT_LOGIN_USER.to_string(),
         path: None,
-    };
-    Ok(EmbeddedSetup {
-        config,
-        new_user,
-        notices,
     })
+}
+
+/// Connection limits and timeouts, as a small single-host install wants them.
+fn limits() -> Limits {
+    Limits {
+        max_connections: 1000,
+        max_connections_per_ip: 50,
+        imap_idle_timeout: Duration::from_secs(30 * 60),
+        pop3_idle_timeout: Duration::from_secs(10 * 60),
+        smtp_idle_timeout: Duration::from_secs(5 * 60),
+        login_timeout: Duration::from_secs(3 * 60),
+        tls_handshake_timeout: Duration::from_secs(30),
+        max_literal_bytes: 50 * 1024 * 1024,
+    }
 }
 
 /// A failure to create `./data`: as an ordinary user, the usual cause is starting roost in a
@@ -161,6 +169,20 @@ fn exists_ok(e: std::io::Error, path: &Path) -> anyhow::Result<()> {
     Err(anyhow::Error::new(e).context(format!("creating {}", path.display())))
 }
 
+/// Started as an ordinary user, that user runs everything: mail and queue stay in `./data`.
+fn shared_in_data(data: &Path) -> anyhow::Result<Shared> {
+    let mail = data.join("mail");
+    DirBuilder::new()
+        .mode(0o700)
+        .create(&mail)
+        .or_else(|e| exists_ok(e, &mail))?;
+    Ok(Shared {
+        dir: data.to_path_buf(),
+        mail_user: None,
+        notices: Vec::new(),
+    })
+}
+
 /// Started as root: mail and queue stay in `./data` when `nobody` can pass through every
 /// directory above it; otherwise (roost started in `/root`, or in a `mktemp -d` directory) they
 /// move to a directory of their own under [`RELOCATED_ROOT`], and `./data/mail` and
@@ -169,7 +191,9 @@ fn exists_ok(e: std::io::Error, path: &Path) -> anyhow::Result<()> {
 fn shared_as_root(dir: &Path, data: &Path) -> anyhow::Result<Shared> {
     let owner = SystemUser::by_name(NOBODY)
         .context("the embedded default as root needs the user nobody")?;
-    let Some(blocked) = blocking_directory(data, owner.uid, owner.gid) else {
+    // `data` itself is ours and made passable below: the start directory and those above it
+    // decide.
+    let Some(blocked) = blocking_directory(dir, owner.uid, owner.gid) else {
         hand_mail_root_to(data, &data.join("mail"), &owner)?;
         return Ok(Shared {
             dir: data.to_path_buf(),
@@ -313,4 +337,52 @@ fn create_first_user(users: &Path) -> anyhow::Result<(String, String)> {
     file.sync_all()?;
     fs::set_permissions(users, fs::Permissions::from_mode(0o600))?;
     Ok((name, password))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_start_directory_gets_its_own_relocated_dir() {
+        let a = relocated_dir(Path::new("/root/roost"));
+        assert!(a.starts_with(RELOCATED_ROOT), "{}", a.display());
+        assert!(a
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("roost-"));
+        assert_eq!(a, relocated_dir(Path::new("/root/roost")));
+        assert_ne!(a, relocated_dir(Path::new("/home/x/roost")));
+    }
+
+    #[test]
+    fn adopting_replaces_leftover_directories_but_never_drops_files() {
+        let top = tempfile::tempdir().unwrap();
+        let (link, target) = (top.path().join("queue"), top.path().join("shared-queue"));
+        fs::create_dir_all(link.join("tmp")).unwrap();
+        fs::create_dir_all(&target).unwrap();
+        adopt(&link, &target).unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), target);
+        adopt(&link, &target).unwrap();
+
+        let (mail, shared) = (top.path().join("mail"), top.path().join("shared-mail"));
+        fs::create_dir_all(mail.join("alice")).unwrap();
+        fs::write(mail.join("alice/msg"), "x").unwrap();
+        fs::create_dir_all(&shared).unwrap();
+        let refused = adopt(&mail, &shared).unwrap_err();
+        assert!(
+            format!("{refused:#}").contains("move them to"),
+            "{refused:#}"
+        );
+        assert!(mail.join("alice/msg").exists());
+
+        fs::remove_dir(&shared).unwrap();
+        adopt(&mail, &shared).unwrap();
+        assert!(
+            shared.join("alice/msg").exists(),
+            "moved when nothing was there"
+        );
+        assert_eq!(fs::read_link(&mail).unwrap(), shared);
+    }
 }
