@@ -185,6 +185,7 @@ fn load(path: &Path) -> anyhow::Result<config::Config> {
 }
 
 fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut notices = Vec::new();
     let config = match path {
         Some(path) => config::Config::load(&path)
             .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?,
@@ -196,10 +197,14 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
                 println!("    password: {password}");
                 std::io::stdout().flush()?;
             }
+            notices = setup.notices;
             setup.config
         }
     };
     init_logging(&config.log_level);
+    for notice in notices {
+        tracing::warn!("{notice}");
+    }
     server::serve(config)
 }
 

@@ -3,7 +3,8 @@
 //! the process model all ask it, and it asks nobody.
 
 use std::ffi::{CStr, CString};
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 /// A system account, as `getpwnam(3)` reports it (NSS included).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +72,69 @@ pub fn group_id(name: &str) -> Option<u32> {
     (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
 }
 
+/// The name of the account this process runs as (its effective uid), or the uid as text when
+/// the account has no name: error messages say who lacked a permission.
+pub fn current_user_name() -> String {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid out-parameter for getpwuid_r.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to live storage of this frame; strings go into `buf`.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return format!("uid {uid}");
+    }
+    // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
+    unsafe { CStr::from_ptr(pwd.pw_name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The first directory on the way to `path` (the path itself included) that the account
+/// `uid`/`gid` may not pass through, with its mode: the master checks, before it hands a path
+/// to a process running as that account, that the process will reach it. Judged by the mode
+/// bits of the owner, the primary group and others: roost's unprivileged processes keep their
+/// primary group as their only group, so supplementary groups do not count (ACLs are not
+/// consulted); a component that does not exist yet ends the walk, since whoever creates it
+/// decides its mode.
+pub fn blocking_directory(path: &Path, uid: u32, gid: u32) -> Option<(PathBuf, u32)> {
+    if uid == 0 {
+        return None;
+    }
+    let mut dir = PathBuf::new();
+    for component in path.components() {
+        dir.push(component);
+        let Ok(meta) = std::fs::metadata(&dir) else {
+            return None;
+        };
+        if !meta.is_dir() {
+            return None;
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        let search = if meta.uid() == uid {
+            0o100
+        } else if meta.gid() == gid {
+            0o010
+        } else {
+            0o001
+        };
+        if mode & search == 0 {
+            return Some((dir, mode));
+        }
+    }
+    None
+}
+
 /// Whether this process runs as root (and must therefore hand sessions to workers).
 pub fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -87,5 +151,29 @@ mod tests {
         assert_eq!(root.uid, 0);
         assert!(SystemUser::by_name("no-such-user-roost").is_none());
         assert!(SystemUser::by_name("nul\0byte").is_none());
+    }
+
+    #[test]
+    fn a_private_parent_blocks_everyone_but_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let top = tempfile::tempdir().unwrap();
+        let private = top.path().join("private");
+        let inner = private.join("inner");
+        std::fs::create_dir_all(&inner).unwrap();
+        std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let meta = std::fs::metadata(&private).unwrap();
+        let stranger = meta.uid().wrapping_add(12345).max(1);
+        assert_eq!(
+            blocking_directory(&inner.join("not-yet"), stranger, stranger),
+            Some((private.clone(), 0o700))
+        );
+        assert_eq!(
+            blocking_directory(&inner, 0, 0),
+            None,
+            "root passes everywhere"
+        );
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o711)).unwrap();
+        assert_eq!(blocking_directory(&inner, stranger, stranger), None);
     }
 }

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use common::roost_bin;
@@ -247,5 +248,135 @@ fn an_aliases_file_error_names_its_own_line() {
             aliases.display()
         )),
         "{text}"
+    );
+}
+
+/// Runs `roost serve -c` on `config` (in a temp dir with a passwd-file) and returns its stderr
+/// once it exits; a server still running after 20 s is killed and the test fails.
+fn serve_until_exit(config: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("users"), "alice:{PLAIN}pw\n").unwrap();
+    let path = dir.path().join("roost.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(roost_bin())
+        .args(["serve", "-c"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "roost kept serving:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+const SUBMISSION: &str = r#"protocols = ["submission"]
+[listen]
+submission = "127.0.0.1:0"
+[mail]
+location = "maildir:MAIL/%u"
+MAILUSER
+[auth]
+passdb = ["passwd-file:users"]
+"#;
+
+/// The issue's second case: an ordinary user serves SMTP without `queue_dir`, and the default
+/// (/var/spool/roost) is root's. The error names the path, the user and the key to set.
+#[test]
+fn an_ordinary_user_without_queue_dir_is_told_which_key_to_set() {
+    if common::is_root() {
+        eprintln!("skipping: root may write /var/spool; .ci/test runs this as roost-test");
+        return;
+    }
+    let mail = tempfile::tempdir().unwrap();
+    let config = SUBMISSION
+        .replace("MAILUSER", "")
+        .replace("MAIL", &mail.path().display().to_string());
+    let log = serve_until_exit(&config);
+    let user = whoami();
+    assert!(log.contains("/var/spool/roost"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "permission denied for user {user} (the SMTP queue)"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("set [smtp] queue_dir to a place"), "{log}");
+}
+
+/// A queue directory under a private (0500) directory: as root the master finds that the login
+/// process (`nobody`) cannot pass through; as an ordinary user the queue cannot be created.
+/// Either way the error names the path, the user and `[smtp] queue_dir`.
+#[test]
+fn a_queue_dir_behind_a_private_directory_names_path_user_and_key() {
+    let private = tempfile::tempdir().unwrap();
+    let mail = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o500)).unwrap();
+    let queue = private.path().join("queue");
+    let (mail_user, user) = if common::is_root() {
+        ("user = \"nobody\"", "nobody".to_string())
+    } else {
+        ("", whoami())
+    };
+    let config = SUBMISSION
+        .replace("MAILUSER", mail_user)
+        .replace("MAIL", &mail.path().display().to_string())
+        + &format!("[smtp]\nqueue_dir = \"{}\"\n", queue.display());
+    let log = serve_until_exit(&config);
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert!(log.contains(&queue.display().to_string()), "{log}");
+    assert!(
+        log.contains(&format!("permission denied for user {user}")),
+        "{log}"
+    );
+    assert!(log.contains("[smtp] queue_dir"), "{log}");
+}
+
+/// As root, the master checks before it starts workers that `[mail] user` can pass through to
+/// the mail root: a private directory above it stops roost with path, user and key.
+#[test]
+fn as_root_a_mail_root_its_owner_cannot_reach_names_path_user_and_key() {
+    if !common::is_root() {
+        eprintln!("skipping: only roost started as root runs workers as another user");
+        return;
+    }
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let config = r#"protocols = ["imap"]
+[listen]
+imap = "127.0.0.1:0"
+[mail]
+location = "maildir:MAIL/mail/%u"
+user = "nobody"
+[auth]
+passdb = ["passwd-file:users"]
+"#
+    .replace("MAIL", &private.path().display().to_string());
+    let log = serve_until_exit(&config);
+    let root = private.path().join("mail");
+    assert!(
+        log.contains(&format!(
+            "{}: permission denied for user nobody (the mail workers), which cannot pass through {} (mode 0700); set [mail] location",
+            root.display(),
+            private.path().display()
+        )),
+        "{log}"
     );
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use roost_storage::MailLocation;
 
 pub use embedded::embedded;
-pub use error::{ConfigError, ConfigErrors};
+pub use error::{AccessDenied, ConfigError, ConfigErrors};
 pub use network::Network;
 pub use smtp::{Relayhost, SmtpConfig, MAX_RETRY_DELAY};
 pub use web::{AutoconfigConfig, StatusConfig, UsernameForm, ADMIN_USER};

@@ -29,6 +29,10 @@ pub enum TlsError {
     /// rustls refused the pair (for example, the key does not match the certificate).
     #[error("TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
+    /// A certificate or key file (or its directory) that the user running roost may not read
+    /// or create.
+    #[error(transparent)]
+    Denied(#[from] crate::config::AccessDenied),
     /// Generating or writing the self-signed certificate failed.
     #[error("generating a self-signed certificate: {0}")]
     Generate(String),
@@ -56,8 +60,8 @@ impl TlsPem {
     /// Reads the configured pair and checks that rustls accepts it.
     pub fn load(files: &TlsConfig) -> Result<Self, TlsError> {
         let pem = Self {
-            cert: std::fs::read(&files.cert).map_err(|e| pem_error(&files.cert, e))?,
-            key: std::fs::read(&files.key).map_err(|e| pem_error(&files.key, e))?,
+            cert: std::fs::read(&files.cert).map_err(|e| file_error(&files.cert, "cert", e))?,
+            key: std::fs::read(&files.key).map_err(|e| file_error(&files.key, "key", e))?,
         };
         server_config(&pem, &files.cert)?;
         Ok(pem)
@@ -89,6 +93,23 @@ impl TlsStore {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
         Ok(())
     }
+}
+
+/// A read or write of a certificate file that failed: a "permission denied" names the user
+/// and `[tls] cert` / `[tls] key` (`which`), anything else is reported with the path.
+fn file_error(path: &Path, which: &str, e: std::io::Error) -> TlsError {
+    if e.kind() != std::io::ErrorKind::PermissionDenied {
+        return pem_error(path, e);
+    }
+    // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    TlsError::Denied(crate::config::AccessDenied {
+        path: path.to_path_buf(),
+        user: crate::system::current_user_name(),
+        role: "roost, which loads or generates the TLS certificate at start",
+        blocked_at: crate::system::blocking_directory(path, uid, gid),
+        key: format!("[tls] {which}"),
+    })
 }
 
 fn pem_error(path: &Path, reason: impl ToString) -> TlsError {
@@ -138,12 +159,13 @@ fn generate_self_signed(cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(|e| gen_err(&e))?;
+                .map_err(|e| file_error(dir, "cert and [tls] key", e))?;
         }
     }
     write_private(key_path, certified.key_pair.serialize_pem().as_bytes())
-        .map_err(|e| gen_err(&e))?;
-    write_private(cert_path, certified.cert.pem().as_bytes()).map_err(|e| gen_err(&e))?;
+        .map_err(|e| file_error(key_path, "key", e))?;
+    write_private(cert_path, certified.cert.pem().as_bytes())
+        .map_err(|e| file_error(cert_path, "cert", e))?;
     tracing::warn!(
         cert = %cert_path.display(),
         sha256 = %fingerprint(certified.cert.der()),

@@ -62,6 +62,7 @@ where
     if config.serves_smtp() {
         crate::smtp::prepare_queue_dir(&config.smtp.queue_dir, Some((login.uid, login.gid)))?;
     }
+    super::reach::check_start_paths(&config, &login)?;
     let (control_master, control_login) = fdpass::seqpacket_pair()?;
     let (push_master, push_login) = UnixStream::pair()?;
     // SAFETY: no runtime and no other thread exists yet, so the child owns a consistent copy of

@@ -10,6 +10,7 @@ pub mod fdpass;
 pub mod in_process;
 pub mod master;
 pub mod pool;
+pub mod reach;
 pub mod updates;
 pub mod worker;
 

@@ -61,11 +61,32 @@ impl Services {
         privileged: Arc<dyn Privileged>,
     ) -> Result<Arc<Self>, QueueError> {
         Ok(Arc::new(Self {
-            queue: Queue::open(&config.smtp.queue_dir)?,
+            queue: Queue::open(&config.smtp.queue_dir).map_err(explain_denial)?,
             privileged,
             wake: Notify::new(),
             config: Arc::clone(config),
         }))
+    }
+}
+
+/// Turns a "permission denied" on the queue into an error naming the path, the user running
+/// the queue (this process's) and the key that moves it; other errors pass unchanged.
+fn explain_denial(error: QueueError) -> QueueError {
+    match error {
+        QueueError::Io { path, source }
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            QueueError::Denied(crate::config::AccessDenied {
+                blocked_at: crate::system::blocking_directory(&path, uid, gid),
+                path,
+                user: crate::system::current_user_name(),
+                role: "the SMTP queue",
+                key: "[smtp] queue_dir".into(),
+            })
+        }
+        other => other,
     }
 }
 
@@ -223,5 +244,34 @@ async fn command(
             Reply::new(252, "2.5.0", "Cannot VRFY user, but will accept message").into()
         }
         Command::Quit => Step::Close(Some(Reply::new(221, "2.0.0", "Bye"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denied_queue_names_its_user_and_key() {
+        let io = QueueError::Io {
+            path: "/var/spool/roost/tmp".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        let text = explain_denial(io).to_string();
+        let user = crate::system::current_user_name();
+        assert!(
+            text.starts_with("/var/spool/roost/tmp: permission denied for user "),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("user {user} (the SMTP queue)")),
+            "{text}"
+        );
+        assert!(text.contains("set [smtp] queue_dir to a place"), "{text}");
+        let other = QueueError::Io {
+            path: "/x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(matches!(explain_denial(other), QueueError::Io { .. }));
     }
 }

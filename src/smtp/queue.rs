@@ -38,6 +38,9 @@ pub enum QueueError {
         /// The error.
         source: io::Error,
     },
+    /// A queue directory the user running the queue may not create or enter.
+    #[error(transparent)]
+    Denied(#[from] crate::config::AccessDenied),
     /// An envelope that fails its check.
     #[error("{path}: corrupt envelope: {reason}")]
     Corrupt {
