@@ -74,7 +74,9 @@ pub async fn serve(mut conn: Connection, ctx: SessionContext) {
     if conn.write(&greeting).await.is_err() {
         return;
     }
-    let exit = Session::not_authenticated(&ctx).run(&mut conn).await;
+    // Boxed, so its room is given back at login instead of staying in this connection's future
+    // for as long as the session lasts.
+    let exit = Box::pin(Session::not_authenticated(&ctx).run(&mut conn)).await;
     if let Exit::LoggedIn(user) = exit {
         user.start(conn, &ctx).await;
     }

@@ -69,7 +69,9 @@ impl<'a> Session<'a> {
                 Err(ended) => return self.end(conn, ended).await,
             };
             let exit = match event {
-                Event::Command(cmd) => self.command(conn, *cmd).await,
+                // Boxed: an idle session holds only what waiting for the next command needs,
+                // not room for the largest command's state (a kilobyte or more a connection).
+                Event::Command(cmd) => Box::pin(self.command(conn, *cmd)).await,
                 Event::LiteralAccepted => literal_accepted(conn).await,
                 Event::Rejected { tag, reason } => {
                     match rejected(conn, &mut self.bad_commands, tag.as_deref(), &reason).await {
