@@ -56,6 +56,8 @@ impl Cached {
 #[derive(Debug, Default)]
 pub struct Prefetch {
     fields: Vec<Cached>,
+    /// The cache's number for the chunk planned now (other sessions have plans of their own).
+    plan: Option<u64>,
 }
 
 impl Prefetch {
@@ -66,25 +68,28 @@ impl Prefetch {
         }
     }
 
-    /// Plans the read-ahead for these messages (the next chunk); holds until the next chunk
-    /// or [`Prefetch::done`].
-    pub fn chunk(&self, mailbox: &mut dyn Mailbox, uids: &[Uid]) {
+    /// Plans the read-ahead for these messages (the next chunk, replacing this command's
+    /// previous one); holds until the next chunk or [`Prefetch::done`].
+    pub fn chunk(&mut self, mailbox: &mut dyn Mailbox, uids: &[Uid]) {
         if self.fields.is_empty() || uids.is_empty() {
             return;
         }
         let names: Vec<&str> = self.fields.iter().map(|f| f.name()).collect();
         if let Some(cache) = mailbox.field_cache() {
-            cache.prefetch(uids, &names);
+            if let Some(previous) = self.plan.take() {
+                cache.forget_prefetched(previous);
+            }
+            self.plan = Some(cache.prefetch(uids, &names));
         }
     }
 
     /// Lets go of what was read ahead, once the command is done with it.
-    pub fn done(&self, mailbox: &mut dyn Mailbox) {
-        if self.fields.is_empty() {
+    pub fn done(&mut self, mailbox: &mut dyn Mailbox) {
+        let Some(plan) = self.plan.take() else {
             return;
-        }
+        };
         if let Some(cache) = mailbox.field_cache() {
-            cache.forget_prefetched();
+            cache.forget_prefetched(plan);
         }
     }
 }

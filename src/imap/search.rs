@@ -100,7 +100,7 @@ fn matching(
     selected: &mut Selected,
     criteria: &[SearchKey<'_>],
 ) -> Result<Vec<usize>, SearchError> {
-    let prefetch = prefetch_for(criteria);
+    let mut prefetch = prefetch_for(criteria);
     let mut hits = Vec::new();
     let mut result = Ok(());
     let count = selected.len();

@@ -217,7 +217,7 @@ pub fn fields_of(
 ) -> Result<Vec<(usize, Fields)>, StorageError> {
     let mut prefetch = Prefetch::default();
     prefetch.add(Cached::Header);
-    read_each(selected, hits, &prefetch, |selected, i| {
+    read_each(selected, hits, &mut prefetch, |selected, i| {
         Ok((i, fields(selected, i)?))
     })
 }
@@ -227,7 +227,7 @@ pub fn fields_of(
 fn read_each<T>(
     selected: &mut Selected,
     indexes: &[usize],
-    prefetch: &Prefetch,
+    prefetch: &mut Prefetch,
     mut each: impl FnMut(&mut Selected, usize) -> Result<T, StorageError>,
 ) -> Result<Vec<T>, StorageError> {
     let mut all = Vec::with_capacity(indexes.len());
@@ -263,7 +263,7 @@ pub fn sort(
     if needs_size {
         prefetch.add(Cached::Size);
     }
-    let mut keyed = read_each(selected, hits, &prefetch, |selected, i| {
+    let mut keyed = read_each(selected, hits, &mut prefetch, |selected, i| {
         let f = match needs_header {
             true => fields(selected, i)?,
             false => Fields::default(),

@@ -50,6 +50,7 @@ pub mod mbox;
 pub mod names;
 pub mod notify;
 pub mod repair;
+pub mod staging;
 pub mod store;
 pub mod view;
 pub mod wire;

@@ -5,6 +5,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::time::SystemTime;
 
 use crate::cache::{self, FieldCache};
+use crate::staging::{Staged, Staging};
 use crate::Error;
 
 /// An IMAP UID: unique within a mailbox for one UIDVALIDITY, never reused.
@@ -234,6 +235,24 @@ pub trait Mailbox: Send {
         keywords: &BTreeSet<String>,
         internal_date: Option<SystemTime>,
     ) -> Result<Uid, Error>;
+
+    /// Where a message for this mailbox may be written ahead of its append without holding
+    /// the mailbox (see [`crate::staging`]); `None` when [`Mailbox::append`] must write it
+    /// itself (an mbox appends in place).
+    fn staging(&self) -> Option<Staging> {
+        None
+    }
+
+    /// Appends a message written with this mailbox's [`Mailbox::staging`]; returns its UID.
+    fn append_staged(
+        &mut self,
+        staged: Staged,
+        flags: Flags,
+        keywords: &BTreeSet<String>,
+    ) -> Result<Uid, Error> {
+        let _ = (staged, flags, keywords);
+        Err(Error::Unsupported("staged append"))
+    }
 
     /// Changes the flags and keywords of some messages; returns their new state.
     fn store(

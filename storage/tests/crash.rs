@@ -163,19 +163,25 @@ fn leftovers_of_crashed_deliveries_are_cleaned_from_tmp_after_36_hours() {
     md.sync().unwrap();
     let old = root.join("tmp/1600000000.M1P1.host");
     let fresh = root.join("tmp/1700000000.M2P2.host");
+    let staged = root.join("tmp/1700000001.M3P3.host");
     std::fs::write(&old, "partial").unwrap();
     std::fs::write(&fresh, "being written").unwrap();
+    std::fs::write(&staged, "an APPEND of an old message, waiting for the lock").unwrap();
     let long_ago = SystemTime::now() - Duration::from_secs(37 * 3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&old)
-        .unwrap()
-        .set_modified(long_ago)
-        .unwrap();
+    let set_times = |path: &std::path::Path, times: std::fs::FileTimes| {
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_times(times).unwrap();
+    };
+    let untouched = std::fs::FileTimes::new()
+        .set_accessed(long_ago)
+        .set_modified(long_ago);
+    set_times(&old, untouched);
+    set_times(&staged, std::fs::FileTimes::new().set_modified(long_ago));
     std::fs::remove_file(root.join("roost.index")).unwrap();
     md.sync().unwrap();
     assert!(!old.exists(), "stale tmp file removed");
     assert!(fresh.exists(), "a delivery in progress is left alone");
+    assert!(staged.exists(), "an old INTERNALDATE is not an old file");
 }
 
 #[test]

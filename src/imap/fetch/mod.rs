@@ -169,7 +169,7 @@ async fn respond(
     wanted: &Wanted<'_>,
     cx: &mut Cx<'_>,
 ) -> std::io::Result<Tagged> {
-    let prefetch = prefetch_for(&wanted.items);
+    let mut prefetch = prefetch_for(&wanted.items);
     let mut vanished = false;
     let mut ended = Ok(None);
     for chunk in indexes.chunks(PREFETCH_CHUNK) {

@@ -32,7 +32,7 @@ use std::sync::{Mutex, PoisonError};
 use crate::mailbox::Uid;
 use crate::{repair, Error};
 use record::Counted;
-use window::Window;
+use window::{Plans, Window};
 
 const MAGIC: &[u8; 8] = b"ROOSTCA1";
 const HEADER: u64 = 12;
@@ -61,7 +61,7 @@ pub struct FieldCache {
     slots: HashMap<(Uid, u32), Slot>,
     /// Records planned by [`FieldCache::prefetch`], read on first use (behind a lock so
     /// [`FieldCache::get`] can fill it through `&self` and the cache stays `Sync`).
-    window: Mutex<Window>,
+    window: Mutex<Plans>,
     /// Reads made of the file (see [`FieldCache::reads`]).
     reads: AtomicU64,
 }
@@ -151,7 +151,7 @@ impl FieldCache {
     fn reset(&mut self, uidvalidity: u32) -> io::Result<()> {
         self.names.clear();
         self.slots.clear();
-        *self.window_mut() = Window::default();
+        *self.window_mut() = Plans::default();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -182,8 +182,10 @@ impl FieldCache {
     /// Plans to read ahead the records of these fields of these messages, grouped in as few
     /// spans as their places allow; each span is read when one of its values is first asked
     /// for, so the [`FieldCache::get`]s that follow cost a read per span, not one per value.
-    /// Replaces an earlier plan; a field not cached is skipped (a FETCH then computes it).
-    pub fn prefetch(&mut self, uids: &[Uid], fields: &[&str]) {
+    /// Each caller's plan is its own (other sessions' plans stay); returns its number for
+    /// [`FieldCache::forget_prefetched`]. A field not cached is skipped (a FETCH then computes
+    /// it).
+    pub fn prefetch(&mut self, uids: &[Uid], fields: &[&str]) -> u64 {
         let mut wanted = Vec::with_capacity(uids.len() * fields.len());
         for field in fields {
             let Some(&id) = self.names.get(*field) else {
@@ -195,15 +197,16 @@ impl FieldCache {
                 }
             }
         }
-        *self.window_mut() = Window::planned(wanted);
+        self.window_mut().add(Window::planned(wanted))
     }
 
-    /// Lets go of what [`FieldCache::prefetch`] planned and read (the command is done).
-    pub fn forget_prefetched(&mut self) {
-        *self.window_mut() = Window::default();
+    /// Lets go of what [`FieldCache::prefetch`] planned as `plan` and read (the command is
+    /// done, or goes on to its next chunk).
+    pub fn forget_prefetched(&mut self, plan: u64) {
+        self.window_mut().remove(plan);
     }
 
-    fn window_mut(&mut self) -> &mut Window {
+    fn window_mut(&mut self) -> &mut Plans {
         self.window
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
@@ -363,7 +366,7 @@ mod tests {
         assert!(cache.reads() <= 2, "scan at open: {} reads", cache.reads());
         let before = cache.reads();
         let uids: Vec<Uid> = (1..=50).collect();
-        cache.prefetch(&uids, &["HEADER", "ENVELOPE", "NEVER CACHED"]);
+        let plan = cache.prefetch(&uids, &["HEADER", "ENVELOPE", "NEVER CACHED"]);
         assert_eq!(
             cache.reads(),
             before,
@@ -380,7 +383,7 @@ mod tests {
             1,
             "100 values of 50 messages in one read"
         );
-        cache.forget_prefetched();
+        cache.forget_prefetched(plan);
         assert!(cache.get(9, "HEADER").is_some());
         assert_eq!(
             cache.reads() - before,

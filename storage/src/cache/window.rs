@@ -4,6 +4,8 @@
 //! the file, not one per value. A span is read when a value in it is first asked for, so a
 //! SEARCH that plans the headers of a whole folder and needs a few reads only their spans.
 
+use std::collections::VecDeque;
+
 /// Records this close are read in one span; the bytes between them are read and dropped.
 const MAX_GAP: u64 = 64 * 1024;
 /// The most a window holds; records beyond it are read one by one when asked for.
@@ -66,6 +68,19 @@ impl Window {
             .collect()
     }
 
+    /// Whether one planned span holds all of `at..at + len`.
+    fn covers(&self, at: u64, len: u64) -> bool {
+        let i = self.spans.partition_point(|span| span.at <= at);
+        i.checked_sub(1)
+            .and_then(|i| self.spans.get(i))
+            .is_some_and(|span| at - span.at + len <= span.len)
+    }
+
+    /// The bytes the plan reads in all.
+    fn planned_bytes(&self) -> u64 {
+        self.spans.iter().map(|span| span.len).sum()
+    }
+
     /// The bytes at `at..at + len`, if one planned span holds all of them; the span is read
     /// with `read` (offset, length) the first time.
     pub fn slice(
@@ -85,6 +100,59 @@ impl Window {
             .bytes
             .get_or_insert_with(|| read(span.at, span.len).unwrap_or_default());
         bytes.get(from..to)
+    }
+}
+
+/// How many sessions' plans one cache keeps at once (the oldest go first).
+const MAX_PLANS: usize = 64;
+
+/// The read-ahead plans of the sessions that use one cache at the same time, each its own, so
+/// one session's FETCH does not throw away another's read-ahead (the sessions of one process
+/// share the mailbox and its cache).
+#[derive(Debug, Default)]
+pub(super) struct Plans {
+    next: u64,
+    plans: VecDeque<(u64, Window)>,
+}
+
+impl Plans {
+    /// Adds a plan; returns its number for [`Plans::remove`]. The oldest plans go when there
+    /// are too many or they would read more than [`MAX_BYTES`] between them.
+    pub fn add(&mut self, window: Window) -> u64 {
+        self.next += 1;
+        self.plans.push_back((self.next, window));
+        while self.plans.len() > MAX_PLANS || self.planned_bytes() > MAX_BYTES {
+            if self.plans.len() == 1 {
+                break;
+            }
+            self.plans.pop_front();
+        }
+        self.next
+    }
+
+    /// Drops plan `id` (its command is done).
+    pub fn remove(&mut self, id: u64) {
+        self.plans.retain(|(plan, _)| *plan != id);
+    }
+
+    fn planned_bytes(&self) -> u64 {
+        self.plans.iter().map(|(_, w)| w.planned_bytes()).sum()
+    }
+
+    /// The bytes at `at..at + len` from the newest plan that holds them all (see
+    /// [`Window::slice`]).
+    pub fn slice(
+        &mut self,
+        at: u64,
+        len: u64,
+        read: impl FnOnce(u64, u64) -> Option<Vec<u8>>,
+    ) -> Option<&[u8]> {
+        let (_, window) = self
+            .plans
+            .iter_mut()
+            .rev()
+            .find(|(_, window)| window.covers(at, len))?;
+        window.slice(at, len, read)
     }
 }
 
@@ -108,6 +176,24 @@ mod tests {
         let total: u64 = planned.iter().map(|(_, len)| len).sum();
         assert!(total <= MAX_BYTES, "{total}");
         assert_eq!(total, MAX_BYTES);
+    }
+
+    #[test]
+    fn each_session_keeps_its_own_plan() {
+        let mut plans = Plans::default();
+        let read = |at: u64, len: u64| Some((0..len).map(|n| (at + n) as u8).collect());
+        let mine = plans.add(Window::planned(vec![(100, 50)]));
+        let theirs = plans.add(Window::planned(vec![(1_000, 50)]));
+        assert_eq!(
+            plans.slice(100, 2, read),
+            Some(&[100, 101][..]),
+            "mine survives theirs"
+        );
+        assert_eq!(plans.slice(1_000, 1, read), Some(&[232][..]));
+        plans.remove(mine);
+        assert_eq!(plans.slice(100, 2, read), None);
+        plans.remove(theirs);
+        assert!(plans.plans.is_empty());
     }
 
     #[test]

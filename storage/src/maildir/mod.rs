@@ -16,10 +16,9 @@ pub mod uidlist;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use self::filename::MaildirName;
@@ -32,7 +31,7 @@ use crate::mailbox::{
     counted_crlf_size, Changes, FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot,
     Uid,
 };
-use crate::wire::CountingReader;
+use crate::staging::{Staged, Staging};
 use crate::Error;
 
 /// Prefix of the empty marker file whose name records UIDVALIDITY a second time.
@@ -41,8 +40,6 @@ const UIDVALIDITY_MARKER: &str = "roost-uidvalidity.";
 const CACHE_FILE: &str = "roost.cache";
 /// The lock file serialising writers of one folder (among roost processes).
 const LOCK_FILE: &str = "roost.lock";
-
-static DELIVERY_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// One maildir folder on disk.
 #[derive(Debug)]
@@ -175,11 +172,16 @@ impl Maildir {
     /// Stores a message durably in `new/`, as an MTA would, and returns its file name.
     pub fn deliver(&self, message: &mut dyn Read) -> Result<String, Error> {
         self.ensure()?;
-        let key = unique_name();
-        let (tmp, size, crlf_size) = write_tmp(&self.root, &key, message, None)?;
-        let name = format!("{key},S={size},W={crlf_size}");
+        let staged = Staging::new(self.root.join("tmp")).write(message, None)?;
+        let name = format!(
+            "{},S={},W={}",
+            staged.key(),
+            staged.size(),
+            staged.crlf_size()
+        );
         let target = self.root.join("new").join(&name);
-        fs::rename(&tmp, &target).map_err(|e| Error::io(&target, e))?;
+        fs::rename(staged.path(), &target).map_err(|e| Error::io(&target, e))?;
+        staged.taken();
         sync_dir(&self.root.join("new"))?;
         Ok(name)
     }
@@ -366,12 +368,27 @@ impl Mailbox for Maildir {
         internal_date: Option<SystemTime>,
     ) -> Result<Uid, Error> {
         self.ensure()?;
+        let staged = Staging::new(self.root.join("tmp")).write(message, internal_date)?;
+        self.append_staged(staged, flags, keywords)
+    }
+
+    fn staging(&self) -> Option<Staging> {
+        self.ensure().ok()?;
+        Some(Staging::new(self.root.join("tmp")))
+    }
+
+    fn append_staged(
+        &mut self,
+        staged: Staged,
+        flags: Flags,
+        keywords: &BTreeSet<String>,
+    ) -> Result<Uid, Error> {
+        self.ensure()?;
         let _lock = self.lock()?;
         self.sync_locked()?;
-        let key = unique_name();
-        let (tmp, size, crlf_size) = write_tmp(&self.root, &key, message, internal_date)?;
+        let (key, size) = (staged.key().to_string(), staged.size());
         let uid = self.uidlist.as_ref().map_or(1, |l| l.uidnext);
-        let mut name = MaildirName::parse(&format!("{key},S={size},W={crlf_size}"))
+        let mut name = MaildirName::parse(&format!("{key},S={size},W={}", staged.crlf_size()))
             .ok_or(Error::Unsupported("maildir name"))?;
         name.set_uid(uid);
         name.flags = flags;
@@ -381,11 +398,12 @@ impl Mailbox for Maildir {
         let base = name.base.clone();
         let tmp_entry = Entry {
             size,
-            date: Stamp::of(&tmp),
+            date: Stamp::of(staged.path()),
             modseq: self.bump_modseq(),
             ..Entry::new(Place::Tmp, key, &name)
         };
         let entry = self.rename_entry(&tmp_entry, name)?;
+        staged.taken();
         sync_dir(&self.cur())?;
         self.files.insert(uid, entry);
         if let Some(list) = self.uidlist.as_mut() {
@@ -510,71 +528,12 @@ fn scan(root: &Path, place: Place) -> Result<Vec<Entry>, Error> {
     Ok(found)
 }
 
-/// Writes a message into `tmp/` with fsync; returns its path, size and CRLF size.
-fn write_tmp(
-    root: &Path,
-    name: &str,
-    message: &mut dyn Read,
-    mtime: Option<SystemTime>,
-) -> Result<(PathBuf, u64, u64), Error> {
-    let path = root.join("tmp").join(name);
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
-        let mut counting = CountingReader::new(message);
-        let size = io::copy(&mut counting, &mut file)?;
-        file.flush()?;
-        if let Some(mtime) = mtime {
-            file.set_modified(mtime)?;
-        }
-        file.sync_all()?;
-        Ok((size, counting.crlf_size()))
-    })();
-    match written {
-        Ok((size, crlf_size)) => Ok((path, size, crlf_size)),
-        Err(e) => {
-            let _ = fs::remove_file(&path);
-            Err(Error::io(path, e))
-        }
-    }
-}
-
 /// A UIDVALIDITY that differs from (and is above) any previous one.
 fn new_uidvalidity(previous: Option<u32>) -> u32 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_secs() as u32);
     now.max(previous.map_or(1, |p| p.saturating_add(1)))
-}
-
-/// `secs.MmicrosPpidQn.host`, unique per process and call as the maildir spec asks.
-fn unique_name() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let n = DELIVERY_COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{}.M{}P{}Q{}.{}",
-        now.as_secs(),
-        now.subsec_micros(),
-        std::process::id(),
-        n,
-        maildir_host()
-    )
-}
-
-/// The host name as maildir file names need it (`/`, `:` and `,` escaped), computed once.
-fn maildir_host() -> &'static str {
-    static ESCAPED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ESCAPED.get_or_init(|| {
-        crate::host::name()
-            .replace('/', "\\057")
-            .replace(':', "\\072")
-            .replace(',', "\\054")
-    })
 }
 
 /// The index bit of keyword letter `a`..`z` (0 for anything else).

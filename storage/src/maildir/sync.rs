@@ -268,18 +268,24 @@ impl Maildir {
         Ok(())
     }
 
-    /// Removes what crashed deliveries left in `tmp/` (older than 36 hours, as Dovecot does:
-    /// a delivery still writing is never that old).
+    /// Removes what crashed deliveries left in `tmp/` (neither accessed nor modified for 36
+    /// hours, as Dovecot does: a delivery still writing is never that old).
     fn clean_tmp(&self) {
         let Ok(entries) = fs::read_dir(self.root.join("tmp")) else {
             return;
         };
+        use std::os::unix::fs::MetadataExt;
         let limit = std::time::SystemTime::now() - TMP_LIFETIME;
+        let limit = limit
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         for entry in entries.flatten() {
+            // Access time as well as modification time, as Dovecot does: an APPEND staged
+            // here has its mtime set to the message's INTERNALDATE (possibly years ago) while
+            // it waits for the lock, but was created, so accessed, just now.
             let old = entry
                 .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t < limit);
+                .is_ok_and(|m| m.atime().max(m.mtime()) < limit);
             if old {
                 let _ = fs::remove_file(entry.path());
             }

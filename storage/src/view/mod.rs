@@ -177,8 +177,18 @@ impl SharedMailbox {
         keywords: &BTreeSet<String>,
         when: Option<SystemTime>,
     ) -> Result<Uid, Error> {
+        // The message is written and fsynced before the mailbox is locked, where the backend
+        // allows: other sessions of the mailbox do not wait for this one's disk.
+        let staging = lock(&self.mailbox).staging();
+        let staged = match staging {
+            Some(staging) => Some(staging.write(message, when)?),
+            None => None,
+        };
         let mut mailbox = lock(&self.mailbox);
-        let uid = mailbox.append(message, flags, keywords, when)?;
+        let uid = match staged {
+            Some(staged) => mailbox.append_staged(staged, flags, keywords)?,
+            None => mailbox.append(message, flags, keywords, when)?,
+        };
         if let Some(info) = mailbox.message_info(uid)? {
             write(&self.table).insert(&info);
         }
