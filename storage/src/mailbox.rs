@@ -266,6 +266,12 @@ pub trait Mailbox: Send {
     /// Removes messages for good; returns the UIDs actually removed.
     fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error>;
 
+    /// HIGHESTMODSEQ as this backend has it now (its own writes raise it: an EXPUNGE leaves
+    /// no message to carry the new value); `None` when it does not keep one.
+    fn highestmodseq(&self) -> Option<u64> {
+        None
+    }
+
     /// Where a change-notification watch for this folder goes (the maildir, the mbox file).
     fn watch_path(&self) -> &std::path::Path;
 

@@ -468,6 +468,10 @@ impl Mailbox for Maildir {
         self.open_field_cache()
     }
 
+    fn highestmodseq(&self) -> Option<u64> {
+        Some(self.highestmodseq.max(1))
+    }
+
     fn watch_path(&self) -> &Path {
         &self.root
     }

@@ -156,6 +156,11 @@ impl SharedMailbox {
             }
             Some(Changes::All(snapshot)) => write(&self.table).absorb(snapshot),
         }
+        if let Some(highest) = mailbox.highestmodseq() {
+            if read(&self.table).highestmodseq < highest {
+                write(&self.table).highestmodseq = highest;
+            }
+        }
         Ok(())
     }
 
