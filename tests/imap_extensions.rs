@@ -262,3 +262,42 @@ fn list_extended_takes_several_patterns() {
     let names: Vec<&str> = u.iter().filter_map(|l| l.rsplit(' ').next()).collect();
     assert_eq!(names, ["INBOX", "Sent", "Trash"], "{u:?}");
 }
+
+/// Ten messages with the subjects given, INBOX selected.
+fn server_with_subjects(subjects: &[&str]) -> (TestServer, LineClient) {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let mut c = logged_in(&server);
+    for (i, subject) in subjects.iter().enumerate() {
+        let message = format!("Subject: {subject}\r\n\r\nbody {i}\r\n");
+        append(&mut c, &format!("p{i}"), &message);
+    }
+    run(&mut c, "s", "SELECT INBOX");
+    (server, c)
+}
+
+#[test]
+fn esearch_and_esort_write_compact_sequence_sets() {
+    let subjects = ["c", "c", "a", "a", "b", "z", "z", "z", "z", "z"];
+    let (_server, mut c) = server_with_subjects(&subjects);
+    let (u, _) = run(&mut c, "e1", "UID SEARCH RETURN (ALL) 1:5");
+    assert_eq!(u, ["* ESEARCH (TAG \"e1\") UID ALL 1:5"]);
+    let (u, _) = run(&mut c, "e2", "SEARCH RETURN (ALL) 9:10,7,1:3");
+    assert_eq!(u, ["* ESEARCH (TAG \"e2\") ALL 1:3,7,9:10"]);
+    let (u, _) = run(
+        &mut c,
+        "e3",
+        "UID SEARCH RETURN () OR 10 OR 9 OR 7 OR 3 OR 1 2",
+    );
+    assert_eq!(u, ["* ESEARCH (TAG \"e3\") UID ALL 1:3,7,9:10"]);
+    // ESORT keeps the sort order: only ascending runs within it become ranges.
+    let (u, _) = run(&mut c, "o1", "SORT RETURN (ALL) (SUBJECT) UTF-8 1:5");
+    assert_eq!(u, ["* ESEARCH (TAG \"o1\") ALL 3:5,1:2"], "a a b c c");
+    let (u, _) = run(
+        &mut c,
+        "o2",
+        "UID SORT RETURN (ALL) (REVERSE SUBJECT) UTF-8 3:5",
+    );
+    assert_eq!(u, ["* ESEARCH (TAG \"o2\") UID ALL 5,3:4"], "b a a");
+    let (u, _) = run(&mut c, "o3", "SORT RETURN (ALL) (SUBJECT) UTF-8 ALL");
+    assert_eq!(u, ["* ESEARCH (TAG \"o3\") ALL 3:5,1:2,6:10"]);
+}

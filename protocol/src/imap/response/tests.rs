@@ -265,6 +265,15 @@ fn esearch_responses() {
         }),
         "* ESEARCH (TAG \"a127\") MIN 3 MAX 2 COUNT 4 ALL 3,1,4,2\r\n"
     );
+    // Ascending runs in sort order are ranges; the order itself stays (RFC 5267).
+    assert_eq!(
+        esearch(Esearch {
+            tag: "a128",
+            all: Some(AllNumbers::Ordered(&[3, 4, 5, 1, 2, 9, 7, 8])),
+            ..Esearch::default()
+        }),
+        "* ESEARCH (TAG \"a128\") ALL 3:5,1:2,9,7:8\r\n"
+    );
     assert_eq!(
         esearch(Esearch {
             tag: "a174",
