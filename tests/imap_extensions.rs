@@ -301,3 +301,53 @@ fn esearch_and_esort_write_compact_sequence_sets() {
     let (u, _) = run(&mut c, "o3", "SORT RETURN (ALL) (SUBJECT) UTF-8 ALL");
     assert_eq!(u, ["* ESEARCH (TAG \"o3\") ALL 3:5,1:2,6:10"]);
 }
+
+/// The `n` of a tagged `OK [HIGHESTMODSEQ n]`, if it has one.
+fn highest_in(tagged: &str) -> Option<u64> {
+    let rest = tagged.split("[HIGHESTMODSEQ ").nth(1)?;
+    rest.split(']').next()?.parse().ok()
+}
+
+/// The mod-sequence in a `* n FETCH (... MODSEQ (m) ...)` line.
+fn modseq_in(line: &str) -> u64 {
+    let rest = line.split("MODSEQ (").nth(1).unwrap_or_default();
+    rest.split(')')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_modseq_item_or_modifier_enables_condstore_implicitly() {
+    let (server, mut c) = server_with_thread();
+    let (u, t) = run(&mut c, "f0", "FETCH 1 (FLAGS)");
+    assert!(
+        !u[0].contains("MODSEQ") && highest_in(&t).is_none(),
+        "{u:?} {t}"
+    );
+    let (u, t) = run(&mut c, "f1", "FETCH 1 (MODSEQ)");
+    assert!(u[0].contains("MODSEQ ("), "{u:?}");
+    assert!(t.starts_with("f1 OK [HIGHESTMODSEQ "), "{t}");
+    let (_, t) = run(&mut c, "f2", "FETCH 1 (MODSEQ)");
+    assert!(highest_in(&t).is_none(), "only the enabling command: {t}");
+    // From now on flag changes, and a read that sets \Seen, carry the mod-sequence.
+    let (u, _) = run(&mut c, "f3", "STORE 1 +FLAGS (\\Flagged)");
+    assert!(u[0].contains("MODSEQ ("), "{u:?}");
+    let (u, _) = run(&mut c, "f4", "FETCH 2 (BODY[TEXT])");
+    assert!(u.concat().contains("MODSEQ ("), "{u:?}");
+    let enabling = [
+        "FETCH 1:* (FLAGS) (CHANGEDSINCE 1)",
+        "STORE 3 (UNCHANGEDSINCE 9000000000000000000) +FLAGS (\\Answered)",
+        "SEARCH MODSEQ 1",
+    ];
+    for command in enabling {
+        let mut c = logged_in(&server);
+        run(&mut c, "s", "SELECT INBOX");
+        let (u, t) = run(&mut c, "m", command);
+        let highest = highest_in(&t).unwrap_or_else(|| panic!("{command}: {t}"));
+        let (all, _) = run(&mut c, "n", "FETCH 1:* (MODSEQ)");
+        let max = all.iter().map(|l| modseq_in(l)).max().unwrap_or(0);
+        assert_eq!(highest, max, "{command}: {u:?} {t}");
+    }
+}
