@@ -351,3 +351,26 @@ fn a_modseq_item_or_modifier_enables_condstore_implicitly() {
         assert_eq!(highest, max, "{command}: {u:?} {t}");
     }
 }
+
+#[test]
+fn search_modseq_takes_an_entry_and_reports_the_highest_match() {
+    let (_server, mut c) = server_with_thread();
+    run(&mut c, "x1", "STORE 2 +FLAGS (\\Seen)");
+    let (u, t) = run(&mut c, "x2", r#"SEARCH MODSEQ "/flags/\\seen" all 1"#);
+    let highest = highest_in(&t).unwrap_or_else(|| panic!("{t}"));
+    assert_eq!(u, [format!("* SEARCH 1 2 3 (MODSEQ {highest})")]);
+    let (all, _) = run(&mut c, "x3", "FETCH 1:3 (MODSEQ)");
+    let second = modseq_in(&all[1]);
+    assert_eq!(second, highest, "message 2 changed last: {all:?}");
+    let command = format!(r#"SEARCH MODSEQ "/flags/$mdnsent" priv {second}"#);
+    let (u, _) = run(&mut c, "x4", &command);
+    assert_eq!(u, [format!("* SEARCH 2 (MODSEQ {second})")]);
+    let command = r#"UID SEARCH RETURN (MIN ALL) MODSEQ "/flags/\\seen" shared 1"#;
+    let (u, _) = run(&mut c, "x5", command);
+    assert_eq!(
+        u,
+        [format!(
+            "* ESEARCH (TAG \"x5\") UID MIN 1 ALL 1:3 MODSEQ {second}"
+        )]
+    );
+}
