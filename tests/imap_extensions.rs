@@ -374,3 +374,53 @@ fn search_modseq_takes_an_entry_and_reports_the_highest_match() {
         )]
     );
 }
+
+#[test]
+fn list_extended_refuses_unknown_options_and_reports_childinfo() {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let mut c = logged_in(&server);
+    let refused = [
+        "LIST (FOO) \"\" *",
+        "LIST \"\" * RETURN (FOO)",
+        "LIST (RECURSIVEMATCH) \"\" *",
+        "LIST (REMOTE RECURSIVEMATCH) \"\" *",
+    ];
+    for command in refused {
+        let (u, t) = run(&mut c, "b", command);
+        assert!(
+            u.is_empty() && t.starts_with("b BAD "),
+            "{command}: {u:?} {t}"
+        );
+    }
+    let (_, t) = run(&mut c, "r", "LIST (REMOTE) \"\" INBOX");
+    assert!(t.starts_with("r OK"), "{t}");
+    // RFC 5258 5, example 9.
+    for name in [
+        "Foo2",
+        "Foo2/Bar1",
+        "Foo2/Bar2",
+        "Baz2",
+        "Eps2",
+        "Eps2/Mailbox1",
+    ] {
+        run(&mut c, "c", &format!("CREATE {name}"));
+    }
+    for name in ["Foo2/Bar1", "Baz2", "Eps2", "Eps2/Mailbox1", "Qux2/Bar2"] {
+        let (_, t) = run(&mut c, "u", &format!("SUBSCRIBE {name}"));
+        assert!(t.starts_with("u OK"), "{name}: {t}");
+    }
+    let (u, t) = run(&mut c, "l1", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %2");
+    assert!(t.starts_with("l1 OK"), "{t}");
+    assert_eq!(
+        u,
+        [
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" Baz2",
+            "* LIST (\\HasChildren \\Subscribed) \"/\" Eps2 (CHILDINFO (\"SUBSCRIBED\"))",
+            "* LIST (\\HasChildren) \"/\" Foo2 (CHILDINFO (\"SUBSCRIBED\"))",
+            "* LIST (\\NonExistent \\HasChildren) \"/\" Qux2 (CHILDINFO (\"SUBSCRIBED\"))",
+        ]
+    );
+    // Without RECURSIVEMATCH there is no CHILDINFO.
+    let (u, _) = run(&mut c, "l2", "LIST (SUBSCRIBED) \"\" %2");
+    assert!(u.iter().all(|l| !l.contains("CHILDINFO")), "{u:?}");
+}

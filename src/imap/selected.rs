@@ -119,6 +119,7 @@ impl Selected {
                     name: &self.name,
                     utf8: style.utf8,
                 },
+                subscribed_children: false,
             }
             .encode(out);
         } else {

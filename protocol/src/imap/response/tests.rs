@@ -124,6 +124,7 @@ fn mailbox_list_responses() {
             attributes,
             separator: '/',
             mailbox,
+            subscribed_children: false,
         })
     };
     assert_eq!(
@@ -141,6 +142,16 @@ fn mailbox_list_responses() {
             name("Archive")
         ),
         "* LIST (\\HasNoChildren \\Subscribed \\Archive) \"/\" Archive\r\n"
+    );
+    assert_eq!(
+        bytes(Response::List {
+            kind: ListKind::List,
+            attributes: &[ListAttribute::HasChildren],
+            separator: '/',
+            mailbox: name("Foo"),
+            subscribed_children: true,
+        }),
+        "* LIST (\\HasChildren) \"/\" Foo (CHILDINFO (\"SUBSCRIBED\"))\r\n"
     );
     assert_eq!(
         list(
