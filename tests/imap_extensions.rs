@@ -262,3 +262,165 @@ fn list_extended_takes_several_patterns() {
     let names: Vec<&str> = u.iter().filter_map(|l| l.rsplit(' ').next()).collect();
     assert_eq!(names, ["INBOX", "Sent", "Trash"], "{u:?}");
 }
+
+/// Ten messages with the subjects given, INBOX selected.
+fn server_with_subjects(subjects: &[&str]) -> (TestServer, LineClient) {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let mut c = logged_in(&server);
+    for (i, subject) in subjects.iter().enumerate() {
+        let message = format!("Subject: {subject}\r\n\r\nbody {i}\r\n");
+        append(&mut c, &format!("p{i}"), &message);
+    }
+    run(&mut c, "s", "SELECT INBOX");
+    (server, c)
+}
+
+#[test]
+fn esearch_and_esort_write_compact_sequence_sets() {
+    let subjects = ["c", "c", "a", "a", "b", "z", "z", "z", "z", "z"];
+    let (_server, mut c) = server_with_subjects(&subjects);
+    let (u, _) = run(&mut c, "e1", "UID SEARCH RETURN (ALL) 1:5");
+    assert_eq!(u, ["* ESEARCH (TAG \"e1\") UID ALL 1:5"]);
+    let (u, _) = run(&mut c, "e2", "SEARCH RETURN (ALL) 9:10,7,1:3");
+    assert_eq!(u, ["* ESEARCH (TAG \"e2\") ALL 1:3,7,9:10"]);
+    let (u, _) = run(
+        &mut c,
+        "e3",
+        "UID SEARCH RETURN () OR 10 OR 9 OR 7 OR 3 OR 1 2",
+    );
+    assert_eq!(u, ["* ESEARCH (TAG \"e3\") UID ALL 1:3,7,9:10"]);
+    // ESORT keeps the sort order: only ascending runs within it become ranges.
+    let (u, _) = run(&mut c, "o1", "SORT RETURN (ALL) (SUBJECT) UTF-8 1:5");
+    assert_eq!(u, ["* ESEARCH (TAG \"o1\") ALL 3:5,1:2"], "a a b c c");
+    let (u, _) = run(
+        &mut c,
+        "o2",
+        "UID SORT RETURN (ALL) (REVERSE SUBJECT) UTF-8 3:5",
+    );
+    assert_eq!(u, ["* ESEARCH (TAG \"o2\") UID ALL 5,3:4"], "b a a");
+    let (u, _) = run(&mut c, "o3", "SORT RETURN (ALL) (SUBJECT) UTF-8 ALL");
+    assert_eq!(u, ["* ESEARCH (TAG \"o3\") ALL 3:5,1:2,6:10"]);
+}
+
+/// The `n` of a tagged `OK [HIGHESTMODSEQ n]`, if it has one.
+fn highest_in(tagged: &str) -> Option<u64> {
+    let rest = tagged.split("[HIGHESTMODSEQ ").nth(1)?;
+    rest.split(']').next()?.parse().ok()
+}
+
+/// The mod-sequence in a `* n FETCH (... MODSEQ (m) ...)` line.
+fn modseq_in(line: &str) -> u64 {
+    let rest = line.split("MODSEQ (").nth(1).unwrap_or_default();
+    rest.split(')')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_modseq_item_or_modifier_enables_condstore_implicitly() {
+    let (server, mut c) = server_with_thread();
+    let (u, t) = run(&mut c, "f0", "FETCH 1 (FLAGS)");
+    assert!(
+        !u[0].contains("MODSEQ") && highest_in(&t).is_none(),
+        "{u:?} {t}"
+    );
+    let (u, t) = run(&mut c, "f1", "FETCH 1 (MODSEQ)");
+    assert!(u[0].contains("MODSEQ ("), "{u:?}");
+    assert!(t.starts_with("f1 OK [HIGHESTMODSEQ "), "{t}");
+    let (_, t) = run(&mut c, "f2", "FETCH 1 (MODSEQ)");
+    assert!(highest_in(&t).is_none(), "only the enabling command: {t}");
+    // From now on flag changes, and a read that sets \Seen, carry the mod-sequence.
+    let (u, _) = run(&mut c, "f3", "STORE 1 +FLAGS (\\Flagged)");
+    assert!(u[0].contains("MODSEQ ("), "{u:?}");
+    let (u, _) = run(&mut c, "f4", "FETCH 2 (BODY[TEXT])");
+    assert!(u.concat().contains("MODSEQ ("), "{u:?}");
+    let enabling = [
+        "FETCH 1:* (FLAGS) (CHANGEDSINCE 1)",
+        "STORE 3 (UNCHANGEDSINCE 9000000000000000000) +FLAGS (\\Answered)",
+        "SEARCH MODSEQ 1",
+    ];
+    for command in enabling {
+        let mut c = logged_in(&server);
+        run(&mut c, "s", "SELECT INBOX");
+        let (u, t) = run(&mut c, "m", command);
+        let highest = highest_in(&t).unwrap_or_else(|| panic!("{command}: {t}"));
+        let (all, _) = run(&mut c, "n", "FETCH 1:* (MODSEQ)");
+        let max = all.iter().map(|l| modseq_in(l)).max().unwrap_or(0);
+        assert_eq!(highest, max, "{command}: {u:?} {t}");
+    }
+}
+
+#[test]
+fn search_modseq_takes_an_entry_and_reports_the_highest_match() {
+    let (_server, mut c) = server_with_thread();
+    run(&mut c, "x1", "STORE 2 +FLAGS (\\Seen)");
+    let (u, t) = run(&mut c, "x2", r#"SEARCH MODSEQ "/flags/\\seen" all 1"#);
+    let highest = highest_in(&t).unwrap_or_else(|| panic!("{t}"));
+    assert_eq!(u, [format!("* SEARCH 1 2 3 (MODSEQ {highest})")]);
+    let (all, _) = run(&mut c, "x3", "FETCH 1:3 (MODSEQ)");
+    let second = modseq_in(&all[1]);
+    assert_eq!(second, highest, "message 2 changed last: {all:?}");
+    let command = format!(r#"SEARCH MODSEQ "/flags/$mdnsent" priv {second}"#);
+    let (u, _) = run(&mut c, "x4", &command);
+    assert_eq!(u, [format!("* SEARCH 2 (MODSEQ {second})")]);
+    let command = r#"UID SEARCH RETURN (MIN ALL) MODSEQ "/flags/\\seen" shared 1"#;
+    let (u, _) = run(&mut c, "x5", command);
+    assert_eq!(
+        u,
+        [format!(
+            "* ESEARCH (TAG \"x5\") UID MIN 1 ALL 1:3 MODSEQ {second}"
+        )]
+    );
+}
+
+#[test]
+fn list_extended_refuses_unknown_options_and_reports_childinfo() {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let mut c = logged_in(&server);
+    let refused = [
+        "LIST (FOO) \"\" *",
+        "LIST \"\" * RETURN (FOO)",
+        "LIST (RECURSIVEMATCH) \"\" *",
+        "LIST (REMOTE RECURSIVEMATCH) \"\" *",
+    ];
+    for command in refused {
+        let (u, t) = run(&mut c, "b", command);
+        assert!(
+            u.is_empty() && t.starts_with("b BAD "),
+            "{command}: {u:?} {t}"
+        );
+    }
+    let (_, t) = run(&mut c, "r", "LIST (REMOTE) \"\" INBOX");
+    assert!(t.starts_with("r OK"), "{t}");
+    // RFC 5258 5, example 9.
+    for name in [
+        "Foo2",
+        "Foo2/Bar1",
+        "Foo2/Bar2",
+        "Baz2",
+        "Eps2",
+        "Eps2/Mailbox1",
+    ] {
+        run(&mut c, "c", &format!("CREATE {name}"));
+    }
+    for name in ["Foo2/Bar1", "Baz2", "Eps2", "Eps2/Mailbox1", "Qux2/Bar2"] {
+        let (_, t) = run(&mut c, "u", &format!("SUBSCRIBE {name}"));
+        assert!(t.starts_with("u OK"), "{name}: {t}");
+    }
+    let (u, t) = run(&mut c, "l1", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %2");
+    assert!(t.starts_with("l1 OK"), "{t}");
+    assert_eq!(
+        u,
+        [
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" Baz2",
+            "* LIST (\\HasChildren \\Subscribed) \"/\" Eps2 (CHILDINFO (\"SUBSCRIBED\"))",
+            "* LIST (\\HasChildren) \"/\" Foo2 (CHILDINFO (\"SUBSCRIBED\"))",
+            "* LIST (\\NonExistent \\HasChildren) \"/\" Qux2 (CHILDINFO (\"SUBSCRIBED\"))",
+        ]
+    );
+    // Without RECURSIVEMATCH there is no CHILDINFO.
+    let (u, _) = run(&mut c, "l2", "LIST (SUBSCRIBED) \"\" %2");
+    assert!(u.iter().all(|l| !l.contains("CHILDINFO")), "{u:?}");
+}

@@ -43,9 +43,7 @@ fn store_flags(
         .iter()
         .map(|StoreModifier::UnchangedSince(v)| *v)
         .next();
-    if unchanged_since.is_some() {
-        account.enabled.condstore = true;
-    }
+    let enabled_condstore = unchanged_since.is_some() && account.enable_condstore();
     let (targets, modified) = conditional_targets(selected, &indexes, unchanged_since, args.uid);
     let (system, keywords) = parse_flags(&args.flags);
     let change = match args.kind {
@@ -70,7 +68,7 @@ fn store_flags(
         let code = Code::Modified(modified);
         return Ok(cx.ok_code(code, "Conditional store failed."));
     }
-    Ok(cx.ok("Store completed."))
+    Ok(cx.ok_condstore(enabled_condstore, selected, "Store completed."))
 }
 
 /// The UIDs to change, and the numbers (as the client names them) that UNCHANGEDSINCE keeps

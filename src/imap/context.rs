@@ -41,6 +41,15 @@ impl Cx<'_> {
         reply::ok(&self.tag, text)
     }
 
+    /// `tag OK text`, or `tag OK [HIGHESTMODSEQ n] text` when the command just turned
+    /// CONDSTORE on with a mailbox selected (RFC 7162 3.1).
+    pub fn ok_condstore(&self, enabled_now: bool, selected: &Selected, text: &str) -> Tagged {
+        match enabled_now {
+            true => self.ok_code(Code::HighestModSeq(selected.highest_modseq_now()), text),
+            false => self.ok(text),
+        }
+    }
+
     /// `tag OK [code] text`.
     pub fn ok_code(&self, code: Code<'_>, text: &str) -> Tagged {
         reply::ok_code(&self.tag, code, text)

@@ -28,6 +28,9 @@ pub fn list(account: &Account<'_>, args: &List, cx: &mut Cx<'_>) -> Step {
         true => Extras::default(),
         false => std::mem::take(&mut cx.extras),
     };
+    if let Some(refusal) = options_refused(&extras) {
+        return Step::Reply(cx.bad(refusal));
+    }
     let utf8 = account.enabled.utf8;
     let Some(patterns) = patterns(&args.reference, &args.pattern, &extras, utf8) else {
         // An empty pattern asks for the hierarchy separator (RFC 3501 6.3.8).
@@ -37,6 +40,7 @@ pub fn list(account: &Account<'_>, args: &List, cx: &mut Cx<'_>) -> Step {
                 attributes: &[ListAttribute::Noselect],
                 separator: SEPARATOR,
                 mailbox: MailboxName { name: "", utf8 },
+                subscribed_children: false,
             });
         }
         return Step::Reply(cx.ok(&format!("{word} completed.")));
@@ -84,6 +88,30 @@ fn patterns(
     Some(given.iter().map(full).collect())
 }
 
+/// The LIST-EXTENDED selection options roost knows (RFC 5258 3.1, RFC 6154 SPECIAL-USE);
+/// REMOTE is accepted and changes nothing, as there are no remote mailboxes.
+const SELECTION_OPTIONS: [&str; 4] = ["SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"];
+/// The LIST-EXTENDED return options roost knows (RFC 5258 3.2, RFC 5819, RFC 6154).
+const RETURN_OPTIONS: [&str; 4] = ["SUBSCRIBED", "CHILDREN", "STATUS", "SPECIAL-USE"];
+
+/// Why a LIST's options are a BAD command (RFC 5258 3): an option roost does not know, or
+/// RECURSIVEMATCH without a selection option it could apply to (alone or with REMOTE only).
+fn options_refused(extras: &Extras) -> Option<&'static str> {
+    let known = |known: &[&str], given: &[String]| given.iter().all(|o| known.contains(&&o[..]));
+    if !known(&SELECTION_OPTIONS, &extras.list_select) {
+        return Some("Unknown LIST selection option.");
+    }
+    if !known(&RETURN_OPTIONS, &extras.list_return) {
+        return Some("Unknown LIST return option.");
+    }
+    let select = &extras.list_select;
+    let recursive = select.iter().any(|o| o == "RECURSIVEMATCH");
+    let other = select
+        .iter()
+        .any(|o| o != "RECURSIVEMATCH" && o != "REMOTE");
+    (recursive && !other).then_some("RECURSIVEMATCH needs another selection option.")
+}
+
 /// What one LIST command asks for, worked out from its options.
 struct Query {
     kind: ListKind,
@@ -96,6 +124,9 @@ struct Query {
     extended: bool,
     /// `(SPECIAL-USE)`: only special-use folders.
     special_use_only: bool,
+    /// `(SUBSCRIBED RECURSIVEMATCH)`: an unsubscribed parent of a subscribed name is listed,
+    /// and any name with subscribed descendants gets `CHILDINFO ("SUBSCRIBED")` (RFC 5258 3.5).
+    recursive_match: bool,
     /// LIST-STATUS items, when asked for (even if none is known).
     status: Option<Vec<StatusDataItemName>>,
     utf8: bool,
@@ -113,6 +144,7 @@ impl Query {
             show_subscribed: !lsub && (select("SUBSCRIBED") || returns("SUBSCRIBED")),
             extended: !extras.list_select.is_empty() || !extras.list_return.is_empty(),
             special_use_only: select("SPECIAL-USE"),
+            recursive_match: !lsub && select("SUBSCRIBED") && select("RECURSIVEMATCH"),
             status: (!extras.list_status.is_empty()).then(|| {
                 extras
                     .list_status
@@ -141,12 +173,13 @@ impl Query {
             }
             let exists = existing.contains(name);
             let children = has_children(&names, name);
-            let subscribed = subscribed.contains(name);
-            let Some(attributes) = self.attributes(name, *real, exists, children, subscribed)
+            let is_subscribed = subscribed.contains(name);
+            let Some(attributes) = self.attributes(name, *real, exists, children, is_subscribed)
             else {
                 continue;
             };
-            let line = self.line(account, name, &attributes, exists);
+            let child_info = self.recursive_match && has_children_in(&subscribed, name);
+            let line = self.line(account, name, &attributes, exists, child_info);
             if name == "INBOX" {
                 lines.insert(0, line);
             } else {
@@ -196,10 +229,12 @@ impl Query {
     ) -> Option<Vec<ListAttribute<'static>>> {
         let mut attrs = Vec::new();
         if !real || (!self.lsub() && !exists) {
-            attrs.push(match self.extended && !exists {
-                true => ListAttribute::NonExistent,
-                false => ListAttribute::Noselect,
-            });
+            match (self.extended && !exists, self.recursive_match) {
+                (true, _) => attrs.push(ListAttribute::NonExistent),
+                // An existing parent listed only for its subscribed children can be selected.
+                (false, true) => {}
+                (false, false) => attrs.push(ListAttribute::Noselect),
+            }
         }
         if self.lsub() {
             return Some(attrs);
@@ -226,6 +261,7 @@ impl Query {
         name: &str,
         attributes: &[ListAttribute<'_>],
         exists: bool,
+        subscribed_children: bool,
     ) -> Vec<u8> {
         let mut line = Vec::new();
         Response::List {
@@ -236,6 +272,7 @@ impl Query {
                 name,
                 utf8: self.utf8,
             },
+            subscribed_children,
         }
         .encode(&mut line);
         if let Some(items) = self.status.as_ref().filter(|_| exists) {
@@ -253,6 +290,15 @@ impl Query {
 fn has_children(names: &BTreeMap<String, bool>, name: &str) -> bool {
     let prefix = format!("{name}{SEPARATOR}");
     names.keys().any(|other| other.starts_with(&prefix))
+}
+
+/// Whether any name of the set lies below `name` (CHILDINFO: a subscribed descendant).
+fn has_children_in(names: &BTreeSet<String>, name: &str) -> bool {
+    let prefix = format!("{name}{SEPARATOR}");
+    names
+        .range(prefix.clone()..)
+        .next()
+        .is_some_and(|next| next.starts_with(&prefix))
 }
 
 /// A STATUS item by name, for LIST-STATUS.

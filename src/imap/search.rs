@@ -17,9 +17,10 @@ use super::selected::Selected;
 use super::state::Account;
 
 /// Runs SEARCH: `* SEARCH ...`, or `* ESEARCH ...` when the client asked for result options
-/// (IMAP4rev2 answers every SEARCH with ESEARCH, RFC 9051 7.3.4).
+/// (IMAP4rev2 answers every SEARCH with ESEARCH, RFC 9051 7.3.4). A MODSEQ key turns
+/// CONDSTORE on (RFC 7162 3.1) and adds the highest mod-sequence of the matches.
 pub fn search(
-    account: &Account<'_>,
+    account: &mut Account<'_>,
     selected: &mut Selected,
     args: &Search,
     cx: &mut Cx<'_>,
@@ -37,25 +38,30 @@ pub fn search(
         .iter()
         .map(|&i| number(selected, i, args.uid))
         .collect();
+    let uses_modseq = args.criteria.iter().any(uses_modseq);
+    let enabled_condstore = uses_modseq && account.enable_condstore();
     let highest = hits.iter().map(|&i| selected.view.modseq(i)).max();
-    let modseq = highest.filter(|_| args.criteria.iter().any(uses_modseq));
+    let modseq = highest.filter(|_| uses_modseq);
+    let done = |cx: &Cx<'_>, selected: &Selected, text| {
+        Step::Reply(cx.ok_condstore(enabled_condstore, selected, text))
+    };
     let Some(mut options) = returns else {
         cx.send(Response::Search {
             numbers: &numbers,
             modseq,
         });
-        return Step::Reply(cx.ok("Search completed."));
+        return done(cx, selected, "Search completed.");
     };
     // SAVE keeps the result for `$` (RFC 5182); alone, it asks for no ESEARCH response.
     if options.iter().any(|o| o == "SAVE") {
         selected.saved = hits.iter().map(|&i| selected.uid(i)).collect();
         options.retain(|o| o != "SAVE");
         if options.is_empty() {
-            return Step::Reply(cx.ok("Search completed; result saved."));
+            return done(cx, selected, "Search completed; result saved.");
         }
     }
     esearch(cx, args.uid, &numbers, &options, modseq, false);
-    Step::Reply(cx.ok("Search completed."))
+    done(cx, selected, "Search completed.")
 }
 
 /// The number the client knows message `i` by: its UID, or its sequence number.

@@ -96,6 +96,15 @@ impl Selected {
         self.view.uidvalidity()
     }
 
+    /// HIGHESTMODSEQ as of now: the view's value moves only when changes are reported, so
+    /// this session's own STOREs since then count too (one pass over the messages, done once
+    /// per session, by the command that turns CONDSTORE on).
+    pub fn highest_modseq_now(&self) -> u64 {
+        (0..self.len())
+            .map(|i| self.view.modseq(i))
+            .fold(self.view.highestmodseq(), u64::max)
+    }
+
     /// The rest of the SELECT responses: EXISTS, then RECENT and UNSEEN (IMAP4rev1) or the
     /// LIST line (IMAP4rev2), then UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ.
     fn announce_size(&self, style: SelectStyle, out: &mut Vec<u8>) {
@@ -110,6 +119,7 @@ impl Selected {
                     name: &self.name,
                     utf8: style.utf8,
                 },
+                subscribed_children: false,
             }
             .encode(out);
         } else {

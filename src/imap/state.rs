@@ -57,6 +57,13 @@ impl Account<'_> {
     pub fn name(&self) -> &str {
         &self.user.user.name
     }
+
+    /// Turns CONDSTORE on because a command used it (a MODSEQ item or search key,
+    /// CHANGEDSINCE, UNCHANGEDSINCE: RFC 7162 3.1); `true` when it was off, so that command's
+    /// tagged OK carries `[HIGHESTMODSEQ n]`.
+    pub fn enable_condstore(&mut self) -> bool {
+        !std::mem::replace(&mut self.enabled.condstore, true)
+    }
 }
 
 impl<'a> State<'a> {

@@ -66,6 +66,8 @@ struct Wanted<'i> {
     items: Vec<MessageDataItemName<'i>>,
     /// CHANGEDSINCE: only messages changed after this mod-sequence.
     changed_since: Option<u64>,
+    /// This FETCH turned CONDSTORE on: its tagged OK carries `[HIGHESTMODSEQ n]`.
+    enabled_condstore: bool,
 }
 
 /// Runs FETCH, writing untagged responses (flushed to the client as they grow).
@@ -118,13 +120,18 @@ fn wanted<'i>(
         }
         selected.vanished_earlier(Some(&args.set), &mut cx.out);
     }
+    let mut enabled_condstore = false;
     if changed_since.is_some() || items.contains(&MessageDataItemName::ModSeq) {
-        account.enabled.condstore = true;
+        enabled_condstore = account.enable_condstore();
         add(&mut items, MessageDataItemName::ModSeq);
     }
-    // A read that sets \Seen reports the new flags in the same response (RFC 3501 6.4.5).
+    // A read that sets \Seen reports the new flags in the same response (RFC 3501 6.4.5),
+    // and under CONDSTORE their mod-sequence too (RFC 7162 3.1).
     if !selected.read_only && items.iter().any(reads_body) {
         add(&mut items, MessageDataItemName::Flags);
+        if account.enabled.condstore {
+            add(&mut items, MessageDataItemName::ModSeq);
+        }
     }
     if args.uid && !items.contains(&MessageDataItemName::Uid) {
         items.insert(0, MessageDataItemName::Uid);
@@ -132,6 +139,7 @@ fn wanted<'i>(
     Ok(Wanted {
         items,
         changed_since,
+        enabled_condstore,
     })
 }
 
@@ -195,7 +203,7 @@ async fn respond(
         let why = "Some of the requested messages no longer exist.";
         return Ok(cx.no(Some(Code::ExpungeIssued), why));
     }
-    Ok(cx.ok("Fetch completed."))
+    Ok(cx.ok_condstore(wanted.enabled_condstore, selected, "Fetch completed."))
 }
 
 /// Writes the responses of one chunk of messages; `Some` is a tagged line that ends the

@@ -109,13 +109,15 @@ impl StatusItem {
     }
 }
 
-/// `* LIST (attributes) "/" name\r\n` (or LSUB).
+/// `* LIST (attributes) "/" name\r\n` (or LSUB), with `extended` (the LIST-EXTENDED data,
+/// from its leading space) before the CRLF.
 pub(super) fn push_list(
     out: &mut Vec<u8>,
     kind: ListKind,
     attributes: &[ListAttribute<'_>],
     separator: char,
     mailbox: &MailboxName<'_>,
+    extended: &str,
 ) {
     let word = match kind {
         ListKind::List => "LIST",
@@ -125,6 +127,7 @@ pub(super) fn push_list(
     let head = format!("* {word} ({}) \"{separator}\" ", attributes.join(" "));
     out.extend_from_slice(head.as_bytes());
     mailbox.encode(out);
+    out.extend_from_slice(extended.as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 

@@ -113,6 +113,9 @@ pub enum Response<'a> {
         separator: char,
         /// The mailbox.
         mailbox: MailboxName<'a>,
+        /// `(CHILDINFO ("SUBSCRIBED"))` after the name: a LIST with RECURSIVEMATCH names a
+        /// mailbox with subscribed descendants (RFC 5258 3.5).
+        subscribed_children: bool,
     },
     /// `* STATUS name (items)`.
     Status {
@@ -176,7 +179,14 @@ impl Response<'_> {
                 attributes,
                 separator,
                 mailbox,
-            } => push_list(out, *kind, attributes, *separator, mailbox),
+                subscribed_children,
+            } => {
+                let extended = match subscribed_children {
+                    true => " (CHILDINFO (\"SUBSCRIBED\"))",
+                    false => "",
+                };
+                push_list(out, *kind, attributes, *separator, mailbox, extended)
+            }
             Self::Status { mailbox, items } => push_status(out, mailbox, items),
             Self::Flags(flags) => {
                 out.extend_from_slice(b"* FLAGS ");

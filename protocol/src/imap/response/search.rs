@@ -8,7 +8,9 @@ use crate::imap::strings::push_string;
 pub enum AllNumbers<'a> {
     /// Ascending numbers, written as a set with ranges (`1:3,7`).
     Set(&'a [u32]),
-    /// Numbers in the order given, comma-separated (RFC 5267's sorted result).
+    /// Numbers in the order given (RFC 5267's sorted result): a run of consecutive ascending
+    /// numbers is still written as a range (`3:5,1:2` for 3 4 5 1 2), which reads back in the
+    /// same order; anything else stays a comma-separated list.
     Ordered(&'a [u32]),
 }
 
@@ -57,12 +59,7 @@ impl Esearch<'_> {
 impl AllNumbers<'_> {
     fn text(&self) -> String {
         match self {
-            Self::Set(numbers) => compact_set(numbers.iter().copied()),
-            Self::Ordered(numbers) => numbers
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
+            Self::Set(numbers) | Self::Ordered(numbers) => compact_set(numbers.iter().copied()),
         }
     }
 }

@@ -124,6 +124,7 @@ fn mailbox_list_responses() {
             attributes,
             separator: '/',
             mailbox,
+            subscribed_children: false,
         })
     };
     assert_eq!(
@@ -141,6 +142,16 @@ fn mailbox_list_responses() {
             name("Archive")
         ),
         "* LIST (\\HasNoChildren \\Subscribed \\Archive) \"/\" Archive\r\n"
+    );
+    assert_eq!(
+        bytes(Response::List {
+            kind: ListKind::List,
+            attributes: &[ListAttribute::HasChildren],
+            separator: '/',
+            mailbox: name("Foo"),
+            subscribed_children: true,
+        }),
+        "* LIST (\\HasChildren) \"/\" Foo (CHILDINFO (\"SUBSCRIBED\"))\r\n"
     );
     assert_eq!(
         list(
@@ -264,6 +275,15 @@ fn esearch_responses() {
             ..Esearch::default()
         }),
         "* ESEARCH (TAG \"a127\") MIN 3 MAX 2 COUNT 4 ALL 3,1,4,2\r\n"
+    );
+    // Ascending runs in sort order are ranges; the order itself stays (RFC 5267).
+    assert_eq!(
+        esearch(Esearch {
+            tag: "a128",
+            all: Some(AllNumbers::Ordered(&[3, 4, 5, 1, 2, 9, 7, 8])),
+            ..Esearch::default()
+        }),
+        "* ESEARCH (TAG \"a128\") ALL 3:5,1:2,9,7:8\r\n"
     );
     assert_eq!(
         esearch(Esearch {
