@@ -97,12 +97,12 @@ impl Selected {
     }
 
     /// HIGHESTMODSEQ as of now: the view's value moves only when changes are reported, so
-    /// this session's own STOREs since then count too (one pass over the messages, done once
-    /// per session, by the command that turns CONDSTORE on).
+    /// this session's own STOREs since then count too; the shared table has them.
     pub fn highest_modseq_now(&self) -> u64 {
-        (0..self.len())
-            .map(|i| self.view.modseq(i))
-            .fold(self.view.highestmodseq(), u64::max)
+        self.view
+            .shared()
+            .highestmodseq()
+            .max(self.view.highestmodseq())
     }
 
     /// The rest of the SELECT responses: EXISTS, then RECENT and UNSEEN (IMAP4rev1) or the

@@ -28,34 +28,44 @@ pub struct MaildirName {
     pub passed: bool,
 }
 
+/// Everything before `:2,`: the key plus its `,S=`/`,U=`/other fields, as uidlists record it.
+pub fn base_of(file_name: &str) -> &str {
+    file_name.split(':').next().unwrap_or_default()
+}
+
+/// The unique part of a file name, up to the first `,` or `:`.
+pub fn key_of(file_name: &str) -> &str {
+    file_name.split([',', ':']).next().unwrap_or_default()
+}
+
+/// The number in a `,X=` field of the base (`U=`, `S=`, `W=`), read without parsing the whole
+/// name (FETCH RFC822.SIZE asks per message). The key is never a field, whatever it looks like.
+pub fn field<T: std::str::FromStr>(file_name: &str, prefix: &str) -> Option<T> {
+    base_of(file_name)
+        .split(',')
+        .skip(1)
+        .filter_map(|f| f.strip_prefix(prefix))
+        .last()
+        .and_then(|v| v.parse().ok())
+}
+
 impl MaildirName {
     /// Parses a file name from `new/` or `cur/`; `None` for dot files and other non-messages.
     pub fn parse(file_name: &str) -> Option<Self> {
         if file_name.is_empty() || file_name.starts_with('.') {
             return None;
         }
-        let (base, info) = match file_name.split_once(':') {
-            Some((base, info)) => (base, Some(info)),
-            None => (file_name, None),
-        };
-        let mut fields = base.split(',');
-        let key = fields.next().filter(|k| !k.is_empty())?.to_string();
-        let (mut uid, mut size, mut crlf_size) = (None, None, None);
-        for field in fields {
-            if let Some(v) = field.strip_prefix("U=") {
-                uid = v.parse().ok().filter(|u| *u > 0);
-            } else if let Some(v) = field.strip_prefix("S=") {
-                size = v.parse().ok();
-            } else if let Some(v) = field.strip_prefix("W=") {
-                crlf_size = v.parse().ok();
-            }
-        }
+        let base = base_of(file_name);
+        let info = file_name.split_once(':').map(|(_, info)| info);
+        let key = Some(key_of(file_name))
+            .filter(|k| !k.is_empty())?
+            .to_string();
         let mut name = Self {
             key,
             base: base.to_string(),
-            uid,
-            size,
-            crlf_size,
+            uid: field(file_name, "U=").filter(|u| *u > 0),
+            size: field(file_name, "S="),
+            crlf_size: field(file_name, "W="),
             flags: Flags::empty(),
             keyword_letters: Vec::new(),
             passed: false,

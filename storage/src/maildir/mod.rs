@@ -115,7 +115,7 @@ impl Entry {
 
     /// The unique part of the name (up to the first `,` or `:`), the message's identity.
     fn key(&self) -> &str {
-        self.file.split([',', ':']).next().unwrap_or_default()
+        filename::key_of(&self.file)
     }
 
     /// The keyword letters, in order.
@@ -228,7 +228,7 @@ impl Maildir {
         let mut list = Uidlist::new(header.uidvalidity);
         list.uidnext = header.uidnext;
         for (uid, e) in &self.files {
-            let base = e.file.split(':').next().unwrap_or_default();
+            let base = filename::base_of(&e.file);
             list.entries
                 .insert(e.key().to_string(), (*uid, base.to_string()));
         }
@@ -373,7 +373,10 @@ impl Mailbox for Maildir {
     }
 
     fn staging(&self) -> Option<Staging> {
-        self.ensure().ok()?;
+        // A synced folder has its directories; only a first append creates them.
+        if self.uidlist.is_none() {
+            self.ensure().ok()?;
+        }
         Some(Staging::new(self.root.join("tmp")))
     }
 
@@ -383,7 +386,7 @@ impl Mailbox for Maildir {
         flags: Flags,
         keywords: &BTreeSet<String>,
     ) -> Result<Uid, Error> {
-        self.ensure()?;
+        // The staged file lies in tmp/: the folder exists.
         let _lock = self.lock()?;
         self.sync_locked()?;
         let (key, size) = (staged.key().to_string(), staged.size());
@@ -480,7 +483,7 @@ impl Mailbox for Maildir {
         match self
             .files
             .get(&uid)
-            .and_then(|e| MaildirName::parse(&e.file)?.crlf_size)
+            .and_then(|e| filename::field(&e.file, "W="))
         {
             Some(size) => Ok(size),
             None => counted_crlf_size(self, uid),

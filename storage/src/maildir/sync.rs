@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::Path;
 
-use super::filename::MaildirName;
+use super::filename::{self, MaildirName};
 use super::journal;
 use super::keywords::Keywords;
 use super::uidlist::{self, Uidlist};
@@ -530,10 +530,7 @@ pub(super) fn fill_size_and_date(root: &Path, entry: &mut Entry, cached: Option<
         None => {
             let path = entry.path(root);
             // The name's `,S=` is the size; a stat only for names without one.
-            if MaildirName::parse(&entry.file)
-                .and_then(|n| n.size)
-                .is_none()
-            {
+            if filename::field::<u64>(&entry.file, "S=").is_none() {
                 entry.size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             }
             entry.date = Stamp::of(&path);

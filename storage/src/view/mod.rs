@@ -174,6 +174,12 @@ impl SharedMailbox {
         read(&self.table).uidvalidity
     }
 
+    /// HIGHESTMODSEQ as the table has it now (every session's writes included, reported to
+    /// this session or not).
+    pub fn highestmodseq(&self) -> u64 {
+        read(&self.table).highestmodseq
+    }
+
     /// Appends a message durably (APPEND, COPY into this mailbox); returns its UID.
     pub fn append(
         &self,

@@ -172,16 +172,19 @@ impl Table {
             let Ok(i) = self.position(info.uid) else {
                 continue;
             };
-            let old = &self.messages[i];
-            let differs = old.flags != entry.flags || old.keywords != entry.keywords;
-            self.messages[i] = entry;
-            if differs {
-                self.push(Logged::Flags {
-                    uid: info.uid,
-                    origin,
-                });
-            }
+            self.replace(i, entry, origin);
         }
+    }
+
+    /// Puts `entry` in place of message `i`, logging a flag change by `origin` (0: from disk)
+    /// when its flags or keywords differ.
+    fn replace(&mut self, i: usize, entry: Entry, origin: u64) {
+        let old = &self.messages[i];
+        if old.flags != entry.flags || old.keywords != entry.keywords {
+            let uid = entry.uid;
+            self.push(Logged::Flags { uid, origin });
+        }
+        self.messages[i] = entry;
     }
 
     /// Takes messages out of the table, logging each.
@@ -201,16 +204,7 @@ impl Table {
         for info in &delta.present {
             let entry = self.entry(info);
             match self.position(info.uid) {
-                Ok(i) => {
-                    let was = &self.messages[i];
-                    if was.flags != entry.flags || was.keywords != entry.keywords {
-                        self.push(Logged::Flags {
-                            uid: info.uid,
-                            origin: 0,
-                        });
-                    }
-                    self.messages[i] = entry;
-                }
+                Ok(i) => self.replace(i, entry, 0),
                 Err(i) => self.messages.insert(i, entry),
             }
         }
