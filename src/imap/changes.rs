@@ -14,7 +14,7 @@ use roost_storage::{FlagChange, Flags, MessageInfo, SharedMailbox, Store, Uid};
 use super::command::{Append, Copy, Store as StoreArgs};
 use super::context::{Cx, Step};
 use super::mailboxes::stored_name;
-use super::reply::{message_flags, parse_flags, Tagged};
+use super::reply::{parse_flags, Tagged};
 use super::selected::Selected;
 use super::state::Account;
 
@@ -96,13 +96,14 @@ fn conditional_targets(
 /// `* n FETCH (...)` for every changed message: the flags unless `.SILENT`, the UID for UID
 /// STORE, the mod-sequence under CONDSTORE.
 fn report_stored(
-    selected: &Selected,
+    selected: &mut Selected,
     changed: &[MessageInfo],
     uid: bool,
     silent: bool,
     condstore: bool,
     cx: &mut Cx<'_>,
 ) {
+    selected.announce_keywords(changed.iter().flat_map(|m| &m.keywords), &mut cx.out);
     for info in changed {
         let Some(i) = selected.view.index_of(info.uid) else {
             continue;
@@ -110,7 +111,7 @@ fn report_stored(
         if silent && !condstore {
             continue;
         }
-        let flags = message_flags(info);
+        let flags = selected.flags_of(info);
         let mut items = Vec::new();
         if uid {
             items.push(FetchItem::Uid(info.uid));

@@ -5,13 +5,11 @@
 //! Names travel as the client sent them (modified UTF-7), and are stored that way, as Dovecot
 //! does; `/` is the hierarchy separator on every format.
 
-use std::collections::BTreeSet;
-
 use roost_protocol::imap::imap_types::mailbox::Mailbox;
 use roost_protocol::imap::imap_types::status::StatusDataItemName;
 use roost_protocol::imap::mutf7;
 use roost_protocol::imap::response::{Code, MailboxName, Response, StatusItem};
-use roost_storage::{Error as StorageError, Flags, Store};
+use roost_storage::{Error as StorageError, Flags, Store, Uid};
 
 use super::context::{Cx, Step};
 use super::reply::Tagged;
@@ -54,27 +52,28 @@ pub fn mailbox_name(mailbox: &Mailbox<'_>, utf8: bool) -> Result<String, &'stati
     }
 }
 
-/// Creates (and subscribes) the special-use folders a user lacks, on the first login.
+/// Creates (and subscribes) the special-use folders a user lacks, on the first login. At a
+/// user's very first login (no subscriptions yet), the special-use folders that already exist
+/// (moved over from another server, made by another program) are subscribed too, as Dovecot's
+/// `auto = subscribe` does: clients that list only subscribed folders would miss `Sent`.
 pub fn ensure_special_folders(store: &Store) -> Result<(), StorageError> {
-    let existing: BTreeSet<String> = store
-        .folders()
-        .list()?
-        .into_iter()
-        .map(|n| n.to_ascii_lowercase())
-        .collect();
-    let mut subscribed = store.subscriptions()?;
-    if subscribed.is_empty() {
+    let existing = store.folders().list()?;
+    let first_login = store.subscriptions()?.is_empty();
+    if first_login {
         store.set_subscribed("INBOX", true)?;
-        subscribed.push("INBOX".into());
     }
     for (name, _) in SPECIAL_USE {
-        if !existing.contains(&name.to_ascii_lowercase()) {
-            match store.folders().create(name) {
-                // Another session of the same user, logging in at the same moment, won.
-                Ok(()) | Err(StorageError::AlreadyExists(_)) => {}
-                Err(e) => return Err(e),
+        match existing.iter().find(|n| n.eq_ignore_ascii_case(name)) {
+            Some(found) if first_login => store.set_subscribed(found, true)?,
+            Some(_) => {}
+            None => {
+                match store.folders().create(name) {
+                    // Another session of the same user, logging in at the same moment, won.
+                    Ok(()) | Err(StorageError::AlreadyExists(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                store.set_subscribed(name, true)?;
             }
-            store.set_subscribed(name, true)?;
         }
     }
     Ok(())
@@ -110,7 +109,14 @@ pub fn status_response(
     for item in items {
         let value = match item {
             StatusDataItemName::Messages => StatusItem::Messages(snapshot.messages.len() as u32),
-            StatusDataItemName::Recent => StatusItem::Recent(0),
+            StatusDataItemName::Recent => {
+                // The messages no session has had as \Recent yet (RFC 3501 6.3.10).
+                let first = mailbox
+                    .recent_mark()
+                    .map_or(Uid::MAX, |mark| mark.first_unclaimed(snapshot.uidvalidity));
+                let old = snapshot.messages.partition_point(|m| m.uid < first);
+                StatusItem::Recent((snapshot.messages.len() - old) as u32)
+            }
             StatusDataItemName::UidNext => StatusItem::UidNext(snapshot.uidnext),
             StatusDataItemName::UidValidity => StatusItem::UidValidity(snapshot.uidvalidity),
             StatusDataItemName::Unseen => StatusItem::Unseen(count(Flags::SEEN, false)),

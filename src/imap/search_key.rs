@@ -105,8 +105,10 @@ impl<'s> Candidate<'s> {
         let keyword = |k: &str| info.keywords.iter().any(|x| x.eq_ignore_ascii_case(k));
         let arrived = day(info.internal_date.into());
         Some(match key {
-            SearchKey::All | SearchKey::Old => true,
-            SearchKey::New | SearchKey::Recent => false,
+            SearchKey::All => true,
+            SearchKey::Recent => self.selected.is_recent(info.uid),
+            SearchKey::New => self.selected.is_recent(info.uid) && !flag(Flags::SEEN),
+            SearchKey::Old => !self.selected.is_recent(info.uid),
             SearchKey::SequenceSet(set) => {
                 contains(set, self.i as u32 + 1, self.selected.len() as u32)
             }

@@ -47,6 +47,8 @@ pub struct Selected {
     pub qresync: bool,
     /// The last `SEARCH RETURN (SAVE)` result, as UIDs (RFC 5182); what `$` names.
     pub saved: Vec<Uid>,
+    /// IMAP4rev2 is enabled: no `\Recent` (RFC 9051 drops it).
+    rev2: bool,
 }
 
 impl Selected {
@@ -65,7 +67,9 @@ impl Selected {
             announced_keywords: BTreeSet::new(),
             qresync: false,
             saved: Vec::new(),
+            rev2: style.rev2,
         };
+        selected.take_recent();
         selected.announce_flags(out);
         selected.announce_size(style, out);
         Ok(selected)
@@ -84,6 +88,33 @@ impl Selected {
     /// Message `i` as it is now.
     pub fn info(&self, i: usize) -> MessageInfo {
         self.view.info(i)
+    }
+
+    /// The flags of a message as FETCH FLAGS shows them: `\Recent` among them where this
+    /// session has it as recent (IMAP4rev1).
+    pub fn flags_of<'m>(&self, m: &'m MessageInfo) -> Vec<&'m str> {
+        let mut flags = message_flags(m);
+        if self.is_recent(m.uid) {
+            let system = flags.iter().take_while(|f| f.starts_with('\\')).count();
+            flags.insert(system, "\\Recent");
+        }
+        flags
+    }
+
+    /// Whether message `uid` is `\Recent` in this session (RFC 3501 2.3.2).
+    pub fn is_recent(&self, uid: Uid) -> bool {
+        !self.rev2 && self.view.is_recent(uid)
+    }
+
+    /// Takes the messages no session has had as `\Recent` yet (EXAMINE only looks). A mark
+    /// that cannot be read or written costs the `\Recent` flag, never the SELECT.
+    fn take_recent(&mut self) {
+        if self.rev2 {
+            return;
+        }
+        if let Err(e) = self.view.take_recent(self.read_only) {
+            tracing::warn!("imap: {}: cannot record recent messages: {e}", self.name);
+        }
     }
 
     /// The backend, for reading messages; hold it for one call.
@@ -123,7 +154,7 @@ impl Selected {
             }
             .encode(out);
         } else {
-            Response::Recent(0).encode(out);
+            Response::Recent(self.view.recent_count() as u32).encode(out);
             if let Some(first) = self.view.first_unseen() {
                 untagged_ok(Code::Unseen(first as u32 + 1), "First unseen.", out);
             }
@@ -150,6 +181,21 @@ impl Selected {
         self.announced_keywords = keywords;
     }
 
+    /// A new `* FLAGS` (and PERMANENTFLAGS) when any of `keywords` is one the client was not
+    /// told of: a client may reject or drop a keyword it sees in FETCH before FLAGS named it.
+    pub fn announce_keywords<'k>(
+        &mut self,
+        keywords: impl IntoIterator<Item = &'k String>,
+        out: &mut Vec<u8>,
+    ) {
+        if keywords
+            .into_iter()
+            .any(|k| !self.announced_keywords.contains(k))
+        {
+            self.announce_flags(out);
+        }
+    }
+
     /// The SELECT/EXAMINE tagged OK's code.
     pub fn access_code(&self) -> Code<'static> {
         if self.read_only {
@@ -172,12 +218,10 @@ impl Selected {
             }
             .encode(out);
         }
-        if !updates.keywords.is_subset(&self.announced_keywords) {
-            self.announce_flags(out);
-        }
+        self.announce_keywords(&updates.keywords, out);
         self.report_expunged(&updates.expunged, out);
         for (seq, now) in &updates.flags {
-            let flags = message_flags(now);
+            let flags = self.flags_of(now);
             let mut items = vec![FetchItem::Uid(now.uid), FetchItem::Flags(&flags)];
             if condstore {
                 items.push(FetchItem::ModSeq(now.modseq));
@@ -190,6 +234,10 @@ impl Selected {
         }
         if let Some(count) = updates.exists {
             Response::Exists(count).encode(out);
+            if !self.rev2 {
+                self.take_recent();
+                Response::Recent(self.view.recent_count() as u32).encode(out);
+            }
         }
         Ok(())
     }
@@ -244,7 +292,7 @@ impl Selected {
     pub fn resync(&self, modseq: u64, known: Option<&SequenceSet>, out: &mut Vec<u8>) {
         self.vanished_earlier(known, out);
         for (seq, m) in self.view.changed_since(modseq) {
-            let flags = message_flags(&m);
+            let flags = self.flags_of(&m);
             Response::Fetch {
                 seq,
                 items: &[

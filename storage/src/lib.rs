@@ -49,9 +49,11 @@ pub mod maildir;
 pub mod mbox;
 pub mod names;
 pub mod notify;
+pub mod recent;
 pub mod repair;
 pub mod staging;
 pub mod store;
+pub mod uidvalidity;
 pub mod view;
 pub mod wire;
 

@@ -272,6 +272,12 @@ pub trait Mailbox: Send {
         None
     }
 
+    /// Where this folder keeps which messages sessions have claimed as `\Recent`; `None` for a
+    /// backend that keeps no such mark (its messages are then never recent).
+    fn recent_mark(&self) -> Option<crate::recent::RecentMark> {
+        None
+    }
+
     /// Where a change-notification watch for this folder goes (the maildir, the mbox file).
     fn watch_path(&self) -> &std::path::Path;
 

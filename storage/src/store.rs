@@ -45,7 +45,7 @@ impl Store {
         let root = location.root_for(vars)?;
         match location.format {
             MailFormat::Maildir => {
-                let inbox = Maildir::new(&root);
+                let inbox = Maildir::new(&root).in_tree(&root);
                 inbox.ensure()?;
                 Ok(Self {
                     folders: Box::new(Folders::new(root.clone())),

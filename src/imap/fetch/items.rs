@@ -8,7 +8,6 @@ use std::num::NonZeroU32;
 use super::body::{binary, body_item, cut, window};
 use super::{FetchError, Stream};
 use crate::imap::message::{envelope, header_of, structure, Cached, Prefetch};
-use crate::imap::reply::message_flags;
 use crate::imap::selected::Selected;
 
 /// Writes `* n FETCH (...` for message `i`. When an item must be streamed, writes up to and
@@ -154,7 +153,7 @@ fn write_item(
     let (mailbox, uid) = (&mut *guard, info.uid);
     match item {
         MessageDataItemName::Uid => FetchItem::Uid(uid).encode(out),
-        MessageDataItemName::Flags => FetchItem::Flags(&message_flags(&info)).encode(out),
+        MessageDataItemName::Flags => FetchItem::Flags(&selected.flags_of(&info)).encode(out),
         MessageDataItemName::InternalDate => {
             FetchItem::InternalDate(info.internal_date).encode(out)
         }

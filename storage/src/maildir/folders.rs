@@ -68,7 +68,7 @@ impl Folders {
         if !path.join("cur").is_dir() && parts(name)?.is_some() {
             return Err(Error::NoSuchMailbox(name.to_string()));
         }
-        Ok(Maildir::new(path))
+        Ok(Maildir::new(path).in_tree(&self.root))
     }
 
     /// Every folder, INBOX first, then by name.
@@ -94,7 +94,7 @@ impl Folders {
         if parts(name)?.is_none() || path.exists() {
             return Err(Error::AlreadyExists(name.to_string()));
         }
-        let folder = Maildir::new(&path);
+        let folder = Maildir::new(&path).in_tree(&self.root);
         folder.ensure()?;
         let marker = path.join("maildirfolder");
         fs::write(&marker, b"").map_err(|e| Error::io(marker, e))

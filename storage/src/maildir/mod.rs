@@ -19,7 +19,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use self::filename::MaildirName;
 use self::keywords::Keywords;
@@ -63,6 +63,9 @@ pub struct Maildir {
     /// The uidlist still lists expunged messages: rewritten with the next index, not on every
     /// EXPUNGE (it costs O(messages); entries for gone files are harmless and dropped then).
     uidlist_stale: bool,
+    /// Where the UIDVALIDITY values of this folder's tree are handed out (see
+    /// [`crate::uidvalidity`]); `None` for a folder opened on its own.
+    uidvalidity_file: Option<PathBuf>,
 }
 
 /// A message file as found on disk, kept small: a folder of 100,000 messages holds 100,000 of
@@ -136,6 +139,19 @@ impl Entry {
 }
 
 impl Maildir {
+    /// The same folder, as a member of the tree rooted at `tree`: its UIDVALIDITY values come
+    /// from the tree's one issuer, so a folder deleted and created again gets a new one.
+    pub fn in_tree(mut self, tree: &Path) -> Self {
+        self.uidvalidity_file = Some(tree.join(crate::uidvalidity::FILE_NAME));
+        self
+    }
+
+    /// A UIDVALIDITY above any this folder had and any its tree handed out.
+    fn new_uidvalidity(&self, previous: Option<u32>) -> u32 {
+        let floor = previous.map_or(1, |p| p.saturating_add(1));
+        crate::uidvalidity::issue(self.uidvalidity_file.as_deref(), floor)
+    }
+
     /// A maildir rooted at `root` (not touched until used).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
@@ -150,6 +166,7 @@ impl Maildir {
             journal_at: 0,
             outside: sync::Outside::Nothing,
             uidlist_stale: false,
+            uidvalidity_file: None,
         }
     }
 
@@ -479,6 +496,12 @@ impl Mailbox for Maildir {
         &self.root
     }
 
+    fn recent_mark(&self) -> Option<crate::recent::RecentMark> {
+        Some(crate::recent::RecentMark::new(
+            self.root.join(crate::recent::FILE_NAME),
+        ))
+    }
+
     fn crlf_size(&mut self, uid: Uid) -> Result<u64, Error> {
         match self
             .files
@@ -533,14 +556,6 @@ fn scan(root: &Path, place: Place) -> Result<Vec<Entry>, Error> {
         }
     }
     Ok(found)
-}
-
-/// A UIDVALIDITY that differs from (and is above) any previous one.
-fn new_uidvalidity(previous: Option<u32>) -> u32 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_secs() as u32);
-    now.max(previous.map_or(1, |p| p.saturating_add(1)))
 }
 
 /// The index bit of keyword letter `a`..`z` (0 for anything else).

@@ -9,7 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use super::sync::fill_size_and_date;
 use super::uidlist::Uidlist;
-use super::{new_uidvalidity, scan, Entry, Maildir, Place, UIDVALIDITY_MARKER};
+use super::{scan, Entry, Maildir, Place, UIDVALIDITY_MARKER};
 use crate::durable::sync_dir;
 use crate::mailbox::Uid;
 use crate::{repair, Error};
@@ -34,7 +34,7 @@ impl Maildir {
                     .all(|e| e.name().is_ok_and(|n| n.uid.is_some()));
                 let uidvalidity = match (marker, kept_uids) {
                     (Some(v), true) => v,
-                    _ => new_uidvalidity(marker),
+                    _ => self.new_uidvalidity(marker),
                 };
                 if !fresh {
                     let done = if Some(uidvalidity) == marker {

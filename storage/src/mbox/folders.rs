@@ -98,11 +98,12 @@ impl MboxFolders {
         }
     }
 
-    fn side_files(&self, name: &str) -> Result<[PathBuf; 3], Error> {
+    fn side_files(&self, name: &str) -> Result<[PathBuf; 4], Error> {
         let uids = self.state(name)?;
         Ok([
             uids.with_extension("index"),
             uids.with_extension("cache"),
+            uids.with_extension("recent"),
             uids,
         ])
     }

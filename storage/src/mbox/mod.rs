@@ -196,7 +196,13 @@ impl Mbox {
             .collect();
         let (id, scan, file) = self.scan()?;
         let state = UidState::read(&self.state_path, &self.path)?;
-        let numbering = state::number(&scan, &state);
+        // A new mbox takes its UIDVALIDITY from the tree's issuer, beside the side files.
+        let issuer = self
+            .state_path
+            .with_file_name(crate::uidvalidity::FILE_NAME);
+        let numbering = state::number(&scan, &state, || {
+            crate::uidvalidity::issue(Some(&issuer), 1)
+        });
         self.report_renumbering(&numbering);
         let needs_rewrite = numbering.repaired > 0 || numbering.restarted;
         self.uidvalidity = numbering.uidvalidity;
@@ -549,6 +555,12 @@ impl Mailbox for Mbox {
 
     fn watch_path(&self) -> &Path {
         &self.path
+    }
+
+    fn recent_mark(&self) -> Option<crate::recent::RecentMark> {
+        Some(crate::recent::RecentMark::new(
+            self.state_path.with_extension("recent"),
+        ))
     }
 
     fn expunge(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, Error> {

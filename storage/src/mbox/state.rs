@@ -100,17 +100,16 @@ pub struct Numbering {
 /// UIDNEXT recorded in `X-IMAPbase` or the side file (anything else a sender could have
 /// forged), else the side file's, else a new one. When no UID is left to give, the folder
 /// starts over: a new UIDVALIDITY and UIDs from 1 — never a wrapped or repeated UID.
-pub fn number(scan: &Scan, state: &Option<UidState>) -> Numbering {
+pub fn number(
+    scan: &Scan,
+    state: &Option<UidState>,
+    new_uidvalidity: impl FnOnce() -> u32,
+) -> Numbering {
     let uidvalidity = scan
         .imapbase
         .map(|(v, _)| v)
         .or(state.as_ref().map(|s| s.uidvalidity))
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_secs() as u32)
-                .max(1)
-        });
+        .unwrap_or_else(new_uidvalidity);
     // The side file counts only if it describes the same UIDVALIDITY.
     let state = state.as_ref().filter(|s| s.uidvalidity == uidvalidity);
     let bound = scan

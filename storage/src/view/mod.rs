@@ -32,6 +32,7 @@ use std::sync::{
 use std::time::SystemTime;
 
 use crate::mailbox::{Changes, Flags, Mailbox, Uid};
+use crate::recent::RecentMark;
 use crate::{Error, Store};
 
 pub use session::{SessionView, Updates};
@@ -88,6 +89,11 @@ pub struct SharedMailbox {
     mailbox: Mutex<Box<dyn Mailbox>>,
     /// The table that mirrors it.
     table: RwLock<Table>,
+    /// Where the folder keeps which messages sessions have claimed as `\Recent`.
+    recent: Option<RecentMark>,
+    /// `(UIDVALIDITY, UID)`: every UID below this one is known to be claimed, so a session
+    /// that would claim nothing more need not lock the mark file.
+    claimed: Mutex<(u32, Uid)>,
 }
 
 impl SharedMailbox {
@@ -127,6 +133,8 @@ impl SharedMailbox {
         }
         Ok(Arc::new(Self {
             path,
+            recent: mailbox.recent_mark(),
+            claimed: Mutex::new((0, 0)),
             mailbox: Mutex::new(mailbox),
             table: RwLock::new(table),
         }))
@@ -205,6 +213,28 @@ impl SharedMailbox {
         }
         self.take_in(mailbox.as_mut(), false)?;
         Ok(uid)
+    }
+
+    /// Claims for the caller every message below `uidnext` that no session has had as
+    /// `\Recent`; returns the first UID claimed (nothing was when it is `uidnext` or more).
+    pub fn claim_recent(&self, uidvalidity: u32, uidnext: Uid) -> Result<Uid, Error> {
+        let Some(mark) = &self.recent else {
+            return Ok(uidnext);
+        };
+        let mut claimed = lock(&self.claimed);
+        if claimed.0 == uidvalidity && claimed.1 >= uidnext {
+            return Ok(uidnext);
+        }
+        let first = mark.claim(uidvalidity, uidnext)?;
+        *claimed = (uidvalidity, first.max(uidnext));
+        Ok(first)
+    }
+
+    /// The first UID no session has claimed as `\Recent` (for a read-only look).
+    pub fn first_unclaimed(&self, uidvalidity: u32) -> Uid {
+        self.recent
+            .as_ref()
+            .map_or(Uid::MAX, |mark| mark.first_unclaimed(uidvalidity))
     }
 
     /// The backend, for reading messages and their cached fields. Changes go through

@@ -44,6 +44,9 @@ pub struct SessionView {
     uidvalidity: u32,
     uidnext: Uid,
     highestmodseq: u64,
+    /// The UIDs that are `\Recent` in this session, as half-open ranges, ascending: what it
+    /// claimed (or, read-only, saw unclaimed).
+    recent: Vec<(Uid, Uid)>,
 }
 
 impl SessionView {
@@ -59,6 +62,7 @@ impl SessionView {
             uidvalidity: table.uidvalidity,
             uidnext: table.uidnext,
             highestmodseq: table.highestmodseq.max(1),
+            recent: Vec::new(),
         };
         drop(table);
         Ok(view)
@@ -112,6 +116,47 @@ impl SessionView {
     /// HIGHESTMODSEQ as last reported.
     pub fn highestmodseq(&self) -> u64 {
         self.highestmodseq
+    }
+
+    /// Takes the messages the client knows that no session has had as `\Recent` yet: claims
+    /// them, or, `read_only` (EXAMINE), only looks (they stay recent for the next session).
+    pub fn take_recent(&mut self, read_only: bool) -> Result<(), Error> {
+        let upto = self.uids.last().map_or(0, |last| last.saturating_add(1));
+        if read_only {
+            let first = self.shared.first_unclaimed(self.uidvalidity);
+            self.recent.clear();
+            if first < upto {
+                self.recent.push((first, upto));
+            }
+            return Ok(());
+        }
+        let first = self
+            .shared
+            .claim_recent(self.uidvalidity, upto)?
+            .max(self.recent.last().map_or(0, |r| r.1));
+        if first < upto {
+            match self.recent.last_mut() {
+                Some(last) if last.1 == first => last.1 = upto,
+                _ => self.recent.push((first, upto)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether message `uid` is `\Recent` in this session.
+    pub fn is_recent(&self, uid: Uid) -> bool {
+        let after = self.recent.partition_point(|r| r.0 <= uid);
+        after > 0 && uid < self.recent[after - 1].1
+    }
+
+    /// How many of the messages the client knows are `\Recent` in this session.
+    pub fn recent_count(&self) -> usize {
+        self.recent
+            .iter()
+            .map(|&(from, to)| {
+                self.uids.partition_point(|u| *u < to) - self.uids.partition_point(|u| *u < from)
+            })
+            .sum()
     }
 
     /// Message `i` as it is now; a message expunged by another session that this one may not
@@ -186,6 +231,9 @@ impl SessionView {
         } else {
             self.read_log(table)
         };
+        if rebuilt {
+            self.recent.clear();
+        }
         let mut updates = Updates {
             rebuilt,
             ..Updates::default()
