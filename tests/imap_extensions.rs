@@ -424,3 +424,99 @@ fn list_extended_refuses_unknown_options_and_reports_childinfo() {
     let (u, _) = run(&mut c, "l2", "LIST (SUBSCRIBED) \"\" %2");
     assert!(u.iter().all(|l| !l.contains("CHILDINFO")), "{u:?}");
 }
+
+/// Sends `command` line by line, waiting for the `+` go-ahead after each synchronizing
+/// literal announcement, and returns the untagged lines and the tagged one.
+fn send_with_literals(c: &mut LineClient, tag: &str, parts: &[&str]) -> (Vec<String>, String) {
+    for (i, part) in parts.iter().enumerate() {
+        c.send(part);
+        if i + 1 < parts.len() {
+            let go = c.line();
+            if !go.starts_with('+') {
+                return (Vec::new(), go.trim_end().to_string());
+            }
+        }
+    }
+    let mut lines: Vec<String> = c
+        .until(&format!("{tag} "))
+        .into_iter()
+        .map(|l| l.trim_end().to_string())
+        .collect();
+    let tagged = lines.pop().unwrap_or_default();
+    (lines, tagged)
+}
+
+#[test]
+fn multiappend_stores_every_message_or_none() {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let mut c = logged_in(&server);
+    let (_, caps) = run(&mut c, "c", "CAPABILITY");
+    assert!(caps.starts_with("c OK"), "{caps}");
+    run(&mut c, "k", "CREATE Saved");
+    // RFC 3502's example shape: several messages, flags and a date on some, one literal8.
+    let (one, two, three) = (
+        "Subject: one\r\n\r\nfirst",
+        "Subject: two\r\n\r\nsecond",
+        "Subject: three\r\n\r\nend",
+    );
+    let (_, tagged) = send_with_literals(
+        &mut c,
+        "m1",
+        &[
+            &format!("m1 APPEND Saved (\\Seen) {{{}}}\r\n", one.len()),
+            &format!(
+                "{one} (\\Flagged $Work) \"05-Feb-2019 14:30:00 +0000\" {{{}}}\r\n",
+                two.len()
+            ),
+            &format!("{two} ~{{{}}}\r\n", three.len()),
+            &format!("{three}\r\n"),
+        ],
+    );
+    let code = tagged
+        .strip_prefix("m1 OK [APPENDUID ")
+        .unwrap_or_else(|| panic!("{tagged}"));
+    assert!(
+        code.split(']').next().unwrap().ends_with(" 1:3"),
+        "{tagged}"
+    );
+    run(&mut c, "s", "SELECT Saved");
+    let (u, _) = run(
+        &mut c,
+        "f",
+        "FETCH 1:* (FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+    );
+    let fetched = u.join("\n");
+    assert!(fetched.contains("Subject: one"), "{fetched}");
+    assert!(fetched.contains("Subject: three"), "{fetched}");
+    assert!(
+        fetched.contains("$Work") && fetched.contains("05-Feb-2019 14:30:00 +0000"),
+        "{fetched}"
+    );
+    assert_eq!(
+        u.iter()
+            .filter(|l| l.starts_with("* ") && l.contains("FETCH"))
+            .count(),
+        3
+    );
+
+    // A message the grammar refuses (a bad date) refuses the whole command: nothing is stored.
+    let (_, tagged) = send_with_literals(
+        &mut c,
+        "m2",
+        &[
+            "m2 APPEND Saved {17}\r\n",
+            "Subject: four\r\n\r\n \"31-Foo-2019 14:30:00 +0000\" {17}\r\n",
+            "Subject: five\r\n\r\n\r\n",
+        ],
+    );
+    assert!(tagged.starts_with("m2 BAD"), "{tagged}");
+    let (u, _) = run(&mut c, "t", "STATUS Saved (MESSAGES)");
+    assert_eq!(u, ["* STATUS Saved (MESSAGES 3)"]);
+    // Into a folder that does not exist: TRYCREATE, nothing made.
+    let (_, tagged) = send_with_literals(
+        &mut c,
+        "m3",
+        &["m3 APPEND Nowhere {3}\r\n", "abc {3}\r\n", "def\r\n"],
+    );
+    assert!(tagged.starts_with("m3 NO [TRYCREATE]"), "{tagged}");
+}

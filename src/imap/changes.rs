@@ -2,14 +2,14 @@
 //! (RFC 6851) with COPYUID, EXPUNGE and UID EXPUNGE (RFC 4315), APPEND with APPENDUID.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use roost_protocol::imap::imap_types::command::StoreModifier;
+use roost_protocol::imap::imap_types::datetime::DateTime;
 use roost_protocol::imap::imap_types::extensions::binary::LiteralOrLiteral8;
-use roost_protocol::imap::imap_types::flag::{StoreResponse, StoreType};
+use roost_protocol::imap::imap_types::flag::{Flag, StoreResponse, StoreType};
 use roost_protocol::imap::imap_types::sequence::SequenceSet;
 use roost_protocol::imap::response::{Code, FetchItem, Response};
-use roost_storage::{FlagChange, Flags, MessageInfo, SharedMailbox, Store, Uid};
+use roost_storage::{FlagChange, Flags, Incoming, MessageInfo, SharedMailbox, Store, Uid};
 
 use super::command::{Append, Copy, Store as StoreArgs};
 use super::context::{Cx, Step};
@@ -223,22 +223,50 @@ pub fn expunge_uids(
     Ok(())
 }
 
-/// APPEND: stores the message durably, then answers with APPENDUID.
+/// APPEND: stores the message durably, then answers with APPENDUID. With MULTIAPPEND
+/// (RFC 3502) the command carries more messages: all are stored or none.
 pub fn append(account: &Account<'_>, args: &Append, cx: &mut Cx<'_>) -> Step {
+    let more = std::mem::take(&mut cx.extras.more_messages);
     let done = stored_name(account, &args.mailbox, cx).and_then(|name| {
         let (target, uidvalidity) = open_target(account, &name, cx)?;
-        let mut bytes: &[u8] = match &args.message {
-            LiteralOrLiteral8::Literal(l) => l.data(),
-            LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
+        let first = incoming(&args.flags, args.date.as_ref(), &args.message);
+        let stored = if more.is_empty() {
+            let mut data = first.data;
+            target
+                .append(&mut data, first.flags, &first.keywords, first.when)
+                .map(|uid| vec![uid])
+        } else {
+            let mut all = vec![first];
+            all.extend(
+                more.iter()
+                    .map(|m| incoming(&m.flags, m.date.as_ref(), &m.message)),
+            );
+            target.append_all(&all)
         };
-        let (system, keywords) = parse_flags(&args.flags);
-        let when: Option<SystemTime> = args.date.as_ref().map(|d| d.as_ref().to_utc().into());
-        match target.append(&mut bytes, system, &keywords, when) {
-            Ok(uid) => Ok(cx.ok_code(Code::AppendUid { uidvalidity, uid }, "Append completed.")),
+        match stored {
+            Ok(uids) => Ok(cx.ok_code(Code::AppendUid { uidvalidity, uids }, "Append completed.")),
             Err(e) => Err(cx.failure(account.name(), &e)),
         }
     });
     Step::Reply(done.unwrap_or_else(|refused| refused))
+}
+
+/// One message of an APPEND as storage takes it.
+fn incoming<'m>(
+    flags: &[Flag<'_>],
+    date: Option<&DateTime>,
+    message: &'m LiteralOrLiteral8<'_>,
+) -> Incoming<'m> {
+    let (flags, keywords) = parse_flags(flags);
+    Incoming {
+        data: match message {
+            LiteralOrLiteral8::Literal(l) => l.data(),
+            LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
+        },
+        flags,
+        keywords,
+        when: date.map(|d| d.as_ref().to_utc().into()),
+    }
 }
 
 /// Opens the mailbox mail goes into (COPY, MOVE, APPEND; the shared view when a session has

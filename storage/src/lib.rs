@@ -63,4 +63,4 @@ pub use mailbox::{
     Changes, Delta, FlagChange, Flags, FolderTree, Mailbox, MessageInfo, Snapshot, Uid,
 };
 pub use store::{MaildropLock, Store};
-pub use view::{SessionView, SharedMailbox, Updates};
+pub use view::{Incoming, SessionView, SharedMailbox, Updates};

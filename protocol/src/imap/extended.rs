@@ -6,6 +6,10 @@
 //! The options are lifted out of the command into [`Extras`] and the rest, now plain RFC 3501
 //! syntax, goes to `imap-codec` as before, so the grammar checks stay its own.
 
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::flag::Flag;
+
 /// Options lifted out of a command.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Extras {
@@ -21,6 +25,19 @@ pub struct Extras {
     /// `LIST "" ("INBOX" "Sent*")`: every pattern of a parenthesised list (RFC 5258 3); the
     /// command keeps the first one for the grammar.
     pub list_patterns: Vec<String>,
+    /// MULTIAPPEND (RFC 3502): the messages after the first, which the APPEND command holds.
+    pub more_messages: Vec<AppendMessage>,
+}
+
+/// One message of a MULTIAPPEND beyond the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    /// Its flags.
+    pub flags: Vec<Flag<'static>>,
+    /// Its internal date, if given.
+    pub date: Option<DateTime>,
+    /// The message.
+    pub message: LiteralOrLiteral8<'static>,
 }
 
 /// A sequence set that names no message: what `$` becomes while nothing is saved.

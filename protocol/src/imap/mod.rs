@@ -10,7 +10,12 @@
 use imap_codec::{
     decode::Decoder,
     fragmentizer::{DecodeMessageError, FragmentInfo, Fragmentizer, LiteralAnnouncement},
-    imap_types::{auth::AuthenticateData, command::Command, core::LiteralMode, IntoStatic},
+    imap_types::{
+        auth::AuthenticateData,
+        command::{Command, CommandBody},
+        core::LiteralMode,
+        IntoStatic,
+    },
     AuthenticateDataCodec, CommandCodec, IdleDoneCodec,
 };
 
@@ -18,12 +23,13 @@ pub use imap_codec::imap_types;
 
 pub mod extended;
 pub mod message;
+pub mod multiappend;
 pub mod mutf7;
 pub mod parsed;
 pub mod response;
 pub mod strings;
 
-pub use extended::Extras;
+pub use extended::{AppendMessage, Extras};
 pub use response::Status;
 
 /// Commands roost knows by name, to tell "unknown command" from "bad syntax" (and, for the
@@ -275,6 +281,9 @@ impl ImapDecoder {
                 let message = substituted
                     .as_deref()
                     .unwrap_or(self.fragmentizer.message_bytes());
+                if let Some(appends) = multiappend::split(message) {
+                    return self.decode_multiappend(&appends);
+                }
                 let rewritten = match extended::extract(message) {
                     Some(found) => Some(found),
                     None => substituted.map(|plain| (plain, Extras::default())),
@@ -314,6 +323,54 @@ impl ImapDecoder {
                     tag: None,
                     reason: "Expected DONE".into(),
                 },
+            },
+        }
+    }
+
+    /// A MULTIAPPEND, cut into one APPEND per message: the first is the command, the others
+    /// ride along in [`Extras::more_messages`]; one message the grammar refuses refuses all.
+    fn decode_multiappend(&mut self, appends: &[Vec<u8>]) -> Event {
+        let mut first = None;
+        let mut more = Vec::with_capacity(appends.len().saturating_sub(1));
+        for one in appends {
+            let command = match CommandCodec::default().decode(one) {
+                Ok(([], command)) => command.into_static(),
+                _ => {
+                    return Event::Rejected {
+                        tag: self.tag(),
+                        reason: self.syntax_reason(true),
+                    }
+                }
+            };
+            if first.is_none() {
+                first = Some(command);
+                continue;
+            }
+            if let CommandBody::Append {
+                flags,
+                date,
+                message,
+                ..
+            } = command.body
+            {
+                more.push(AppendMessage {
+                    flags,
+                    date,
+                    message,
+                });
+            }
+        }
+        match first {
+            Some(command) => {
+                self.extras = Extras {
+                    more_messages: more,
+                    ..Extras::default()
+                };
+                Event::Command(Box::new(command))
+            }
+            None => Event::Rejected {
+                tag: self.tag(),
+                reason: self.syntax_reason(true),
             },
         }
     }

@@ -53,6 +53,19 @@ fn give_back_freed_memory() {
     }
 }
 
+/// One message of an append that adds several at once (see [`SharedMailbox::append_all`]).
+#[derive(Debug, Clone)]
+pub struct Incoming<'a> {
+    /// The message as the client sent it.
+    pub data: &'a [u8],
+    /// Its system flags.
+    pub flags: Flags,
+    /// Its keywords.
+    pub keywords: BTreeSet<String>,
+    /// Its internal date, when the client gave one.
+    pub when: Option<SystemTime>,
+}
+
 /// The open mailboxes of this process, by path; an entry lives while a session holds it.
 type Registry = Mutex<HashMap<PathBuf, Weak<SharedMailbox>>>;
 
@@ -208,11 +221,57 @@ impl SharedMailbox {
             Some(staged) => mailbox.append_staged(staged, flags, keywords)?,
             None => mailbox.append(message, flags, keywords, when)?,
         };
-        if let Some(info) = mailbox.message_info(uid)? {
-            write(&self.table).insert(&info);
-        }
-        self.take_in(mailbox.as_mut(), false)?;
+        self.enter_appended(mailbox.as_mut(), &[uid])?;
         Ok(uid)
+    }
+
+    /// Appends several messages, all or none (MULTIAPPEND, RFC 3502); returns their UIDs in
+    /// order. Every message is written and fsynced before the first is added; one that cannot
+    /// be added takes the ones added before it away again.
+    pub fn append_all(&self, messages: &[Incoming<'_>]) -> Result<Vec<Uid>, Error> {
+        let staging = lock(&self.mailbox).staging();
+        let mut staged = Vec::with_capacity(messages.len());
+        if let Some(staging) = staging {
+            for m in messages {
+                // A failure drops (and so removes) what was staged so far.
+                staged.push(Some(staging.write(&mut { m.data }, m.when)?));
+            }
+        }
+        let mut mailbox = lock(&self.mailbox);
+        let mut uids = Vec::with_capacity(messages.len());
+        for (i, m) in messages.iter().enumerate() {
+            let added = match staged.get_mut(i).and_then(Option::take) {
+                Some(file) => mailbox.append_staged(file, m.flags, &m.keywords),
+                None => mailbox.append(&mut { m.data }, m.flags, &m.keywords, m.when),
+            };
+            match added {
+                Ok(uid) => uids.push(uid),
+                Err(e) => {
+                    if let Err(undo) = mailbox.expunge(&uids) {
+                        tracing::error!(
+                            "{}: a failed multiple append left {} of its messages: {undo}",
+                            self.path.display(),
+                            uids.len()
+                        );
+                    }
+                    self.take_in(mailbox.as_mut(), true)?;
+                    return Err(e);
+                }
+            }
+        }
+        self.enter_appended(mailbox.as_mut(), &uids)?;
+        Ok(uids)
+    }
+
+    /// Enters messages this process just appended in the table, and whatever else the
+    /// backend learnt meanwhile.
+    fn enter_appended(&self, mailbox: &mut dyn Mailbox, uids: &[Uid]) -> Result<(), Error> {
+        for uid in uids {
+            if let Some(info) = mailbox.message_info(*uid)? {
+                write(&self.table).insert(&info);
+            }
+        }
+        self.take_in(mailbox, false)
     }
 
     /// Claims for the caller every message below `uidnext` that no session has had as

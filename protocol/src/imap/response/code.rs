@@ -1,7 +1,7 @@
 //! Response codes (RFC 3501 7.1 and the extensions roost speaks): the bracketed word after
 //! `OK`, `NO`, `BAD` or `BYE` that tells a client what happened without parsing the text.
 
-use super::{push_flag_list, push_number_set};
+use super::{compact_set, push_flag_list, push_number_set};
 
 /// One response code, written between `[` and `]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,8 +14,8 @@ pub enum Code<'a> {
     AppendUid {
         /// The target mailbox's UIDVALIDITY.
         uidvalidity: u32,
-        /// The UID the message got.
-        uid: u32,
+        /// The UIDs the messages got (one, or several for MULTIAPPEND).
+        uids: Vec<u32>,
     },
     /// `AUTHENTICATIONFAILED` (RFC 5530).
     AuthenticationFailed,
@@ -90,9 +90,13 @@ impl Code<'_> {
         match self {
             Self::Alert => put(out, "ALERT"),
             Self::AlreadyExists => put(out, "ALREADYEXISTS"),
-            Self::AppendUid { uidvalidity, uid } => {
-                put(out, &format!("APPENDUID {uidvalidity} {uid}"))
-            }
+            Self::AppendUid { uidvalidity, uids } => put(
+                out,
+                &format!(
+                    "APPENDUID {uidvalidity} {}",
+                    compact_set(uids.iter().copied())
+                ),
+            ),
             Self::AuthenticationFailed => put(out, "AUTHENTICATIONFAILED"),
             Self::BadCharset(names) => put(out, &format!("BADCHARSET ({})", names.join(" "))),
             Self::Cannot => put(out, "CANNOT"),
@@ -163,9 +167,16 @@ mod tests {
             (
                 Code::AppendUid {
                     uidvalidity: 1_700_000_000,
-                    uid: 7,
+                    uids: vec![7],
                 },
                 "[APPENDUID 1700000000 7]",
+            ),
+            (
+                Code::AppendUid {
+                    uidvalidity: 1_700_000_000,
+                    uids: vec![7, 8, 9, 12],
+                },
+                "[APPENDUID 1700000000 7:9,12]",
             ),
             (Code::AuthenticationFailed, "[AUTHENTICATIONFAILED]"),
             (
