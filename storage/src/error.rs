@@ -39,6 +39,9 @@ pub enum Error {
     /// user's own.
     #[error("{0}: not owned by this user; refusing to use it")]
     NotOwner(PathBuf),
+    /// The user's quota (bytes or messages) has no room for the message.
+    #[error("quota exceeded (mailbox is full)")]
+    OverQuota,
     /// No message with this UID (any more).
     #[error("no message with UID {0}")]
     NoSuchMessage(u32),

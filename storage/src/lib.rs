@@ -49,6 +49,7 @@ pub mod maildir;
 pub mod mbox;
 pub mod names;
 pub mod notify;
+pub mod quota;
 pub mod recent;
 pub mod repair;
 pub mod staging;
