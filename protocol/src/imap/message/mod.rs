@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use mail_parser::{Message, MessagePart, PartType};
+use mail_parser::{Encoding, Message, MessagePart, PartType};
 
 mod body_structure;
 mod decode;
@@ -235,6 +235,10 @@ fn node<'a, 'm>(message: &'a Message<'m>, id: usize, depth: usize) -> Option<Nod
                 .filter_map(|&c| node(message, c as usize, depth + 1))
                 .collect(),
         ),
+        // A base64 or quoted-printable encoded attached message (RFC 2046 forbids it, senders
+        // do it) was parsed from its decoded bytes, whose offsets are not the message's: it
+        // is shown as an empty message, as Dovecot shows it, and its sections are empty.
+        PartType::Message(_) if part.encoding != Encoding::None => Kind::Leaf,
         PartType::Message(inner) => match node(inner, 0, depth + 1) {
             Some(top) => Kind::Message(Box::new(top)),
             None => Kind::Leaf,
@@ -249,20 +253,24 @@ fn node<'a, 'm>(message: &'a Message<'m>, id: usize, depth: usize) -> Option<Nod
     })
 }
 
-/// Follows IMAP part numbers from the top node.
+/// Follows IMAP part numbers from the top node (RFC 3501 6.4.5): a message's parts are its
+/// multipart body's children, or its one body as part 1; the parts of a message/rfc822 part
+/// are those of the message it encapsulates. A part number therefore steps into an attached
+/// message only below the top (`2.1`), never at the top: `BODY[1]` of a message whose body is
+/// message/rfc822 is that whole attached message, as in Dovecot.
 fn resolve<'n, 'a, 'm>(root: &'n Node<'a, 'm>, path: &[u32]) -> Option<&'n Node<'a, 'm>> {
     let mut current = root;
     for (depth, &number) in path.iter().enumerate() {
+        // The message (or multipart) whose parts the number counts.
         let container = match &current.kind {
-            Kind::Message(inner) => inner.as_ref(),
             _ if depth == 0 => current,
-            _ => match &current.kind {
-                Kind::Multipart(_) => current,
-                _ => return None,
-            },
+            Kind::Message(inner) => inner.as_ref(),
+            Kind::Multipart(_) => current,
+            _ => return None,
         };
         current = match &container.kind {
             Kind::Multipart(children) => children.get(number.checked_sub(1)? as usize)?,
+            // A message that is not multipart has its body as its only part.
             _ if number == 1 => container,
             _ => return None,
         };

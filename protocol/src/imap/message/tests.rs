@@ -185,3 +185,118 @@ fn deep_mime_nesting_is_cut_at_the_limit() {
         });
     }
 }
+
+/// An attached message that itself holds a text part and a second attached message.
+const TWO_LEVELS: &[u8] = b"From: a@b.c\r\nSubject: outer\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XX\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nFrom: x@y.z\r\nContent-Type: multipart/alternative; boundary=YY\r\n\r\n--YY\r\n\r\ninner text\r\n--YY\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner2\r\n\r\ninner2 body\r\n--YY--\r\n\r\n--XX--\r\n";
+
+fn part_of(message: &[u8], path: &[u32], kind: SectionText) -> String {
+    Structure::parse(message)
+        .section(path, kind)
+        .map(|r| text(&message[r]))
+        .unwrap_or_else(|| "<none>".into())
+}
+
+#[test]
+fn an_attached_message_is_its_header_and_body_at_every_level() {
+    let m = TWO_LEVELS;
+    let inner =
+        "Subject: inner\r\nFrom: x@y.z\r\nContent-Type: multipart/alternative; boundary=YY\r\n\r\n";
+    let inner_text = "--YY\r\n\r\ninner text\r\n--YY\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner2\r\n\r\ninner2 body\r\n--YY--\r\n";
+    // The same bytes Dovecot 2.3 answers for this message.
+    assert_eq!(
+        part_of(m, &[2], SectionText::Content),
+        format!("{inner}{inner_text}")
+    );
+    assert_eq!(part_of(m, &[2], SectionText::Header), inner);
+    assert_eq!(part_of(m, &[2], SectionText::Text), inner_text);
+    assert_eq!(
+        part_of(m, &[2], SectionText::Mime),
+        "Content-Type: message/rfc822\r\n\r\n"
+    );
+    assert_eq!(part_of(m, &[2, 1], SectionText::Content), "inner text");
+    assert_eq!(
+        part_of(m, &[2, 2], SectionText::Content),
+        "Subject: inner2\r\n\r\ninner2 body"
+    );
+    assert_eq!(
+        part_of(m, &[2, 2], SectionText::Header),
+        "Subject: inner2\r\n\r\n"
+    );
+    assert_eq!(part_of(m, &[2, 2], SectionText::Text), "inner2 body");
+    assert_eq!(
+        part_of(m, &[2, 2], SectionText::Mime),
+        "Content-Type: message/rfc822\r\n\r\n"
+    );
+    // Inside a non-multipart attached message, part 1 is its body.
+    assert_eq!(part_of(m, &[2, 2, 1], SectionText::Content), "inner2 body");
+    assert_eq!(part_of(m, &[2, 2, 2], SectionText::Content), "<none>");
+    assert_eq!(part_of(m, &[2, 1, 1], SectionText::Content), "<none>");
+    assert_eq!(part_of(m, &[1], SectionText::Header), "<none>");
+}
+
+#[test]
+fn a_message_whose_body_is_a_message_has_it_as_part_one() {
+    let m = b"From: a@b.c\r\nSubject: top822\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nFrom: x@y.z\r\n\r\ninner body\r\nline2\r\n";
+    let inner = "Subject: inner\r\nFrom: x@y.z\r\n\r\ninner body\r\nline2\r\n";
+    assert_eq!(part_of(m, &[1], SectionText::Content), inner);
+    assert_eq!(
+        part_of(m, &[1], SectionText::Header),
+        "Subject: inner\r\nFrom: x@y.z\r\n\r\n"
+    );
+    assert_eq!(
+        part_of(m, &[1], SectionText::Text),
+        "inner body\r\nline2\r\n"
+    );
+    assert_eq!(
+        part_of(m, &[1, 1], SectionText::Content),
+        "inner body\r\nline2\r\n"
+    );
+    assert_eq!(
+        part_of(m, &[1], SectionText::Mime),
+        "From: a@b.c\r\nSubject: top822\r\nContent-Type: message/rfc822\r\n\r\n"
+    );
+    assert_eq!(part_of(m, &[2], SectionText::Content), "<none>");
+    // Dovecot 2.3 answers exactly this.
+    assert_eq!(
+        text(&Structure::parse(m).body_structure(true)),
+        "(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 50 (NIL \"inner\" ((NIL NIL \"x\" \"y.z\")) ((NIL NIL \"x\" \"y.z\")) ((NIL NIL \"x\" \"y.z\")) NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 19 2 NIL NIL NIL NIL) 5 NIL NIL NIL NIL)"
+    );
+}
+
+#[test]
+fn bodystructure_of_attached_messages_carries_envelope_body_and_lines() {
+    let bs = text(&Structure::parse(TWO_LEVELS).body_structure(true));
+    assert_eq!(
+        bs,
+        "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 5 1 NIL NIL NIL NIL)\
+         (\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 179 \
+         (NIL \"inner\" ((NIL NIL \"x\" \"y.z\")) ((NIL NIL \"x\" \"y.z\")) ((NIL NIL \"x\" \"y.z\")) NIL NIL NIL NIL NIL) \
+         ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 10 1 NIL NIL NIL NIL)\
+         (\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 30 (NIL \"inner2\" NIL NIL NIL NIL NIL NIL NIL NIL) \
+         (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 11 1 NIL NIL NIL NIL) 3 NIL NIL NIL NIL) \
+         \"alternative\" (\"boundary\" \"YY\") NIL NIL NIL) 14 NIL NIL NIL NIL) \
+         \"mixed\" (\"boundary\" \"XX\") NIL NIL NIL)"
+    );
+    let body = text(&Structure::parse(TWO_LEVELS).body_structure(false));
+    assert!(body.contains("\"7bit\" 30 (NIL \"inner2\" NIL NIL NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 11 1) 3)"), "{body}");
+}
+
+#[test]
+fn an_encoded_attached_message_is_an_empty_message() {
+    let m = b"Subject: b64 822\r\nContent-Type: multipart/mixed; boundary=Q\r\n\r\n--Q\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogaGkNCg0KYm9keQ0K\r\n--Q--\r\n";
+    let s = Structure::parse(m);
+    // Dovecot 2.3 gives the same envelope and body (it counts 1 line as well).
+    assert_eq!(
+        text(&s.body_structure(true)),
+        "((\"message\" \"rfc822\" NIL NIL NIL \"base64\" 28 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL) 1 NIL NIL NIL NIL) \"mixed\" (\"boundary\" \"Q\") NIL NIL NIL)"
+    );
+    assert_eq!(
+        part_of(m, &[1], SectionText::Content),
+        "U3ViamVjdDogaGkNCg0KYm9keQ0K"
+    );
+    assert_eq!(part_of(m, &[1, 1], SectionText::Content), "<none>");
+    assert_eq!(
+        s.decoded_section(&[1]),
+        Some(Ok(b"Subject: hi\r\n\r\nbody\r\n".to_vec()))
+    );
+}
