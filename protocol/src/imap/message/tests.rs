@@ -300,3 +300,20 @@ fn an_encoded_attached_message_is_an_empty_message() {
         Some(Ok(b"Subject: hi\r\n\r\nbody\r\n".to_vec()))
     );
 }
+
+#[test]
+fn envelope_addresses_keep_source_routes_and_groups() {
+    let m = b"From: Joe <@route1,@route2:user@domain>\r\nSender: <@r:s@h>\r\nTo: Friends: a@b.c, \"B\" <b@c.d>;, solo@x.y\r\nCc: undisclosed-recipients:;\r\nSubject: routes\r\n\r\nbody\r\n";
+    // What Dovecot 2.3 answers for the same header.
+    assert_eq!(
+        text(&Structure::parse(m).envelope()),
+        "(NIL \"routes\" ((\"Joe\" \"@route1,@route2\" \"user\" \"domain\")) ((NIL \"@r\" \"s\" \"h\")) ((\"Joe\" \"@route1,@route2\" \"user\" \"domain\")) \
+         ((NIL NIL \"Friends\" NIL)(NIL NIL \"a\" \"b.c\")(\"B\" NIL \"b\" \"c.d\")(NIL NIL NIL NIL)(NIL NIL \"solo\" \"x.y\")) \
+         ((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL)"
+    );
+    let m = b"Sender: <@r:s@h>\r\nTo: a@b, empty:;, c@d\r\nSubject: s\r\n\r\nx\r\n";
+    assert_eq!(
+        text(&Structure::parse(m).envelope()),
+        "(NIL \"s\" NIL ((NIL \"@r\" \"s\" \"h\")) NIL ((NIL NIL \"a\" \"b\")(NIL NIL \"empty\" NIL)(NIL NIL NIL NIL)(NIL NIL \"c\" \"d\")) NIL NIL NIL NIL)"
+    );
+}
