@@ -441,3 +441,74 @@ fn binary_decodes_quoted_printable_and_base64_to_exact_bytes() {
     let (_, tagged) = c.run(b"NOOP");
     assert!(tagged.starts_with("OK"), "the session goes on: {tagged}");
 }
+
+/// A message with a binary part holding NUL and other control bytes.
+const BINARY_PART: &[u8] = b"Subject: bin\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\nA\x00B\x01C\r\n--B--\r\n";
+
+/// Checks that no literal but BINARY's literal8 carries a NUL (RFC 3501 CHAR8, RFC 9051
+/// 4.3.1).
+fn assert_no_nul_outside_literal8(response: &[u8]) {
+    let mut rest = response;
+    while let Some(nul) = rest.iter().position(|&b| b == 0) {
+        let before = &rest[..nul];
+        let open = before.iter().rposition(|&b| b == b'{').unwrap();
+        assert!(
+            open > 0 && before[open - 1] == b'~',
+            "a NUL outside a literal8: {}",
+            shown(response)
+        );
+        rest = &rest[nul + 1..];
+    }
+}
+
+#[test]
+fn nul_in_a_stored_message_never_reaches_a_plain_literal() {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    common::seed_maildir(&server.mail_root().join("plain"), &[BINARY_PART]);
+    let mut c = Raw::login(&server);
+    c.ok("SELECT INBOX");
+    let r = c.fetch(
+        1,
+        "RFC822.SIZE BODY.PEEK[1] BODY.PEEK[] BODY.PEEK[TEXT] BODY.PEEK[]<60.90>",
+    );
+    assert_no_nul_outside_literal8(&r);
+    let got = sections(&r);
+    // As Dovecot sends it: each NUL as 0x80, one byte for one, so sizes stay the stored ones.
+    assert_eq!(got[0].1, b"A\x80B\x01C");
+    assert_eq!(got[1].1.len(), BINARY_PART.len());
+    assert!(shown(&r).contains(&format!("RFC822.SIZE {}", BINARY_PART.len())));
+    let r = c.fetch(1, "BINARY.PEEK[1] BINARY.SIZE[1]");
+    assert_eq!(
+        binary_literal(&r, "BINARY[1]"),
+        (true, b"A\x00B\x01C".to_vec())
+    );
+    assert_eq!(binary_size(&r, "BINARY.SIZE[1]"), 5);
+    let r = c.fetch(1, "RFC822 RFC822.TEXT RFC822.HEADER");
+    assert_no_nul_outside_literal8(&r);
+    assert_eq!(
+        attributes(&r).len(),
+        4,
+        "the three and FLAGS, \\Seen being set"
+    );
+    let r = c.fetch(1, "BINARY.PEEK[]");
+    let (literal8, whole) = binary_literal(&r, "BINARY[]");
+    assert!(literal8 && whole == BINARY_PART, "{}", shown(&r));
+}
+
+#[test]
+fn a_literal8_append_keeps_binary_content_for_binary_fetches() {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let mut c = Raw::login(&server);
+    let tagged = c.append(BINARY_PART, DATE, true);
+    assert!(tagged.starts_with("OK [APPENDUID "), "{tagged}");
+    c.ok("SELECT INBOX");
+    let r = c.fetch(1, "BODYSTRUCTURE BODY.PEEK[1] BODY.PEEK[]");
+    assert_no_nul_outside_literal8(&r);
+    assert_eq!(attributes(&r).len(), 3);
+    let r = c.fetch(1, "BINARY.PEEK[1] BINARY.SIZE[1]");
+    assert_eq!(
+        binary_literal(&r, "BINARY[1]"),
+        (true, b"A\x00B\x01C".to_vec())
+    );
+    assert_eq!(binary_size(&r, "BINARY.SIZE[1]"), 5);
+}

@@ -12,6 +12,7 @@ use mail_parser::{Encoding, Message, MessagePart, PartType};
 
 mod body_structure;
 mod decode;
+mod encode;
 mod envelope;
 
 use super::parsed::{ParsedMessage, MAX_MIME_DEPTH};
@@ -278,13 +279,18 @@ fn resolve<'n, 'a, 'm>(root: &'n Node<'a, 'm>, path: &[u32]) -> Option<&'n Node<
     Some(current)
 }
 
-/// The raw value of the first header called `name`, unfolded and trimmed.
-fn raw_header<'r>(raw: &'r [u8], part: &MessagePart<'_>, name: &str) -> Option<Cow<'r, [u8]>> {
+/// Where the value of the first header called `name` lies, its line end included.
+fn raw_header_entry(part: &MessagePart<'_>, name: &str) -> Option<Range<usize>> {
     let header = part
         .headers
         .iter()
         .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
-    let value = raw.get(header.offset_start as usize..header.offset_end as usize)?;
+    Some(header.offset_start as usize..header.offset_end as usize)
+}
+
+/// The raw value of the first header called `name`, unfolded and trimmed.
+fn raw_header<'r>(raw: &'r [u8], part: &MessagePart<'_>, name: &str) -> Option<Cow<'r, [u8]>> {
+    let value = raw.get(raw_header_entry(part, name)?)?;
     let value = value.trim_ascii();
     if value.contains(&b'\n') {
         let unfolded: Vec<u8> = value

@@ -119,6 +119,7 @@ fn garbage_never_panics() {
         let _ = s.envelope();
         let _ = s.body_structure(true);
         let _ = s.section(&[1, 2, 3], SectionText::Header);
+        let _ = s.binary_parts_as_base64();
     }
 }
 
@@ -182,6 +183,7 @@ fn deep_mime_nesting_is_cut_at_the_limit() {
             let _ = s.section(&deep, SectionText::Content);
             let _ = s.decoded_section(&deep);
             let _ = s.envelope();
+            let _ = s.binary_parts_as_base64();
         });
     }
 }
@@ -316,4 +318,31 @@ fn envelope_addresses_keep_source_routes_and_groups() {
         text(&Structure::parse(m).envelope()),
         "(NIL \"s\" NIL ((NIL \"@r\" \"s\" \"h\")) NIL ((NIL NIL \"a\" \"b\")(NIL NIL \"empty\" NIL)(NIL NIL NIL NIL)(NIL NIL \"c\" \"d\")) NIL NIL NIL NIL)"
     );
+}
+
+#[test]
+fn binary_parts_are_reencoded_as_base64_for_storage() {
+    let m = b"Subject: bin\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\nA\0B\x01C\r\n--B\r\nContent-Transfer-Encoding: 8bit\r\n\r\ncaf\xc3\xa9\r\n--B--\r\n";
+    let converted = Structure::parse(m).binary_parts_as_base64().unwrap();
+    assert_eq!(
+        text(&converted),
+        "Subject: bin\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nQQBCAUM=\r\n--B\r\nContent-Transfer-Encoding: 8bit\r\n\r\ncaf\u{e9}\r\n--B--\r\n"
+    );
+    let again = Structure::parse(&converted);
+    assert_eq!(again.decoded_section(&[1]), Some(Ok(b"A\0B\x01C".to_vec())));
+    assert_eq!(
+        again.binary_parts_as_base64(),
+        None,
+        "nothing left to convert"
+    );
+    // A long single-part body: 76-character lines.
+    let body = vec![0xffu8; 100];
+    let mut single = b"Content-Transfer-Encoding: BINARY\r\n\r\n".to_vec();
+    single.extend_from_slice(&body);
+    let converted = Structure::parse(&single).binary_parts_as_base64().unwrap();
+    let encoded = &converted[converted.len() - 138..];
+    assert_eq!(encoded.iter().position(|&b| b == b'\r'), Some(76));
+    let again = Structure::parse(&converted);
+    assert_eq!(again.decoded_section(&[1]), Some(Ok(body)));
+    assert_eq!(Structure::parse(NESTED).binary_parts_as_base64(), None);
 }
