@@ -148,7 +148,7 @@ fn shown(bytes: &[u8]) -> String {
 /// The FETCH attributes, parsed by `imap-proto` (the whole response must parse).
 fn attributes(response: &[u8]) -> Vec<AttributeValue<'_>> {
     match Response::parse(response) {
-        Ok((rest, Response::Fetch(_, attrs))) if rest.is_empty() => attrs,
+        Ok((b"", Response::Fetch(_, attrs))) => attrs,
         other => panic!("not one FETCH response: {other:?}\n{}", shown(response)),
     }
 }
