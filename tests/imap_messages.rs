@@ -298,6 +298,28 @@ fn bodystructure_of_attached_messages_has_envelope_structure_and_lines() {
     let r = c.fetch(1, "BODY");
     let body = shown(&r).replacen("FETCH (BODY ", "FETCH (BODYSTRUCTURE ", 1);
     assert_eq!(attributes(body.as_bytes()).len(), 1, "{body}");
+    // An empty attached message and a base64-encoded one still have the envelope and body
+    // their type's grammar requires (empty ones, as Dovecot sends), and sizes of their own.
+    let empty = b"Subject: e\r\nContent-Type: multipart/mixed; boundary=E\r\n\r\n--E\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogaGkNCg0KYm9keQ0K\r\n--E\r\nContent-Type: message/rfc822\r\n\r\n--E--\r\n";
+    assert!(c.append(empty, DATE, false).starts_with("OK"));
+    c.ok("NOOP");
+    let r = c.fetch(3, "BODYSTRUCTURE BODY.PEEK[1] BODY.PEEK[2]");
+    let attrs = attributes(&r);
+    let Some(AttributeValue::BodyStructure(BodyStructure::Multipart { bodies, .. })) =
+        attrs.first()
+    else {
+        panic!("{}", shown(&r));
+    };
+    let sizes: Vec<(u32, u32)> = bodies
+        .iter()
+        .map(|b| match b {
+            BodyStructure::Message { other, lines, .. } => (other.octets, *lines),
+            _ => panic!("not message/rfc822: {}", shown(&r)),
+        })
+        .collect();
+    assert_eq!(sizes, [(28, 1), (0, 0)]);
+    let got: Vec<String> = sections(&r).iter().map(|(_, d)| shown(d)).collect();
+    assert_eq!(got, ["U3ViamVjdDogaGkNCg0KYm9keQ0K", ""]);
 }
 
 #[test]

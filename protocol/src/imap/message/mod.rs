@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use mail_parser::{Encoding, Message, MessagePart, PartType};
+use mail_parser::{Encoding, Message, MessagePart, MimeHeaders, PartType};
 
 mod body_structure;
 mod decode;
@@ -230,12 +230,23 @@ fn node<'a, 'm>(message: &'a Message<'m>, id: usize, depth: usize) -> Option<Nod
     let body = part.offset_body as usize..(part.offset_end as usize).max(part.offset_body as usize);
     let kind = match &part.body {
         PartType::Multipart(_) | PartType::Message(_) if depth >= MAX_MIME_DEPTH => Kind::TooDeep,
-        PartType::Multipart(ids) => Kind::Multipart(
-            ids.iter()
+        PartType::Multipart(ids) => {
+            let boundary = part
+                .content_type()
+                .and_then(|ct| ct.attribute("boundary"))
+                .map(str::as_bytes);
+            let mut children: Vec<Node<'a, 'm>> = ids
+                .iter()
                 .filter(|&&c| c as usize > id)
                 .filter_map(|&c| node(message, c as usize, depth + 1))
-                .collect(),
-        ),
+                .collect();
+            if let Some(boundary) = boundary {
+                for child in &mut children {
+                    end_at_delimiter(&message.raw_message, child, boundary);
+                }
+            }
+            Kind::Multipart(children)
+        }
         // A base64 or quoted-printable encoded attached message (RFC 2046 forbids it, senders
         // do it) was parsed from its decoded bytes, whose offsets are not the message's: it
         // is shown as an empty message, as Dovecot shows it, and its sections are empty.
@@ -252,6 +263,45 @@ fn node<'a, 'm>(message: &'a Message<'m>, id: usize, depth: usize) -> Option<Nod
         body,
         kind,
     })
+}
+
+/// Ends an attached message at its multipart's next delimiter at the latest. `mail-parser`
+/// lets an empty message/rfc822 part, or one whose body is itself message/rfc822, run on
+/// over the delimiter (and, with debug assertions, panics on the latter); RFC 2046 5.1.1 ends
+/// every part where `CRLF--boundary` begins. Only attached messages that do not already end
+/// at a delimiter are scanned, once each.
+fn end_at_delimiter(raw: &[u8], child: &mut Node<'_, '_>, boundary: &[u8]) {
+    let attached = matches!(child.kind, Kind::Message(_)) || child.part.is_encoding_problem;
+    if !attached || boundary.is_empty() {
+        return;
+    }
+    let mut delimiter = b"\r\n--".to_vec();
+    delimiter.extend_from_slice(boundary);
+    if raw[child.body.end.min(raw.len())..].starts_with(&delimiter) {
+        // Ends where it should (nearly always): no scan.
+        return;
+    }
+    // The delimiter's CRLF may be the one that ends the part's header (an empty body).
+    let from = child.body.start.saturating_sub(2);
+    let Some(scope) = raw.get(from..child.body.end) else {
+        return;
+    };
+    let finder = memchr::memmem::Finder::new(&delimiter);
+    let found = finder.find_iter(scope).find(|&at| {
+        // `--AB` is not a delimiter of boundary `A`.
+        let after = scope.get(at + delimiter.len()).copied();
+        after.is_none_or(|b| matches!(b, b'\r' | b'\n' | b'-' | b' ' | b'\t'))
+    });
+    let Some(at) = found else {
+        return;
+    };
+    let end = (from + at).max(child.body.start);
+    child.body.end = end;
+    if let Kind::Message(inner) = &mut child.kind {
+        inner.header.end = inner.header.end.min(end);
+        inner.body.start = inner.body.start.min(end);
+        inner.body.end = inner.body.end.min(end);
+    }
 }
 
 /// Follows IMAP part numbers from the top node (RFC 3501 6.4.5): a message's parts are its
