@@ -533,4 +533,20 @@ fn a_literal8_append_keeps_binary_content_for_binary_fetches() {
         (true, b"A\x00B\x01C".to_vec())
     );
     assert_eq!(binary_size(&r, "BINARY.SIZE[1]"), 5);
+    // A synchronizing literal8 waits for the continuation like any literal.
+    let head = format!("s1 APPEND INBOX ~{{{}}}\r\n", BINARY_PART.len());
+    c.stream.write_all(head.as_bytes()).unwrap();
+    assert!(c.response().starts_with(b"+ "));
+    c.stream.write_all(BINARY_PART).unwrap();
+    c.stream.write_all(b"\r\n").unwrap();
+    let mut reply = c.response();
+    while reply.starts_with(b"* ") {
+        reply = c.response();
+    }
+    assert!(reply.starts_with(b"s1 OK"), "{}", shown(&reply));
+    let r = c.fetch(2, "BINARY.PEEK[1]");
+    assert_eq!(
+        binary_literal(&r, "BINARY[1]"),
+        (true, b"A\x00B\x01C".to_vec())
+    );
 }
