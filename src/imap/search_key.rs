@@ -76,9 +76,9 @@ impl<'s> Candidate<'s> {
             SearchKey::Not(k) => !self.matches(k)?,
             SearchKey::Larger(n) => self.size()? > u64::from(*n),
             SearchKey::Smaller(n) => self.size()? < u64::from(*n),
-            SearchKey::SentBefore(d) => self.sent()?.is_some_and(|s| s < *d.as_ref()),
-            SearchKey::SentOn(d) => self.sent()?.is_some_and(|s| s == *d.as_ref()),
-            SearchKey::SentSince(d) => self.sent()?.is_some_and(|s| s >= *d.as_ref()),
+            SearchKey::SentBefore(d) => self.sent()? < *d.as_ref(),
+            SearchKey::SentOn(d) => self.sent()? == *d.as_ref(),
+            SearchKey::SentSince(d) => self.sent()? >= *d.as_ref(),
             SearchKey::From(s) => self.header_contains("From", s.as_ref())?,
             SearchKey::To(s) => self.header_contains("To", s.as_ref())?,
             SearchKey::Cc(s) => self.header_contains("Cc", s.as_ref())?,
@@ -149,16 +149,15 @@ impl<'s> Candidate<'s> {
         Ok(self.header.as_deref().unwrap_or_default())
     }
 
-    /// The Date header's day (UTC), if it has a readable one.
-    fn sent(&mut self) -> Result<Option<ChronoDate>, StorageError> {
+    /// The day SENTBEFORE/SENTON/SENTSINCE compare (RFC 3501 6.4.4): the calendar date the
+    /// Date header writes, its time and zone disregarded; without a readable Date header, the
+    /// internal date's day, as RFC 5256 has SORT use it.
+    fn sent(&mut self) -> Result<ChronoDate, StorageError> {
         let header = header_fields(self.header()?, &[b"date"], false);
-        let Some(message) = MessageParser::default().parse_headers(&header[..]) else {
-            return Ok(None);
-        };
-        Ok(message
-            .date()
-            .and_then(|d| DateTime::<Utc>::from_timestamp(d.to_timestamp(), 0))
-            .map(|d| d.date_naive()))
+        let written = MessageParser::default()
+            .parse_headers(&header[..])
+            .and_then(|message| message.date().and_then(written_day));
+        Ok(written.unwrap_or_else(|| day(self.info().internal_date.into())))
     }
 
     /// Whether any `name` field contains `needle` (case-insensitive, encoded words decoded);
@@ -258,6 +257,19 @@ fn day(time: DateTime<Utc>) -> ChronoDate {
     time.date_naive()
 }
 
+/// The calendar date a Date header writes (`Mon, 1 Jan 2024 23:30:00 -0800` is 1 January,
+/// whatever day it was in UTC); `None` for an impossible one.
+fn written_day(date: &roost_protocol::mail_parser::DateTime) -> Option<ChronoDate> {
+    if !date.is_valid() {
+        return None;
+    }
+    ChronoDate::from_ymd_opt(
+        i32::from(date.year),
+        u32::from(date.month),
+        u32::from(date.day),
+    )
+}
+
 fn value_text(value: &HeaderValue<'_>) -> String {
     let addresses = |list: &mut dyn Iterator<Item = &roost_protocol::mail_parser::Addr<'_>>| {
         list.map(|a| {
@@ -283,7 +295,33 @@ fn value_text(value: &HeaderValue<'_>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::plain_text_contains;
+    use super::{plain_text_contains, written_day, ChronoDate, MessageParser};
+
+    fn sent_day(header: &[u8]) -> Option<ChronoDate> {
+        MessageParser::default()
+            .parse_headers(header)
+            .and_then(|m| m.date().and_then(written_day))
+    }
+
+    #[test]
+    fn the_sent_day_is_the_one_the_date_header_writes() {
+        let day = |y, m, d| ChronoDate::from_ymd_opt(y, m, d);
+        // 07:30 on 2 January in UTC, but the sender wrote 1 January.
+        let west = b"Date: Mon, 1 Jan 2024 23:30:00 -0800\r\n\r\n";
+        assert_eq!(sent_day(west), day(2024, 1, 1));
+        // 22:30 on 31 December in UTC, but the sender wrote 1 January.
+        let east = b"Date: Mon, 1 Jan 2024 00:30:00 +0200\r\n\r\n";
+        assert_eq!(sent_day(east), day(2024, 1, 1));
+        assert_eq!(
+            sent_day(b"Date: 29 Feb 2024 10:00 +0000\r\n\r\n"),
+            day(2024, 2, 29)
+        );
+        let gmt = b"Date: Thu, 29 Feb 2024 23:59:59 GMT\r\n\r\n";
+        assert_eq!(sent_day(gmt), day(2024, 2, 29));
+        assert_eq!(sent_day(b"Date: someday soon\r\n\r\n"), None);
+        assert_eq!(sent_day(b"Date: 31 Feb 2024 10:00:00 +0000\r\n\r\n"), None);
+        assert_eq!(sent_day(b"Subject: no date\r\n\r\n"), None);
+    }
 
     #[test]
     fn a_plain_subject_is_searched_unfolded_without_the_parser() {

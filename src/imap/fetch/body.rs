@@ -90,8 +90,24 @@ pub(super) fn body_item(
         };
         return Ok(Body::Streamed(Stream { uid, skip, len }));
     }
-    let bytes = section_bytes(mailbox, uid, section)?;
-    Ok(Body::Bytes(cut(bytes, window)))
+    let mut bytes = cut(section_bytes(mailbox, uid, section)?, window);
+    replace_nul(&mut bytes);
+    Ok(Body::Bytes(bytes))
+}
+
+/// What a NUL in a message becomes in a `BODY[]`/`RFC822` literal, which may not carry one
+/// (RFC 3501 `CHAR8`, RFC 9051 4.3.1: only BINARY's literal8 may): 0x80, as Dovecot sends
+/// it. One byte for one, so sizes and partial offsets stay those of the stored message;
+/// `BINARY[]` still gives the exact bytes.
+const NUL_STANDS_IN: u8 = 0x80;
+
+/// Replaces every NUL in a literal's bytes with [`NUL_STANDS_IN`].
+pub(super) fn replace_nul(bytes: &mut [u8]) {
+    let mut rest = bytes;
+    while let Some(at) = memchr::memchr(0, rest) {
+        rest[at] = NUL_STANDS_IN;
+        rest = &mut rest[at + 1..];
+    }
 }
 
 /// `BINARY[path]`: the part decoded (empty for a part that doesn't exist).
@@ -200,14 +216,15 @@ pub(super) async fn stream_body(
         if n == 0 {
             break;
         }
-        let mut chunk = &buf[..n];
+        let mut chunk = &mut buf[..n];
         if skip > 0 {
             let drop = (skip as usize).min(chunk.len());
-            chunk = &chunk[drop..];
+            chunk = &mut chunk[drop..];
             skip -= drop as u64;
         }
         let take = (left as usize).min(chunk.len());
         if take > 0 {
+            replace_nul(&mut chunk[..take]);
             conn.write(&chunk[..take]).await?;
             left -= take as u64;
         }

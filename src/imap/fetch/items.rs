@@ -5,7 +5,7 @@ use roost_protocol::imap::response::{push_fetch_end, push_fetch_start, FetchItem
 use roost_storage::{Error as StorageError, FlagChange, Flags, Mailbox, Uid};
 use std::num::NonZeroU32;
 
-use super::body::{binary, body_item, cut, window};
+use super::body::{binary, body_item, cut, replace_nul, window};
 use super::{FetchError, Stream};
 use crate::imap::message::{envelope, header_of, structure, Cached, Prefetch};
 use crate::imap::selected::Selected;
@@ -167,7 +167,9 @@ fn write_item(
             FetchItem::BodyStructure(&structure(mailbox, uid, true)?).encode(out)
         }
         MessageDataItemName::Rfc822Header => {
-            FetchItem::Rfc822Header(&header_of(mailbox, uid)?).encode(out)
+            let mut header = header_of(mailbox, uid)?;
+            replace_nul(&mut header);
+            FetchItem::Rfc822Header(&header).encode(out)
         }
         MessageDataItemName::BodyExt {
             section, partial, ..

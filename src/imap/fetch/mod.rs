@@ -223,13 +223,19 @@ async fn respond_chunk(
                 continue;
             }
         }
-        match blocking(|| message_response(selected, i, items, &mut cx.out)) {
+        // A message whose response fails half-way takes back what it wrote, and only that:
+        // the responses before it still go out.
+        let start = cx.out.len();
+        let response = blocking(|| message_response(selected, i, items, &mut cx.out));
+        if response.is_err() {
+            cx.out.truncate(start);
+        }
+        match response {
             Ok(Some(stream)) => send_streamed(selected, i, items, stream, cx).await?,
             Ok(None) => {}
             Err(FetchError::Storage(StorageError::NoSuchMessage(_))) => *vanished = true,
             Err(FetchError::Storage(e)) => return Ok(Some(cx.failure(user, &e))),
             Err(FetchError::UnknownCte(cte)) => {
-                cx.out.clear();
                 let why = format!("Can't decode Content-Transfer-Encoding {cte}.");
                 return Ok(Some(cx.no(Some(Code::UnknownCte), &why)));
             }

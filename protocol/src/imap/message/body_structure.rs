@@ -29,7 +29,8 @@ fn multipart_structure(
     }
     if children.is_empty() {
         // RFC 3501 requires at least one part; show an empty text part as Dovecot does.
-        out.extend_from_slice(b"(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)");
+        out.extend_from_slice(EMPTY_TEXT);
+        out.push(b')');
     }
     out.push(b' ');
     let subtype = part
@@ -49,7 +50,7 @@ fn multipart_structure(
 fn single_part_structure(out: &mut Vec<u8>, raw: &[u8], node: &Node<'_, '_>, extended: bool) {
     let part = node.part;
     out.push(b'(');
-    let is_text = push_type(out, node);
+    let class = push_type(out, node);
     out.push(b' ');
     push_nstring(out, raw_header(raw, part, "Content-ID").as_deref());
     out.push(b' ');
@@ -67,7 +68,16 @@ fn single_part_structure(out: &mut Vec<u8>, raw: &[u8], node: &Node<'_, '_>, ext
         out.push(b' ');
         body_structure(out, raw, inner, extended);
         out.extend_from_slice(format!(" {}", line_count(body)).as_bytes());
-    } else if is_text {
+    } else if class == Class::Message {
+        // A message part with no message to show (encoded, or empty) still needs the
+        // envelope and body its type's grammar requires: empty ones, as Dovecot writes them.
+        out.extend_from_slice(b" (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ");
+        out.extend_from_slice(EMPTY_TEXT);
+        if extended {
+            out.extend_from_slice(b" NIL NIL NIL NIL");
+        }
+        out.extend_from_slice(format!(") {}", line_count(body)).as_bytes());
+    } else if class == Class::Text {
         out.extend_from_slice(format!(" {}", line_count(body)).as_bytes());
     }
     if extended {
@@ -77,8 +87,22 @@ fn single_part_structure(out: &mut Vec<u8>, raw: &[u8], node: &Node<'_, '_>, ext
     out.push(b')');
 }
 
-/// `"type" "subtype" params` of a single part; whether it is text.
-fn push_type(out: &mut Vec<u8>, node: &Node<'_, '_>) -> bool {
+/// An empty text part, without its closing parenthesis (extension data may follow).
+const EMPTY_TEXT: &[u8] = b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0";
+
+/// What a single part's type makes its structure carry after the size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// `text/*`: the line count.
+    Text,
+    /// `message/rfc822` (and `message/global`): envelope, body structure and line count.
+    Message,
+    /// Anything else: nothing.
+    Other,
+}
+
+/// `"type" "subtype" params` of a single part, and its [`Class`].
+fn push_type(out: &mut Vec<u8>, node: &Node<'_, '_>) -> Class {
     let part = node.part;
     let too_deep = matches!(node.kind, Kind::TooDeep);
     let (ctype, subtype) = match part.content_type() {
@@ -90,20 +114,30 @@ fn push_type(out: &mut Vec<u8>, node: &Node<'_, '_>) -> bool {
                 _ => "octet-stream",
             }),
         ),
+        // A part of a multipart/digest has message/rfc822 as its default type.
+        None if matches!(node.kind, Kind::Message(_)) => ("message", "rfc822"),
         None => ("text", "plain"),
     };
     push_string(out, ctype.as_bytes());
     out.push(b' ');
     push_string(out, subtype.as_bytes());
     out.push(b' ');
-    let is_text = ctype.eq_ignore_ascii_case("text");
+    let class = if ctype.eq_ignore_ascii_case("text") {
+        Class::Text
+    } else if ctype.eq_ignore_ascii_case("message")
+        && (subtype.eq_ignore_ascii_case("rfc822") || subtype.eq_ignore_ascii_case("global"))
+    {
+        Class::Message
+    } else {
+        Class::Other
+    };
     match part.content_type().and_then(|ct| ct.attributes()) {
         _ if too_deep => out.extend_from_slice(b"NIL"),
         Some(attrs) if !attrs.is_empty() => push_params(out, Some(attrs)),
-        _ if is_text => out.extend_from_slice(b"(\"charset\" \"us-ascii\")"),
+        _ if class == Class::Text => out.extend_from_slice(b"(\"charset\" \"us-ascii\")"),
         _ => out.extend_from_slice(b"NIL"),
     }
-    is_text
+    class
 }
 
 /// ` disposition language location`, the extension data both part kinds end with.

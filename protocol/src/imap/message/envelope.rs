@@ -97,7 +97,10 @@ fn push_address(out: &mut Vec<u8>, addr: &Addr<'_>) {
         Some(name) => push_string(out, encoded_word(name).as_bytes()),
         None => out.extend_from_slice(b"NIL"),
     }
-    out.extend_from_slice(b" NIL ");
+    out.push(b' ');
+    let (adl, address) = source_route(address);
+    push_nstring(out, adl.map(str::as_bytes));
+    out.push(b' ');
     let (mailbox, host) = match address.rsplit_once('@') {
         Some((m, h)) => (m, Some(h)),
         None => (address, None),
@@ -106,6 +109,17 @@ fn push_address(out: &mut Vec<u8>, addr: &Addr<'_>) {
     out.push(b' ');
     push_nstring(out, host.map(str::as_bytes));
     out.push(b')');
+}
+
+/// Splits an obsolete source route off an address (RFC 5322 4.4 obs-route, kept by the
+/// parser inside the address): `@a,@b:user@host` is the route `@a,@b` and `user@host`.
+fn source_route(address: &str) -> (Option<&str>, &str) {
+    match address.split_once(':') {
+        Some((route, rest)) if route.starts_with('@') && !rest.is_empty() => {
+            (Some(route.trim()), rest.trim())
+        }
+        _ => (None, address),
+    }
 }
 
 fn encoded_word(text: &str) -> String {

@@ -8,10 +8,11 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use mail_parser::{Message, MessagePart, PartType};
+use mail_parser::{Encoding, Message, MessagePart, MimeHeaders, PartType};
 
 mod body_structure;
 mod decode;
+mod encode;
 mod envelope;
 
 use super::parsed::{ParsedMessage, MAX_MIME_DEPTH};
@@ -229,12 +230,27 @@ fn node<'a, 'm>(message: &'a Message<'m>, id: usize, depth: usize) -> Option<Nod
     let body = part.offset_body as usize..(part.offset_end as usize).max(part.offset_body as usize);
     let kind = match &part.body {
         PartType::Multipart(_) | PartType::Message(_) if depth >= MAX_MIME_DEPTH => Kind::TooDeep,
-        PartType::Multipart(ids) => Kind::Multipart(
-            ids.iter()
+        PartType::Multipart(ids) => {
+            let boundary = part
+                .content_type()
+                .and_then(|ct| ct.attribute("boundary"))
+                .map(str::as_bytes);
+            let mut children: Vec<Node<'a, 'm>> = ids
+                .iter()
                 .filter(|&&c| c as usize > id)
                 .filter_map(|&c| node(message, c as usize, depth + 1))
-                .collect(),
-        ),
+                .collect();
+            if let Some(boundary) = boundary {
+                for child in &mut children {
+                    end_at_delimiter(&message.raw_message, child, boundary);
+                }
+            }
+            Kind::Multipart(children)
+        }
+        // A base64 or quoted-printable encoded attached message (RFC 2046 forbids it, senders
+        // do it) was parsed from its decoded bytes, whose offsets are not the message's: it
+        // is shown as an empty message, as Dovecot shows it, and its sections are empty.
+        PartType::Message(_) if part.encoding != Encoding::None => Kind::Leaf,
         PartType::Message(inner) => match node(inner, 0, depth + 1) {
             Some(top) => Kind::Message(Box::new(top)),
             None => Kind::Leaf,
@@ -249,20 +265,63 @@ fn node<'a, 'm>(message: &'a Message<'m>, id: usize, depth: usize) -> Option<Nod
     })
 }
 
-/// Follows IMAP part numbers from the top node.
+/// Ends an attached message at its multipart's next delimiter at the latest. `mail-parser`
+/// lets an empty message/rfc822 part, or one whose body is itself message/rfc822, run on
+/// over the delimiter (and, with debug assertions, panics on the latter); RFC 2046 5.1.1 ends
+/// every part where `CRLF--boundary` begins. Only attached messages that do not already end
+/// at a delimiter are scanned, once each.
+fn end_at_delimiter(raw: &[u8], child: &mut Node<'_, '_>, boundary: &[u8]) {
+    let attached = matches!(child.kind, Kind::Message(_)) || child.part.is_encoding_problem;
+    if !attached || boundary.is_empty() {
+        return;
+    }
+    let mut delimiter = b"\r\n--".to_vec();
+    delimiter.extend_from_slice(boundary);
+    if raw[child.body.end.min(raw.len())..].starts_with(&delimiter) {
+        // Ends where it should (nearly always): no scan.
+        return;
+    }
+    // The delimiter's CRLF may be the one that ends the part's header (an empty body).
+    let from = child.body.start.saturating_sub(2);
+    let Some(scope) = raw.get(from..child.body.end) else {
+        return;
+    };
+    let finder = memchr::memmem::Finder::new(&delimiter);
+    let found = finder.find_iter(scope).find(|&at| {
+        // `--AB` is not a delimiter of boundary `A`.
+        let after = scope.get(at + delimiter.len()).copied();
+        after.is_none_or(|b| matches!(b, b'\r' | b'\n' | b'-' | b' ' | b'\t'))
+    });
+    let Some(at) = found else {
+        return;
+    };
+    let end = (from + at).max(child.body.start);
+    child.body.end = end;
+    if let Kind::Message(inner) = &mut child.kind {
+        inner.header.end = inner.header.end.min(end);
+        inner.body.start = inner.body.start.min(end);
+        inner.body.end = inner.body.end.min(end);
+    }
+}
+
+/// Follows IMAP part numbers from the top node (RFC 3501 6.4.5): a message's parts are its
+/// multipart body's children, or its one body as part 1; the parts of a message/rfc822 part
+/// are those of the message it encapsulates. A part number therefore steps into an attached
+/// message only below the top (`2.1`), never at the top: `BODY[1]` of a message whose body is
+/// message/rfc822 is that whole attached message, as in Dovecot.
 fn resolve<'n, 'a, 'm>(root: &'n Node<'a, 'm>, path: &[u32]) -> Option<&'n Node<'a, 'm>> {
     let mut current = root;
     for (depth, &number) in path.iter().enumerate() {
+        // The message (or multipart) whose parts the number counts.
         let container = match &current.kind {
-            Kind::Message(inner) => inner.as_ref(),
             _ if depth == 0 => current,
-            _ => match &current.kind {
-                Kind::Multipart(_) => current,
-                _ => return None,
-            },
+            Kind::Message(inner) => inner.as_ref(),
+            Kind::Multipart(_) => current,
+            _ => return None,
         };
         current = match &container.kind {
             Kind::Multipart(children) => children.get(number.checked_sub(1)? as usize)?,
+            // A message that is not multipart has its body as its only part.
             _ if number == 1 => container,
             _ => return None,
         };
@@ -270,13 +329,18 @@ fn resolve<'n, 'a, 'm>(root: &'n Node<'a, 'm>, path: &[u32]) -> Option<&'n Node<
     Some(current)
 }
 
-/// The raw value of the first header called `name`, unfolded and trimmed.
-fn raw_header<'r>(raw: &'r [u8], part: &MessagePart<'_>, name: &str) -> Option<Cow<'r, [u8]>> {
+/// Where the value of the first header called `name` lies, its line end included.
+fn raw_header_entry(part: &MessagePart<'_>, name: &str) -> Option<Range<usize>> {
     let header = part
         .headers
         .iter()
         .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
-    let value = raw.get(header.offset_start as usize..header.offset_end as usize)?;
+    Some(header.offset_start as usize..header.offset_end as usize)
+}
+
+/// The raw value of the first header called `name`, unfolded and trimmed.
+fn raw_header<'r>(raw: &'r [u8], part: &MessagePart<'_>, name: &str) -> Option<Cow<'r, [u8]>> {
+    let value = raw.get(raw_header_entry(part, name)?)?;
     let value = value.trim_ascii();
     if value.contains(&b'\n') {
         let unfolded: Vec<u8> = value
