@@ -527,6 +527,15 @@ fn a_literal8_append_keeps_binary_content_for_binary_fetches() {
     let r = c.fetch(1, "BODYSTRUCTURE BODY.PEEK[1] BODY.PEEK[]");
     assert_no_nul_outside_literal8(&r);
     assert_eq!(attributes(&r).len(), 3);
+    // Stored as Dovecot stores it: the binary part re-encoded as base64, so a plain literal
+    // carries it whole.
+    let parts = sections(&r);
+    assert_eq!(shown(parts[0].1.trim_ascii_end()), "QQBCAUM=");
+    assert!(
+        shown(&r).to_ascii_lowercase().contains("\"base64\""),
+        "{}",
+        shown(&r)
+    );
     let r = c.fetch(1, "BINARY.PEEK[1] BINARY.SIZE[1]");
     assert_eq!(
         binary_literal(&r, "BINARY[1]"),

@@ -8,6 +8,7 @@ use roost_protocol::imap::imap_types::datetime::DateTime;
 use roost_protocol::imap::imap_types::extensions::binary::LiteralOrLiteral8;
 use roost_protocol::imap::imap_types::flag::{Flag, StoreResponse, StoreType};
 use roost_protocol::imap::imap_types::sequence::SequenceSet;
+use roost_protocol::imap::message::{to_crlf, Structure};
 use roost_protocol::imap::response::{Code, FetchItem, Response};
 use roost_storage::{FlagChange, Flags, Incoming, MessageInfo, SharedMailbox, Store, Uid};
 
@@ -229,7 +230,16 @@ pub fn append(account: &Account<'_>, args: &Append, cx: &mut Cx<'_>) -> Step {
     let more = std::mem::take(&mut cx.extras.more_messages);
     let done = stored_name(account, &args.mailbox, cx).and_then(|name| {
         let (target, uidvalidity) = open_target(account, &name, cx)?;
-        let first = incoming(&args.flags, args.date.as_ref(), &args.message);
+        let converted: Vec<Option<Vec<u8>>> = std::iter::once(&args.message)
+            .chain(more.iter().map(|m| &m.message))
+            .map(binary_as_base64)
+            .collect();
+        let first = incoming(
+            &args.flags,
+            args.date.as_ref(),
+            &args.message,
+            &converted[0],
+        );
         let stored = if more.is_empty() {
             let mut data = first.data;
             target
@@ -239,7 +249,8 @@ pub fn append(account: &Account<'_>, args: &Append, cx: &mut Cx<'_>) -> Step {
             let mut all = vec![first];
             all.extend(
                 more.iter()
-                    .map(|m| incoming(&m.flags, m.date.as_ref(), &m.message)),
+                    .zip(&converted[1..])
+                    .map(|(m, c)| incoming(&m.flags, m.date.as_ref(), &m.message, c)),
             );
             target.append_all(&all)
         };
@@ -251,17 +262,31 @@ pub fn append(account: &Account<'_>, args: &Append, cx: &mut Cx<'_>) -> Step {
     Step::Reply(done.unwrap_or_else(|refused| refused))
 }
 
-/// One message of an APPEND as storage takes it.
+/// A message sent as a literal8 (RFC 3516) with `Content-Transfer-Encoding: binary` parts,
+/// those parts re-encoded as base64 so every later FETCH can send it in a plain literal (as
+/// Dovecot stores it); `None` when it is stored as sent.
+fn binary_as_base64(message: &LiteralOrLiteral8<'_>) -> Option<Vec<u8>> {
+    let LiteralOrLiteral8::Literal8(literal) = message else {
+        return None;
+    };
+    let crlf = to_crlf(literal.data.as_ref());
+    let converted = Structure::parse(&crlf).binary_parts_as_base64();
+    converted
+}
+
+/// One message of an APPEND as storage takes it (`converted`: its re-encoded form, if any).
 fn incoming<'m>(
     flags: &[Flag<'_>],
     date: Option<&DateTime>,
     message: &'m LiteralOrLiteral8<'_>,
+    converted: &'m Option<Vec<u8>>,
 ) -> Incoming<'m> {
     let (flags, keywords) = parse_flags(flags);
     Incoming {
-        data: match message {
-            LiteralOrLiteral8::Literal(l) => l.data(),
-            LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
+        data: match (converted, message) {
+            (Some(converted), _) => converted,
+            (None, LiteralOrLiteral8::Literal(l)) => l.data(),
+            (None, LiteralOrLiteral8::Literal8(l)) => l.data.as_ref(),
         },
         flags,
         keywords,

@@ -11,10 +11,11 @@ use roost_storage::mailbox::CRLF_SIZE_FIELD;
 use roost_storage::wire::CrlfReader;
 use roost_storage::{Error as StorageError, Mailbox, Uid};
 
-/// Field cache names.
-const ENVELOPE: &str = "ENVELOPE";
-const BODYSTRUCTURE: &str = "BODYSTRUCTURE";
-const BODY: &str = "BODY";
+/// Field cache names. The computed ones carry a version: values cached before attached
+/// messages and source routes were described right are not served again, but recomputed.
+const ENVELOPE: &str = "ENVELOPE2";
+const BODYSTRUCTURE: &str = "BODYSTRUCTURE2";
+const BODY: &str = "BODY2";
 const HEADER: &str = "HEADER";
 
 /// How many messages one [`prefetch`] covers: a FETCH or SEARCH of a whole big folder holds
