@@ -68,6 +68,24 @@ fn unknown_protocol_names_line_and_key() {
 }
 
 #[test]
+fn a_quota_that_is_not_a_size_names_line_and_key() {
+    let with = |quota: &str| {
+        GOOD.replace(
+            "location = \"maildir:/srv/mail/%u\"\n",
+            &format!("location = \"maildir:/srv/mail/%u\"\nquota = \"{quota}\"\n"),
+        )
+    };
+    let (ok, text) = check(&with("lots"));
+    assert!(!ok);
+    assert!(
+        text.contains("roost.toml:7: mail.quota: \"lots\" is not a size"),
+        "{text}"
+    );
+    let (ok, text) = check(&with("2G"));
+    assert!(ok, "{text}");
+}
+
+#[test]
 fn unknown_key_names_line_and_key() {
     let (ok, text) = check(&GOOD.replace("[auth]\n", "[auth]\npassword_scheme = \"x\"\n"));
     assert!(!ok);

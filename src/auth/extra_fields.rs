@@ -3,10 +3,11 @@
 //!
 //! Access fields are enforced: `nologin` (with `reason=`), `deny` (and Dovecot's `fail`),
 //! `allow_nets=`. `userdb_uid`, `userdb_gid` and `userdb_home` override the uid, gid and home
-//! fields. Other `userdb_*` fields only shape the mail session (quota, mail location…); they
-//! are accepted and reported as ignored. Any other passdb field could change who may log in
-//! (`proxy`, `host`, `nopassword`, `user`, `allow_real_nets`…), so an unknown one is an error
-//! rather than something silently skipped.
+//! fields; `userdb_quota_rule` (and `userdb_quota_rule2`, …) set the user's quota. Other
+//! `userdb_*` fields only shape the mail session (mail location…); they are accepted and
+//! reported as ignored. Any other passdb field could change who may log in (`proxy`, `host`,
+//! `nopassword`, `user`, `allow_real_nets`…), so an unknown one is an error rather than
+//! something silently skipped.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -48,6 +49,9 @@ pub struct ExtraFields {
     pub gid: Option<u32>,
     /// `userdb_home=`, overriding the home field.
     pub home: Option<PathBuf>,
+    /// `userdb_quota_rule=`, `userdb_quota_rule2=`…: this user's quota rules (Dovecot's
+    /// `*:storage=1G` form), applied over the configured default in order.
+    pub quota_rules: Vec<String>,
     /// Keys accepted but not acted upon (harmless `userdb_*` fields, `nodelay`).
     pub ignored: Vec<String>,
 }
@@ -118,6 +122,13 @@ fn field(out: &mut ExtraFields, key: &str, value: Option<&str>) -> Result<(), Fi
                     .ok_or_else(|| error(key, "needs a directory"))?,
             ))
         }
+        _ if is_quota_rule(key) => {
+            let rule = value.unwrap_or_default();
+            roost_storage::quota::QuotaLimits::default()
+                .apply_rule(rule)
+                .map_err(|e| error(key, e.to_string()))?;
+            out.quota_rules.push(rule.to_owned());
+        }
         "" => return Err(error(key, "empty field name")),
         "nodelay" => out.ignored.push(key.to_owned()),
         _ if key.starts_with("userdb_") => out.ignored.push(key.to_owned()),
@@ -130,6 +141,12 @@ fn field(out: &mut ExtraFields, key: &str, value: Option<&str>) -> Result<(), Fi
         }
     }
     Ok(())
+}
+
+/// `userdb_quota_rule`, `userdb_quota_rule2`, … (Dovecot numbers further rules).
+fn is_quota_rule(key: &str) -> bool {
+    key.strip_prefix("userdb_quota_rule")
+        .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// A yes/no field: present alone or with y/yes/true/1 means yes.
@@ -231,14 +248,12 @@ mod tests {
     #[test]
     fn userdb_fields() {
         let fields =
-            parse("userdb_uid=5000 userdb_gid=5001 userdb_home=/srv/u userdb_mail=maildir:~/M userdb_quota_rule=*:storage=1G nodelay")
+            parse("userdb_uid=5000 userdb_gid=5001 userdb_home=/srv/u userdb_mail=maildir:~/M userdb_quota_rule=*:storage=1G userdb_quota_rule2=*:messages=50 nodelay")
                 .unwrap();
         assert_eq!((fields.uid, fields.gid), (Some(5000), Some(5001)));
         assert_eq!(fields.home, Some(PathBuf::from("/srv/u")));
-        assert_eq!(
-            fields.ignored,
-            ["userdb_mail", "userdb_quota_rule", "nodelay"]
-        );
+        assert_eq!(fields.quota_rules, ["*:storage=1G", "*:messages=50"]);
+        assert_eq!(fields.ignored, ["userdb_mail", "nodelay"]);
     }
 
     #[test]
@@ -253,6 +268,8 @@ mod tests {
             ("allow_nets=10.0.0.1,nonsense", "allow_nets"),
             ("nologin=perhaps", "nologin"),
             ("userdb_uid=vmail", "userdb_uid"),
+            ("userdb_quota_rule=*:storage=lots", "userdb_quota_rule"),
+            ("userdb_quota_rule2=*:inodes=5", "userdb_quota_rule2"),
             ("=x", ""),
             ("deny typo", "typo"),
         ];

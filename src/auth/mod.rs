@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use roost_protocol::sasl::Credentials;
+use roost_storage::quota::QuotaLimits;
 
 use crate::config::{AuthConfig, Passdb};
 use crate::system::SystemUser;
@@ -58,6 +59,8 @@ pub struct MailUser {
     pub gid: Option<u32>,
     /// Their home directory, for `~` in the mail location.
     pub home: Option<PathBuf>,
+    /// What they may keep: the configured default with their passdb entry's rules applied.
+    pub quota: QuotaLimits,
 }
 
 /// Why a login did not succeed.
@@ -89,6 +92,8 @@ enum Backend {
 /// Verifies credentials against the configured databases, in order.
 pub struct Authenticator {
     backends: Vec<Backend>,
+    /// The quota of a user whose entry sets none.
+    default_quota: QuotaLimits,
     failure_delay: Duration,
     throttle: throttle::Throttle,
 }
@@ -106,6 +111,7 @@ impl Authenticator {
             .collect();
         Self {
             backends,
+            default_quota: config.default_quota,
             failure_delay: config.failure_delay,
             throttle: throttle::Throttle::new(throttle::Limits {
                 per_ip: config.max_failures_per_ip,
@@ -178,6 +184,7 @@ impl Authenticator {
                             uid: entry.uid,
                             gid: entry.gid,
                             home: entry.home.clone(),
+                            quota: quota_of(self.default_quota, &entry.quota_rules),
                         }));
                     }
                 }
@@ -189,6 +196,7 @@ impl Authenticator {
                             uid: Some(system.uid),
                             gid: Some(system.gid),
                             home: Some(system.home),
+                            quota: self.default_quota,
                         }));
                     }
                 }
@@ -202,8 +210,10 @@ impl Authenticator {
         let mut first_error = None;
         for backend in &self.backends {
             let outcome = match backend {
-                Backend::PasswdFile(file) => verify_passwd_file(file, creds, peer),
-                Backend::Pam(pam) => verify_pam(pam, creds, peer),
+                Backend::PasswdFile(file) => {
+                    verify_passwd_file(file, creds, peer, self.default_quota)
+                }
+                Backend::Pam(pam) => verify_pam(pam, creds, peer, self.default_quota),
             };
             match outcome {
                 Ok(Some(verdict)) => return Ok(verdict),
@@ -234,10 +244,21 @@ enum Verdict {
 
 /// `Ok(None)`: not this file's user, or a wrong password (the next passdb may know better).
 /// An entry's `deny` and `allow_nets` are final: no later passdb can override them.
+/// A user's limits: `default` with their entry's rules applied (checked when the file was
+/// read, so none fails here).
+fn quota_of(default: QuotaLimits, rules: &[String]) -> QuotaLimits {
+    let mut limits = default;
+    for rule in rules {
+        let _ = limits.apply_rule(rule);
+    }
+    limits
+}
+
 fn verify_passwd_file(
     file: &passwd_file::PasswdFile,
     creds: &Credentials,
     peer: IpAddr,
+    default_quota: QuotaLimits,
 ) -> Result<Option<Verdict>, String> {
     let Some(entry) = file.lookup(&creds.username).map_err(|e| e.to_string())? else {
         return Ok(None);
@@ -254,6 +275,7 @@ fn verify_passwd_file(
             uid: entry.uid,
             gid: entry.gid,
             home: entry.home.clone(),
+            quota: quota_of(default_quota, &entry.quota_rules),
         }))),
         Ok(false) => Ok(None),
         Err(e) => {
@@ -267,6 +289,7 @@ fn verify_pam(
     pam: &pam::Pam,
     creds: &Credentials,
     peer: IpAddr,
+    default_quota: QuotaLimits,
 ) -> Result<Option<Verdict>, String> {
     let rhost = peer.to_string();
     if !pam
@@ -287,5 +310,6 @@ fn verify_pam(
         uid: Some(system.uid),
         gid: Some(system.gid),
         home: Some(system.home),
+        quota: default_quota,
     })))
 }

@@ -36,6 +36,8 @@ pub struct Entry {
     pub home: Option<PathBuf>,
     /// Who may log in with this entry (`nologin`, `deny`, `allow_nets` extra fields).
     pub access: Access,
+    /// Its quota rules (`userdb_quota_rule*` extra fields), over the configured default.
+    pub quota_rules: Vec<String>,
 }
 
 impl fmt::Debug for Entry {
@@ -285,6 +287,7 @@ fn parse_line(text: &str) -> Result<(Entry, Vec<String>), LineError> {
         gid: extra.gid.or(gid),
         home: extra.home.or(home),
         access: extra.access,
+        quota_rules: extra.quota_rules,
     };
     Ok((entry, extra.ignored))
 }

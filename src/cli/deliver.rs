@@ -21,6 +21,8 @@ const USAGE: u8 = 64;
 const NO_USER: u8 = 67;
 /// EX_TEMPFAIL.
 const TEMP_FAIL: u8 = 75;
+/// EX_NOPERM: what `dovecot-lda -e` and maildrop exit with for a full mailbox (the MTA bounces).
+const NO_PERMISSION: u8 = 77;
 /// EX_CONFIG.
 const CONFIG: u8 = 78;
 
@@ -68,6 +70,16 @@ pub fn main(config: &Config, user: &str, from: Option<&str>) -> ExitCode {
         Outcome::Temporary(e) => {
             eprintln!("roost deliver: {e}");
             ExitCode::from(TEMP_FAIL)
+        }
+        Outcome::MailboxFull => {
+            eprintln!(
+                "roost deliver: {user}'s mailbox is full (quota exceeded)",
+                user = user.name
+            );
+            ExitCode::from(match config.mail.quota_full_tempfail {
+                true => TEMP_FAIL,
+                false => NO_PERMISSION,
+            })
         }
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rand::distributions::{Alphanumeric, DistString};
+use roost_storage::quota::QuotaLimits;
 use roost_storage::MailLocation;
 
 use super::AccessDenied;
@@ -99,6 +100,7 @@ fn build_config(
             location: MailLocation::parse(&location)?,
             user: mail_user,
             privileged_gid: None,
+            quota_full_tempfail: false,
         },
         auth: AuthConfig {
             passdbs: vec![Passdb::PasswdFile(users)],
@@ -107,6 +109,7 @@ fn build_config(
             failure_delay: Duration::from_secs(2),
             max_failures_per_ip: 10,
             max_failures_per_user: 20,
+            default_quota: QuotaLimits::default(),
         },
         tls: TlsConfig {
             cert: dir.join("certs/server.crt"),

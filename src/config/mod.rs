@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use roost_storage::quota::QuotaLimits;
 use roost_storage::MailLocation;
 
 pub use embedded::embedded;
@@ -203,6 +204,10 @@ pub struct MailConfig {
     /// gid of the group workers keep as their saved set-group-ID for the INBOX spool in
     /// `/var/mail` (never effective or supplementary), if configured.
     pub privileged_gid: Option<u32>,
+    /// A delivery to a full mailbox is a temporary failure (LMTP 452 4.2.2, kept in the queue,
+    /// `roost deliver` exit 75) rather than a permanent one (552 5.2.2, bounced): Dovecot's
+    /// `quota_full_tempfail`.
+    pub quota_full_tempfail: bool,
 }
 
 /// One password database, tried in order.
@@ -231,6 +236,10 @@ pub struct AuthConfig {
     /// Failures per user name, from all addresses, within the throttle window before that
     /// user's logins are refused for a while; 0: no limit.
     pub max_failures_per_user: u32,
+    /// The quota every user gets unless their passdb entry sets one (`[mail] quota` and
+    /// `quota_messages`; a passwd-file `userdb_quota_rule` overrides); unlimited by default.
+    /// Kept here because the user lookup is where a user's limits are settled.
+    pub default_quota: QuotaLimits,
 }
 
 impl AuthConfig {

@@ -78,6 +78,12 @@ pub struct RawMail {
     /// and one directory operation on the INBOX spool (dotlock, creation, rewrite) in
     /// /var/mail (Dovecot's mail_privileged_group).
     pub privileged_group: Option<Spanned<String>>,
+    /// Each user's storage limit, e.g. "1G" (a passwd-file `userdb_quota_rule` overrides it).
+    pub quota: Option<Spanned<String>>,
+    /// Each user's message-count limit.
+    pub quota_messages: Option<u64>,
+    /// Dovecot's `quota_full_tempfail`: a full mailbox is a temporary failure (452 4.2.2).
+    pub quota_full_tempfail: Option<bool>,
 }
 
 /// `[auth]`

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use roost_storage::quota::QuotaLimits;
 use roost_storage::MailLocation;
 use toml::Spanned;
 
@@ -337,7 +338,31 @@ fn mail(c: &mut Checker<'_>, raw: &RawConfig) -> Option<MailConfig> {
         location,
         user: raw.mail.user.as_ref().map(|u| u.get_ref().clone()),
         privileged_gid: privileged_gid(c, raw),
+        quota_full_tempfail: raw.mail.quota_full_tempfail.unwrap_or(false),
     })
+}
+
+/// `[mail] quota` (a size: "1G", "500M") and `quota_messages` (a count; 0 is no limit).
+fn quota(c: &mut Checker<'_>, raw: &RawConfig) -> QuotaLimits {
+    let mut limits = QuotaLimits {
+        storage: None,
+        messages: raw.mail.quota_messages.filter(|n| *n > 0),
+    };
+    if let Some(size) = &raw.mail.quota {
+        match roost_storage::quota::parse_size(size.get_ref()) {
+            Some(0) => {}
+            Some(bytes) => limits.storage = Some(bytes),
+            None => c.at(
+                size,
+                "mail.quota",
+                format!(
+                    "{:?} is not a size: write bytes or a number with k, M, G or T, e.g. \"2G\"",
+                    size.get_ref()
+                ),
+            ),
+        }
+    }
+    limits
 }
 
 fn privileged_gid(c: &mut Checker<'_>, raw: &RawConfig) -> Option<u32> {
@@ -415,6 +440,7 @@ fn auth(c: &mut Checker<'_>, raw: &RawConfig) -> Option<AuthConfig> {
         failure_delay: Duration::from_millis(raw.auth.failure_delay_ms.unwrap_or(2000)),
         max_failures_per_ip: raw.auth.max_failures_per_ip.unwrap_or(10),
         max_failures_per_user: raw.auth.max_failures_per_user.unwrap_or(20),
+        default_quota: quota(c, raw),
     })
 }
 

@@ -11,7 +11,7 @@ use super::input::Ended;
 use super::selected::Selected;
 use super::session::Session;
 use super::state::{Account, Enabled};
-use super::{changes, idle, list, mailboxes, select};
+use super::{changes, idle, list, mailboxes, quota, select};
 use crate::listen::conn::Connection;
 use crate::session::UserSession;
 
@@ -71,6 +71,11 @@ pub async fn command(
             blocking(|| mailboxes::status(account, &mailbox, &items, cx))
         }
         Authenticated::Append(args) => blocking(|| changes::append(account, &args, cx)),
+        Authenticated::GetQuotaRoot(mailbox) => {
+            blocking(|| quota::get_quota_root(account, &mailbox, cx))
+        }
+        Authenticated::GetQuota(root) => blocking(|| quota::get_quota(account, &root, cx)),
+        Authenticated::SetQuota => quota::set_quota(cx),
         Authenticated::Idle => {
             let condstore = account.enabled.condstore;
             idle::idle(account.name(), condstore, selected, cx).await

@@ -103,6 +103,12 @@ pub enum Authenticated {
     Append(Append),
     /// IDLE (RFC 2177).
     Idle,
+    /// GETQUOTAROOT (RFC 9208).
+    GetQuotaRoot(Mailbox<'static>),
+    /// GETQUOTA (RFC 9208), with the root named.
+    GetQuota(String),
+    /// SETQUOTA (RFC 9208), refused.
+    SetQuota,
 }
 
 /// SELECT / EXAMINE arguments.
@@ -356,6 +362,11 @@ fn listing(body: CommandBody<'static>) -> Request {
             message,
         }),
         CommandBody::Idle => Authenticated::Idle,
+        CommandBody::GetQuotaRoot { mailbox } => Authenticated::GetQuotaRoot(mailbox),
+        CommandBody::GetQuota { root } => {
+            Authenticated::GetQuota(String::from_utf8_lossy(root.as_ref()).into_owned())
+        }
+        CommandBody::SetQuota { .. } => Authenticated::SetQuota,
         body => return in_mailbox(body),
     };
     Request::Authenticated(command)

@@ -66,6 +66,10 @@ pub fn storage_failure(tag: &str, user: &str, e: &StorageError) -> Tagged {
             Code::Unavailable,
             "The mailbox was changed by another program; try again.",
         ),
+        StorageError::OverQuota => (
+            Code::OverQuota,
+            "Quota exceeded (mailbox for user is full).",
+        ),
         StorageError::NoSuchMessage(_) => (
             Code::ExpungeIssued,
             "Some of the requested messages no longer exist.",

@@ -289,6 +289,7 @@ pub fn encode_outcome(outcome: &Outcome) -> String {
         Outcome::Delivered => "ok".into(),
         Outcome::Temporary(why) => format!("temp:{}", b64(why)),
         Outcome::Permanent(why) => format!("perm:{}", b64(why)),
+        Outcome::MailboxFull => "full".into(),
     }
 }
 
@@ -296,6 +297,7 @@ pub fn encode_outcome(outcome: &Outcome) -> String {
 pub fn decode_outcome(token: &str) -> Option<Outcome> {
     match token.split_once(':') {
         None if token == "ok" => Some(Outcome::Delivered),
+        None if token == "full" => Some(Outcome::MailboxFull),
         Some(("perm", why)) => unb64(why).map(Outcome::Permanent),
         Some(("temp", why)) => unb64(why).map(Outcome::Temporary),
         _ => None,

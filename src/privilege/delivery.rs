@@ -19,6 +19,7 @@ use std::sync::Arc;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use clap::Args;
 use roost_protocol::smtp::address::ReversePath;
+use roost_storage::quota::QuotaLimits;
 use roost_storage::MailLocation;
 use tokio::io::AsyncReadExt;
 
@@ -147,10 +148,13 @@ fn encode_user(user: &MailUser) -> String {
         .as_ref()
         .map(|h| STANDARD.encode(h.to_string_lossy().as_bytes()))
         .unwrap_or_else(|| "-".into());
+    let limit = |n: Option<u64>| n.map_or_else(|| "-".to_string(), |n| n.to_string());
     format!(
-        "{}:{}:{home}",
+        "{}:{}:{home}:{}:{}",
         STANDARD.encode(&user.name),
-        user.source.name()
+        user.source.name(),
+        limit(user.quota.storage),
+        limit(user.quota.messages),
     )
 }
 
@@ -165,12 +169,21 @@ fn decode_user(arg: &str) -> Option<MailUser> {
         "-" => None,
         b64 => Some(String::from_utf8(STANDARD.decode(b64).ok()?).ok()?.into()),
     };
+    let mut limit = || match parts.next()? {
+        "-" => Some(None),
+        n => n.parse().ok().map(Some),
+    };
+    let quota = QuotaLimits {
+        storage: limit()?,
+        messages: limit()?,
+    };
     Some(MailUser {
         name,
         source,
         uid: None,
         gid: None,
         home,
+        quota,
     })
 }
 
@@ -234,6 +247,10 @@ mod tests {
             uid: None,
             gid: None,
             home: Some("/home/a b".into()),
+            quota: QuotaLimits {
+                storage: Some(1 << 30),
+                messages: None,
+            },
         };
         assert_eq!(decode_user(&encode_user(&user)), Some(user));
     }

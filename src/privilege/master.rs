@@ -467,6 +467,7 @@ mod tests {
             uid: None,
             gid: None,
             home: None,
+            quota: Default::default(),
         };
         let stale = Instant::now()
             .checked_sub(TICKET_LIFETIME + Duration::from_secs(1))

@@ -82,6 +82,7 @@ mod tests {
             uid,
             gid: None,
             home: None,
+            quota: Default::default(),
         };
         assert_eq!(mail_owner(&virt(Some(5000)), None).unwrap(), (5000, 5000));
         assert!(matches!(

@@ -35,6 +35,7 @@ use crate::counters::{self, WorkerEvent};
 use crate::listen::conn::{Connection, ReadSize, Stream};
 use crate::listen::registry::SessionHandle;
 use crate::session::{SessionContext, UserSession};
+use roost_storage::quota::QuotaLimits;
 
 /// The arguments of `roost worker`.
 #[derive(Debug, Args)]
@@ -79,6 +80,12 @@ struct SessionArgs {
     /// Largest IMAP literal.
     #[arg(long)]
     max_literal: u32,
+    /// The user's storage limit in bytes, if any.
+    #[arg(long)]
+    quota_storage: Option<u64>,
+    /// The user's message-count limit, if any.
+    #[arg(long)]
+    quota_messages: Option<u64>,
 }
 
 /// The worker's descriptor for repair announcements.
@@ -109,6 +116,12 @@ fn to_args(s: &UserSession) -> Vec<String> {
     }
     if s.tls {
         args.push("--tls".into());
+    }
+    if let Some(bytes) = s.user.quota.storage {
+        args.extend(["--quota-storage".into(), bytes.to_string()]);
+    }
+    if let Some(count) = s.user.quota.messages {
+        args.extend(["--quota-messages".into(), count.to_string()]);
     }
     args
 }
@@ -144,6 +157,10 @@ fn decode_session(message: &[u8]) -> anyhow::Result<UserSession> {
             uid: None,
             gid: None,
             home: args.home,
+            quota: QuotaLimits {
+                storage: args.quota_storage,
+                messages: args.quota_messages,
+            },
         },
         family,
         location: roost_storage::MailLocation::parse(&args.location)?,

@@ -70,7 +70,7 @@ impl UserSession {
             user: self.user.name.clone(),
             home: self.user.home.clone(),
         };
-        Store::open(&self.location, &vars)
+        Store::open_with_quota(&self.location, &vars, self.user.quota)
     }
 }
 

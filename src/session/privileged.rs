@@ -126,4 +126,7 @@ pub enum Outcome {
     Temporary(String),
     /// Never (no such user, no mail owner).
     Permanent(String),
+    /// The user's quota has no room for it (552 5.2.2, or 452 4.2.2 where the admin wants
+    /// senders to retry: `[mail] quota_full_tempfail`).
+    MailboxFull,
 }

@@ -67,11 +67,16 @@ pub fn deliver_from(
     };
     let head = return_path.map(return_path_line).unwrap_or_default();
     let mut reader = Read::chain(Cursor::new(head), message);
-    match Store::open(location, &vars).and_then(|mut store| store.append_to_inbox(&mut reader)) {
+    let opened = Store::open_with_quota(location, &vars, user.quota);
+    match opened.and_then(|mut store| store.append_to_inbox(&mut reader)) {
         Ok(_) => {
             counters::global().delivered();
             tracing::info!(user = %user.name, "delivered to INBOX");
             Outcome::Delivered
+        }
+        Err(roost_storage::Error::OverQuota) => {
+            tracing::info!(user = %user.name, "not delivered: quota exceeded");
+            Outcome::MailboxFull
         }
         Err(e) => {
             tracing::error!(user = %user.name, "delivery failed: {e}");

@@ -168,6 +168,7 @@ mod tests {
             failure_delay: std::time::Duration::ZERO,
             max_failures_per_ip: 10,
             max_failures_per_user: 20,
+            default_quota: Default::default(),
         };
         Resolver::new(&config, Arc::new(Authenticator::new(&auth)))
     }

@@ -19,6 +19,9 @@ use super::resolve::Target;
 use super::Services;
 use crate::config::MAX_RETRY_DELAY;
 
+/// Why a copy for a full mailbox was not delivered, for the bounce (RFC 3463 5.2.2).
+const MAILBOX_FULL: &str = "5.2.2 mailbox full (quota exceeded)";
+
 /// The runner looks at the queue at least this often (entries `roost queue flush` made due).
 const POLL: Duration = Duration::from_secs(2);
 
@@ -117,6 +120,14 @@ pub async fn attempt(services: &Services, id: &str) -> Result<(), QueueError> {
                 env.last_error = Some(reason);
                 kept.push(rcpt);
             }
+            Outcome::MailboxFull if services.config.mail.quota_full_tempfail && !expired => {
+                env.last_error = Some(MAILBOX_FULL.into());
+                kept.push(rcpt);
+            }
+            Outcome::MailboxFull => failed.push(Failure {
+                address: rcpt.address,
+                reason: MAILBOX_FULL.into(),
+            }),
         }
     }
     if !failed.is_empty() {

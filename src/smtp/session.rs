@@ -416,7 +416,10 @@ impl Session {
         let replies = txn
             .rcpts
             .iter()
-            .map(|r| lmtp_reply(r, &users, &outcomes, queued.is_ok(), &id))
+            .map(|r| {
+                let full_is_temporary = self.services.config.mail.quota_full_tempfail;
+                lmtp_reply(r, &users, &outcomes, queued.is_ok(), &id, full_is_temporary)
+            })
             .collect();
         Step::Replies(replies)
     }
@@ -527,6 +530,7 @@ fn lmtp_reply(
     outcomes: &[Outcome],
     queued: bool,
     id: &str,
+    full_is_temporary: bool,
 ) -> Reply {
     for t in &rcpt.targets {
         match t {
@@ -539,6 +543,14 @@ fn lmtp_reply(
                     Some(Outcome::Delivered) => {}
                     Some(Outcome::Permanent(why)) => {
                         return Reply::new(550, "5.1.1", &format!("<{}>: {why}", rcpt.address))
+                    }
+                    Some(Outcome::MailboxFull) => {
+                        let (code, status) = match full_is_temporary {
+                            true => (452, "4.2.2"),
+                            false => (552, "5.2.2"),
+                        };
+                        let text = format!("<{}>: Mailbox is full (quota exceeded)", rcpt.address);
+                        return Reply::new(code, status, &text);
                     }
                     _ => {
                         return Reply::new(

@@ -11,6 +11,7 @@ use crate::mailbox::{Flags, FolderStats, FolderTree, Mailbox, Uid};
 use crate::maildir::folders::Folders;
 use crate::maildir::Maildir;
 use crate::mbox::folders::MboxFolders;
+use crate::quota::{Quota, QuotaLimits};
 use crate::Error;
 
 /// One user's mail, opened from the configured location.
@@ -19,6 +20,8 @@ pub struct Store {
     lock_dir: PathBuf,
     inbox: Box<dyn Mailbox>,
     folders: Box<dyn FolderTree>,
+    /// The user's quota, when limited.
+    quota: Option<Quota>,
 }
 
 /// The subscription list (RFC 3501 LSUB), one mailbox name per line, as Dovecot keeps it.
@@ -42,15 +45,27 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed, 0700) the store of one user.
     pub fn open(location: &MailLocation, vars: &UserVars) -> Result<Self, Error> {
+        Self::open_with_quota(location, vars, QuotaLimits::default())
+    }
+
+    /// Opens the store of one user who may keep no more than `limits` (maildir: kept in
+    /// `maildirsize`, see [`crate::quota`]; mbox stores are not limited yet).
+    pub fn open_with_quota(
+        location: &MailLocation,
+        vars: &UserVars,
+        limits: QuotaLimits,
+    ) -> Result<Self, Error> {
         let root = location.root_for(vars)?;
         match location.format {
             MailFormat::Maildir => {
-                let inbox = Maildir::new(&root).in_tree(&root);
+                let quota = (!limits.is_unlimited()).then(|| Quota::new(&root, limits));
+                let inbox = Maildir::new(&root).in_tree(&root).with_quota(quota.clone());
                 inbox.ensure()?;
                 Ok(Self {
-                    folders: Box::new(Folders::new(root.clone())),
+                    folders: Box::new(Folders::new(root.clone()).with_quota(quota.clone())),
                     lock_dir: root,
                     inbox: Box::new(inbox),
+                    quota,
                 })
             }
             MailFormat::Mbox => {
@@ -62,6 +77,7 @@ impl Store {
                     lock_dir: root.join(".roost"),
                     inbox: folders.open("INBOX")?,
                     folders: Box::new(folders),
+                    quota: None,
                 })
             }
         }
@@ -71,6 +87,11 @@ impl Store {
     pub fn append_to_inbox(&mut self, message: &mut dyn Read) -> Result<Uid, Error> {
         self.inbox
             .append(message, Flags::empty(), &BTreeSet::new(), None)
+    }
+
+    /// The user's quota, when they have limits (RFC 9208 GETQUOTA, STATUS, delivery).
+    pub fn quota(&self) -> Option<&Quota> {
+        self.quota.as_ref()
     }
 
     /// INBOX, open for the whole session.

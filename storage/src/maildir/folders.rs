@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use super::Maildir;
 use crate::mailbox::{FolderTree, Mailbox};
 use crate::names::{parts, SEPARATOR};
+use crate::quota::Quota;
 use crate::Error;
 
 /// `Lists/rust` → `.Lists.rust`
@@ -46,12 +47,23 @@ fn imap_name(dir: &str) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct Folders {
     root: PathBuf,
+    /// The owner's quota, given to every folder opened.
+    quota: Option<Quota>,
 }
 
 impl Folders {
     /// The tree whose INBOX is `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            quota: None,
+        }
+    }
+
+    /// The same tree under its owner's quota (`None`: unlimited).
+    pub fn with_quota(mut self, quota: Option<Quota>) -> Self {
+        self.quota = quota;
+        self
     }
 
     /// The directory of a folder.
@@ -68,7 +80,9 @@ impl Folders {
         if !path.join("cur").is_dir() && parts(name)?.is_some() {
             return Err(Error::NoSuchMailbox(name.to_string()));
         }
-        Ok(Maildir::new(path).in_tree(&self.root))
+        Ok(Maildir::new(path)
+            .in_tree(&self.root)
+            .with_quota(self.quota.clone()))
     }
 
     /// Every folder, INBOX first, then by name.

@@ -31,6 +31,7 @@ use crate::mailbox::{
     counted_crlf_size, Changes, FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot,
     Uid,
 };
+use crate::quota::Quota;
 use crate::staging::{Staged, Staging};
 use crate::Error;
 
@@ -66,6 +67,8 @@ pub struct Maildir {
     /// Where the UIDVALIDITY values of this folder's tree are handed out (see
     /// [`crate::uidvalidity`]); `None` for a folder opened on its own.
     uidvalidity_file: Option<PathBuf>,
+    /// The owner's quota, checked before a message is added and charged for each change.
+    quota: Option<Quota>,
 }
 
 /// A message file as found on disk, kept small: a folder of 100,000 messages holds 100,000 of
@@ -146,6 +149,12 @@ impl Maildir {
         self
     }
 
+    /// The same folder, under its owner's quota (`None`: unlimited).
+    pub fn with_quota(mut self, quota: Option<Quota>) -> Self {
+        self.quota = quota;
+        self
+    }
+
     /// A UIDVALIDITY above any this folder had and any its tree handed out.
     fn new_uidvalidity(&self, previous: Option<u32>) -> u32 {
         let floor = previous.map_or(1, |p| p.saturating_add(1));
@@ -167,6 +176,7 @@ impl Maildir {
             outside: sync::Outside::Nothing,
             uidlist_stale: false,
             uidvalidity_file: None,
+            quota: None,
         }
     }
 
@@ -407,6 +417,10 @@ impl Mailbox for Maildir {
         let _lock = self.lock()?;
         self.sync_locked()?;
         let (key, size) = (staged.key().to_string(), staged.size());
+        if let Some(quota) = &self.quota {
+            // Refused: the staged file is dropped, so removed.
+            quota.admit(size)?;
+        }
         let uid = self.uidlist.as_ref().map_or(1, |l| l.uidnext);
         let mut name = MaildirName::parse(&format!("{key},S={size},W={}", staged.crlf_size()))
             .ok_or(Error::Unsupported("maildir name"))?;
@@ -425,6 +439,9 @@ impl Mailbox for Maildir {
         let entry = self.rename_entry(&tmp_entry, name)?;
         staged.taken();
         sync_dir(&self.cur())?;
+        if let Some(quota) = &self.quota {
+            quota.charge(size as i64, 1);
+        }
         self.files.insert(uid, entry);
         if let Some(list) = self.uidlist.as_mut() {
             list.uidnext = uid + 1;
@@ -518,6 +535,7 @@ impl Mailbox for Maildir {
         self.sync_locked()?;
         self.bump_modseq();
         let mut removed = Vec::new();
+        let mut freed = 0u64;
         for uid in uids {
             let Some(entry) = self.files.remove(uid) else {
                 continue;
@@ -526,9 +544,14 @@ impl Mailbox for Maildir {
             match fs::remove_file(&path) {
                 Ok(()) => removed.push(*uid),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => removed.push(*uid),
-                Err(e) => return Err(Error::io(path, e)),
+                Err(e) => {
+                    self.charge_removed(freed, removed.len());
+                    return Err(Error::io(path, e));
+                }
             }
+            freed += entry.size;
         }
+        self.charge_removed(freed, removed.len());
         sync_dir(&self.cur())?;
         self.uidlist_stale = true;
         let changes: Vec<_> = removed
@@ -537,6 +560,15 @@ impl Mailbox for Maildir {
             .collect();
         self.journal_changes(&changes, false)?;
         Ok(removed)
+    }
+}
+
+impl Maildir {
+    /// Gives back to the quota what expunged messages took.
+    fn charge_removed(&self, bytes: u64, messages: usize) {
+        if let Some(quota) = &self.quota {
+            quota.charge(-(bytes as i64), -(messages as i64));
+        }
     }
 }
 

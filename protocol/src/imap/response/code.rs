@@ -52,6 +52,8 @@ pub enum Code<'a> {
     Nonexistent,
     /// `NOPERM` (RFC 5530).
     NoPerm,
+    /// `OVERQUOTA` (RFC 9208 4.3): the user's quota has no room for it.
+    OverQuota,
     /// `PERMANENTFLAGS (flags)`: what STORE keeps (`\*` included by the caller when it applies).
     PermanentFlags(&'a [&'a str]),
     /// `PRIVACYREQUIRED` (RFC 5530).
@@ -118,6 +120,7 @@ impl Code<'_> {
             }
             Self::Nonexistent => put(out, "NONEXISTENT"),
             Self::NoPerm => put(out, "NOPERM"),
+            Self::OverQuota => put(out, "OVERQUOTA"),
             Self::PermanentFlags(flags) => {
                 put(out, "PERMANENTFLAGS ");
                 push_flag_list(out, flags.iter().copied());

@@ -152,6 +152,20 @@ pub enum Response<'a> {
     Sort(&'a [u32]),
     /// `* THREAD (...)` (RFC 5256), the thread list already written; empty for none.
     Thread(&'a str),
+    /// `* QUOTAROOT mailbox root...` (RFC 9208 5.2): the quota roots a mailbox is under.
+    QuotaRoot {
+        /// The mailbox asked about.
+        mailbox: MailboxName<'a>,
+        /// Its roots (none when it has no quota).
+        roots: &'a [&'a str],
+    },
+    /// `* QUOTA root (RESOURCE usage limit ...)` (RFC 9208 5.1).
+    Quota {
+        /// The quota root.
+        root: &'a str,
+        /// `(resource name, usage, limit)`, STORAGE in units of 1024 octets.
+        resources: &'a [(&'a str, u64, u64)],
+    },
     /// `* n FETCH (items)`.
     Fetch {
         /// The message's sequence number.
@@ -204,6 +218,24 @@ impl Response<'_> {
                 push_words(out, "THREAD", Some(*threads).filter(|t| !t.is_empty()))
             }
             Self::Fetch { seq, items } => push_fetch(out, *seq, items),
+            Self::QuotaRoot { mailbox, roots } => {
+                out.extend_from_slice(b"* QUOTAROOT ");
+                mailbox.encode(out);
+                for root in *roots {
+                    out.push(b' ');
+                    push_quoted(out, root);
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            Self::Quota { root, resources } => {
+                out.extend_from_slice(b"* QUOTA ");
+                push_quoted(out, root);
+                let listed: Vec<String> = resources
+                    .iter()
+                    .map(|(name, usage, limit)| format!("{name} {usage} {limit}"))
+                    .collect();
+                out.extend_from_slice(format!(" ({})\r\n", listed.join(" ")).as_bytes());
+            }
         }
     }
 }
@@ -305,6 +337,13 @@ pub fn push_flag_list<'f>(out: &mut Vec<u8>, flags: impl IntoIterator<Item = &'f
 /// order given: `1:3,7,9:10`.
 pub fn push_number_set(out: &mut Vec<u8>, numbers: &[u32]) {
     out.extend_from_slice(compact_set(numbers.iter().copied()).as_bytes());
+}
+
+/// Appends `text` as a quoted string (backslash and quote escaped).
+fn push_quoted(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    out.extend_from_slice(text.replace('\\', "\\\\").replace('"', "\\\"").as_bytes());
+    out.push(b'"');
 }
 
 /// The compact form of a set of numbers (see [`push_number_set`]), for sequence-set text
