@@ -107,6 +107,22 @@ fn limits_from_the_config_are_reported_and_enforced_at_every_door() {
     let (u, _) = run(&mut c, "q3", "GETQUOTA \"\"");
     assert_eq!(u, ["* QUOTA \"\" (STORAGE 1 4 MESSAGE 2 3)"]);
     assert!(append(&mut c, "p5", 100).starts_with("p5 OK"));
+    // The usage is what STATUS SIZE says the folders hold.
+    let (u, _) = run(&mut c, "z", "STATUS INBOX (SIZE)");
+    let size: u64 = u[0]
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{u:?}"));
+    let (u, _) = run(&mut c, "q6", "GETQUOTA \"\"");
+    assert_eq!(
+        u,
+        [format!(
+            "* QUOTA \"\" (STORAGE {} 4 MESSAGE 3 3)",
+            size.div_ceil(1024)
+        )]
+    );
     // STATUS and GETQUOTAROOT of another folder name the same root.
     let (u, _) = run(&mut c, "q4", "GETQUOTAROOT Trash");
     assert_eq!(u[0], "* QUOTAROOT Trash \"\"");

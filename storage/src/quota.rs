@@ -5,8 +5,10 @@
 //! file Dovecot's and Courier's maildir quota keep, so either server reads the other's): a
 //! first line with the limits, then one `bytes messages` line per change, appended (one small
 //! `O_APPEND` write each, so writers never interleave). Reading it is one small read; it is
-//! counted afresh from the folders' file names (sizes are in them: `,S=`) only when it is
-//! missing, names other limits, or has grown past 5120 bytes, as the Maildir++ rules say.
+//! counted afresh from the folders' file names (sizes are in them: `,W=`, else `,S=`) only
+//! when it is missing, names other limits, or has grown past 5120 bytes, as the Maildir++
+//! rules say. A message counts with its RFC822.SIZE (CRLF line ends), so the usage is the sum
+//! of every folder's STATUS SIZE.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -240,7 +242,8 @@ impl Quota {
                     if name.starts_with('.') {
                         continue;
                     }
-                    let size = filename::field(&name, "S=")
+                    let size = filename::field(&name, "W=")
+                        .or_else(|| filename::field(&name, "S="))
                         .or_else(|| entry.metadata().ok().map(|m| m.size()))
                         .unwrap_or(0);
                     usage.bytes += size;

@@ -417,9 +417,10 @@ impl Mailbox for Maildir {
         let _lock = self.lock()?;
         self.sync_locked()?;
         let (key, size) = (staged.key().to_string(), staged.size());
+        let crlf_size = staged.crlf_size();
         if let Some(quota) = &self.quota {
             // Refused: the staged file is dropped, so removed.
-            quota.admit(size)?;
+            quota.admit(staged.crlf_size())?;
         }
         let uid = self.uidlist.as_ref().map_or(1, |l| l.uidnext);
         let mut name = MaildirName::parse(&format!("{key},S={size},W={}", staged.crlf_size()))
@@ -440,7 +441,7 @@ impl Mailbox for Maildir {
         staged.taken();
         sync_dir(&self.cur())?;
         if let Some(quota) = &self.quota {
-            quota.charge(size as i64, 1);
+            quota.charge(crlf_size as i64, 1);
         }
         self.files.insert(uid, entry);
         if let Some(list) = self.uidlist.as_mut() {
@@ -549,7 +550,7 @@ impl Mailbox for Maildir {
                     return Err(Error::io(path, e));
                 }
             }
-            freed += entry.size;
+            freed += filename::field(&entry.file, "W=").unwrap_or(entry.size);
         }
         self.charge_removed(freed, removed.len());
         sync_dir(&self.cur())?;
