@@ -201,8 +201,16 @@ impl Query {
         } else {
             existing
         };
-        // LSUB shows an unsubscribed parent only where `%` stops at it (RFC 3501 6.3.9).
-        let implied_parents = !self.lsub() || self.patterns.iter().any(|p| p.contains('%'));
+        // LSUB shows an unsubscribed parent only where `%` stops at it (RFC 3501 6.3.9); LIST
+        // (SUBSCRIBED) lists subscribed names alone, unless RECURSIVEMATCH asks for parents of
+        // subscribed children (RFC 5258 3); a plain LIST shows a missing parent as such.
+        let implied_parents = if self.lsub() {
+            self.patterns.iter().any(|p| p.contains('%'))
+        } else if self.only_subscribed {
+            self.recursive_match
+        } else {
+            true
+        };
         let mut names = BTreeMap::new();
         for name in shown {
             names.insert(name.clone(), true);
