@@ -526,3 +526,35 @@ fn multiappend_stores_every_message_or_none() {
     );
     assert!(tagged.starts_with("m3 NO [TRYCREATE]"), "{tagged}");
 }
+
+#[test]
+fn partial_pages_search_and_sort_results() {
+    let (_server, mut c) = server_with_subjects(&["e", "d", "c", "b", "a"]);
+    let (u, t) = run(&mut c, "p1", "SEARCH RETURN (PARTIAL 2:3) ALL");
+    assert!(t.starts_with("p1 OK"), "{t}");
+    assert_eq!(u, ["* ESEARCH (TAG \"p1\") PARTIAL (2:3 2:3)"]);
+    // From the end, either order, and with COUNT of the whole result.
+    let (u, _) = run(&mut c, "p2", "UID SEARCH RETURN (COUNT PARTIAL -1:-2) ALL");
+    assert_eq!(
+        u,
+        ["* ESEARCH (TAG \"p2\") UID COUNT 5 PARTIAL (-1:-2 4:5)"]
+    );
+    let (u, _) = run(&mut c, "p3", "SEARCH RETURN (PARTIAL 10:20) ALL");
+    assert_eq!(u, ["* ESEARCH (TAG \"p3\") PARTIAL (10:20 NIL)"]);
+    // Pages of a sorted result keep its order.
+    let (u, _) = run(
+        &mut c,
+        "p4",
+        "SORT RETURN (PARTIAL 1:2) (SUBJECT) UTF-8 ALL",
+    );
+    assert_eq!(u, ["* ESEARCH (TAG \"p4\") PARTIAL (1:2 5,4)"]);
+    for (tag, options) in [
+        ("b1", "PARTIAL 0:3"),
+        ("b2", "ALL PARTIAL 1:2"),
+        ("b3", "BOGUS"),
+        ("b4", "PARTIAL 1:-2"),
+    ] {
+        let (_, t) = run(&mut c, tag, &format!("SEARCH RETURN ({options}) ALL"));
+        assert!(t.starts_with(&format!("{tag} BAD")), "{options}: {t}");
+    }
+}

@@ -45,6 +45,9 @@ pub fn search(
     let done = |cx: &Cx<'_>, selected: &Selected, text| {
         Step::Reply(cx.ok_condstore(enabled_condstore, selected, text))
     };
+    if let Some(why) = returns.as_deref().and_then(refused_options) {
+        return Step::Reply(cx.bad(why));
+    }
     let Some(mut options) = returns else {
         cx.send(Response::Search {
             numbers: &numbers,
@@ -181,6 +184,16 @@ pub fn esearch(
         (true, true) => Some(AllNumbers::Ordered(numbers)),
         (true, false) => Some(AllNumbers::Set(&ordered)),
     };
+    let in_order = if sorted { numbers } else { &ordered[..] };
+    let partial = partial_range(options).map(|(range, positions)| {
+        let at = positions.resolve(in_order.len());
+        let slice = &in_order[at];
+        let listed = match sorted {
+            true => AllNumbers::Ordered(slice),
+            false => AllNumbers::Set(slice),
+        };
+        (range, listed)
+    });
     let response = Response::Esearch(Esearch {
         tag: &cx.tag,
         uid,
@@ -189,8 +202,67 @@ pub fn esearch(
         count: wants("COUNT").then_some(numbers.len()),
         all: listed,
         modseq,
+        partial,
     });
     response.encode(&mut cx.out);
+}
+
+/// A PARTIAL range (RFC 9394): positions `first..=last` counted from 1 at the start of the
+/// result, or from -1 at its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Positions {
+    first: i64,
+    last: i64,
+}
+
+impl Positions {
+    /// Reads `low:high` (both positive or both negative, never 0, either order).
+    pub fn parse(range: &str) -> Option<Self> {
+        let (a, b) = range.split_once(':')?;
+        let (a, b): (i64, i64) = (a.parse().ok()?, b.parse().ok()?);
+        let valid = a != 0 && b != 0 && (a > 0) == (b > 0) && a.abs() <= u32::MAX as i64;
+        (valid && b.abs() <= u32::MAX as i64).then(|| Self {
+            first: a.min(b),
+            last: a.max(b),
+        })
+    }
+
+    /// The indexes of a result of `len` these positions name (clamped to the result).
+    pub fn resolve(self, len: usize) -> std::ops::Range<usize> {
+        let len = len as i64;
+        let (from, to) = if self.first > 0 {
+            (self.first - 1, self.last)
+        } else {
+            (len + self.first, len + self.last + 1)
+        };
+        let clamp = |n: i64| n.clamp(0, len) as usize;
+        clamp(from)..clamp(to).max(clamp(from))
+    }
+}
+
+/// The `PARTIAL low:high` among the result options, if any: the range as written and what it
+/// names.
+pub fn partial_range(options: &[String]) -> Option<(&str, Positions)> {
+    let at = options.iter().position(|o| o == "PARTIAL")?;
+    let range = options.get(at + 1)?;
+    Some((range.as_str(), Positions::parse(range)?))
+}
+
+/// Why a set of result options cannot be answered (RFC 4731, RFC 9394), if it cannot.
+pub fn refused_options(options: &[String]) -> Option<&'static str> {
+    let mut words = options.iter();
+    while let Some(option) = words.next() {
+        match option.as_str() {
+            "MIN" | "MAX" | "COUNT" | "ALL" | "SAVE" => {}
+            "PARTIAL" => match words.next().and_then(|r| Positions::parse(r)) {
+                Some(_) => {}
+                None => return Some("PARTIAL needs a range such as 1:100 or -1:-100."),
+            },
+            _ => return Some("Unknown search result option."),
+        }
+    }
+    let has = |o: &str| options.iter().any(|x| x == o);
+    (has("PARTIAL") && has("ALL")).then_some("PARTIAL and ALL cannot be combined.")
 }
 
 fn uses_modseq(key: &SearchKey<'_>) -> bool {

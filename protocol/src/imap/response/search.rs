@@ -32,6 +32,9 @@ pub struct Esearch<'a> {
     pub all: Option<AllNumbers<'a>>,
     /// `MODSEQ` (RFC 7162).
     pub modseq: Option<u64>,
+    /// `PARTIAL (range numbers)` (RFC 9394): the range as the client asked for it, and the
+    /// results at those positions (none: `NIL`).
+    pub partial: Option<(&'a str, AllNumbers<'a>)>,
 }
 
 impl Esearch<'_> {
@@ -52,11 +55,27 @@ impl Esearch<'_> {
         part("COUNT", self.count.map(|n| n.to_string()));
         part("ALL", self.all.map(|all| all.text()));
         part("MODSEQ", self.modseq.map(|n| n.to_string()));
+        part(
+            "PARTIAL",
+            self.partial.map(|(range, numbers)| {
+                let listed = match numbers.is_empty() {
+                    true => "NIL".to_string(),
+                    false => numbers.text(),
+                };
+                format!("({range} {listed})")
+            }),
+        );
         out.extend_from_slice(b"\r\n");
     }
 }
 
 impl AllNumbers<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            Self::Set(numbers) | Self::Ordered(numbers) => numbers.is_empty(),
+        }
+    }
+
     fn text(&self) -> String {
         match self {
             Self::Set(numbers) | Self::Ordered(numbers) => compact_set(numbers.iter().copied()),
