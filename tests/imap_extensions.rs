@@ -558,3 +558,69 @@ fn partial_pages_search_and_sort_results() {
         assert!(t.starts_with(&format!("{tag} BAD")), "{options}: {t}");
     }
 }
+
+#[test]
+fn context_search_keeps_a_result_current_until_cancelupdate() {
+    let (server, mut a) = server_with_subjects(&["one", "two", "three"]);
+    let mut b = logged_in(&server);
+    run(&mut b, "s", "SELECT INBOX");
+    let (u, t) = run(&mut a, "u1", "UID SEARCH RETURN (UPDATE) UNSEEN");
+    assert!(t.starts_with("u1 OK"), "{t}");
+    assert_eq!(u, ["* ESEARCH (TAG \"u1\") UID ALL 1:3"]);
+    let (u, _) = run(&mut a, "s1", "SEARCH RETURN (COUNT UPDATE CONTEXT) FLAGGED");
+    assert_eq!(u, ["* ESEARCH (TAG \"s1\") COUNT 0"]);
+
+    // Another session reads message 2 and flags message 3.
+    run(&mut b, "f", "STORE 2 +FLAGS.SILENT (\\Seen)");
+    run(&mut b, "g", "STORE 3 +FLAGS.SILENT (\\Flagged)");
+    let (u, _) = run(&mut a, "n1", "NOOP");
+    let updates: Vec<&String> = u.iter().filter(|l| l.contains("ESEARCH")).collect();
+    assert_eq!(
+        updates,
+        [
+            "* ESEARCH (TAG \"u1\") UID REMOVEFROM (0 2)",
+            "* ESEARCH (TAG \"s1\") ADDTO (0 3)"
+        ],
+        "{u:?}"
+    );
+    assert!(
+        u.iter().position(|l| l.contains("FETCH")) < u.iter().position(|l| l.contains("ESEARCH"))
+    );
+
+    // New mail enters after its EXISTS; an expunged match leaves before its EXPUNGE.
+    append(&mut b, "p", "Subject: four\r\n\r\nbody\r\n");
+    let (u, _) = run(&mut a, "n2", "NOOP");
+    let exists = u.iter().position(|l| l == "* 4 EXISTS");
+    let added = u
+        .iter()
+        .position(|l| l == "* ESEARCH (TAG \"u1\") UID ADDTO (0 4)");
+    assert!(exists.is_some() && exists < added, "{u:?}");
+    run(&mut b, "d", "STORE 1 +FLAGS.SILENT (\\Deleted)");
+    run(&mut b, "x", "EXPUNGE");
+    let (u, _) = run(&mut a, "n3", "NOOP");
+    let removed = u
+        .iter()
+        .position(|l| l == "* ESEARCH (TAG \"u1\") UID REMOVEFROM (0 1)");
+    let expunge = u.iter().position(|l| l == "* 1 EXPUNGE");
+    assert!(removed.is_some() && removed < expunge, "{u:?}");
+
+    // A tag in use cannot start another; CANCELUPDATE stops the updates.
+    let (_, t) = run(&mut a, "u1", "SEARCH RETURN (UPDATE) ALL");
+    assert!(t.starts_with("u1 BAD"), "{t}");
+    let (_, t) = run(&mut a, "c", "CANCELUPDATE \"u1\" \"s1\"");
+    assert!(t.starts_with("c OK"), "{t}");
+    run(&mut b, "h", "STORE 1 -FLAGS.SILENT (\\Seen \\Flagged)");
+    let (u, _) = run(&mut a, "n4", "NOOP");
+    assert!(u.iter().all(|l| !l.contains("ESEARCH")), "{u:?}");
+
+    // A session keeps only so many.
+    for n in 0..8 {
+        run(&mut a, &format!("k{n}"), "SEARCH RETURN (UPDATE COUNT) ALL");
+    }
+    let (u, t) = run(&mut a, "k8", "SEARCH RETURN (UPDATE COUNT) ALL");
+    assert!(t.starts_with("k8 OK"), "{t}");
+    assert!(
+        u.iter().any(|l| l.starts_with("* NO [NOUPDATE \"k8\"]")),
+        "{u:?}"
+    );
+}

@@ -11,7 +11,7 @@ use super::input::Ended;
 use super::selected::Selected;
 use super::session::Session;
 use super::state::{Account, Enabled};
-use super::{changes, idle, list, mailboxes, quota, select};
+use super::{changes, idle, list, live, mailboxes, quota, select};
 use crate::listen::conn::Connection;
 use crate::session::UserSession;
 
@@ -51,7 +51,14 @@ pub async fn command(
     cx: &mut Cx<'_>,
 ) -> Step {
     match command {
-        Authenticated::Check => Step::Reply(cx.ok("Check completed.")),
+        Authenticated::Check => match (cx.extras.cancel_update.take(), selected) {
+            (None, _) => Step::Reply(cx.ok("Check completed.")),
+            (Some(tags), Some(selected)) => {
+                live::cancel(selected, &tags);
+                Step::Reply(cx.ok("No further updates."))
+            }
+            (Some(_), None) => Step::Reply(cx.bad("CANCELUPDATE needs a selected mailbox.")),
+        },
         Authenticated::Namespace => mailboxes::namespace(cx),
         Authenticated::Enable(caps) => select::enable(account, selected, &caps, cx),
         Authenticated::Compress => compress(account.name(), cx).await,

@@ -4,12 +4,14 @@
 //! the field cache a chunk of messages at a time.
 
 use roost_protocol::imap::imap_types::core::Charset;
+use roost_protocol::imap::imap_types::extensions::sort::SortCriterion;
 use roost_protocol::imap::imap_types::search::SearchKey;
 use roost_protocol::imap::response::{AllNumbers, Code, Esearch, Response};
 use roost_storage::{Error as StorageError, Uid};
 
 use super::command::Search;
 use super::context::{Cx, Step};
+use super::live::{self, LiveSearch};
 use super::message::{Cached, Prefetch, PREFETCH_CHUNK};
 use super::reply::Tagged;
 use super::search_key::{Candidate, SearchError};
@@ -48,6 +50,21 @@ pub fn search(
     if let Some(why) = returns.as_deref().and_then(refused_options) {
         return Step::Reply(cx.bad(why));
     }
+    let update = returns
+        .as_ref()
+        .is_some_and(|o| o.iter().any(|x| x == "UPDATE"));
+    if update && live::tag_in_use(selected, &cx.tag) {
+        return Step::Reply(cx.bad("Tag reuse: that tag already names a search kept current."));
+    }
+    let returns = returns.map(|mut options| {
+        // CONTEXT is a hint; UPDATE asks for later updates, not for anything now.
+        options.retain(|o| o != "UPDATE" && o != "CONTEXT");
+        options
+    });
+    if update {
+        let results = hits.iter().map(|&i| selected.uid(i)).collect();
+        keep_current(selected, cx, args.uid, &args.criteria, None, results);
+    }
     let Some(mut options) = returns else {
         cx.send(Response::Search {
             numbers: &numbers,
@@ -65,6 +82,32 @@ pub fn search(
     }
     esearch(cx, args.uid, &numbers, &options, modseq, false);
     done(cx, selected, "Search completed.")
+}
+
+/// Starts keeping a result current (RFC 5267 UPDATE), or says `* NO [NOUPDATE]` when the
+/// session keeps as many as it may.
+pub fn keep_current(
+    selected: &mut Selected,
+    cx: &mut Cx<'_>,
+    uid: bool,
+    criteria: &[SearchKey<'static>],
+    order: Option<Vec<SortCriterion>>,
+    results: Vec<Uid>,
+) {
+    let search = LiveSearch {
+        tag: cx.tag.clone(),
+        uid,
+        criteria: criteria.to_vec(),
+        order,
+        results,
+    };
+    if let Err(live::Refusal::TooMany) = live::start(selected, search) {
+        let tag = cx.tag.clone();
+        cx.send(Response::No {
+            code: Some(Code::NoUpdate(&tag)),
+            text: "Too many searches kept current; cancel one first.",
+        });
+    }
 }
 
 /// The number the client knows message `i` by: its UID, or its sequence number.
@@ -105,7 +148,7 @@ pub fn find(
 /// The indexes of the messages matching every criterion, a chunk of messages at a time with
 /// the cached fields the criteria read planned ahead (a chunk's span is read only if a
 /// message in it needs its header or size).
-fn matching(
+pub(super) fn matching(
     selected: &mut Selected,
     criteria: &[SearchKey<'_>],
 ) -> Result<Vec<usize>, SearchError> {
@@ -253,7 +296,7 @@ pub fn refused_options(options: &[String]) -> Option<&'static str> {
     let mut words = options.iter();
     while let Some(option) = words.next() {
         match option.as_str() {
-            "MIN" | "MAX" | "COUNT" | "ALL" | "SAVE" => {}
+            "MIN" | "MAX" | "COUNT" | "ALL" | "SAVE" | "UPDATE" | "CONTEXT" => {}
             "PARTIAL" => match words.next().and_then(|r| Positions::parse(r)) {
                 Some(_) => {}
                 None => return Some("PARTIAL needs a range such as 1:100 or -1:-100."),

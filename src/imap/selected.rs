@@ -13,6 +13,7 @@ use roost_protocol::imap::response::{
     compact_set, Code, FetchItem, ListKind, MailboxName, Response,
 };
 
+use super::live::{self, LiveSearch};
 use super::mailboxes::SEPARATOR;
 use super::reply::{flag_names, message_flags};
 
@@ -49,6 +50,10 @@ pub struct Selected {
     pub saved: Vec<Uid>,
     /// IMAP4rev2 is enabled: no `\Recent` (RFC 9051 drops it).
     rev2: bool,
+    /// Search results kept current for the client (RFC 5267 `RETURN (UPDATE)`).
+    pub live: Vec<LiveSearch>,
+    /// The shared mailbox's change mark when the live results were last brought up to date.
+    pub live_mark: (u64, Uid),
 }
 
 impl Selected {
@@ -68,6 +73,8 @@ impl Selected {
             qresync: false,
             saved: Vec::new(),
             rev2: style.rev2,
+            live: Vec::new(),
+            live_mark: (0, 0),
         };
         selected.take_recent();
         selected.announce_flags(out);
@@ -239,6 +246,7 @@ impl Selected {
                 Response::Recent(self.view.recent_count() as u32).encode(out);
             }
         }
+        live::report_changes(self, out);
         Ok(())
     }
 
@@ -253,7 +261,8 @@ impl Selected {
     }
 
     /// Writes the expunges of `(sequence number, UID)`, highest first.
-    fn report_expunged(&self, removed: &[(u32, Uid)], out: &mut Vec<u8>) {
+    fn report_expunged(&mut self, removed: &[(u32, Uid)], out: &mut Vec<u8>) {
+        live::report_expunged(self, removed, out);
         if !self.qresync {
             for (seq, _) in removed {
                 Response::Expunge(*seq).encode(out);

@@ -27,6 +27,9 @@ pub struct Extras {
     pub list_patterns: Vec<String>,
     /// MULTIAPPEND (RFC 3502): the messages after the first, which the APPEND command holds.
     pub more_messages: Vec<AppendMessage>,
+    /// `CANCELUPDATE "tag" ...` (RFC 5267 4.3.5): the tags whose search contexts end. The
+    /// command goes to the grammar as CHECK (same state, no arguments).
+    pub cancel_update: Option<Vec<String>>,
 }
 
 /// One message of a MULTIAPPEND beyond the first.
@@ -118,6 +121,16 @@ pub fn extract(message: &[u8]) -> Option<(Vec<u8>, Extras)> {
             Some((out, extras))
         }
         b"LIST" => extract_list(message, after_kw),
+        b"CANCELUPDATE" => {
+            let tags = quoted_strings(&message[after_kw..])?;
+            let mut out = message[..tag_end].to_vec();
+            out.extend_from_slice(b" CHECK\r\n");
+            let extras = Extras {
+                cancel_update: Some(tags),
+                ..Extras::default()
+            };
+            Some((out, extras))
+        }
         _ => None,
     }
 }
@@ -250,6 +263,37 @@ fn atoms(inner: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// `1*(SP quoted)` up to the line end: the strings, unescaped; `None` if anything else is there.
+fn quoted_strings(bytes: &[u8]) -> Option<Vec<String>> {
+    let line = &bytes[..bytes.len() - trailing_crlf(bytes)];
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < line.len() {
+        at = skip_space(line, at)?;
+        if line.get(at) != Some(&b'"') {
+            return None;
+        }
+        let mut text = Vec::new();
+        let mut escaped = false;
+        at += 1;
+        loop {
+            let b = *line.get(at)?;
+            at += 1;
+            match (escaped, b) {
+                (true, _) => {
+                    text.push(b);
+                    escaped = false;
+                }
+                (false, b'\\') => escaped = true,
+                (false, b'"') => break,
+                (false, _) => text.push(b),
+            }
+        }
+        out.push(String::from_utf8(text).ok()?);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 fn skip_space(bytes: &[u8], at: usize) -> Option<usize> {
     (bytes.get(at) == Some(&b' ')).then_some(at + 1)
 }
@@ -306,6 +350,16 @@ mod tests {
 
     fn run(input: &str) -> Option<(String, Extras)> {
         extract(input.as_bytes()).map(|(b, e)| (String::from_utf8(b).unwrap(), e))
+    }
+
+    #[test]
+    fn cancelupdate_becomes_check_with_its_tags() {
+        let (cmd, e) = run("b4 CANCELUPDATE \"B01\" \"x\\\"y\"\r\n").unwrap();
+        assert_eq!(cmd, "b4 CHECK\r\n");
+        assert_eq!(e.cancel_update.unwrap(), ["B01", "x\"y"]);
+        assert!(run("b4 CANCELUPDATE\r\n").is_none());
+        assert!(run("b4 CANCELUPDATE B01\r\n").is_none());
+        assert!(run("b4 CANCELUPDATE \"open\r\n").is_none());
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub const KNOWN_COMMANDS: &[&str] = &[
     "NAMESPACE",
     "ID",
     "COMPRESS",
+    "CANCELUPDATE",
     "GETQUOTA",
     "GETQUOTAROOT",
     "SETQUOTA",

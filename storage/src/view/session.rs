@@ -143,6 +143,13 @@ impl SessionView {
         Ok(())
     }
 
+    /// A mark that moves whenever the shared mailbox changes (a flag change, an expunge, an
+    /// arrival, by anyone): whether results derived from it need another look.
+    pub fn change_mark(&self) -> (u64, Uid) {
+        let table = read(&self.shared.table);
+        (table.log_end(), table.uidnext)
+    }
+
     /// Whether message `uid` is `\Recent` in this session.
     pub fn is_recent(&self, uid: Uid) -> bool {
         let after = self.recent.partition_point(|r| r.0 <= uid);

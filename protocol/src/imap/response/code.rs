@@ -52,6 +52,8 @@ pub enum Code<'a> {
     Nonexistent,
     /// `NOPERM` (RFC 5530).
     NoPerm,
+    /// `NOUPDATE "tag"` (RFC 5267 4.3.1): no live updates for that search.
+    NoUpdate(&'a str),
     /// `OVERQUOTA` (RFC 9208 4.3): the user's quota has no room for it.
     OverQuota,
     /// `PERMANENTFLAGS (flags)`: what STORE keeps (`\*` included by the caller when it applies).
@@ -120,6 +122,14 @@ impl Code<'_> {
             }
             Self::Nonexistent => put(out, "NONEXISTENT"),
             Self::NoPerm => put(out, "NOPERM"),
+            Self::NoUpdate(tag) => {
+                let mut quoted = Vec::new();
+                crate::imap::strings::push_string(&mut quoted, tag.as_bytes());
+                put(
+                    out,
+                    &format!("NOUPDATE {}", String::from_utf8_lossy(&quoted)),
+                )
+            }
             Self::OverQuota => put(out, "OVERQUOTA"),
             Self::PermanentFlags(flags) => {
                 put(out, "PERMANENTFLAGS ");

@@ -18,7 +18,7 @@ pub use code::Code;
 pub use date::push_internal_date;
 pub use fetch::{push_fetch_end, push_fetch_start, section_name, FetchItem, Literal};
 pub use mailbox::{ListAttribute, ListKind, MailboxName, StatusItem};
-pub use search::{AllNumbers, Esearch};
+pub use search::{AllNumbers, ContextUpdate, Esearch};
 
 use super::strings::push_string;
 use mailbox::{push_list, push_status};
@@ -75,6 +75,13 @@ pub fn push_continuation(out: &mut Vec<u8>, text: &str) {
 pub enum Response<'a> {
     /// `* OK [code] text`.
     Ok {
+        /// The response code.
+        code: Option<Code<'a>>,
+        /// Human-readable text.
+        text: &'a str,
+    },
+    /// `* NO [code] text`: a warning while a command goes on (RFC 5267 NOUPDATE).
+    No {
         /// The response code.
         code: Option<Code<'a>>,
         /// Human-readable text.
@@ -148,6 +155,8 @@ pub enum Response<'a> {
     },
     /// `* ESEARCH ...`.
     Esearch(Esearch<'a>),
+    /// `* ESEARCH (TAG "a") ADDTO (...)` / `REMOVEFROM (...)` (RFC 5267 CONTEXT).
+    SearchUpdate(ContextUpdate<'a>),
     /// `* SORT n...` (RFC 5256).
     Sort(&'a [u32]),
     /// `* THREAD (...)` (RFC 5256), the thread list already written; empty for none.
@@ -180,6 +189,7 @@ impl Response<'_> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Self::Ok { code, text } => push_condition(out, "OK", code.as_ref(), text),
+            Self::No { code, text } => push_condition(out, "NO", code.as_ref(), text),
             Self::Bad { text } => push_condition(out, "BAD", None, text),
             Self::Bye { code, text } => push_condition(out, "BYE", code.as_ref(), text),
             Self::Capability(names) => push_line(out, &format!("CAPABILITY {names}")),
@@ -213,6 +223,7 @@ impl Response<'_> {
             Self::Vanished { earlier, uids } => push_vanished(out, *earlier, uids),
             Self::Search { numbers, modseq } => push_search(out, numbers, *modseq),
             Self::Esearch(esearch) => esearch.encode(out),
+            Self::SearchUpdate(update) => update.encode(out),
             Self::Sort(numbers) => push_words(out, "SORT", numbers.iter().map(u32::to_string)),
             Self::Thread(threads) => {
                 push_words(out, "THREAD", Some(*threads).filter(|t| !t.is_empty()))

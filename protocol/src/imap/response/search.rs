@@ -82,3 +82,41 @@ impl AllNumbers<'_> {
         }
     }
 }
+
+/// `* ESEARCH (TAG "a") UID ADDTO (0 7:9)` or `REMOVEFROM (...)` (RFC 5267 4.3): how a live
+/// search result (`RETURN (UPDATE)`) changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextUpdate<'a> {
+    /// The tag of the command that asked for updates.
+    pub tag: &'a str,
+    /// The numbers are UIDs.
+    pub uid: bool,
+    /// `ADDTO` (else `REMOVEFROM`).
+    pub added: bool,
+    /// `(context position, numbers)` pairs, processed in order; position 0 for SEARCH.
+    pub pairs: &'a [(u32, Vec<u32>)],
+}
+
+impl ContextUpdate<'_> {
+    pub(super) fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"* ESEARCH (TAG ");
+        push_string(out, self.tag.as_bytes());
+        out.push(b')');
+        if self.uid {
+            out.extend_from_slice(b" UID");
+        }
+        out.extend_from_slice(if self.added {
+            b" ADDTO ("
+        } else {
+            b" REMOVEFROM ("
+        });
+        for (i, (position, numbers)) in self.pairs.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            let numbers = AllNumbers::Ordered(numbers).text();
+            out.extend_from_slice(format!("{position} {numbers}").as_bytes());
+        }
+        out.extend_from_slice(b")\r\n");
+    }
+}
