@@ -193,12 +193,18 @@ pub fn esearch(
     response.encode(&mut cx.out);
 }
 
-fn uses_modseq(key: &SearchKey<'_>) -> bool {
-    match key {
-        SearchKey::ModSequence { .. } => true,
-        SearchKey::And(keys) => keys.as_ref().iter().any(uses_modseq),
-        SearchKey::Not(k) => uses_modseq(k),
-        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
-        _ => false,
+/// Whether a search key uses MODSEQ anywhere in it (which turns CONDSTORE on, RFC 7162 3.1),
+/// for SEARCH and SORT; walked with a stack, not recursion: nesting is the client's.
+pub fn uses_modseq(key: &SearchKey<'_>) -> bool {
+    let mut keys = vec![key];
+    while let Some(key) = keys.pop() {
+        match key {
+            SearchKey::ModSequence { .. } => return true,
+            SearchKey::And(and) => keys.extend(and.as_ref().iter()),
+            SearchKey::Or(a, b) => keys.extend([a.as_ref(), b.as_ref()]),
+            SearchKey::Not(k) => keys.push(k),
+            _ => {}
+        }
     }
+    false
 }

@@ -6,6 +6,8 @@
 //! email overflow the stack of the process serving everyone. Loops that bad `References:` build
 //! are cut after linking, in one pass, instead of walking up the tree for every new link.
 
+mod links;
+
 use std::collections::HashMap;
 
 use roost_protocol::imap::imap_types::extensions::thread::ThreadingAlgorithm;
@@ -18,16 +20,17 @@ use super::search::{find, number};
 use super::selected::Selected;
 use super::sort::{fields_of, Fields};
 use super::state::Account;
+use links::Links;
 
 /// Only the last this many `References:` ids of a message are threaded: the nearest ancestors,
 /// which place the message; older ones only repeat what its parent's own header says.
 pub const MAX_REFERENCES: usize = 1000;
 
-/// A thread tree node: a message index, or a placeholder for a message we don't have.
+/// A thread tree node: a message (its position in the threaded list), or a dummy standing for
+/// a message we don't have (or, after step 5 of REFERENCES, for a subject).
 #[derive(Debug, Default)]
 struct Node {
     message: Option<usize>,
-    date: i64,
     children: Vec<usize>,
     parent: Option<usize>,
 }
@@ -78,10 +81,11 @@ pub fn thread(
         ThreadingAlgorithm::References => references(&all),
         _ => return Ok(None),
     };
-    Ok(Some(render(&forest, &number)))
+    Ok(Some(render(&forest, &|at| number(all[at].0))))
 }
 
-/// Writes the forest as RFC 5256 thread lists, depth-first with an explicit stack.
+/// Writes the forest as RFC 5256 thread lists, depth-first with an explicit stack: a single
+/// child follows its parent after a space, several children are each parenthesised.
 fn render(forest: &Forest, number: &impl Fn(usize) -> u32) -> String {
     enum Step {
         Node(usize),
@@ -121,142 +125,124 @@ fn render(forest: &Forest, number: &impl Fn(usize) -> u32) -> String {
     out
 }
 
-/// ORDEREDSUBJECT: one thread per base subject, oldest first; the rest are the first's children.
+/// The sent-date order of RFC 5256: the sent date, then the sequence number.
+fn date_key(all: &[(usize, Fields)], at: usize) -> (i64, usize) {
+    (all[at].1.date, all[at].0)
+}
+
+/// ORDEREDSUBJECT: the messages sorted by base subject, then sent date; each run of one base
+/// subject is a thread whose first message is the parent of all the others (so there are no
+/// grandchildren); threads ordered by the sent date of their first message.
 fn ordered_subject(all: &[(usize, Fields)]) -> Forest {
-    let mut sorted: Vec<&(usize, Fields)> = all.iter().collect();
-    sorted.sort_by(|a, b| {
-        (a.1.subject.as_str(), a.1.date, a.0).cmp(&(b.1.subject.as_str(), b.1.date, b.0))
+    let mut sorted: Vec<usize> = (0..all.len()).collect();
+    sorted.sort_by(|&a, &b| {
+        (&all[a].1.subject.text, date_key(all, a)).cmp(&(&all[b].1.subject.text, date_key(all, b)))
     });
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut roots: Vec<usize> = Vec::new();
-    let mut current: Option<(&str, usize)> = None;
-    for (i, f) in sorted {
-        let id = nodes.len();
-        nodes.push(Node {
-            message: Some(*i),
-            date: f.date,
+    let mut nodes: Vec<Node> = (0..all.len())
+        .map(|at| Node {
+            message: Some(at),
             ..Node::default()
-        });
+        })
+        .collect();
+    let mut roots: Vec<usize> = Vec::new();
+    let mut current: Option<usize> = None;
+    for at in sorted {
         match current {
-            Some((subject, root)) if subject == f.subject => {
-                nodes[root].children.push(id);
-                nodes[id].parent = Some(root);
+            Some(first) if all[first].1.subject.text == all[at].1.subject.text => {
+                nodes[first].children.push(at);
+                nodes[at].parent = Some(first);
             }
             _ => {
-                roots.push(id);
-                current = Some((f.subject.as_str(), id));
+                roots.push(at);
+                current = Some(at);
             }
         }
     }
-    roots.sort_by_key(|&r| (nodes[r].date, nodes[r].message));
+    roots.sort_by_key(|&r| date_key(all, r));
     Forest { nodes, roots }
 }
 
-/// REFERENCES (RFC 5256 / JWZ): parents from References/In-Reply-To, placeholders for missing
-/// messages pruned, siblings by date.
+/// REFERENCES (RFC 5256 section 4, after JWZ), step by step: (1) link messages by
+/// References/In-Reply-To, (2) the parentless ones are the roots, (3) prune dummies, (4) sort
+/// the roots, (5) gather roots of one base subject, (6) sort every set of siblings.
 fn references(all: &[(usize, Fields)]) -> Forest {
     let mut nodes = link(all);
-    cut_loops(&mut nodes);
+    let roots: Vec<usize> = (0..nodes.len())
+        .filter(|&n| nodes[n].parent.is_none())
+        .collect();
+    let order = preorder(&nodes, &roots);
+    let mut roots = prune(&mut nodes, &order, roots);
+    sort_siblings(&mut nodes, all, &mut roots);
+    let mut roots = gather_subjects(&mut nodes, all, &roots);
+    sort_siblings(&mut nodes, all, &mut roots);
+    Forest { nodes, roots }
+}
+
+/// Step 1: a node per message and per referenced id. Each message's references are linked
+/// parent to child where the child has no parent yet (1.A), then the message goes under its
+/// last reference, leaving any parent an earlier, truncated References gave it (1.B). A link
+/// that would make a node its own ancestor is not made, when it is asked for. A second message
+/// with an already used Message-ID (or one without) gets a node of its own.
+fn link(all: &[(usize, Fields)]) -> Vec<Node> {
+    fn add(links: &mut Links, messages: &mut Vec<Option<usize>>) -> usize {
+        messages.push(None);
+        links.add()
+    }
+    let mut links = Links::default();
+    let mut messages: Vec<Option<usize>> = Vec::new();
+    let mut by_id: HashMap<&str, usize> = HashMap::new();
+    for (at, (_, f)) in all.iter().enumerate() {
+        let own = match f.message_id.as_deref().filter(|id| !id.is_empty()) {
+            Some(id) => match by_id.get(id) {
+                Some(&n) if messages[n].is_none() => n,
+                Some(_) => add(&mut links, &mut messages),
+                None => {
+                    let n = add(&mut links, &mut messages);
+                    by_id.insert(id, n);
+                    n
+                }
+            },
+            None => add(&mut links, &mut messages),
+        };
+        messages[own] = Some(at);
+        let nearest = &f.references[f.references.len().saturating_sub(MAX_REFERENCES)..];
+        let mut last: Option<usize> = None;
+        for id in nearest.iter().filter(|id| !id.is_empty()) {
+            let n = match by_id.get(id.as_str()) {
+                Some(&n) => n,
+                None => {
+                    let n = add(&mut links, &mut messages);
+                    by_id.insert(id, n);
+                    n
+                }
+            };
+            if let Some(p) = last {
+                if links.parent(n).is_none() {
+                    links.link(n, p);
+                }
+            }
+            last = Some(n);
+        }
+        if links.parent(own) != last || last.is_none() {
+            links.cut(own);
+            if let Some(p) = last {
+                links.link(own, p);
+            }
+        }
+    }
+    let mut nodes: Vec<Node> = (0..links.len())
+        .map(|n| Node {
+            message: messages[n],
+            children: Vec::new(),
+            parent: links.parent(n),
+        })
+        .collect();
     for n in 0..nodes.len() {
         if let Some(p) = nodes[n].parent {
             nodes[p].children.push(n);
         }
     }
-    let roots: Vec<usize> = (0..nodes.len())
-        .filter(|&n| nodes[n].parent.is_none())
-        .collect();
-    let preorder = preorder(&nodes, &roots);
-    settle_placeholder_dates(&mut nodes, &preorder);
-    let mut roots = prune(&mut nodes, &preorder, roots);
-    let by_date = |nodes: &[Node], list: &mut Vec<usize>| {
-        list.sort_by_key(|&n| (nodes[n].date, nodes[n].message));
-    };
-    for n in 0..nodes.len() {
-        let mut children = std::mem::take(&mut nodes[n].children);
-        by_date(&nodes, &mut children);
-        nodes[n].children = children;
-    }
-    by_date(&nodes, &mut roots);
-    Forest { nodes, roots }
-}
-
-/// RFC 5256 step 1: a node per message and per referenced id, each reference chain linked
-/// parent to child (an existing link is kept), each message under its last reference.
-fn link<'a>(all: &'a [(usize, Fields)]) -> Vec<Node> {
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut by_id: HashMap<&str, usize> = HashMap::new();
-    let mut node_for = |nodes: &mut Vec<Node>, id: &'a str| -> usize {
-        *by_id.entry(id).or_insert_with(|| {
-            nodes.push(Node::default());
-            nodes.len() - 1
-        })
-    };
-    for (i, f) in all {
-        let own = match &f.message_id {
-            Some(id) => {
-                let n = node_for(&mut nodes, id);
-                if nodes[n].message.is_some() {
-                    // A second message with the same Message-ID gets a node of its own.
-                    nodes.push(Node::default());
-                    nodes.len() - 1
-                } else {
-                    n
-                }
-            }
-            None => {
-                nodes.push(Node::default());
-                nodes.len() - 1
-            }
-        };
-        nodes[own].message = Some(*i);
-        nodes[own].date = f.date;
-        let nearest = &f.references[f.references.len().saturating_sub(MAX_REFERENCES)..];
-        let mut prev: Option<usize> = None;
-        for r in nearest {
-            let n = node_for(&mut nodes, r);
-            if let Some(p) = prev {
-                if nodes[n].parent.is_none() && n != p {
-                    nodes[n].parent = Some(p);
-                }
-            }
-            prev = Some(n);
-        }
-        if let Some(p) = prev.filter(|&p| p != own) {
-            nodes[own].parent = Some(p);
-        }
-    }
     nodes
-}
-
-/// Every node has at most one parent, so a loop is a cycle of parent links: follow each chain
-/// once (nodes on the current chain are marked), and cut the link that closes a cycle.
-fn cut_loops(nodes: &mut [Node]) {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        OnChain,
-        Done,
-    }
-    let mut mark = vec![Mark::New; nodes.len()];
-    let mut chain = Vec::new();
-    for start in 0..nodes.len() {
-        let mut at = start;
-        while mark[at] == Mark::New {
-            mark[at] = Mark::OnChain;
-            chain.push(at);
-            match nodes[at].parent {
-                Some(p) if mark[p] == Mark::OnChain => {
-                    nodes[at].parent = None;
-                    break;
-                }
-                Some(p) => at = p,
-                None => break,
-            }
-        }
-        for n in chain.drain(..) {
-            mark[n] = Mark::Done;
-        }
-    }
 }
 
 /// The nodes of the forest, each before its descendants.
@@ -270,24 +256,10 @@ fn preorder(nodes: &[Node], roots: &[usize]) -> Vec<usize> {
     order
 }
 
-/// A placeholder's date is its earliest descendant's (children are settled before parents).
-fn settle_placeholder_dates(nodes: &mut [Node], preorder: &[usize]) {
-    for &n in preorder.iter().rev() {
-        if nodes[n].message.is_some() {
-            continue;
-        }
-        let earliest = nodes[n]
-            .children
-            .iter()
-            .map(|&c| nodes[c].date)
-            .min()
-            .unwrap_or(i64::MAX);
-        nodes[n].date = earliest;
-    }
-}
-
-/// Prunes placeholders (RFC 5256 step 4): a childless one goes; a non-root one, or a root one
-/// with a single child, is replaced by its children. Returns the new roots.
+/// Step 3: a dummy without children goes; a dummy with children goes and its children take
+/// its place, except that several children of a root dummy stay under it (only a single one
+/// is promoted to the root). Bottom-up, so a dummy's children are settled before it is.
+/// Returns the new roots.
 fn prune(nodes: &mut [Node], preorder: &[usize], roots: Vec<usize>) -> Vec<usize> {
     #[derive(Clone, Copy, PartialEq)]
     enum Fate {
@@ -319,7 +291,110 @@ fn prune(nodes: &mut [Node], preorder: &[usize], roots: Vec<usize>) -> Vec<usize
             (None, _) => Fate::Promote,
         };
     }
-    flatten(nodes, &fate, roots)
+    let roots = flatten(nodes, &fate, roots);
+    for &r in &roots {
+        nodes[r].parent = None;
+    }
+    roots
+}
+
+/// Steps 4 and 6: every set of siblings, and the roots, in sent-date order; a dummy sorts as
+/// its first child (after its own children are sorted), so keys are settled bottom-up.
+fn sort_siblings(nodes: &mut [Node], all: &[(usize, Fields)], roots: &mut [usize]) {
+    let order = preorder(nodes, roots);
+    let mut key = vec![(i64::MAX, usize::MAX); nodes.len()];
+    for &n in order.iter().rev() {
+        let mut children = std::mem::take(&mut nodes[n].children);
+        children.sort_by_key(|&c| key[c]);
+        key[n] = match (nodes[n].message, children.first()) {
+            (Some(at), _) => date_key(all, at),
+            (None, Some(&first)) => key[first],
+            (None, None) => (i64::MAX, usize::MAX),
+        };
+        nodes[n].children = children;
+    }
+    roots.sort_by_key(|&r| key[r]);
+}
+
+/// Step 5: roots whose threads share a base subject are gathered, in root order. The table
+/// keeps one root per subject: a dummy if there is one, else a message that is not a reply or
+/// forward if there is one, else the first. Each other root then joins it: a dummy's children
+/// join a dummy; a message goes under a dummy, or under a non-reply when it is a reply; two
+/// messages otherwise become the children of a new dummy, which takes the table's place.
+fn gather_subjects(nodes: &mut Vec<Node>, all: &[(usize, Fields)], roots: &[usize]) -> Vec<usize> {
+    let dummy = |nodes: &[Node], n: usize| nodes[n].message.is_none();
+    let reply = |nodes: &[Node], n: usize| {
+        nodes[n]
+            .message
+            .is_some_and(|at| all[at].1.subject.reply_or_forward)
+    };
+    // A root's subject: its message's, or its first child's for a dummy.
+    let subjects: Vec<&str> = roots
+        .iter()
+        .map(|&r| {
+            let message = nodes[r]
+                .message
+                .or_else(|| nodes[r].children.first().and_then(|&c| nodes[c].message));
+            message.map_or("", |at| all[at].1.subject.text.as_str())
+        })
+        .collect();
+    let mut table: HashMap<&str, usize> = HashMap::new();
+    for (&r, &subject) in roots.iter().zip(&subjects) {
+        if subject.is_empty() {
+            continue;
+        }
+        let held = *table.entry(subject).or_insert(r);
+        if !dummy(nodes, held) && (dummy(nodes, r) || reply(nodes, held) && !reply(nodes, r)) {
+            table.insert(subject, r);
+        }
+    }
+    let mut gone = vec![false; nodes.len()];
+    let mut added = Vec::new();
+    for (&r, &subject) in roots.iter().zip(&subjects) {
+        if gone[r] {
+            continue;
+        }
+        let Some(&held) = table.get(subject).filter(|_| !subject.is_empty()) else {
+            continue;
+        };
+        if held == r {
+            continue;
+        }
+        gone[r] = true;
+        match (dummy(nodes, held), dummy(nodes, r)) {
+            (true, true) => {
+                let children = std::mem::take(&mut nodes[r].children);
+                for &c in &children {
+                    nodes[c].parent = Some(held);
+                }
+                nodes[held].children.extend(children);
+            }
+            (true, false) => adopt(nodes, held, r),
+            (false, false) if reply(nodes, r) && !reply(nodes, held) => adopt(nodes, held, r),
+            _ => {
+                let joint = nodes.len();
+                nodes.push(Node::default());
+                gone.push(false);
+                adopt(nodes, joint, held);
+                adopt(nodes, joint, r);
+                gone[held] = true;
+                added.push(joint);
+                table.insert(subject, joint);
+            }
+        }
+    }
+    roots
+        .iter()
+        .copied()
+        .filter(|&r| !gone[r])
+        .chain(added)
+        .collect()
+}
+
+/// Makes root `child` the last child of `parent`.
+fn adopt(nodes: &mut [Node], parent: usize, child: usize) {
+    nodes[child].parent = Some(parent);
+    nodes[parent].children.push(child);
 }
 
 #[cfg(test)]
