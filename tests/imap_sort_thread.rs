@@ -251,6 +251,12 @@ fn thread_orderedsubject_makes_every_later_message_a_child_of_the_first() {
         thread(&mut c, "o2", "THREAD ORDEREDSUBJECT UTF-8 ALL"),
         "(4 2)(1 3)(5)"
     );
+    // REFERENCES on messages without ids groups by subject alone (step 5): the reply 2 goes
+    // under the non-reply 4; 1 and 3 are both replies or forwards, so they meet under a dummy.
+    assert_eq!(
+        thread(&mut c, "o3", "THREAD REFERENCES UTF-8 ALL"),
+        "(4 2)((1)(3))(5)"
+    );
 }
 
 /// The `n` of a tagged `OK [HIGHESTMODSEQ n]`, if it has one.
@@ -266,7 +272,11 @@ fn sort_with_a_modseq_key_enables_condstore_and_reports_the_highest() {
     assert_eq!(u, ["* SORT 4 1 2 5 3"]);
     assert!(highest_in(&t).is_none(), "{t}");
     run(&mut c, "m1", "STORE 2 +FLAGS (\\Flagged)");
-    let (u, t) = run(&mut c, "m2", "SORT (REVERSE DATE) UTF-8 NOT MODSEQ 9000000000000000000");
+    let (u, t) = run(
+        &mut c,
+        "m2",
+        "SORT (REVERSE DATE) UTF-8 NOT MODSEQ 9000000000000000000",
+    );
     let highest = highest_in(&t).unwrap_or_else(|| panic!("CONDSTORE turned on: {t}"));
     let (fetched, _) = run(&mut c, "m3", "FETCH 2 (MODSEQ)");
     assert!(

@@ -286,3 +286,103 @@ fn compare(a: &Keyed, b: &Keyed, criteria: &[SortCriterion]) -> Ordering {
     }
     a.index.cmp(&b.index)
 }
+
+#[cfg(test)]
+mod tests {
+    use roost_protocol::imap::imap_types::extensions::sort::{SortCriterion, SortKey};
+
+    use super::*;
+
+    /// The fields of a header, internal date 1000.
+    fn read(header: &str) -> Fields {
+        let header = header.replace('\n', "\r\n") + "\r\n";
+        let message = MessageParser::default()
+            .parse_headers(header.as_bytes())
+            .expect("a header");
+        let mut f = Fields {
+            date: 1000,
+            ..Fields::default()
+        };
+        f.read(&message);
+        f
+    }
+
+    #[test]
+    fn address_keys_are_the_local_part_and_the_display_name() {
+        let f = read(
+            "From: \"Zed\" <Alice.B@Example.org>\nTo: <Bob@x.example>, c@x.example\n\
+             Cc: Team: \"Carol\" <CAROL@x.example>, dan@x.example;",
+        );
+        assert_eq!(
+            (f.from.as_str(), f.display_from.as_str()),
+            ("alice.b", "zed")
+        );
+        assert_eq!(
+            (f.to.as_str(), f.display_to.as_str()),
+            ("bob", "bob@x.example")
+        );
+        assert_eq!(f.cc, "carol", "the first member of a group");
+        let f = read("From: =?UTF-8?Q?=C3=89mile_Zola?= <ez@x.example>\nSubject: x");
+        assert_eq!(f.display_from, "émile zola", "decoded, then lowercased");
+        assert_eq!(
+            (f.to.as_str(), f.display_to.as_str(), f.cc.as_str()),
+            ("", "", "")
+        );
+    }
+
+    #[test]
+    fn the_sent_date_is_utc_or_else_the_internal_date() {
+        let f = read("Date: Thu, 1 Jan 1970 01:00:00 +0100");
+        assert_eq!(f.date, 0);
+        let f = read("Date: Wed, 31 Dec 1969 19:00:00 -0500");
+        assert_eq!(f.date, 0);
+        assert_eq!(read("Date: someday").date, 1000);
+        assert_eq!(read("Date: Thu, 45 Jan 1970 01:00:00 +0100").date, 1000);
+        assert_eq!(read("Subject: no date").date, 1000);
+    }
+
+    #[test]
+    fn references_fall_back_to_the_first_in_reply_to() {
+        let f = read("Message-ID: <m@x>\nIn-Reply-To: <a@x> <b@x>");
+        assert_eq!(f.message_id.as_deref(), Some("m@x"));
+        assert_eq!(f.references, ["a@x"]);
+        let f = read("References: <r1@x>\n <r2@x>\nIn-Reply-To: <a@x>");
+        assert_eq!(f.references, ["r1@x", "r2@x"]);
+    }
+
+    #[test]
+    fn the_subject_key_is_the_decoded_base_subject() {
+        let f = read("Subject: =?UTF-8?Q?Re=3A_=5Blist=5D_Gr=C3=BC=C3=9Fe?= (fwd)");
+        assert_eq!(f.subject.text, "grüße");
+        assert!(f.subject.reply_or_forward);
+    }
+
+    #[test]
+    fn reverse_turns_one_key_and_never_the_sequence_tie_break() {
+        let keyed = |index: usize, subject: &str, date: i64| Keyed {
+            index,
+            fields: Fields {
+                subject: base_subject(subject),
+                date,
+                ..Fields::default()
+            },
+            size: 0,
+            arrived: SystemTime::UNIX_EPOCH,
+        };
+        let mut all = vec![
+            keyed(0, "b", 2),
+            keyed(1, "a", 2),
+            keyed(2, "b", 1),
+            keyed(3, "a", 2),
+        ];
+        let by = |reverse, key| SortCriterion { reverse, key };
+        let order = |all: &mut Vec<Keyed>, criteria: &[SortCriterion]| {
+            all.sort_by(|a, b| compare(a, b, criteria));
+            all.iter().map(|k| k.index).collect::<Vec<_>>()
+        };
+        let reverse_subject = [by(true, SortKey::Subject), by(false, SortKey::Date)];
+        assert_eq!(order(&mut all, &reverse_subject), [2, 0, 1, 3]);
+        assert_eq!(order(&mut all, &[by(true, SortKey::Date)]), [0, 1, 3, 2]);
+        assert_eq!(order(&mut all, &[by(true, SortKey::Size)]), [0, 1, 2, 3]);
+    }
+}

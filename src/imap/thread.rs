@@ -436,13 +436,101 @@ mod tests {
             // Two replies to a message we don't have: a placeholder root with two children.
             (0, f("x", 1, "1@x", &["gone@x"])),
             (1, f("x", 2, "2@x", &["gone@x"])),
-            // Each claims the other as its parent.
+            // Each claims the other as its parent: the second link would close the loop, so
+            // it is not made, and 4 stays the parent of 3.
             (2, f("y", 3, "3@x", &["4@x"])),
             (3, f("y", 4, "4@x", &["3@x"])),
         ];
-        let shown = show(references(&all));
-        assert!(shown.starts_with("((1)(2))"), "{shown}");
-        assert!(shown.contains('3') && shown.contains('4'), "{shown}");
+        assert_eq!(show(references(&all)), "((1)(2))(4 3)");
+    }
+
+    #[test]
+    fn dummies_go_or_give_way_to_their_children() {
+        let all = vec![
+            // A chain of missing ancestors above one message: all of them pruned.
+            (0, f("a", 1, "1@x", &["g1@x", "g2@x", "g3@x"])),
+            // A missing message between 2 and its two replies: they move up to 2.
+            (1, f("b", 2, "2@x", &[])),
+            (2, f("Re: b", 4, "3@x", &["2@x", "g4@x"])),
+            (3, f("Re: b", 3, "4@x", &["2@x", "g4@x"])),
+            // A reference nobody else makes: no trace of it.
+            (4, f("c", 5, "5@x", &["g5@x"])),
+        ];
+        assert_eq!(show(references(&all)), "(1)(2 (4)(3))(5)");
+    }
+
+    #[test]
+    fn a_message_keeps_its_own_last_reference_as_parent() {
+        let all = vec![
+            // 1 says p > q > 1 (its References may be truncated)...
+            (0, f("Re: q", 3, "1@x", &["p@x", "q@x"])),
+            // ...but q itself says its parent is r: q moves under r, and p is left alone.
+            (1, f("q", 2, "q@x", &["r@x"])),
+            (2, f("p", 1, "p@x", &[])),
+        ];
+        assert_eq!(show(references(&all)), "(3)(2 1)");
+        // A message naming only itself, and one naming itself last, has no parent.
+        let own = vec![
+            (0, f("s", 1, "s@x", &["s@x"])),
+            (1, f("t", 2, "t@x", &["s@x", "t@x"])),
+        ];
+        assert_eq!(show(references(&own)), "(1)(2)");
+    }
+
+    #[test]
+    fn duplicate_and_missing_message_ids_get_nodes_of_their_own() {
+        let mut none = f("z", 4, "", &["1@x"]);
+        none.message_id = None;
+        let all = vec![
+            (0, f("x", 1, "1@x", &[])),
+            (1, f("y", 2, "1@x", &[])),
+            (2, f("Re: x", 3, "2@x", &["1@x"])),
+            (3, none),
+        ];
+        // The reply goes to the first message with the id; the message without one is placed
+        // by its References all the same.
+        assert_eq!(show(references(&all)), "(1 (3)(4))(2)");
+    }
+
+    #[test]
+    fn step_five_gathers_threads_of_one_subject() {
+        let all = vec![
+            // A reply without references goes under the non-reply, whichever came first.
+            (0, f("Re: a", 1, "1@x", &[])),
+            (1, f("a", 2, "2@x", &[])),
+            // Two non-replies (or two replies) meet under a new dummy.
+            (2, f("b", 3, "3@x", &[])),
+            (3, f("B", 4, "4@x", &[])),
+            (4, f("Re: c", 5, "5@x", &[])),
+            (5, f("c (fwd)", 6, "6@x", &[])),
+            // A dummy thread (two replies to a missing message) takes in a message of its
+            // subject, and another dummy's children.
+            (6, f("Re: d", 7, "7@x", &["gone@x"])),
+            (7, f("Re: d", 8, "8@x", &["gone@x"])),
+            (8, f("d", 9, "9@x", &[])),
+            (9, f("Re: d", 10, "10@x", &["lost@x"])),
+            (10, f("Re: d", 11, "11@x", &["lost@x"])),
+            // Empty subjects are never gathered.
+            (11, f("", 12, "12@x", &[])),
+            (12, f("Re:", 13, "13@x", &[])),
+        ];
+        assert_eq!(
+            show(references(&all)),
+            "(2 1)((3)(4))((5)(6))((7)(8)(9)(10)(11))(12)(13)"
+        );
+    }
+
+    #[test]
+    fn equal_dates_keep_sequence_order() {
+        let all = vec![
+            (0, f("a", 5, "1@x", &[])),
+            (1, f("Re: a", 7, "2@x", &["1@x"])),
+            (2, f("Re: a", 7, "3@x", &["1@x"])),
+            (3, f("b", 5, "4@x", &[])),
+            (4, f("Re: a", 6, "5@x", &["1@x"])),
+        ];
+        assert_eq!(show(references(&all)), "(1 (5)(2)(3))(4)");
+        assert_eq!(show(ordered_subject(&all)), "(1 (5)(2)(3))(4)");
     }
 
     #[test]
