@@ -170,6 +170,33 @@ fn each_sort_key_orders_as_rfc_5256_and_5957_say() {
     );
 }
 
+#[test]
+fn strings_compare_case_mapped_up_with_accents_decomposed() {
+    // i;ascii-casemap and i;unicode-casemap map to upper (title) case, so `_` and `[` sort
+    // after the letters; an accented letter is its base letter and a combining mark, so `éa`
+    // sorts after `eb` and before `f`; `ß` stays itself. Dovecot answers the same.
+    let day = "01-Nov-2026 10:00:00 +0000";
+    let messages = [
+        (day, "From: a_b@x.example\nSubject: [only]\n\n1\n"),
+        (day, "From: aab@x.example\nSubject: apple\n\n2\n"),
+        (day, "From: \"Émile\" <e@x.example>\nSubject: éa\n\n3\n"),
+        (day, "From: \"Ezra\" <f@x.example>\nSubject: eb\n\n4\n"),
+        (day, "From: \"zed\" <g@x.example>\nSubject: zz\n\n5\n"),
+        (day, "From: \"ß\" <h@x.example>\nSubject: ss\n\n6\n"),
+        (day, "From: \"st\" <i@x.example>\nSubject: ß\n\n7\n"),
+    ];
+    let (_server, mut c) = server_with(&messages);
+    assert_eq!(sort(&mut c, "c1", "SORT (FROM) UTF-8 1:2"), [2, 1]);
+    assert_eq!(
+        sort(&mut c, "c2", "SORT (SUBJECT) UTF-8 ALL"),
+        [2, 4, 3, 6, 5, 1, 7]
+    );
+    assert_eq!(
+        sort(&mut c, "c3", "SORT (DISPLAYFROM) UTF-8 ALL"),
+        [2, 1, 4, 3, 7, 5, 6]
+    );
+}
+
 /// Sixteen messages covering RFC 5256's threading rules; the comments say what each tests.
 const THREADED: [(&str, &str); 16] = [
     // 1-4: a reply chain; 3 answers 1 earlier than 2 does; 4 names its parent only in

@@ -2,6 +2,7 @@
 //! cache keeps, so the second SORT of a big folder opens no message file; the headers are read
 //! ahead a chunk of messages at a time, one read of the cache per chunk, not one per message.
 
+mod collate;
 mod subject;
 
 use std::cmp::Ordering;
@@ -20,7 +21,8 @@ use super::search::{esearch, find, number, uses_modseq};
 use super::selected::Selected;
 use super::state::Account;
 
-pub use subject::{base_subject, BaseSubject};
+use collate::{ascii_casemap, unicode_casemap};
+pub use subject::base_subject;
 
 /// SORT (RFC 5256): the matching messages in the requested order, as `* SORT`, or as ESORT's
 /// `* ESEARCH` when result options were given (RFC 5267). A MODSEQ search key turns CONDSTORE
@@ -60,22 +62,26 @@ pub fn sort_command(
 }
 
 /// What sorting and threading need of one message, read from its cached header. Strings are
-/// kept in the form they compare in: lowercased, so `Ord` on them is the comparison.
+/// kept in the form they compare in (case-mapped, [`collate`]), so `Ord` on them is the
+/// comparison and `==` the equality THREAD groups by.
 #[derive(Debug, Clone, Default)]
 pub struct Fields {
-    /// RFC 5256 base subject, and whether it was a reply or forward.
-    pub subject: BaseSubject,
+    /// RFC 5256 base subject, i;unicode-casemap.
+    pub subject: String,
+    /// Extracting the base subject removed a reply or forward marker.
+    pub reply_or_forward: bool,
     /// Sent date (Date header in UTC, else the internal date), seconds since the epoch.
     pub date: i64,
-    /// The first From's `addr-mailbox` (the local part), ASCII-lowercased.
+    /// The first From's `addr-mailbox` (the local part), i;ascii-casemap.
     pub from: String,
-    /// The first To's local part, ASCII-lowercased.
+    /// The first To's local part, i;ascii-casemap.
     pub to: String,
-    /// The first Cc's local part, ASCII-lowercased.
+    /// The first Cc's local part, i;ascii-casemap.
     pub cc: String,
-    /// The first From's decoded display name, else its `local@domain`, lowercased (RFC 5957).
+    /// The first From's decoded display name, else its `local@domain` (RFC 5957),
+    /// i;unicode-casemap.
     pub display_from: String,
-    /// The first To's decoded display name, else its `local@domain`, lowercased (RFC 5957).
+    /// The first To's decoded display name, else its `local@domain`, i;unicode-casemap.
     pub display_to: String,
     /// Message-ID without brackets.
     pub message_id: Option<String>,
@@ -116,9 +122,16 @@ pub fn fields(selected: &mut Selected, i: usize) -> Result<Fields, StorageError>
 }
 
 impl Fields {
+    /// Sets the subject keys from a Subject whose encoded-words are decoded.
+    pub fn set_subject(&mut self, subject: &str) {
+        let base = base_subject(subject);
+        self.subject = unicode_casemap(&base.text);
+        self.reply_or_forward = base.reply_or_forward;
+    }
+
     /// Fills in what the parsed header says (the subject and names arrive decoded).
     fn read(&mut self, message: &Message<'_>) {
-        self.subject = base_subject(message.subject().unwrap_or(""));
+        self.set_subject(message.subject().unwrap_or(""));
         // An unparseable Date (a field out of range) leaves the internal date.
         if let Some(d) = message.date().filter(|d| d.is_valid()) {
             self.date = d.to_timestamp();
@@ -149,19 +162,19 @@ fn mailbox_key(addr: Option<&Addr<'_>>) -> String {
     let address = addr.and_then(|a| a.address.as_deref()).unwrap_or("");
     // The domain never holds an `@`; a quoted local part may.
     let local = address.rsplit_once('@').map_or(address, |(local, _)| local);
-    local.to_ascii_lowercase()
+    ascii_casemap(local)
 }
 
 /// SORT DISPLAYFROM/DISPLAYTO (RFC 5957): the decoded display name, or the addr-spec when
-/// the address has none, lowercased.
+/// the address has none.
 fn display_key(addr: Option<&Addr<'_>>) -> String {
     let Some(addr) = addr else {
         return String::new();
     };
     let name = addr.name.as_deref().map(str::trim).unwrap_or("");
     match name.is_empty() {
-        false => name.to_lowercase(),
-        true => addr.address.as_deref().unwrap_or("").to_lowercase(),
+        false => unicode_casemap(name),
+        true => unicode_casemap(addr.address.as_deref().unwrap_or("")),
     }
 }
 
@@ -272,7 +285,7 @@ fn compare(a: &Keyed, b: &Keyed, criteria: &[SortCriterion]) -> Ordering {
             SortKey::Arrival => a.arrived.cmp(&b.arrived),
             SortKey::Size => a.size.cmp(&b.size),
             SortKey::Date => x.date.cmp(&y.date),
-            SortKey::Subject => x.subject.text.cmp(&y.subject.text),
+            SortKey::Subject => x.subject.cmp(&y.subject),
             SortKey::From => x.from.cmp(&y.from),
             SortKey::To => x.to.cmp(&y.to),
             SortKey::Cc => x.cc.cmp(&y.cc),
@@ -315,15 +328,18 @@ mod tests {
         );
         assert_eq!(
             (f.from.as_str(), f.display_from.as_str()),
-            ("alice.b", "zed")
+            ("ALICE.B", "ZED")
         );
         assert_eq!(
             (f.to.as_str(), f.display_to.as_str()),
-            ("bob", "bob@x.example")
+            ("BOB", "BOB@X.EXAMPLE")
         );
-        assert_eq!(f.cc, "carol", "the first member of a group");
+        assert_eq!(f.cc, "CAROL", "the first member of a group");
         let f = read("From: =?UTF-8?Q?=C3=89mile_Zola?= <ez@x.example>\nSubject: x");
-        assert_eq!(f.display_from, "émile zola", "decoded, then lowercased");
+        assert_eq!(
+            f.display_from, "E\u{301}MILE ZOLA",
+            "decoded, then case-mapped"
+        );
         assert_eq!(
             (f.to.as_str(), f.display_to.as_str(), f.cc.as_str()),
             ("", "", "")
@@ -353,21 +369,24 @@ mod tests {
     #[test]
     fn the_subject_key_is_the_decoded_base_subject() {
         let f = read("Subject: =?UTF-8?Q?Re=3A_=5Blist=5D_Gr=C3=BC=C3=9Fe?= (fwd)");
-        assert_eq!(f.subject.text, "grüße");
-        assert!(f.subject.reply_or_forward);
+        assert_eq!(f.subject, "GRU\u{308}ßE");
+        assert!(f.reply_or_forward);
     }
 
     #[test]
     fn reverse_turns_one_key_and_never_the_sequence_tie_break() {
-        let keyed = |index: usize, subject: &str, date: i64| Keyed {
-            index,
-            fields: Fields {
-                subject: base_subject(subject),
+        let keyed = |index: usize, subject: &str, date: i64| {
+            let mut fields = Fields {
                 date,
                 ..Fields::default()
-            },
-            size: 0,
-            arrived: SystemTime::UNIX_EPOCH,
+            };
+            fields.set_subject(subject);
+            Keyed {
+                index,
+                fields,
+                size: 0,
+                arrived: SystemTime::UNIX_EPOCH,
+            }
         };
         let mut all = vec![
             keyed(0, "b", 2),

@@ -136,7 +136,7 @@ fn date_key(all: &[(usize, Fields)], at: usize) -> (i64, usize) {
 fn ordered_subject(all: &[(usize, Fields)]) -> Forest {
     let mut sorted: Vec<usize> = (0..all.len()).collect();
     sorted.sort_by(|&a, &b| {
-        (&all[a].1.subject.text, date_key(all, a)).cmp(&(&all[b].1.subject.text, date_key(all, b)))
+        (&all[a].1.subject, date_key(all, a)).cmp(&(&all[b].1.subject, date_key(all, b)))
     });
     let mut nodes: Vec<Node> = (0..all.len())
         .map(|at| Node {
@@ -148,7 +148,7 @@ fn ordered_subject(all: &[(usize, Fields)]) -> Forest {
     let mut current: Option<usize> = None;
     for at in sorted {
         match current {
-            Some(first) if all[first].1.subject.text == all[at].1.subject.text => {
+            Some(first) if all[first].1.subject == all[at].1.subject => {
                 nodes[first].children.push(at);
                 nodes[at].parent = Some(first);
             }
@@ -326,7 +326,7 @@ fn gather_subjects(nodes: &mut Vec<Node>, all: &[(usize, Fields)], roots: &[usiz
     let reply = |nodes: &[Node], n: usize| {
         nodes[n]
             .message
-            .is_some_and(|at| all[at].1.subject.reply_or_forward)
+            .is_some_and(|at| all[at].1.reply_or_forward)
     };
     // A root's subject: its message's, or its first child's for a dummy.
     let subjects: Vec<&str> = roots
@@ -335,7 +335,7 @@ fn gather_subjects(nodes: &mut Vec<Node>, all: &[(usize, Fields)], roots: &[usiz
             let message = nodes[r]
                 .message
                 .or_else(|| nodes[r].children.first().and_then(|&c| nodes[c].message));
-            message.map_or("", |at| all[at].1.subject.text.as_str())
+            message.map_or("", |at| all[at].1.subject.as_str())
         })
         .collect();
     let mut table: HashMap<&str, usize> = HashMap::new();
@@ -399,17 +399,17 @@ fn adopt(nodes: &mut [Node], parent: usize, child: usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sort::base_subject;
     use super::*;
 
     fn f(subject: &str, date: i64, id: &str, refs: &[&str]) -> Fields {
-        Fields {
-            subject: base_subject(subject),
+        let mut f = Fields {
             date,
             message_id: Some(id.into()),
             references: refs.iter().map(|s| s.to_string()).collect(),
             ..Fields::default()
-        }
+        };
+        f.set_subject(subject);
+        f
     }
 
     fn show(forest: Forest) -> String {
