@@ -267,6 +267,32 @@ fn thread_references_follows_rfc_5256_step_by_step() {
 }
 
 #[test]
+fn only_valid_message_ids_link_messages() {
+    // RFC 5256 uses valid Message IDs only: `<left@right>`, blanks inside dropped, compared
+    // case-sensitively; a References field without one gives way to In-Reply-To.
+    let day = "02-Nov-2026 10:00:00 +0000";
+    let variant = |n: u32, field: &str| {
+        format!("Message-ID: <v{n}@x>\n{field}\nSubject: s{n}\nDate: Mon, 2 Nov 2026 10:0{n}:00 +0000\n\n{n}\n")
+    };
+    let texts = [
+        "Message-ID: <p1@x>\nSubject: root\nDate: Sun, 1 Nov 2026 10:00:00 +0000\n\n1\n"
+            .to_string(),
+        variant(1, "References: garbage <p1@x>"),
+        variant(2, "References: p1@x"),
+        variant(3, "References: <p1 @ x>"),
+        variant(4, "References: <p1>"),
+        variant(5, "References: garbage\nIn-Reply-To: <p1@x>"),
+        variant(6, "References: <P1@X>"),
+    ];
+    let messages: Vec<(&str, &str)> = texts.iter().map(|t| (day, t.as_str())).collect();
+    let (_server, mut c) = server_with(&messages);
+    assert_eq!(
+        thread(&mut c, "v1", "THREAD REFERENCES UTF-8 ALL"),
+        "(1 (2)(4)(6))(3)(5)(7)"
+    );
+}
+
+#[test]
 fn thread_orderedsubject_makes_every_later_message_a_child_of_the_first() {
     let (_server, mut c) = server_with(&THREADED);
     assert_eq!(

@@ -3,6 +3,7 @@
 //! ahead a chunk of messages at a time, one read of the cache per chunk, not one per message.
 
 mod collate;
+mod message_id;
 mod subject;
 
 use std::cmp::Ordering;
@@ -11,7 +12,7 @@ use std::time::SystemTime;
 use roost_protocol::imap::imap_types::extensions::sort::{SortCriterion, SortKey};
 use roost_protocol::imap::message::header_fields;
 use roost_protocol::imap::response::Response;
-use roost_protocol::mail_parser::{Addr, Address, HeaderValue, Message, MessageParser};
+use roost_protocol::mail_parser::{Addr, Header, HeaderName, HeaderValue, Message, MessageParser};
 use roost_storage::{Error as StorageError, Uid};
 
 use super::command::Sort;
@@ -22,6 +23,7 @@ use super::selected::Selected;
 use super::state::Account;
 
 use collate::{ascii_casemap, unicode_casemap};
+use message_id::{first_message_id, message_ids};
 pub use subject::base_subject;
 
 /// SORT (RFC 5256): the matching messages in the requested order, as `* SORT`, or as ESORT's
@@ -131,29 +133,48 @@ impl Fields {
 
     /// Fills in what the parsed header says (the subject and names arrive decoded).
     fn read(&mut self, message: &Message<'_>) {
-        self.set_subject(message.subject().unwrap_or(""));
+        let value = |name| first_field(message, name).map(|h| &h.value);
+        self.set_subject(
+            value("Subject")
+                .and_then(HeaderValue::as_text)
+                .unwrap_or(""),
+        );
         // An unparseable Date (a field out of range) leaves the internal date.
-        if let Some(d) = message.date().filter(|d| d.is_valid()) {
+        let date = value("Date").and_then(HeaderValue::as_datetime);
+        if let Some(d) = date.filter(|d| d.is_valid()) {
             self.date = d.to_timestamp();
         }
-        let from = first_address(message.from());
+        let first_address = |name| value(name).and_then(HeaderValue::as_address)?.first();
+        let from = first_address("From");
         self.from = mailbox_key(from);
         self.display_from = display_key(from);
-        let to = first_address(message.to());
+        let to = first_address("To");
         self.to = mailbox_key(to);
         self.display_to = display_key(to);
-        self.cc = mailbox_key(first_address(message.cc()));
-        self.message_id = message.message_id().map(str::to_string);
-        self.references = ids(message.references());
+        self.cc = mailbox_key(first_address("Cc"));
+        // The raw fields, not the parser's reading: only valid ids count (RFC 5256 step 1).
+        let raw = |name| first_raw(message, name);
+        self.message_id = raw("Message-ID").and_then(first_message_id);
+        self.references = raw("References").map(message_ids).unwrap_or_default();
         if self.references.is_empty() {
-            self.references = ids(message.in_reply_to()).into_iter().take(1).collect();
+            let first = raw("In-Reply-To").and_then(first_message_id);
+            self.references = first.into_iter().collect();
         }
     }
 }
 
-/// The first address of a header (the first member of the first group for group syntax).
-fn first_address<'a>(a: Option<&'a Address<'a>>) -> Option<&'a Addr<'a>> {
-    a.and_then(Address::first)
+/// The first field called `name`: of a repeated field the first counts, as it does for
+/// Dovecot and ENVELOPE (the parser's own accessors give the last).
+fn first_field<'a>(message: &'a Message<'a>, name: &str) -> Option<&'a Header<'a>> {
+    let name = HeaderName::from(name);
+    message.headers().iter().find(|h| h.name == name)
+}
+
+/// The raw text of the first field called `name`, if it is UTF-8.
+fn first_raw<'a>(message: &'a Message<'a>, name: &str) -> Option<&'a str> {
+    let field = first_field(message, name)?;
+    let span = field.offset_start as usize..field.offset_end as usize;
+    std::str::from_utf8(message.raw_message().get(span)?).ok()
 }
 
 /// SORT FROM/TO/CC: the `addr-mailbox` (local part) of the address, compared with
@@ -175,15 +196,6 @@ fn display_key(addr: Option<&Addr<'_>>) -> String {
     match name.is_empty() {
         false => unicode_casemap(name),
         true => unicode_casemap(addr.address.as_deref().unwrap_or("")),
-    }
-}
-
-/// Message-IDs of References or In-Reply-To.
-fn ids(v: &HeaderValue<'_>) -> Vec<String> {
-    match v {
-        HeaderValue::Text(t) => vec![t.to_string()],
-        HeaderValue::TextList(l) => l.iter().map(|s| s.to_string()).collect(),
-        _ => Vec::new(),
     }
 }
 
@@ -364,6 +376,21 @@ mod tests {
         assert_eq!(f.references, ["a@x"]);
         let f = read("References: <r1@x>\n <r2@x>\nIn-Reply-To: <a@x>");
         assert_eq!(f.references, ["r1@x", "r2@x"]);
+    }
+
+    #[test]
+    fn of_a_repeated_field_the_first_counts() {
+        let f = read(
+            "Message-ID: <first@x>\nMessage-ID: <second@x>\nSubject: one\nSubject: two\n\
+             From: a@x.example\nFrom: b@x.example\nReferences: garbage\nIn-Reply-To: <p@x>",
+        );
+        assert_eq!(f.message_id.as_deref(), Some("first@x"));
+        assert_eq!((f.subject.as_str(), f.from.as_str()), ("ONE", "A"));
+        assert_eq!(
+            f.references,
+            ["p@x"],
+            "no valid id in References: In-Reply-To's"
+        );
     }
 
     #[test]
