@@ -12,7 +12,9 @@ use std::time::SystemTime;
 use roost_protocol::imap::imap_types::extensions::sort::{SortCriterion, SortKey};
 use roost_protocol::imap::message::header_fields;
 use roost_protocol::imap::response::Response;
-use roost_protocol::mail_parser::{Addr, Header, HeaderName, HeaderValue, Message, MessageParser};
+use roost_protocol::mail_parser::{
+    Addr, Address, DateTime, Header, HeaderName, HeaderValue, Message, MessageParser,
+};
 use roost_storage::{Error as StorageError, Uid};
 
 use super::command::Sort;
@@ -139,19 +141,23 @@ impl Fields {
                 .and_then(HeaderValue::as_text)
                 .unwrap_or(""),
         );
-        // An unparseable Date (a field out of range) leaves the internal date.
+        // An unparseable Date (a field out of range, 31 February) leaves the internal date.
         let date = value("Date").and_then(HeaderValue::as_datetime);
-        if let Some(d) = date.filter(|d| d.is_valid()) {
+        if let Some(d) = date.filter(|d| is_real_date(d)) {
             self.date = d.to_timestamp();
         }
-        let first_address = |name| value(name).and_then(HeaderValue::as_address)?.first();
-        let from = first_address("From");
-        self.from = mailbox_key(from);
-        self.display_from = display_key(from);
-        let to = first_address("To");
-        self.to = mailbox_key(to);
-        self.display_to = display_key(to);
-        self.cc = mailbox_key(first_address("Cc"));
+        let first = |name| {
+            value(name)
+                .and_then(HeaderValue::as_address)
+                .and_then(first_address)
+        };
+        let from = first("From").unwrap_or_default();
+        self.from = ascii_casemap(from.mailbox);
+        self.display_from = unicode_casemap(from.display());
+        let to = first("To").unwrap_or_default();
+        self.to = ascii_casemap(to.mailbox);
+        self.display_to = unicode_casemap(to.display());
+        self.cc = ascii_casemap(first("Cc").unwrap_or_default().mailbox);
         // The raw fields, not the parser's reading: only valid ids count (RFC 5256 step 1).
         let raw = |name| first_raw(message, name);
         self.message_id = raw("Message-ID").and_then(first_message_id);
@@ -161,6 +167,19 @@ impl Fields {
             self.references = first.into_iter().collect();
         }
     }
+}
+
+/// Whether a parsed Date names a real moment: every field in range, the day in its month.
+fn is_real_date(d: &DateTime) -> bool {
+    let leap =
+        d.year.is_multiple_of(4) && (!d.year.is_multiple_of(100) || d.year.is_multiple_of(400));
+    let days = match d.month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    d.is_valid() && d.day <= days
 }
 
 /// The first field called `name`: of a repeated field the first counts, as it does for
@@ -177,25 +196,60 @@ fn first_raw<'a>(message: &'a Message<'a>, name: &str) -> Option<&'a str> {
     std::str::from_utf8(message.raw_message().get(span)?).ok()
 }
 
-/// SORT FROM/TO/CC: the `addr-mailbox` (local part) of the address, compared with
-/// i;ascii-casemap; empty when there is none.
-fn mailbox_key(addr: Option<&Addr<'_>>) -> String {
-    let address = addr.and_then(|a| a.address.as_deref()).unwrap_or("");
-    // The domain never holds an `@`; a quoted local part may.
-    let local = address.rsplit_once('@').map_or(address, |(local, _)| local);
-    ascii_casemap(local)
+/// The first address of an address field, as IMAP's ENVELOPE lists it: for group syntax
+/// (`undisclosed-recipients:;`) that is the start of the group, whose mailbox is the group's
+/// name; empty strings when the field is missing or holds nothing.
+#[derive(Debug, Default, Clone, Copy)]
+struct FirstAddress<'a> {
+    /// The decoded display name, if it has one.
+    name: Option<&'a str>,
+    /// `addr-mailbox`, the local part (SORT FROM/TO/CC).
+    mailbox: &'a str,
+    /// The addr-spec, `local@domain`.
+    addr_spec: &'a str,
 }
 
-/// SORT DISPLAYFROM/DISPLAYTO (RFC 5957): the decoded display name, or the addr-spec when
-/// the address has none.
-fn display_key(addr: Option<&Addr<'_>>) -> String {
-    let Some(addr) = addr else {
-        return String::new();
+impl<'a> FirstAddress<'a> {
+    /// SORT DISPLAYFROM/DISPLAYTO (RFC 5957): the display name, else the addr-spec.
+    fn display(&self) -> &'a str {
+        self.name
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .unwrap_or(self.addr_spec)
+    }
+}
+
+fn first_address<'a>(field: &'a Address<'a>) -> Option<FirstAddress<'a>> {
+    let of_addr = |addr: &'a Addr<'a>| {
+        let addr_spec = addr.address.as_deref().unwrap_or("");
+        // An obsolete source route (`<@relay:user@host>`) is no part of the address.
+        let addr_spec = addr_spec
+            .strip_prefix('@')
+            .and_then(|route| route.split_once(':'))
+            .map_or(addr_spec, |(_, spec)| spec);
+        // The domain never holds an `@`; a quoted local part may.
+        let mailbox = addr_spec
+            .rsplit_once('@')
+            .map_or(addr_spec, |(local, _)| local);
+        FirstAddress {
+            name: addr.name.as_deref(),
+            mailbox,
+            addr_spec,
+        }
     };
-    let name = addr.name.as_deref().map(str::trim).unwrap_or("");
-    match name.is_empty() {
-        false => unicode_casemap(name),
-        true => unicode_casemap(addr.address.as_deref().unwrap_or("")),
+    match field {
+        Address::List(list) => list.first().map(of_addr),
+        Address::Group(groups) => {
+            let group = groups.first()?;
+            match group.name.as_deref() {
+                Some(name) => Some(FirstAddress {
+                    name: None,
+                    mailbox: name,
+                    addr_spec: name,
+                }),
+                None => group.addresses.first().map(of_addr),
+            }
+        }
     }
 }
 
@@ -346,7 +400,16 @@ mod tests {
             (f.to.as_str(), f.display_to.as_str()),
             ("BOB", "BOB@X.EXAMPLE")
         );
-        assert_eq!(f.cc, "CAROL", "the first member of a group");
+        assert_eq!(f.cc, "TEAM", "a group starts with its name, as in ENVELOPE");
+        let f = read("From: undisclosed-recipients:;\nTo: a@x.example, G: b@x.example;");
+        assert_eq!(f.from, "UNDISCLOSED-RECIPIENTS");
+        assert_eq!(f.display_from, "UNDISCLOSED-RECIPIENTS");
+        assert_eq!(f.to, "A", "an address before the group comes first");
+        let f = read("From: <@relay.example:r@x.example>");
+        assert_eq!(
+            (f.from.as_str(), f.display_from.as_str()),
+            ("R", "R@X.EXAMPLE")
+        );
         let f = read("From: =?UTF-8?Q?=C3=89mile_Zola?= <ez@x.example>\nSubject: x");
         assert_eq!(
             f.display_from, "E\u{301}MILE ZOLA",
@@ -366,6 +429,9 @@ mod tests {
         assert_eq!(f.date, 0);
         assert_eq!(read("Date: someday").date, 1000);
         assert_eq!(read("Date: Thu, 45 Jan 1970 01:00:00 +0100").date, 1000);
+        assert_eq!(read("Date: 31 Feb 2026 12:00:00 +0000").date, 1000);
+        assert_eq!(read("Date: 29 Feb 2023 12:00:00 +0000").date, 1000);
+        assert_ne!(read("Date: 29 Feb 2024 12:00:00 +0000").date, 1000);
         assert_eq!(read("Subject: no date").date, 1000);
     }
 
