@@ -197,6 +197,48 @@ fn strings_compare_case_mapped_up_with_accents_decomposed() {
     );
 }
 
+#[test]
+fn fields_are_read_as_envelope_reads_them() {
+    // A group's first address is the group's start, named by the group; a source route is no
+    // part of the address; a repeated field counts once, the first; a Date naming no real day
+    // is no sent date (the internal date stands in), while 29 February 2024 is one.
+    let messages = [
+        (
+            "01-Nov-2026 10:00:00 +0000",
+            "From: undisclosed-recipients:;\nTo: <@relay.example:zed@x.example>\nSubject: one\n\
+             Date: 31 Feb 2026 12:00:00 +0000\n\n1\n",
+        ),
+        (
+            "02-Nov-2026 10:00:00 +0000",
+            "From: \"Bea\" <bea@x.example>\nTo: Team: \"Al\" <al@x.example>;\nSubject: two\n\
+             Date: 29 Feb 2024 12:00:00 +0000\n\n2\n",
+        ),
+        (
+            "03-Nov-2026 10:00:00 +0000",
+            "From: <@relay.example:carl@x.example>\nTo: yves@x.example\nSubject: three\n\
+             Date: 1 Nov 2026 12:00:00 +0000\n\n3\n",
+        ),
+        (
+            "04-Nov-2026 10:00:00 +0000",
+            "From: Abe <abe@x.example>\nFrom: Zoe <zoe@x.example>\nTo: bob@x.example\n\
+             Subject: four\nDate: 2 Nov 2026 12:00:00 +0000\nDate: 1 Jan 2020 12:00:00 +0000\n\n4\n",
+        ),
+    ];
+    let (_server, mut c) = server_with(&messages);
+    assert_eq!(sort(&mut c, "f1", "SORT (DATE) UTF-8 ALL"), [2, 1, 3, 4]);
+    for (i, key) in ["FROM", "DISPLAYFROM", "TO", "DISPLAYTO"]
+        .iter()
+        .enumerate()
+    {
+        let command = format!("SORT ({key}) UTF-8 ALL");
+        assert_eq!(
+            sort(&mut c, &format!("f{i}x"), &command),
+            [4, 2, 3, 1],
+            "{key}"
+        );
+    }
+}
+
 /// Sixteen messages covering RFC 5256's threading rules; the comments say what each tests.
 const THREADED: [(&str, &str); 16] = [
     // 1-4: a reply chain; 3 answers 1 earlier than 2 does; 4 names its parent only in
