@@ -4,36 +4,46 @@
 //! used instead. Accepted as Dovecot accepts them: `<` ... `@` ... `>` with the blanks inside
 //! removed, or RFC 5322's `msg-id` with quoted strings and comments when those appear.
 
-/// The valid ids in `value`, in order, without their angle brackets.
+/// The valid ids in `value`, in order, without their angle brackets. One pass: each `<` is
+/// looked at once, the next `>`, `"` or `(` is found once for all the `<` before it, and the
+/// strict grammar reads at most a line per try and, all tries together, about the field's
+/// length (a field of `<(<(<(` ends its tries early instead of reading a line per `<`).
 pub fn message_ids(value: &str) -> Vec<String> {
     let mut ids = Vec::new();
-    let mut rest = value;
-    while let Some(open) = rest.find('<') {
-        let after = &rest[open + 1..];
-        let Some(stop) = after.find(['>', '"', '(']) else {
-            break;
-        };
-        if after[stop..].starts_with('>') {
-            let inner = &after[..stop];
-            rest = &after[stop + 1..];
+    let mut at = 0;
+    let mut stop = 0;
+    let mut budget = value.len() + STRICT_SPARE;
+    while let Some(open) = value[at..].find('<').map(|i| at + i) {
+        let from = open + 1;
+        if stop < from {
+            match value[from..].find(['>', '"', '(']) {
+                Some(i) => stop = from + i,
+                None => break,
+            }
+        }
+        if value[stop..].starts_with('>') {
+            let inner = &value[from..stop];
+            at = stop + 1;
             if inner.contains('@') {
                 ids.push(inner.chars().filter(|c| !is_blank(*c)).collect());
             }
             continue;
         }
-        // A quoted local part or a comment: the strict grammar, else on to the next `<`. It
-        // reads no further than a line may be long (RFC 5322 2.1.1), so a field of unclosed
-        // `<(` costs a bounded look at each, not a scan to the end of the field each time.
-        let mut end = after.len().min(MAX_LINE);
-        while !after.is_char_boundary(end) {
+        // A quoted local part or a comment: the strict grammar, else on to the next `<`.
+        let mut end = from + (value.len() - from).min(MAX_LINE).min(budget);
+        while !value.is_char_boundary(end) {
             end -= 1;
         }
-        match strict_msg_id(&after[..end]) {
+        match strict_msg_id(&value[from..end]) {
             Some((id, remainder)) => {
+                at = end - remainder.len();
+                budget = budget.saturating_sub(at - from);
                 ids.push(id);
-                rest = &after[end - remainder.len()..];
             }
-            None => rest = after,
+            None => {
+                at = from;
+                budget = budget.saturating_sub(end - from);
+            }
         }
     }
     ids
@@ -44,8 +54,12 @@ pub fn first_message_id(value: &str) -> Option<String> {
     message_ids(value).into_iter().next()
 }
 
-/// The longest a line of a message may be, and so the most a quoted or commented id is read.
+/// The longest a line of a message may be (RFC 5322 2.1.1), and so the most one try of the
+/// strict grammar reads.
 const MAX_LINE: usize = 998;
+
+/// What the strict grammar may read beyond the field's length, over all its tries.
+const STRICT_SPARE: usize = 4 * MAX_LINE;
 
 fn is_blank(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
@@ -172,5 +186,13 @@ mod tests {
         assert_eq!(message_ids(&many).len(), 100_000);
         let open = "<(".repeat(100_000);
         assert!(message_ids(&open).is_empty());
+        let opens = "<".repeat(200_000) + "(";
+        assert!(message_ids(&opens).is_empty());
+        let late = "<(".repeat(100_000) + " <a@x>";
+        assert_eq!(
+            message_ids(&late),
+            ["a@x"],
+            "the fast way still reads to the end"
+        );
     }
 }
