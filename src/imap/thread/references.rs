@@ -35,10 +35,11 @@ pub(super) fn references(all: &[(usize, Fields)]) -> Forest {
 }
 
 /// Step 1: a node per message and per referenced id. Each message's references are linked
-/// parent to child where the child has no parent yet (1.A), then the message goes under its
-/// last reference, leaving any parent an earlier, truncated References gave it (1.B). A link
-/// that would make a node its own ancestor is not made, when it is asked for. A second message
-/// with an already used Message-ID (or one without) gets a node of its own.
+/// parent to child where the child has no parent yet (1.A); then the message goes under its
+/// last reference, in place of any parent an earlier (truncated) References gave it, or under
+/// none without references (1.B). A link that would make a node its own ancestor is not made,
+/// at the moment it is asked for. A message whose Message-ID an earlier message has (or that
+/// has none) gets a node of its own.
 fn link(all: &[(usize, Fields)]) -> Vec<Node> {
     fn add(links: &mut Links, messages: &mut Vec<Option<usize>>) -> usize {
         messages.push(None);
@@ -79,7 +80,7 @@ fn link(all: &[(usize, Fields)]) -> Vec<Node> {
             }
             last = Some(n);
         }
-        if links.parent(own) != last || last.is_none() {
+        if links.parent(own) != last {
             links.cut(own);
             if let Some(p) = last {
                 links.link(own, p);
