@@ -36,9 +36,9 @@ pub struct Fields {
     pub display_from: String,
     /// The first To's decoded display name, else its `local@domain`, i;unicode-casemap.
     pub display_to: String,
-    /// Message-ID without brackets.
+    /// The first valid id of Message-ID, without brackets.
     pub message_id: Option<String>,
-    /// References (or the first In-Reply-To) ids, oldest first.
+    /// The valid ids of References (oldest first), else the first of In-Reply-To.
     pub references: Vec<String>,
 }
 
