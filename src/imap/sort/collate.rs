@@ -10,8 +10,10 @@ pub fn ascii_casemap(s: &str) -> String {
 
 /// i;unicode-casemap, approximated without the Unicode tables: each character's titlecase
 /// (its uppercase, where that is one character; `ß` stays), then the canonical decomposition
-/// of the Latin-1 and Latin Extended-A letters (`É` is `E` and a combining acute, so it sorts
-/// after every `E…` without one). Letters beyond those keep their precomposed form.
+/// of the accented capitals of Latin-1, Latin Extended-A, Greek and Cyrillic (`É` is `E` and a
+/// combining acute, so it sorts after every `E…` without one; `Ё` sorts among the `Е`, not
+/// before `А`). Other letters keep their precomposed form, and compatibility forms
+/// (ligatures, fullwidth letters) are not unfolded.
 pub fn unicode_casemap(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -31,8 +33,8 @@ pub fn unicode_casemap(s: &str) -> String {
     out
 }
 
-/// Uppercase letters of Latin-1 and Latin Extended-A with a canonical decomposition (letter,
-/// combining mark), in code point order for the binary search.
+/// Capitals of Latin-1, Latin Extended-A, Greek and Cyrillic with a canonical decomposition
+/// into one letter and one combining mark, in code point order for the binary search.
 const DECOMPOSED: &[(char, char, char)] = &[
     ('À', 'A', '\u{300}'),
     ('Á', 'A', '\u{301}'),
@@ -115,6 +117,23 @@ const DECOMPOSED: &[(char, char, char)] = &[
     ('Ź', 'Z', '\u{301}'),
     ('Ż', 'Z', '\u{307}'),
     ('Ž', 'Z', '\u{30C}'),
+    ('Ά', 'Α', '\u{301}'),
+    ('Έ', 'Ε', '\u{301}'),
+    ('Ή', 'Η', '\u{301}'),
+    ('Ί', 'Ι', '\u{301}'),
+    ('Ό', 'Ο', '\u{301}'),
+    ('Ύ', 'Υ', '\u{301}'),
+    ('Ώ', 'Ω', '\u{301}'),
+    ('Ϊ', 'Ι', '\u{308}'),
+    ('Ϋ', 'Υ', '\u{308}'),
+    ('Ѐ', 'Е', '\u{300}'),
+    ('Ё', 'Е', '\u{308}'),
+    ('Ѓ', 'Г', '\u{301}'),
+    ('Ї', 'І', '\u{308}'),
+    ('Ќ', 'К', '\u{301}'),
+    ('Ѝ', 'И', '\u{300}'),
+    ('Ў', 'У', '\u{306}'),
+    ('Й', 'И', '\u{306}'),
 ];
 
 #[cfg(test)]
@@ -149,6 +168,10 @@ mod tests {
         assert_eq!(unicode_casemap("ÿž"), "Y\u{308}Z\u{30C}");
         // ß has no one-character uppercase: it stays, and is not "SS".
         assert_eq!(unicode_casemap("ß"), "ß");
-        assert_eq!(unicode_casemap("Ωμέγα"), "ΩΜΈΓΑ");
+        assert_eq!(unicode_casemap("ёлка"), "Е\u{308}ЛКА");
+        assert!(unicode_casemap("ада") < unicode_casemap("ёлка"));
+        assert!(unicode_casemap("йод") < unicode_casemap("иван"));
+        assert_eq!(unicode_casemap("Ωμέγα"), "ΩΜΕ\u{301}ΓΑ");
+        assert!(unicode_casemap("Ώρα") < unicode_casemap("Ωμέγα"));
     }
 }
