@@ -624,3 +624,39 @@ fn context_search_keeps_a_result_current_until_cancelupdate() {
         "{u:?}"
     );
 }
+
+#[test]
+fn context_sort_reports_positions_in_the_sorted_result() {
+    let (server, mut a) = server_with_subjects(&["c", "a", "b"]);
+    let mut b = logged_in(&server);
+    run(&mut b, "s", "SELECT INBOX");
+    let (u, t) = run(
+        &mut a,
+        "r1",
+        "UID SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 UNSEEN",
+    );
+    assert!(t.starts_with("r1 OK"), "{t}");
+    assert_eq!(u, ["* ESEARCH (TAG \"r1\") UID ALL 2:3,1"]);
+    run(&mut b, "f", "STORE 3 +FLAGS.SILENT (\\Seen)");
+    append(&mut b, "p", "Subject: aa\r\n\r\nbody\r\n");
+    let (u, _) = run(&mut a, "n", "NOOP");
+    let updates: Vec<&String> = u.iter().filter(|l| l.contains("ESEARCH")).collect();
+    // a(2) b(3) c(1) -> b leaves position 2, aa (UID 4) enters at position 2: a aa c.
+    assert_eq!(
+        updates,
+        [
+            "* ESEARCH (TAG \"r1\") UID REMOVEFROM (2 3)",
+            "* ESEARCH (TAG \"r1\") UID ADDTO (2 4)"
+        ],
+        "{u:?}"
+    );
+    // An expunge inside the sorted result names its position.
+    run(&mut b, "d", "UID STORE 2 +FLAGS.SILENT (\\Deleted)");
+    run(&mut b, "x", "EXPUNGE");
+    let (u, _) = run(&mut a, "m", "NOOP");
+    let removed = u
+        .iter()
+        .position(|l| l == "* ESEARCH (TAG \"r1\") UID REMOVEFROM (1 2)");
+    let expunge = u.iter().position(|l| l.ends_with(" EXPUNGE"));
+    assert!(removed.is_some() && removed < expunge, "{u:?}");
+}

@@ -27,15 +27,19 @@ pub fn search(
     args: &Search,
     cx: &mut Cx<'_>,
 ) -> Step {
-    let hits = match find(account, selected, args.charset.as_ref(), &args.criteria, cx) {
-        Ok(hits) => hits,
-        Err(refused) => return Step::Reply(refused),
-    };
     let returns = cx
         .extras
         .search_return
         .clone()
         .or_else(|| account.enabled.rev2.then(Vec::new));
+    let (returns, update) = match result_options(selected, cx, returns) {
+        Ok(checked) => checked,
+        Err(refused) => return Step::Reply(refused),
+    };
+    let hits = match find(account, selected, args.charset.as_ref(), &args.criteria, cx) {
+        Ok(hits) => hits,
+        Err(refused) => return Step::Reply(refused),
+    };
     let numbers: Vec<u32> = hits
         .iter()
         .map(|&i| number(selected, i, args.uid))
@@ -47,20 +51,6 @@ pub fn search(
     let done = |cx: &Cx<'_>, selected: &Selected, text| {
         Step::Reply(cx.ok_condstore(enabled_condstore, selected, text))
     };
-    if let Some(why) = returns.as_deref().and_then(refused_options) {
-        return Step::Reply(cx.bad(why));
-    }
-    let update = returns
-        .as_ref()
-        .is_some_and(|o| o.iter().any(|x| x == "UPDATE"));
-    if update && live::tag_in_use(selected, &cx.tag) {
-        return Step::Reply(cx.bad("Tag reuse: that tag already names a search kept current."));
-    }
-    let returns = returns.map(|mut options| {
-        // CONTEXT is a hint; UPDATE asks for later updates, not for anything now.
-        options.retain(|o| o != "UPDATE" && o != "CONTEXT");
-        options
-    });
     if update {
         let results = hits.iter().map(|&i| selected.uid(i)).collect();
         keep_current(selected, cx, args.uid, &args.criteria, None, results);
@@ -82,6 +72,30 @@ pub fn search(
     }
     esearch(cx, args.uid, &numbers, &options, modseq, false);
     done(cx, selected, "Search completed.")
+}
+
+/// The result options of a SEARCH or SORT, checked (`Err`: the BAD), without UPDATE and
+/// CONTEXT; the flag says whether UPDATE was among them.
+pub fn result_options(
+    selected: &Selected,
+    cx: &Cx<'_>,
+    returns: Option<Vec<String>>,
+) -> Result<(Option<Vec<String>>, bool), Tagged> {
+    if let Some(why) = returns.as_deref().and_then(refused_options) {
+        return Err(cx.bad(why));
+    }
+    let update = returns
+        .as_ref()
+        .is_some_and(|o| o.iter().any(|x| x == "UPDATE"));
+    if update && live::tag_in_use(selected, &cx.tag) {
+        return Err(cx.bad("Tag reuse: that tag already names a search kept current."));
+    }
+    let returns = returns.map(|mut options| {
+        // CONTEXT is a hint; UPDATE asks for later updates, not for anything now.
+        options.retain(|o| o != "UPDATE" && o != "CONTEXT");
+        options
+    });
+    Ok((returns, update))
 }
 
 /// Starts keeping a result current (RFC 5267 UPDATE), or says `* NO [NOUPDATE]` when the
@@ -308,12 +322,18 @@ pub fn refused_options(options: &[String]) -> Option<&'static str> {
     (has("PARTIAL") && has("ALL")).then_some("PARTIAL and ALL cannot be combined.")
 }
 
-fn uses_modseq(key: &SearchKey<'_>) -> bool {
-    match key {
-        SearchKey::ModSequence { .. } => true,
-        SearchKey::And(keys) => keys.as_ref().iter().any(uses_modseq),
-        SearchKey::Not(k) => uses_modseq(k),
-        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
-        _ => false,
+/// Whether a search key uses MODSEQ anywhere in it (which turns CONDSTORE on, RFC 7162 3.1),
+/// for SEARCH and SORT; walked with a stack, not recursion: nesting is the client's.
+pub fn uses_modseq(key: &SearchKey<'_>) -> bool {
+    let mut keys = vec![key];
+    while let Some(key) = keys.pop() {
+        match key {
+            SearchKey::ModSequence { .. } => return true,
+            SearchKey::And(and) => keys.extend(and.as_ref().iter()),
+            SearchKey::Or(a, b) => keys.extend([a.as_ref(), b.as_ref()]),
+            SearchKey::Not(k) => keys.push(k),
+            _ => {}
+        }
     }
+    false
 }

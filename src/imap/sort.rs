@@ -2,29 +2,41 @@
 //! cache keeps, so the second SORT of a big folder opens no message file; the headers are read
 //! ahead a chunk of messages at a time, one read of the cache per chunk, not one per message.
 
+mod collate;
+mod fields;
+mod message_id;
+mod subject;
+
 use std::cmp::Ordering;
+use std::time::SystemTime;
 
 use roost_protocol::imap::imap_types::extensions::sort::{SortCriterion, SortKey};
-use roost_protocol::imap::message::header_fields;
 use roost_protocol::imap::response::Response;
-use roost_protocol::mail_parser::{Address, HeaderValue, Message, MessageParser};
 use roost_storage::{Error as StorageError, Uid};
 
 use super::command::Sort;
 use super::context::{Cx, Step};
-use super::message::{header_of, Cached, Prefetch, PREFETCH_CHUNK};
-use super::search::{esearch, find, number};
+use super::message::{Cached, Prefetch, PREFETCH_CHUNK};
+use super::search::{esearch, find, keep_current, number, result_options, uses_modseq};
 use super::selected::Selected;
 use super::state::Account;
 
+pub use fields::{fields, Fields};
+
 /// SORT (RFC 5256): the matching messages in the requested order, as `* SORT`, or as ESORT's
-/// `* ESEARCH` when result options were given (RFC 5267).
+/// `* ESEARCH` when result options were given (RFC 5267). A MODSEQ search key turns CONDSTORE
+/// on and adds the highest mod-sequence of the matches, as SEARCH does (RFC 7162 3.1.5).
 pub fn sort_command(
-    account: &Account<'_>,
+    account: &mut Account<'_>,
     selected: &mut Selected,
     args: &Sort,
     cx: &mut Cx<'_>,
 ) -> Step {
+    let returns = cx.extras.search_return.clone();
+    let (returns, update) = match result_options(selected, cx, returns) {
+        Ok(checked) => checked,
+        Err(refused) => return Step::Reply(refused),
+    };
     let hits = match find(account, selected, Some(&args.charset), &args.keys, cx) {
         Ok(hits) => hits,
         Err(refused) => return Step::Reply(refused),
@@ -33,181 +45,29 @@ pub fn sort_command(
         Ok(order) => order,
         Err(e) => return Step::Reply(cx.failure(account.name(), &e)),
     };
+    if update {
+        let results = order.iter().map(|&i| selected.uid(i)).collect();
+        let criteria = Some(args.criteria.clone());
+        keep_current(selected, cx, args.uid, &args.keys, criteria, results);
+    }
     let numbers: Vec<u32> = order
         .iter()
         .map(|&i| number(selected, i, args.uid))
         .collect();
-    match cx.extras.search_return.clone() {
-        Some(options) => esearch(cx, args.uid, &numbers, &options, None, true),
-        None => cx.send(Response::Sort(&numbers)),
-    }
-    Step::Reply(cx.ok("Sort completed."))
-}
-
-/// What sorting and threading need of one message, read from its cached header.
-#[derive(Debug, Clone, Default)]
-pub struct Fields {
-    /// RFC 5256 base subject.
-    pub subject: String,
-    /// Sent date (Date header, else the internal date), seconds since the epoch.
-    pub date: i64,
-    /// First From / To / Cc mailbox, lowercased.
-    pub from: String,
-    /// First To mailbox.
-    pub to: String,
-    /// First Cc mailbox.
-    pub cc: String,
-    /// Display name of the first From (or its mailbox), lowercased.
-    pub display_from: String,
-    /// Display name of the first To (or its mailbox).
-    pub display_to: String,
-    /// Message-ID without brackets.
-    pub message_id: Option<String>,
-    /// References (or In-Reply-To) ids, oldest first.
-    pub references: Vec<String>,
-}
-
-/// Reads the sort fields of message `i`.
-pub fn fields(selected: &mut Selected, i: usize) -> Result<Fields, StorageError> {
-    let info = selected.info(i);
-    // Only the fields sorting and threading use are parsed (never the Received chain).
-    let header = header_fields(
-        &header_of(&mut *selected.mailbox(), info.uid)?,
-        &[
-            b"subject",
-            b"date",
-            b"from",
-            b"to",
-            b"cc",
-            b"message-id",
-            b"references",
-            b"in-reply-to",
-        ],
-        false,
-    );
-    let internal = info
-        .internal_date
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let mut f = Fields {
-        date: internal,
-        ..Fields::default()
+    let modseq_used = args.keys.iter().any(uses_modseq);
+    let enabled_now = modseq_used && account.enable_condstore();
+    let modseq = match modseq_used {
+        true => hits.iter().map(|&i| selected.view.modseq(i)).max(),
+        false => None,
     };
-    if let Some(message) = MessageParser::default().parse_headers(&header[..]) {
-        f.read(&message);
+    match returns {
+        Some(options) => esearch(cx, args.uid, &numbers, &options, modseq, true),
+        None => cx.send(Response::Sort {
+            numbers: &numbers,
+            modseq,
+        }),
     }
-    Ok(f)
-}
-
-impl Fields {
-    /// Fills in what the parsed header says.
-    fn read(&mut self, message: &Message<'_>) {
-        self.subject = base_subject(message.subject().unwrap_or(""));
-        if let Some(d) = message.date() {
-            self.date = d.to_timestamp();
-        }
-        if let Some((m, d)) = first_mailbox(message.from()) {
-            self.from = m;
-            self.display_from = d;
-        }
-        if let Some((m, d)) = first_mailbox(message.to()) {
-            self.to = m;
-            self.display_to = d;
-        }
-        if let Some((m, _)) = first_mailbox(message.cc()) {
-            self.cc = m;
-        }
-        self.message_id = message.message_id().map(str::to_string);
-        self.references = ids(message.references());
-        if self.references.is_empty() {
-            self.references = ids(message.in_reply_to()).into_iter().take(1).collect();
-        }
-    }
-}
-
-/// The first address's mailbox (local part, lowercased) and display name (or the address).
-fn first_mailbox(a: Option<&Address<'_>>) -> Option<(String, String)> {
-    a.and_then(|a| a.first()).map(|addr| {
-        let mailbox = addr.address.as_deref().unwrap_or("").to_lowercase();
-        let display = addr
-            .name
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .map(str::to_lowercase)
-            .unwrap_or_else(|| mailbox.clone());
-        (mailbox.split('@').next().unwrap_or("").to_string(), display)
-    })
-}
-
-/// Message-IDs of References or In-Reply-To.
-fn ids(v: &HeaderValue<'_>) -> Vec<String> {
-    match v {
-        HeaderValue::Text(t) => vec![t.to_string()],
-        HeaderValue::TextList(l) => l.iter().map(|s| s.to_string()).collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// RFC 5256 2.1 base subject: no `Re:`/`Fwd:`/`[list]` prefixes, no `(fwd)` trailer, one space
-/// between words, lowercased for comparison. Every step cuts a slice of the subject, so a
-/// subject of a million `Re: ` costs one pass, not one copy per prefix.
-pub fn base_subject(subject: &str) -> String {
-    let normalised = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut s = normalised.as_str();
-    loop {
-        // (2) trailers
-        s = s.trim_end();
-        while let Some(rest) = strip_suffix_ignore_case(s, "(fwd)") {
-            s = rest.trim_end();
-        }
-        // (3)-(5) leaders: `re:`, `fwd[blob]:`, and `[blob]` when something follows it
-        loop {
-            s = s.trim_start();
-            if let Some(rest) = strip_refwd(s) {
-                s = rest;
-            } else if let Some(rest) = strip_blob(s).filter(|r| !r.trim_start().is_empty()) {
-                s = rest;
-            } else {
-                break;
-            }
-        }
-        // (6) a `[fwd: ...]` wrapper, then start over
-        match strip_prefix_ignore_case(s, "[fwd:").and_then(|r| r.strip_suffix(']')) {
-            Some(inner) => s = inner,
-            None => return s.to_lowercase(),
-        }
-    }
-}
-
-fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.as_bytes().get(..prefix.len())?;
-    // An ASCII prefix matched, so its length is a character boundary.
-    head.eq_ignore_ascii_case(prefix.as_bytes())
-        .then(|| &s[prefix.len()..])
-}
-
-fn strip_suffix_ignore_case<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
-    let cut = s.len().checked_sub(suffix.len())?;
-    let tail = s.as_bytes().get(cut..)?;
-    (tail.eq_ignore_ascii_case(suffix.as_bytes()) && s.is_char_boundary(cut)).then(|| &s[..cut])
-}
-
-/// `subj-refwd`: `re`, `fw` or `fwd`, optional blanks and blob, then `:`.
-fn strip_refwd(s: &str) -> Option<&str> {
-    let rest = ["re", "fwd", "fw"]
-        .iter()
-        .find_map(|word| strip_prefix_ignore_case(s, word))?;
-    let rest = rest.trim_start();
-    let rest = strip_blob(rest).unwrap_or(rest);
-    rest.strip_prefix(':')
-}
-
-/// `subj-blob`: `[` text without brackets `]`, and the blanks after it. The scan stops at the
-/// first bracket, so a failed attempt never reads past the next `[`.
-fn strip_blob(s: &str) -> Option<&str> {
-    let inner = s.strip_prefix('[')?;
-    let end = inner.find(['[', ']'])?;
-    inner[end..].strip_prefix(']').map(str::trim_start)
+    Step::Reply(cx.ok_condstore(enabled_now, selected, "Sort completed."))
 }
 
 /// The sort fields of every hit (THREAD), their headers read ahead a chunk at a time.
@@ -264,7 +124,7 @@ pub fn sort(
         prefetch.add(Cached::Size);
     }
     let mut keyed = read_each(selected, hits, &mut prefetch, |selected, i| {
-        let f = match needs_header {
+        let fields = match needs_header {
             true => fields(selected, i)?,
             false => Fields::default(),
         };
@@ -276,60 +136,88 @@ pub fn sort(
             false => 0,
         };
         let arrived = selected.info(i).internal_date;
-        Ok((i, f, size, arrived))
+        Ok(Keyed {
+            index: i,
+            fields,
+            size,
+            arrived,
+        })
     })?;
-    keyed.sort_by(|a, b| {
-        for c in criteria {
-            let ord = match c.key {
-                SortKey::Arrival => a.3.cmp(&b.3),
-                SortKey::Size => a.2.cmp(&b.2),
-                SortKey::Date => a.1.date.cmp(&b.1.date),
-                SortKey::Subject => a.1.subject.cmp(&b.1.subject),
-                SortKey::From => a.1.from.cmp(&b.1.from),
-                SortKey::To => a.1.to.cmp(&b.1.to),
-                SortKey::Cc => a.1.cc.cmp(&b.1.cc),
-                SortKey::DisplayFrom => a.1.display_from.cmp(&b.1.display_from),
-                SortKey::DisplayTo => a.1.display_to.cmp(&b.1.display_to),
-            };
-            let ord = if c.reverse { ord.reverse() } else { ord };
-            if ord != Ordering::Equal {
-                return ord;
-            }
+    keyed.sort_by(|a, b| compare(a, b, criteria));
+    Ok(keyed.into_iter().map(|k| k.index).collect())
+}
+
+/// One message's sort keys.
+#[derive(Debug)]
+struct Keyed {
+    /// The message's index (its sequence number less one), the final tie-break.
+    index: usize,
+    fields: Fields,
+    /// RFC822.SIZE.
+    size: u64,
+    /// The internal date (ARRIVAL).
+    arrived: SystemTime,
+}
+
+/// RFC 5256 order: each criterion in turn, REVERSE turning only its own key around; equal
+/// under all of them, the lower sequence number first (never reversed).
+fn compare(a: &Keyed, b: &Keyed, criteria: &[SortCriterion]) -> Ordering {
+    let (x, y) = (&a.fields, &b.fields);
+    for c in criteria {
+        let ord = match c.key {
+            SortKey::Arrival => a.arrived.cmp(&b.arrived),
+            SortKey::Size => a.size.cmp(&b.size),
+            SortKey::Date => x.date.cmp(&y.date),
+            SortKey::Subject => x.subject.cmp(&y.subject),
+            SortKey::From => x.from.cmp(&y.from),
+            SortKey::To => x.to.cmp(&y.to),
+            SortKey::Cc => x.cc.cmp(&y.cc),
+            SortKey::DisplayFrom => x.display_from.cmp(&y.display_from),
+            SortKey::DisplayTo => x.display_to.cmp(&y.display_to),
+        };
+        let ord = if c.reverse { ord.reverse() } else { ord };
+        if ord != Ordering::Equal {
+            return ord;
         }
-        a.0.cmp(&b.0)
-    });
-    Ok(keyed.into_iter().map(|(i, _, _, _)| i).collect())
+    }
+    a.index.cmp(&b.index)
 }
 
 #[cfg(test)]
 mod tests {
+    use roost_protocol::imap::imap_types::extensions::sort::{SortCriterion, SortKey};
+
     use super::*;
 
     #[test]
-    fn base_subjects_drop_reply_and_list_prefixes() {
-        assert_eq!(
-            base_subject("Re: Fwd: [list] Hello  world (fwd)"),
-            "hello world"
-        );
-        assert_eq!(base_subject("RE[2]: hi"), "hi");
-        assert_eq!(base_subject("[Fwd: report]"), "report");
-        assert_eq!(base_subject("[only]"), "[only]");
-        assert_eq!(base_subject("Plain"), "plain");
-        assert_eq!(base_subject("[fwd: Re: [a] x (FWD)]"), "x");
-        assert_eq!(base_subject("fw: Ré: é"), "ré: é");
-        assert_eq!(base_subject("Re (fwd)"), "re");
-    }
-
-    #[test]
-    fn base_subject_is_linear_in_the_number_of_prefixes() {
-        // Quadratic stripping took minutes on these; each is one pass now.
-        let replies = "Re: ".repeat(250_000) + "end";
-        assert_eq!(base_subject(&replies), "end");
-        let wrapped = "[fwd: ".repeat(100_000) + "end" + &"]".repeat(100_000);
-        assert_eq!(base_subject(&wrapped), "end");
-        let trailers = "end".to_string() + &" (fwd)".repeat(150_000);
-        assert_eq!(base_subject(&trailers), "end");
-        let open = "[".repeat(200_000) + "x";
-        assert_eq!(base_subject(&open), open);
+    fn reverse_turns_one_key_and_never_the_sequence_tie_break() {
+        let keyed = |index: usize, subject: &str, date: i64| {
+            let mut fields = Fields {
+                date,
+                ..Fields::default()
+            };
+            fields.set_subject(subject);
+            Keyed {
+                index,
+                fields,
+                size: 0,
+                arrived: SystemTime::UNIX_EPOCH,
+            }
+        };
+        let mut all = vec![
+            keyed(0, "b", 2),
+            keyed(1, "a", 2),
+            keyed(2, "b", 1),
+            keyed(3, "a", 2),
+        ];
+        let by = |reverse, key| SortCriterion { reverse, key };
+        let order = |all: &mut Vec<Keyed>, criteria: &[SortCriterion]| {
+            all.sort_by(|a, b| compare(a, b, criteria));
+            all.iter().map(|k| k.index).collect::<Vec<_>>()
+        };
+        let reverse_subject = [by(true, SortKey::Subject), by(false, SortKey::Date)];
+        assert_eq!(order(&mut all, &reverse_subject), [2, 0, 1, 3]);
+        assert_eq!(order(&mut all, &[by(true, SortKey::Date)]), [0, 1, 3, 2]);
+        assert_eq!(order(&mut all, &[by(true, SortKey::Size)]), [0, 1, 2, 3]);
     }
 }

@@ -157,8 +157,13 @@ pub enum Response<'a> {
     Esearch(Esearch<'a>),
     /// `* ESEARCH (TAG "a") ADDTO (...)` / `REMOVEFROM (...)` (RFC 5267 CONTEXT).
     SearchUpdate(ContextUpdate<'a>),
-    /// `* SORT n...` (RFC 5256).
-    Sort(&'a [u32]),
+    /// `* SORT n...` (RFC 5256) with `(MODSEQ n)` when a MODSEQ key was used (RFC 7162 3.1.5).
+    Sort {
+        /// Sequence numbers or UIDs, in the sorted order.
+        numbers: &'a [u32],
+        /// The highest mod-sequence of the messages found.
+        modseq: Option<u64>,
+    },
     /// `* THREAD (...)` (RFC 5256), the thread list already written; empty for none.
     Thread(&'a str),
     /// `* QUOTAROOT mailbox root...` (RFC 9208 5.2): the quota roots a mailbox is under.
@@ -221,10 +226,10 @@ impl Response<'_> {
             Self::Recent(n) => push_line(out, &format!("{n} RECENT")),
             Self::Expunge(n) => push_line(out, &format!("{n} EXPUNGE")),
             Self::Vanished { earlier, uids } => push_vanished(out, *earlier, uids),
-            Self::Search { numbers, modseq } => push_search(out, numbers, *modseq),
+            Self::Search { numbers, modseq } => push_search(out, "SEARCH", numbers, *modseq),
             Self::Esearch(esearch) => esearch.encode(out),
             Self::SearchUpdate(update) => update.encode(out),
-            Self::Sort(numbers) => push_words(out, "SORT", numbers.iter().map(u32::to_string)),
+            Self::Sort { numbers, modseq } => push_search(out, "SORT", numbers, *modseq),
             Self::Thread(threads) => {
                 push_words(out, "THREAD", Some(*threads).filter(|t| !t.is_empty()))
             }
@@ -310,8 +315,9 @@ fn push_vanished(out: &mut Vec<u8>, earlier: bool, uids: &[u32]) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn push_search(out: &mut Vec<u8>, numbers: &[u32], modseq: Option<u64>) {
-    out.extend_from_slice(b"* SEARCH");
+/// `* SEARCH 1 2 (MODSEQ 9)` and `* SORT 2 1 (MODSEQ 9)`.
+fn push_search(out: &mut Vec<u8>, keyword: &str, numbers: &[u32], modseq: Option<u64>) {
+    out.extend_from_slice(format!("* {keyword}").as_bytes());
     for n in numbers {
         out.extend_from_slice(format!(" {n}").as_bytes());
     }

@@ -225,8 +225,10 @@ fn search_sort_and_thread_responses() {
     assert_eq!(search(&[], None), "* SEARCH\r\n");
     assert_eq!(search(&[1, 2, 4], None), "* SEARCH 1 2 4\r\n");
     assert_eq!(search(&[1, 2], Some(17)), "* SEARCH 1 2 (MODSEQ 17)\r\n");
-    assert_eq!(bytes(Response::Sort(&[1, 2, 4, 3])), "* SORT 1 2 4 3\r\n");
-    assert_eq!(bytes(Response::Sort(&[])), "* SORT\r\n");
+    let sort = |numbers, modseq| bytes(Response::Sort { numbers, modseq });
+    assert_eq!(sort(&[1, 2, 4, 3], None), "* SORT 1 2 4 3\r\n");
+    assert_eq!(sort(&[], None), "* SORT\r\n");
+    assert_eq!(sort(&[3, 1], Some(7)), "* SORT 3 1 (MODSEQ 7)\r\n");
     assert_eq!(
         bytes(Response::Thread("(3)(1 (4)(2))")),
         "* THREAD (3)(1 (4)(2))\r\n"
