@@ -660,3 +660,81 @@ fn context_sort_reports_positions_in_the_sorted_result() {
     let expunge = u.iter().position(|l| l.ends_with(" EXPUNGE"));
     assert!(removed.is_some() && removed < expunge, "{u:?}");
 }
+
+#[test]
+fn catenate_builds_a_message_from_text_and_parts_on_the_server() {
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let mut c = logged_in(&server);
+    let original = "From: a@example.org\r\nSubject: report\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThe figures.\r\n--b\r\nContent-Type: text/csv\r\n\r\n1,2,3\r\n--b--\r\n";
+    append(&mut c, "p", original);
+    let (u, _) = run(&mut c, "v", "STATUS INBOX (UIDVALIDITY)");
+    let validity: u32 = u[0]
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let head = "From: me@example.org\r\nSubject: Fwd: report\r\n\r\nSee below:\r\n";
+    let tail = "\r\n-- \r\nme\r\n";
+    let (_, t) = send_with_literals(
+        &mut c,
+        "c1",
+        &[
+            &format!(
+                "c1 APPEND Drafts (\\Draft) CATENATE (TEXT {{{}}}\r\n",
+                head.len()
+            ),
+            &format!(
+                "{head} URL \"/INBOX;UIDVALIDITY={validity}/;UID=1/;SECTION=1\" TEXT {{{}}}\r\n",
+                tail.len()
+            ),
+            &format!("{tail})\r\n"),
+        ],
+    );
+    assert!(t.starts_with("c1 OK [APPENDUID "), "{t}");
+    run(&mut c, "s", "SELECT Drafts");
+    let lines = c.cmd("f FETCH 1 BODY.PEEK[]", "f OK");
+    let body: String = lines[1..lines.len() - 2].concat();
+    assert_eq!(body, format!("{head}The figures.{tail}"));
+
+    // A whole message by an absolute URL of the same user, beside a message of its own.
+    let (_, t) = send_with_literals(
+        &mut c,
+        "c2",
+        &[
+            &format!(
+                "c2 APPEND Drafts CATENATE (URL \"imap://plain@localhost/INBOX/;UID=1\") {{3}}\r\n"
+            ),
+            "abc\r\n",
+        ],
+    );
+    assert!(t.starts_with("c2 OK [APPENDUID "), "{t}");
+    let (u, _) = run(&mut c, "n", "FETCH 3 BODY.PEEK[]");
+    assert!(u.iter().any(|l| l.starts_with("abc")), "{u:?}");
+    let lines = c.cmd("g FETCH 2 RFC822.SIZE", "g OK");
+    assert!(
+        lines[0].contains(&format!("RFC822.SIZE {}", original.len())),
+        "{lines:?}"
+    );
+
+    // What cannot be followed is BADURL, and nothing is stored.
+    for (tag, url) in [
+        ("b1", "/INBOX/;UID=99".to_string()),
+        ("b2", format!("/INBOX;UIDVALIDITY={}/;UID=1", validity + 1)),
+        ("b3", "imap://sha512@localhost/INBOX/;UID=1".to_string()),
+        ("b4", "/Nowhere/;UID=1".to_string()),
+    ] {
+        let (_, t) = run(
+            &mut c,
+            tag,
+            &format!("APPEND Drafts CATENATE (URL \"{url}\")"),
+        );
+        assert!(
+            t.starts_with(&format!("{tag} NO [BADURL \"{url}\"]")),
+            "{t}"
+        );
+    }
+    let (u, _) = run(&mut c, "t", "STATUS Drafts (MESSAGES)");
+    assert_eq!(u, ["* STATUS Drafts (MESSAGES 3)"]);
+}

@@ -12,6 +12,7 @@ use roost_protocol::imap::message::{to_crlf, Structure};
 use roost_protocol::imap::response::{Code, FetchItem, Response};
 use roost_storage::{FlagChange, Flags, Incoming, MessageInfo, SharedMailbox, Store, Uid};
 
+use super::catenate;
 use super::command::{Append, Copy, Store as StoreArgs};
 use super::context::{Cx, Step};
 use super::mailboxes::stored_name;
@@ -228,12 +229,30 @@ pub fn expunge_uids(
 /// (RFC 3502) the command carries more messages: all are stored or none.
 pub fn append(account: &Account<'_>, args: &Append, cx: &mut Cx<'_>) -> Step {
     let more = std::mem::take(&mut cx.extras.more_messages);
+    let catenate = std::mem::take(&mut cx.extras.catenate);
     let done = stored_name(account, &args.mailbox, cx).and_then(|name| {
         let (target, uidvalidity) = open_target(account, &name, cx)?;
-        let converted: Vec<Option<Vec<u8>>> = std::iter::once(&args.message)
+        let mut converted: Vec<Option<Vec<u8>>> = std::iter::once(&args.message)
             .chain(more.iter().map(|m| &m.message))
             .map(binary_as_base64)
             .collect();
+        // CATENATE messages are put together first: one bad URL refuses the whole command.
+        for (slot, parts) in converted.iter_mut().zip(&catenate) {
+            if let Some(parts) = parts {
+                let limit = account.user.max_literal as usize;
+                *slot = Some(
+                    catenate::assemble(account, parts, limit).map_err(|refusal| match refusal {
+                        catenate::Refusal::BadUrl(url) => cx.no(
+                            Some(Code::BadUrl(&url)),
+                            "The URL names no message or part this user can read.",
+                        ),
+                        catenate::Refusal::TooBig => {
+                            cx.no(Some(Code::TooBig), "The message would be too big.")
+                        }
+                    })?,
+                );
+            }
+        }
         let first = incoming(
             &args.flags,
             args.date.as_ref(),

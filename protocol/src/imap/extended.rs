@@ -27,6 +27,9 @@ pub struct Extras {
     pub list_patterns: Vec<String>,
     /// MULTIAPPEND (RFC 3502): the messages after the first, which the APPEND command holds.
     pub more_messages: Vec<AppendMessage>,
+    /// CATENATE (RFC 4469): per message of the APPEND (the first one first), the parts to
+    /// build it from, where it has them (its literal is then empty).
+    pub catenate: Vec<Option<Vec<crate::imap::multiappend::CatPart>>>,
     /// `CANCELUPDATE "tag" ...` (RFC 5267 4.3.5): the tags whose search contexts end. The
     /// command goes to the grammar as CHECK (same state, no arguments).
     pub cancel_update: Option<Vec<String>>,

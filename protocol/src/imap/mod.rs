@@ -283,7 +283,7 @@ impl ImapDecoder {
                     .as_deref()
                     .unwrap_or(self.fragmentizer.message_bytes());
                 if let Some(appends) = multiappend::split(message) {
-                    return self.decode_multiappend(&appends);
+                    return self.decode_multiappend(appends);
                 }
                 let rewritten = match extended::extract(message) {
                     Some(found) => Some(found),
@@ -328,12 +328,13 @@ impl ImapDecoder {
         }
     }
 
-    /// A MULTIAPPEND, cut into one APPEND per message: the first is the command, the others
-    /// ride along in [`Extras::more_messages`]; one message the grammar refuses refuses all.
-    fn decode_multiappend(&mut self, appends: &[Vec<u8>]) -> Event {
+    /// A MULTIAPPEND or CATENATE, cut into one APPEND per message: the first is the command,
+    /// the others ride along in [`Extras::more_messages`] and CATENATE parts in
+    /// [`Extras::catenate`]; one message the grammar refuses refuses all.
+    fn decode_multiappend(&mut self, appends: multiappend::Appends) -> Event {
         let mut first = None;
-        let mut more = Vec::with_capacity(appends.len().saturating_sub(1));
-        for one in appends {
+        let mut more = Vec::with_capacity(appends.commands.len().saturating_sub(1));
+        for one in &appends.commands {
             let command = match CommandCodec::default().decode(one) {
                 Ok(([], command)) => command.into_static(),
                 _ => {
@@ -365,6 +366,7 @@ impl ImapDecoder {
             Some(command) => {
                 self.extras = Extras {
                     more_messages: more,
+                    catenate: appends.catenate,
                     ..Extras::default()
                 };
                 Event::Command(Box::new(command))

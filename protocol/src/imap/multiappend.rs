@@ -1,15 +1,40 @@
-//! MULTIAPPEND (RFC 3502): one APPEND carrying several messages, `tag APPEND box (\Seen)
-//! {10}\r\n... (\Flagged) "date" {20}\r\n...`. `imap-codec` parses an APPEND of one message,
-//! so the command is cut into one APPEND per message, each of which it then checks as usual.
+//! MULTIAPPEND (RFC 3502) and CATENATE (RFC 4469): an APPEND carrying several messages,
+//! `tag APPEND box (\Seen) {10}\r\n... (\Flagged) "date" {20}\r\n...`, or a message built
+//! from parts, `tag APPEND box CATENATE (URL "/INBOX;UIDVALIDITY=7/;UID=3" TEXT {5}\r\n...)`.
+//! `imap-codec` parses an APPEND of one literal, so the command is cut into one APPEND per
+//! message, each of which it then checks as usual; a CATENATE message goes to it with an empty
+//! literal in its place, and its parts ride along for the session to assemble.
 //!
 //! Only the framing is looked at here: the mailbox (atom, quoted string or literal), then per
 //! message an optional flag list, an optional quoted date and a literal (`{n}`, `{n+}` or
-//! the literal8 forms `~{n}`); everything else is left to the grammar. The scan is a single
-//! pass without recursion, and every length is checked against the bytes actually there.
+//! the literal8 forms `~{n}`) or a CATENATE list; everything else is left to the grammar. The
+//! scan is a single pass without recursion, and every length is checked against the bytes
+//! actually there.
 
-/// The single-message APPEND commands a MULTIAPPEND stands for; `None` for any command that
-/// is not an APPEND of two or more messages (it goes to the grammar unchanged).
-pub fn split(command: &[u8]) -> Option<Vec<Vec<u8>>> {
+use std::ops::Range;
+
+/// One part of a CATENATE message (RFC 4469).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatPart {
+    /// `TEXT literal`: bytes as sent.
+    Text(Vec<u8>),
+    /// `URL "..."`: a message or part already on the server.
+    Url(String),
+}
+
+/// An APPEND cut into single-message APPENDs for the grammar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appends {
+    /// One APPEND command per message, in order.
+    pub commands: Vec<Vec<u8>>,
+    /// Per message, its CATENATE parts (its command then holds an empty literal).
+    pub catenate: Vec<Option<Vec<CatPart>>>,
+}
+
+/// The single-message APPEND commands an APPEND stands for; `None` for any command that is
+/// neither an APPEND of two or more messages nor one with CATENATE (it goes to the grammar
+/// unchanged).
+pub fn split(command: &[u8]) -> Option<Appends> {
     let mut scan = Scan {
         bytes: command,
         at: 0,
@@ -22,7 +47,8 @@ pub fn split(command: &[u8]) -> Option<Vec<Vec<u8>>> {
     scan.space()?;
     scan.astring()?;
     let prefix = &command[..scan.at];
-    let mut messages = Vec::new();
+    let mut commands = Vec::new();
+    let mut catenate = Vec::new();
     loop {
         let start = scan.at;
         scan.space()?;
@@ -34,27 +60,28 @@ pub fn split(command: &[u8]) -> Option<Vec<Vec<u8>>> {
             scan.quoted()?;
             scan.space()?;
         }
-        scan.literal()?;
-        messages.push(start..scan.at);
+        let mut one = prefix.to_vec();
+        if scan.keyword(b"CATENATE") {
+            one.extend_from_slice(&command[start..scan.at]);
+            one.extend_from_slice(b"{0}\r\n\r\n");
+            scan.advance(b"CATENATE".len());
+            scan.space()?;
+            catenate.push(Some(scan.cat_parts()?));
+        } else {
+            scan.literal()?;
+            one.extend_from_slice(&command[start..scan.at]);
+            one.extend_from_slice(b"\r\n");
+            catenate.push(None);
+        }
+        commands.push(one);
         if scan.rest() == b"\r\n" || scan.rest() == b"\n" {
             break;
         }
     }
-    if messages.len() < 2 {
+    if commands.len() < 2 && catenate.iter().all(Option::is_none) {
         return None;
     }
-    Some(
-        messages
-            .into_iter()
-            .map(|range| {
-                let mut one = Vec::with_capacity(prefix.len() + range.len() + 2);
-                one.extend_from_slice(prefix);
-                one.extend_from_slice(&command[range]);
-                one.extend_from_slice(b"\r\n");
-                one
-            })
-            .collect(),
-    )
+    Some(Appends { commands, catenate })
 }
 
 /// A cursor over the command's bytes.
@@ -106,8 +133,72 @@ impl<'a> Scan<'a> {
         None
     }
 
-    /// A literal (`{n}`, `{n+}`, `~{n}`, `~{n+}`), its line end and its `n` bytes.
-    fn literal(&mut self) -> Option<()> {
+    /// Whether the next word is `word` (any case), followed by a space or a bracket.
+    fn keyword(&self, word: &[u8]) -> bool {
+        let rest = self.rest();
+        rest.len() > word.len()
+            && rest[..word.len()].eq_ignore_ascii_case(word)
+            && matches!(rest[word.len()], b' ' | b'(')
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.at = (self.at + n).min(self.bytes.len());
+    }
+
+    /// `( cat-part *(SP cat-part) )`, each `TEXT literal` or `URL astring`.
+    fn cat_parts(&mut self) -> Option<Vec<CatPart>> {
+        if self.peek()? != b'(' {
+            return None;
+        }
+        self.at += 1;
+        let mut parts = Vec::new();
+        loop {
+            let kind = self.word()?.to_ascii_uppercase();
+            self.space()?;
+            let part = match kind.as_slice() {
+                b"TEXT" => CatPart::Text(self.bytes[self.literal()?].to_vec()),
+                b"URL" => CatPart::Url(String::from_utf8(self.astring_value()?).ok()?),
+                _ => return None,
+            };
+            parts.push(part);
+            match self.peek()? {
+                b')' => {
+                    self.at += 1;
+                    return Some(parts);
+                }
+                _ => self.space()?,
+            }
+        }
+    }
+
+    /// An astring's value: a quoted string unescaped, a literal's bytes, or an atom.
+    fn astring_value(&mut self) -> Option<Vec<u8>> {
+        let start = self.at;
+        match self.peek()? {
+            b'"' => {
+                self.quoted()?;
+                let inner = &self.bytes[start + 1..self.at - 1];
+                let mut out = Vec::with_capacity(inner.len());
+                let mut escaped = false;
+                for &b in inner {
+                    match (escaped, b) {
+                        (false, b'\\') => escaped = true,
+                        _ => {
+                            out.push(b);
+                            escaped = false;
+                        }
+                    }
+                }
+                Some(out)
+            }
+            b'{' => Some(self.bytes[self.literal()?].to_vec()),
+            _ => self.word().map(<[u8]>::to_vec),
+        }
+    }
+
+    /// A literal (`{n}`, `{n+}`, `~{n}`, `~{n+}`), its line end and its `n` bytes; returns
+    /// where the bytes are.
+    fn literal(&mut self) -> Option<Range<usize>> {
         if self.peek() == Some(b'~') {
             self.at += 1;
         }
@@ -137,14 +228,14 @@ impl<'a> Scan<'a> {
             return None;
         }
         self.at = end;
-        Some(())
+        Some(end - length..end)
     }
 
     /// A mailbox name: quoted, literal or atom.
     fn astring(&mut self) -> Option<()> {
         match self.peek()? {
             b'"' => self.quoted(),
-            b'{' => self.literal(),
+            b'{' => self.literal().map(|_| ()),
             _ => self.word().map(|_| ()),
         }
     }
@@ -171,7 +262,7 @@ mod tests {
     #[test]
     fn several_messages_become_one_append_each() {
         let command = b"a1 APPEND \"Saved Mail\" (\\Seen) {5}\r\nfirst (\\Flagged $X) \"05-Feb-2019 14:30:00 +0000\" {6+}\r\nsecond ~{5}\r\nthird\r\n";
-        let parts = split(command).unwrap();
+        let parts = split(command).unwrap().commands;
         assert_eq!(
             parts,
             [
@@ -185,7 +276,7 @@ mod tests {
     #[test]
     fn a_literal_mailbox_name_and_a_literal_holding_look_alikes() {
         let command = b"t append {5}\r\nInbox {12}\r\n {3}\r\nabc)xy {1}\r\nx\r\n";
-        let parts = split(command).unwrap();
+        let parts = split(command).unwrap().commands;
         assert_eq!(
             parts[0],
             b"t append {5}\r\nInbox {12}\r\n {3}\r\nabc)xy\r\n"
@@ -197,10 +288,36 @@ mod tests {
     fn single_appends_and_other_commands_are_left_alone() {
         assert_eq!(split(b"a APPEND INBOX {3}\r\nabc\r\n"), None);
         assert_eq!(split(b"a NOOP\r\n"), None);
+    }
+
+    #[test]
+    fn catenate_parts_ride_along_with_an_empty_literal() {
+        let command = b"a APPEND Drafts (\\Draft) CATENATE (URL \"/INBOX;UIDVALIDITY=9/;UID=3/;SECTION=1\" TEXT {5}\r\nhello URL /Sent;UID=2) {1}\r\nx\r\n";
+        let appends = split(command).unwrap();
         assert_eq!(
-            split(b"a APPEND INBOX CATENATE (TEXT {3}\r\nabc)\r\n"),
-            None
+            appends.commands,
+            [
+                b"a APPEND Drafts (\\Draft) {0}\r\n\r\n".to_vec(),
+                b"a APPEND Drafts {1}\r\nx\r\n".to_vec(),
+            ]
         );
+        assert_eq!(
+            appends.catenate,
+            [
+                Some(vec![
+                    CatPart::Url("/INBOX;UIDVALIDITY=9/;UID=3/;SECTION=1".into()),
+                    CatPart::Text(b"hello".to_vec()),
+                    CatPart::Url("/Sent;UID=2".into()),
+                ]),
+                None
+            ]
+        );
+        // One CATENATE message alone is split too; broken lists are left to the grammar.
+        let one = split(b"a APPEND INBOX CATENATE (TEXT {3}\r\nabc)\r\n").unwrap();
+        assert_eq!(one.commands, [b"a APPEND INBOX {0}\r\n\r\n".to_vec()]);
+        assert_eq!(split(b"a APPEND INBOX CATENATE (TEXT {3}\r\nabc\r\n"), None);
+        assert_eq!(split(b"a APPEND INBOX CATENATE (FILE x)\r\n"), None);
+        assert_eq!(split(b"a APPEND INBOX CATENATE ()\r\n"), None);
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub enum Code<'a> {
     AuthenticationFailed,
     /// `BADCHARSET (names)`: the charsets a search may use.
     BadCharset(&'a [&'a str]),
+    /// `BADURL "url"` (RFC 4469): a CATENATE URL that names nothing readable.
+    BadUrl(&'a str),
+    /// `TOOBIG` (RFC 4469, RFC 5530): the message would be too large.
+    TooBig,
     /// `CANNOT` (RFC 5530).
     Cannot,
     /// `CAPABILITY names`, so a client need not ask.
@@ -103,6 +107,12 @@ impl Code<'_> {
             ),
             Self::AuthenticationFailed => put(out, "AUTHENTICATIONFAILED"),
             Self::BadCharset(names) => put(out, &format!("BADCHARSET ({})", names.join(" "))),
+            Self::BadUrl(url) => {
+                let mut quoted = Vec::new();
+                crate::imap::strings::push_string(&mut quoted, url.as_bytes());
+                put(out, &format!("BADURL {}", String::from_utf8_lossy(&quoted)))
+            }
+            Self::TooBig => put(out, "TOOBIG"),
             Self::Cannot => put(out, "CANNOT"),
             Self::Capability(names) => put(out, &format!("CAPABILITY {names}")),
             Self::Closed => put(out, "CLOSED"),
