@@ -703,9 +703,7 @@ fn catenate_builds_a_message_from_text_and_parts_on_the_server() {
         &mut c,
         "c2",
         &[
-            &format!(
-                "c2 APPEND Drafts CATENATE (URL \"imap://plain@localhost/INBOX/;UID=1\") {{3}}\r\n"
-            ),
+            "c2 APPEND Drafts CATENATE (URL \"imap://plain@localhost/INBOX/;UID=1\") {3}\r\n",
             "abc\r\n",
         ],
     );
