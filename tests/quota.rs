@@ -176,3 +176,34 @@ fn a_passdb_rule_overrides_the_default_and_full_can_mean_try_later() {
     assert!(lmtp_deliver(&server, "free@example.com").starts_with("250 2.0.0"));
     assert!(lmtp_deliver(&server, "free@example.com").starts_with("250 2.0.0"));
 }
+
+#[test]
+fn mbox_stores_are_limited_and_counted_too() {
+    let config = base_config(
+        &["imap", "lmtp"],
+        &format!("quota_messages = 2\nquota = \"1M\"\n{}", smtp_section()),
+    )
+    .replace(
+        "maildir:MAILROOT/%u",
+        "mbox:MAILROOT/%u:INBOX=MAILROOT/%u.inbox",
+    );
+    let server = TestServer::start(&config);
+    let mut c = logged_in(&server, "plain");
+    assert!(append(&mut c, "p1", 500).starts_with("p1 OK"));
+    assert!(lmtp_deliver(&server, "plain@example.com").starts_with("250 2.0.0"));
+    let refused = append(&mut c, "p2", 100);
+    assert!(refused.starts_with("p2 NO [OVERQUOTA]"), "{refused}");
+    assert!(lmtp_deliver(&server, "plain@example.com").starts_with("552 5.2.2"));
+    let (u, _) = run(&mut c, "q", "GETQUOTA \"\"");
+    assert_eq!(u, ["* QUOTA \"\" (STORAGE 1 1024 MESSAGE 2 2)"]);
+    // A lost usage file is counted afresh from the mail at the next login.
+    std::fs::remove_file(server.mail_root().join("plain/.roost/maildirsize")).unwrap();
+    let mut d = logged_in(&server, "plain");
+    let (u, _) = run(&mut d, "q", "GETQUOTA \"\"");
+    assert_eq!(u, ["* QUOTA \"\" (STORAGE 1 1024 MESSAGE 2 2)"]);
+    run(&mut d, "s", "SELECT INBOX");
+    run(&mut d, "d", "STORE 1 +FLAGS.SILENT (\\Deleted)");
+    run(&mut d, "x", "EXPUNGE");
+    let (u, _) = run(&mut d, "r", "GETQUOTA \"\"");
+    assert_eq!(u, ["* QUOTA \"\" (STORAGE 1 1024 MESSAGE 1 2)"]);
+}

@@ -12,7 +12,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::maildir::filename;
@@ -113,18 +113,33 @@ pub struct Usage {
     pub messages: u64,
 }
 
-/// One user's quota: the limits and the usage file of their maildir tree.
+/// One user's quota: the limits and the usage file of their mail.
 #[derive(Debug, Clone)]
 pub struct Quota {
-    tree: PathBuf,
+    /// The `maildirsize` file.
+    file: PathBuf,
+    /// The maildir tree a lost or stale file is counted afresh from; `None` for mbox, whose
+    /// count is made when the store is opened (see [`Quota::set_usage`]).
+    tree: Option<PathBuf>,
     limits: QuotaLimits,
 }
 
 impl Quota {
-    /// The quota of the maildir tree rooted at `tree`.
+    /// The quota of the maildir tree rooted at `tree` (the file in its root).
     pub fn new(tree: &Path, limits: QuotaLimits) -> Self {
         Self {
-            tree: tree.to_path_buf(),
+            file: tree.join(FILE_NAME),
+            tree: Some(tree.to_path_buf()),
+            limits,
+        }
+    }
+
+    /// A quota kept in `file` for mail that cannot be counted from file names (mbox): the
+    /// store counts it with [`Quota::set_usage`] when [`Quota::needs_count`] says so.
+    pub fn counted(file: PathBuf, limits: QuotaLimits) -> Self {
+        Self {
+            file,
+            tree: None,
             limits,
         }
     }
@@ -135,7 +150,29 @@ impl Quota {
     }
 
     fn file(&self) -> PathBuf {
-        self.tree.join(FILE_NAME)
+        self.file.clone()
+    }
+
+    /// Whether the file is missing, stale or names other limits, so the usage must be
+    /// counted afresh.
+    pub fn needs_count(&self) -> bool {
+        match fs::read_to_string(self.file()) {
+            Ok(text) => text.len() as u64 > RECOUNT_ABOVE || self.sum(&text).is_none(),
+            Err(_) => true,
+        }
+    }
+
+    /// Writes the file anew with this usage (after a count of the mail).
+    pub fn set_usage(&self, usage: Usage) -> Result<(), Error> {
+        let text = format!("{}\n{} {}\n", self.header(), usage.bytes, usage.messages);
+        let file = self.file();
+        let dir = file.parent().unwrap_or(Path::new("."));
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io(dir, e))?;
+        durable::replace_rebuildable(dir, FILE_NAME, text.as_bytes())
     }
 
     /// The limits line this quota writes first.
@@ -218,11 +255,15 @@ impl Quota {
         }
     }
 
-    /// Counts the tree's messages from their file names and writes the file anew.
+    /// Counts the tree's messages from their file names and writes the file anew (mbox: the
+    /// count made at the store's opening stands; without one, nothing is counted).
     fn recount(&self) -> Result<Usage, Error> {
+        let Some(tree) = &self.tree else {
+            return Ok(Usage::default());
+        };
         let mut usage = Usage::default();
-        let mut folders = vec![self.tree.clone()];
-        if let Ok(entries) = fs::read_dir(&self.tree) {
+        let mut folders = vec![tree.clone()];
+        if let Ok(entries) = fs::read_dir(tree) {
             folders.extend(
                 entries
                     .flatten()
@@ -251,8 +292,7 @@ impl Quota {
                 }
             }
         }
-        let text = format!("{}\n{} {}\n", self.header(), usage.bytes, usage.messages);
-        durable::replace_rebuildable(&self.tree, FILE_NAME, text.as_bytes())?;
+        self.set_usage(usage)?;
         Ok(usage)
     }
 }

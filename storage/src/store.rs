@@ -36,6 +36,26 @@ pub struct MaildropLock {
     _file: File,
 }
 
+/// An mbox tree's quota, its usage counted afresh (every folder synced, no lock of another
+/// held meanwhile) when the file cannot be trusted.
+fn count_mbox_quota(folders: &MboxFolders, limits: QuotaLimits) -> Result<Quota, Error> {
+    let quota = Quota::counted(folders.quota_file(), limits);
+    if quota.needs_count() {
+        let mut usage = crate::quota::Usage::default();
+        for name in folders.list()? {
+            let Ok(mut folder) = folders.open(&name) else {
+                continue;
+            };
+            for message in folder.sync()?.messages {
+                usage.bytes += message.size;
+                usage.messages += 1;
+            }
+        }
+        quota.set_usage(usage)?;
+    }
+    Ok(quota)
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").finish_non_exhaustive()
@@ -48,8 +68,8 @@ impl Store {
         Self::open_with_quota(location, vars, QuotaLimits::default())
     }
 
-    /// Opens the store of one user who may keep no more than `limits` (maildir: kept in
-    /// `maildirsize`, see [`crate::quota`]; mbox stores are not limited yet).
+    /// Opens the store of one user who may keep no more than `limits` (kept in `maildirsize`,
+    /// see [`crate::quota`]).
     pub fn open_with_quota(
         location: &MailLocation,
         vars: &UserVars,
@@ -72,12 +92,17 @@ impl Store {
                 let inbox = location
                     .inbox_for(vars)?
                     .unwrap_or_else(|| root.join("inbox"));
-                let folders = MboxFolders::new(&root, inbox);
+                let mut folders = MboxFolders::new(&root, inbox);
+                let quota = match limits.is_unlimited() {
+                    true => None,
+                    false => Some(count_mbox_quota(&folders, limits)?),
+                };
+                folders = folders.with_quota(quota.clone());
                 Ok(Self {
                     lock_dir: root.join(".roost"),
                     inbox: folders.open("INBOX")?,
                     folders: Box::new(folders),
-                    quota: None,
+                    quota,
                 })
             }
         }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use super::Mbox;
 use crate::mailbox::{FolderTree, Mailbox};
 use crate::names::{parts, SEPARATOR};
+use crate::quota::Quota;
 use crate::Error;
 
 /// Deepest hierarchy listed (a guard against symlink loops).
@@ -20,6 +21,8 @@ const MAX_DEPTH: usize = 16;
 pub struct MboxFolders {
     root: PathBuf,
     inbox: PathBuf,
+    /// The owner's quota, given to every folder opened.
+    quota: Option<Quota>,
 }
 
 impl MboxFolders {
@@ -28,7 +31,19 @@ impl MboxFolders {
         Self {
             root: root.into(),
             inbox: inbox.into(),
+            quota: None,
         }
+    }
+
+    /// The same tree under its owner's quota (`None`: unlimited).
+    pub fn with_quota(mut self, quota: Option<Quota>) -> Self {
+        self.quota = quota;
+        self
+    }
+
+    /// Where this tree's `maildirsize` lives (beside the side files).
+    pub fn quota_file(&self) -> PathBuf {
+        self.root.join(".roost").join(crate::quota::FILE_NAME)
     }
 
     /// The mbox file of a folder. A folder whose path under the mail root passes through a
@@ -196,7 +211,7 @@ impl FolderTree for MboxFolders {
 
     fn open(&self, name: &str) -> Result<Box<dyn Mailbox>, Error> {
         let path = self.path(name)?;
-        let mbox = Mbox::new(&path, self.state(name)?);
+        let mbox = Mbox::new(&path, self.state(name)?).with_quota(self.quota.clone());
         if parts(name)?.is_none() {
             return Ok(Box::new(mbox.spool_inbox()));
         }

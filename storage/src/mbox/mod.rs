@@ -59,6 +59,10 @@ pub struct Mbox {
     /// Whether this is the INBOX spool the admin configured (see [`Mbox::spool_inbox`]).
     spool: bool,
     cache: Option<FieldCache>,
+    /// The owner's quota: a new message is refused once it is full (the size of a message
+    /// being written is not known ahead, so the last one may go over), and every change is
+    /// charged.
+    quota: Option<crate::quota::Quota>,
 }
 
 fn file_id(file: &File, path: &Path) -> Result<FileId, Error> {
@@ -88,7 +92,14 @@ impl Mbox {
             highestmodseq: 0,
             spool: false,
             cache: None,
+            quota: None,
         }
+    }
+
+    /// The same mbox, under its owner's quota (`None`: unlimited).
+    pub fn with_quota(mut self, quota: Option<crate::quota::Quota>) -> Self {
+        self.quota = quota;
+        self
     }
 
     /// Marks this mbox as the INBOX spool of the mail location (`INBOX=/var/mail/%u`): the
@@ -479,6 +490,9 @@ impl Mailbox for Mbox {
         keywords: &BTreeSet<String>,
         internal_date: Option<SystemTime>,
     ) -> Result<Uid, Error> {
+        if let Some(quota) = &self.quota {
+            quota.admit(0)?;
+        }
         let _lock = MboxLock::acquire(&self.path, self.spool)?;
         self.sync_locked()?;
         let uid = self.uidnext;
@@ -523,6 +537,14 @@ impl Mailbox for Mbox {
         }
         .write(&self.state_path)?;
         self.sync_locked()?;
+        if let Some(quota) = &self.quota {
+            let size = self
+                .messages
+                .iter()
+                .find(|(u, _)| *u == uid)
+                .map_or(0, |(_, m)| m.size);
+            quota.charge(size as i64, 1);
+        }
         Ok(uid)
     }
 
@@ -574,7 +596,16 @@ impl Mailbox for Mbox {
         if doomed.is_empty() {
             return Ok(Vec::new());
         }
+        let freed: u64 = self
+            .messages
+            .iter()
+            .filter(|(u, _)| doomed.contains(u))
+            .map(|(_, m)| m.size)
+            .sum();
         self.rewrite(|uid, m| (!doomed.contains(&uid)).then(|| (m.flags, m.keywords.clone())))?;
+        if let Some(quota) = &self.quota {
+            quota.charge(-(freed as i64), -(doomed.len() as i64));
+        }
         self.sync_locked()?;
         Ok(doomed.into_iter().collect())
     }
