@@ -105,6 +105,9 @@ enum Cmd {
         #[arg(long)]
         flush: bool,
     },
+    /// Check a config and this host before going live: ports, certificate, directories, PAM,
+    /// inotify limits, the queue, and a real login with a test account. Non-zero on failure.
+    Doctor(cli::doctor::DoctorArgs),
     /// Internal: run one authenticated session as the mail owner (started by `serve` as root).
     #[command(hide = true)]
     Worker(privilege::worker::WorkerArgs),
@@ -135,6 +138,7 @@ fn main() -> ExitCode {
         Cmd::Status { target } => print(status::cli::status(&target)),
         Cmd::Who { target } => print(status::cli::who(&target)),
         Cmd::Kick { target, victim } => print(status::cli::kick(&target, &victim)),
+        Cmd::Doctor(args) => return cli::doctor::main(&args),
         Cmd::Worker(args) => {
             init_logging("info");
             privilege::worker::main(args)

@@ -3,4 +3,5 @@
 //! protocols and the process model, which they wire together the way the server does.
 
 pub mod deliver;
+pub mod doctor;
 pub mod queue;
