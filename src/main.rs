@@ -108,6 +108,9 @@ enum Cmd {
     /// Check a config and this host before going live: ports, certificate, directories, PAM,
     /// inotify limits, the queue, and a real login with a test account. Non-zero on failure.
     Doctor(cli::doctor::DoctorArgs),
+    /// Internal: print the manual page (roff), as the package installs it.
+    #[command(hide = true)]
+    Man,
     /// Internal: run one authenticated session as the mail owner (started by `serve` as root).
     #[command(hide = true)]
     Worker(privilege::worker::WorkerArgs),
@@ -139,6 +142,11 @@ fn main() -> ExitCode {
         Cmd::Who { target } => print(status::cli::who(&target)),
         Cmd::Kick { target, victim } => print(status::cli::kick(&target, &victim)),
         Cmd::Doctor(args) => return cli::doctor::main(&args),
+        Cmd::Man => {
+            use clap::CommandFactory;
+            print!("{}", cli::man::render(&Cli::command()));
+            Ok(())
+        }
         Cmd::Worker(args) => {
             init_logging("info");
             privilege::worker::main(args)

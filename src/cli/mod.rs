@@ -4,4 +4,5 @@
 
 pub mod deliver;
 pub mod doctor;
+pub mod man;
 pub mod queue;
