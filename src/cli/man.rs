@@ -10,9 +10,18 @@ pub fn render(cmd: &Command) -> String {
     let mut page = String::new();
     let name = cmd.get_name();
     let about = cmd.get_about().map(|a| a.to_string()).unwrap_or_default();
-    let _ = writeln!(page, ".TH {} 8 \"\" \"roost {}\" \"System Administration\"", name.to_uppercase(), cmd.get_version().unwrap_or(""));
+    let _ = writeln!(
+        page,
+        ".TH {} 8 \"\" \"roost {}\" \"System Administration\"",
+        name.to_uppercase(),
+        cmd.get_version().unwrap_or("")
+    );
     let _ = writeln!(page, ".SH NAME\n{} \\- {}", escape(name), escape(&about));
-    let _ = writeln!(page, ".SH SYNOPSIS\n.B {}\n[\\fICOMMAND\\fR] [\\fIOPTIONS\\fR]", escape(name));
+    let _ = writeln!(
+        page,
+        ".SH SYNOPSIS\n.B {}\n[\\fICOMMAND\\fR] [\\fIOPTIONS\\fR]",
+        escape(name)
+    );
     if let Some(long) = cmd.get_long_about() {
         let _ = writeln!(page, ".SH DESCRIPTION\n{}", paragraphs(&long.to_string()));
     }
@@ -23,7 +32,13 @@ pub fn render(cmd: &Command) -> String {
             .or_else(|| sub.get_about())
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let _ = writeln!(page, ".TP\n.B {} {}\n{}", escape(name), escape(sub.get_name()), paragraphs(&text));
+        let _ = writeln!(
+            page,
+            ".TP\n.B {} {}\n{}",
+            escape(name),
+            escape(sub.get_name()),
+            paragraphs(&text)
+        );
         let args: Vec<_> = sub.get_arguments().filter(|a| !a.is_hide_set()).collect();
         if args.is_empty() {
             continue;
@@ -39,7 +54,11 @@ pub fn render(cmd: &Command) -> String {
                     let _ = write!(flag, "\\fB\\-\\-{}\\fR", escape(long));
                 }
                 None => {
-                    let _ = write!(flag, "\\fI{}\\fR", escape(arg.get_id().as_str()).to_uppercase());
+                    let _ = write!(
+                        flag,
+                        "\\fI{}\\fR",
+                        escape(arg.get_id().as_str()).to_uppercase()
+                    );
                 }
             }
             if arg.get_action().takes_values() && arg.get_long().is_some() {
@@ -95,14 +114,25 @@ mod tests {
             .subcommand(
                 Command::new("check-config")
                     .about("Validate a config file.")
-                    .arg(clap::Arg::new("config").short('c').long("config").help("The TOML file")),
+                    .arg(
+                        clap::Arg::new("config")
+                            .short('c')
+                            .long("config")
+                            .help("The TOML file"),
+                    ),
             )
             .subcommand(Command::new("worker").hide(true));
         let page = render(&cmd);
         assert!(page.starts_with(".TH ROOST 8 "), "{page}");
         assert!(page.contains(".SH NAME\nroost \\- A mail server"), "{page}");
-        assert!(page.contains(".B roost check\\-config\nValidate a config file."), "{page}");
-        assert!(page.contains("\\fB\\-c\\fR, \\fB\\-\\-config\\fR \\fICONFIG\\fR\nThe TOML file"), "{page}");
+        assert!(
+            page.contains(".B roost check\\-config\nValidate a config file."),
+            "{page}"
+        );
+        assert!(
+            page.contains("\\fB\\-c\\fR, \\fB\\-\\-config\\fR \\fICONFIG\\fR\nThe TOML file"),
+            "{page}"
+        );
         assert!(!page.contains("worker"), "hidden commands stay out: {page}");
         assert_eq!(escape(".dot\\"), "\\&.dot\\e");
     }

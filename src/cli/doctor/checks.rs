@@ -21,7 +21,7 @@ pub fn listeners(config: &Config) -> Vec<Finding> {
             let subject = format!("listener {} {}", l.protocol.name(), l.addr);
             match TcpListener::bind(l.addr) {
                 Ok(_) => Finding::new(Level::Ok, subject, "the port is free"),
-                Err(e) if e.kind() == ErrorKind::AddrInUse => match greeting(l.addr) {
+                Err(e) if e.kind() == ErrorKind::AddrInUse => match greeting(l.addr, l.protocol.implicit_tls()) {
                     Some(line) if line.contains("roost") => {
                         Finding::new(Level::Ok, subject, "held by a running roost")
                     }
@@ -46,16 +46,24 @@ pub fn listeners(config: &Config) -> Vec<Finding> {
         .collect()
 }
 
-/// The first line a server at `addr` sends, if it sends one within two seconds.
-fn greeting(addr: std::net::SocketAddr) -> Option<String> {
+/// The first line a server at `addr` sends (after a TLS handshake on an implicit-TLS port),
+/// if it sends one within a few seconds.
+fn greeting(addr: std::net::SocketAddr, tls: bool) -> Option<String> {
     let target = match addr.ip().is_unspecified() {
         true => std::net::SocketAddr::from(([127, 0, 0, 1], addr.port())),
         false => addr,
     };
     let stream = TcpStream::connect_timeout(&target, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
     let mut line = String::new();
-    BufReader::new(stream).take(512).read_line(&mut line).ok()?;
+    if tls {
+        let client = super::identify::tls_client()?;
+        let conn = rustls::ClientConnection::new(client, "localhost".try_into().ok()?).ok()?;
+        let stream = rustls::StreamOwned::new(conn, stream);
+        BufReader::new(stream.take(512)).read_line(&mut line).ok()?;
+    } else {
+        BufReader::new(stream).take(512).read_line(&mut line).ok()?;
+    }
     Some(line)
 }
 

@@ -5,10 +5,12 @@
 //! The exit status is non-zero when anything failed; warnings alone leave it zero.
 
 mod checks;
+mod identify;
 mod login;
 mod tls;
 
 use std::fmt;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -82,12 +84,15 @@ impl fmt::Display for Finding {
 /// Runs every check and prints the findings; non-zero exit on any failure.
 pub fn main(args: &DoctorArgs) -> ExitCode {
     let findings = examine(args);
-    for finding in &findings {
-        println!("{finding}");
-    }
     let failed = findings.iter().filter(|f| f.level == Level::Fail).count();
     let warned = findings.iter().filter(|f| f.level == Level::Warn).count();
-    println!(
+    // A closed pipe (`roost doctor | head`) ends the report, not the process with a panic.
+    let mut out = std::io::stdout().lock();
+    let _ = findings
+        .iter()
+        .try_for_each(|finding| writeln!(out, "{finding}"));
+    let _ = writeln!(
+        out,
         "roost doctor: {failed} failed, {warned} warning(s), {} checks",
         findings.len()
     );
@@ -99,17 +104,18 @@ pub fn main(args: &DoctorArgs) -> ExitCode {
 
 /// Every finding, in the order an admin would fix them.
 pub fn examine(args: &DoctorArgs) -> Vec<Finding> {
-    let config =
-        match Config::load(&args.config) {
-            Ok(config) => config,
-            Err(e) => return vec![Finding::new(
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => {
+            return vec![Finding::new(
                 Level::Fail,
                 "config",
                 format!(
                     "{e}\n      (fix the lines above; `roost check-config -c FILE` repeats this)"
                 ),
-            )],
-        };
+            )]
+        }
+    };
     let mut findings = vec![Finding::new(
         Level::Ok,
         "config",
