@@ -63,7 +63,7 @@ pub async fn serve(
     open: Arc<AtomicUsize>,
     shutdown: CancellationToken,
 ) {
-    http::serve(listener, open, shutdown, move |request| {
+    http::serve(listener, None, open, shutdown, move |request| {
         let service = Arc::clone(&service);
         async move { service.respond(request).await }
     })

@@ -70,7 +70,7 @@ pub struct ServerInfo {
 /// One listening socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListenerRow {
-    /// `imap`, `pop3s`, `submission`, ... or `status`/`autoconfig` (HTTP).
+    /// `imap`, `pop3s`, `submission`, ... or `status`/`autoconfig`/`autoconfig-tls` (HTTP).
     pub proto: String,
     /// The bound address.
     pub local: SocketAddr,
@@ -114,6 +114,7 @@ pub fn tls_mode(listener: &str) -> &'static str {
     match Protocol::from_name(listener) {
         Some(p) if p.implicit_tls() => "implicit",
         Some(_) => "STARTTLS",
+        None if listener == "autoconfig-tls" => "implicit",
         None => "none",
     }
 }
@@ -239,5 +240,6 @@ mod tests {
         assert_eq!(tls_mode("imaps"), "implicit");
         assert_eq!(tls_mode("submission"), "STARTTLS");
         assert_eq!(tls_mode("status"), "none");
+        assert_eq!(tls_mode("autoconfig-tls"), "implicit");
     }
 }
