@@ -157,6 +157,8 @@ fn serve_web(
     let autoconfig_open = Arc::new(AtomicUsize::new(0));
     let autoconfig_tls_open = Arc::new(AtomicUsize::new(0));
     if let Some(socket) = bound.status.take() {
+        let history = Arc::new(crate::status::history::History::new());
+        tokio::spawn(Arc::clone(&history).run(frontend.shutdown().clone()));
         let service = crate::status::StatusService {
             source: StatusSource {
                 listeners: bound.table.clone(),
@@ -169,6 +171,7 @@ fn serve_web(
                     ("autoconfig", Arc::clone(&autoconfig_open)),
                     ("autoconfig-tls", Arc::clone(&autoconfig_tls_open)),
                 ],
+                history,
             },
             access: Access::new(config, Arc::clone(privileged)),
         };
