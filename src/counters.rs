@@ -1,5 +1,7 @@
 //! Counters since start that the status page, `/status.json` and `/metrics` show: connections
-//! and logins per protocol, messages delivered and retrieved, TLS handshakes that failed, storage repairs.
+//! and logins per protocol, messages delivered and retrieved, TLS handshakes that failed,
+//! storage repairs. The page's last-hour charts are sampled from these totals, so counting an
+//! event stays one relaxed atomic add.
 //!
 //! One process-wide set, so any session can count without being handed anything:
 //! `counters::global().login(protocol, ok)`. A worker process (roost started as root) forwards

@@ -61,7 +61,8 @@ pub fn render(id: &str, title: &str, series: &[Series]) -> String {
         id = escape(id),
         h = HEIGHT + 2 * MARGIN,
     );
-    for (i, s) in series.iter().enumerate() {
+    // Drawn last to first, so the first series stays on top where lines overlap (at zero).
+    for (i, s) in series.iter().enumerate().rev() {
         let _ = write!(
             out,
             "<polyline data-series=\"{name}\" fill=\"none\" stroke=\"{colour}\" \

@@ -1,7 +1,8 @@
-//! A deliberately small HTTP/1.1 server for roost's two web listeners (the status page and
-//! client autoconfiguration), over TCP or TLS: one request per connection, bounded in size and time, GET, HEAD
-//! and POST with a `Content-Length` body. Small enough to audit in one sitting and cheaper to
-//! build than an HTTP library; nothing here needs keep-alive, chunking or HTTP/2.
+//! A deliberately small HTTP/1.1 server for roost's web listeners (the status page and
+//! client autoconfiguration, the latter also over TLS): one request per connection, bounded in
+//! size and time, GET, HEAD and POST with a `Content-Length` body. Small enough to audit in one
+//! sitting and cheaper to build than an HTTP library; nothing here needs keep-alive, chunking
+//! or HTTP/2.
 
 use std::future::Future;
 use std::io;

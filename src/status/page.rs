@@ -1,6 +1,6 @@
 //! The status page as HTML: charts of the last hour, three netstat-like tables and the
-//! counters, readable in any browser without JavaScript, refreshing itself every few seconds. Every value is escaped;
-//! rows carry `data-proto` so tests (and scrapers) can find them.
+//! counters, readable in any browser without JavaScript, refreshing itself every few seconds.
+//! Every value is escaped; rows carry `data-proto` so tests (and scrapers) can find them.
 
 use std::fmt::Write as _;
 
