@@ -1,5 +1,7 @@
-//! Counters since start that the status page, `/status.json` and `/metrics` show: logins per
-//! protocol, messages delivered and retrieved, TLS handshakes that failed, storage repairs.
+//! Counters since start that the status page, `/status.json` and `/metrics` show: connections
+//! and logins per protocol, messages delivered and retrieved, TLS handshakes that failed,
+//! storage repairs. The page's last-hour charts are sampled from these totals, so counting an
+//! event stays one relaxed atomic add.
 //!
 //! One process-wide set, so any session can count without being handed anything:
 //! `counters::global().login(protocol, ok)`. A worker process (roost started as root) forwards
@@ -72,6 +74,7 @@ const PROTOCOLS: usize = Protocol::ALL.len();
 /// The process-wide counters.
 #[derive(Debug)]
 pub struct Counters {
+    connections: [AtomicU64; PROTOCOLS],
     logins_ok: [AtomicU64; PROTOCOLS],
     logins_failed: [AtomicU64; PROTOCOLS],
     delivered: AtomicU64,
@@ -88,6 +91,7 @@ impl Counters {
     /// All zero.
     const fn new() -> Self {
         Self {
+            connections: [const { AtomicU64::new(0) }; PROTOCOLS],
             logins_ok: [const { AtomicU64::new(0) }; PROTOCOLS],
             logins_failed: [const { AtomicU64::new(0) }; PROTOCOLS],
             delivered: AtomicU64::new(0),
@@ -122,6 +126,12 @@ fn index(protocol: Protocol) -> usize {
 }
 
 impl Counters {
+    /// Counts a connection accepted on a listener of `protocol` (the status page's per-minute
+    /// chart is made from this total).
+    pub fn connected(&self, protocol: Protocol) {
+        self.connections[index(protocol)].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one login attempt's verdict.
     pub fn login(&self, protocol: Protocol, ok: bool) {
         if ok {
@@ -172,6 +182,14 @@ impl Counters {
     pub fn snapshot(&self) -> CounterSnapshot {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         CounterSnapshot {
+            connections: Protocol::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, p)| ConnectionCount {
+                    proto: p.name().to_string(),
+                    total: load(&self.connections[i]),
+                })
+                .collect(),
             logins: Protocol::ALL
                 .iter()
                 .enumerate()
@@ -195,6 +213,15 @@ fn forward(event: WorkerEvent) {
     }
 }
 
+/// Connections accepted on one protocol's listeners.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionCount {
+    /// The listener protocol (`imap`, `pop3s`, ...).
+    pub proto: String,
+    /// Connections accepted since start.
+    pub total: u64,
+}
+
 /// Logins of one protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginCount {
@@ -209,7 +236,11 @@ pub struct LoginCount {
 /// The counters at one moment, as the page and the JSON show them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CounterSnapshot {
-    /// Logins per protocol, every protocol listed.
+    /// Connections accepted per protocol, every protocol listed, in [`Protocol::ALL`] order
+    /// (absent in the JSON of older servers).
+    #[serde(default)]
+    pub connections: Vec<ConnectionCount>,
+    /// Logins per protocol, every protocol listed, in [`Protocol::ALL`] order.
     pub logins: Vec<LoginCount>,
     /// Messages delivered into mailboxes.
     pub messages_delivered: u64,
@@ -250,6 +281,8 @@ mod tests {
         counters.login(Protocol::Pop3s, true);
         counters.login(Protocol::Pop3s, false);
         counters.login(Protocol::Imap, false);
+        counters.connected(Protocol::Imap);
+        counters.connected(Protocol::Imap);
         counters.set_worker_totals(WorkerTotals {
             repairs: 0,
             delivered: 3,
@@ -261,5 +294,7 @@ mod tests {
         let imap = snap.logins.iter().find(|l| l.proto == "imap").unwrap();
         assert_eq!((imap.ok, imap.failed), (0, 1));
         assert_eq!((snap.messages_delivered, snap.messages_retrieved), (3, 4));
+        let imap = snap.connections.iter().find(|c| c.proto == "imap").unwrap();
+        assert_eq!(imap.total, 2);
     }
 }

@@ -90,7 +90,7 @@ async fn serve_connections(
     let tls = Arc::new(TlsStore::new(&pem)?);
     let frontend = Frontend::default();
     let workers = matches!(reloads, Reloads::FromMaster(_));
-    serve_web(&config, &privileged, &frontend, &mut bound, workers)?;
+    serve_web(&config, &privileged, &frontend, &mut bound, &tls, workers)?;
     match reloads {
         Reloads::Files => crate::listen::shutdown::reload_on_hangup(
             Arc::clone(&tls),
@@ -143,17 +143,22 @@ pub fn handlers(
     Ok((handlers, Some(services)))
 }
 
-/// Starts the status and autoconfig listeners, if configured.
+/// Starts the status and autoconfig listeners, if configured; HTTPS autoconfig shares the mail
+/// listeners' certificate store `tls`, and with it their reloads.
 fn serve_web(
     config: &Arc<Config>,
     privileged: &Arc<dyn Privileged>,
     frontend: &Frontend,
     bound: &mut Bound,
+    tls: &Arc<TlsStore>,
     workers: bool,
 ) -> anyhow::Result<()> {
     let status_open = Arc::new(AtomicUsize::new(0));
     let autoconfig_open = Arc::new(AtomicUsize::new(0));
+    let autoconfig_tls_open = Arc::new(AtomicUsize::new(0));
     if let Some(socket) = bound.status.take() {
+        let history = Arc::new(crate::status::history::History::new());
+        tokio::spawn(Arc::clone(&history).run(frontend.shutdown().clone()));
         let service = crate::status::StatusService {
             source: StatusSource {
                 listeners: bound.table.clone(),
@@ -164,7 +169,9 @@ fn serve_web(
                 http_connections: vec![
                     ("status", Arc::clone(&status_open)),
                     ("autoconfig", Arc::clone(&autoconfig_open)),
+                    ("autoconfig-tls", Arc::clone(&autoconfig_tls_open)),
                 ],
+                history,
             },
             access: Access::new(config, Arc::clone(privileged)),
         };
@@ -175,19 +182,32 @@ fn serve_web(
             frontend.shutdown().clone(),
         ));
     }
-    if let (Some(socket), Some(autoconfig)) = (bound.autoconfig.take(), &config.autoconfig) {
-        let autoconfig = Autoconfig {
-            config: autoconfig.clone(),
-            listeners: bound
-                .listeners
-                .iter()
-                .filter_map(|(p, l)| Some((*p, l.local_addr().ok()?)))
-                .collect(),
-        };
+    let Some(autoconfig) = &config.autoconfig else {
+        return Ok(());
+    };
+    let autoconfig = Arc::new(Autoconfig {
+        config: autoconfig.clone(),
+        listeners: bound
+            .listeners
+            .iter()
+            .filter_map(|(p, l)| Some((*p, l.local_addr().ok()?)))
+            .collect(),
+    });
+    let sockets = [
+        (bound.autoconfig.take(), None, autoconfig_open),
+        (
+            bound.autoconfig_tls.take(),
+            Some(Arc::clone(tls)),
+            autoconfig_tls_open,
+        ),
+    ];
+    for (socket, tls, open) in sockets {
+        let Some(socket) = socket else { continue };
         tokio::spawn(crate::status::autoconfig::serve(
             tokio_listener(socket)?,
-            Arc::new(autoconfig),
-            autoconfig_open,
+            tls,
+            Arc::clone(&autoconfig),
+            open,
             frontend.shutdown().clone(),
         ));
     }

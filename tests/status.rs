@@ -419,6 +419,108 @@ fn storage_repairs_made_in_sessions_are_counted() {
     assert_eq!(repairs(&report), 2);
 }
 
+/// The sum over the hour of a `history` series (`group` is `connections`, `logins` or
+/// `delivered`), after checking it has one count per minute.
+fn hour_total(report: &Value, group: &str, name: &str) -> u64 {
+    let series = report["history"][group]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no {group} series {name}: {report:#}"));
+    let per_minute = series["per_minute"].as_array().unwrap();
+    assert_eq!(per_minute.len(), 60, "one slot per minute of the hour");
+    per_minute.iter().map(|n| n.as_u64().unwrap()).sum()
+}
+
+#[test]
+fn the_last_hour_is_charted_per_minute_in_the_json_and_the_page() {
+    let server = TestServer::start(&base_config(
+        &["imap", "smtp"],
+        &format!("{STATUS}[smtp]\nlocal_domains = [\"example.com\"]\n"),
+    ));
+    // Two good logins and a bad one, on three IMAP connections.
+    for (tag, password, verdict) in [
+        ("a", PASSWORD, "a OK"),
+        ("b", PASSWORD, "b OK"),
+        ("c", "wrong", "c NO"),
+    ] {
+        let mut imap = LineClient::connect(server.addr("imap"));
+        imap.line();
+        imap.cmd(&format!("{tag} LOGIN plain \"{password}\""), verdict);
+        imap.cmd("z LOGOUT", "z OK");
+    }
+    // One message delivered by inbound SMTP.
+    let mut smtp = LineClient::connect(server.addr("smtp"));
+    assert!(smtp.line().starts_with("220 "));
+    smtp.cmd("HELO client.test", "250 ");
+    smtp.cmd("MAIL FROM:<someone@far.example>", "250 ");
+    smtp.cmd("RCPT TO:<plain@example.com>", "250 ");
+    smtp.cmd("DATA", "354 ");
+    smtp.cmd("Subject: hi\r\n\r\nhello\r\n.", "250 ");
+    smtp.cmd("QUIT", "221 ");
+
+    let report = eventually(&server, "the hour shows the traffic", |r| {
+        hour_total(r, "delivered", "delivered") == 1 && hour_total(r, "logins", "failed") == 1
+    });
+    assert_eq!(hour_total(&report, "logins", "ok"), 2);
+    assert_eq!(hour_total(&report, "connections", "imap"), 3);
+    assert_eq!(hour_total(&report, "connections", "smtp"), 1);
+    // Only the protocols served get a connection series; the hour's sums match the totals.
+    let names: Vec<&str> = report["history"]["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["imap", "smtp"]);
+    assert_eq!(logins(&report, "imap"), (2, 1));
+    assert_eq!(report["counters"]["messages_delivered"], 1);
+    let (_, _, metrics) = get(server.addr("status"), "/metrics", "");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "roost_connections_accepted_total{proto=\"imap\"} 3"),
+        "{metrics}"
+    );
+    // The last slot is the current minute.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let current = report["history"]["current_minute"].as_u64().unwrap();
+    assert!(
+        current % 60 == 0 && current <= now && now - current < 120,
+        "{current} vs {now}"
+    );
+
+    // The page draws the same hour as three inline SVG charts, with no script anywhere.
+    let (code, _, html) = get(server.addr("status"), "/", "Accept: text/html\r\n");
+    assert_eq!(code, 200);
+    assert_eq!(html.matches("<svg ").count(), 3, "{html}");
+    for id in ["chart-connections", "chart-logins", "chart-delivered"] {
+        assert!(
+            html.contains(&format!("id=\"{id}\"")),
+            "{id} missing: {html}"
+        );
+    }
+    assert!(!html.contains("<script"));
+    for series in ["imap", "smtp", "ok", "failed", "delivered"] {
+        assert!(
+            html.contains(&format!("<polyline data-series=\"{series}\"")),
+            "no line for {series}: {html}"
+        );
+    }
+    assert!(
+        html.contains("ok 2</span>") && html.contains("failed 1</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("delivered 1</span>") && html.contains("imap 3</span>"),
+        "{html}"
+    );
+}
+
 /// Debian's chromium, if installed.
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser"].into_iter().find(|name| {
@@ -483,6 +585,12 @@ fn a_real_browser_renders_the_listener_rows() {
     );
     assert!(
         dom.contains("AUTHENTICATED</td><td>no</td><td>plain</td>"),
+        "{dom}"
+    );
+    // The last hour's charts survive the page's Content-Security-Policy as inline SVG.
+    assert_eq!(dom.matches("<svg ").count(), 3, "{dom}");
+    assert!(
+        dom.contains("<polyline data-series=\"imap\"") && dom.contains("imap 1</span>"),
         "{dom}"
     );
     let png = std::fs::read(&screenshot).expect("chromium saved a screenshot");

@@ -136,6 +136,8 @@ pub struct RawStatus {
 #[serde(deny_unknown_fields)]
 pub struct RawAutoconfig {
     pub listen: Option<Spanned<String>>,
+    /// The same documents over HTTPS (Outlook asks only there), with the `[tls]` certificate.
+    pub listen_tls: Option<Spanned<String>>,
     /// The name clients are told to connect to (default: this machine's host name).
     pub hostname: Option<Spanned<String>>,
     /// `"address"` (log in as alice@example.com) or `"localpart"` (as alice).

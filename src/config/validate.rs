@@ -105,7 +105,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let tls = tls(&mut c, &raw);
     let limits = limits(&mut c, &raw);
     let status = super::web::status(&mut c, &raw.status);
-    let autoconfig = super::web::autoconfig(&mut c, &raw.autoconfig);
+    let autoconfig = super::web::autoconfig(&mut c, &raw.autoconfig, raw.tls.cert.is_some());
     let log_level = match &raw.log.level {
         Some(level)
             if !["error", "warn", "info", "debug", "trace"].contains(&level.get_ref().as_str()) =>

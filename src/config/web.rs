@@ -36,11 +36,13 @@ pub enum UsernameForm {
     LocalPart,
 }
 
-/// `[autoconfig]`, validated (present only when `listen` is set).
+/// `[autoconfig]`, validated (present only when `listen` or `listen_tls` is set).
 #[derive(Debug, Clone)]
 pub struct AutoconfigConfig {
-    /// Where the autoconfig/autodiscover documents are served.
-    pub listen: SocketAddr,
+    /// Where the autoconfig/autodiscover documents are served over plain HTTP.
+    pub listen: Option<SocketAddr>,
+    /// Where they are served over HTTPS with the `[tls]` certificate (Outlook asks only there).
+    pub listen_tls: Option<SocketAddr>,
     /// The server name clients are told to connect to.
     pub hostname: String,
     /// The user name clients are told to log in with.
@@ -103,8 +105,14 @@ pub(super) fn status(c: &mut Checker<'_>, raw: &RawStatus) -> StatusConfig {
     config
 }
 
-/// Validates `[autoconfig]`; without `listen` it is off.
-pub(super) fn autoconfig(c: &mut Checker<'_>, raw: &RawAutoconfig) -> Option<AutoconfigConfig> {
+/// Validates `[autoconfig]`; without `listen` or `listen_tls` it is off. `listen_tls` needs a
+/// configured `[tls] cert` (`tls_configured`): Outlook refuses the self-signed one roost would
+/// generate, without asking the user.
+pub(super) fn autoconfig(
+    c: &mut Checker<'_>,
+    raw: &RawAutoconfig,
+    tls_configured: bool,
+) -> Option<AutoconfigConfig> {
     let hostname = match &raw.hostname {
         Some(name) if !is_host_name(name.get_ref()) => {
             c.at(
@@ -135,17 +143,37 @@ pub(super) fn autoconfig(c: &mut Checker<'_>, raw: &RawAutoconfig) -> Option<Aut
             }
         },
     };
-    let listen = raw.listen.as_ref()?;
-    let Some(addr) = parse_addr(listen.get_ref(), 80) else {
-        c.at(
-            listen,
-            "autoconfig.listen",
-            format!("{:?} is not an address like 0.0.0.0:80", listen.get_ref()),
-        );
-        return None;
+    let mut address = |key: &str, value: &Option<toml::Spanned<String>>, port: u16| {
+        let value = value.as_ref()?;
+        let parsed = parse_addr(value.get_ref(), port);
+        if parsed.is_none() {
+            c.at(
+                value,
+                format!("autoconfig.{key}"),
+                format!(
+                    "{:?} is not an address like 0.0.0.0:{port}",
+                    value.get_ref()
+                ),
+            );
+        }
+        parsed
     };
+    let listen = address("listen", &raw.listen, 80);
+    let listen_tls = address("listen_tls", &raw.listen_tls, 443);
+    if let (Some(span), false) = (&raw.listen_tls, tls_configured) {
+        c.at(
+            span,
+            "autoconfig.listen_tls",
+            "needs the certificate of [tls] cert and key: Outlook refuses the self-signed one \
+             roost would generate (without asking the user)",
+        );
+    }
+    if listen.is_none() && listen_tls.is_none() {
+        return None;
+    }
     Some(AutoconfigConfig {
-        listen: addr,
+        listen,
+        listen_tls,
         hostname,
         username,
     })

@@ -73,6 +73,8 @@ pub struct Bound {
     pub status: Option<std::net::TcpListener>,
     /// The autoconfig page's socket, when configured.
     pub autoconfig: Option<std::net::TcpListener>,
+    /// The autoconfig page's HTTPS socket (`[autoconfig] listen_tls`), when configured.
+    pub autoconfig_tls: Option<std::net::TcpListener>,
     /// Every bound address by name, as the status page lists them.
     pub table: Vec<(&'static str, SocketAddr)>,
 }
@@ -85,6 +87,7 @@ pub fn bind_all(config: &Config) -> anyhow::Result<Bound> {
         lmtp_socket: None,
         status: None,
         autoconfig: None,
+        autoconfig_tls: None,
         table: Vec::new(),
     };
     for listener in &config.listeners {
@@ -107,7 +110,14 @@ pub fn bind_all(config: &Config) -> anyhow::Result<Bound> {
     }
     let web = [
         ("status", config.status.listen),
-        ("autoconfig", config.autoconfig.as_ref().map(|a| a.listen)),
+        (
+            "autoconfig",
+            config.autoconfig.as_ref().and_then(|a| a.listen),
+        ),
+        (
+            "autoconfig-tls",
+            config.autoconfig.as_ref().and_then(|a| a.listen_tls),
+        ),
     ];
     for (name, addr) in web {
         let Some(addr) = addr else { continue };
@@ -118,7 +128,8 @@ pub fn bind_all(config: &Config) -> anyhow::Result<Bound> {
         bound.table.push((name, addr));
         match name {
             "status" => bound.status = Some(socket),
-            _ => bound.autoconfig = Some(socket),
+            "autoconfig" => bound.autoconfig = Some(socket),
+            _ => bound.autoconfig_tls = Some(socket),
         }
     }
     Ok(bound)

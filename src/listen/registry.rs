@@ -103,7 +103,7 @@ pub struct SessionSnapshot {
 }
 
 impl Registry {
-    /// Registers a new connection; it is removed when the returned handle drops. Its
+    /// Registers a new connection (and counts it); it is removed when the returned handle drops. Its
     /// cancellation token fires with `shutdown` or when the session is kicked.
     pub fn register(
         self: &Arc<Self>,
@@ -113,6 +113,7 @@ impl Registry {
         shutdown: &CancellationToken,
     ) -> SessionHandle {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        crate::counters::global().connected(protocol);
         let entry = Arc::new(SessionEntry {
             id,
             protocol,

@@ -9,7 +9,8 @@
 //!
 //! Both documents are generated from the listeners roost actually bound (their ports and TLS
 //! modes), `[autoconfig] hostname` and the configured user-name form; implicit TLS is offered
-//! before STARTTLS (RFC 8314). Outlook asks over HTTPS: put a TLS proxy in front for it.
+//! before STARTTLS (RFC 8314). Outlook asks over HTTPS only: `[autoconfig] listen_tls` serves
+//! the same documents with the mail certificate (reloaded with it on SIGHUP).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::http::{self, Request, Response};
 use super::page::escape;
 use crate::config::{AutoconfigConfig, Family, Protocol, UsernameForm};
+use crate::listen::tls::TlsStore;
 
 /// `Content-Type` of both documents.
 const XML: &str = "application/xml; charset=utf-8";
@@ -37,14 +39,16 @@ pub struct Autoconfig {
     pub listeners: Vec<(Protocol, SocketAddr)>,
 }
 
-/// Serves the autoconfig listener until shutdown.
+/// Serves an autoconfig listener until shutdown: plain HTTP, or HTTPS with `tls` (the mail
+/// listeners' certificate store, so it follows their reloads).
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<TlsStore>>,
     autoconfig: Arc<Autoconfig>,
     open: Arc<AtomicUsize>,
     shutdown: CancellationToken,
 ) {
-    http::serve(listener, open, shutdown, move |request| {
+    http::serve(listener, tls, open, shutdown, move |request| {
         let autoconfig = Arc::clone(&autoconfig);
         async move { autoconfig.respond(&request) }
     })
@@ -200,7 +204,8 @@ mod tests {
     fn autoconfig(username: UsernameForm) -> Autoconfig {
         Autoconfig {
             config: AutoconfigConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
+                listen: "127.0.0.1:0".parse().ok(),
+                listen_tls: None,
                 hostname: "mail.example.com".into(),
                 username,
             },

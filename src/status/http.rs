@@ -1,7 +1,8 @@
-//! A deliberately small HTTP/1.1 server for roost's two web listeners (the status page and
-//! client autoconfiguration): one request per connection, bounded in size and time, GET, HEAD
-//! and POST with a `Content-Length` body. Small enough to audit in one sitting and cheaper to
-//! build than an HTTP library; nothing here needs keep-alive, chunking or HTTP/2.
+//! A deliberately small HTTP/1.1 server for roost's web listeners (the status page and
+//! client autoconfiguration, the latter also over TLS): one request per connection, bounded in
+//! size and time, GET, HEAD and POST with a `Content-Length` body. Small enough to audit in one
+//! sitting and cheaper to build than an HTTP library; nothing here needs keep-alive, chunking
+//! or HTTP/2.
 
 use std::future::Future;
 use std::io;
@@ -10,10 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+use crate::listen::tls::TlsStore;
 
 /// Largest request line plus headers.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -299,9 +302,12 @@ fn parse_head(head: &str, peer: SocketAddr) -> Result<Request, HttpError> {
 }
 
 /// Serves requests on `listener` with `handler` until shutdown; `open` counts the connections
-/// being served (the status page shows it).
+/// being served (the status page shows it). With `tls`, every connection first completes a
+/// handshake with the store's current certificate (so a SIGHUP reload reaches it too), within
+/// the same time limit as the request.
 pub async fn serve<H, F>(
     listener: TcpListener,
+    tls: Option<Arc<TlsStore>>,
     open: Arc<AtomicUsize>,
     shutdown: CancellationToken,
     handler: H,
@@ -326,17 +332,28 @@ pub async fn serve<H, F>(
         };
         let handler = handler.clone();
         let open = Arc::clone(&open);
+        let acceptor = tls.as_ref().map(|store| store.acceptor());
         tokio::spawn(async move {
             open.fetch_add(1, Ordering::Relaxed);
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, exchange(stream, peer, handler)).await;
+            let served = async {
+                match acceptor {
+                    None => exchange(stream, peer, handler).await,
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(tls) => exchange(tls, peer, handler).await,
+                        Err(e) => tracing::debug!(%peer, "HTTPS handshake failed: {e}"),
+                    },
+                }
+            };
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, served).await;
             open.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
     }
 }
 
-async fn exchange<H, F>(mut stream: TcpStream, peer: SocketAddr, handler: H)
+async fn exchange<S, H, F>(mut stream: S, peer: SocketAddr, handler: H)
 where
+    S: AsyncRead + AsyncWrite + Unpin,
     H: Fn(Request) -> F,
     F: Future<Output = Response>,
 {

@@ -108,8 +108,22 @@ fn connections(out: &mut String, report: &StatusReport) {
     }
 }
 
-/// Login attempts by protocol and result.
+/// Connections accepted and login attempts, by protocol (and result).
 fn logins(out: &mut String, report: &StatusReport) {
+    family(
+        out,
+        "roost_connections_accepted_total",
+        "counter",
+        "Client connections accepted, by protocol.",
+    );
+    for c in &report.counters.connections {
+        let _ = writeln!(
+            out,
+            "roost_connections_accepted_total{{proto=\"{}\"}} {}",
+            label(&c.proto),
+            c.total
+        );
+    }
     family(
         out,
         "roost_logins_total",

@@ -9,12 +9,15 @@
 //! ```
 //!
 //! It reads the session registry of the process that accepts connections (the login process
-//! when roost runs as root) and the process-wide [`counters`]. Client autoconfiguration has a
+//! when roost runs as root) and the process-wide [`counters`], whose last hour [`history`]
+//! keeps per minute for the page's [`chart`]s. Client autoconfiguration has a
 //! listener of its own ([`autoconfig`]); both speak the small HTTP of [`http`].
 
 pub mod access;
 pub mod autoconfig;
+pub mod chart;
 pub mod cli;
+pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod page;
@@ -63,7 +66,7 @@ pub async fn serve(
     open: Arc<AtomicUsize>,
     shutdown: CancellationToken,
 ) {
-    http::serve(listener, open, shutdown, move |request| {
+    http::serve(listener, None, open, shutdown, move |request| {
         let service = Arc::clone(&service);
         async move { service.respond(request).await }
     })

@@ -1,9 +1,10 @@
-//! The status page as HTML: three netstat-like tables and the counters, readable in any
-//! browser without JavaScript, refreshing itself every few seconds. Every value is escaped;
-//! rows carry `data-proto` so tests (and scrapers) can find them.
+//! The status page as HTML: charts of the last hour, three netstat-like tables and the
+//! counters, readable in any browser without JavaScript, refreshing itself every few seconds.
+//! Every value is escaped; rows carry `data-proto` so tests (and scrapers) can find them.
 
 use std::fmt::Write as _;
 
+use super::chart;
 use super::report::{duration, utc, StatusReport};
 
 /// Seconds between the page's automatic reloads.
@@ -34,6 +35,10 @@ th{border-bottom:2px solid #c9ccd1;font-weight:600}tr+tr td{border-top:1px solid
 td.n,th.n{text-align:right}.none{color:#8a929b;font-style:italic}\
 .st{font-weight:600}.LISTEN{color:#1f6f43}.ESTABLISHED{color:#8a5a00}.AUTHENTICATED,.SELECTED,.IDLE,.DATA{color:#1f4f8f}\
 .row{display:flex;gap:3em;align-items:flex-start}\
+.charts{flex-wrap:wrap;gap:2em}figure.chart{margin:0}figcaption{font-weight:600;margin-bottom:.3em}\
+.peak{color:#5a636d;font-weight:400}.legend{font-size:.85em;margin-top:.2em}.legend span{margin-right:1em}\
+.legend i{display:inline-block;width:.8em;height:.8em;margin-right:.3em;vertical-align:-.05em}\
+.axis{display:flex;justify-content:space-between;width:295px;color:#8a929b;font-size:.8em}\
 footer{margin-top:2em;color:#5a636d;font-size:.9em}";
 
 /// The whole page.
@@ -57,6 +62,7 @@ pub fn render(report: &StatusReport) -> String {
         location = escape(&s.mail_location),
         model = escape(&s.process_model),
     );
+    charts(&mut out, report);
     listeners(&mut out, report);
     connections(&mut out, report);
     counters(&mut out, report);
@@ -73,6 +79,24 @@ pub fn render(report: &StatusReport) -> String {
         }
     );
     out
+}
+
+/// The last hour, per minute.
+fn charts(out: &mut String, report: &StatusReport) {
+    let h = &report.history;
+    out.push_str("<h2>Last hour</h2>\n<div class=\"row charts\">\n");
+    out.push_str(&chart::render(
+        "connections",
+        "Connections per minute",
+        &h.connections,
+    ));
+    out.push_str(&chart::render("logins", "Logins per minute", &h.logins));
+    out.push_str(&chart::render(
+        "delivered",
+        "Messages delivered per minute",
+        &h.delivered,
+    ));
+    out.push_str("</div>\n");
 }
 
 fn listeners(out: &mut String, report: &StatusReport) {

@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use roost_storage::MailFormat;
 use serde::{Deserialize, Serialize};
 
+use super::history::{History, HistoryReport};
 use crate::config::{Config, Protocol};
 use crate::counters::{self, CounterSnapshot};
 use crate::listen::registry::Registry;
@@ -31,6 +32,8 @@ pub struct StatusSource {
     pub workers: bool,
     /// Open connections to the HTTP listeners, by name.
     pub http_connections: Vec<(&'static str, Arc<AtomicUsize>)>,
+    /// The counters' last hour, per minute.
+    pub history: Arc<History>,
 }
 
 /// Everything the page shows.
@@ -44,6 +47,10 @@ pub struct StatusReport {
     pub connections: Vec<ConnectionRow>,
     /// Counters since start.
     pub counters: CounterSnapshot,
+    /// The last hour per minute: connections, logins, deliveries (absent in the JSON of older
+    /// servers).
+    #[serde(default)]
+    pub history: HistoryReport,
 }
 
 /// Facts about the server process.
@@ -70,7 +77,7 @@ pub struct ServerInfo {
 /// One listening socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListenerRow {
-    /// `imap`, `pop3s`, `submission`, ... or `status`/`autoconfig` (HTTP).
+    /// `imap`, `pop3s`, `submission`, ... or `status`/`autoconfig`/`autoconfig-tls` (HTTP).
     pub proto: String,
     /// The bound address.
     pub local: SocketAddr,
@@ -114,6 +121,7 @@ pub fn tls_mode(listener: &str) -> &'static str {
     match Protocol::from_name(listener) {
         Some(p) if p.implicit_tls() => "implicit",
         Some(_) => "STARTTLS",
+        None if listener == "autoconfig-tls" => "implicit",
         None => "none",
     }
 }
@@ -165,6 +173,14 @@ impl StatusSource {
             })
             .collect();
         let location = &self.config.mail.location;
+        let mut served: Vec<Protocol> = self
+            .listeners
+            .iter()
+            .filter_map(|(name, _)| Protocol::from_name(name))
+            .collect();
+        if self.config.smtp.lmtp_socket.is_some() {
+            served.push(Protocol::Lmtp);
+        }
         StatusReport {
             server: ServerInfo {
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -193,6 +209,7 @@ impl StatusSource {
             listeners,
             connections,
             counters: counters::global().snapshot(),
+            history: self.history.report(&served),
         }
     }
 }
@@ -239,5 +256,6 @@ mod tests {
         assert_eq!(tls_mode("imaps"), "implicit");
         assert_eq!(tls_mode("submission"), "STARTTLS");
         assert_eq!(tls_mode("status"), "none");
+        assert_eq!(tls_mode("autoconfig-tls"), "implicit");
     }
 }
