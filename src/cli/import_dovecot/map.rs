@@ -676,8 +676,16 @@ fn passdbs(m: &mut Mapper<'_>) {
                 };
                 out.push(format!("pam:{service}"));
             }
-            "shadow" | "passwd" => m.drop_setting(driver, &driver.value, "roost checks system passwords through PAM only: use pam:SERVICE"),
-            other => m.drop_setting(driver, other, "roost reads passwd-files and PAM only"),
+            other => {
+                let why = match other {
+                    "shadow" | "passwd" => "roost checks system passwords through PAM only: use pam:SERVICE",
+                    _ => "roost reads passwd-files and PAM only",
+                };
+                m.drop_setting(driver, other, why);
+                if let Some(a) = args {
+                    m.drop_setting(a, &a.value, "belongs to a passdb roost cannot use");
+                }
+            }
         }
     }
     if !out.is_empty() {
