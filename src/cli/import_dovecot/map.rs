@@ -29,10 +29,14 @@ const SPECIAL_FOLDERS: [(&str, &str); 5] = [
     ("Archive", "\\Archive"),
 ];
 /// Why a Dovecot service's process settings are not carried.
-const WHY_PROCESSES: &str = "roost sizes its own processes (one login process, worker pools per mail owner); see [limits]";
+const WHY_PROCESSES: &str =
+    "roost sizes its own processes (one login process, worker pools per mail owner); see [limits]";
 /// Why TLS tuning is not carried.
 const WHY_TLS: &str =
     "roost uses rustls: TLS 1.2 and 1.3 with its own cipher suites and key exchange, no client certificates";
+/// Why userdb details are not carried.
+const WHY_USERDB: &str =
+    "roost takes a user's uid, gid and home from the passwd-file entry or the system account";
 /// Why log settings are not carried.
 const WHY_LOG: &str = "roost logs to stderr (journald); [log] level or RUST_LOG set the detail";
 
@@ -101,12 +105,13 @@ pub fn map(parsed: &Parsed) -> Imported {
         m.out.server.push(("login_user", toml_string(&s.value)));
     }
     leftovers(&mut m);
-    m.dropped.sort_by_key(|d| {
-        d.origin.as_ref().map(|o| {
-            let file = m.parsed.files.iter().position(|f| *f == o.file);
-            (file, o.line)
-        })
-    });
+    // In reading order: the order settings were read in, which follows the includes.
+    let mut read_order = std::collections::HashMap::new();
+    for (i, s) in parsed.settings.iter().enumerate() {
+        read_order.entry(&s.origin).or_insert(i);
+    }
+    m.dropped
+        .sort_by_key(|d| d.origin.as_ref().and_then(|o| read_order.get(o).copied()));
     Imported {
         toml: render(&m.out),
         dropped: m.dropped,
@@ -182,7 +187,11 @@ fn protocols(m: &mut Mapper<'_>, ssl: &str) {
             .iter()
             .map(|x| (x.kind.as_str(), x.name.as_str()))
             .collect();
-        names == [("service", "submission-login"), ("inet_listener", "submissions")]
+        names
+            == [
+                ("service", "submission-login"),
+                ("inet_listener", "submissions"),
+            ]
     });
     for name in names.split_whitespace() {
         let served: &[&str] = match name {
@@ -287,7 +296,9 @@ fn lmtp(m: &mut Mapper<'_>, default_addr: Option<&str>) {
         .sections
         .iter()
         .filter_map(|s| match s.path.as_slice() {
-            [svc, l] if svc.kind == "service" && svc.name == "lmtp" && l.kind == "inet_listener" => {
+            [svc, l]
+                if svc.kind == "service" && svc.name == "lmtp" && l.kind == "inet_listener" =>
+            {
                 Some(l.name.clone())
             }
             _ => None,
@@ -323,9 +334,10 @@ fn lmtp(m: &mut Mapper<'_>, default_addr: Option<&str>) {
             "127.0.0.1".into()
         };
         m.out.protocols.push("lmtp".into());
-        m.out
-            .listen
-            .push(("lmtp".into(), toml_string(&format!("{addr}:{}", port.value))));
+        m.out.listen.push((
+            "lmtp".into(),
+            toml_string(&format!("{addr}:{}", port.value)),
+        ));
         return;
     }
     let mut unix: Vec<String> = m
@@ -333,7 +345,9 @@ fn lmtp(m: &mut Mapper<'_>, default_addr: Option<&str>) {
         .sections
         .iter()
         .filter_map(|s| match s.path.as_slice() {
-            [svc, l] if svc.kind == "service" && svc.name == "lmtp" && l.kind == "unix_listener" => {
+            [svc, l]
+                if svc.kind == "service" && svc.name == "lmtp" && l.kind == "unix_listener" =>
+            {
                 Some(l.name.clone())
             }
             _ => None,
@@ -352,9 +366,17 @@ fn lmtp(m: &mut Mapper<'_>, default_addr: Option<&str>) {
             m.take(|s| section_is(&s.sections, &path) && !s.value.is_empty());
         for s in owner {
             if *name == chosen {
-                m.drop_setting(s, &s.value, "roost creates its LMTP socket with mode 0666 itself");
+                m.drop_setting(
+                    s,
+                    &s.value,
+                    "roost creates its LMTP socket with mode 0666 itself",
+                );
             } else {
-                m.drop_setting(s, &s.value, format!("roost has one LMTP socket; {chosen} was kept"));
+                m.drop_setting(
+                    s,
+                    &s.value,
+                    format!("roost has one LMTP socket; {chosen} was kept"),
+                );
             }
         }
     }
@@ -384,10 +406,9 @@ fn userdbs_and_owner(m: &mut Mapper<'_>) -> Option<String> {
             .find(|s| s.key == "args" && s.sections.len() == 1);
         let driver_name = driver.map(|d| d.value.as_str()).unwrap_or("");
         for s in &settings {
-            if s.sections.len() > 1 || !matches!(s.key.as_str(), "driver" | "args") {
-                if !s.value.is_empty() {
-                    m.drop_setting(s, &s.value, "roost takes a user's uid, gid and home from the passwd-file entry or the system account");
-                }
+            let handled = s.sections.len() == 1 && matches!(s.key.as_str(), "driver" | "args");
+            if !handled && !s.value.is_empty() {
+                m.drop_setting(s, &s.value, WHY_USERDB);
             }
         }
         match driver_name {
@@ -402,17 +423,30 @@ fn userdbs_and_owner(m: &mut Mapper<'_>) -> Option<String> {
                 }
             }
             "static" => {
-                for word in args.map(|a| a.value.as_str()).unwrap_or("").split_whitespace() {
+                for word in args
+                    .map(|a| a.value.as_str())
+                    .unwrap_or("")
+                    .split_whitespace()
+                {
                     let a = args.expect("words come from args");
                     match word.split_once('=') {
                         Some(("uid", user)) if owner.is_none() => {
                             owner = Some((user.to_string(), None));
                         }
                         Some(("uid", user)) if owner.as_ref().is_some_and(|(o, _)| o == user) => {}
-                        Some(("gid", group)) if owner.as_ref().is_some_and(|(o, _)| o == group) => {}
-                        Some(("gid", _)) => m.drop_setting(a, word, "roost runs mail processes with the primary group of [mail] user"),
+                        Some(("gid", group)) if owner.as_ref().is_some_and(|(o, _)| o == group) => {
+                        }
+                        Some(("gid", _)) => m.drop_setting(
+                            a,
+                            word,
+                            "roost runs mail processes with the primary group of [mail] user",
+                        ),
                         Some(("home", template)) => home = Some(template.to_string()),
-                        _ => m.drop_setting(a, word, "roost has no equivalent for this static userdb field"),
+                        _ => m.drop_setting(
+                            a,
+                            word,
+                            "roost has no equivalent for this static userdb field",
+                        ),
                     }
                 }
             }
@@ -430,7 +464,11 @@ fn userdbs_and_owner(m: &mut Mapper<'_>) -> Option<String> {
     if let Some((user, origin)) = &owner {
         if user.chars().all(|c| c.is_ascii_digit()) {
             if let Some(s) = origin {
-                m.drop_setting(s, user, "roost needs a user name for [mail] user, not a uid");
+                m.drop_setting(
+                    s,
+                    user,
+                    "roost needs a user name for [mail] user, not a uid",
+                );
             }
         } else {
             m.out.mail.push(("user", toml_string(user)));
@@ -470,7 +508,9 @@ fn mail(m: &mut Mapper<'_>, home: Option<&str>) {
             value: "(not set)".into(),
             why: "Dovecot detects the format per user; roost needs one: \"maildir:~/Maildir\" was written, check it".into(),
         });
-        m.out.mail.insert(0, ("location", toml_string("maildir:~/Maildir")));
+        m.out
+            .mail
+            .insert(0, ("location", toml_string("maildir:~/Maildir")));
         return;
     };
     match location(&s.value, home) {
@@ -493,7 +533,9 @@ pub fn location(
         .split_once(':')
         .ok_or("roost needs a format: maildir:PATH or mbox:PATH")?;
     if !matches!(format, "maildir" | "mbox") {
-        return Err(format!("roost stores mail in maildir and mbox only, not {format}"));
+        return Err(format!(
+            "roost stores mail in maildir and mbox only, not {format}"
+        ));
     }
     let mut parts = rest.split(':');
     let mut root = variables(parts.next().unwrap_or(""))?;
@@ -583,7 +625,11 @@ fn quota(m: &mut Mapper<'_>) {
     if let Some(b) = m.within(&plugin, "quota") {
         let backend = b.value.split(':').next().unwrap_or("");
         if !matches!(backend, "maildir" | "count") {
-            m.drop_setting(b, &b.value, "roost keeps its own per-user count (maildirsize)");
+            m.drop_setting(
+                b,
+                &b.value,
+                "roost keeps its own per-user count (maildirsize)",
+            );
         }
     }
     if let Some(t) = m.within(&plugin, "quota_full_tempfail") {
@@ -605,7 +651,7 @@ fn quota(m: &mut Mapper<'_>) {
 
 fn size(bytes: u64) -> String {
     for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "k")] {
-        if bytes % (1 << shift) == 0 {
+        if bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }
@@ -638,11 +684,17 @@ fn passdbs(m: &mut Mapper<'_>) {
         for s in &settings {
             let handled = s.sections.len() == 1 && matches!(s.key.as_str(), "driver" | "args");
             if !handled && !s.value.is_empty() {
-                m.drop_setting(s, &s.value, "roost has no passdb options besides the driver and its file or service");
+                m.drop_setting(
+                    s,
+                    &s.value,
+                    "roost has no passdb options besides the driver and its file or service",
+                );
             }
         }
         let Some(driver) = driver else { continue };
-        let words: Vec<&str> = args.map(|a| a.value.split_whitespace().collect()).unwrap_or_default();
+        let words: Vec<&str> = args
+            .map(|a| a.value.split_whitespace().collect())
+            .unwrap_or_default();
         let (options, plain): (Vec<&str>, Vec<&str>) =
             words.into_iter().partition(|w| w.contains('='));
         match driver.value.as_str() {
@@ -678,7 +730,9 @@ fn passdbs(m: &mut Mapper<'_>) {
             }
             other => {
                 let why = match other {
-                    "shadow" | "passwd" => "roost checks system passwords through PAM only: use pam:SERVICE",
+                    "shadow" | "passwd" => {
+                        "roost checks system passwords through PAM only: use pam:SERVICE"
+                    }
                     _ => "roost reads passwd-files and PAM only",
                 };
                 m.drop_setting(driver, other, why);
@@ -690,7 +744,9 @@ fn passdbs(m: &mut Mapper<'_>) {
     }
     if !out.is_empty() {
         let list: Vec<String> = out.iter().map(|p| toml_string(p)).collect();
-        m.out.auth.push(("passdb", format!("[{}]", list.join(", "))));
+        m.out
+            .auth
+            .push(("passdb", format!("[{}]", list.join(", "))));
     }
 }
 
@@ -747,7 +803,9 @@ fn auth(m: &mut Mapper<'_>, ssl: &str) {
 /// A Dovecot time (`2 secs`, `500 msecs`, `1 min`, bare seconds) in milliseconds.
 fn millis(text: &str) -> Option<u64> {
     let text = text.trim();
-    let at = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let at = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let n: u64 = text[..at].parse().ok()?;
     let factor = match text[at..].trim() {
         "" | "s" | "sec" | "secs" | "second" | "seconds" => 1000,
@@ -761,7 +819,9 @@ fn millis(text: &str) -> Option<u64> {
 /// `ssl_cert` and `ssl_key` (without the `<`); the rest of `ssl_*` is rustls's business.
 fn tls(m: &mut Mapper<'_>, ssl: &str) {
     let cert = m.top("ssl_cert");
-    let key_set = m.take(|s| s.sections.is_empty() && s.key == "ssl_key").pop();
+    let key_set = m
+        .take(|s| s.sections.is_empty() && s.key == "ssl_key")
+        .pop();
     let key = key_set.filter(|s| !s.value.is_empty());
     if ssl == "no" {
         return;
@@ -798,11 +858,9 @@ fn namespaces(m: &mut Mapper<'_>) {
         let equivalent = match (s.sections.as_slice(), s.key.as_str(), s.value.as_str()) {
             ([_], "inbox", "yes") | ([_], "separator", "/") | ([_], "type", "private") => true,
             ([_], "list" | "subscriptions", "yes") => true,
-            ([_, mailbox], "special_use", attr) if mailbox.kind == "mailbox" => {
-                SPECIAL_FOLDERS
-                    .iter()
-                    .any(|(name, a)| *name == mailbox.name && *a == attr)
-            }
+            ([_, mailbox], "special_use", attr) if mailbox.kind == "mailbox" => SPECIAL_FOLDERS
+                .iter()
+                .any(|(name, a)| *name == mailbox.name && *a == attr),
             ([_, mailbox], "auto", "create" | "subscribe") if mailbox.kind == "mailbox" => {
                 SPECIAL_FOLDERS
                     .iter()
@@ -813,7 +871,9 @@ fn namespaces(m: &mut Mapper<'_>) {
         if !equivalent {
             let why = match s.key.as_str() {
                 "separator" => "roost's hierarchy separator is always /",
-                "special_use" | "auto" => "roost creates and marks Drafts, Sent, Trash, Junk and Archive only",
+                "special_use" | "auto" => {
+                    "roost creates and marks Drafts, Sent, Trash, Junk and Archive only"
+                }
                 _ => "roost has one private namespace: INBOX and its folders, no prefix",
             };
             m.drop_setting(s, &s.value, why);
@@ -842,7 +902,10 @@ fn leftovers(m: &mut Mapper<'_>) {
 /// Why a setting roost has no key for is left behind.
 fn why_not(s: &Setting) -> String {
     let key = s.key.as_str();
-    let outer = s.sections.first().map(|x| (x.kind.as_str(), x.name.as_str()));
+    let outer = s
+        .sections
+        .first()
+        .map(|x| (x.kind.as_str(), x.name.as_str()));
     match outer {
         Some(("service", "auth")) if s.sections.len() > 1 => {
             return "roost offers no SASL socket to an MTA; mail clients authenticate at roost's submission ports".into()
@@ -878,7 +941,10 @@ fn why_not(s: &Setting) -> String {
         }
         "auth_username_format" => "roost looks users up by the name as the client sends it".into(),
         "login_greeting" => "roost's greeting is fixed".into(),
-        "postmaster_address" | "hostname" | "recipient_delimiter" | "lda_mailbox_autocreate"
+        "postmaster_address"
+        | "hostname"
+        | "recipient_delimiter"
+        | "lda_mailbox_autocreate"
         | "lda_mailbox_autosubscribe" => "roost's delivery has no such setting".into(),
         _ => "roost has no equivalent setting".into(),
     }
@@ -894,7 +960,10 @@ fn render(out: &Out) -> String {
     let protocols: Vec<String> = out.protocols.iter().map(|p| toml_string(p)).collect();
     let _ = writeln!(text, "protocols = [{}]", protocols.join(", "));
     let sections: [(&str, Vec<(&str, &String)>); 5] = [
-        ("listen", out.listen.iter().map(|(k, v)| (k.as_str(), v)).collect()),
+        (
+            "listen",
+            out.listen.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+        ),
         ("mail", out.mail.iter().map(|(k, v)| (*k, v)).collect()),
         ("auth", out.auth.iter().map(|(k, v)| (*k, v)).collect()),
         ("tls", out.tls.iter().map(|(k, v)| (*k, v)).collect()),

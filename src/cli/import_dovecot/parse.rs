@@ -19,7 +19,7 @@ pub const MAX_SECTION_DEPTH: usize = 32;
 pub const MAX_FILES: usize = 1000;
 
 /// Where a setting or section was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
     /// The file, as the include named it (joined to the including file's directory).
     pub file: PathBuf,
@@ -594,7 +594,10 @@ mod tests {
     use super::*;
 
     fn parse_one(text: &str) -> Result<Parsed, ParseError> {
-        parse(&Memory::new(&[("/d/dovecot.conf", text)]), Path::new("/d/dovecot.conf"))
+        parse(
+            &Memory::new(&[("/d/dovecot.conf", text)]),
+            Path::new("/d/dovecot.conf"),
+        )
     }
 
     fn pairs(p: &Parsed) -> Vec<(String, String)> {
@@ -629,7 +632,10 @@ mod tests {
                 ("listen", "*, ::"),
                 ("auth_mechanisms", "plain login"),
                 ("service/imap-login/inet_listener/imaps/port", "993"),
-                ("namespace/inbox/mailbox/Sent Messages/special_use", "\\Sent"),
+                (
+                    "namespace/inbox/mailbox/Sent Messages/special_use",
+                    "\\Sent"
+                ),
                 ("login_greeting", "ready # really"),
             ]
             .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -640,8 +646,8 @@ mod tests {
 
     #[test]
     fn unnamed_sections_are_told_apart() {
-        let p = parse_one("passdb {\n driver = pam\n}\npassdb {\n driver = passwd-file\n}\n")
-            .unwrap();
+        let p =
+            parse_one("passdb {\n driver = pam\n}\npassdb {\n driver = passwd-file\n}\n").unwrap();
         assert_ne!(p.settings[0].sections[0].id, p.settings[1].sections[0].id);
     }
 
@@ -680,14 +686,20 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.starts_with("/d/dovecot.conf:1: /d/missing.conf: cannot read"), "{e}");
+        assert!(
+            e.starts_with("/d/dovecot.conf:1: /d/missing.conf: cannot read"),
+            "{e}"
+        );
     }
 
     #[test]
     fn include_loops_and_deep_sections_end_in_errors() {
         let files = Memory::new(&[("/d/dovecot.conf", "!include dovecot.conf\n")]);
         let e = parse(&files, Path::new("/d/dovecot.conf")).unwrap_err();
-        assert!(e.to_string().contains("includes nested deeper than 16"), "{e}");
+        assert!(
+            e.to_string().contains("includes nested deeper than 16"),
+            "{e}"
+        );
         let deep = "a {\n".repeat(100_000);
         let e = parse_one(&deep).unwrap_err().to_string();
         assert_eq!(e, "/d/dovecot.conf:33: sections nested deeper than 32");
@@ -696,15 +708,29 @@ mod tests {
     #[test]
     fn syntax_errors_name_file_and_line() {
         let e = |t: &str| parse_one(t).unwrap_err().to_string();
-        assert_eq!(e("a = 1\nservice imap\n"), "/d/dovecot.conf:2: expecting '=' or '{'");
-        assert_eq!(e("a = 1\n}\n"), "/d/dovecot.conf:2: '}' without an open section");
-        assert_eq!(e("x {\n  y = 1\n"), "/d/dovecot.conf:2: missing '}' for section x  opened at line 1");
-        assert_eq!(e("service a { port = 1 }\n"), "/d/dovecot.conf:1: garbage after '{'");
+        assert_eq!(
+            e("a = 1\nservice imap\n"),
+            "/d/dovecot.conf:2: expecting '=' or '{'"
+        );
+        assert_eq!(
+            e("a = 1\n}\n"),
+            "/d/dovecot.conf:2: '}' without an open section"
+        );
+        assert_eq!(
+            e("x {\n  y = 1\n"),
+            "/d/dovecot.conf:2: missing '}' for section x  opened at line 1"
+        );
+        assert_eq!(
+            e("service a { port = 1 }\n"),
+            "/d/dovecot.conf:1: garbage after '{'"
+        );
         let files = Memory::new(&[
             ("/d/dovecot.conf", "service x {\n!include a.conf\n}\n"),
             ("/d/a.conf", "}\n"),
         ]);
-        let e = parse(&files, Path::new("/d/dovecot.conf")).unwrap_err().to_string();
+        let e = parse(&files, Path::new("/d/dovecot.conf"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "/d/a.conf:1: '}' without an open section");
     }
 

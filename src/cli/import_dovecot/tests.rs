@@ -263,7 +263,9 @@ fn locations_roost_cannot_expand_are_not_guessed() {
         map::location("maildir:/srv/%Lu", None).unwrap_err(),
         "roost expands only %u, %n, %d, %h and ~, not %Lu"
     );
-    assert!(map::location("mdbox:~/mdbox", None).unwrap_err().contains("mdbox"));
+    assert!(map::location("mdbox:~/mdbox", None)
+        .unwrap_err()
+        .contains("mdbox"));
     let i = import(&[(
         "/etc/dovecot/dovecot.conf",
         "protocols = imap\nmail_location = sdbox:~/dbox\npassdb {\n  driver = pam\n}\n",
