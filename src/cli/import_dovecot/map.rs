@@ -34,6 +34,15 @@ const WHY_PROCESSES: &str =
 /// Why TLS tuning is not carried.
 const WHY_TLS: &str =
     "roost uses rustls: TLS 1.2 and 1.3 with its own cipher suites and key exchange, no client certificates";
+/// Why a passwd-file's default scheme is not carried.
+const WHY_SCHEME: &str =
+    "roost reads the scheme from each hash's {SCHEME} prefix; entries without one fail";
+/// Why a passwd-file path with variables is not carried.
+const WHY_FILE_VARS: &str =
+    "roost reads one fixed passwd-file per passdb, no per-user or per-domain files";
+/// Why PAM options are not carried.
+const WHY_PAM_OPTIONS: &str =
+    "roost has no PAM options (it opens no PAM session and sets no credentials)";
 /// Why userdb details are not carried.
 const WHY_USERDB: &str =
     "roost takes a user's uid, gid and home from the passwd-file entry or the system account";
@@ -325,7 +334,8 @@ fn lmtp(m: &mut Mapper<'_>, default_addr: Option<&str>) {
             m.drop_setting(
                 port,
                 &format!("{shown}:{}", port.value),
-                "LMTP has no authentication, roost serves it on loopback or a unix socket only; 127.0.0.1 was written",
+                "LMTP has no authentication, roost serves it on loopback or a unix socket only; \
+                 127.0.0.1 was written",
             );
         }
         let addr = if loopback {
@@ -506,7 +516,9 @@ fn mail(m: &mut Mapper<'_>, home: Option<&str>) {
             origin: None,
             setting: "mail_location".into(),
             value: "(not set)".into(),
-            why: "Dovecot detects the format per user; roost needs one: \"maildir:~/Maildir\" was written, check it".into(),
+            why: "Dovecot detects the format per user; roost needs one: \
+                  \"maildir:~/Maildir\" was written, check it"
+                .into(),
         });
         m.out
             .mail
@@ -701,14 +713,15 @@ fn passdbs(m: &mut Mapper<'_>) {
             "passwd-file" => {
                 let a = args.unwrap_or(driver);
                 for o in options {
-                    match o {
-                        "username_format=%u" => {}
-                        o if o.starts_with("scheme=") => m.drop_setting(a, o, "roost reads the scheme from each hash's {SCHEME} prefix; entries without one fail"),
-                        o => m.drop_setting(a, o, "roost has no passwd-file options"),
-                    }
+                    let why = match o {
+                        "username_format=%u" => continue,
+                        o if o.starts_with("scheme=") => WHY_SCHEME,
+                        _ => "roost has no passwd-file options",
+                    };
+                    m.drop_setting(a, o, why);
                 }
                 match plain.last() {
-                    Some(path) if path.contains('%') => m.drop_setting(a, path, "roost reads one fixed passwd-file per passdb, no per-user or per-domain files"),
+                    Some(path) if path.contains('%') => m.drop_setting(a, path, WHY_FILE_VARS),
                     Some(path) => out.push(format!("passwd-file:{path}")),
                     None => m.drop_setting(driver, "passwd-file", "no file named in args"),
                 }
@@ -716,15 +729,19 @@ fn passdbs(m: &mut Mapper<'_>) {
             "pam" => {
                 let a = args.unwrap_or(driver);
                 for o in options {
-                    m.drop_setting(a, o, "roost has no PAM options (it opens no PAM session and sets no credentials)");
+                    m.drop_setting(a, o, WHY_PAM_OPTIONS);
                 }
                 let service = match plain.last() {
-                    None => DEFAULT_PAM_SERVICE.to_string(),
-                    Some(&("*" | "%s")) => {
-                        m.drop_setting(a, plain[plain.len() - 1], format!("roost uses one PAM service for every protocol; pam:{DEFAULT_PAM_SERVICE} was written"));
+                    Some(&name) if name != "*" && name != "%s" => name.to_string(),
+                    Some(&name) => {
+                        let why = format!(
+                            "roost uses one PAM service for every protocol; \
+                             pam:{DEFAULT_PAM_SERVICE} was written"
+                        );
+                        m.drop_setting(a, name, why);
                         DEFAULT_PAM_SERVICE.to_string()
                     }
-                    Some(name) => name.to_string(),
+                    None => DEFAULT_PAM_SERVICE.to_string(),
                 };
                 out.push(format!("pam:{service}"));
             }
@@ -833,7 +850,10 @@ fn tls(m: &mut Mapper<'_>, ssl: &str) {
         }
         (Some(c), None) => {
             let why = match key_set {
-                Some(_) => "ssl_key is hidden (doveconf -n hides it; use doveconf -nP); set [tls] cert and key by hand",
+                Some(_) => {
+                    "ssl_key is hidden (doveconf -n hides it; use doveconf -nP); \
+                     set [tls] cert and key by hand"
+                }
                 None => "no ssl_key; roost needs both: set [tls] cert and key by hand",
             };
             m.drop_setting(c, &c.shown_value(), why);
@@ -908,7 +928,9 @@ fn why_not(s: &Setting) -> String {
         .map(|x| (x.kind.as_str(), x.name.as_str()));
     match outer {
         Some(("service", "auth")) if s.sections.len() > 1 => {
-            return "roost offers no SASL socket to an MTA; mail clients authenticate at roost's submission ports".into()
+            return "roost offers no SASL socket to an MTA; \
+                    mail clients authenticate at roost's submission ports"
+                .into()
         }
         Some(("service", _)) => return WHY_PROCESSES.into(),
         Some(("protocol", p)) => return format!("roost has no per-protocol settings ({p})"),

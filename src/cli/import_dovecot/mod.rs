@@ -24,12 +24,12 @@ pub enum ImportError {
     #[error(transparent)]
     Parse(#[from] ParseError),
     /// The result could not be written.
-    #[error("{}: cannot write: {source}", path.display())]
+    #[error("{}: cannot write: {error}", path.display())]
     Write {
         /// The output file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (shown in the message, so not chained as a source).
+        error: std::io::Error,
     },
 }
 
@@ -103,9 +103,9 @@ pub fn main(source: &Path, output: Option<&Path>) -> Result<(), ImportError> {
     let imported = import(source)?;
     let text = render(source, &imported);
     match output {
-        Some(path) => std::fs::write(path, &text).map_err(|source| ImportError::Write {
+        Some(path) => std::fs::write(path, &text).map_err(|error| ImportError::Write {
             path: path.to_path_buf(),
-            source,
+            error,
         })?,
         None => print!("{text}"),
     }

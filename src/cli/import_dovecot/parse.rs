@@ -110,12 +110,12 @@ pub struct Parsed {
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     /// A file could not be read.
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (shown in the message, so not chained as a source).
+        error: std::io::Error,
     },
     /// A line Dovecot would refuse too.
     #[error("{origin}: {message}")]
@@ -283,9 +283,9 @@ fn frame(
     depth: usize,
     sections_at_start: usize,
 ) -> Result<Frame, ParseError> {
-    let text = files.read(path).map_err(|source| ParseError::Io {
+    let text = files.read(path).map_err(|error| ParseError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     Ok(Frame {
         file: path.to_path_buf(),
