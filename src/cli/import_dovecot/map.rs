@@ -79,6 +79,7 @@ struct Out {
     mail: Vec<(&'static str, String)>,
     auth: Vec<(&'static str, String)>,
     tls: Vec<(&'static str, String)>,
+    smtp: Vec<(&'static str, String)>,
     server: Vec<(&'static str, String)>,
 }
 
@@ -104,12 +105,14 @@ pub fn map(parsed: &Parsed) -> Imported {
     let ssl = ssl.as_deref().unwrap_or("yes");
     protocols(&mut m, ssl);
     let home = userdbs_and_owner(&mut m);
+    let home = home.or_else(|| mail_home(&mut m));
     mail(&mut m, home.as_deref());
     quota(&mut m);
     passdbs(&mut m);
     auth(&mut m, ssl);
     tls(&mut m, ssl);
     namespaces(&mut m);
+    submission_relay(&mut m);
     if let Some(s) = m.top("default_login_user") {
         m.out.server.push(("login_user", toml_string(&s.value)));
     }
@@ -433,12 +436,8 @@ fn userdbs_and_owner(m: &mut Mapper<'_>) -> Option<String> {
                 }
             }
             "static" => {
-                for word in args
-                    .map(|a| a.value.as_str())
-                    .unwrap_or("")
-                    .split_whitespace()
-                {
-                    let a = args.expect("words come from args");
+                let Some(a) = args else { continue };
+                for word in a.value.split_whitespace() {
                     match word.split_once('=') {
                         Some(("uid", user)) if owner.is_none() => {
                             owner = Some((user.to_string(), None));
@@ -507,6 +506,46 @@ fn instances(parsed: &Parsed, kind: &str) -> Vec<usize> {
         .filter(|s| s.path.len() == 1 && s.path[0].kind == kind)
         .map(|s| s.path[0].id)
         .collect()
+}
+
+/// `mail_home`, Dovecot's home for users whose userdb gives none, to complete a `~` location
+/// (reported, since a home in a passwd-file entry then no longer moves a user's mail).
+fn mail_home(m: &mut Mapper<'_>) -> Option<String> {
+    let s = m.top("mail_home")?;
+    let uses_home = m
+        .settings
+        .iter()
+        .rev()
+        .find(|l| l.sections.is_empty() && l.key == "mail_location")
+        .is_some_and(|l| l.value.contains(":~") || l.value.contains(":%h"));
+    if uses_home {
+        m.drop_setting(
+            s,
+            &s.value,
+            "written into [mail] location in place of ~ (a home in a passwd-file entry no longer \
+             moves that user's mail)",
+        );
+    }
+    Some(s.value.clone())
+}
+
+/// Dovecot's submission service hands every message to one MTA; roost's `[smtp] relayhost`
+/// does the same for all mail when no `local_domains` are set.
+fn submission_relay(m: &mut Mapper<'_>) {
+    let Some(host) = m.top("submission_relay_host") else {
+        return;
+    };
+    let port = m.top("submission_relay_port");
+    let port = port.map(|p| p.value.as_str()).unwrap_or("25");
+    let relay = if host.value.contains(':') && !host.value.starts_with('[') {
+        format!("[{}]:{port}", host.value)
+    } else {
+        format!("{}:{port}", host.value)
+    };
+    match crate::config::smtp::parse_relayhost(&relay) {
+        Some(_) => m.out.smtp.push(("relayhost", toml_string(&relay))),
+        None => m.drop_setting(host, &relay, "not a host:port roost reads"),
+    }
 }
 
 /// `mail_location`, with a static userdb's home put in for `~`.
@@ -759,7 +798,15 @@ fn passdbs(m: &mut Mapper<'_>) {
             }
         }
     }
-    if !out.is_empty() {
+    if out.is_empty() {
+        m.dropped.push(Dropped {
+            origin: None,
+            setting: "passdb".into(),
+            value: "(none carried)".into(),
+            why: "roost needs one: add [auth] passdb by hand (passwd-file:PATH or pam:SERVICE)"
+                .into(),
+        });
+    } else {
         let list: Vec<String> = out.iter().map(|p| toml_string(p)).collect();
         m.out
             .auth
@@ -981,7 +1028,7 @@ fn render(out: &Out) -> String {
     let mut text = String::new();
     let protocols: Vec<String> = out.protocols.iter().map(|p| toml_string(p)).collect();
     let _ = writeln!(text, "protocols = [{}]", protocols.join(", "));
-    let sections: [(&str, Vec<(&str, &String)>); 5] = [
+    let sections: [(&str, Vec<(&str, &String)>); 6] = [
         (
             "listen",
             out.listen.iter().map(|(k, v)| (k.as_str(), v)).collect(),
@@ -989,6 +1036,7 @@ fn render(out: &Out) -> String {
         ("mail", out.mail.iter().map(|(k, v)| (*k, v)).collect()),
         ("auth", out.auth.iter().map(|(k, v)| (*k, v)).collect()),
         ("tls", out.tls.iter().map(|(k, v)| (*k, v)).collect()),
+        ("smtp", out.smtp.iter().map(|(k, v)| (*k, v)).collect()),
         ("server", out.server.iter().map(|(k, v)| (*k, v)).collect()),
     ];
     for (name, keys) in sections {

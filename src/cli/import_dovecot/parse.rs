@@ -184,7 +184,7 @@ pub fn parse(files: &dyn Files, root: &Path) -> Result<Parsed, ParseError> {
     out.files.push(root.to_path_buf());
     while let Some(top) = stack.last_mut() {
         let Some((line_no, text)) = take_line(top) else {
-            let done = stack.pop().expect("the stack has a top");
+            let Some(done) = stack.pop() else { break };
             if open.len() > done.sections_at_start {
                 let (section, origin) = &open[open.len() - 1];
                 return Err(ParseError::Syntax {
@@ -453,7 +453,8 @@ fn expand_variables(
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(after.len());
         let name = &after[..end];
-        if name.is_empty() {
+        if name.is_empty() || (name == "ENV" && after[end..].starts_with(':')) {
+            // `$ENV:NAME` depends on the environment Dovecot starts in: kept as written.
             out.push('$');
             rest = after;
             continue;

@@ -292,3 +292,37 @@ fn deny_and_master_passdbs_are_left_out_whole() {
         ]
     );
 }
+
+#[test]
+fn mail_home_completes_the_location_and_submission_relays_through_the_mta() {
+    let i = import(&[(
+        "/etc/dovecot/dovecot.conf",
+        "protocols = submission\nmail_home = /srv/mail/%d/%n\nmail_location = maildir:~/Maildir\n\
+         submission_relay_host = 127.0.0.1\nsubmission_relay_port = 10025\n\
+         postmaster_address = $ENV:POSTMASTER\n\
+         passdb {\n  driver = ldap\n  args = /etc/dovecot/dovecot-ldap.conf.ext\n}\n",
+    )]);
+    assert!(
+        i.toml
+            .contains("location = \"maildir:/srv/mail/%d/%n/Maildir\""),
+        "{}",
+        i.toml
+    );
+    assert!(
+        i.toml.contains("[smtp]\nrelayhost = \"127.0.0.1:10025\"\n"),
+        "{}",
+        i.toml
+    );
+    assert!(!i.toml.contains("passdb"), "{}", i.toml);
+    assert_eq!(
+        dropped(&i),
+        [
+            // What the tree lacks comes first, then the settings in reading order.
+            "passdb = (none carried)",
+            "mail_home = /srv/mail/%d/%n",
+            "postmaster_address = $ENV:POSTMASTER",
+            "passdb/driver = ldap",
+            "passdb/args = /etc/dovecot/dovecot-ldap.conf.ext",
+        ]
+    );
+}
