@@ -28,6 +28,9 @@ const SPECIAL_FOLDERS: [(&str, &str); 5] = [
     ("Junk", "\\Junk"),
     ("Archive", "\\Archive"),
 ];
+/// Why a second listen address is not carried.
+const WHY_ONE_ADDRESS: &str = "roost binds one address per protocol; 0.0.0.0 was written \
+     ([::] serves both families where net.ipv6.bindv6only is 0)";
 /// Why a Dovecot service's process settings are not carried.
 const WHY_PROCESSES: &str =
     "roost sizes its own processes (one login process, worker pools per mail owner); see [limits]";
@@ -181,7 +184,15 @@ fn protocols(m: &mut Mapper<'_>, ssl: &str) {
     let listen = m.top("listen");
     let default_addr = match listen {
         Some(s) => first_address(m, s),
-        None => Some("0.0.0.0".to_string()),
+        None => {
+            m.dropped.push(Dropped {
+                origin: None,
+                setting: "listen".into(),
+                value: "(not set: *, ::)".into(),
+                why: WHY_ONE_ADDRESS.into(),
+            });
+            Some("0.0.0.0".to_string())
+        }
     };
     let set = m.top("protocols");
     if set.is_none() {
@@ -291,6 +302,9 @@ fn first_address(m: &mut Mapper<'_>, s: &Setting) -> Option<String> {
         match (addr, &kept) {
             (None, _) => m.drop_setting(s, word, "roost listens on IP addresses, not host names"),
             (Some(a), None) => kept = Some(a),
+            (Some(_), Some(first)) if first == "0.0.0.0" => {
+                m.drop_setting(s, word, WHY_ONE_ADDRESS);
+            }
             (Some(_), Some(first)) => {
                 let why = format!("roost binds one address per protocol; {first} was kept");
                 m.drop_setting(s, word, why);
@@ -978,6 +992,9 @@ fn why_not(s: &Setting) -> String {
             return "roost offers no SASL socket to an MTA; \
                     mail clients authenticate at roost's submission ports"
                 .into()
+        }
+        Some(("service", _)) if s.sections.len() > 1 => {
+            return "roost has one listener per protocol, set in [listen]".into()
         }
         Some(("service", _)) => return WHY_PROCESSES.into(),
         Some(("protocol", p)) => return format!("roost has no per-protocol settings ({p})"),

@@ -108,13 +108,14 @@ key = "/etc/dovecot/private/dovecot.key"
     assert_eq!(
         dropped(&i),
         [
+            "listen = (not set: *, ::)",
             "auth_mechanisms = plain",
             "ssl_client_ca_dir = /etc/ssl/certs",
             "ssl_dh = </usr/share/dovecot/dh.pem",
             "namespace/inbox/mailbox/Sent Messages/special_use = \\Sent",
         ]
     );
-    let first = &i.dropped[0];
+    let first = &i.dropped[1];
     assert_eq!(first.origin.as_ref().unwrap().line, 2);
     assert!(first.why.contains("LOGIN"), "{}", first.why);
 }
@@ -244,7 +245,7 @@ allow_plaintext_without_tls = false
 fn a_static_userdb_home_completes_a_tilde_location() {
     let i = import(&[(
         "/etc/dovecot/dovecot.conf",
-        "protocols = imap\nmail_location = maildir:~/Maildir\n\
+        "listen = *\nprotocols = imap\nmail_location = maildir:~/Maildir\n\
          passdb {\n  driver = passwd-file\n  args = /etc/dovecot/users\n}\n\
          userdb {\n  driver = static\n  args = uid=vmail gid=vmail home=/var/vmail/%d/%n\n}\n",
     )]);
@@ -268,7 +269,7 @@ fn locations_roost_cannot_expand_are_not_guessed() {
         .contains("mdbox"));
     let i = import(&[(
         "/etc/dovecot/dovecot.conf",
-        "protocols = imap\nmail_location = sdbox:~/dbox\npassdb {\n  driver = pam\n}\n",
+        "listen = *\nprotocols = imap\nmail_location = sdbox:~/dbox\npassdb {\n  driver = pam\n}\n",
     )]);
     assert!(!i.toml.contains("location"), "{}", i.toml);
     assert_eq!(dropped(&i), ["mail_location = sdbox:~/dbox"]);
@@ -278,7 +279,7 @@ fn locations_roost_cannot_expand_are_not_guessed() {
 fn deny_and_master_passdbs_are_left_out_whole() {
     let i = import(&[(
         "/etc/dovecot/dovecot.conf",
-        "protocols = imap\nmail_location = maildir:~/Maildir\n\
+        "listen = *\nprotocols = imap\nmail_location = maildir:~/Maildir\n\
          passdb {\n  driver = passwd-file\n  deny = yes\n  args = /etc/dovecot/deny-users\n}\n\
          passdb {\n  driver = pam\n  args = imap\n}\n",
     )]);
@@ -297,7 +298,7 @@ fn deny_and_master_passdbs_are_left_out_whole() {
 fn mail_home_completes_the_location_and_submission_relays_through_the_mta() {
     let i = import(&[(
         "/etc/dovecot/dovecot.conf",
-        "protocols = submission\nmail_home = /srv/mail/%d/%n\nmail_location = maildir:~/Maildir\n\
+        "listen = *\nprotocols = submission\nmail_home = /srv/mail/%d/%n\nmail_location = maildir:~/Maildir\n\
          submission_relay_host = 127.0.0.1\nsubmission_relay_port = 10025\n\
          postmaster_address = $ENV:POSTMASTER\n\
          passdb {\n  driver = ldap\n  args = /etc/dovecot/dovecot-ldap.conf.ext\n}\n",
