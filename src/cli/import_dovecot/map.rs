@@ -49,6 +49,9 @@ const WHY_PAM_OPTIONS: &str =
 /// Why userdb details are not carried.
 const WHY_USERDB: &str =
     "roost takes a user's uid, gid and home from the passwd-file entry or the system account";
+/// Why a userdb passwd-file other than a passdb's is not carried.
+const WHY_USERDB_FILE: &str = "roost reads uid, gid and home from the entry in the passdb's own \
+     passwd-file, not from a separate userdb file";
 /// Why log settings are not carried.
 const WHY_LOG: &str = "roost logs to stderr (journald); [log] level or RUST_LOG set the detail";
 
@@ -107,11 +110,11 @@ pub fn map(parsed: &Parsed) -> Imported {
     let ssl = m.top("ssl").map(|s| s.value.clone());
     let ssl = ssl.as_deref().unwrap_or("yes");
     protocols(&mut m, ssl);
-    let home = userdbs_and_owner(&mut m);
+    let passdb_files = passdbs(&mut m);
+    let home = userdbs_and_owner(&mut m, &passdb_files);
     let home = home.or_else(|| mail_home(&mut m));
     mail(&mut m, home.as_deref());
     quota(&mut m);
-    passdbs(&mut m);
     auth(&mut m, ssl);
     tls(&mut m, ssl);
     namespaces(&mut m);
@@ -418,7 +421,7 @@ fn lmtp(m: &mut Mapper<'_>, default_addr: Option<&str>) {
 
 /// `userdb` sections, `mail_uid` and `mail_gid`: the owner of virtual mail, and the home
 /// template of a static userdb (returned, to complete a `~` mail location).
-fn userdbs_and_owner(m: &mut Mapper<'_>) -> Option<String> {
+fn userdbs_and_owner(m: &mut Mapper<'_>, passdb_files: &[&str]) -> Option<String> {
     let mut owner = m.top("mail_uid").map(|s| (s.value.clone(), Some(s)));
     let mut home = None;
     for id in instances(m.parsed, "userdb") {
@@ -441,12 +444,18 @@ fn userdbs_and_owner(m: &mut Mapper<'_>) -> Option<String> {
         match driver_name {
             // The user's own account (beside PAM), or the passwd-file entry roost reads anyway.
             "passwd" | "passwd-file" | "prefetch" => {
-                if let Some(a) = args {
-                    for word in a.value.split_whitespace() {
-                        if word.contains('=') && word != "username_format=%u" {
-                            m.drop_setting(a, word, "roost has no userdb options");
-                        }
+                let Some(a) = args else { continue };
+                for word in a.value.split_whitespace() {
+                    if word.contains('=') && word != "username_format=%u" {
+                        m.drop_setting(a, word, "roost has no userdb options");
                     }
+                }
+                let file = a.value.split_whitespace().rfind(|w| !w.contains('='));
+                match file {
+                    Some(f) if driver_name == "passwd-file" && !passdb_files.contains(&f) => {
+                        m.drop_setting(a, f, WHY_USERDB_FILE)
+                    }
+                    _ => {}
                 }
             }
             "static" => {
@@ -724,8 +733,9 @@ fn size(bytes: u64) -> String {
 }
 
 /// `passdb` sections: passwd-file paths and PAM service names, in order.
-fn passdbs(m: &mut Mapper<'_>) {
+fn passdbs<'a>(m: &mut Mapper<'a>) -> Vec<&'a str> {
     let mut out = Vec::new();
+    let mut files = Vec::new();
     for id in instances(m.parsed, "passdb") {
         let settings: Vec<&Setting> = m.take(|s| s.sections.first().is_some_and(|x| x.id == id));
         let last = |key: &str| {
@@ -775,7 +785,10 @@ fn passdbs(m: &mut Mapper<'_>) {
                 }
                 match plain.last() {
                     Some(path) if path.contains('%') => m.drop_setting(a, path, WHY_FILE_VARS),
-                    Some(path) => out.push(format!("passwd-file:{path}")),
+                    Some(path) => {
+                        out.push(format!("passwd-file:{path}"));
+                        files.push(*path);
+                    }
                     None => m.drop_setting(driver, "passwd-file", "no file named in args"),
                 }
             }
@@ -826,6 +839,7 @@ fn passdbs(m: &mut Mapper<'_>) {
             .auth
             .push(("passdb", format!("[{}]", list.join(", "))));
     }
+    files
 }
 
 /// Plaintext logins, trusted networks, the failure delay and the offered mechanisms.

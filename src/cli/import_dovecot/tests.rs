@@ -281,7 +281,8 @@ fn deny_and_master_passdbs_are_left_out_whole() {
         "/etc/dovecot/dovecot.conf",
         "listen = *\nprotocols = imap\nmail_location = maildir:~/Maildir\n\
          passdb {\n  driver = passwd-file\n  deny = yes\n  args = /etc/dovecot/deny-users\n}\n\
-         passdb {\n  driver = pam\n  args = imap\n}\n",
+         passdb {\n  driver = pam\n  args = imap\n}\n\
+         userdb {\n  driver = passwd-file\n  args = /etc/dovecot/userdb\n}\n",
     )]);
     assert!(i.toml.contains("passdb = [\"pam:imap\"]"), "{}", i.toml);
     assert_eq!(
@@ -289,7 +290,8 @@ fn deny_and_master_passdbs_are_left_out_whole() {
         [
             "passdb/driver = passwd-file",
             "passdb/deny = yes",
-            "passdb/args = /etc/dovecot/deny-users"
+            "passdb/args = /etc/dovecot/deny-users",
+            "userdb/args = /etc/dovecot/userdb",
         ]
     );
 }
