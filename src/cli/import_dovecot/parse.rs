@@ -187,14 +187,16 @@ pub fn parse(files: &dyn Files, root: &Path) -> Result<Parsed, ParseError> {
             let Some(done) = stack.pop() else { break };
             if open.len() > done.sections_at_start {
                 let (section, origin) = &open[open.len() - 1];
+                let name = format!("{} {}", section.kind, section.name);
                 return Err(ParseError::Syntax {
                     origin: Origin {
                         file: done.file.clone(),
                         line: done.lines.len().max(1),
                     },
                     message: format!(
-                        "missing '}}' for section {} {} opened at line {}",
-                        section.kind, section.name, origin.line
+                        "missing '}}' for section {} opened at line {}",
+                        name.trim_end(),
+                        origin.line
                     ),
                 });
             }
@@ -719,7 +721,7 @@ mod tests {
         );
         assert_eq!(
             e("x {\n  y = 1\n"),
-            "/d/dovecot.conf:2: missing '}' for section x  opened at line 1"
+            "/d/dovecot.conf:2: missing '}' for section x opened at line 1"
         );
         assert_eq!(
             e("service a { port = 1 }\n"),
