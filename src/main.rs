@@ -111,6 +111,18 @@ enum Cmd {
     /// Internal: print the manual page (roff), as the package installs it.
     #[command(hide = true)]
     Man,
+    /// Write a roost.toml from a Dovecot 2.3 configuration; list what it cannot carry over.
+    ImportDovecot {
+        /// Dovecot's configuration directory (or its dovecot.conf).
+        #[arg(value_name = "DIR", default_value = cli::import_dovecot::DEFAULT_DIR, conflicts_with = "doveconf")]
+        dir: PathBuf,
+        /// Read saved `doveconf -n` output instead of a directory.
+        #[arg(long, value_name = "FILE")]
+        doveconf: Option<PathBuf>,
+        /// Where to write roost.toml (default: standard output).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Internal: run one authenticated session as the mail owner (started by `serve` as root).
     #[command(hide = true)]
     Worker(privilege::worker::WorkerArgs),
@@ -147,6 +159,12 @@ fn main() -> ExitCode {
             print!("{}", cli::man::render(&Cli::command()));
             Ok(())
         }
+        Cmd::ImportDovecot {
+            dir,
+            doveconf,
+            output,
+        } => cli::import_dovecot::main(doveconf.as_ref().unwrap_or(&dir), output.as_deref())
+            .map_err(anyhow::Error::from),
         Cmd::Worker(args) => {
             init_logging("info");
             privilege::worker::main(args)
