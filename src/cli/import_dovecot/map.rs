@@ -177,8 +177,24 @@ fn section_is(sections: &[Section], path: &[(&str, &str)]) -> bool {
 
 /// `protocols`, `listen` and the services' inet listeners.
 fn protocols(m: &mut Mapper<'_>, ssl: &str) {
-    let listen = m.top("listen");
-    let default_addr = match listen {
+    let default_addr = default_address(m);
+    let (set, names) = protocol_names(m);
+    let has_submissions = has_submissions_listener(m.parsed);
+    for name in names.split_whitespace() {
+        for &p in served_listeners(m, set, name, has_submissions) {
+            if p == "lmtp" {
+                lmtp(m, default_addr.as_deref());
+                continue;
+            }
+            inet_listener(m, p, ssl, default_addr.as_deref());
+        }
+    }
+}
+
+/// The address listeners without their own use: the first of `listen`, or `0.0.0.0` (reported)
+/// when the tree sets none.
+fn default_address(m: &mut Mapper<'_>) -> Option<String> {
+    match m.top("listen") {
         Some(s) => first_address(m, s),
         None => {
             m.dropped.push(Dropped {
@@ -189,7 +205,11 @@ fn protocols(m: &mut Mapper<'_>, ssl: &str) {
             });
             Some("0.0.0.0".to_string())
         }
-    };
+    }
+}
+
+/// The `protocols` setting and its words, or Dovecot's compiled-in default (reported).
+fn protocol_names<'a>(m: &mut Mapper<'a>) -> (Option<&'a Setting>, &'a str) {
     let set = m.top("protocols");
     if set.is_none() {
         m.dropped.push(Dropped {
@@ -200,7 +220,13 @@ fn protocols(m: &mut Mapper<'_>, ssl: &str) {
         });
     }
     let names = set.map(|s| s.value.as_str()).unwrap_or(DEFAULT_PROTOCOLS);
-    let has_submissions = m.parsed.sections.iter().any(|s| {
+    (set, names)
+}
+
+/// Whether the tree opens `service submission-login { inet_listener submissions {`, the only
+/// way Dovecot serves submission over implicit TLS.
+fn has_submissions_listener(parsed: &Parsed) -> bool {
+    parsed.sections.iter().any(|s| {
         let names: Vec<(&str, &str)> = s
             .path
             .iter()
@@ -211,64 +237,71 @@ fn protocols(m: &mut Mapper<'_>, ssl: &str) {
                 ("service", "submission-login"),
                 ("inet_listener", "submissions"),
             ]
-    });
-    for name in names.split_whitespace() {
-        let served: &[&str] = match name {
-            "none" => &[],
-            "imap" => &["imap", "imaps"],
-            "pop3" => &["pop3", "pop3s"],
-            "submission" if has_submissions => &["submission", "submissions"],
-            "submission" => &["submission"],
-            "lmtp" => &["lmtp"],
-            other => {
-                let why = match other {
-                    "sieve" => "roost has no ManageSieve".to_string(),
-                    _ => format!("roost does not serve {other}"),
-                };
-                if let Some(s) = set {
-                    m.drop_setting(s, other, why);
-                }
-                continue;
-            }
-        };
-        for &p in served {
-            if p == "lmtp" {
-                lmtp(m, default_addr.as_deref());
-                continue;
-            }
-            let implicit_tls = matches!(p, "imaps" | "pop3s" | "submissions");
-            let service = match p {
-                "imap" | "imaps" => "imap-login",
-                "pop3" | "pop3s" => "pop3-login",
-                _ => "submission-login",
+    })
+}
+
+/// The roost listeners one word of `protocols` stands for; a protocol roost does not serve is
+/// reported and stands for none.
+fn served_listeners(
+    m: &mut Mapper<'_>,
+    set: Option<&Setting>,
+    name: &str,
+    has_submissions: bool,
+) -> &'static [&'static str] {
+    match name {
+        "none" => &[],
+        "imap" => &["imap", "imaps"],
+        "pop3" => &["pop3", "pop3s"],
+        "submission" if has_submissions => &["submission", "submissions"],
+        "submission" => &["submission"],
+        "lmtp" => &["lmtp"],
+        other => {
+            let why = match other {
+                "sieve" => "roost has no ManageSieve".to_string(),
+                _ => format!("roost does not serve {other}"),
             };
-            let path = [("service", service), ("inet_listener", p)];
-            m.within(&path, "ssl");
-            let port = match m.within(&path, "port") {
-                Some(s) => match s.value.parse::<u16>() {
-                    Ok(0) => continue,
-                    Ok(port) => port,
-                    Err(_) => {
-                        m.drop_setting(s, &s.value, "not a port number; the IANA port was written");
-                        iana_port(p)
-                    }
-                },
-                None => iana_port(p),
-            };
-            if implicit_tls && ssl == "no" {
-                continue;
+            if let Some(s) = set {
+                m.drop_setting(s, other, why);
             }
-            let addr = match m.within(&path, "address") {
-                Some(s) => first_address(m, s),
-                None => default_addr.clone(),
-            };
-            let Some(addr) = addr else { continue };
-            m.out.protocols.push(p.to_string());
-            m.out
-                .listen
-                .push((p.to_string(), toml_string(&format!("{addr}:{port}"))));
+            &[]
         }
     }
+}
+
+/// One roost listener (`imap`, `pop3s`, ...) from its Dovecot `inet_listener`: written unless
+/// its port is 0, it needs TLS while `ssl = no`, or it has no usable address.
+fn inet_listener(m: &mut Mapper<'_>, p: &str, ssl: &str, default_addr: Option<&str>) {
+    let implicit_tls = matches!(p, "imaps" | "pop3s" | "submissions");
+    let service = match p {
+        "imap" | "imaps" => "imap-login",
+        "pop3" | "pop3s" => "pop3-login",
+        _ => "submission-login",
+    };
+    let path = [("service", service), ("inet_listener", p)];
+    m.within(&path, "ssl");
+    let port = match m.within(&path, "port") {
+        Some(s) => match s.value.parse::<u16>() {
+            Ok(0) => return,
+            Ok(port) => port,
+            Err(_) => {
+                m.drop_setting(s, &s.value, "not a port number; the IANA port was written");
+                iana_port(p)
+            }
+        },
+        None => iana_port(p),
+    };
+    if implicit_tls && ssl == "no" {
+        return;
+    }
+    let addr = match m.within(&path, "address") {
+        Some(s) => first_address(m, s),
+        None => default_addr.map(str::to_string),
+    };
+    let Some(addr) = addr else { return };
+    m.out.protocols.push(p.to_string());
+    m.out
+        .listen
+        .push((p.to_string(), toml_string(&format!("{addr}:{port}"))));
 }
 
 fn iana_port(p: &str) -> u16 {
@@ -313,69 +346,73 @@ fn first_address(m: &mut Mapper<'_>, s: &Setting) -> Option<String> {
 /// LMTP: a loopback inet listener of `service lmtp`, else its unix socket (an absolute one,
 /// which is what an MTA was pointed at, before the default `lmtp` in base_dir).
 fn lmtp(m: &mut Mapper<'_>, default_addr: Option<&str>) {
-    let inet: Vec<String> = m
-        .parsed
-        .sections
-        .iter()
-        .filter_map(|s| match s.path.as_slice() {
-            [svc, l]
-                if svc.kind == "service" && svc.name == "lmtp" && l.kind == "inet_listener" =>
-            {
-                Some(l.name.clone())
-            }
-            _ => None,
-        })
-        .collect();
-    for name in inet {
-        let path = [("service", "lmtp"), ("inet_listener", name.as_str())];
-        let port = m.within(&path, "port");
-        let address = m.within(&path, "address");
-        let Some(port) = port.filter(|p| p.value != "0") else {
-            continue;
-        };
-        let addr = match address {
-            Some(a) => first_address(m, a),
-            None => default_addr.map(str::to_string),
-        };
-        let loopback = addr
-            .as_deref()
-            .map(|a| a.trim_start_matches('[').trim_end_matches(']'))
-            .and_then(|a| a.parse::<std::net::IpAddr>().ok())
-            .is_some_and(|ip| ip.is_loopback());
-        if !loopback {
-            let shown = addr.clone().unwrap_or_default();
-            m.drop_setting(
-                port,
-                &format!("{shown}:{}", port.value),
-                "LMTP has no authentication, roost serves it on loopback or a unix socket only; \
-                 127.0.0.1 was written",
-            );
+    for name in lmtp_listeners(m.parsed, "inet_listener") {
+        if lmtp_inet(m, &name, default_addr) {
+            return;
         }
-        let addr = if loopback {
-            addr.unwrap_or_default()
-        } else {
-            "127.0.0.1".into()
-        };
-        m.out.protocols.push("lmtp".into());
-        m.out.listen.push((
-            "lmtp".into(),
-            toml_string(&format!("{addr}:{}", port.value)),
-        ));
-        return;
     }
-    let mut unix: Vec<String> = m
-        .parsed
+    lmtp_unix(m);
+}
+
+/// The names of `service lmtp`'s listeners of one kind (`inet_listener`, `unix_listener`), in
+/// the order they were opened.
+fn lmtp_listeners(parsed: &Parsed, kind: &str) -> Vec<String> {
+    parsed
         .sections
         .iter()
         .filter_map(|s| match s.path.as_slice() {
-            [svc, l]
-                if svc.kind == "service" && svc.name == "lmtp" && l.kind == "unix_listener" =>
-            {
+            [svc, l] if svc.kind == "service" && svc.name == "lmtp" && l.kind == kind => {
                 Some(l.name.clone())
             }
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// One LMTP inet listener, written on its loopback address (any other is reported and
+/// replaced by 127.0.0.1); false when its port is unset or 0, so the next one is tried.
+fn lmtp_inet(m: &mut Mapper<'_>, name: &str, default_addr: Option<&str>) -> bool {
+    let path = [("service", "lmtp"), ("inet_listener", name)];
+    let port = m.within(&path, "port");
+    let address = m.within(&path, "address");
+    let Some(port) = port.filter(|p| p.value != "0") else {
+        return false;
+    };
+    let addr = match address {
+        Some(a) => first_address(m, a),
+        None => default_addr.map(str::to_string),
+    };
+    let loopback = addr
+        .as_deref()
+        .map(|a| a.trim_start_matches('[').trim_end_matches(']'))
+        .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|ip| ip.is_loopback());
+    if !loopback {
+        let shown = addr.clone().unwrap_or_default();
+        m.drop_setting(
+            port,
+            &format!("{shown}:{}", port.value),
+            "LMTP has no authentication, roost serves it on loopback or a unix socket only; \
+             127.0.0.1 was written",
+        );
+    }
+    let addr = if loopback {
+        addr.unwrap_or_default()
+    } else {
+        "127.0.0.1".into()
+    };
+    m.out.protocols.push("lmtp".into());
+    m.out.listen.push((
+        "lmtp".into(),
+        toml_string(&format!("{addr}:{}", port.value)),
+    ));
+    true
+}
+
+/// LMTP on a unix socket: the first absolute listener, else the first relative one, else
+/// Dovecot's default `lmtp`, relative ones placed in `base_dir`.
+fn lmtp_unix(m: &mut Mapper<'_>) {
+    let mut unix = lmtp_listeners(m.parsed, "unix_listener");
     unix.sort_by_key(|n| !n.starts_with('/'));
     unix.dedup();
     let base = m
@@ -383,12 +420,25 @@ fn lmtp(m: &mut Mapper<'_>, default_addr: Option<&str>) {
         .map(|s| s.value.clone())
         .unwrap_or_else(|| DEFAULT_BASE_DIR.into());
     let chosen = unix.first().cloned().unwrap_or_else(|| "lmtp".into());
-    for name in &unix {
+    drop_unix_listener_settings(m, &unix, &chosen);
+    let socket = if chosen.starts_with('/') {
+        chosen
+    } else {
+        format!("{}/{chosen}", base.trim_end_matches('/'))
+    };
+    m.out.protocols.push("lmtp".into());
+    m.out.listen.push(("lmtp".into(), toml_string(&socket)));
+}
+
+/// The settings inside LMTP's unix listeners (owner, mode), reported: roost sets the mode of
+/// the one socket it keeps itself.
+fn drop_unix_listener_settings(m: &mut Mapper<'_>, unix: &[String], chosen: &str) {
+    for name in unix {
         let path = [("service", "lmtp"), ("unix_listener", name.as_str())];
         let owner: Vec<&Setting> =
             m.take(|s| section_is(&s.sections, &path) && !s.value.is_empty());
         for s in owner {
-            if *name == chosen {
+            if name == chosen {
                 m.drop_setting(
                     s,
                     &s.value,
@@ -403,14 +453,11 @@ fn lmtp(m: &mut Mapper<'_>, default_addr: Option<&str>) {
             }
         }
     }
-    let socket = if chosen.starts_with('/') {
-        chosen
-    } else {
-        format!("{}/{chosen}", base.trim_end_matches('/'))
-    };
-    m.out.protocols.push("lmtp".into());
-    m.out.listen.push(("lmtp".into(), toml_string(&socket)));
 }
+
+/// The owner of virtual mail as found so far: a user name or uid, with the `mail_uid`
+/// setting it came from (`None` when a static userdb's `uid=` gave it).
+type Owner<'a> = Option<(String, Option<&'a Setting>)>;
 
 /// `userdb` sections, `mail_uid` and `mail_gid`: the owner of virtual mail, and the home
 /// template of a static userdb (returned, to complete a `~` mail location).
@@ -418,75 +465,112 @@ fn userdbs_and_owner(m: &mut Mapper<'_>, passdb_files: &[&str]) -> Option<String
     let mut owner = m.top("mail_uid").map(|s| (s.value.clone(), Some(s)));
     let mut home = None;
     for id in instances(m.parsed, "userdb") {
-        let settings: Vec<&Setting> = m.take(|s| s.sections.first().is_some_and(|x| x.id == id));
-        let driver = settings
-            .iter()
-            .rev()
-            .find(|s| s.key == "driver" && s.sections.len() == 1);
-        let args = settings
-            .iter()
-            .rev()
-            .find(|s| s.key == "args" && s.sections.len() == 1);
-        let driver_name = driver.map(|d| d.value.as_str()).unwrap_or("");
-        for s in &settings {
-            let handled = s.sections.len() == 1 && matches!(s.key.as_str(), "driver" | "args");
-            if !handled && !s.value.is_empty() {
-                m.drop_setting(s, &s.value, WHY_USERDB);
+        userdb(m, id, passdb_files, &mut owner, &mut home);
+    }
+    mail_owner(m, &owner);
+    home
+}
+
+/// One `userdb` section: its options reported, a static one's `uid=` and `home=` taken into
+/// `owner` and `home`.
+fn userdb<'a>(
+    m: &mut Mapper<'a>,
+    id: usize,
+    passdb_files: &[&str],
+    owner: &mut Owner<'a>,
+    home: &mut Option<String>,
+) {
+    let settings: Vec<&Setting> = m.take(|s| s.sections.first().is_some_and(|x| x.id == id));
+    let driver = settings
+        .iter()
+        .rev()
+        .find(|s| s.key == "driver" && s.sections.len() == 1);
+    let args = settings
+        .iter()
+        .rev()
+        .find(|s| s.key == "args" && s.sections.len() == 1);
+    let driver_name = driver.map(|d| d.value.as_str()).unwrap_or("");
+    for s in &settings {
+        let handled = s.sections.len() == 1 && matches!(s.key.as_str(), "driver" | "args");
+        if !handled && !s.value.is_empty() {
+            m.drop_setting(s, &s.value, WHY_USERDB);
+        }
+    }
+    match driver_name {
+        // The user's own account (beside PAM), or the passwd-file entry roost reads anyway.
+        "passwd" | "passwd-file" | "prefetch" => {
+            if let Some(a) = args {
+                passwd_userdb(m, driver_name, a, passdb_files);
             }
         }
-        match driver_name {
-            // The user's own account (beside PAM), or the passwd-file entry roost reads anyway.
-            "passwd" | "passwd-file" | "prefetch" => {
-                let Some(a) = args else { continue };
-                for word in a.value.split_whitespace() {
-                    if word.contains('=') && word != "username_format=%u" {
-                        m.drop_setting(a, word, "roost has no userdb options");
-                    }
-                }
-                let file = a.value.split_whitespace().rfind(|w| !w.contains('='));
-                match file {
-                    Some(f) if driver_name == "passwd-file" && !passdb_files.contains(&f) => {
-                        m.drop_setting(a, f, WHY_USERDB_FILE)
-                    }
-                    _ => {}
-                }
+        "static" => {
+            if let Some(a) = args {
+                static_userdb(m, a, owner, home);
             }
-            "static" => {
-                let Some(a) = args else { continue };
-                for word in a.value.split_whitespace() {
-                    match word.split_once('=') {
-                        Some(("uid", user)) if owner.is_none() => {
-                            owner = Some((user.to_string(), None));
-                        }
-                        Some(("uid", user)) if owner.as_ref().is_some_and(|(o, _)| o == user) => {}
-                        Some(("gid", group)) if owner.as_ref().is_some_and(|(o, _)| o == group) => {
-                        }
-                        Some(("gid", _)) => m.drop_setting(
-                            a,
-                            word,
-                            "roost runs mail processes with the primary group of [mail] user",
-                        ),
-                        Some(("home", template)) => home = Some(template.to_string()),
-                        _ => m.drop_setting(
-                            a,
-                            word,
-                            "roost has no equivalent for this static userdb field",
-                        ),
-                    }
-                }
-            }
-            other => {
-                if let Some(d) = driver {
-                    m.drop_setting(
-                        d,
-                        other,
-                        "roost knows users from passwd-files and system accounts only",
-                    );
-                }
+        }
+        other => {
+            if let Some(d) = driver {
+                m.drop_setting(
+                    d,
+                    other,
+                    "roost knows users from passwd-files and system accounts only",
+                );
             }
         }
     }
-    if let Some((user, origin)) = &owner {
+}
+
+/// The args of a passwd, passwd-file or prefetch userdb: options reported, and a passwd-file
+/// that is not one of the passdbs' own.
+fn passwd_userdb(m: &mut Mapper<'_>, driver_name: &str, a: &Setting, passdb_files: &[&str]) {
+    for word in a.value.split_whitespace() {
+        if word.contains('=') && word != "username_format=%u" {
+            m.drop_setting(a, word, "roost has no userdb options");
+        }
+    }
+    let file = a.value.split_whitespace().rfind(|w| !w.contains('='));
+    match file {
+        Some(f) if driver_name == "passwd-file" && !passdb_files.contains(&f) => {
+            m.drop_setting(a, f, WHY_USERDB_FILE)
+        }
+        _ => {}
+    }
+}
+
+/// The args of a static userdb: `uid=` names the owner (unless one is set), `home=` the home
+/// template; a different `gid=` and any other field are reported.
+fn static_userdb<'a>(
+    m: &mut Mapper<'a>,
+    a: &Setting,
+    owner: &mut Owner<'a>,
+    home: &mut Option<String>,
+) {
+    for word in a.value.split_whitespace() {
+        match word.split_once('=') {
+            Some(("uid", user)) if owner.is_none() => {
+                *owner = Some((user.to_string(), None));
+            }
+            Some(("uid", user)) if owner.as_ref().is_some_and(|(o, _)| o == user) => {}
+            Some(("gid", group)) if owner.as_ref().is_some_and(|(o, _)| o == group) => {}
+            Some(("gid", _)) => m.drop_setting(
+                a,
+                word,
+                "roost runs mail processes with the primary group of [mail] user",
+            ),
+            Some(("home", template)) => *home = Some(template.to_string()),
+            _ => m.drop_setting(
+                a,
+                word,
+                "roost has no equivalent for this static userdb field",
+            ),
+        }
+    }
+}
+
+/// `[mail] user` from the owner (a bare uid is reported), `mail_gid` reported unless it names
+/// the owner, and `mail_privileged_group`.
+fn mail_owner(m: &mut Mapper<'_>, owner: &Owner<'_>) {
+    if let Some((user, origin)) = owner {
         if user.chars().all(|c| c.is_ascii_digit()) {
             if let Some(s) = origin {
                 m.drop_setting(
@@ -511,7 +595,6 @@ fn userdbs_and_owner(m: &mut Mapper<'_>, passdb_files: &[&str]) -> Option<String
     if let Some(g) = m.top("mail_privileged_group") {
         m.out.mail.push(("privileged_group", toml_string(&g.value)));
     }
-    home
 }
 
 /// The ids of the top-level sections of one kind, in order (each unnamed `passdb {` is its own).
@@ -730,95 +813,129 @@ fn passdbs<'a>(m: &mut Mapper<'a>) -> Vec<&'a str> {
     let mut out = Vec::new();
     let mut files = Vec::new();
     for id in instances(m.parsed, "passdb") {
-        let settings: Vec<&Setting> = m.take(|s| s.sections.first().is_some_and(|x| x.id == id));
-        let last = |key: &str| {
-            settings
-                .iter()
-                .rev()
-                .find(|s| s.key == key && s.sections.len() == 1 && !s.value.is_empty())
-                .copied()
-        };
-        let (driver, args) = (last("driver"), last("args"));
-        let special = ["deny", "master", "pass"]
-            .into_iter()
-            .find_map(|k| last(k).filter(|s| s.value == "yes"));
-        if let Some(s) = special {
-            let why = format!("roost has no {} passdbs; this one was left out", s.key);
-            for s in settings.iter().filter(|s| !s.value.is_empty()) {
-                m.drop_setting(s, &s.value, why.clone());
-            }
-            continue;
-        }
-        for s in &settings {
-            let handled = s.sections.len() == 1 && matches!(s.key.as_str(), "driver" | "args");
-            if !handled && !s.value.is_empty() {
-                m.drop_setting(
-                    s,
-                    &s.value,
-                    "roost has no passdb options besides the driver and its file or service",
-                );
-            }
-        }
-        let Some(driver) = driver else { continue };
-        let words: Vec<&str> = args
-            .map(|a| a.value.split_whitespace().collect())
-            .unwrap_or_default();
-        let (options, plain): (Vec<&str>, Vec<&str>) =
-            words.into_iter().partition(|w| w.contains('='));
-        match driver.value.as_str() {
-            "passwd-file" => {
-                let a = args.unwrap_or(driver);
-                for o in options {
-                    let why = match o {
-                        "username_format=%u" => continue,
-                        o if o.starts_with("scheme=") => WHY_SCHEME,
-                        _ => "roost has no passwd-file options",
-                    };
-                    m.drop_setting(a, o, why);
-                }
-                match plain.last() {
-                    Some(path) if path.contains('%') => m.drop_setting(a, path, WHY_FILE_VARS),
-                    Some(path) => {
-                        out.push(format!("passwd-file:{path}"));
-                        files.push(*path);
-                    }
-                    None => m.drop_setting(driver, "passwd-file", "no file named in args"),
-                }
-            }
-            "pam" => {
-                let a = args.unwrap_or(driver);
-                for o in options {
-                    m.drop_setting(a, o, WHY_PAM_OPTIONS);
-                }
-                let service = match plain.last() {
-                    Some(&name) if name != "*" && name != "%s" => name.to_string(),
-                    Some(&name) => {
-                        let why = format!(
-                            "roost uses one PAM service for every protocol; \
-                             pam:{DEFAULT_PAM_SERVICE} was written"
-                        );
-                        m.drop_setting(a, name, why);
-                        DEFAULT_PAM_SERVICE.to_string()
-                    }
-                    None => DEFAULT_PAM_SERVICE.to_string(),
-                };
-                out.push(format!("pam:{service}"));
-            }
-            other => {
-                let why = match other {
-                    "shadow" | "passwd" => {
-                        "roost checks system passwords through PAM only: use pam:SERVICE"
-                    }
-                    _ => "roost reads passwd-files and PAM only",
-                };
-                m.drop_setting(driver, other, why);
-                if let Some(a) = args {
-                    m.drop_setting(a, &a.value, "belongs to a passdb roost cannot use");
-                }
-            }
+        if let Some((passdb, file)) = passdb(m, id) {
+            out.push(passdb);
+            files.extend(file);
         }
     }
-    if out.is_empty() {
+    write_passdbs(m, &out);
+    files
+}
+
+/// One `passdb` section as roost's `passdb` entry (`passwd-file:PATH`, `pam:SERVICE`) with
+/// its passwd-file; `None` for one roost cannot use (reported).
+fn passdb<'a>(m: &mut Mapper<'a>, id: usize) -> Option<(String, Option<&'a str>)> {
+    let settings: Vec<&Setting> = m.take(|s| s.sections.first().is_some_and(|x| x.id == id));
+    let last = |key: &str| {
+        settings
+            .iter()
+            .rev()
+            .find(|s| s.key == key && s.sections.len() == 1 && !s.value.is_empty())
+            .copied()
+    };
+    let (driver, args) = (last("driver"), last("args"));
+    let special = ["deny", "master", "pass"]
+        .into_iter()
+        .find_map(|k| last(k).filter(|s| s.value == "yes"));
+    if let Some(s) = special {
+        let why = format!("roost has no {} passdbs; this one was left out", s.key);
+        for s in settings.iter().filter(|s| !s.value.is_empty()) {
+            m.drop_setting(s, &s.value, why.clone());
+        }
+        return None;
+    }
+    for s in &settings {
+        let handled = s.sections.len() == 1 && matches!(s.key.as_str(), "driver" | "args");
+        if !handled && !s.value.is_empty() {
+            m.drop_setting(
+                s,
+                &s.value,
+                "roost has no passdb options besides the driver and its file or service",
+            );
+        }
+    }
+    let driver = driver?;
+    let words: Vec<&str> = args
+        .map(|a| a.value.split_whitespace().collect())
+        .unwrap_or_default();
+    let (options, plain): (Vec<&str>, Vec<&str>) = words.into_iter().partition(|w| w.contains('='));
+    match driver.value.as_str() {
+        "passwd-file" => passwd_file_passdb(m, args.unwrap_or(driver), driver, &options, &plain)
+            .map(|path| (format!("passwd-file:{path}"), Some(path))),
+        "pam" => Some((
+            pam_passdb(m, args.unwrap_or(driver), &options, &plain),
+            None,
+        )),
+        other => {
+            let why = match other {
+                "shadow" | "passwd" => {
+                    "roost checks system passwords through PAM only: use pam:SERVICE"
+                }
+                _ => "roost reads passwd-files and PAM only",
+            };
+            m.drop_setting(driver, other, why);
+            if let Some(a) = args {
+                m.drop_setting(a, &a.value, "belongs to a passdb roost cannot use");
+            }
+            None
+        }
+    }
+}
+
+/// A passwd-file passdb's file (the last plain word of `a`, its args); its options, a path
+/// with variables or a missing one reported.
+fn passwd_file_passdb<'a>(
+    m: &mut Mapper<'_>,
+    a: &Setting,
+    driver: &Setting,
+    options: &[&str],
+    plain: &[&'a str],
+) -> Option<&'a str> {
+    for &o in options {
+        let why = match o {
+            "username_format=%u" => continue,
+            o if o.starts_with("scheme=") => WHY_SCHEME,
+            _ => "roost has no passwd-file options",
+        };
+        m.drop_setting(a, o, why);
+    }
+    match plain.last() {
+        Some(path) if path.contains('%') => {
+            m.drop_setting(a, path, WHY_FILE_VARS);
+            None
+        }
+        Some(path) => Some(*path),
+        None => {
+            m.drop_setting(driver, "passwd-file", "no file named in args");
+            None
+        }
+    }
+}
+
+/// A PAM passdb as `pam:SERVICE`: its options reported, and a per-protocol service name
+/// (`*`, `%s`) replaced by Dovecot's default.
+fn pam_passdb(m: &mut Mapper<'_>, a: &Setting, options: &[&str], plain: &[&str]) -> String {
+    for &o in options {
+        m.drop_setting(a, o, WHY_PAM_OPTIONS);
+    }
+    let service = match plain.last() {
+        Some(&name) if name != "*" && name != "%s" => name.to_string(),
+        Some(&name) => {
+            let why = format!(
+                "roost uses one PAM service for every protocol; \
+                 pam:{DEFAULT_PAM_SERVICE} was written"
+            );
+            m.drop_setting(a, name, why);
+            DEFAULT_PAM_SERVICE.to_string()
+        }
+        None => DEFAULT_PAM_SERVICE.to_string(),
+    };
+    format!("pam:{service}")
+}
+
+/// `[auth] passdb` from the entries carried, or a line saying one must be added by hand.
+fn write_passdbs(m: &mut Mapper<'_>, passdbs: &[String]) {
+    if passdbs.is_empty() {
         m.dropped.push(Dropped {
             origin: None,
             setting: "passdb".into(),
@@ -827,12 +944,11 @@ fn passdbs<'a>(m: &mut Mapper<'a>) -> Vec<&'a str> {
                 .into(),
         });
     } else {
-        let list: Vec<String> = out.iter().map(|p| toml_string(p)).collect();
+        let list: Vec<String> = passdbs.iter().map(|p| toml_string(p)).collect();
         m.out
             .auth
             .push(("passdb", format!("[{}]", list.join(", "))));
     }
-    files
 }
 
 /// Plaintext logins, trusted networks, the failure delay and the offered mechanisms.
