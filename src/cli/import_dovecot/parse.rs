@@ -176,99 +176,85 @@ struct Frame {
 
 /// Reads a configuration tree starting at `root`.
 pub fn parse(files: &dyn Files, root: &Path) -> Result<Parsed, ParseError> {
-    let mut out = Parsed::default();
-    let mut open: Vec<(Section, Origin)> = Vec::new();
-    let mut values: HashMap<(Vec<usize>, String), String> = HashMap::new();
-    let mut next_id = 0;
+    let mut reader = Reader::default();
     let mut stack = vec![frame(files, root, 0, 0)?];
-    out.files.push(root.to_path_buf());
+    reader.out.files.push(root.to_path_buf());
     while let Some(top) = stack.last_mut() {
         let Some((line_no, text)) = take_line(top) else {
             let Some(done) = stack.pop() else { break };
-            if open.len() > done.sections_at_start {
-                let (section, origin) = &open[open.len() - 1];
-                let name = format!("{} {}", section.kind, section.name);
-                return Err(ParseError::Syntax {
-                    origin: Origin {
-                        file: done.file.clone(),
-                        line: done.lines.len().max(1),
-                    },
-                    message: format!(
-                        "missing '}}' for section {} opened at line {}",
-                        name.trim_end(),
-                        origin.line
-                    ),
-                });
-            }
+            reader.end_file(&done)?;
             continue;
         };
         let origin = Origin {
             file: top.file.clone(),
             line: line_no,
         };
-        let syntax = |message: String| ParseError::Syntax {
-            origin: origin.clone(),
-            message,
-        };
-        let scope: Vec<usize> = open.iter().map(|(s, _)| s.id).collect();
-        let sections: Vec<Section> = open.iter().map(|(s, _)| s.clone()).collect();
-        let (key, value, from_file) = match classify(&text) {
-            Line::Skip => continue,
-            Line::Error(e) => return Err(syntax(e.to_string())),
+        let included = reader.line(files, top, &text, origin)?;
+        stack.extend(included);
+    }
+    Ok(reader.out)
+}
+
+/// What the parser has read so far, across all files.
+#[derive(Default)]
+struct Reader {
+    /// The result being built.
+    out: Parsed,
+    /// The sections open now, outermost first, with where each was opened.
+    open: Vec<(Section, Origin)>,
+    /// The values set so far by (enclosing section ids, key), for `$variables`.
+    values: HashMap<(Vec<usize>, String), String>,
+    /// The id the next section opening gets.
+    next_id: usize,
+}
+
+impl Reader {
+    /// Applies one logical line of `top`; returns the frames of the files it includes, in
+    /// reverse so that pushing them reads the first match first.
+    fn line(
+        &mut self,
+        files: &dyn Files,
+        top: &Frame,
+        text: &str,
+        origin: Origin,
+    ) -> Result<Vec<Frame>, ParseError> {
+        let (key, value, from_file) = match classify(text) {
+            Line::Skip => return Ok(Vec::new()),
+            Line::Error(e) => return Err(syntax(&origin, e.to_string())),
             Line::SectionEnd => {
-                if open.len() <= top.sections_at_start {
-                    return Err(syntax("'}' without an open section".into()));
-                }
-                open.pop();
-                continue;
+                self.close_section(top, &origin)?;
+                return Ok(Vec::new());
             }
             Line::SectionBegin(kind, name) => {
-                if open.len() >= MAX_SECTION_DEPTH {
-                    return Err(syntax(format!(
-                        "sections nested deeper than {MAX_SECTION_DEPTH}"
-                    )));
-                }
-                let section = Section {
-                    kind,
-                    name,
-                    id: next_id,
-                };
-                next_id += 1;
-                open.push((section, origin.clone()));
-                out.sections.push(SectionAt {
-                    path: open.iter().map(|(s, _)| s.clone()).collect(),
-                    origin,
-                });
-                continue;
+                self.open_section(kind, name, origin)?;
+                return Ok(Vec::new());
             }
             Line::Include { path, must_exist } => {
-                let depth = top.depth + 1;
-                if depth > MAX_INCLUDE_DEPTH {
-                    return Err(syntax(format!(
-                        "includes nested deeper than {MAX_INCLUDE_DEPTH} (an include loop?)"
-                    )));
-                }
-                let base = top.file.parent().unwrap_or(Path::new("/")).to_path_buf();
-                let matched = expand_include(files, &base, &path, must_exist).map_err(syntax)?;
-                if out.files.len() + matched.len() > MAX_FILES {
-                    return Err(syntax(format!("more than {MAX_FILES} files included")));
-                }
-                // Pushed in reverse so the first match is read first.
-                for file in matched.iter().rev() {
-                    stack.push(frame(files, file, depth, open.len())?);
-                }
-                out.files.extend(matched);
-                continue;
+                return self.include(files, top, &path, must_exist, &origin)
             }
             Line::KeyValue(k, v) => (k, v, false),
             Line::KeyFile(k, v) => (k, v, true),
             Line::KeyVariable(k, v) => {
-                let expanded = expand_variables(&v, &k, &scope, &values).map_err(syntax)?;
+                let expanded = expand_variables(&v, &k, &self.scope(), &self.values)
+                    .map_err(|message| syntax(&origin, message))?;
                 (k, expanded, false)
             }
         };
-        values.insert((scope, key.clone()), value.clone());
-        out.settings.push(Setting {
+        self.set(key, value, from_file, origin);
+        Ok(Vec::new())
+    }
+
+    /// The ids of the open sections, outermost first: where a value is set.
+    fn scope(&self) -> Vec<usize> {
+        self.open.iter().map(|(s, _)| s.id).collect()
+    }
+
+    /// Records `key = value` in the open sections.
+    fn set(&mut self, key: String, value: String, from_file: bool, origin: Origin) {
+        let sections: Vec<Section> = self.open.iter().map(|(s, _)| s.clone()).collect();
+        self.values
+            .insert((self.scope(), key.clone()), value.clone());
+        self.out.settings.push(Setting {
             sections,
             key,
             value,
@@ -276,7 +262,106 @@ pub fn parse(files: &dyn Files, root: &Path) -> Result<Parsed, ParseError> {
             origin,
         });
     }
-    Ok(out)
+
+    /// `kind [name] {`: a new section, refused beyond [`MAX_SECTION_DEPTH`].
+    fn open_section(
+        &mut self,
+        kind: String,
+        name: String,
+        origin: Origin,
+    ) -> Result<(), ParseError> {
+        if self.open.len() >= MAX_SECTION_DEPTH {
+            return Err(syntax(
+                &origin,
+                format!("sections nested deeper than {MAX_SECTION_DEPTH}"),
+            ));
+        }
+        let section = Section {
+            kind,
+            name,
+            id: self.next_id,
+        };
+        self.next_id += 1;
+        self.open.push((section, origin.clone()));
+        self.out.sections.push(SectionAt {
+            path: self.open.iter().map(|(s, _)| s.clone()).collect(),
+            origin,
+        });
+        Ok(())
+    }
+
+    /// `}`: closes a section this file opened (a file cannot close its includer's).
+    fn close_section(&mut self, top: &Frame, origin: &Origin) -> Result<(), ParseError> {
+        if self.open.len() <= top.sections_at_start {
+            return Err(syntax(origin, "'}' without an open section".into()));
+        }
+        self.open.pop();
+        Ok(())
+    }
+
+    /// `!include` / `!include_try`: the frames of the matched files (in reverse), refused
+    /// beyond [`MAX_INCLUDE_DEPTH`] or [`MAX_FILES`].
+    fn include(
+        &mut self,
+        files: &dyn Files,
+        top: &Frame,
+        path: &str,
+        must_exist: bool,
+        origin: &Origin,
+    ) -> Result<Vec<Frame>, ParseError> {
+        let depth = top.depth + 1;
+        if depth > MAX_INCLUDE_DEPTH {
+            return Err(syntax(
+                origin,
+                format!("includes nested deeper than {MAX_INCLUDE_DEPTH} (an include loop?)"),
+            ));
+        }
+        let base = top.file.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let matched = expand_include(files, &base, path, must_exist)
+            .map_err(|message| syntax(origin, message))?;
+        if self.out.files.len() + matched.len() > MAX_FILES {
+            return Err(syntax(
+                origin,
+                format!("more than {MAX_FILES} files included"),
+            ));
+        }
+        // Reversed so the first match is read first.
+        let frames = matched
+            .iter()
+            .rev()
+            .map(|file| frame(files, file, depth, self.open.len()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.out.files.extend(matched);
+        Ok(frames)
+    }
+
+    /// At the end of a file: an error if it left a section open.
+    fn end_file(&self, done: &Frame) -> Result<(), ParseError> {
+        if self.open.len() <= done.sections_at_start {
+            return Ok(());
+        }
+        let (section, origin) = &self.open[self.open.len() - 1];
+        let name = format!("{} {}", section.kind, section.name);
+        Err(ParseError::Syntax {
+            origin: Origin {
+                file: done.file.clone(),
+                line: done.lines.len().max(1),
+            },
+            message: format!(
+                "missing '}}' for section {} opened at line {}",
+                name.trim_end(),
+                origin.line
+            ),
+        })
+    }
+}
+
+/// A syntax error at `origin`.
+fn syntax(origin: &Origin, message: String) -> ParseError {
+    ParseError::Syntax {
+        origin: origin.clone(),
+        message,
+    }
 }
 
 fn frame(
