@@ -688,13 +688,17 @@ pub fn location(
         ));
     }
     let mut parts = rest.split(':');
-    let mut root = variables(parts.next().unwrap_or(""))?;
-    if let Some(home) = home {
-        let home = variables(home)?;
-        if let Some(tail) = root.strip_prefix('~').or_else(|| root.strip_prefix("%h")) {
-            root = format!("{}{tail}", home.trim_end_matches('/'));
-        }
-    }
+    let home = home.map(variables).transpose()?;
+    // A home the userdb fixes (a static userdb's `home=`) replaces `~` and `%h`, in the root
+    // and in `INBOX=` alike: roost's passwd-file users have no home of their own.
+    let at_home = |path: String| match (
+        &home,
+        path.strip_prefix('~').or_else(|| path.strip_prefix("%h")),
+    ) {
+        (Some(home), Some(tail)) => format!("{}{tail}", home.trim_end_matches('/')),
+        _ => path,
+    };
+    let root = at_home(variables(parts.next().unwrap_or(""))?);
     if !(root.starts_with('/') || root.starts_with('~') || root.starts_with("%h")) {
         return Err("roost needs an absolute mail path, or one starting with ~ or %h".into());
     }
@@ -703,7 +707,7 @@ pub fn location(
     for option in parts.filter(|o| !o.is_empty()) {
         match option.split_once('=') {
             Some(("INBOX", path)) if !path.is_empty() => {
-                let _ = write!(out, ":INBOX={}", variables(path)?);
+                let _ = write!(out, ":INBOX={}", at_home(variables(path)?));
             }
             _ => left.push((
                 option.to_string(),
