@@ -145,7 +145,9 @@ fn migrate(location: &str) -> (String, String) {
         let log = std::fs::read_to_string(d.join("dovecot.log")).unwrap_or_default();
         panic!("on Dovecot: {e}\n{log}")
     });
-    drop(dovecot.0.take().map(stop));
+    if let Some(child) = dovecot.0.take() {
+        stop(child);
+    }
     // Dovecot is gone; its port is free for roost.
     let imported = Command::new(roost_bin())
         .args(["import-dovecot"])
