@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{base_config, is_root, roost_bin, TestServer, PASSWORD};
+use common::{base_config, free_loopback_port, is_root, roost_bin, TestServer, PASSWORD};
 
 /// Runs the doctor on `config` (written into `dir`); returns success and the report.
 fn doctor(dir: &Path, config: &str, extra: &[&str]) -> (bool, String) {
@@ -48,14 +48,6 @@ fn config_in(dir: &Path, port: u16, extra: &str) -> String {
         dir.display(),
         dir.join("users").display()
     )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -169,7 +161,7 @@ fn certificates_that_expired_expire_soon_or_name_other_hosts_are_reported() {
         &["mail.example.org"],
         now() + 10 * 86_400 + 3600,
     );
-    let config = config_in(dir.path(), free_port(), "")
+    let config = config_in(dir.path(), free_loopback_port(), "")
         .replace("[auth]", &format!("{}[auth]", tls(&cert, &key)));
     let (ok, text) = doctor(
         dir.path(),
@@ -196,7 +188,7 @@ fn certificates_that_expired_expire_soon_or_name_other_hosts_are_reported() {
     assert!(!ok);
     // Expired: a failure.
     let (cert, key) = certificate(dir.path(), &["mail.example.org"], now() - 3 * 86_400);
-    let config = config_in(dir.path(), free_port(), "")
+    let config = config_in(dir.path(), free_loopback_port(), "")
         .replace("[auth]", &format!("{}[auth]", tls(&cert, &key)));
     let (ok, text) = doctor(dir.path(), &config, &[]);
     assert!(!ok);
@@ -208,7 +200,7 @@ fn certificates_that_expired_expire_soon_or_name_other_hosts_are_reported() {
     let other = rcgen::KeyPair::generate().unwrap();
     std::fs::write(&key, other.serialize_pem()).unwrap();
     let (cert, _) = (cert, key.clone());
-    let config = config_in(dir.path(), free_port(), "")
+    let config = config_in(dir.path(), free_loopback_port(), "")
         .replace("[auth]", &format!("{}[auth]", tls(&cert, &key)));
     let (ok, text) = doctor(dir.path(), &config, &[]);
     assert!(!ok);
@@ -218,7 +210,7 @@ fn certificates_that_expired_expire_soon_or_name_other_hosts_are_reported() {
 #[test]
 fn low_inotify_limits_a_missing_pam_file_and_a_bad_config_are_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config_in(dir.path(), free_port(), "").replace(
+    let config = config_in(dir.path(), free_loopback_port(), "").replace(
         "passdb = [",
         "passdb = [\"pam:roost-doctor-test-missing\", ",
     );
@@ -270,14 +262,17 @@ fn a_private_directory_on_the_way_names_path_user_and_key() {
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .unwrap();
-    let config = config_in(dir.path(), free_port(), "")
+    let config = config_in(dir.path(), free_loopback_port(), "")
         .replace(
             "protocols = [\"imap\"]",
             "protocols = [\"imap\", \"submission\"]",
         )
         .replace(
             "[listen]\n",
-            &format!("[listen]\nsubmission = \"127.0.0.1:{}\"\n", free_port()),
+            &format!(
+                "[listen]\nsubmission = \"127.0.0.1:{}\"\n",
+                free_loopback_port()
+            ),
         )
         .replace(
             "[auth]",

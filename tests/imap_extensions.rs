@@ -6,24 +6,10 @@ mod common;
 
 use std::process::Command;
 
-use common::{base_config, LineClient, TestServer, PASSWORD};
+use common::{base_config, imap_login, imap_run as run, LineClient, TestServer, PASSWORD};
 
 fn logged_in(server: &TestServer) -> LineClient {
-    let mut c = LineClient::connect(server.addr("imap"));
-    c.line();
-    c.cmd(&format!("a LOGIN plain \"{PASSWORD}\""), "a OK");
-    c
-}
-
-/// Sends a command and returns its untagged lines and the tagged one, CRLF stripped.
-fn run(c: &mut LineClient, tag: &str, command: &str) -> (Vec<String>, String) {
-    let mut lines: Vec<String> = c
-        .cmd(&format!("{tag} {command}"), &format!("{tag} "))
-        .into_iter()
-        .map(|l| l.trim_end().to_string())
-        .collect();
-    let tagged = lines.pop().unwrap_or_default();
-    (lines, tagged)
+    imap_login(server, "plain")
 }
 
 fn append(c: &mut LineClient, tag: &str, message: &str) {

@@ -7,30 +7,12 @@
 
 mod common;
 
-use common::{base_config, LineClient, TestServer, PASSWORD};
-use imap_proto::{MailboxDatum, Response};
+use common::{base_config, imap_login, imap_ok as run, LineClient, TestServer};
 
 fn logged_in(server: &TestServer) -> LineClient {
-    let mut c = LineClient::connect(server.addr("imap"));
-    c.line();
-    c.cmd(&format!("a LOGIN plain \"{PASSWORD}\""), "a OK");
-    c
+    imap_login(server, "plain")
 }
-
-/// Sends a command and returns its untagged lines and the tagged one, CRLF stripped.
-fn run(c: &mut LineClient, tag: &str, command: &str) -> (Vec<String>, String) {
-    let mut lines: Vec<String> = c
-        .cmd(&format!("{tag} {command}"), &format!("{tag} "))
-        .into_iter()
-        .map(|l| l.trim_end().to_string())
-        .collect();
-    let tagged = lines.pop().unwrap_or_default();
-    assert!(
-        tagged.starts_with(&format!("{tag} OK")),
-        "{command}: {tagged}"
-    );
-    (lines, tagged)
-}
+use imap_proto::{MailboxDatum, Response};
 
 /// APPENDs `message` (lines joined with CRLF) with the given internal date.
 fn append(c: &mut LineClient, tag: &str, internal: &str, message: &str) {

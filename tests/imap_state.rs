@@ -6,28 +6,13 @@
 
 mod common;
 
-use common::{base_config, give_to_mail_owner, seed_maildir, LineClient, TestServer, PASSWORD};
+use common::{
+    base_config, give_to_mail_owner, imap_login, imap_ok as run, seed_maildir, LineClient,
+    TestServer,
+};
 
 fn logged_in(server: &TestServer) -> LineClient {
-    let mut c = LineClient::connect(server.addr("imap"));
-    c.line();
-    c.cmd(&format!("a LOGIN plain \"{PASSWORD}\""), "a OK");
-    c
-}
-
-/// Sends a command and returns its untagged lines and the tagged one, CRLF stripped.
-fn run(c: &mut LineClient, tag: &str, command: &str) -> (Vec<String>, String) {
-    let mut lines: Vec<String> = c
-        .cmd(&format!("{tag} {command}"), &format!("{tag} "))
-        .into_iter()
-        .map(|l| l.trim_end().to_string())
-        .collect();
-    let tagged = lines.pop().unwrap_or_default();
-    assert!(
-        tagged.starts_with(&format!("{tag} OK")),
-        "{command}: {lines:?} {tagged}"
-    );
-    (lines, tagged)
+    imap_login(server, "plain")
 }
 
 fn append(c: &mut LineClient, tag: &str, mailbox: &str, flags: &str, message: &str) {

@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{is_root, roost_bin};
+use common::{free_loopback_port, is_root, port_opens, roost_bin};
 
 const DOVECOT: &str = "/usr/sbin/dovecot";
 
@@ -57,22 +56,6 @@ print(state())
 m.logout()
 "#;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// What the client saw; `Err` with its complaint.
 fn client(port: u16, mode: &str) -> Result<String, String> {
     let out = Command::new("python3")
@@ -116,7 +99,7 @@ fn migrate(location: &str) -> (String, String) {
         .unwrap();
     assert!(chown.success());
     std::fs::write(d.join("users"), "alice:{PLAIN}secret::::::\n").unwrap();
-    let port = free_port();
+    let port = free_loopback_port();
     let conf = d.join("dovecot.conf");
     std::fs::write(
         &conf,
@@ -140,7 +123,10 @@ fn migrate(location: &str) -> (String, String) {
             .spawn()
             .unwrap(),
     ));
-    wait_for(port);
+    assert!(
+        port_opens(port, Duration::from_secs(20)),
+        "nothing listens on {port}"
+    );
     let on_dovecot = client(port, "fill").unwrap_or_else(|e| {
         let log = std::fs::read_to_string(d.join("dovecot.log")).unwrap_or_default();
         panic!("on Dovecot: {e}\n{log}")
@@ -171,7 +157,10 @@ fn migrate(location: &str) -> (String, String) {
             .spawn()
             .unwrap(),
     ));
-    wait_for(port);
+    assert!(
+        port_opens(port, Duration::from_secs(20)),
+        "nothing listens on {port}"
+    );
     let on_roost = client(port, "look").unwrap_or_else(|e| {
         let log = std::fs::read_to_string(d.join("roost.log")).unwrap_or_default();
         let config = std::fs::read_to_string(d.join("roost.toml")).unwrap_or_default();

@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{is_root, roost_bin};
+use common::{is_root, port_opens, roost_bin};
 
 /// The PAM account `.ci/setup` makes.
 const PAM_USER: (&str, &str) = ("roost-test", "roost-Test-pw1");
@@ -37,17 +36,6 @@ impl Drop for Installed {
             let _ = std::fs::write(PAM_FILE, pam);
         }
     }
-}
-
-fn wait_for_port(port: u16, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 #[test]
@@ -129,7 +117,7 @@ fn the_deb_installs_serves_a_pam_user_and_purges_cleanly() {
         );
     }
     assert!(
-        wait_for_port(143, Duration::from_secs(20)),
+        port_opens(143, Duration::from_secs(20)),
         "nothing listens on 143"
     );
     let login = Command::new("python3")

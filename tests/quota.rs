@@ -6,25 +6,10 @@ mod common;
 
 use std::process::Command;
 
-use common::{base_config, roost_bin, LineClient, TestServer, PASSWORD};
-
-fn logged_in(server: &TestServer, user: &str) -> LineClient {
-    let mut c = LineClient::connect(server.addr("imap"));
-    c.line();
-    c.cmd(&format!("a LOGIN {user} \"{PASSWORD}\""), "a OK");
-    c
-}
-
-/// Sends a command; returns its untagged lines and the tagged one, CRLF stripped.
-fn run(c: &mut LineClient, tag: &str, command: &str) -> (Vec<String>, String) {
-    let mut lines: Vec<String> = c
-        .cmd(&format!("{tag} {command}"), &format!("{tag} "))
-        .into_iter()
-        .map(|l| l.trim_end().to_string())
-        .collect();
-    let tagged = lines.pop().unwrap_or_default();
-    (lines, tagged)
-}
+use common::{
+    base_config, imap_login as logged_in, imap_run as run, roost_bin, LineClient, TestServer,
+    PASSWORD,
+};
 
 fn append(c: &mut LineClient, tag: &str, size: usize) -> String {
     let head = "Subject: filler\r\n\r\n";

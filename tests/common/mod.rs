@@ -647,3 +647,52 @@ pub fn tls_client(tcp: TcpStream) -> rustls::StreamOwned<rustls::ClientConnectio
     let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     rustls::StreamOwned::new(conn, tcp)
 }
+
+/// Connects to the server's IMAP listener and logs `user` in with the test password.
+pub fn imap_login(server: &TestServer, user: &str) -> LineClient {
+    let mut c = LineClient::connect(server.addr("imap"));
+    c.line();
+    c.cmd(&format!("a LOGIN {user} \"{PASSWORD}\""), "a OK");
+    c
+}
+
+/// Sends `tag command` and returns its untagged lines and the tagged one, CRLF stripped.
+pub fn imap_run(c: &mut LineClient, tag: &str, command: &str) -> (Vec<String>, String) {
+    let mut lines: Vec<String> = c
+        .cmd(&format!("{tag} {command}"), &format!("{tag} "))
+        .into_iter()
+        .map(|l| l.trim_end().to_string())
+        .collect();
+    let tagged = lines.pop().unwrap_or_default();
+    (lines, tagged)
+}
+
+/// As [`imap_run`], for a command that must succeed: asserts the tagged OK.
+pub fn imap_ok(c: &mut LineClient, tag: &str, command: &str) -> (Vec<String>, String) {
+    let (lines, tagged) = imap_run(c, tag, command);
+    assert!(
+        tagged.starts_with(&format!("{tag} OK")),
+        "{command}: {lines:?} {tagged}"
+    );
+    (lines, tagged)
+}
+
+/// A loopback port nothing listens on right now (for configs that must name one).
+pub fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Whether something accepts connections on loopback `port` within `limit`.
+pub fn port_opens(port: u16, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
