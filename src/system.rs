@@ -135,6 +135,12 @@ pub fn blocking_directory(path: &Path, uid: u32, gid: u32) -> Option<(PathBuf, u
     None
 }
 
+/// The effective uid and gid of this process (whose permissions a path walk is checked for).
+pub fn effective_ids() -> (u32, u32) {
+    // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
+
 /// Whether this process runs as root (and must therefore hand sessions to workers).
 pub fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.

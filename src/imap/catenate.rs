@@ -5,12 +5,11 @@
 //! followed is `NO [BADURL "url"]`; a message larger than the session's literal limit is
 //! `NO [TOOBIG]`.
 
-use std::io::Read;
-
-use roost_protocol::imap::message::{to_crlf, SectionText, Structure};
+use roost_protocol::imap::message::{SectionText, Structure};
 use roost_protocol::imap::multiappend::CatPart;
 use roost_storage::{SharedMailbox, Uid};
 
+use super::message::whole_message_of;
 use super::state::Account;
 
 /// Why a CATENATE message could not be put together.
@@ -55,25 +54,18 @@ fn follow(account: &Account<'_>, url: &str, room: usize) -> Option<Result<Vec<u8
     {
         return None;
     }
-    let mut whole = Vec::new();
-    let reader = shared.mailbox().open_message(target.uid).ok()?;
-    // Read up to the room left (plus one byte, to tell "too big"): a part needs the whole
-    // message parsed, a whole message no more than fits.
-    let cap = match target.section {
-        None => room as u64 + 1,
-        Some(_) => u64::MAX,
-    };
-    reader.take(cap).read_to_end(&mut whole).ok()?;
-    if target.section.is_none() && whole.len() > room {
+    let mut mailbox = shared.mailbox();
+    // A whole message the room cannot hold is refused before it is read (its size is cached).
+    if target.section.is_none() && mailbox.crlf_size(target.uid).ok()? > room as u64 {
         return Some(Err(Refusal::TooBig));
     }
-    let crlf = to_crlf(&whole);
+    let whole = whole_message_of(&mut *mailbox, target.uid).ok()?;
+    drop(mailbox);
     let Some((path, text)) = &target.section else {
-        return Some(Ok(crlf.into_owned()));
+        return Some(Ok(whole));
     };
-    let structure = Structure::parse(&crlf);
-    let range = structure.section(path, *text)?;
-    Some(Ok(crlf.get(range)?.to_vec()))
+    let range = Structure::parse(&whole).section(path, *text)?;
+    Some(Ok(whole.get(range)?.to_vec()))
 }
 
 /// An IMAP URL, taken apart.

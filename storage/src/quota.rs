@@ -149,14 +149,10 @@ impl Quota {
         self.limits
     }
 
-    fn file(&self) -> PathBuf {
-        self.file.clone()
-    }
-
     /// Whether the file is missing, stale or names other limits, so the usage must be
     /// counted afresh.
     pub fn needs_count(&self) -> bool {
-        match fs::read_to_string(self.file()) {
+        match fs::read_to_string(&self.file) {
             Ok(text) => text.len() as u64 > RECOUNT_ABOVE || self.sum(&text).is_none(),
             Err(_) => true,
         }
@@ -165,7 +161,7 @@ impl Quota {
     /// Writes the file anew with this usage (after a count of the mail).
     pub fn set_usage(&self, usage: Usage) -> Result<(), Error> {
         let text = format!("{}\n{} {}\n", self.header(), usage.bytes, usage.messages);
-        let file = self.file();
+        let file = &self.file;
         let dir = file.parent().unwrap_or(Path::new("."));
         fs::DirBuilder::new()
             .recursive(true)
@@ -184,8 +180,8 @@ impl Quota {
 
     /// The usage now: the file's sum, or a fresh count when the file cannot be trusted.
     pub fn usage(&self) -> Result<Usage, Error> {
-        let path = self.file();
-        match fs::read_to_string(&path) {
+        let path = &self.file;
+        match fs::read_to_string(path) {
             Ok(text) if text.len() as u64 <= RECOUNT_ABOVE => {
                 if let Some(usage) = self.sum(&text) {
                     return Ok(usage);
@@ -241,11 +237,11 @@ impl Quota {
         if bytes == 0 && messages == 0 {
             return;
         }
-        let path = self.file();
+        let path = &self.file;
         let written = OpenOptions::new()
             .append(true)
             .mode(0o600)
-            .open(&path)
+            .open(path)
             .and_then(|mut file| file.write_all(format!("{bytes} {messages}\n").as_bytes()));
         if let Err(e) = written {
             if e.kind() != std::io::ErrorKind::NotFound {

@@ -9,7 +9,8 @@ use super::{Finding, Level};
 use crate::config::{Config, Passdb};
 use crate::privilege::reach::check_start_paths;
 use crate::smtp::queue::Queue;
-use crate::system::{blocking_directory, running_as_root, SystemUser};
+use crate::status::cli::reachable;
+use crate::system::{blocking_directory, effective_ids, running_as_root, SystemUser};
 
 /// Each listener's port: free (roost will take it), held by a running roost, or taken by
 /// another program (a failure: roost could not start).
@@ -49,11 +50,7 @@ pub fn listeners(config: &Config) -> Vec<Finding> {
 /// The first line a server at `addr` sends (after a TLS handshake on an implicit-TLS port),
 /// if it sends one within a few seconds.
 fn greeting(addr: std::net::SocketAddr, tls: bool) -> Option<String> {
-    let target = match addr.ip().is_unspecified() {
-        true => std::net::SocketAddr::from(([127, 0, 0, 1], addr.port())),
-        false => addr,
-    };
-    let stream = TcpStream::connect_timeout(&target, Duration::from_secs(2)).ok()?;
+    let stream = TcpStream::connect_timeout(&reachable(addr), Duration::from_secs(2)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
     let mut line = String::new();
     if tls {
@@ -96,7 +93,7 @@ pub fn paths(config: &Config) -> Vec<Finding> {
         }
     } else if config.serves_smtp() {
         let queue = &config.smtp.queue_dir;
-        let (uid, gid) = current_ids();
+        let (uid, gid) = effective_ids();
         findings.push(match blocking_directory(queue, uid, gid) {
             None => Finding::new(Level::Ok, "directories", format!("{} is reachable", queue.display())),
             Some((dir, mode)) => Finding::new(
@@ -111,12 +108,6 @@ pub fn paths(config: &Config) -> Vec<Finding> {
         });
     }
     findings
-}
-
-#[allow(unsafe_code)]
-fn current_ids() -> (u32, u32) {
-    // SAFETY: getuid and getgid have no preconditions and cannot fail.
-    unsafe { (libc::geteuid(), libc::getegid()) }
 }
 
 /// The PAM service file of each PAM passdb.

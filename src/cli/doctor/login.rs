@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{Finding, Level};
 use crate::config::{Config, Protocol};
+use crate::status::cli::reachable;
 
 /// Logs in with `user` on every plain IMAP and POP3 listener.
 pub fn logins(config: &Config, user: &str, password: &str) -> Vec<Finding> {
@@ -36,11 +37,7 @@ struct Conn {
 
 impl Conn {
     fn open(addr: SocketAddr) -> Result<Self, String> {
-        let addr = match addr.ip().is_unspecified() {
-            true => SocketAddr::from(([127, 0, 0, 1], addr.port())),
-            false => addr,
-        };
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        let stream = TcpStream::connect_timeout(&reachable(addr), Duration::from_secs(5))
             .map_err(|e| format!("cannot connect: {e} (is roost running?)"))?;
         let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
         let writer = stream.try_clone().map_err(|e| e.to_string())?;

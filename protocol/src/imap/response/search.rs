@@ -37,14 +37,19 @@ pub struct Esearch<'a> {
     pub partial: Option<(&'a str, AllNumbers<'a>)>,
 }
 
+/// `* ESEARCH (TAG "a")` and ` UID` when the numbers are UIDs: how every ESEARCH starts.
+fn push_correlator(out: &mut Vec<u8>, tag: &str, uid: bool) {
+    out.extend_from_slice(b"* ESEARCH (TAG ");
+    push_string(out, tag.as_bytes());
+    out.push(b')');
+    if uid {
+        out.extend_from_slice(b" UID");
+    }
+}
+
 impl Esearch<'_> {
     pub(super) fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"* ESEARCH (TAG ");
-        push_string(out, self.tag.as_bytes());
-        out.push(b')');
-        if self.uid {
-            out.extend_from_slice(b" UID");
-        }
+        push_correlator(out, self.tag, self.uid);
         let mut part = |name: &str, value: Option<String>| {
             if let Some(value) = value {
                 out.extend_from_slice(format!(" {name} {value}").as_bytes());
@@ -99,12 +104,7 @@ pub struct ContextUpdate<'a> {
 
 impl ContextUpdate<'_> {
     pub(super) fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"* ESEARCH (TAG ");
-        push_string(out, self.tag.as_bytes());
-        out.push(b')');
-        if self.uid {
-            out.extend_from_slice(b" UID");
-        }
+        push_correlator(out, self.tag, self.uid);
         out.extend_from_slice(if self.added {
             b" ADDTO ("
         } else {
