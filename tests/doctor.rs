@@ -290,3 +290,44 @@ fn a_private_directory_on_the_way_names_path_user_and_key() {
         "{text}"
     );
 }
+
+#[test]
+fn a_message_waiting_in_the_queue_for_days_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("queue");
+    std::fs::create_dir_all(&queue).unwrap();
+    // An envelope as the queue writes it: magic, length and CRC, then the JSON.
+    let created = now() - 2 * 86_400;
+    let json = format!(
+        "{{\"id\":\"1700000000.ab12\",\"from\":\"a@example.org\",\"created\":{created},\"attempts\":9,\"next_attempt\":{created},\"recipients\":[{{\"address\":\"b@far.example\"}}]}}"
+    );
+    let mut envelope = format!(
+        "ROOSTQ 1 {} {:08x}\n",
+        json.len(),
+        crc32fast::hash(json.as_bytes())
+    )
+    .into_bytes();
+    envelope.extend_from_slice(json.as_bytes());
+    std::fs::write(queue.join("1700000000.ab12.env"), envelope).unwrap();
+    let config = config_in(dir.path(), free_loopback_port(), "")
+        .replace(
+            "protocols = [\"imap\"]",
+            "protocols = [\"imap\", \"submission\"]",
+        )
+        .replace(
+            "[listen]\n",
+            &format!(
+                "[listen]\nsubmission = \"127.0.0.1:{}\"\n",
+                free_loopback_port()
+            ),
+        )
+        .replace(
+            "[auth]",
+            &format!("[smtp]\nqueue_dir = \"{}\"\n[auth]", queue.display()),
+        );
+    let (_, text) = doctor(dir.path(), &config, &[]);
+    assert!(
+        text.contains("WARN  queue: 1 message(s), the oldest waiting 48 h"),
+        "{text}"
+    );
+}
