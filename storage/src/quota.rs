@@ -11,7 +11,7 @@
 //! of every folder's STATUS SIZE.
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -152,10 +152,24 @@ impl Quota {
     /// Whether the file is missing, stale or names other limits, so the usage must be
     /// counted afresh.
     pub fn needs_count(&self) -> bool {
-        match fs::read_to_string(&self.file) {
-            Ok(text) => text.len() as u64 > RECOUNT_ABOVE || self.sum(&text).is_none(),
-            Err(_) => true,
-        }
+        !matches!(self.recorded(), Ok(Some(_)))
+    }
+
+    /// The usage the file records, when it can be trusted: `None` when it is missing, names
+    /// other limits, has an unreadable line, or has grown past [`RECOUNT_ABOVE`] (read no
+    /// further than that, whoever made the file).
+    fn recorded(&self) -> std::io::Result<Option<Usage>> {
+        let file = match fs::File::open(&self.file) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut text = String::new();
+        file.take(RECOUNT_ABOVE + 1).read_to_string(&mut text)?;
+        Ok(match text.len() as u64 > RECOUNT_ABOVE {
+            true => None,
+            false => self.sum(&text),
+        })
     }
 
     /// Writes the file anew with this usage (after a count of the mail).
@@ -180,18 +194,11 @@ impl Quota {
 
     /// The usage now: the file's sum, or a fresh count when the file cannot be trusted.
     pub fn usage(&self) -> Result<Usage, Error> {
-        let path = &self.file;
-        match fs::read_to_string(path) {
-            Ok(text) if text.len() as u64 <= RECOUNT_ABOVE => {
-                if let Some(usage) = self.sum(&text) {
-                    return Ok(usage);
-                }
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(path, e)),
+        match self.recorded() {
+            Ok(Some(usage)) => Ok(usage),
+            Ok(None) => self.recount(),
+            Err(e) => Err(Error::io(&self.file, e)),
         }
-        self.recount()
     }
 
     /// The sum of the file's lines; `None` when its limits line is not this quota's or a line
