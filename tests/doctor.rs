@@ -138,6 +138,26 @@ fn certificate(dir: &Path, names: &[&str], not_after: u64) -> (PathBuf, PathBuf)
     (cert_path, key_path)
 }
 
+/// [`config_in`] with submission on too, its queue in `queue`.
+fn with_submission(dir: &Path, queue: &Path) -> String {
+    config_in(dir, free_loopback_port(), "")
+        .replace(
+            "protocols = [\"imap\"]",
+            "protocols = [\"imap\", \"submission\"]",
+        )
+        .replace(
+            "[listen]\n",
+            &format!(
+                "[listen]\nsubmission = \"127.0.0.1:{}\"\n",
+                free_loopback_port()
+            ),
+        )
+        .replace(
+            "[auth]",
+            &format!("[smtp]\nqueue_dir = \"{}\"\n[auth]", queue.display()),
+        )
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -262,25 +282,7 @@ fn a_private_directory_on_the_way_names_path_user_and_key() {
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .unwrap();
-    let config = config_in(dir.path(), free_loopback_port(), "")
-        .replace(
-            "protocols = [\"imap\"]",
-            "protocols = [\"imap\", \"submission\"]",
-        )
-        .replace(
-            "[listen]\n",
-            &format!(
-                "[listen]\nsubmission = \"127.0.0.1:{}\"\n",
-                free_loopback_port()
-            ),
-        )
-        .replace(
-            "[auth]",
-            &format!(
-                "[smtp]\nqueue_dir = \"{}\"\n[auth]",
-                private.join("queue").display()
-            ),
-        );
+    let config = with_submission(dir.path(), &private.join("queue"));
     let (ok, text) = doctor(dir.path(), &config, &[]);
     assert!(!ok, "{text}");
     assert!(
@@ -309,22 +311,7 @@ fn a_message_waiting_in_the_queue_for_days_is_a_warning() {
     .into_bytes();
     envelope.extend_from_slice(json.as_bytes());
     std::fs::write(queue.join("1700000000.ab12.env"), envelope).unwrap();
-    let config = config_in(dir.path(), free_loopback_port(), "")
-        .replace(
-            "protocols = [\"imap\"]",
-            "protocols = [\"imap\", \"submission\"]",
-        )
-        .replace(
-            "[listen]\n",
-            &format!(
-                "[listen]\nsubmission = \"127.0.0.1:{}\"\n",
-                free_loopback_port()
-            ),
-        )
-        .replace(
-            "[auth]",
-            &format!("[smtp]\nqueue_dir = \"{}\"\n[auth]", queue.display()),
-        );
+    let config = with_submission(dir.path(), &queue);
     let (_, text) = doctor(dir.path(), &config, &[]);
     assert!(
         text.contains("WARN  queue: 1 message(s), the oldest waiting 48 h"),
