@@ -18,6 +18,7 @@ pub mod imap;
 pub mod line;
 pub mod pop3;
 pub mod sasl;
+pub mod sieve;
 pub mod smtp;
 
 /// The MIME parser the IMAP structure code is built on, for sessions that search decoded text.
