@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod config;
 mod counters;
+mod filter;
 mod imap;
 mod listen;
 mod password;

@@ -11,8 +11,9 @@ use roost_protocol::smtp::address::{AddressError, ReversePath};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::filter::run::site_scripts;
 use crate::privilege::mail_owner;
-use crate::smtp::deliver::{deliver_from, Outcome};
+use crate::smtp::deliver::{deliver_one, Outcome};
 use crate::system::running_as_root;
 
 /// EX_USAGE.
@@ -60,9 +61,36 @@ pub fn main(config: &Config, user: &str, from: Option<&str>) -> ExitCode {
             return ExitCode::from(TEMP_FAIL);
         }
     }
-    let mut stdin = std::io::stdin().lock();
-    match deliver_from(&config.mail.location, &user, from.as_ref(), &mut stdin) {
+    let message = match spool_stdin() {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("roost deliver: cannot spool the message: {e}");
+            return ExitCode::from(TEMP_FAIL);
+        }
+    };
+    let recipient = user.name.clone();
+    let site = site_scripts(config);
+    let done = deliver_one(
+        &config.mail.location,
+        &user,
+        &recipient,
+        from.as_ref(),
+        &message,
+        &site,
+    );
+    for followup in &done.followups {
+        // The mail owner cannot write the queue; see the README ("roost deliver").
+        tracing::warn!(
+            ?followup,
+            "roost deliver: follow-up not sent (no queue access here)"
+        );
+    }
+    match done.outcome {
         Outcome::Delivered => ExitCode::SUCCESS,
+        Outcome::Rejected(why) => {
+            eprintln!("roost deliver: rejected by the recipient's mail filter: {why}");
+            ExitCode::from(NO_PERMISSION)
+        }
         Outcome::Permanent(e) => {
             eprintln!("roost deliver: {e}");
             ExitCode::from(NO_USER)
@@ -82,6 +110,26 @@ pub fn main(config: &Config, user: &str, from: Option<&str>) -> ExitCode {
             })
         }
     }
+}
+
+/// Standard input copied into an unlinked file in the temporary directory, so the filters
+/// can look at any part of the message and each copy can be read from the start.
+fn spool_stdin() -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = std::env::temp_dir().join(format!(
+        "roost-deliver-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut file)?;
+    Ok(file)
 }
 
 /// `-f`'s sender, with or without angle brackets (`<>` or empty: the null sender).

@@ -35,14 +35,18 @@ use tokio::io::AsyncReadExt;
 use super::fdpass;
 use crate::auth::AuthError;
 use crate::config::Family;
+use crate::filter::Followup;
 use crate::listen::conn::Connection;
 use crate::session::privileged::{
-    BoxFuture, Grant, Login, Outcome, Privileged, ResolveError, Target,
+    BoxFuture, Deliveries, Grant, LocalRecipient, Login, Outcome, Privileged, ResolveError, Target,
 };
 use crate::session::SessionContext;
 
 /// Largest control message (a request line).
 pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Largest reply read from the master (outcomes and follow-ups such as vacation replies).
+pub const MAX_REPLY: u64 = 8 * 1024 * 1024;
 
 /// Encodes a user-supplied string for a control line.
 pub fn b64(text: &str) -> String {
@@ -86,8 +90,8 @@ pub enum Request {
     Deliver {
         /// The envelope sender, for `Return-Path:` (checked again by the master).
         return_path: ReversePath,
-        /// Canonical user names (from an earlier RESOLVE).
-        users: Vec<String>,
+        /// Canonical user names (from an earlier RESOLVE) and the addresses they were sent to.
+        users: Vec<LocalRecipient>,
     },
 }
 
@@ -116,9 +120,8 @@ impl Request {
             Self::Resolve { address } => format!("RESOLVE {}", b64(address)),
             Self::Deliver { return_path, users } => {
                 let mut line = format!("DELIVER {}", b64(&return_path.to_string()));
-                for user in users {
-                    line.push(' ');
-                    line.push_str(&b64(user));
+                for r in users {
+                    line.push_str(&format!(" {}:{}", b64(&r.user), b64(&r.address)));
                 }
                 line
             }
@@ -152,7 +155,16 @@ impl Request {
             }),
             ["DELIVER", return_path, users @ ..] if !users.is_empty() => Some(Self::Deliver {
                 return_path: unb64(return_path)?.parse().ok()?,
-                users: users.iter().map(|u| unb64(u)).collect::<Option<_>>()?,
+                users: users
+                    .iter()
+                    .map(|token| {
+                        let (user, address) = token.split_once(':')?;
+                        Some(LocalRecipient {
+                            user: unb64(user)?,
+                            address: unb64(address)?,
+                        })
+                    })
+                    .collect::<Option<_>>()?,
             }),
             _ => None,
         }
@@ -181,8 +193,8 @@ pub enum Reply {
     Targets(Vec<Target>),
     /// RESOLVE found no target.
     Unresolved(ResolveError),
-    /// DELIVER: one outcome per user, in the request's order.
-    Outcomes(Vec<Outcome>),
+    /// DELIVER: one outcome per user, in the request's order, and the mail to send.
+    Outcomes(Deliveries),
 }
 
 impl Reply {
@@ -210,14 +222,7 @@ impl Reply {
                 ResolveError::Loop => "UNRESOLVED loop".into(),
                 ResolveError::Temporary(e) => format!("UNRESOLVED temporary {}", b64(e)),
             },
-            Self::Outcomes(outcomes) => {
-                let mut line = String::from("OUTCOMES");
-                for outcome in outcomes {
-                    line.push(' ');
-                    line.push_str(&encode_outcome(outcome));
-                }
-                line
-            }
+            Self::Outcomes(deliveries) => format!("OUTCOMES {}", encode_deliveries(deliveries)),
         }
     }
 
@@ -247,11 +252,7 @@ impl Reply {
             ["UNRESOLVED", "temporary", e] => {
                 unb64(e).map(|e| Self::Unresolved(ResolveError::Temporary(e)))
             }
-            ["OUTCOMES", tokens @ ..] => tokens
-                .iter()
-                .map(|t| decode_outcome(t))
-                .collect::<Option<_>>()
-                .map(Self::Outcomes),
+            ["OUTCOMES", tokens @ ..] => decode_deliveries(tokens).map(Self::Outcomes),
             _ => None,
         }
     }
@@ -290,7 +291,28 @@ pub fn encode_outcome(outcome: &Outcome) -> String {
         Outcome::Temporary(why) => format!("temp:{}", b64(why)),
         Outcome::Permanent(why) => format!("perm:{}", b64(why)),
         Outcome::MailboxFull => "full".into(),
+        Outcome::Rejected(why) => format!("rej:{}", b64(why)),
     }
+}
+
+/// Outcome tokens, then one token per follow-up.
+pub fn encode_deliveries(deliveries: &Deliveries) -> String {
+    let outcomes = deliveries.outcomes.iter().map(encode_outcome);
+    let followups = deliveries.followups.iter().map(Followup::encode);
+    outcomes.chain(followups).collect::<Vec<_>>().join(" ")
+}
+
+/// Parses what [`encode_deliveries`] wrote (tokens split on whitespace); `None` if any token
+/// is malformed.
+pub fn decode_deliveries(tokens: &[&str]) -> Option<Deliveries> {
+    let mut out = Deliveries::default();
+    for token in tokens.iter().filter(|t| !t.is_empty()) {
+        match token.starts_with("fu:") {
+            true => out.followups.push(Followup::decode(token)?),
+            false => out.outcomes.push(decode_outcome(token)?),
+        }
+    }
+    Some(out)
 }
 
 /// Parses a token written by [`encode_outcome`]; `None` if malformed.
@@ -300,6 +322,7 @@ pub fn decode_outcome(token: &str) -> Option<Outcome> {
         None if token == "full" => Some(Outcome::MailboxFull),
         Some(("perm", why)) => unb64(why).map(Outcome::Permanent),
         Some(("temp", why)) => unb64(why).map(Outcome::Temporary),
+        Some(("rej", why)) => unb64(why).map(Outcome::Rejected),
         _ => None,
     }
 }
@@ -332,7 +355,7 @@ impl MasterClient {
         let mut reply = tokio::net::UnixStream::from_std(ours)?;
         let mut text = String::new();
         (&mut reply)
-            .take(MAX_MESSAGE as u64)
+            .take(MAX_REPLY)
             .read_to_string(&mut text)
             .await?;
         Reply::decode(&text)
@@ -414,14 +437,14 @@ impl Privileged for MasterClient {
         &'a self,
         message: &'a File,
         return_path: &'a ReversePath,
-        users: &'a [String],
-    ) -> BoxFuture<'a, Vec<Outcome>> {
+        users: &'a [LocalRecipient],
+    ) -> BoxFuture<'a, Deliveries> {
         Box::pin(async move {
             let request = Request::Deliver {
                 return_path: return_path.clone(),
                 users: users.to_vec(),
             };
-            let failed = |why: String| vec![Outcome::Temporary(why); users.len()];
+            let failed = |why: String| Deliveries::all(Outcome::Temporary(why), users.len());
             let fd = match message.as_fd().try_clone_to_owned() {
                 Ok(fd) => fd,
                 Err(e) => return failed(e.to_string()),
@@ -431,7 +454,7 @@ impl Privileged for MasterClient {
                 Ok(other) => return failed(unexpected(&other).to_string()),
                 Err(e) => return failed(format!("master unreachable: {e}")),
             };
-            outcomes.resize(
+            outcomes.outcomes.resize(
                 users.len(),
                 Outcome::Temporary("the master answered too few outcomes".into()),
             );
@@ -458,6 +481,13 @@ impl Grant for TicketGrant {
 mod tests {
     use super::*;
 
+    fn recipient(user: &str, address: &str) -> LocalRecipient {
+        LocalRecipient {
+            user: user.into(),
+            address: address.into(),
+        }
+    }
+
     #[test]
     fn requests_round_trip_and_hostile_bytes_cannot_break_framing() {
         let auth = Request::Auth {
@@ -483,16 +513,16 @@ mod tests {
         assert_eq!(Request::decode(&spawn.encode()), Some(spawn));
         let deliver = Request::Deliver {
             return_path: "\"a b\"@c".parse().unwrap(),
-            users: vec!["x y".into(), "z\n".into()],
+            users: vec![recipient("x y", "a@b"), recipient("z\n", "c+d@e")],
         };
         assert_eq!(Request::decode(&deliver.encode()), Some(deliver));
         let null = Request::Deliver {
             return_path: ReversePath::Null,
-            users: vec!["x".into()],
+            users: vec![recipient("x", "x@y")],
         };
         assert_eq!(Request::decode(&null.encode()), Some(null));
         // A return path with a line break is refused by the master, whoever sent it.
-        let forged = format!("DELIVER {} {}", b64("a\r\nX: y@c"), b64("x"));
+        let forged = format!("DELIVER {} {}:{}", b64("a\r\nX: y@c"), b64("x"), b64("x@y"));
         assert_eq!(Request::decode(&forged), None);
         let resolve = Request::Resolve {
             address: "DELIVER x".into(),
@@ -534,11 +564,18 @@ mod tests {
             Reply::Unresolved(ResolveError::Unknown),
             Reply::Unresolved(ResolveError::Loop),
             Reply::Unresolved(ResolveError::Temporary("map: EIO".into())),
-            Reply::Outcomes(vec![
-                Outcome::Delivered,
-                Outcome::Temporary("disk full: a b".into()),
-                Outcome::Permanent("no such user".into()),
-            ]),
+            Reply::Outcomes(Deliveries {
+                outcomes: vec![
+                    Outcome::Delivered,
+                    Outcome::Temporary("disk full: a b".into()),
+                    Outcome::Permanent("no such user".into()),
+                    Outcome::Rejected("not wanted".into()),
+                ],
+                followups: vec![Followup::Redirect {
+                    to: "b@c".into(),
+                    delivered_to: "a@b".into(),
+                }],
+            }),
         ];
         for reply in replies {
             let line = reply.encode();

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 
@@ -23,10 +24,11 @@ use roost_storage::quota::QuotaLimits;
 use roost_storage::MailLocation;
 use tokio::io::AsyncReadExt;
 
-use super::control::{decode_outcome, encode_outcome};
+use super::control::{decode_deliveries, encode_deliveries, MAX_REPLY};
 use super::mail_owner;
 use crate::auth::{MailUser, Source};
-use crate::session::privileged::Outcome;
+use crate::filter::run::SiteScripts;
+use crate::session::privileged::{Deliveries, LocalRecipient, Outcome};
 use crate::smtp::deliver::deliver_one;
 use crate::smtp::resolve::Resolver;
 
@@ -42,25 +44,36 @@ pub struct Spawner {
     pub resolver: Arc<Resolver>,
     /// The events pipe workers report deliveries on.
     pub events: Option<RawFd>,
+    /// The admin's Sieve scripts, run by the workers for every user.
+    pub site: SiteScripts,
 }
 
+/// One delivery waiting for its owner's worker: its place in the answer, the user, and the
+/// address it was sent to.
+type Pending = (usize, MailUser, String);
+
 impl Spawner {
-    /// Delivers to each named user as their mail owner; one outcome per name, in order.
+    /// Delivers to each recipient as their mail owner; one outcome per recipient, in order,
+    /// and the mail the deliveries ask to send.
     pub async fn deliver(
         &self,
         message: &File,
         return_path: &ReversePath,
-        names: &[String],
-    ) -> Vec<Outcome> {
-        let mut outcomes = vec![Outcome::Temporary("not attempted".into()); names.len()];
-        let mut groups: BTreeMap<(u32, u32), Vec<(usize, MailUser)>> = BTreeMap::new();
+        names: &[LocalRecipient],
+    ) -> Deliveries {
+        let mut out = Deliveries::all(Outcome::Temporary("not attempted".into()), names.len());
+        let outcomes = &mut out.outcomes;
+        let mut groups: BTreeMap<(u32, u32), Vec<Pending>> = BTreeMap::new();
         for (i, name) in names.iter().enumerate() {
             let resolver = Arc::clone(&self.resolver);
-            let owned = name.clone();
+            let owned = name.user.clone();
             let found = tokio::task::spawn_blocking(move || resolver.user(&owned)).await;
             match found {
                 Ok(Ok(Some(user))) => match mail_owner(&user, self.mail_user.as_deref()) {
-                    Ok(owner) => groups.entry(owner).or_default().push((i, user)),
+                    Ok(owner) => {
+                        let to = name.address.clone();
+                        groups.entry(owner).or_default().push((i, user, to))
+                    }
                     Err(e) => outcomes[i] = Outcome::Permanent(e.to_string()),
                 },
                 Ok(Ok(None)) => outcomes[i] = Outcome::Permanent("no such user".into()),
@@ -73,14 +86,16 @@ impl Spawner {
                 Ok(results) => results,
                 Err(e) => {
                     tracing::error!("delivery worker: {e}");
-                    vec![Outcome::Temporary(format!("delivery worker: {e}")); users.len()]
+                    let why = format!("delivery worker: {e}");
+                    Deliveries::all(Outcome::Temporary(why), users.len())
                 }
             };
-            for ((i, _), outcome) in users.iter().zip(results) {
-                outcomes[*i] = outcome;
+            for ((i, _, _), outcome) in users.iter().zip(results.outcomes) {
+                out.outcomes[*i] = outcome;
             }
+            out.followups.extend(results.followups);
         }
-        outcomes
+        out
     }
 
     async fn run_worker(
@@ -88,8 +103,8 @@ impl Spawner {
         owner: (u32, u32),
         message: &File,
         return_path: &ReversePath,
-        users: &[(usize, MailUser)],
-    ) -> std::io::Result<Vec<Outcome>> {
+        users: &[Pending],
+    ) -> std::io::Result<Deliveries> {
         let stdin: OwnedFd = message.as_fd().try_clone_to_owned()?;
         let mut command = tokio::process::Command::new("/proc/self/exe");
         command
@@ -98,8 +113,9 @@ impl Spawner {
             .args(
                 users
                     .iter()
-                    .flat_map(|(_, u)| ["--user".to_string(), encode_user(u)]),
+                    .flat_map(|(_, u, to)| ["--user".to_string(), encode_user(u, to)]),
             )
+            .args(sieve_args(&self.site))
             .args(
                 self.events
                     .map(|_| {
@@ -124,17 +140,15 @@ impl Spawner {
         let mut child = command.spawn()?;
         let mut out = String::new();
         if let Some(stdout) = child.stdout.take() {
-            stdout.take(64 * 1024).read_to_string(&mut out).await?;
+            stdout.take(MAX_REPLY).read_to_string(&mut out).await?;
         }
         child.wait().await?;
-        let mut results: Vec<Outcome> = out
-            .split_whitespace()
-            .map(|token| {
-                decode_outcome(token)
-                    .unwrap_or_else(|| Outcome::Temporary(format!("bad delivery answer {token:?}")))
-            })
-            .collect();
-        results.resize(
+        let tokens: Vec<&str> = out.split_whitespace().collect();
+        let mut results = decode_deliveries(&tokens).unwrap_or_else(|| {
+            tracing::error!("bad delivery answer {out:?}");
+            Deliveries::default()
+        });
+        results.outcomes.resize(
             users.len(),
             Outcome::Temporary("the delivery worker ended early".into()),
         );
@@ -142,7 +156,24 @@ impl Spawner {
     }
 }
 
-fn encode_user(user: &MailUser) -> String {
+/// The worker's arguments naming the admin's Sieve scripts.
+fn sieve_args(site: &SiteScripts) -> Vec<String> {
+    let mut args = Vec::new();
+    for (flag, paths) in [
+        ("--sieve-before", &site.before),
+        ("--sieve-after", &site.after),
+    ] {
+        for path in paths {
+            args.extend([flag.to_string(), path.to_string_lossy().into_owned()]);
+        }
+    }
+    if let Some(dir) = &site.global_dir {
+        args.extend(["--sieve-global".into(), dir.to_string_lossy().into_owned()]);
+    }
+    args
+}
+
+fn encode_user(user: &MailUser, to: &str) -> String {
     let home = user
         .home
         .as_ref()
@@ -150,15 +181,16 @@ fn encode_user(user: &MailUser) -> String {
         .unwrap_or_else(|| "-".into());
     let limit = |n: Option<u64>| n.map_or_else(|| "-".to_string(), |n| n.to_string());
     format!(
-        "{}:{}:{home}:{}:{}",
+        "{}:{}:{home}:{}:{}:{}",
         STANDARD.encode(&user.name),
         user.source.name(),
         limit(user.quota.storage),
         limit(user.quota.messages),
+        STANDARD.encode(to),
     )
 }
 
-fn decode_user(arg: &str) -> Option<MailUser> {
+fn decode_user(arg: &str) -> Option<(MailUser, String)> {
     let mut parts = arg.split(':');
     let name = String::from_utf8(STANDARD.decode(parts.next()?).ok()?).ok()?;
     let source = match parts.next()? {
@@ -177,14 +209,16 @@ fn decode_user(arg: &str) -> Option<MailUser> {
         storage: limit()?,
         messages: limit()?,
     };
-    Some(MailUser {
+    let to = String::from_utf8(STANDARD.decode(parts.next()?).ok()?).ok()?;
+    let user = MailUser {
         name,
         source,
         uid: None,
         gid: None,
         home,
         quota,
-    })
+    };
+    Some((user, to))
 }
 
 /// The arguments of `roost deliver-worker` (started by the master as the mail owner).
@@ -199,6 +233,15 @@ pub struct DeliverWorkerArgs {
     /// Each user: base64 name, source, base64 home (or -).
     #[arg(long = "user")]
     users: Vec<String>,
+    /// The admin's Sieve scripts run before each user's.
+    #[arg(long = "sieve-before")]
+    sieve_before: Vec<PathBuf>,
+    /// The admin's Sieve scripts run after each user's.
+    #[arg(long = "sieve-after")]
+    sieve_after: Vec<PathBuf>,
+    /// Where `include :global` finds scripts.
+    #[arg(long = "sieve-global")]
+    sieve_global: Option<PathBuf>,
     /// Descriptor on which to announce deliveries to the master.
     #[arg(long)]
     events_fd: Option<RawFd>,
@@ -216,14 +259,26 @@ pub fn worker_main(args: DeliverWorkerArgs) -> anyhow::Result<()> {
         .parse()
         .map_err(|e| anyhow::anyhow!("--return-path: {e}"))?;
     let message = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
-    let mut out = std::io::stdout().lock();
+    let site = SiteScripts {
+        before: args.sieve_before,
+        after: args.sieve_after,
+        global_dir: args.sieve_global,
+    };
+    let mut done = Deliveries::default();
     for arg in &args.users {
         let outcome = match decode_user(arg) {
-            Some(user) => deliver_one(&location, &user, &return_path, &message),
+            Some((user, to)) => {
+                let delivered =
+                    deliver_one(&location, &user, &to, Some(&return_path), &message, &site);
+                done.followups.extend(delivered.followups);
+                delivered.outcome
+            }
             None => Outcome::Permanent("malformed user argument".into()),
         };
-        writeln!(out, "{}", encode_outcome(&outcome))?;
+        done.outcomes.push(outcome);
     }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", encode_deliveries(&done))?;
     out.flush()?;
     Ok(())
 }
@@ -239,7 +294,8 @@ mod tests {
             Outcome::Temporary("disk full: a b".into()),
             Outcome::Permanent("no such user".into()),
         ] {
-            assert_eq!(decode_outcome(&encode_outcome(&o)), Some(o));
+            let token = super::super::control::encode_outcome(&o);
+            assert_eq!(super::super::control::decode_outcome(&token), Some(o));
         }
         let user = MailUser {
             name: "a:b c".into(),
@@ -252,6 +308,7 @@ mod tests {
                 messages: None,
             },
         };
-        assert_eq!(decode_user(&encode_user(&user)), Some(user));
+        let to = "a+b@c".to_string();
+        assert_eq!(decode_user(&encode_user(&user, &to)), Some((user, to)));
     }
 }

@@ -13,9 +13,10 @@ use roost_storage::MailLocation;
 use super::delivery::Spawner;
 use crate::auth::{AuthError, Authenticator, MailUser};
 use crate::config::{Config, Family};
+use crate::filter::run::{site_scripts, SiteScripts};
 use crate::listen::conn::Connection;
 use crate::session::privileged::{
-    BoxFuture, Grant, Login, Outcome, Privileged, ResolveError, Target,
+    BoxFuture, Deliveries, Grant, LocalRecipient, Login, Outcome, Privileged, ResolveError, Target,
 };
 use crate::session::{SessionContext, UserSession};
 use crate::smtp::deliver::deliver_one;
@@ -31,7 +32,7 @@ pub struct InProcess {
 /// How this process writes into a user's INBOX.
 enum Delivery {
     /// Directly: this process is the mail owner.
-    Direct(MailLocation),
+    Direct(MailLocation, SiteScripts),
     /// Through `roost deliver-worker` processes, one per mail owner: this process is root.
     AsOwner(Spawner),
 }
@@ -40,7 +41,7 @@ impl InProcess {
     /// This process is the mail owner: it delivers directly (roost started as a user).
     pub fn new(config: &Config, auth: Arc<Authenticator>) -> Self {
         let resolver = Arc::new(Resolver::new(&config.smtp, auth.clone()));
-        let delivery = Delivery::Direct(config.mail.location.clone());
+        let delivery = Delivery::Direct(config.mail.location.clone(), site_scripts(config));
         Self {
             auth,
             resolver,
@@ -57,36 +58,45 @@ impl InProcess {
             privileged_gid: config.mail.privileged_gid,
             resolver: Arc::clone(&this.resolver),
             events: None,
+            site: site_scripts(config),
         });
         this
     }
 
     async fn deliver_directly(
         &self,
-        location: &MailLocation,
+        (location, site): (&MailLocation, &SiteScripts),
         message: &File,
         return_path: &ReversePath,
-        names: &[String],
-    ) -> Vec<Outcome> {
+        recipients: &[LocalRecipient],
+    ) -> Deliveries {
+        let count = recipients.len();
         let file = match message.try_clone() {
             Ok(f) => f,
-            Err(e) => return vec![Outcome::Temporary(e.to_string()); names.len()],
+            Err(e) => return Deliveries::all(Outcome::Temporary(e.to_string()), count),
         };
-        let (resolver, location) = (Arc::clone(&self.resolver), location.clone());
-        let (rp, names) = (return_path.clone(), names.to_vec());
-        let count = names.len();
+        let (resolver, location, site) =
+            (Arc::clone(&self.resolver), location.clone(), site.clone());
+        let (rp, recipients) = (return_path.clone(), recipients.to_vec());
         tokio::task::spawn_blocking(move || {
-            names
-                .iter()
-                .map(|name| match resolver.user(name) {
-                    Ok(Some(user)) => deliver_one(&location, &user, &rp, &file),
+            let mut out = Deliveries::default();
+            for r in &recipients {
+                let outcome = match resolver.user(&r.user) {
+                    Ok(Some(user)) => {
+                        let done =
+                            deliver_one(&location, &user, &r.address, Some(&rp), &file, &site);
+                        out.followups.extend(done.followups);
+                        done.outcome
+                    }
                     Ok(None) => Outcome::Permanent("no such user".into()),
                     Err(e) => Outcome::Temporary(e),
-                })
-                .collect()
+                };
+                out.outcomes.push(outcome);
+            }
+            out
         })
         .await
-        .unwrap_or_else(|e| vec![Outcome::Temporary(e.to_string()); count])
+        .unwrap_or_else(|e| Deliveries::all(Outcome::Temporary(e.to_string()), count))
     }
 }
 
@@ -119,12 +129,12 @@ impl Privileged for InProcess {
         &'a self,
         message: &'a File,
         return_path: &'a ReversePath,
-        users: &'a [String],
-    ) -> BoxFuture<'a, Vec<Outcome>> {
+        users: &'a [LocalRecipient],
+    ) -> BoxFuture<'a, Deliveries> {
         Box::pin(async move {
             match &self.delivery {
-                Delivery::Direct(location) => {
-                    self.deliver_directly(location, message, return_path, users)
+                Delivery::Direct(location, site) => {
+                    self.deliver_directly((location, site), message, return_path, users)
                         .await
                 }
                 Delivery::AsOwner(spawner) => spawner.deliver(message, return_path, users).await,

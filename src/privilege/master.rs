@@ -31,7 +31,7 @@ use crate::auth::{AuthError, Authenticator, MailUser};
 use crate::config::{Config, Family};
 use crate::counters::{WorkerEvent, WorkerTotals};
 use crate::listen::tls::TlsPem;
-use crate::session::privileged::{Privileged, ResolveError};
+use crate::session::privileged::{LocalRecipient, Privileged, ResolveError};
 use crate::session::UserSession;
 use crate::smtp::resolve::Resolver;
 use crate::system::SystemUser;
@@ -334,13 +334,19 @@ impl Master {
     }
 
     /// Delivers a spool file the login process handed over, as each user's mail owner.
-    async fn deliver(&self, spool: OwnedFd, return_path: &ReversePath, users: &[String]) -> Reply {
+    async fn deliver(
+        &self,
+        spool: OwnedFd,
+        return_path: &ReversePath,
+        users: &[LocalRecipient],
+    ) -> Reply {
         let spawner = Spawner {
             location: self.config.mail.location.clone(),
             mail_user: self.config.mail.user.clone(),
             privileged_gid: self.config.mail.privileged_gid,
             resolver: Arc::clone(&self.resolver),
             events: Some(self.events.as_raw_fd()),
+            site: crate::filter::run::site_scripts(&self.config),
         };
         let outcomes = spawner
             .deliver(&std::fs::File::from(spool), return_path, users)

@@ -45,14 +45,44 @@ pub trait Privileged: Send + Sync {
         address: &'a Address,
     ) -> BoxFuture<'a, Result<Vec<Target>, ResolveError>>;
 
-    /// Delivers the spooled message to each named user's INBOX as their mail owner; one
-    /// outcome per name, in order.
+    /// Delivers the spooled message to each local recipient as their mail owner (their
+    /// Sieve scripts deciding where it goes); one outcome per recipient, in order, and the
+    /// mail the deliveries ask to send.
     fn deliver<'a>(
         &'a self,
         message: &'a File,
         return_path: &'a ReversePath,
-        users: &'a [String],
-    ) -> BoxFuture<'a, Vec<Outcome>>;
+        recipients: &'a [LocalRecipient],
+    ) -> BoxFuture<'a, Deliveries>;
+}
+
+/// One local delivery to make: the user, and the address the message was sent to (what
+/// Sieve's `envelope :to` and `:detail` see).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalRecipient {
+    /// The canonical user name (from an earlier resolve).
+    pub user: String,
+    /// The recipient address as the client gave it.
+    pub address: String,
+}
+
+/// What a batch of local deliveries did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deliveries {
+    /// One per recipient, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Mail the deliveries ask to send (Sieve redirects, vacation replies), to be queued.
+    pub followups: Vec<crate::filter::Followup>,
+}
+
+impl Deliveries {
+    /// The same outcome for every one of `n` recipients, nothing to send.
+    pub fn all(outcome: Outcome, n: usize) -> Self {
+        Self {
+            outcomes: vec![outcome; n],
+            followups: Vec::new(),
+        }
+    }
 }
 
 /// A verified login: the canonical user name and the right to start that user's session.
@@ -129,4 +159,7 @@ pub enum Outcome {
     /// The user's quota has no room for it (552 5.2.2, or 452 4.2.2 where the admin wants
     /// senders to retry: `[mail] quota_full_tempfail`).
     MailboxFull,
+    /// The recipient's Sieve script refused it (`reject`/`ereject`, RFC 5429): 550 5.7.1 with
+    /// this reason while the sender is connected, else a bounce.
+    Rejected(String),
 }

@@ -7,6 +7,7 @@ use roost_protocol::smtp::params::{Body, MailParams};
 use super::deliver::Outcome;
 use super::queue::{self, Envelope, Recipient};
 use super::resolve::Target;
+use crate::session::privileged::LocalRecipient;
 
 /// A recipient the session accepted, with where its mail goes.
 #[derive(Debug, Clone)]
@@ -38,17 +39,23 @@ impl Transaction {
         }
     }
 
-    /// Every local user once, in first-seen order.
-    pub fn local_users(&self) -> Vec<String> {
-        let mut users: Vec<String> = Vec::new();
-        for t in self.rcpts.iter().flat_map(|r| &r.targets) {
-            if let Target::Local(name) = t {
-                if !users.contains(name) {
-                    users.push(name.clone());
+    /// Every local user once, in first-seen order, with the address that reached them first
+    /// (what their Sieve script sees as the envelope recipient).
+    pub fn local_recipients(&self) -> Vec<LocalRecipient> {
+        let mut out: Vec<LocalRecipient> = Vec::new();
+        for rcpt in &self.rcpts {
+            for t in &rcpt.targets {
+                if let Target::Local(name) = t {
+                    if !out.iter().any(|r| &r.user == name) {
+                        out.push(LocalRecipient {
+                            user: name.clone(),
+                            address: rcpt.address.to_string(),
+                        });
+                    }
                 }
             }
         }
-        users
+        out
     }
 
     /// What the queue must still do after local delivery gave `outcomes` (one per
@@ -122,8 +129,15 @@ mod tests {
             address: a("bob@x"),
             targets: vec![Target::Local("bob".into())],
         });
-        let users = t.local_users();
+        let recipients = t.local_recipients();
+        let users: Vec<String> = recipients.iter().map(|r| r.user.clone()).collect();
         assert_eq!(users, ["alice", "bob"]);
+        let to: Vec<&str> = recipients.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(
+            to,
+            ["team@x", "team@x"],
+            "the address that reached each user first"
+        );
         let left = t.leftovers(
             &users,
             &[Outcome::Delivered, Outcome::Temporary("x".into())],

@@ -15,6 +15,7 @@
 pub mod bounce;
 pub mod deliver;
 pub mod envelope;
+pub mod followups;
 pub mod policy;
 pub mod queue;
 pub mod receive;

@@ -18,6 +18,7 @@ use super::queue::{self, Envelope, QueueError, Recipient};
 use super::resolve::Target;
 use super::Services;
 use crate::config::MAX_RETRY_DELAY;
+use crate::session::privileged::LocalRecipient;
 
 /// Why a copy for a full mailbox was not delivered, for the bounce (RFC 3463 5.2.2).
 const MAILBOX_FULL: &str = "5.2.2 mailbox full (quota exceeded)";
@@ -82,12 +83,22 @@ pub async fn attempt(services: &Services, id: &str) -> Result<(), QueueError> {
         .partition(|r| r.local_user.is_some());
     let mut results: Vec<(Recipient, Outcome)> = Vec::new();
     if !local.is_empty() {
-        let users: Vec<String> = local.iter().filter_map(|r| r.local_user.clone()).collect();
-        let outcomes = services
+        let users: Vec<LocalRecipient> = local
+            .iter()
+            .filter_map(|r| {
+                Some(LocalRecipient {
+                    user: r.local_user.clone()?,
+                    address: r.address.to_string(),
+                })
+            })
+            .collect();
+        let done = services
             .privileged
             .deliver(&locked.message, &env.from, &users)
             .await;
-        results.extend(local.into_iter().zip(outcomes));
+        super::followups::queue_followups(services, &env.from, &locked.message, done.followups)
+            .await;
+        results.extend(local.into_iter().zip(done.outcomes));
     }
     if !remote.is_empty() {
         let addresses: Vec<Address> = remote.iter().map(|r| r.address.clone()).collect();
@@ -127,6 +138,10 @@ pub async fn attempt(services: &Services, id: &str) -> Result<(), QueueError> {
             Outcome::MailboxFull => failed.push(Failure {
                 address: rcpt.address,
                 reason: MAILBOX_FULL.into(),
+            }),
+            Outcome::Rejected(reason) => failed.push(Failure {
+                address: rcpt.address,
+                reason: format!("refused by the recipient's mail filter: {reason}"),
             }),
         }
     }

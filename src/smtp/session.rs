@@ -377,14 +377,20 @@ impl Session {
     /// The message is whole on disk: local deliveries now (fsynced by storage), the rest
     /// committed to the queue (fsynced) before any 250.
     async fn accept(&self, txn: &Transaction, spool: &mut super::queue::Spool) -> Step {
-        let users = txn.local_users();
+        let recipients = txn.local_recipients();
+        let users: Vec<String> = recipients.iter().map(|r| r.user.clone()).collect();
         let outcomes = if users.is_empty() {
             Vec::new()
         } else {
-            self.services
+            let done = self
+                .services
                 .privileged
-                .deliver(spool.file(), &txn.from, &users)
-                .await
+                .deliver(spool.file(), &txn.from, &recipients)
+                .await;
+            let services = &self.services;
+            super::followups::queue_followups(services, &txn.from, spool.file(), done.followups)
+                .await;
+            done.outcomes
         };
         let lmtp = self.mode == Mode::Lmtp;
         let mut leftovers = txn.leftovers(&users, &outcomes);
@@ -543,6 +549,9 @@ fn lmtp_reply(
                     Some(Outcome::Delivered) => {}
                     Some(Outcome::Permanent(why)) => {
                         return Reply::new(550, "5.1.1", &format!("<{}>: {why}", rcpt.address))
+                    }
+                    Some(Outcome::Rejected(why)) => {
+                        return Reply::new(550, "5.7.1", &format!("<{}>: {why}", rcpt.address))
                     }
                     Some(Outcome::MailboxFull) => {
                         let (code, status) = match full_is_temporary {

@@ -1,0 +1,329 @@
+//! Running the scripts for one delivery: the admin's `before` scripts, the user's active
+//! script, the admin's `after` scripts (Dovecot's `sieve_before`/`sieve_after`), turned into a
+//! [`Plan`]: the copies to store and the mail to send. A script that cannot be read or does
+//! not compile is logged and skipped; a run that fails keeps the message in INBOX. Nothing a
+//! script does can lose a message.
+
+use std::path::{Path, PathBuf};
+
+use roost_protocol::sieve::{
+    self, Action, CompileError, Envelope, Includes, Input, Location, Script,
+};
+
+use super::store::Placement;
+use super::Followup;
+
+/// The largest script read from disk (ManageSieve's limit applies at upload; this guards
+/// against whatever else put a file there).
+const MAX_SCRIPT_BYTES: u64 = 1024 * 1024;
+
+/// The admin's scripts, run for every user (`[sieve] before` / `after`), and where `include
+/// :global` finds scripts.
+#[derive(Debug, Clone, Default)]
+pub struct SiteScripts {
+    /// Run before the user's script, in order.
+    pub before: Vec<PathBuf>,
+    /// Run after the user's script, in order.
+    pub after: Vec<PathBuf>,
+    /// The directory of `:global` includes (the first `before` script's directory if unset).
+    pub global_dir: Option<PathBuf>,
+}
+
+/// The user's side: their active script and where their other scripts are.
+pub struct UserScripts {
+    /// The active script's name and text, if one is active.
+    pub active: Option<(String, Vec<u8>)>,
+    /// The user's script directory (`include :personal`, the vacation memory, the error log).
+    pub dir: PathBuf,
+}
+
+/// What delivery must do with the message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Copies to store (INBOX and folders, with flags); empty when discarded or rejected.
+    pub placements: Vec<Placement>,
+    /// Mail to send once the copies are stored.
+    pub followups: Vec<Followup>,
+    /// `reject`/`ereject`: refuse the message with this reason.
+    pub reject: Option<String>,
+}
+
+impl Plan {
+    /// The plan without Sieve: one copy in INBOX.
+    pub fn keep() -> Self {
+        Self {
+            placements: vec![Placement {
+                folder: None,
+                flags: Vec::new(),
+                create: false,
+            }],
+            ..Self::default()
+        }
+    }
+}
+
+/// One delivery's facts, as the scripts see them.
+pub struct Delivery<'a> {
+    /// The user's login name (for logs).
+    pub user: &'a str,
+    /// The envelope sender; empty for `<>`.
+    pub from: &'a str,
+    /// The recipient address as the client gave it (`user+tag@domain`).
+    pub to: &'a str,
+    /// The message (a mapped spool file).
+    pub message: &'a [u8],
+    /// Seconds since the epoch.
+    pub now: i64,
+}
+
+fn read_script(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_SCRIPT_BYTES)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn compile_site(path: &Path) -> Option<Script> {
+    let compiled = read_script(path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| sieve::compile(&text).map_err(|e| e.to_string()));
+    match compiled {
+        Ok(script) => Some(script),
+        Err(e) => {
+            tracing::error!(script = %path.display(), "sieve: admin script skipped: {e}");
+            None
+        }
+    }
+}
+
+/// `include` resolution: personal scripts from the user's directory, global ones from the
+/// site's. Names that could climb out of the directory are not found.
+struct Resolver<'a> {
+    personal: &'a Path,
+    global: Option<&'a Path>,
+}
+
+impl Includes for Resolver<'_> {
+    fn load(&mut self, location: Location, name: &str) -> Option<Result<Script, CompileError>> {
+        if name.is_empty() || name.contains(['/', '\0']) || name.starts_with('.') {
+            return None;
+        }
+        let dir = match location {
+            Location::Personal => self.personal,
+            Location::Global => self.global?,
+        };
+        let text = read_script(&dir.join(format!("{name}.sieve"))).ok()?;
+        Some(sieve::compile(&text))
+    }
+}
+
+/// Runs the scripts and returns the plan. `Err` carries why the user's script was not used
+/// (it is logged and recorded for ManageSieve by the caller); the plan is then "keep".
+pub fn plan(
+    site: &SiteScripts,
+    user: &UserScripts,
+    delivery: &Delivery<'_>,
+) -> (Plan, Option<String>) {
+    let before: Vec<Script> = site.before.iter().filter_map(|p| compile_site(p)).collect();
+    let after: Vec<Script> = site.after.iter().filter_map(|p| compile_site(p)).collect();
+    let mut problem = None;
+    let personal = user
+        .active
+        .as_ref()
+        .and_then(|(name, text)| match sieve::compile(text) {
+            Ok(script) => Some(script),
+            Err(e) => {
+                problem = Some(format!("script {name:?} does not compile: {e}"));
+                None
+            }
+        });
+    if before.is_empty() && after.is_empty() && personal.is_none() {
+        return (Plan::keep(), problem);
+    }
+    let scripts: Vec<&Script> = before.iter().chain(&personal).chain(&after).collect();
+    let addresses = user_addresses(delivery);
+    let input = Input {
+        envelope: Envelope {
+            from: delivery.from,
+            to: delivery.to,
+        },
+        message: delivery.message,
+        now: delivery.now,
+        zone_minutes: local_zone_minutes(delivery.now),
+        user_addresses: &addresses,
+    };
+    let global = site
+        .global_dir
+        .as_deref()
+        .or_else(|| site.before.first().and_then(|p| p.parent()));
+    let mut includes = Resolver {
+        personal: &user.dir,
+        global,
+    };
+    match sieve::execute(&scripts, &input, &mut includes) {
+        Ok(outcome) => (plan_from(outcome.actions, delivery, &user.dir), problem),
+        Err(e) => (Plan::keep(), Some(format!("sieve run failed: {e}"))),
+    }
+}
+
+/// The addresses vacation treats as the user's own: the recipient as given and without its
+/// `+detail`.
+fn user_addresses(delivery: &Delivery<'_>) -> Vec<String> {
+    let mut out = vec![delivery.to.to_string()];
+    if let Some((local, domain)) = delivery.to.rsplit_once('@') {
+        if let Some((base, _)) = local.split_once('+') {
+            out.push(format!("{base}@{domain}"));
+        }
+    }
+    if delivery.user.contains('@') && !out.iter().any(|a| a.eq_ignore_ascii_case(delivery.user)) {
+        out.push(delivery.user.to_string());
+    }
+    out
+}
+
+/// The local time zone's offset at `now`, in minutes east of UTC.
+fn local_zone_minutes(now: i64) -> i32 {
+    let time: libc::time_t = now;
+    // SAFETY: localtime_r reads `time` and writes only the `tm` it is given.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let filled = unsafe { libc::localtime_r(&time, &mut tm) };
+    if filled.is_null() {
+        return 0;
+    }
+    i32::try_from(tm.tm_gmtoff / 60).unwrap_or(0)
+}
+
+/// Turns the interpreter's actions into what delivery does.
+fn plan_from(actions: Vec<Action>, delivery: &Delivery<'_>, dir: &Path) -> Plan {
+    let mut plan = Plan::default();
+    for action in actions {
+        match action {
+            Action::Keep { flags } => plan.placements.push(Placement {
+                folder: None,
+                flags,
+                create: false,
+            }),
+            Action::FileInto {
+                mailbox,
+                flags,
+                create,
+            } => plan.placements.push(Placement {
+                folder: Some(mailbox),
+                flags,
+                create,
+            }),
+            Action::Redirect { address } => {
+                if redirect_loops(delivery.message, delivery.to) {
+                    tracing::warn!(user = delivery.user, to = %address, "sieve: redirect loop stopped; keeping the message");
+                    plan.placements.push(Placement {
+                        folder: None,
+                        flags: Vec::new(),
+                        create: false,
+                    });
+                } else {
+                    plan.followups.push(Followup::Redirect {
+                        to: address,
+                        delivered_to: delivery.to.to_string(),
+                    });
+                }
+            }
+            Action::Reject { reason, .. } => plan.reject = Some(reason),
+            Action::Discard => tracing::info!(user = delivery.user, "sieve: message discarded"),
+            Action::Vacation {
+                to,
+                handle,
+                period_seconds,
+                reply,
+                envelope_from,
+            } => {
+                match super::vacation::should_reply(dir, &handle, &to, delivery.now, period_seconds)
+                {
+                    Ok(true) => plan.followups.push(Followup::Message {
+                        from: envelope_from,
+                        to,
+                        message: reply,
+                    }),
+                    Ok(false) => {
+                        tracing::debug!(user = delivery.user, %to, "sieve: vacation already answered")
+                    }
+                    Err(e) => tracing::warn!(
+                        user = delivery.user,
+                        "sieve: vacation memory unusable, no reply sent: {e}"
+                    ),
+                }
+            }
+        }
+    }
+    if plan.reject.is_some() {
+        plan.placements.clear();
+    }
+    plan
+}
+
+/// Whether the message already passed through this recipient by a redirect: a
+/// `Delivered-To:` field naming it in the header (the line every redirect adds).
+pub fn redirect_loops(message: &[u8], recipient: &str) -> bool {
+    let header_end = memchr::memmem::find(message, b"\r\n\r\n")
+        .or_else(|| memchr::memmem::find(message, b"\n\n"))
+        .unwrap_or(message.len());
+    let header = String::from_utf8_lossy(&message[..header_end]);
+    header.lines().any(|line| {
+        line.split_once(':').is_some_and(|(name, value)| {
+            name.eq_ignore_ascii_case("Delivered-To")
+                && value.trim().eq_ignore_ascii_case(recipient)
+        })
+    })
+}
+
+/// The admin's scripts from the configuration.
+// INTERIM: `[sieve] before`/`after` arrive with the ManageSieve configuration.
+pub fn site_scripts(_config: &crate::config::Config) -> SiteScripts {
+    SiteScripts::default()
+}
+
+/// The user's active script and script directory.
+// INTERIM: reads `<mail root>/sieve/`; the ManageSieve script store replaces this.
+pub fn user_scripts(
+    _store: &roost_storage::Store,
+    location: &roost_storage::MailLocation,
+    vars: &roost_storage::UserVars,
+) -> UserScripts {
+    let dir = location
+        .root_for(vars)
+        .map(|root| root.join("sieve"))
+        .unwrap_or_default();
+    let active = std::fs::read_link(dir.join("active"))
+        .ok()
+        .and_then(|target| {
+            let name = target.file_stem()?.to_string_lossy().into_owned();
+            let text = read_script(&dir.join(target.file_name()?)).ok()?;
+            Some((name, text))
+        });
+    UserScripts { active, dir }
+}
+
+/// The file beside the user's scripts where the latest problems with them are kept, for
+/// ManageSieve to show.
+pub const PROBLEMS_FILE: &str = "roost-sieve.log";
+
+/// Problems kept at most.
+const MAX_PROBLEMS: usize = 20;
+
+/// Records a problem with the user's scripts (newest last, the oldest dropped); failures to
+/// record are only logged.
+pub fn record_problem(dir: &Path, problem: &str) {
+    let path = dir.join(PROBLEMS_FILE);
+    let old = read_script(&path).unwrap_or_default();
+    let old = String::from_utf8_lossy(&old);
+    let mut lines: Vec<&str> = old.lines().collect();
+    let stamp = crate::smtp::rfc5322_now();
+    let line = format!("{stamp}: {}", problem.replace(['\r', '\n'], " "));
+    lines.push(&line);
+    let skip = lines.len().saturating_sub(MAX_PROBLEMS);
+    let text = lines[skip..].join("\n") + "\n";
+    if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text)) {
+        tracing::warn!(path = %path.display(), "cannot record the sieve problem: {e}");
+    }
+}
