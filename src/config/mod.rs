@@ -10,6 +10,7 @@ mod error;
 mod network;
 mod raw;
 pub mod smtp;
+pub mod spam;
 mod validate;
 mod web;
 
@@ -169,6 +170,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[smtp]`: local domains, aliases, relaying, the queue.
     pub smtp: SmtpConfig,
+    /// `[spam]`: the content scanner, if one is configured.
+    pub spam: Option<spam::SpamConfig>,
     /// The HTTP status page and who may read it.
     pub status: StatusConfig,
     /// The mail-client self-configuration listener, if enabled.

@@ -32,6 +32,8 @@ pub struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub smtp: RawSmtp,
+    #[serde(default)]
+    pub spam: super::spam::RawSpam,
 }
 
 /// `[smtp]`

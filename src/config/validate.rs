@@ -100,6 +100,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let (listeners, lmtp_socket) = listeners(&mut c, &raw);
     let mut smtp = super::smtp::smtp(&mut c, &raw.smtp);
     smtp.lmtp_socket = lmtp_socket;
+    let spam = super::spam::spam(&mut c, &raw.spam);
     let mail = mail(&mut c, &raw);
     let auth = auth(&mut c, &raw);
     let tls = tls(&mut c, &raw);
@@ -128,6 +129,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             tls,
             limits,
             smtp,
+            spam,
             status,
             autoconfig,
             log_level,

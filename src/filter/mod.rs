@@ -12,6 +12,7 @@
 
 pub mod followup;
 pub mod run;
+pub mod spam;
 pub mod store;
 pub mod vacation;
 

@@ -27,7 +27,15 @@ pub struct SiteScripts {
     pub after: Vec<PathBuf>,
     /// The directory of `:global` includes (the first `before` script's directory if unset).
     pub global_dir: Option<PathBuf>,
+    /// Run [`SPAM_TO_JUNK`] first: a scanner is configured and the admin set no `before`
+    /// scripts of their own.
+    pub spam_to_junk: bool,
 }
+
+/// The site `before` script used when a spam scanner is configured and the admin wrote none:
+/// what the scanner flags goes to Junk, and the user's own script is not asked.
+pub const SPAM_TO_JUNK: &str = "require \"fileinto\";\r\n\
+    if header :is \"X-Spam-Flag\" \"YES\" { fileinto \"Junk\"; stop; }\r\n";
 
 /// The user's side: their active script and where their other scripts are.
 pub struct UserScripts {
@@ -126,7 +134,14 @@ pub fn plan(
     user: &UserScripts,
     delivery: &Delivery<'_>,
 ) -> (Plan, Option<String>) {
-    let before: Vec<Script> = site.before.iter().filter_map(|p| compile_site(p)).collect();
+    let mut before: Vec<Script> = Vec::new();
+    if site.spam_to_junk {
+        match sieve::compile(SPAM_TO_JUNK.as_bytes()) {
+            Ok(script) => before.push(script),
+            Err(e) => tracing::error!("sieve: the built-in spam script does not compile: {e}"),
+        }
+    }
+    before.extend(site.before.iter().filter_map(|p| compile_site(p)));
     let after: Vec<Script> = site.after.iter().filter_map(|p| compile_site(p)).collect();
     let mut problem = None;
     let personal = user
@@ -279,8 +294,11 @@ pub fn redirect_loops(message: &[u8], recipient: &str) -> bool {
 
 /// The admin's scripts from the configuration.
 // INTERIM: `[sieve] before`/`after` arrive with the ManageSieve configuration.
-pub fn site_scripts(_config: &crate::config::Config) -> SiteScripts {
-    SiteScripts::default()
+pub fn site_scripts(config: &crate::config::Config) -> SiteScripts {
+    SiteScripts {
+        spam_to_junk: config.spam.is_some(),
+        ..SiteScripts::default()
+    }
 }
 
 /// The user's active script and script directory.

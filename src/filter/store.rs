@@ -46,6 +46,14 @@ fn is_keyword(name: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b))
 }
 
+/// The folders every user is meant to have (made at first login): a script filing into one
+/// before the user ever logged in gets it made rather than the copy sent to INBOX.
+fn is_special_use(name: &str) -> bool {
+    crate::imap::mailboxes::SPECIAL_USE
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case(name))
+}
+
 /// The stored (modified UTF-7) name for a script's folder name; `None` for INBOX.
 fn stored_name(folder: &str) -> Option<String> {
     let name = folder.trim_matches('/');
@@ -99,7 +107,7 @@ fn store_in_folder<'m>(
     let (flags, keywords) = split_flags(&placement.flags);
     let mut folder = match store.folders().open(name) {
         Ok(folder) => folder,
-        Err(Error::NoSuchMailbox(_)) if placement.create => {
+        Err(Error::NoSuchMailbox(_)) if placement.create || is_special_use(name) => {
             match store.folders().create(name) {
                 Ok(()) | Err(Error::AlreadyExists(_)) => {}
                 Err(e) => return Err(e),

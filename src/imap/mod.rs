@@ -23,7 +23,7 @@ mod input;
 mod list;
 mod live;
 mod login;
-mod mailboxes;
+pub mod mailboxes;
 mod message;
 mod quota;
 mod reply;

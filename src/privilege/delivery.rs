@@ -167,6 +167,9 @@ fn sieve_args(site: &SiteScripts) -> Vec<String> {
             args.extend([flag.to_string(), path.to_string_lossy().into_owned()]);
         }
     }
+    if site.spam_to_junk {
+        args.push("--sieve-spam-to-junk".into());
+    }
     if let Some(dir) = &site.global_dir {
         args.extend(["--sieve-global".into(), dir.to_string_lossy().into_owned()]);
     }
@@ -242,6 +245,9 @@ pub struct DeliverWorkerArgs {
     /// Where `include :global` finds scripts.
     #[arg(long = "sieve-global")]
     sieve_global: Option<PathBuf>,
+    /// Run the built-in "spam goes to Junk" script first.
+    #[arg(long = "sieve-spam-to-junk")]
+    sieve_spam_to_junk: bool,
     /// Descriptor on which to announce deliveries to the master.
     #[arg(long)]
     events_fd: Option<RawFd>,
@@ -263,6 +269,7 @@ pub fn worker_main(args: DeliverWorkerArgs) -> anyhow::Result<()> {
         before: args.sieve_before,
         after: args.sieve_after,
         global_dir: args.sieve_global,
+        spam_to_junk: args.sieve_spam_to_junk,
     };
     let mut done = Deliveries::default();
     for arg in &args.users {

@@ -143,12 +143,13 @@ fn stored(
 
 /// A spool file mapped read-only, so Sieve can look at any part of it without reading it
 /// into memory.
-struct MappedMessage {
+pub struct MappedMessage {
     map: Option<memmap2::Mmap>,
 }
 
 impl MappedMessage {
-    fn new(file: &File) -> std::io::Result<Self> {
+    /// Maps a spool file (an empty one maps to no bytes).
+    pub fn new(file: &File) -> std::io::Result<Self> {
         if file.metadata()?.len() == 0 {
             return Ok(Self { map: None });
         }
@@ -158,7 +159,8 @@ impl MappedMessage {
         Ok(Self { map: Some(map) })
     }
 
-    fn bytes(&self) -> &[u8] {
+    /// The whole message.
+    pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or_default()
     }
 }

@@ -22,6 +22,7 @@ pub mod receive;
 pub mod relay;
 pub mod resolve;
 pub mod runner;
+pub mod scan;
 mod session;
 
 use std::os::unix::fs::PermissionsExt;

@@ -15,8 +15,10 @@ use super::envelope::{Rcpt, Transaction};
 use super::policy::{self, Mode, Route};
 use super::receive::{self, MissingFields, Received};
 use super::resolve::{ResolveError, Target};
+use super::scan::scan_received;
 use super::Services;
 use crate::auth::AuthError;
+use crate::filter::spam::ScanEnvelope;
 use crate::listen::conn::Connection;
 use crate::listen::registry::SessionState;
 use crate::session::{sasl_over_lines, LineSasl, SessionContext};
@@ -330,7 +332,7 @@ impl Session {
             self.txn = Some(txn);
             return reply(554, "5.5.1", "No valid recipients");
         }
-        let mut spool = match self.services.queue.spool() {
+        let spool = match self.services.queue.spool() {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("cannot spool DATA: {e}");
@@ -371,6 +373,19 @@ impl Session {
             tracing::info!(peer = %self.ctx.peer, "message refused: {}", r.lines.join(" "));
             return self.per_recipient(&txn, r);
         }
+        let envelope = ScanEnvelope {
+            from: txn.from.to_string(),
+            rcpts: txn.rcpts.iter().map(|r| r.address.to_string()).collect(),
+            ip: Some(self.ctx.peer.ip().to_canonical().to_string()),
+            helo: self.helo.as_ref().map(|h| h.as_str().to_string()),
+            id: spool.id.clone(),
+        };
+        let services = &self.services;
+        let mut spool = match scan_received(services, &spool, size, self.mode, &envelope).await {
+            Ok(Some(scanned)) => scanned,
+            Ok(None) => spool,
+            Err(r) => return self.per_recipient(&txn, r),
+        };
         self.accept(&txn, &mut spool).await
     }
 
