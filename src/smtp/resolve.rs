@@ -86,7 +86,12 @@ impl Resolver {
                 out.insert(Target::Local(name));
                 Ok(())
             }
-            None => Err(ResolveError::Unknown),
+            // `user+detail@domain` is `user@domain`'s (RFC 5233 subaddressing, Postfix's and
+            // Dovecot's `recipient_delimiter = +`); the detail stays in the envelope for Sieve.
+            None => match without_detail(address) {
+                Some(base) => self.expand(&base, depth + 1, out),
+                None => Err(ResolveError::Unknown),
+            },
         }
     }
 
@@ -136,6 +141,23 @@ impl Resolver {
     }
 }
 
+/// The separator of a subaddress's detail (`user+detail`).
+pub const RECIPIENT_DELIMITER: char = '+';
+
+/// `user@domain` for `user+detail@domain`; `None` when there is no detail to drop.
+pub fn without_detail(address: &Address) -> Option<Address> {
+    let local = address.local();
+    let (base, _) = local.split_once(RECIPIENT_DELIMITER)?;
+    if base.is_empty() {
+        return None;
+    }
+    let text = match address.domain() {
+        Some(domain) => format!("{base}@{domain}"),
+        None => base.to_string(),
+    };
+    Address::parse(&text).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +202,10 @@ mod tests {
         let go = |a: &str| r.resolve(&Address::parse(a).unwrap());
         let local = |n: &str| Target::Local(n.into());
         assert_eq!(go("Alice@example.com"), Ok(vec![local("alice")]));
+        assert_eq!(go("alice+lists@example.com"), Ok(vec![local("alice")]));
+        assert_eq!(go("team+x@example.com"), go("team@example.com"));
+        assert_eq!(go("+x@example.com"), Err(ResolveError::Unknown));
+        assert_eq!(go("nobody+x@example.com"), Err(ResolveError::Unknown));
         assert_eq!(go("postmaster"), Ok(vec![local("alice")]));
         assert_eq!(go("sales@example.com"), Ok(vec![local("willie")]));
         assert_eq!(go("anything@example.org"), Ok(vec![local("bob")]));
