@@ -93,9 +93,13 @@ enum Cmd {
         /// The user whose INBOX gets the message.
         #[arg(short, long)]
         user: String,
-        /// The envelope sender, recorded as Return-Path.
+        /// The envelope sender, recorded as Return-Path (`<>` when not given).
         #[arg(short, long)]
         from: Option<String>,
+        /// The recipient address the MTA saw (`user+detail@domain`), for the user's Sieve
+        /// script; the user name when not given.
+        #[arg(short = 'a', long)]
+        address: Option<String>,
     },
     /// List the outbound queue like mailq, or with --flush attempt every message now (exim -qf).
     Queue {
@@ -174,7 +178,12 @@ fn main() -> ExitCode {
             init_logging("info");
             privilege::delivery::worker_main(args)
         }
-        Cmd::Deliver { config, user, from } => {
+        Cmd::Deliver {
+            config,
+            user,
+            from,
+            address,
+        } => {
             let config = match load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -183,7 +192,7 @@ fn main() -> ExitCode {
                 }
             };
             init_logging("warn");
-            return cli::deliver::main(&config, &user, from.as_deref());
+            return cli::deliver::main(&config, &user, from.as_deref(), address.as_deref());
         }
         Cmd::Queue { config, flush } => load(&config).and_then(|config| {
             init_logging("warn");

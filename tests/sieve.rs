@@ -10,7 +10,9 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{base_config, give_to_mail_owner, imap_login, imap_ok, imap_run, LineClient, TestServer};
+use common::{
+    base_config, give_to_mail_owner, imap_login, imap_ok, imap_run, LineClient, TestServer,
+};
 
 fn server() -> TestServer {
     TestServer::start(&base_config(
@@ -32,7 +34,14 @@ fn activate(server: &TestServer, user: &str, text: &str) -> PathBuf {
 }
 
 /// One message over SMTP or LMTP; the replies to each RCPT and to the final dot.
-fn send(server: &TestServer, protocol: &str, from: &str, to: &str, head: &str, body: &str) -> String {
+fn send(
+    server: &TestServer,
+    protocol: &str,
+    from: &str,
+    to: &str,
+    head: &str,
+    body: &str,
+) -> String {
     let mut c = LineClient::connect(server.addr(protocol));
     assert!(c.line().starts_with("220 "));
     let hello = if protocol == "lmtp" { "LHLO" } else { "EHLO" };
@@ -56,7 +65,11 @@ fn folder(server: &TestServer, user: &str, name: &str) -> Option<Vec<(String, St
     if !tagged.starts_with("s OK") {
         return None;
     }
-    let (lines, _) = imap_ok(&mut c, "f", "UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    let (lines, _) = imap_ok(
+        &mut c,
+        "f",
+        "UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+    );
     let mut out = Vec::new();
     let mut flags = String::new();
     for line in lines {
@@ -103,15 +116,37 @@ fn fileinto_with_flags_and_create_and_the_rest_kept() {
          } elsif header :is \"Subject\" \"seen\" { addflag \"\\\\Seen\"; }\r\n",
     );
     let list = "Subject: weekly\r\nList-Id: <rust.lists.example>\r\n";
-    assert!(send(&server, "smtp", "a@far.example", "plain@example.com", list, "news").starts_with("250 "));
-    assert!(send(&server, "smtp", "a@far.example", "plain@example.com", "Subject: seen\r\n", "x").starts_with("250 "));
+    assert!(send(
+        &server,
+        "smtp",
+        "a@far.example",
+        "plain@example.com",
+        list,
+        "news"
+    )
+    .starts_with("250 "));
+    assert!(send(
+        &server,
+        "smtp",
+        "a@far.example",
+        "plain@example.com",
+        "Subject: seen\r\n",
+        "x"
+    )
+    .starts_with("250 "));
     let filed = folder(&server, "plain", "Lists/rust").expect("the folder was created");
     assert_eq!(filed.len(), 1, "{filed:?}");
     assert_eq!(filed[0].0, "weekly");
-    assert!(filed[0].1.contains("\\Flagged") && filed[0].1.contains("$rust"), "{filed:?}");
+    assert!(
+        filed[0].1.contains("\\Flagged") && filed[0].1.contains("$rust"),
+        "{filed:?}"
+    );
     let inbox = folder(&server, "plain", "INBOX").unwrap();
     assert_eq!(inbox.len(), 1, "{inbox:?}");
-    assert!(inbox[0].0 == "seen" && inbox[0].1.contains("\\Seen"), "{inbox:?}");
+    assert!(
+        inbox[0].0 == "seen" && inbox[0].1.contains("\\Seen"),
+        "{inbox:?}"
+    );
 }
 
 #[test]
@@ -125,12 +160,39 @@ fn subaddress_and_envelope_steer_delivery() {
          if envelope :domain \"from\" \"spam.example\" { discard; }\r\n",
     );
     let rcpt = "plain+shop@example.com";
-    assert!(send(&server, "lmtp", "a@far.example", rcpt, "Subject: order\r\n", "x").starts_with("250 "));
-    assert!(send(&server, "lmtp", "b@spam.example", "plain@example.com", "Subject: junk\r\n", "x").starts_with("250 "));
-    assert!(send(&server, "lmtp", "c@far.example", "plain@example.com", "Subject: hi\r\n", "x").starts_with("250 "));
+    assert!(send(
+        &server,
+        "lmtp",
+        "a@far.example",
+        rcpt,
+        "Subject: order\r\n",
+        "x"
+    )
+    .starts_with("250 "));
+    assert!(send(
+        &server,
+        "lmtp",
+        "b@spam.example",
+        "plain@example.com",
+        "Subject: junk\r\n",
+        "x"
+    )
+    .starts_with("250 "));
+    assert!(send(
+        &server,
+        "lmtp",
+        "c@far.example",
+        "plain@example.com",
+        "Subject: hi\r\n",
+        "x"
+    )
+    .starts_with("250 "));
     // Shopping did not exist: without :create the copy is kept in INBOX rather than lost.
     let inbox = subjects(&server, "plain", "INBOX");
-    assert!(inbox.contains(&"order".to_string()) && inbox.contains(&"hi".to_string()), "{inbox:?}");
+    assert!(
+        inbox.contains(&"order".to_string()) && inbox.contains(&"hi".to_string()),
+        "{inbox:?}"
+    );
     assert!(!inbox.contains(&"junk".to_string()), "discarded: {inbox:?}");
 }
 
@@ -143,12 +205,27 @@ fn reject_refuses_at_lmtp_time_and_a_broken_script_keeps_mail() {
         "require \"reject\";\r\nif header :contains \"Subject\" \"offer\" { reject \"No offers, thanks.\"; }\r\n",
     );
     assert_eq!(
-        send(&server, "lmtp", "a@far.example", "plain@example.com", "Subject: offer\r\n", "x"),
+        send(
+            &server,
+            "lmtp",
+            "a@far.example",
+            "plain@example.com",
+            "Subject: offer\r\n",
+            "x"
+        ),
         "550 5.7.1 <plain@example.com>: No offers, thanks."
     );
     assert!(subjects(&server, "plain", "INBOX").is_empty());
     let dir = activate(&server, "plain", "if header :bogus \"x\" { discard; ");
-    assert!(send(&server, "lmtp", "a@far.example", "plain@example.com", "Subject: kept\r\n", "x").starts_with("250 "));
+    assert!(send(
+        &server,
+        "lmtp",
+        "a@far.example",
+        "plain@example.com",
+        "Subject: kept\r\n",
+        "x"
+    )
+    .starts_with("250 "));
     assert_eq!(subjects(&server, "plain", "INBOX"), ["kept"]);
     let problems = std::fs::read_to_string(dir.join("roost-sieve.log")).unwrap();
     assert!(problems.contains("does not compile"), "{problems}");
@@ -164,17 +241,43 @@ fn vacation_answers_each_sender_once_per_period() {
     );
     for n in 1..=3 {
         let head = format!("Subject: question {n}\r\nMessage-ID: <q{n}@example.com>\r\n");
-        let reply = send(&server, "smtp", "sha512@example.com", "plain@example.com", &head, "?");
+        let reply = send(
+            &server,
+            "smtp",
+            "sha512@example.com",
+            "plain@example.com",
+            &head,
+            "?",
+        );
         assert!(reply.starts_with("250 "), "{reply}");
     }
     // A list message gets no reply (RFC 3834).
     let list = "Subject: digest\r\nList-Id: <l.example.com>\r\nPrecedence: list\r\n";
-    assert!(send(&server, "smtp", "sha256@example.com", "plain@example.com", list, "x").starts_with("250 "));
+    assert!(send(
+        &server,
+        "smtp",
+        "sha256@example.com",
+        "plain@example.com",
+        list,
+        "x"
+    )
+    .starts_with("250 "));
     assert_eq!(wait_for(&server, "sha512", "INBOX", 1), ["Away"]);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(subjects(&server, "sha512", "INBOX"), ["Away"], "exactly one reply");
-    assert!(subjects(&server, "sha256", "INBOX").is_empty(), "no reply to a list");
-    assert_eq!(subjects(&server, "plain", "INBOX").len(), 4, "vacation keeps the mail");
+    assert_eq!(
+        subjects(&server, "sha512", "INBOX"),
+        ["Away"],
+        "exactly one reply"
+    );
+    assert!(
+        subjects(&server, "sha256", "INBOX").is_empty(),
+        "no reply to a list"
+    );
+    assert_eq!(
+        subjects(&server, "plain", "INBOX").len(),
+        4,
+        "vacation keeps the mail"
+    );
 }
 
 #[test]
@@ -182,7 +285,14 @@ fn a_redirect_loop_is_stopped_and_the_message_kept() {
     let server = server();
     activate(&server, "plain", "redirect \"sha256@example.com\";\r\n");
     activate(&server, "sha256", "redirect \"plain@example.com\";\r\n");
-    let reply = send(&server, "smtp", "a@far.example", "plain@example.com", "Subject: ping\r\n", "x");
+    let reply = send(
+        &server,
+        "smtp",
+        "a@far.example",
+        "plain@example.com",
+        "Subject: ping\r\n",
+        "x",
+    );
     assert!(reply.starts_with("250 "), "{reply}");
     let kept = wait_for(&server, "plain", "INBOX", 1);
     assert_eq!(kept, ["ping"], "kept where the loop was noticed");

@@ -1,19 +1,28 @@
 //! `roost deliver -u USER`: a message on standard input into the user's INBOX, for Postfix's
 //! `mailbox_command`, exim's pipe transport or procmail, like `dovecot-lda -d USER`.
 //!
-//! Run as root, it first becomes the user's mail owner, exactly as a session worker would.
+//! The message goes through the same filters as SMTP and LMTP deliveries (the spam verdict
+//! aside: an MTA calling this has scanned already, or chose not to). Run as root, the delivery
+//! happens in a worker started as the user's mail owner, exactly as the server's would, and
+//! this process queues what the user's Sieve script asks to send (redirects, vacation replies).
 //! Exit codes follow sysexits(3), which MTAs understand: 0 delivered, 67 no such user,
 //! 75 try again later, 78 configuration error.
 
+use std::fs::File;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use roost_protocol::smtp::address::{AddressError, ReversePath};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::filter::run::site_scripts;
+use crate::privilege::in_process::InProcess;
 use crate::privilege::mail_owner;
-use crate::smtp::deliver::{deliver_one, Outcome};
+use crate::session::privileged::{LocalRecipient, Privileged};
+use crate::smtp::deliver::Outcome;
+use crate::smtp::followups::queue_followups;
+use crate::smtp::queue::Queue;
+use crate::smtp::{runner, Services};
 use crate::system::running_as_root;
 
 /// EX_USAGE.
@@ -27,16 +36,17 @@ const NO_PERMISSION: u8 = 77;
 /// EX_CONFIG.
 const CONFIG: u8 = 78;
 
-/// Runs the delivery; messages go to standard error.
-pub fn main(config: &Config, user: &str, from: Option<&str>) -> ExitCode {
+/// Runs the delivery; messages go to standard error. `address` is the recipient address the
+/// MTA saw (dovecot-lda's `-a`), which Sieve's envelope test and `:detail` see.
+pub fn main(config: &Config, user: &str, from: Option<&str>, address: Option<&str>) -> ExitCode {
     let from = match from.map(sender).transpose() {
-        Ok(from) => from,
+        Ok(from) => from.unwrap_or(ReversePath::Null),
         Err(e) => {
             eprintln!("roost deliver: -f: {e}");
             return ExitCode::from(USAGE);
         }
     };
-    let auth = Authenticator::new(&config.auth);
+    let auth = Arc::new(Authenticator::new(&config.auth));
     let user = match auth.lookup_user(user) {
         Ok(Some(u)) => u,
         Ok(None) => {
@@ -49,16 +59,9 @@ pub fn main(config: &Config, user: &str, from: Option<&str>) -> ExitCode {
         }
     };
     if running_as_root() {
-        let owner = match mail_owner(&user, config.mail.user.as_deref()) {
-            Ok(o) => o,
-            Err(e) => {
-                eprintln!("roost deliver: {e}");
-                return ExitCode::from(CONFIG);
-            }
-        };
-        if let Err(e) = become_owner(owner, config.mail.privileged_gid) {
-            eprintln!("roost deliver: cannot become the mail owner: {e}");
-            return ExitCode::from(TEMP_FAIL);
+        if let Err(e) = mail_owner(&user, config.mail.user.as_deref()) {
+            eprintln!("roost deliver: {e}");
+            return ExitCode::from(CONFIG);
         }
     }
     let message = match spool_stdin() {
@@ -68,24 +71,80 @@ pub fn main(config: &Config, user: &str, from: Option<&str>) -> ExitCode {
             return ExitCode::from(TEMP_FAIL);
         }
     };
-    let recipient = user.name.clone();
-    let site = site_scripts(config);
-    let done = deliver_one(
-        &config.mail.location,
-        &user,
-        &recipient,
-        from.as_ref(),
-        &message,
-        &site,
-    );
-    for followup in &done.followups {
-        // The mail owner cannot write the queue; see the README ("roost deliver").
-        tracing::warn!(
-            ?followup,
-            "roost deliver: follow-up not sent (no queue access here)"
-        );
+    let recipient = LocalRecipient {
+        user: user.name.clone(),
+        address: address.unwrap_or(&user.name).to_string(),
+    };
+    let outcome = match deliver_and_follow_up(config, auth, &message, &from, recipient) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!("roost deliver: {e}");
+            return ExitCode::from(TEMP_FAIL);
+        }
+    };
+    exit_code(config, &user.name, outcome)
+}
+
+/// Delivers as the mail owner (here, or through a worker started as the owner when root),
+/// then queues and attempts what the user's filters ask to send (redirects, vacation).
+fn deliver_and_follow_up(
+    config: &Config,
+    auth: Arc<Authenticator>,
+    message: &File,
+    from: &ReversePath,
+    recipient: LocalRecipient,
+) -> std::io::Result<Outcome> {
+    let config = Arc::new(config.clone());
+    let privileged: Arc<dyn Privileged> = Arc::new(match running_as_root() {
+        true => InProcess::as_root(&config, auth),
+        false => InProcess::new(&config, auth),
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let recipients = [recipient];
+        let mut done = privileged.deliver(message, from, &recipients).await;
+        if !done.followups.is_empty() {
+            follow_up(&config, privileged, message, from, done.followups).await;
+        }
+        Ok(done
+            .outcomes
+            .pop()
+            .unwrap_or(Outcome::Temporary("no outcome".into())))
+    })
+}
+
+/// Queues the follow-ups and tries them at once, as a server's queue runner would.
+async fn follow_up(
+    config: &Arc<Config>,
+    privileged: Arc<dyn Privileged>,
+    message: &File,
+    from: &ReversePath,
+    followups: Vec<crate::filter::Followup>,
+) {
+    let queue = match Queue::open(&config.smtp.queue_dir) {
+        Ok(queue) => queue,
+        Err(e) => {
+            let n = followups.len();
+            return tracing::warn!("{n} follow-up(s) of the user's filters not sent: {e}");
+        }
+    };
+    let services = Services {
+        queue,
+        privileged,
+        wake: tokio::sync::Notify::new(),
+        config: Arc::clone(config),
+    };
+    for id in queue_followups(&services, from, message, followups).await {
+        if let Err(e) = runner::attempt(&services, &id).await {
+            tracing::warn!(id, "follow-up stays queued: {e}");
+        }
     }
-    match done.outcome {
+}
+
+fn exit_code(config: &Config, user: &str, outcome: Outcome) -> ExitCode {
+    match outcome {
         Outcome::Delivered => ExitCode::SUCCESS,
         Outcome::Rejected(why) => {
             eprintln!("roost deliver: rejected by the recipient's mail filter: {why}");
@@ -100,10 +159,7 @@ pub fn main(config: &Config, user: &str, from: Option<&str>) -> ExitCode {
             ExitCode::from(TEMP_FAIL)
         }
         Outcome::MailboxFull => {
-            eprintln!(
-                "roost deliver: {user}'s mailbox is full (quota exceeded)",
-                user = user.name
-            );
+            eprintln!("roost deliver: {user}'s mailbox is full (quota exceeded)");
             ExitCode::from(match config.mail.quota_full_tempfail {
                 true => TEMP_FAIL,
                 false => NO_PERMISSION,
@@ -139,25 +195,4 @@ fn sender(text: &str) -> Result<ReversePath, AddressError> {
         .and_then(|t| t.strip_suffix('>'))
         .unwrap_or(text);
     inner.parse()
-}
-
-/// Drops root for the mail owner's uid and gid, for good. The privileged group (if any) is
-/// kept only as the saved set-group-ID, from which the mbox dotlock code takes it for one
-/// thread and one directory operation at a time; it is never an effective or supplementary
-/// group.
-fn become_owner((uid, gid): (u32, u32), privileged_gid: Option<u32>) -> std::io::Result<()> {
-    let groups = [gid];
-    let aside = privileged_gid.unwrap_or(gid);
-    // SAFETY: plain system calls on scalar arguments and a local array that outlives them; no
-    // other thread exists yet.
-    let ok = unsafe {
-        libc::setgroups(1, groups.as_ptr()) == 0
-            && libc::setresgid(gid, gid, aside) == 0
-            && libc::setuid(uid) == 0
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }

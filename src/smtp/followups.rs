@@ -74,14 +74,16 @@ pub fn queue_new(
     Ok(envelope.id)
 }
 
-/// Queues every follow-up of a delivery of `message` (sent by `from`). Failures are logged:
-/// the delivery itself has already succeeded and must not be repeated for them.
+/// Queues every follow-up of a delivery of `message` (sent by `from`); returns the new
+/// entries' ids. Failures are logged: the delivery itself has already succeeded and must not
+/// be repeated for them.
 pub async fn queue_followups(
     services: &Services,
     from: &ReversePath,
     message: &File,
     followups: Vec<Followup>,
-) {
+) -> Vec<String> {
+    let mut ids = Vec::new();
     for followup in followups {
         let queued = match followup {
             Followup::Redirect { to, delivered_to } => {
@@ -90,11 +92,15 @@ pub async fn queue_followups(
             Followup::Message { from, to, message } => reply(services, &from, &to, message).await,
         };
         match queued {
-            Ok(Some(id)) => tracing::info!(id, "sieve: follow-up queued"),
+            Ok(Some(id)) => {
+                tracing::info!(id, "sieve: follow-up queued");
+                ids.push(id);
+            }
             Ok(None) => {}
             Err(e) => tracing::error!("sieve: follow-up not queued: {e}"),
         }
     }
+    ids
 }
 
 async fn redirect(
