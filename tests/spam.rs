@@ -1,5 +1,5 @@
-//! The spam scanner in the delivery path, against a real SpamAssassin `spamd` (Debian's
-//! `spamd` package, installed by `.ci/setup`): GTUBE is scored as spam and filed into Junk by
+//! The spam scanner in the delivery path, against a real SpamAssassin `spamd` and a real
+//! rspamd (Debian's packages, installed by `.ci/setup`): GTUBE is scored as spam and filed into Junk by
 //! the built-in site script, an ordinary message reaches INBOX marked as ham, port 25 refuses
 //! what scores over `reject_score` while LMTP files it, and a scanner that is down costs a
 //! temporary failure or a pass-through, as configured — never a lost message.
@@ -43,6 +43,66 @@ impl Spamd {
 }
 
 impl Drop for Spamd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An rspamd (Debian's `rspamd`, installed by `.ci/setup`) with its stock rules, its workers
+/// on loopback ports and its state in a temporary directory; stopped when dropped.
+struct Rspamd {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Rspamd {
+    fn start() -> Rspamd {
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("local.d");
+        std::fs::create_dir_all(&local).unwrap();
+        let port = free_loopback_port();
+        for (worker, p) in [
+            ("normal", port),
+            ("controller", free_loopback_port()),
+            ("proxy", free_loopback_port()),
+        ] {
+            let text = format!("bind_socket = \"127.0.0.1:{p}\";\n");
+            std::fs::write(local.join(format!("worker-{worker}.inc")), text).unwrap();
+        }
+        // No DNS lookups from tests: the resolver points at a loopback port nothing serves.
+        let dns = "dns { nameserver = [\"127.0.0.1:9\"]; timeout = 1s; retransmits = 1; }\n";
+        std::fs::write(local.join("options.inc"), dns).unwrap();
+        let status = Command::new("chmod").args(["-R", "a+rwX"]).arg(dir.path()).status();
+        assert!(status.is_ok_and(|s| s.success()));
+        let var = |name: &str| format!("--var={name}={}", dir.path().display());
+        let mut command = Command::new("rspamd");
+        command
+            .arg("-f")
+            .args([var("LOCAL_CONFDIR"), var("DBDIR"), var("RUNDIR"), var("LOGDIR")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if common::is_root() {
+            command.args(["-u", "nobody", "-g", "nogroup"]);
+        }
+        let child = command
+            .spawn()
+            .expect("rspamd runs (Debian package rspamd, installed by .ci/setup)");
+        let rspamd = Rspamd {
+            child,
+            port,
+            _dir: dir,
+        };
+        assert!(
+            port_opens(port, Duration::from_secs(120)),
+            "rspamd did not start listening"
+        );
+        rspamd
+    }
+}
+
+impl Drop for Rspamd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -138,6 +198,24 @@ fn port_25_refuses_over_the_reject_score_and_lmtp_files_it() {
     let junk = joined(&headers_in(&server, "Junk"));
     assert!(junk.contains("Subject: gtube-lmtp"), "{junk}");
     assert!(!joined(&headers_in(&server, "INBOX")).contains("Subject: gtube"));
+}
+
+#[test]
+fn rspamd_scores_through_its_http_api() {
+    let rspamd = Rspamd::start();
+    let server = TestServer::start(&config(
+        &["imap", "smtp"],
+        &format!("scanner = \"rspamd\"\naddress = \"127.0.0.1:{}\"\n", rspamd.port),
+    ));
+    assert!(send(&server, "smtp", "gtube", GTUBE).starts_with("250 "));
+    assert!(send(&server, "smtp", "hello", "Lunch on Friday?").starts_with("250 "));
+    let junk = joined(&headers_in(&server, "Junk"));
+    assert!(junk.contains("Subject: gtube"), "GTUBE not in Junk: {junk}");
+    assert!(junk.contains("X-Spamd-Result: default: True ["), "{junk}");
+    assert!(junk.contains("action=reject"), "{junk}");
+    let inbox = joined(&headers_in(&server, "INBOX"));
+    assert!(inbox.contains("Subject: hello"), "{inbox}");
+    assert!(inbox.contains("X-Spamd-Result: default: False ["), "{inbox}");
 }
 
 #[test]
