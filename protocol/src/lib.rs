@@ -16,6 +16,7 @@
 pub mod dot;
 pub mod imap;
 pub mod line;
+pub mod managesieve;
 pub mod pop3;
 pub mod sasl;
 pub mod sieve;

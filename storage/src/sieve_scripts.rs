@@ -496,7 +496,7 @@ mod tests {
         std::os::unix::fs::symlink("gone.sieve", s.dir().join(ACTIVE)).unwrap();
         assert!(s.active().unwrap().is_none());
         s.put("x", b"keep;").unwrap();
-        assert_eq!(s.list().unwrap()[0].active, false);
+        assert!(!s.list().unwrap()[0].active);
     }
 
     #[test]
