@@ -9,6 +9,7 @@ mod config;
 mod counters;
 mod imap;
 mod listen;
+mod managesieve;
 mod password;
 mod pop3;
 mod privilege;

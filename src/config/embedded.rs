@@ -117,6 +117,7 @@ fn build_config(
             configured: false,
         },
         limits: limits(),
+        sieve: super::SieveConfig::default(),
         smtp: SmtpConfig {
             local_domains: vec![
                 "localhost".into(),

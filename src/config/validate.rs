@@ -105,6 +105,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let tls = tls(&mut c, &raw);
     let limits = limits(&mut c, &raw);
     let status = super::web::status(&mut c, &raw.status);
+    let sieve = super::sieve::sieve(&mut c, &raw.sieve);
     let autoconfig = super::web::autoconfig(&mut c, &raw.autoconfig, raw.tls.cert.is_some());
     let log_level = match &raw.log.level {
         Some(level)
@@ -129,6 +130,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             limits,
             smtp,
             status,
+            sieve,
             autoconfig,
             log_level,
             login_user: raw

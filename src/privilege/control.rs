@@ -141,6 +141,7 @@ impl Request {
                 family: match *family {
                     "imap" => Family::Imap,
                     "pop3" => Family::Pop3,
+                    "managesieve" => Family::Sieve,
                     _ => return None,
                 },
                 peer: peer.parse().ok()?,
