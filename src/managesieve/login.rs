@@ -88,7 +88,11 @@ async fn starttls(conn: &mut Connection, ctx: &SessionContext) -> Next {
     if conn.is_tls() {
         return write(conn, &ms::no(None, "TLS is already active.")).await;
     }
-    if conn.write(&ms::ok("Begin TLS negotiation now.")).await.is_err() {
+    if conn
+        .write(&ms::ok("Begin TLS negotiation now."))
+        .await
+        .is_err()
+    {
         return Next::Close;
     }
     if let Err(e) = conn.start_tls(&ctx.tls.acceptor()).await {
@@ -125,7 +129,11 @@ async fn authenticate(
             SaslStep::Done(creds) => return verify(conn, ctx, creds, mech.name()).await,
             SaslStep::Failed(e) => return sasl_failed(conn, e).await,
             SaslStep::Challenge(challenge) => {
-                if conn.write(&ms::string_line(challenge.as_bytes())).await.is_err() {
+                if conn
+                    .write(&ms::string_line(challenge.as_bytes()))
+                    .await
+                    .is_err()
+                {
                     return Next::Close;
                 }
                 step = match answer(conn, decoder).await {

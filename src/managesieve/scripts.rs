@@ -23,7 +23,10 @@ impl<'a> Scripts<'a> {
 
     /// HAVESPACE: whether a script of this name and size would be accepted.
     pub fn have_space(&self, name: &str, size: u64) -> Vec<u8> {
-        self.reply(self.store.has_space(name, size, self.limits), "Putscript would succeed.")
+        self.reply(
+            self.store.has_space(name, size, self.limits),
+            "Putscript would succeed.",
+        )
     }
 
     /// PUTSCRIPT: within the limits, compiled, then stored durably.
@@ -121,7 +124,10 @@ impl<'a> Scripts<'a> {
 /// An error text as a sentence: capital first letter, closing full stop.
 fn capitalized(text: &str) -> String {
     let mut chars = text.chars();
-    let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
     out.push_str(chars.as_str());
     out.push('.');
     out

@@ -26,7 +26,9 @@ pub async fn run(conn: &mut Connection, session: &UserSession) {
         Err(e) => {
             tracing::error!("managesieve({name}): cannot find the script store: {e}");
             let _ = conn
-                .write(&ms::bye("Cannot open your scripts; the details are logged."))
+                .write(&ms::bye(
+                    "Cannot open your scripts; the details are logged.",
+                ))
                 .await;
             return;
         }
@@ -108,8 +110,6 @@ fn command(scripts: &Scripts, tls: bool, cmd: Command) -> Flow {
         Command::DeleteScript(name) => scripts.delete(&name),
         Command::RenameScript(old, new) => scripts.rename(&old, &new),
         Command::Unauthenticate => ms::no(None, "UNAUTHENTICATE is not supported."),
-        Command::StartTls | Command::Authenticate { .. } => {
-            ms::no(None, "Already logged in.")
-        }
+        Command::StartTls | Command::Authenticate { .. } => ms::no(None, "Already logged in."),
     })
 }
