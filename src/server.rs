@@ -7,7 +7,7 @@
 //!                                     └── no: InProcess ─────────────────────────────┤
 //!   serve_connections(privileged) ◄───────────────────────────────────────────────────┘
 //!        ├── status page, autoconfig, queue runner, certificate reloads
-//!        └── listen::Frontend::run(handlers: imap, pop3, smtp) ── Connection ── session
+//!        └── listen::Frontend::run(handlers: imap, pop3, smtp, managesieve) ── Connection ── session
 //! ```
 //! Protocol modules never learn which of the two process models they run in: they receive a
 //! [`SessionContext`] whose `privileged` is either this process ([`InProcess`]) or the master's

@@ -432,7 +432,7 @@ impl Command {
             ("DELETESCRIPT", [name]) => Self::DeleteScript(text(name)?),
             ("RENAMESCRIPT", [old, new]) => Self::RenameScript(text(old)?, text(new)?),
             ("CHECKSCRIPT", [Token::String(script)]) => Self::CheckScript(script.clone()),
-            (known, _) if KNOWN.contains(&known) => {
+            (known, _) if COMMANDS.contains(&known) => {
                 return Err(ParseError::Syntax("Wrong arguments for this command"))
             }
             _ => {
@@ -452,8 +452,9 @@ impl Command {
     }
 }
 
-/// Every command name, to tell wrong arguments from an unknown command.
-const KNOWN: &[&str] = &[
+/// Every command name, to tell wrong arguments from an unknown command (and, for the status
+/// page, which word of a relayed line is a command).
+pub const COMMANDS: &[&str] = &[
     "AUTHENTICATE",
     "STARTTLS",
     "LOGOUT",
