@@ -11,10 +11,11 @@
 //! while it is the active one (RFC 5804 DELETESCRIPT answers `NO (ACTIVE)`), and a rename
 //! moves the link along with the script.
 
-use std::fs::{self, DirBuilder};
-use std::io::{self, Read};
-use std::os::unix::fs::DirBuilderExt;
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::durable;
 use crate::location::{MailFormat, MailLocation, UserVars};
@@ -82,6 +83,16 @@ impl From<crate::Error> for ScriptError {
             },
         }
     }
+}
+
+/// Tells apart the temporary files of writes racing in one process (two sessions of a user).
+static TMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// A temporary name in the scripts directory no other write uses: hidden (a leading dot is
+/// never a script's name), with this process's id and a sequence number.
+fn tmp_name(target: &str) -> String {
+    let n = TMP_SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    format!(".{target}.tmp.{}.{n}", std::process::id())
 }
 
 /// One script in a listing.
@@ -245,9 +256,16 @@ impl ScriptStore {
     pub fn get(&self, name: &str) -> Result<Vec<u8>, ScriptError> {
         check_name(name)?;
         let path = self.file(name);
-        let file = match fs::File::open(&path) {
+        // Never through a symlink: a script is a file of this directory, nothing else.
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path);
+        let file = match opened {
             Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ELOOP) =>
+            {
                 return Err(ScriptError::NotFound(name.to_string()))
             }
             Err(e) => return Err(ScriptError::io(&path, e)),
@@ -266,8 +284,24 @@ impl ScriptStore {
     /// or the new one, never a part. Limits are the caller's ([`ScriptStore::has_space`]).
     pub fn put(&self, name: &str, bytes: &[u8]) -> Result<(), ScriptError> {
         check_name(name)?;
-        durable::replace_file(&self.file(name), bytes)?;
-        Ok(())
+        self.ensure()?;
+        let target = self.file(name);
+        let tmp = self.dir.join(tmp_name(&format!("{name}{SUFFIX}")));
+        let written = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &target)
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(ScriptError::io(&target, e));
+        }
+        durable::sync_dir(&self.dir).map_err(Into::into)
     }
 
     /// The active script's name, if one is active and still exists.
@@ -318,10 +352,7 @@ impl ScriptStore {
         if !self.exists(name) {
             return Err(ScriptError::NotFound(name.to_string()));
         }
-        let tmp = self
-            .dir
-            .join(format!(".{ACTIVE}.tmp.{}", std::process::id()));
-        let _ = fs::remove_file(&tmp);
+        let tmp = self.dir.join(tmp_name(ACTIVE));
         let linked = std::os::unix::fs::symlink(format!("{name}{SUFFIX}"), &tmp)
             .and_then(|()| fs::rename(&tmp, &link));
         if let Err(e) = linked {
@@ -487,6 +518,31 @@ mod tests {
             Err(ScriptError::TooManyScripts(2))
         ));
         s.has_space("b", 5, LIMITS).unwrap();
+    }
+
+    #[test]
+    fn a_symlinked_script_is_not_followed() {
+        let (dir, s) = store();
+        s.ensure().unwrap();
+        std::fs::write(dir.path().join("secret"), b"not a script").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), s.dir().join("x.sieve")).unwrap();
+        assert!(matches!(s.get("x"), Err(ScriptError::NotFound(_))));
+        assert_eq!(s.list().unwrap(), vec![]);
+    }
+
+    #[test]
+    fn racing_puts_leave_one_whole_version() {
+        let (_dir, s) = store();
+        let versions: Vec<Vec<u8>> = (0..8u8).map(|i| vec![b'a' + i; 100_000]).collect();
+        std::thread::scope(|scope| {
+            for version in &versions {
+                let s = s.clone();
+                scope.spawn(move || s.put("race", version).unwrap());
+            }
+        });
+        let stored = s.get("race").unwrap();
+        assert!(versions.contains(&stored), "a whole version, never a mix");
+        assert_eq!(s.usage().unwrap(), (1, 100_000));
     }
 
     #[test]
