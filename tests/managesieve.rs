@@ -148,7 +148,12 @@ fn plain_login() -> String {
 /// Sends a command whose last argument is the literal `body`; returns the reply lines up to
 /// the final OK/NO.
 fn with_literal(c: &mut LineClient, head: &str, body: &[u8]) -> Vec<String> {
-    c.send(&format!("{head} {{{}+}}\r\n", body.len()));
+    let head = if head.is_empty() {
+        String::new()
+    } else {
+        format!("{head} ")
+    };
+    c.send(&format!("{head}{{{}+}}\r\n", body.len()));
     c.send_bytes(body);
     c.send("\r\n");
     until_final(c)
@@ -178,7 +183,25 @@ fn script_commands_answer_byte_exactly() {
     let server = TestServer::start(&base_config(&["sieve"], LIMITS));
     let mut c = LineClient::connect(server.addr("sieve"));
     assert_eq!(until_final(&mut c), greeting_before_tls("PLAIN LOGIN"));
-    assert_eq!(run(&mut c, &plain_login()), ["OK \"Logged in.\"\r\n"]);
+    assert_eq!(
+        run(&mut c, "LISTSCRIPTS"),
+        ["NO \"LISTSCRIPTS is not allowed before login.\"\r\n"]
+    );
+    assert_eq!(run(&mut c, "FROB"), ["NO \"Unknown command FROB\"\r\n"]);
+    // PLAIN without an initial response: an empty challenge, then the answer as a string.
+    c.send("AUTHENTICATE \"PLAIN\"\r\n");
+    assert_eq!(c.line(), "\"\"\r\n");
+    assert_eq!(
+        run(&mut c, "\"*\""),
+        ["NO \"Authentication cancelled.\"\r\n"]
+    );
+    c.send("AUTHENTICATE \"PLAIN\"\r\n");
+    assert_eq!(c.line(), "\"\"\r\n");
+    let token = STANDARD.encode(format!("\0plain\0{PASSWORD}"));
+    assert_eq!(
+        with_literal(&mut c, "", token.as_bytes()),
+        ["OK \"Logged in.\"\r\n"]
+    );
 
     assert_eq!(
         run(&mut c, "HAVESPACE \"main\" 1000"),
