@@ -324,3 +324,56 @@ fn admin_scripts_that_do_not_compile_stop_the_server_with_file_and_line() {
     let expected = format!("sieve.before: {}:1: ", broken.display());
     assert!(log.contains(&expected), "{log}");
 }
+
+/// `GET /status.json` from the status listener, parsed.
+fn status_json(server: &TestServer) -> serde_json::Value {
+    use std::io::Read;
+    let mut http = std::net::TcpStream::connect(server.addr("status")).unwrap();
+    http.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    http.write_all(b"GET /status.json HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    serde_json::from_str(body).unwrap()
+}
+
+#[test]
+fn the_status_page_lists_the_listener_and_the_logged_in_session() {
+    let server = TestServer::start(&base_config(
+        &["sieve"],
+        "[status]\nlisten = \"127.0.0.1:0\"\n",
+    ));
+    let mut c = LineClient::connect(server.addr("sieve"));
+    until_final(&mut c);
+    assert_eq!(run(&mut c, &plain_login()), ["OK \"Logged in.\"\r\n"]);
+    assert_eq!(
+        run(&mut c, "LISTSCRIPTS"),
+        ["OK \"Listscripts completed.\"\r\n"]
+    );
+    let mut report = status_json(&server);
+    for _ in 0..50 {
+        let seen = report["connections"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|s| s["last_command"] == "LISTSCRIPTS"));
+        if seen {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        report = status_json(&server);
+    }
+    let listener = report["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["proto"] == "sieve")
+        .unwrap_or_else(|| panic!("no sieve listener in {report:#}"));
+    assert_eq!(listener["local"], server.addr("sieve").to_string());
+    assert_eq!(listener["tls"], "STARTTLS");
+    let session = &report["connections"][0];
+    assert_eq!(session["proto"], "sieve", "{report:#}");
+    assert_eq!(session["user"], "plain");
+    assert_eq!(session["state"], "AUTHENTICATED");
+    assert_eq!(session["last_command"], "LISTSCRIPTS", "{report:#}");
+}
