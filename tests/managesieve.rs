@@ -218,7 +218,7 @@ fn script_commands_answer_byte_exactly() {
     let big = with_literal(&mut c, "PUTSCRIPT \"big\"", &[b'#'; 1001]);
     assert_eq!(
         big,
-        ["NO (QUOTA/MAXSIZE) \"String of 1001 bytes exceeds the limit of 1000 bytes\"\r\n"]
+        ["NO (QUOTA/MAXSIZE) \"Script is too large (the limit is 1000 bytes).\"\r\n"]
     );
     assert_eq!(
         with_literal(&mut c, "PUTSCRIPT \"main\"", b"keep;"),

@@ -59,8 +59,11 @@ async fn serve(conn: &mut Connection, session: &UserSession, store: ScriptStore)
                 command(&scripts, session.tls, cmd)
             }
             Err(e) => {
-                bad += 1;
-                Flow::Reply(refused(e))
+                // A script over the size limit is the user's quota, not a client gone wrong.
+                if !matches!(e, ParseError::LiteralTooLarge { .. }) {
+                    bad += 1;
+                }
+                Flow::Reply(refused(e, session.sieve.max_size))
             }
         };
         if bad >= MAX_BAD_COMMANDS {
@@ -78,14 +81,16 @@ async fn serve(conn: &mut Connection, session: &UserSession, store: ScriptStore)
     }
 }
 
-/// The NO for a command the decoder refused; a script over the size limit is QUOTA/MAXSIZE.
-fn refused(e: ParseError) -> Vec<u8> {
+/// The NO for a command the decoder refused; a script over the size limit is QUOTA/MAXSIZE,
+/// said as HAVESPACE says it.
+fn refused(e: ParseError, max_size: u64) -> Vec<u8> {
     match &e {
         ParseError::LiteralTooLarge {
             command: Some(command),
             ..
         } if command == "PUTSCRIPT" || command == "CHECKSCRIPT" => {
-            ms::no(Some(&ms::Code::QuotaMaxSize), &e.to_string())
+            let text = format!("Script is too large (the limit is {max_size} bytes).");
+            ms::no(Some(&ms::Code::QuotaMaxSize), &text)
         }
         _ => ms::no(None, &e.to_string()),
     }
