@@ -210,3 +210,38 @@ fn responses_are_encoded_exactly() {
     assert_eq!(literal_line(b"keep;"), b"{5}\r\nkeep;\r\n");
     assert_eq!(string_line(b""), b"\"\"\r\n");
 }
+
+#[test]
+fn hostile_bytes_never_panic_and_every_buffer_drains() {
+    // A fixed pseudo-random stream over an alphabet rich in the syntax's special bytes.
+    let alphabet = b"{}+0123456789\"\\ \r\nPUTSCRIPT\xff\0";
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..200 {
+        let len = (next() % 300) as usize;
+        let input: Vec<u8> = (0..len)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect();
+        let chunk = 1 + (next() % 17) as usize;
+        let mut decoder = Decoder::new(64);
+        let mut buf = BytesMut::new();
+        for piece in input.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            for _ in 0..1000 {
+                match decoder.decode(&mut buf) {
+                    Ok(Some(tokens)) => {
+                        let _ = Command::from_tokens(tokens);
+                    }
+                    Ok(None) => break,
+                    Err(_) => {}
+                }
+            }
+        }
+        assert!(buf.len() <= MAX_LINE + 64 + 32, "held {} bytes", buf.len());
+    }
+}
