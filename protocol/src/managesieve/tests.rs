@@ -1,4 +1,5 @@
 use super::*;
+use bytes::BytesMut;
 
 /// Feeds `input` in chunks of `chunk` bytes; every decoded command or error, in order.
 fn decode_all(input: &[u8], chunk: usize, max_literal: u64) -> Vec<Result<Command, ParseError>> {
