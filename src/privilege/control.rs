@@ -482,6 +482,14 @@ mod tests {
             tls: true,
         };
         assert_eq!(Request::decode(&spawn.encode()), Some(spawn));
+        let sieve = Request::Spawn {
+            ticket: "01".into(),
+            family: Family::Sieve,
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            local: "127.0.0.1:4190".parse().unwrap(),
+            tls: false,
+        };
+        assert_eq!(Request::decode(&sieve.encode()), Some(sieve));
         let deliver = Request::Deliver {
             return_path: "\"a b\"@c".parse().unwrap(),
             users: vec!["x y".into(), "z\n".into()],

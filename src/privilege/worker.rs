@@ -527,3 +527,38 @@ fn start_session(
     let conn = Connection::new(stream, session.idle_timeout, shutdown.clone(), None);
     Ok(super::in_process::run_authenticated(conn, session))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_managesieve_session_reaches_the_worker_with_its_limits() {
+        let session = UserSession {
+            user: MailUser {
+                name: "alice smith".into(),
+                source: Source::PasswdFile,
+                uid: None,
+                gid: None,
+                home: None,
+                quota: QuotaLimits::default(),
+            },
+            family: Family::Sieve,
+            location: roost_storage::MailLocation::parse("maildir:/srv/mail/%u").unwrap(),
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            local: "127.0.0.1:4190".parse().unwrap(),
+            tls: true,
+            idle_timeout: Duration::from_secs(60),
+            max_literal: 1024,
+            sieve: roost_storage::sieve_scripts::ScriptLimits {
+                max_scripts: 3,
+                max_size: 4096,
+            },
+        };
+        let back = decode_session(&encode_session(&session)).unwrap();
+        assert_eq!(back.family, Family::Sieve);
+        assert_eq!(back.sieve, session.sieve);
+        assert_eq!(back.user.name, "alice smith");
+        assert!(back.tls);
+    }
+}
