@@ -157,3 +157,19 @@ fn locations_put_scripts_beside_the_mail() {
         PathBuf::from("/srv/mbox/alice/.roost/sieve")
     );
 }
+
+#[test]
+fn an_open_store_and_its_location_agree_on_the_scripts_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = UserVars {
+        user: "alice".into(),
+        home: None,
+    };
+    for spec in ["maildir:ROOT/md/%u", "mbox:ROOT/mb/%u:INBOX=ROOT/spool/%u"] {
+        let spec = spec.replace("ROOT", &dir.path().display().to_string());
+        let location = MailLocation::parse(&spec).unwrap();
+        let store = crate::Store::open(&location, &vars).unwrap();
+        let from_location = ScriptStore::for_user(&location, &vars).unwrap();
+        assert_eq!(store.sieve_scripts().dir(), from_location.dir(), "{spec}");
+    }
+}
