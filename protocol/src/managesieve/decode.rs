@@ -242,13 +242,13 @@ fn literal(rest: &[u8], max_literal: u64, command: Option<String>) -> Step {
         }
         return Step::Need(rest.len() + 1);
     };
-    let inner = &rest[1..close];
+    let inner = rest.get(1..close).unwrap_or_default();
     let digits = inner.strip_suffix(b"+").unwrap_or(inner);
     let size = match std::str::from_utf8(digits).ok().map(str::parse::<u64>) {
         Some(Ok(size)) if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) => size,
         _ => return Step::Refused(ParseError::Syntax("Malformed literal"), Skip::Line),
     };
-    let after = &rest[close + 1..];
+    let after = rest.get(close + 1..).unwrap_or_default();
     let header = close
         + 1
         + match after {
@@ -271,10 +271,12 @@ fn literal(rest: &[u8], max_literal: u64, command: Option<String>) -> Step {
         // Counted from the literal's `{`: its header, then its bytes.
         return Step::Refused(err, Skip::Bytes(size.saturating_add(header as u64)));
     }
-    let size = size as usize;
-    match rest.get(header..header + size) {
-        Some(bytes) => Step::Token(Token::String(bytes.to_vec()), header + size),
-        None => Step::Need(header + size),
+    // Within `max_literal`, which the caller keeps far below the address space.
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    let end = header.saturating_add(size);
+    match rest.get(header..end) {
+        Some(bytes) => Step::Token(Token::String(bytes.to_vec()), end),
+        None => Step::Need(end),
     }
 }
 
@@ -286,7 +288,7 @@ fn atom(rest: &[u8]) -> Step {
     if len == rest.len() {
         return Step::Need(rest.len() + 1);
     }
-    let word = &rest[..len];
+    let word = rest.get(..len).unwrap_or_default();
     if word.is_empty() || !word.iter().all(|b| b.is_ascii_graphic()) {
         return Step::Refused(
             ParseError::Syntax("Invalid characters in a command"),
