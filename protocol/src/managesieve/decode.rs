@@ -171,10 +171,12 @@ fn scan(buf: &[u8], max_literal: u64) -> Scan {
                     line_start = pos;
                 }
             }
-            Step::Need(more) if !is_literal && pos + more - line_start > MAX_LINE + 2 => {
+            Step::Need(more)
+                if !is_literal && pos.saturating_add(more) - line_start > MAX_LINE + 2 =>
+            {
                 return Scan::Refused(ParseError::LineTooLong, pos, Skip::Line);
             }
-            Step::Need(more) => return Scan::Need(pos + more),
+            Step::Need(more) => return Scan::Need(pos.saturating_add(more)),
             Step::Refused(err, skip) => return Scan::Refused(err, pos, skip),
         }
     }
