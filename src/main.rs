@@ -10,6 +10,7 @@ mod counters;
 mod filter;
 mod imap;
 mod listen;
+mod managesieve;
 mod password;
 mod pop3;
 mod privilege;

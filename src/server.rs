@@ -7,7 +7,7 @@
 //!                                     └── no: InProcess ─────────────────────────────┤
 //!   serve_connections(privileged) ◄───────────────────────────────────────────────────┘
 //!        ├── status page, autoconfig, queue runner, certificate reloads
-//!        └── listen::Frontend::run(handlers: imap, pop3, smtp) ── Connection ── session
+//!        └── listen::Frontend::run(handlers: imap, pop3, smtp, managesieve) ── Connection ── session
 //! ```
 //! Protocol modules never learn which of the two process models they run in: they receive a
 //! [`SessionContext`] whose `privileged` is either this process ([`InProcess`]) or the master's
@@ -129,6 +129,7 @@ pub fn handlers(
     let mut handlers: Handlers = Handlers::new();
     handlers.insert(Family::Imap, Arc::new(ImapHandler(sessions.clone())));
     handlers.insert(Family::Pop3, Arc::new(Pop3Handler(sessions.clone())));
+    handlers.insert(Family::Sieve, Arc::new(SieveHandler(sessions.clone())));
     if !config.serves_smtp() {
         return Ok((handlers, None));
     }
@@ -261,6 +262,22 @@ impl Handler for Pop3Handler {
     }
     fn refusal(&self, reason: &str) -> Vec<u8> {
         format!("-ERR [SYS/TEMP] {reason}\r\n").into_bytes()
+    }
+}
+
+/// ManageSieve.
+struct SieveHandler(Sessions);
+
+impl Handler for SieveHandler {
+    fn serve(&self, conn: Connection, accepted: Accepted) -> SessionFuture {
+        Box::pin(crate::managesieve::serve(conn, self.0.context(accepted)))
+    }
+    fn refusal(&self, reason: &str) -> Vec<u8> {
+        roost_protocol::managesieve::response(
+            roost_protocol::managesieve::Status::Bye,
+            Some(&roost_protocol::managesieve::Code::TryLater),
+            reason,
+        )
     }
 }
 

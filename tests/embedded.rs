@@ -60,11 +60,11 @@ fn no_config_serves_everything_on_loopback_with_a_printed_first_user() {
         if line.contains("listening") {
             listening.push(line);
         }
-        if listening.len() == 7 {
+        if listening.len() == 8 {
             break;
         }
     }
-    for port in [1143, 1993, 1110, 1995, 1587, 1465, 8025] {
+    for port in [1143, 1993, 1110, 1995, 1587, 1465, 5190, 8025] {
         assert!(
             listening
                 .iter()
@@ -100,6 +100,12 @@ fn no_config_serves_everything_on_loopback_with_a_printed_first_user() {
     assert!(out.contains("STAT 1"), "{out}");
     let mut smtp = LineClient::connect("127.0.0.1:1587".parse().unwrap());
     assert!(smtp.line().starts_with("220 "));
+    let mut sieve = LineClient::connect("127.0.0.1:5190".parse().unwrap());
+    assert_eq!(
+        sieve.line(),
+        "\"IMPLEMENTATION\" \"roost\"\r\n",
+        "ManageSieve answers"
+    );
 
     // A second start keeps the user and does not print a password again.
     Command::new("kill")

@@ -74,13 +74,21 @@ impl Rspamd {
         // No DNS lookups from tests: the resolver points at a loopback port nothing serves.
         let dns = "dns { nameserver = [\"127.0.0.1:9\"]; timeout = 1s; retransmits = 1; }\n";
         std::fs::write(local.join("options.inc"), dns).unwrap();
-        let status = Command::new("chmod").args(["-R", "a+rwX"]).arg(dir.path()).status();
+        let status = Command::new("chmod")
+            .args(["-R", "a+rwX"])
+            .arg(dir.path())
+            .status();
         assert!(status.is_ok_and(|s| s.success()));
         let var = |name: &str| format!("--var={name}={}", dir.path().display());
         let mut command = Command::new("rspamd");
         command
             .arg("-f")
-            .args([var("LOCAL_CONFDIR"), var("DBDIR"), var("RUNDIR"), var("LOGDIR")])
+            .args([
+                var("LOCAL_CONFDIR"),
+                var("DBDIR"),
+                var("RUNDIR"),
+                var("LOGDIR"),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if common::is_root() {
@@ -205,7 +213,10 @@ fn rspamd_scores_through_its_http_api() {
     let rspamd = Rspamd::start();
     let server = TestServer::start(&config(
         &["imap", "smtp"],
-        &format!("scanner = \"rspamd\"\naddress = \"127.0.0.1:{}\"\n", rspamd.port),
+        &format!(
+            "scanner = \"rspamd\"\naddress = \"127.0.0.1:{}\"\n",
+            rspamd.port
+        ),
     ));
     assert!(send(&server, "smtp", "gtube", GTUBE).starts_with("250 "));
     assert!(send(&server, "smtp", "hello", "Lunch on Friday?").starts_with("250 "));
@@ -215,7 +226,10 @@ fn rspamd_scores_through_its_http_api() {
     assert!(junk.contains("action=reject"), "{junk}");
     let inbox = joined(&headers_in(&server, "INBOX"));
     assert!(inbox.contains("Subject: hello"), "{inbox}");
-    assert!(inbox.contains("X-Spamd-Result: default: False ["), "{inbox}");
+    assert!(
+        inbox.contains("X-Spamd-Result: default: False ["),
+        "{inbox}"
+    );
 }
 
 #[test]

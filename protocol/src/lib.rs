@@ -1,8 +1,8 @@
 //! # roost-protocol
 //!
-//! Pure, sans-I/O parsing of client commands and encoding of server responses for the three
+//! Pure, sans-I/O parsing of client commands and encoding of server responses for the
 //! protocols roost speaks: IMAP (on top of `imap-codec`), POP3 and SMTP/LMTP, plus the SASL
-//! mechanisms they share.
+//! mechanisms they share, ManageSieve (RFC 5804), and the Sieve language its scripts are in.
 //!
 //! ```text
 //!   bytes from a socket ──► decoder (line / fragment, limits enforced) ──► Command value
@@ -16,6 +16,7 @@
 pub mod dot;
 pub mod imap;
 pub mod line;
+pub mod managesieve;
 pub mod pop3;
 pub mod sasl;
 pub mod sieve;

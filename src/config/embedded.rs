@@ -118,6 +118,7 @@ fn build_config(
         },
         limits: limits(),
         spam: None,
+        sieve: super::SieveConfig::default(),
         smtp: SmtpConfig {
             local_domains: vec![
                 "localhost".into(),

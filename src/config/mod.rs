@@ -9,6 +9,7 @@ mod embedded;
 mod error;
 mod network;
 mod raw;
+mod sieve;
 pub mod smtp;
 pub mod spam;
 mod validate;
@@ -24,6 +25,7 @@ use roost_storage::MailLocation;
 pub use embedded::embedded;
 pub use error::{AccessDenied, ConfigError, ConfigErrors};
 pub use network::Network;
+pub use sieve::SieveConfig;
 pub use smtp::{Relayhost, SmtpConfig, MAX_RETRY_DELAY};
 pub use web::{AutoconfigConfig, StatusConfig, UsernameForm, ADMIN_USER};
 
@@ -46,11 +48,13 @@ pub enum Protocol {
     Smtp,
     /// LMTP (RFC 2033) for the MTA next door: loopback TCP or a unix socket.
     Lmtp,
+    /// ManageSieve (RFC 5804) on 4190, STARTTLS available: users manage their Sieve scripts.
+    Sieve,
 }
 
 impl Protocol {
     /// Every protocol this build serves, in listing order.
-    pub const ALL: [Protocol; 8] = [
+    pub const ALL: [Protocol; 9] = [
         Self::Imap,
         Self::Imaps,
         Self::Pop3,
@@ -59,6 +63,7 @@ impl Protocol {
         Self::Submissions,
         Self::Smtp,
         Self::Lmtp,
+        Self::Sieve,
     ];
 
     /// The name used in `protocols` and `[listen]`.
@@ -72,6 +77,7 @@ impl Protocol {
             Self::Submissions => "submissions",
             Self::Smtp => "smtp",
             Self::Lmtp => "lmtp",
+            Self::Sieve => "sieve",
         }
     }
 
@@ -91,6 +97,7 @@ impl Protocol {
             Self::Submissions => 465,
             Self::Smtp => 25,
             Self::Lmtp => 24,
+            Self::Sieve => 4190,
         }
     }
 
@@ -104,7 +111,7 @@ impl Protocol {
         matches!(self, Self::Imaps | Self::Pop3s | Self::Submissions)
     }
 
-    /// Whether its clients log in before they are served (IMAP, POP3, submission), so the
+    /// Whether its clients log in before they are served (IMAP, POP3, submission, ManageSieve), so the
     /// login timeout applies; port 25 and LMTP never log in.
     pub fn requires_login(self) -> bool {
         !matches!(self, Self::Smtp | Self::Lmtp)
@@ -118,6 +125,7 @@ impl Protocol {
             Self::Submission | Self::Submissions => Family::Smtp,
             Self::Smtp => Family::Inbound,
             Self::Lmtp => Family::Lmtp,
+            Self::Sieve => Family::Sieve,
         }
     }
 }
@@ -135,6 +143,8 @@ pub enum Family {
     Inbound,
     /// LMTP from the local MTA.
     Lmtp,
+    /// ManageSieve.
+    Sieve,
 }
 
 impl Family {
@@ -151,6 +161,7 @@ impl Family {
             Self::Smtp => "submission",
             Self::Inbound => "smtp",
             Self::Lmtp => "lmtp",
+            Self::Sieve => "managesieve",
         }
     }
 }
@@ -174,6 +185,8 @@ pub struct Config {
     pub spam: Option<spam::SpamConfig>,
     /// The HTTP status page and who may read it.
     pub status: StatusConfig,
+    /// `[sieve]`: ManageSieve limits and the admin's scripts around the user's.
+    pub sieve: SieveConfig,
     /// The mail-client self-configuration listener, if enabled.
     pub autoconfig: Option<AutoconfigConfig>,
     /// Default log filter (overridden by `RUST_LOG`).
@@ -294,6 +307,8 @@ impl Limits {
             Family::Imap => self.imap_idle_timeout,
             Family::Pop3 => self.pop3_idle_timeout,
             Family::Smtp | Family::Inbound | Family::Lmtp => self.smtp_idle_timeout,
+            // Dovecot's managesieve idles like IMAP before it autologs out.
+            Family::Sieve => self.imap_idle_timeout,
         }
     }
 }

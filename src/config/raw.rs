@@ -34,6 +34,22 @@ pub struct RawConfig {
     pub smtp: RawSmtp,
     #[serde(default)]
     pub spam: super::spam::RawSpam,
+    #[serde(default)]
+    pub sieve: RawSieve,
+}
+
+/// `[sieve]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSieve {
+    /// Scripts per user.
+    pub max_scripts: Option<Spanned<u64>>,
+    /// Bytes per script.
+    pub max_script_size: Option<Spanned<u64>>,
+    /// Admin scripts run before the user's.
+    pub before: Option<Vec<Spanned<String>>>,
+    /// Admin scripts run after the user's.
+    pub after: Option<Vec<Spanned<String>>>,
 }
 
 /// `[smtp]`

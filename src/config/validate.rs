@@ -106,6 +106,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let tls = tls(&mut c, &raw);
     let limits = limits(&mut c, &raw);
     let status = super::web::status(&mut c, &raw.status);
+    let sieve = super::sieve::sieve(&mut c, &raw.sieve);
     let autoconfig = super::web::autoconfig(&mut c, &raw.autoconfig, raw.tls.cert.is_some());
     let log_level = match &raw.log.level {
         Some(level)
@@ -131,6 +132,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
             smtp,
             spam,
             status,
+            sieve,
             autoconfig,
             log_level,
             login_user: raw
@@ -547,6 +549,28 @@ passdb = ["passwd-file:users", "pam"]
         assert!(!cfg.tls.configured);
     }
 
+    #[test]
+    fn the_sieve_section_has_defaults_and_checked_limits() {
+        let cfg = check(GOOD).unwrap();
+        assert_eq!(cfg.sieve, super::super::SieveConfig::default());
+        assert_eq!(
+            (cfg.sieve.max_scripts, cfg.sieve.max_script_size),
+            (20, 65536)
+        );
+        let cfg = check(&format!(
+            "{GOOD}[sieve]\nmax_scripts = 3\nmax_script_size = 100\n"
+        ))
+        .unwrap();
+        assert_eq!((cfg.sieve.max_scripts, cfg.sieve.max_script_size), (3, 100));
+        let e = first_error(&format!("{GOOD}[sieve]\nmax_scripts = 0\n"));
+        assert!(
+            e.ends_with(":10: sieve.max_scripts: must be at least 1"),
+            "{e}"
+        );
+        let e = first_error(&format!("{GOOD}[sieve]\nafter = [\"missing.sieve\"]\n"));
+        assert!(e.contains(":10: sieve.after: cannot read "), "{e}");
+    }
+
     fn first_error(text: &str) -> String {
         check(text).unwrap_err().0[0].to_string()
     }
@@ -554,7 +578,7 @@ passdb = ["passwd-file:users", "pam"]
     #[test]
     fn errors_name_line_and_key() {
         let e = first_error(&GOOD.replace("\"pop3s\"", "\"imap5\""));
-        assert!(e.ends_with(":2: protocols[1]: unknown protocol \"imap5\" (known: imap, imaps, pop3, pop3s, submission, submissions, smtp, lmtp)"), "{e}");
+        assert!(e.ends_with(":2: protocols[1]: unknown protocol \"imap5\" (known: imap, imaps, pop3, pop3s, submission, submissions, smtp, lmtp, sieve)"), "{e}");
         let e = first_error(&GOOD.replace("[mail]", "[mail]\nmailbox_size = 5"));
         assert!(e.contains(":6: mail.mailbox_size: unknown field"), "{e}");
         let e = first_error(&GOOD.replace("imap = \"127.0.0.1:1143\"", "imap = \"127.0.0.1:995\""));

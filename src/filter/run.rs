@@ -292,34 +292,41 @@ pub fn redirect_loops(message: &[u8], recipient: &str) -> bool {
     })
 }
 
-/// The admin's scripts from the configuration.
-// INTERIM: `[sieve] before`/`after` arrive with the ManageSieve configuration.
+/// The admin's scripts from the configuration (`[sieve] before`/`after`; with a spam scanner
+/// and no `before` of the admin's own, the built-in "spam goes to Junk").
 pub fn site_scripts(config: &crate::config::Config) -> SiteScripts {
     SiteScripts {
-        spam_to_junk: config.spam.is_some(),
-        ..SiteScripts::default()
+        spam_to_junk: config.spam.is_some() && config.sieve.before.is_empty(),
+        before: config.sieve.before.clone(),
+        after: config.sieve.after.clone(),
+        global_dir: None,
     }
 }
 
-/// The user's active script and script directory.
-// INTERIM: reads `<mail root>/sieve/`; the ManageSieve script store replaces this.
+/// The user's active script and script directory (what ManageSieve manages). A script store
+/// that cannot be read is logged and treated as "no script": the message is kept.
 pub fn user_scripts(
-    _store: &roost_storage::Store,
     location: &roost_storage::MailLocation,
     vars: &roost_storage::UserVars,
 ) -> UserScripts {
-    let dir = location
-        .root_for(vars)
-        .map(|root| root.join("sieve"))
-        .unwrap_or_default();
-    let active = std::fs::read_link(dir.join("active"))
-        .ok()
-        .and_then(|target| {
-            let name = target.file_stem()?.to_string_lossy().into_owned();
-            let text = read_script(&dir.join(target.file_name()?)).ok()?;
-            Some((name, text))
-        });
-    UserScripts { active, dir }
+    let store = match roost_storage::sieve_scripts::ScriptStore::for_user(location, vars) {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::warn!(user = %vars.user, "sieve: no script directory: {e}");
+            return UserScripts {
+                active: None,
+                dir: PathBuf::new(),
+            };
+        }
+    };
+    let active = store.active().unwrap_or_else(|e| {
+        tracing::warn!(user = %vars.user, "sieve: the active script cannot be read: {e}");
+        None
+    });
+    UserScripts {
+        active,
+        dir: store.dir().to_path_buf(),
+    }
 }
 
 /// The file beside the user's scripts where the latest problems with them are kept, for

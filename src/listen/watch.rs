@@ -4,6 +4,7 @@
 //! changes, delays or stores what it sees, and it skips IMAP literals (message bodies).
 
 use roost_protocol::imap::KNOWN_COMMANDS;
+use roost_protocol::managesieve::COMMANDS as MANAGESIEVE_COMMANDS;
 
 use crate::config::Family;
 use crate::listen::registry::{SessionHandle, SessionState};
@@ -11,7 +12,8 @@ use crate::listen::registry::{SessionHandle, SessionState};
 /// The longest command line looked at; the rest of a longer line is skipped.
 const MAX_LINE: usize = 512;
 
-/// Keywords besides IMAP's commands: IMAP's `DONE`, POP3's commands (SMTP's are not followed).
+/// Keywords besides IMAP's and ManageSieve's commands: IMAP's `DONE`, POP3's commands (SMTP's
+/// are not followed).
 const OTHER_KEYWORDS: &[&str] = &[
     "DONE", "STAT", "RETR", "DELE", "RSET", "TOP", "UIDL", "QUIT", "CAPA",
 ];
@@ -92,6 +94,7 @@ impl CommandWatch {
             KNOWN_COMMANDS
                 .iter()
                 .chain(OTHER_KEYWORDS)
+                .chain(MANAGESIEVE_COMMANDS)
                 .find(|k| k.eq_ignore_ascii_case(w))
         }) else {
             return;

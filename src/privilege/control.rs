@@ -144,6 +144,7 @@ impl Request {
                 family: match *family {
                     "imap" => Family::Imap,
                     "pop3" => Family::Pop3,
+                    "managesieve" => Family::Sieve,
                     _ => return None,
                 },
                 peer: peer.parse().ok()?,
@@ -511,6 +512,14 @@ mod tests {
             tls: true,
         };
         assert_eq!(Request::decode(&spawn.encode()), Some(spawn));
+        let sieve = Request::Spawn {
+            ticket: "01".into(),
+            family: Family::Sieve,
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            local: "127.0.0.1:4190".parse().unwrap(),
+            tls: false,
+        };
+        assert_eq!(Request::decode(&sieve.encode()), Some(sieve));
         let deliver = Request::Deliver {
             return_path: "\"a b\"@c".parse().unwrap(),
             users: vec![recipient("x y", "a@b"), recipient("z\n", "c+d@e")],

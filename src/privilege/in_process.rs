@@ -160,6 +160,7 @@ pub async fn run_authenticated(mut conn: Connection, session: UserSession) {
     match session.family {
         Family::Imap => crate::imap::authenticated::run(&mut conn, &session).await,
         Family::Pop3 => crate::pop3::transaction::run(&mut conn, &session).await,
+        Family::Sieve => crate::managesieve::session::run(&mut conn, &session).await,
         Family::Smtp | Family::Inbound | Family::Lmtp => {}
     }
 }

@@ -86,6 +86,12 @@ struct SessionArgs {
     /// The user's message-count limit, if any.
     #[arg(long)]
     quota_messages: Option<u64>,
+    /// ManageSieve: scripts the user may keep.
+    #[arg(long, default_value_t = 20)]
+    sieve_max_scripts: usize,
+    /// ManageSieve: bytes per script.
+    #[arg(long, default_value_t = 65536)]
+    sieve_max_script_size: u64,
 }
 
 /// The worker's descriptor for repair announcements.
@@ -109,6 +115,10 @@ fn to_args(s: &UserSession) -> Vec<String> {
         s.idle_timeout.as_secs().max(1).to_string(),
         "--max-literal".into(),
         s.max_literal.to_string(),
+        "--sieve-max-scripts".into(),
+        s.sieve.max_scripts.to_string(),
+        "--sieve-max-script-size".into(),
+        s.sieve.max_size.to_string(),
     ];
     if let Some(home) = &s.user.home {
         args.push("--home".into());
@@ -143,6 +153,7 @@ fn decode_session(message: &[u8]) -> anyhow::Result<UserSession> {
     let family = match args.family.as_str() {
         "imap" => Family::Imap,
         "pop3" => Family::Pop3,
+        "managesieve" => Family::Sieve,
         other => anyhow::bail!("unknown family {other:?}"),
     };
     let source = if args.source == "pam" {
@@ -169,6 +180,10 @@ fn decode_session(message: &[u8]) -> anyhow::Result<UserSession> {
         tls: args.tls,
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         max_literal: args.max_literal,
+        sieve: roost_storage::sieve_scripts::ScriptLimits {
+            max_scripts: args.sieve_max_scripts,
+            max_size: args.sieve_max_script_size,
+        },
     })
 }
 
@@ -286,6 +301,10 @@ pub async fn relay_via_master(
                 (Family::Imap, true) => b"* BYE Server shutting down.\r\n",
                 (Family::Imap, false) => {
                     b"* BYE [UNAVAILABLE] Internal error; the details are logged.\r\n"
+                }
+                (Family::Sieve, true) => b"BYE \"Server shutting down.\"\r\n",
+                (Family::Sieve, false) => {
+                    b"BYE (TRYLATER) \"Internal error; the details are logged.\"\r\n"
                 }
                 (_, true) => b"-ERR [SYS/TEMP] Server shutting down.\r\n",
                 (_, false) => b"-ERR [SYS/TEMP] Internal error; the details are logged.\r\n",
@@ -507,4 +526,39 @@ fn start_session(
     let stream = Stream::Unix(tokio::net::UnixStream::from_std(socket)?);
     let conn = Connection::new(stream, session.idle_timeout, shutdown.clone(), None);
     Ok(super::in_process::run_authenticated(conn, session))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_managesieve_session_reaches_the_worker_with_its_limits() {
+        let session = UserSession {
+            user: MailUser {
+                name: "alice smith".into(),
+                source: Source::PasswdFile,
+                uid: None,
+                gid: None,
+                home: None,
+                quota: QuotaLimits::default(),
+            },
+            family: Family::Sieve,
+            location: roost_storage::MailLocation::parse("maildir:/srv/mail/%u").unwrap(),
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            local: "127.0.0.1:4190".parse().unwrap(),
+            tls: true,
+            idle_timeout: Duration::from_secs(60),
+            max_literal: 1024,
+            sieve: roost_storage::sieve_scripts::ScriptLimits {
+                max_scripts: 3,
+                max_size: 4096,
+            },
+        };
+        let back = decode_session(&encode_session(&session)).unwrap();
+        assert_eq!(back.family, Family::Sieve);
+        assert_eq!(back.sieve, session.sieve);
+        assert_eq!(back.user.name, "alice smith");
+        assert!(back.tls);
+    }
 }

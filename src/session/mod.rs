@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use roost_protocol::line::{Line, LineDecoder};
 use roost_protocol::sasl::{self, Credentials, Mechanism, SaslError};
+use roost_storage::sieve_scripts::{ScriptLimits, ScriptStore};
 use roost_storage::{MailLocation, Store, UserVars};
 
 pub use self::privileged::Login;
@@ -61,6 +62,8 @@ pub struct UserSession {
     pub idle_timeout: Duration,
     /// Largest IMAP literal accepted.
     pub max_literal: u32,
+    /// ManageSieve: how many scripts of what size the user may keep.
+    pub sieve: ScriptLimits,
 }
 
 impl UserSession {
@@ -71,6 +74,15 @@ impl UserSession {
             home: self.user.home.clone(),
         };
         Store::open_with_quota(&self.location, &vars, self.user.quota)
+    }
+
+    /// The user's Sieve scripts, beside their mail (nothing is created until a script is put).
+    pub fn script_store(&self) -> Result<ScriptStore, roost_storage::Error> {
+        let vars = UserVars {
+            user: self.user.name.clone(),
+            home: self.user.home.clone(),
+        };
+        ScriptStore::for_user(&self.location, &vars)
     }
 }
 
@@ -149,6 +161,10 @@ impl UserSession {
             tls,
             idle_timeout: config.limits.idle_timeout(family),
             max_literal: config.limits.max_literal_bytes,
+            sieve: ScriptLimits {
+                max_scripts: config.sieve.max_scripts,
+                max_size: config.sieve.max_script_size,
+            },
         }
     }
 }

@@ -86,7 +86,7 @@ pub fn deliver_one(
         Err(e) => return stored(&user.name, Err(e), Vec::new()),
     };
     let from = return_path.map(ToString::to_string).unwrap_or_default();
-    let scripts = filter::run::user_scripts(&store, location, &vars);
+    let scripts = filter::run::user_scripts(location, &vars);
     let delivery = filter::run::Delivery {
         user: &user.name,
         from: &from,

@@ -52,6 +52,7 @@ pub mod notify;
 pub mod quota;
 pub mod recent;
 pub mod repair;
+pub mod sieve_scripts;
 pub mod staging;
 pub mod store;
 pub mod uidvalidity;

@@ -119,6 +119,11 @@ impl Store {
         self.quota.as_ref()
     }
 
+    /// The user's Sieve scripts, kept beside this store's mail (see [`crate::sieve_scripts`]).
+    pub fn sieve_scripts(&self) -> crate::sieve_scripts::ScriptStore {
+        crate::sieve_scripts::ScriptStore::new(self.lock_dir.join("sieve"))
+    }
+
     /// INBOX, open for the whole session.
     pub fn inbox(&mut self) -> &mut dyn Mailbox {
         self.inbox.as_mut()

@@ -346,6 +346,11 @@ impl LineClient {
         self.reader.get_mut().write_all(bytes.as_bytes()).unwrap();
     }
 
+    /// Sends raw bytes that need not be text (a literal of any bytes).
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).unwrap();
+    }
+
     /// Sends a line and returns lines until one starts with `until`.
     pub fn cmd(&mut self, line: &str, until: &str) -> Vec<String> {
         self.send(&format!("{line}\r\n"));
