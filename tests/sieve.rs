@@ -8,6 +8,8 @@
 mod common;
 
 use std::path::PathBuf;
+
+use base64::{engine::general_purpose::STANDARD, Engine};
 use std::time::{Duration, Instant};
 
 use common::{
@@ -16,7 +18,7 @@ use common::{
 
 fn server() -> TestServer {
     TestServer::start(&base_config(
-        &["imap", "smtp", "lmtp"],
+        &["imap", "smtp", "lmtp", "sieve"],
         "[smtp]\nlocal_domains = [\"example.com\"]\n",
     ))
 }
@@ -229,6 +231,18 @@ fn reject_refuses_at_lmtp_time_and_a_broken_script_keeps_mail() {
     assert_eq!(subjects(&server, "plain", "INBOX"), ["kept"]);
     let problems = std::fs::read_to_string(dir.join("roost-sieve.log")).unwrap();
     assert!(problems.contains("does not compile"), "{problems}");
+    // The user learns of it through ManageSieve, once, when they next activate a script.
+    let mut m = LineClient::connect(server.addr("sieve"));
+    while !m.line().starts_with("OK") {}
+    let token = STANDARD.encode(format!("\0plain\0{}", common::PASSWORD));
+    assert!(m.cmd(&format!("AUTHENTICATE \"PLAIN\" \"{token}\""), "")[0].starts_with("OK"));
+    let told = m.cmd("SETACTIVE \"main\"", "")[0].clone();
+    assert!(told.starts_with("OK (WARNINGS) \"Setactive completed. Your scripts failed at delivery 1 time(s); the latest: "), "{told}");
+    assert!(told.contains("does not compile"), "{told}");
+    assert_eq!(
+        m.cmd("SETACTIVE \"main\"", "")[0],
+        "OK \"Setactive completed.\"\r\n"
+    );
 }
 
 #[test]

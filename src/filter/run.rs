@@ -329,26 +329,11 @@ pub fn user_scripts(
     }
 }
 
-/// The file beside the user's scripts where the latest problems with them are kept, for
-/// ManageSieve to show.
-pub const PROBLEMS_FILE: &str = "roost-sieve.log";
-
-/// Problems kept at most.
-const MAX_PROBLEMS: usize = 20;
-
-/// Records a problem with the user's scripts (newest last, the oldest dropped); failures to
-/// record are only logged.
+/// Records a problem with the user's scripts beside them, for ManageSieve to show; failures
+/// to record are only logged.
 pub fn record_problem(dir: &Path, problem: &str) {
-    let path = dir.join(PROBLEMS_FILE);
-    let old = read_script(&path).unwrap_or_default();
-    let old = String::from_utf8_lossy(&old);
-    let mut lines: Vec<&str> = old.lines().collect();
-    let stamp = crate::smtp::rfc5322_now();
-    let line = format!("{stamp}: {}", problem.replace(['\r', '\n'], " "));
-    lines.push(&line);
-    let skip = lines.len().saturating_sub(MAX_PROBLEMS);
-    let text = lines[skip..].join("\n") + "\n";
-    if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text)) {
-        tracing::warn!(path = %path.display(), "cannot record the sieve problem: {e}");
+    let store = roost_storage::sieve_scripts::ScriptStore::new(dir);
+    if let Err(e) = store.record_problem(&crate::smtp::rfc5322_now(), problem) {
+        tracing::warn!(dir = %dir.display(), "cannot record the sieve problem: {e}");
     }
 }

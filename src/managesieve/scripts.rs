@@ -38,7 +38,31 @@ impl<'a> Scripts<'a> {
         if let Err(e) = roost_protocol::sieve::compile(script) {
             return ms::no(None, &e.to_string());
         }
-        self.reply(self.store.put(name, script), "Putscript completed.")
+        let replaces_active = self.store.active_name().ok().flatten().as_deref() == Some(name);
+        match self.store.put(name, script) {
+            Ok(()) => self.done_with_problems("Putscript completed.", replaces_active),
+            Err(e) => self.error(e),
+        }
+    }
+
+    /// OK, with the problems delivery had with the user's scripts as WARNINGS (RFC 5804 1.3)
+    /// since the user cannot read the server's log; `forget`: the active script was just
+    /// replaced, so they are told once and then forgotten.
+    fn done_with_problems(&self, done: &str, forget: bool) -> Vec<u8> {
+        let problems = self.store.problems().unwrap_or_default();
+        let Some(latest) = problems.last() else {
+            return ms::ok(done);
+        };
+        if forget {
+            if let Err(e) = self.store.clear_problems() {
+                tracing::warn!("managesieve({}): {e}", self.user);
+            }
+        }
+        let text = format!(
+            "{done} Your scripts failed at delivery {} time(s); the latest: {latest}",
+            problems.len()
+        );
+        ms::response(ms::Status::Ok, Some(&Code::Warnings), &text)
     }
 
     /// CHECKSCRIPT: compiles without storing.
@@ -47,7 +71,7 @@ impl<'a> Scripts<'a> {
             return self.error(ScriptError::TooLarge(self.limits.max_size));
         }
         match roost_protocol::sieve::compile(script) {
-            Ok(_) => ms::ok("Script is valid."),
+            Ok(_) => self.done_with_problems("Script is valid.", false),
             Err(e) => ms::no(None, &e.to_string()),
         }
     }
@@ -70,7 +94,10 @@ impl<'a> Scripts<'a> {
     /// SETACTIVE: `""` leaves no script active.
     pub fn set_active(&self, name: &str) -> Vec<u8> {
         let name = (!name.is_empty()).then_some(name);
-        self.reply(self.store.set_active(name), "Setactive completed.")
+        match self.store.set_active(name) {
+            Ok(()) => self.done_with_problems("Setactive completed.", true),
+            Err(e) => self.error(e),
+        }
     }
 
     /// GETSCRIPT: the script as a literal.

@@ -411,5 +411,8 @@ impl ScriptStore {
     }
 }
 
+mod problems;
+pub use problems::{MAX_PROBLEMS, PROBLEMS_FILE};
+
 #[cfg(test)]
 mod tests;

@@ -22,6 +22,8 @@ pub enum Code {
     TryLater,
     /// `NOOP`'s echo of the client's tag.
     Tag(Vec<u8>),
+    /// The command succeeded, but there is something the user should know (RFC 5804 1.3).
+    Warnings,
 }
 
 impl Code {
@@ -34,6 +36,7 @@ impl Code {
             Self::QuotaMaxSize => b"QUOTA/MAXSIZE",
             Self::EncryptNeeded => b"ENCRYPT-NEEDED",
             Self::TryLater => b"TRYLATER",
+            Self::Warnings => b"WARNINGS",
             Self::Tag(tag) => {
                 out.extend_from_slice(b"TAG ");
                 string_into(tag, out);
