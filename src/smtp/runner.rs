@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use roost_protocol::smtp::address::{Address, ReversePath};
+use roost_protocol::smtp::address::ReversePath;
 use tokio_util::sync::CancellationToken;
 
 use super::bounce::{self, Failure};
@@ -90,13 +90,12 @@ pub async fn attempt(services: &Services, id: &str) -> Result<(), QueueError> {
         results.extend(local.into_iter().zip(outcomes));
     }
     if !remote.is_empty() {
-        let addresses: Vec<Address> = remote.iter().map(|r| r.address.clone()).collect();
         let outcomes = match &config.relayhost {
             Some(relayhost) => {
                 let host = roost_storage::host::name();
-                super::relay::send(relayhost, host, &env, &locked.message, &addresses).await
+                super::relay::send(config, relayhost, host, &env, &locked.message, &remote).await
             }
-            None => vec![Outcome::Permanent("no relayhost is configured".into()); addresses.len()],
+            None => vec![Outcome::Permanent("no relayhost is configured".into()); remote.len()],
         };
         results.extend(remote.into_iter().zip(outcomes));
     }
