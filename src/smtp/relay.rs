@@ -15,6 +15,7 @@ use lettre::transport::smtp::client::{
 };
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
+use roost_protocol::smtp::params::{is_orcpt, is_xtext};
 
 use super::deliver::Outcome;
 use super::queue::{Envelope, Recipient};
@@ -30,6 +31,25 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 const DATA_TIMEOUT: Duration = Duration::from_secs(600);
 /// Why an attempt with a password stops on a connection without TLS.
 pub const NO_TLS_FOR_PASSWORD: &str = "relayhost offers no TLS; not sending the password in clear";
+
+/// What the relayhost did with the message.
+#[derive(Debug)]
+pub struct Sent {
+    /// One outcome per recipient, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Whether the relayhost offered DSN and got the sender's DSN parameters: it sends the
+    /// reports from here on.
+    pub dsn_passed_on: bool,
+}
+
+/// Whether the sender gave any DSN parameter for this message or these recipients.
+fn wants_dsn(envelope: &Envelope, rcpts: &[Recipient]) -> bool {
+    envelope.ret.is_some()
+        || envelope.envid.is_some()
+        || rcpts
+            .iter()
+            .any(|r| r.notify.is_some() || r.orcpt.is_some())
+}
 
 /// Why the conversation with the relayhost broke down (every recipient gets this).
 #[derive(Debug, thiserror::Error)]
@@ -211,6 +231,18 @@ impl Client {
         }
     }
 
+    /// Whether the relayhost offers DSN (RFC 3461): lettre keeps only the extensions it knows,
+    /// so EHLO is asked again (before AUTH, after STARTTLS).
+    async fn offers_dsn(&mut self) -> Result<bool, RelayError> {
+        let reply = self.command(&format!("EHLO {}", self.helo)).await?;
+        let dsn = reply.message().skip(1).any(|line| {
+            line.split_whitespace()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("DSN"))
+        });
+        Ok(dsn)
+    }
+
     /// One command line (CRLF added); a refusal is an error.
     async fn command(&mut self, line: &str) -> Result<Response, RelayError> {
         let host = self.host.clone();
@@ -233,7 +265,7 @@ impl Client {
 
     /// MAIL FROM, with the parameters the message needs and the relayhost offers; a message
     /// that needs SMTPUTF8 from a relayhost without it fails for good.
-    async fn mail_from(&mut self, envelope: &Envelope) -> Result<(), RelayError> {
+    async fn mail_from(&mut self, envelope: &Envelope, dsn: bool) -> Result<(), RelayError> {
         use lettre::transport::smtp::extension::Extension;
         let info = self.conn.server_info();
         let mut mail = format!("MAIL FROM:<{}>", envelope.from);
@@ -250,6 +282,19 @@ impl Client {
             }
             mail.push_str(" SMTPUTF8");
         }
+        if dsn {
+            if let Some(ret) = envelope.ret {
+                mail.push_str(&format!(" RET={ret}"));
+            }
+            // Checked again: the queue file is not trusted to hold only what the session let in.
+            if let Some(envid) = envelope
+                .envid
+                .as_deref()
+                .filter(|e| is_xtext(e) && e.len() <= 100)
+            {
+                mail.push_str(&format!(" ENVID={envid}"));
+            }
+        }
         self.command(&mail).await.map(drop)
     }
 
@@ -259,10 +304,20 @@ impl Client {
         &mut self,
         rcpts: &[Recipient],
         outcomes: &mut [Outcome],
+        dsn: bool,
     ) -> Result<Vec<usize>, RelayError> {
         let mut accepted = Vec::new();
         for (i, (rcpt, slot)) in rcpts.iter().zip(outcomes.iter_mut()).enumerate() {
-            let reply = self.command(&format!("RCPT TO:<{}>", rcpt.address)).await;
+            let mut line = format!("RCPT TO:<{}>", rcpt.address);
+            if dsn {
+                if let Some(notify) = rcpt.notify {
+                    line.push_str(&format!(" NOTIFY={notify}"));
+                }
+                if let Some(orcpt) = rcpt.orcpt.as_deref().filter(|o| is_orcpt(o)) {
+                    line.push_str(&format!(" ORCPT={orcpt}"));
+                }
+            }
+            let reply = self.command(&line).await;
             match self.outcome(reply)? {
                 Outcome::Delivered => accepted.push(i),
                 refused => *slot = refused,
@@ -301,26 +356,21 @@ pub async fn send(
     envelope: &Envelope,
     message: &File,
     rcpts: &[Recipient],
-) -> Vec<Outcome> {
-    let mut outcomes = vec![Outcome::Temporary("not attempted".into()); rcpts.len()];
-    let run = transaction(
-        config,
-        relayhost,
-        helo,
-        envelope,
-        message,
-        rcpts,
-        &mut outcomes,
-    );
+) -> Sent {
+    let mut sent = Sent {
+        outcomes: vec![Outcome::Temporary("not attempted".into()); rcpts.len()],
+        dsn_passed_on: false,
+    };
+    let run = transaction(config, relayhost, helo, envelope, message, rcpts, &mut sent);
     if let Err(e) = run.await {
         tracing::warn!(id = %envelope.id, "relay: {e}");
-        for o in outcomes.iter_mut() {
+        for o in sent.outcomes.iter_mut() {
             if matches!(o, Outcome::Temporary(_)) {
                 *o = e.outcome();
             }
         }
     }
-    outcomes
+    sent
 }
 
 /// One SMTP transaction: recipients the relayhost refuses get their own outcome, those it
@@ -332,23 +382,25 @@ async fn transaction(
     envelope: &Envelope,
     message: &File,
     rcpts: &[Recipient],
-    outcomes: &mut [Outcome],
+    sent: &mut Sent,
 ) -> Result<(), RelayError> {
     let mut c = Client::connect(config, relayhost, helo).await?;
     c.secure(config, relayhost).await?;
+    let dsn = wants_dsn(envelope, rcpts) && c.offers_dsn().await?;
     if let Some(credentials) = &config.relay_credentials {
         c.authenticate(credentials).await?;
     }
-    c.mail_from(envelope).await?;
-    let accepted = c.rcpt_to(rcpts, outcomes).await?;
+    c.mail_from(envelope, dsn).await?;
+    let accepted = c.rcpt_to(rcpts, &mut sent.outcomes, dsn).await?;
     if !accepted.is_empty() {
         let verdict = c.data(message).await?;
         for i in accepted {
-            if let Some(o) = outcomes.get_mut(i) {
+            if let Some(o) = sent.outcomes.get_mut(i) {
                 *o = verdict.clone();
             }
         }
     }
+    sent.dsn_passed_on = dsn;
     let host = c.host.clone();
     let _ = timed(&host, REPLY_TIMEOUT, c.conn.quit()).await;
     Ok(())
