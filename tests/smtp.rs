@@ -381,8 +381,8 @@ fn rcpt_mail_and_data_reply_codes() {
         "552 5.3.4 Message size exceeds fixed limit of 200000 bytes\r\n"
     );
     assert_eq!(
-        first(&mut c, "MAIL FROM:<x@far.example> RET=HDRS"),
-        "555 5.5.4 Unsupported parameter RET\r\n"
+        first(&mut c, "MAIL FROM:<x@far.example> X-FOO=1"),
+        "555 5.5.4 Unsupported parameter X-FOO\r\n"
     );
     let big = format!(
         "Subject: big\r\n\r\n{}",
