@@ -370,4 +370,45 @@ mod tests {
             assert_eq!(r(bad), None, "{bad}");
         }
     }
+
+    #[test]
+    fn relay_security_keys_are_checked_where_they_are_written() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").unwrap();
+        let passwd = dir.path().join("passwd");
+        std::fs::write(&passwd, "[mx.example]:587 u:p\n").unwrap();
+        std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = |relayhost: &str| {
+            format!(
+                "protocols = [\"submission\"]\n[smtp]\n{relayhost}relayhost_ca = \"ca.pem\"\nrelayhost_password_file = \"passwd\"\n"
+            )
+        };
+        let file = dir.path().join("roost.toml");
+        let errors = super::super::validate::parse(&file, &text(""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            errors.contains("roost.toml:3: smtp.relayhost_ca: "),
+            "{errors}"
+        );
+        assert!(errors.contains("no PEM certificate in it"), "{errors}");
+        assert!(
+            errors.contains("roost.toml:4: smtp.relayhost_password_file: needs a relayhost"),
+            "{errors}"
+        );
+        let with = text("relayhost = \"smtp+starttls://mx.example\"\n");
+        let errors = super::super::validate::parse(&file, &with)
+            .unwrap_err()
+            .to_string();
+        assert!(!errors.contains("relayhost_password_file"), "{errors}");
+        let with = text("relayhost = \"smtps://mx.example\"\n");
+        let errors = super::super::validate::parse(&file, &with)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            errors.contains("has no line for [mx.example]:465"),
+            "{errors}"
+        );
+    }
 }
