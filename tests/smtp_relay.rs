@@ -58,6 +58,11 @@ fn smarthost(tls: Security, mechanisms: &'static str, ca: &TestCa) -> Smarthost 
 
 /// Submits [`MSG`] as user plain to friend@elsewhere.example; returns the queue id.
 fn submit(server: &TestServer) -> String {
+    submit_to(server, &["friend@elsewhere.example"])
+}
+
+/// Submits [`MSG`] as user plain to `rcpts`; returns the queue id.
+fn submit_to(server: &TestServer, rcpts: &[&str]) -> String {
     use base64::Engine;
     let mut c = LineClient::connect(server.addr("submission"));
     assert!(c.line().starts_with("220 "));
@@ -65,7 +70,9 @@ fn submit(server: &TestServer) -> String {
     let blob = base64::engine::general_purpose::STANDARD.encode(format!("\0plain\0{PASSWORD}"));
     assert!(c.cmd(&format!("AUTH PLAIN {blob}"), "")[0].starts_with("235 "));
     assert!(c.cmd("MAIL FROM:<plain@example.com>", "")[0].starts_with("250 "));
-    assert!(c.cmd("RCPT TO:<friend@elsewhere.example>", "")[0].starts_with("250 "));
+    for rcpt in rcpts {
+        assert!(c.cmd(&format!("RCPT TO:<{rcpt}>"), "")[0].starts_with("250 "));
+    }
     assert!(c.cmd("DATA", "")[0].starts_with("354 "));
     let wire = MSG.replace("\r\n.", "\r\n..");
     let reply = c.cmd(&format!("{wire}."), "").remove(0);
@@ -156,6 +163,59 @@ fn implicit_tls_with_auth_login_delivers() {
 }
 
 #[test]
+fn a_plain_relayhost_with_a_password_switches_to_starttls_and_recipients_fail_alone() {
+    let ca = TestCa::new();
+    let opts = Options {
+        tls: Security::StartTls,
+        login: Some(("relayuser".into(), "relay secret".into())),
+        refuse: Some("gone@".into()),
+        ..Options::default()
+    };
+    let sm = Smarthost::start(opts, &ca);
+    let files = Files::new(&ca, "localhost relayuser:relay secret");
+    let server = start(&relayhost("", &sm), &files);
+    submit_to(
+        &server,
+        &["gone@elsewhere.example", "friend@elsewhere.example"],
+    );
+    let got = sm.wait(1).remove(0);
+    assert!(got.tls && got.authenticated, "{got:?}");
+    assert_eq!(got.rcpts, ["RCPT TO:<friend@elsewhere.example>"]);
+    nothing_sensitive_in_clear(&sm);
+    // The refused recipient bounces on its own; the sender (a local user) gets the report.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let bounce = loop {
+        let inbox = server.mail_root().join("plain");
+        let found = ["new", "cur"]
+            .iter()
+            .flat_map(|d| {
+                std::fs::read_dir(inbox.join(d))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .next();
+        if let Some(entry) = found {
+            break std::fs::read_to_string(entry.path()).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no bounce: {}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        bounce.contains("Final-Recipient: rfc822; gone@elsewhere.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"),
+        "{bounce}"
+    );
+    assert!(
+        !bounce.contains("friend@elsewhere.example\r\nAction"),
+        "{bounce}"
+    );
+}
+
+#[test]
 fn a_wrong_password_delivers_nothing_and_keeps_the_message_queued_with_the_reply() {
     let ca = TestCa::new();
     let sm = smarthost(Security::StartTls, "PLAIN LOGIN", &ca);
@@ -234,4 +294,17 @@ fn a_password_file_others_can_read_is_a_config_error() {
         "{log}"
     );
     assert!(!log.contains("relay secret"), "{log}");
+    if common::is_root() {
+        // Root's password file must be root's: its owner could change what root sends.
+        std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let uid = common::uid_of("nobody").unwrap();
+        std::os::unix::fs::chown(&passwd, Some(uid), None).unwrap();
+        let log = TestServer::try_start(&base_config(&["submission"], &smtp))
+            .err()
+            .expect("refused at startup");
+        assert!(
+            log.contains(&format!("must be owned by root (it belongs to uid {uid})")),
+            "{log}"
+        );
+    }
 }

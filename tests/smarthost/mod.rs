@@ -36,6 +36,8 @@ pub struct Options {
     pub dsn: bool,
     /// The reply to every RCPT.
     pub rcpt_reply: String,
+    /// RCPT lines containing this get 550 5.1.1 instead.
+    pub refuse: Option<String>,
 }
 
 impl Default for Options {
@@ -46,6 +48,7 @@ impl Default for Options {
             mechanisms: "PLAIN LOGIN",
             dsn: false,
             rcpt_reply: "250 2.1.5 Ok".into(),
+            refuse: None,
         }
     }
 }
@@ -316,7 +319,16 @@ impl Session {
             });
             "250 2.1.0 Ok\r\n".into()
         } else if upper.starts_with("RCPT TO:") {
-            let reply = self.opts.rcpt_reply.clone();
+            let refused = self
+                .opts
+                .refuse
+                .as_ref()
+                .is_some_and(|r| line.contains(r.as_str()));
+            let reply = if refused {
+                "550 5.1.1 No such user here".to_string()
+            } else {
+                self.opts.rcpt_reply.clone()
+            };
             if let (true, Some(got)) = (reply.starts_with('2'), self.got.as_mut()) {
                 got.rcpts.push(line.to_string());
             }
