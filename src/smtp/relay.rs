@@ -384,6 +384,15 @@ async fn transaction(
     rcpts: &[Recipient],
     sent: &mut Sent,
 ) -> Result<(), RelayError> {
+    if let (Some(file), None) = (&config.relayhost_password_file, &config.relay_credentials) {
+        return Err(RelayError::Network {
+            host: relayhost.to_string(),
+            what: format!(
+                "{} could not be read when the configuration was loaded; not relaying without the login",
+                file.display()
+            ),
+        });
+    }
     let mut c = Client::connect(config, relayhost, helo).await?;
     c.secure(config, relayhost).await?;
     let dsn = wants_dsn(envelope, rcpts) && c.offers_dsn().await?;

@@ -31,6 +31,13 @@ pub fn backoff(base: Duration, n: u32) -> Duration {
 /// Runs until shutdown.
 pub async fn run(services: Arc<Services>, shutdown: CancellationToken) {
     services.queue.clean();
+    let smtp = &services.config.smtp;
+    if let (Some(file), None) = (&smtp.relayhost_password_file, &smtp.relay_credentials) {
+        tracing::error!(
+            "queue: {} is not readable by this user; nothing will be relayed (start roost as root, or give the file to this user)",
+            file.display()
+        );
+    }
     loop {
         let next = run_once(&services, false).await;
         let wait = next

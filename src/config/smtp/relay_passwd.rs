@@ -33,8 +33,13 @@ impl std::fmt::Debug for RelayCredentials {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PasswdFileError {
     /// Opening or reading failed.
-    #[error("{0}")]
-    Read(String),
+    #[error("{message}")]
+    Read {
+        /// The file and the error.
+        message: String,
+        /// Whether this user may not read it (so a command that never relays can go on).
+        denied: bool,
+    },
     /// Group or others may read it.
     #[error("{path} is accessible by group or others (mode {mode:03o}); `chmod 600` it")]
     Open {
@@ -99,7 +104,10 @@ pub fn load(path: &Path, relayhost: &Relayhost) -> Result<RelayCredentials, Pass
 /// Reads the file after checking nobody but its (root, when roost is root) owner may read it.
 fn read_private(path: &Path, shown: &str) -> Result<String, PasswdFileError> {
     use std::io::Read;
-    let read = |e: std::io::Error| PasswdFileError::Read(format!("{shown}: {e}"));
+    let read = |e: std::io::Error| PasswdFileError::Read {
+        message: format!("{shown}: {e}"),
+        denied: e.kind() == std::io::ErrorKind::PermissionDenied,
+    };
     let file = std::fs::File::open(path).map_err(read)?;
     let meta = file.metadata().map_err(read)?;
     let mode = meta.mode() & 0o777;
