@@ -175,6 +175,7 @@ fn submission_delivers_locally_and_pop3_and_imap_read_it_byte_exact() {
         "STARTTLS",
         "AUTH PLAIN LOGIN",
         "SMTPUTF8",
+        "DSN",
     ] {
         assert!(ehlo.contains(kw), "{kw} missing in {ehlo}");
     }
@@ -343,8 +344,12 @@ fn rcpt_mail_and_data_reply_codes() {
     );
     assert_eq!(first(&mut c, "RCPT TO:<far@example.com>"), "550 5.3.5 <far@example.com>: Alias forwards to another domain, but no relayhost is configured\r\n");
     assert_eq!(
-        first(&mut c, "RCPT TO:<plain@example.com> NOTIFY=NEVER"),
-        "555 5.5.4 RCPT parameters are not supported\r\n"
+        first(&mut c, "RCPT TO:<plain@example.com> NOTIFY=SOMETIMES"),
+        "501 5.5.4 Invalid NOTIFY parameter: expected NEVER or SUCCESS, FAILURE, DELAY\r\n"
+    );
+    assert_eq!(
+        first(&mut c, "RCPT TO:<plain@example.com> X-FOO=1"),
+        "555 5.5.4 Unsupported parameter X-FOO\r\n"
     );
     // Aliases, the virtual map and postmaster (without a domain) resolve.
     for ok in ["<postmaster>", "<Team@Example.COM>", "<sales@example.com>"] {
@@ -376,8 +381,8 @@ fn rcpt_mail_and_data_reply_codes() {
         "552 5.3.4 Message size exceeds fixed limit of 200000 bytes\r\n"
     );
     assert_eq!(
-        first(&mut c, "MAIL FROM:<x@far.example> RET=HDRS"),
-        "555 5.5.4 Unsupported parameter RET\r\n"
+        first(&mut c, "MAIL FROM:<x@far.example> X-FOO=1"),
+        "555 5.5.4 Unsupported parameter X-FOO\r\n"
     );
     let big = format!(
         "Subject: big\r\n\r\n{}",

@@ -8,7 +8,7 @@ use roost_protocol::{
     line::{Line, LineDecoder},
     pop3,
     sasl::{self, Mechanism},
-    smtp::{self, address::Address, client::ReplyDecoder, header::HeaderWatch, params::MailParams},
+    smtp::{self, address::Address, header::HeaderWatch, params::MailParams},
 };
 
 /// Splits `data` into lines, fed `chunk` bytes at a time.
@@ -105,15 +105,10 @@ pub fn pop3(data: &[u8]) {
 }
 
 /// SMTP command lines, with MAIL/RCPT paths and parameters: canonical forms re-parse to the
-/// same values; server reply lines (the relay client) never panic.
+/// same values.
 pub fn smtp_command(data: &[u8]) {
-    let mut replies = ReplyDecoder::new();
     for line in checked_lines(data, smtp::MAX_COMMAND_LINE) {
         let Line::Complete(line) = line else { continue };
-        if let Ok(Some(reply)) = replies.line(&line) {
-            assert!(reply.code <= 999);
-            let _ = (reply.summary(), reply.has_extension("SIZE"));
-        }
         let Ok(cmd) = smtp::Command::parse(&line) else {
             continue;
         };

@@ -63,8 +63,13 @@ pub struct RawSmtp {
     /// A virtual-address map (`sales@example.com  willie`).
     #[serde(rename = "virtual")]
     pub virtual_map: Option<Spanned<String>>,
-    /// The smarthost for non-local mail, `host:port`.
+    /// The smarthost for non-local mail, `host:port`, `smtp+starttls://host:port` or
+    /// `smtps://host:port`.
     pub relayhost: Option<Spanned<String>>,
+    /// CA certificates (PEM) for the relayhost's certificate, instead of the system's roots.
+    pub relayhost_ca: Option<Spanned<String>>,
+    /// The relayhost's user name and password, Postfix `sasl_passwd` format.
+    pub relayhost_password_file: Option<Spanned<String>>,
     /// Networks that may relay without authenticating.
     pub relay_networks: Option<Vec<Spanned<String>>>,
     pub max_message_size: Option<Spanned<u64>>,

@@ -2,7 +2,7 @@
 //! message is on disk: users to deliver to now, and queue recipients for later.
 
 use roost_protocol::smtp::address::{Address, ReversePath};
-use roost_protocol::smtp::params::{Body, MailParams};
+use roost_protocol::smtp::params::{Body, MailParams, RcptParams};
 
 use super::deliver::Outcome;
 use super::queue::{self, Envelope, Recipient};
@@ -16,6 +16,8 @@ pub struct Rcpt {
     pub address: Address,
     /// The users and remote addresses it resolved to.
     pub targets: Vec<Target>,
+    /// RCPT's DSN parameters (NOTIFY, ORCPT).
+    pub params: RcptParams,
 }
 
 /// MAIL FROM and the accepted RCPTs.
@@ -64,22 +66,18 @@ impl Transaction {
         let mut out: Vec<Recipient> = Vec::new();
         for rcpt in &self.rcpts {
             for t in &rcpt.targets {
-                let recipient = match t {
-                    Target::Remote(addr) => Recipient {
-                        address: addr.clone(),
-                        local_user: None,
-                    },
+                let mut recipient = match t {
+                    Target::Remote(addr) => Recipient::new(addr.clone(), None),
                     Target::Local(name) => {
                         let i = users.iter().position(|u| u == name);
                         match i.and_then(|i| outcomes.get(i)) {
                             Some(Outcome::Delivered) => continue,
-                            _ => Recipient {
-                                address: rcpt.address.clone(),
-                                local_user: Some(name.clone()),
-                            },
+                            _ => Recipient::new(rcpt.address.clone(), Some(name.clone())),
                         }
                     }
                 };
+                recipient.notify = rcpt.params.notify;
+                recipient.orcpt = rcpt.params.orcpt.clone();
                 let seen = out.iter().any(|r| {
                     r.local_user == recipient.local_user
                         && (r.local_user.is_some() || r.address == recipient.address)
@@ -105,7 +103,34 @@ impl Transaction {
             next_attempt: now,
             last_error: None,
             recipients,
+            ret: self.params.ret,
+            envid: self.params.envid.clone(),
         }
+    }
+
+    /// The recipients whose every target is a local user that got the message, and who asked
+    /// for a success DSN (NOTIFY=SUCCESS), as queue recipients for the report.
+    pub fn delivered_and_notified(&self, users: &[String], outcomes: &[Outcome]) -> Vec<Recipient> {
+        let delivered = |name: &String| {
+            let i = users.iter().position(|u| u == name);
+            matches!(i.and_then(|i| outcomes.get(i)), Some(Outcome::Delivered))
+        };
+        self.rcpts
+            .iter()
+            .filter(|r| r.params.notify.is_some_and(|n| n.success) && !r.targets.is_empty())
+            .filter(|r| {
+                r.targets.iter().all(|t| match t {
+                    Target::Local(name) => delivered(name),
+                    Target::Remote(_) => false,
+                })
+            })
+            .map(|r| {
+                let mut out = Recipient::new(r.address.clone(), None);
+                out.notify = r.params.notify;
+                out.orcpt = r.params.orcpt.clone();
+                out
+            })
+            .collect()
     }
 }
 
@@ -124,10 +149,12 @@ mod tests {
                 Target::Local("bob".into()),
                 Target::Remote(a("c@far")),
             ],
+            params: RcptParams::default(),
         });
         t.rcpts.push(Rcpt {
             address: a("bob@x"),
             targets: vec![Target::Local("bob".into())],
+            params: RcptParams::default(),
         });
         let recipients = t.local_recipients();
         let users: Vec<String> = recipients.iter().map(|r| r.user.clone()).collect();
@@ -145,14 +172,8 @@ mod tests {
         assert_eq!(
             left,
             vec![
-                Recipient {
-                    address: a("team@x"),
-                    local_user: Some("bob".into())
-                },
-                Recipient {
-                    address: a("c@far"),
-                    local_user: None
-                },
+                Recipient::new(a("team@x"), Some("bob".into())),
+                Recipient::new(a("c@far"), None),
             ]
         );
     }

@@ -30,14 +30,8 @@ pub async fn recipients_for(services: &Services, address: &Address) -> Option<Ve
     let recipients = targets
         .into_iter()
         .map(|t| match t {
-            Target::Local(user) => Recipient {
-                address: address.clone(),
-                local_user: Some(user),
-            },
-            Target::Remote(address) => Recipient {
-                address,
-                local_user: None,
-            },
+            Target::Local(user) => Recipient::new(address.clone(), Some(user)),
+            Target::Remote(address) => Recipient::new(address, None),
         })
         .collect();
     Some(recipients)
@@ -68,6 +62,8 @@ pub fn queue_new(
         next_attempt: now,
         last_error: None,
         recipients,
+        ret: None,
+        envid: None,
     };
     services.queue.commit(&mut spool, &envelope)?;
     services.wake.notify_one();

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use roost_protocol::smtp::address::{Address, ReversePath};
+use roost_protocol::smtp::params::{Notify, Ret};
 use serde::{Deserialize, Serialize};
 
 /// The envelope file's magic word and version.
@@ -68,6 +69,34 @@ pub struct Recipient {
     /// Set for a local delivery to retry: the user whose INBOX gets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_user: Option<String>,
+    /// RCPT's `NOTIFY` (RFC 3461), when the client gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_text")]
+    pub notify: Option<Notify>,
+    /// RCPT's `ORCPT`, `addr-type;xtext` as given (checked again before it is sent on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orcpt: Option<String>,
+}
+
+impl Recipient {
+    /// A recipient without DSN parameters.
+    pub fn new(address: Address, local_user: Option<String>) -> Self {
+        Self {
+            address,
+            local_user,
+            notify: None,
+            orcpt: None,
+        }
+    }
+
+    /// Whether the sender wants to hear about a final failure (the default).
+    pub fn wants_failure(&self) -> bool {
+        self.notify.is_none_or(|n| n.failure)
+    }
+
+    /// Whether the sender asked to hear about success.
+    pub fn wants_success(&self) -> bool {
+        self.notify.is_some_and(|n| n.success)
+    }
 }
 
 /// What the queue knows about one message.
@@ -96,6 +125,44 @@ pub struct Envelope {
     pub last_error: Option<String>,
     /// Who still needs it.
     pub recipients: Vec<Recipient>,
+    /// MAIL's `RET` (RFC 3461): what a failure DSN returns.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_text")]
+    pub ret: Option<Ret>,
+    /// MAIL's `ENVID`, xtext as given (checked again before it is sent on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envid: Option<String>,
+}
+
+/// Optional values stored as their text, and parsed (so checked) when read.
+mod opt_text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(
+        value: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T: FromStr<Err: Display>,
+        D: Deserializer<'de>,
+    {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => text
+                .parse()
+                .map(Some)
+                .map_err(|e| D::Error::custom(format!("{text:?}: {e}"))),
+            None => Ok(None),
+        }
+    }
 }
 
 /// Envelope addresses stored as the text they print as, and parsed (so checked) when read:
@@ -435,11 +502,31 @@ mod tests {
             attempts: 0,
             next_attempt: 0,
             last_error: None,
-            recipients: vec![Recipient {
-                address: "c@d.example".parse().unwrap(),
-                local_user: None,
-            }],
+            recipients: vec![Recipient::new("c@d.example".parse().unwrap(), None)],
+            ret: None,
+            envid: None,
         }
+    }
+
+    #[test]
+    fn dsn_fields_round_trip_and_old_envelopes_still_load() {
+        let mut env = envelope("1.ab");
+        let old = env.encode();
+        assert_eq!(
+            Envelope::decode(&old).unwrap(),
+            env,
+            "no DSN fields written"
+        );
+        assert!(!String::from_utf8_lossy(&old).contains("notify"));
+        env.ret = Some(Ret::Hdrs);
+        env.envid = Some("QQ+2B1".into());
+        env.recipients[0].notify = Some("SUCCESS,FAILURE".parse().unwrap());
+        env.recipients[0].orcpt = Some("rfc822;c@d.example".into());
+        let bytes = env.encode();
+        assert_eq!(Envelope::decode(&bytes).unwrap(), env);
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.contains("\"notify\":\"SUCCESS,FAILURE\""), "{text}");
+        assert!(text.contains("\"ret\":\"HDRS\""), "{text}");
     }
 
     #[test]

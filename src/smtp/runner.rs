@@ -5,17 +5,14 @@
 //! four hours apart (60 s, 2, 4, 8, 16, 32 min, 1, 2, 4, 4 … h by default); a message older
 //! than `queue_lifetime_secs` (5 days) or refused with 5xx is returned to its sender.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use roost_protocol::smtp::address::{Address, ReversePath};
 use tokio_util::sync::CancellationToken;
 
-use super::bounce::{self, Failure};
+use super::bounce::{self, Action, Notice};
 use super::deliver::Outcome;
 use super::queue::{self, Envelope, QueueError, Recipient};
-use super::resolve::Target;
 use super::Services;
 use crate::config::MAX_RETRY_DELAY;
 use crate::session::privileged::LocalRecipient;
@@ -35,6 +32,13 @@ pub fn backoff(base: Duration, n: u32) -> Duration {
 /// Runs until shutdown.
 pub async fn run(services: Arc<Services>, shutdown: CancellationToken) {
     services.queue.clean();
+    let smtp = &services.config.smtp;
+    if let (Some(file), None) = (&smtp.relayhost_password_file, &smtp.relay_credentials) {
+        tracing::error!(
+            "queue: {} is not readable by this user; nothing will be relayed (start roost as root, or give the file to this user)",
+            file.display()
+        );
+    }
     loop {
         let next = run_once(&services, false).await;
         let wait = next
@@ -69,13 +73,22 @@ pub async fn run_once(services: &Services, all: bool) -> Option<u64> {
     earliest
 }
 
-/// One attempt at one entry, under its lock.
-pub async fn attempt(services: &Services, id: &str) -> Result<(), QueueError> {
-    let Some(locked) = services.queue.lock(id)? else {
-        return Ok(());
-    };
+/// What one attempt did with one recipient.
+enum Verdict {
+    /// Done; a report (failure, or success the sender asked for) may be due.
+    Done(Option<Notice>),
+    /// Still to be tried, with the reason.
+    Keep(String),
+}
+
+/// Local recipients through the deliverer, the rest through the relayhost; one result per
+/// recipient, and whether the relayhost took the DSN requests over (it offered DSN).
+async fn deliver_all(
+    services: &Services,
+    env: &Envelope,
+    message: &std::fs::File,
+) -> (Vec<(Recipient, Outcome)>, bool) {
     let config = &services.config.smtp;
-    let mut env = locked.envelope.clone();
     let (local, remote): (Vec<Recipient>, Vec<Recipient>) = env
         .recipients
         .iter()
@@ -94,64 +107,95 @@ pub async fn attempt(services: &Services, id: &str) -> Result<(), QueueError> {
             .collect();
         let done = services
             .privileged
-            .deliver(&locked.message, &env.from, &users)
+            .deliver(message, &env.from, &users)
             .await;
-        super::followups::queue_followups(services, &env.from, &locked.message, done.followups)
+        super::followups::queue_followups(services, &env.from, message, done.followups)
             .await;
         results.extend(local.into_iter().zip(done.outcomes));
     }
+    let mut dsn_passed_on = false;
     if !remote.is_empty() {
-        let addresses: Vec<Address> = remote.iter().map(|r| r.address.clone()).collect();
         let outcomes = match &config.relayhost {
             Some(relayhost) => {
                 let host = roost_storage::host::name();
-                super::relay::send(relayhost, host, &env, &locked.message, &addresses).await
+                let sent = super::relay::send(config, relayhost, host, env, message, &remote).await;
+                dsn_passed_on = sent.dsn_passed_on;
+                sent.outcomes
             }
-            None => vec![Outcome::Permanent("no relayhost is configured".into()); addresses.len()],
+            None => vec![Outcome::Permanent("no relayhost is configured".into()); remote.len()],
         };
         results.extend(remote.into_iter().zip(outcomes));
     }
+    (results, dsn_passed_on)
+}
+
+/// What an outcome means for its recipient: done (with the report the sender wants), or kept.
+fn judge(
+    services: &Services,
+    env: &Envelope,
+    rcpt: &Recipient,
+    outcome: Outcome,
+    expired: bool,
+    dsn_passed_on: bool,
+) -> Verdict {
+    let failed = |reason: String| {
+        tracing::warn!(id = %env.id, rcpt = %rcpt.address, "queue: failed for good: {reason}");
+        Verdict::Done(
+            rcpt.wants_failure()
+                .then(|| Notice::new(rcpt, Action::Failed, reason)),
+        )
+    };
+    match outcome {
+        Outcome::Delivered => {
+            tracing::info!(id = %env.id, rcpt = %rcpt.address, "queue: delivered");
+            let action = match (&rcpt.local_user, dsn_passed_on) {
+                (Some(_), _) => Some(Action::Delivered),
+                (None, false) => Some(Action::Relayed),
+                (None, true) => None, // the relayhost reports from here on
+            };
+            let notice = action
+                .filter(|_| rcpt.wants_success())
+                .map(|a| Notice::new(rcpt, a, ""));
+            Verdict::Done(notice)
+        }
+        Outcome::Permanent(reason) => failed(reason),
+        Outcome::Temporary(reason) if expired => failed(format!(
+            "gave up after {} attempts: {reason}",
+            env.attempts + 1
+        )),
+        Outcome::Temporary(reason) => Verdict::Keep(reason),
+        Outcome::MailboxFull if services.config.mail.quota_full_tempfail && !expired => {
+            Verdict::Keep(MAILBOX_FULL.into())
+        }
+        Outcome::MailboxFull => failed(MAILBOX_FULL.into()),
+        Outcome::Rejected(reason) => failed(format!(
+            "5.7.1 refused by the recipient's mail filter: {reason}"
+        )),
+    }
+}
+
+/// One attempt at one entry, under its lock.
+pub async fn attempt(services: &Services, id: &str) -> Result<(), QueueError> {
+    let Some(locked) = services.queue.lock(id)? else {
+        return Ok(());
+    };
+    let config = &services.config.smtp;
+    let mut env = locked.envelope.clone();
+    let (results, dsn_passed_on) = deliver_all(services, &env, &locked.message).await;
     let expired = queue::now().saturating_sub(env.created) >= config.queue_lifetime.as_secs();
     let mut kept = Vec::new();
-    let mut failed = Vec::new();
+    let mut notices = Vec::new();
     for (rcpt, outcome) in results {
-        match outcome {
-            Outcome::Delivered => {
-                tracing::info!(id, rcpt = %rcpt.address, "queue: delivered");
-            }
-            Outcome::Permanent(reason) => failed.push(Failure {
-                address: rcpt.address,
-                reason,
-            }),
-            Outcome::Temporary(reason) if expired => failed.push(Failure {
-                address: rcpt.address,
-                reason: format!("gave up after {} attempts: {reason}", env.attempts + 1),
-            }),
-            Outcome::Temporary(reason) => {
+        match judge(services, &env, &rcpt, outcome, expired, dsn_passed_on) {
+            Verdict::Done(notice) => notices.extend(notice),
+            Verdict::Keep(reason) => {
                 env.last_error = Some(reason);
                 kept.push(rcpt);
             }
-            Outcome::MailboxFull if services.config.mail.quota_full_tempfail && !expired => {
-                env.last_error = Some(MAILBOX_FULL.into());
-                kept.push(rcpt);
-            }
-            Outcome::MailboxFull => failed.push(Failure {
-                address: rcpt.address,
-                reason: MAILBOX_FULL.into(),
-            }),
-            Outcome::Rejected(reason) => failed.push(Failure {
-                address: rcpt.address,
-                reason: format!("refused by the recipient's mail filter: {reason}"),
-            }),
         }
     }
-    if !failed.is_empty() {
-        for f in &failed {
-            tracing::warn!(id, rcpt = %f.address, "queue: failed for good: {}", f.reason);
-        }
-        if let Err(e) = queue_bounce(services, &env, &failed, &locked.message).await {
-            tracing::error!(id, "queue: cannot bounce to <{}>: {e}", env.from);
-        }
+    if let Err(e) = bounce::queue_report(services, &env, &notices, &locked.message).await {
+        tracing::error!(id, "queue: cannot report to <{}>: {e}", env.from);
     }
     if kept.is_empty() {
         return services.queue.remove(id);
@@ -160,68 +204,6 @@ pub async fn attempt(services: &Services, id: &str) -> Result<(), QueueError> {
     env.attempts += 1;
     env.next_attempt = queue::now() + backoff(config.retry_delay, env.attempts).as_secs();
     services.queue.write_envelope(&env)
-}
-
-/// Queues a DSN to the sender of `env` (never for the null sender, so bounces cannot loop).
-async fn queue_bounce(
-    services: &Services,
-    env: &Envelope,
-    failed: &[Failure],
-    message: &std::fs::File,
-) -> Result<(), QueueError> {
-    let Some(sender) = env.from.mailbox() else {
-        return Ok(());
-    };
-    let targets = if services.config.smtp.is_local(sender.domain()) {
-        match services.privileged.resolve(sender).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!("bounce to <{sender}> dropped: {e}");
-                return Ok(());
-            }
-        }
-    } else {
-        vec![Target::Remote(sender.clone())]
-    };
-    let recipients = targets
-        .into_iter()
-        .map(|t| match t {
-            Target::Local(user) => Recipient {
-                address: sender.clone(),
-                local_user: Some(user),
-            },
-            Target::Remote(address) => Recipient {
-                address,
-                local_user: None,
-            },
-        })
-        .collect();
-    let mut spool = services.queue.spool()?;
-    let host = roost_storage::host::name();
-    let text = bounce::compose(host, env, failed, message, &super::rfc5322_now());
-    spool
-        .file()
-        .write_all(&text)
-        .map_err(|source| QueueError::Io {
-            path: services.queue.dir().join("tmp"),
-            source,
-        })?;
-    let now = queue::now();
-    let bounce = Envelope {
-        id: spool.id.clone(),
-        from: ReversePath::Null,
-        eight_bit: true,
-        smtputf8: false,
-        created: now,
-        attempts: 0,
-        next_attempt: now,
-        last_error: None,
-        recipients,
-    };
-    services.queue.commit(&mut spool, &bounce)?;
-    services.wake.notify_one();
-    tracing::info!(id = %bounce.id, to = %env.from, "queue: bounce queued");
-    Ok(())
 }
 
 #[cfg(test)]

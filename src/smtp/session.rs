@@ -7,7 +7,9 @@ use roost_protocol::dot::DataFlaws;
 use roost_protocol::line::LineDecoder;
 use roost_protocol::sasl::{self, Credentials, Mechanism, SaslError};
 use roost_protocol::smtp::address::{Address, HeloName, ReversePath};
-use roost_protocol::smtp::params::MailParams;
+use roost_protocol::smtp::params::{MailParams, RcptParams};
+
+use super::bounce::{Action, Notice};
 use roost_protocol::smtp::Reply;
 
 use super::deliver::Outcome;
@@ -82,6 +84,7 @@ impl Session {
             "SMTPUTF8".into(),
         ];
         if self.mode != Mode::Lmtp {
+            lines.push("DSN".into());
             if !conn.is_tls() {
                 lines.push("STARTTLS".into());
             }
@@ -270,9 +273,10 @@ impl Session {
         let Some(txn) = &self.txn else {
             return reply(503, "5.5.1", "Need MAIL command first");
         };
-        if !params.is_empty() {
-            return reply(555, "5.5.4", "RCPT parameters are not supported");
-        }
+        let params = match RcptParams::parse(&params) {
+            Ok(p) => p,
+            Err(e) => return e.reply().into(),
+        };
         if txn.rcpts.len() >= config.max_recipients {
             return reply(452, "4.5.3", "Too many recipients");
         }
@@ -317,6 +321,7 @@ impl Session {
             txn.rcpts.push(Rcpt {
                 address: rcpt,
                 targets,
+                params,
             });
         }
         reply(250, "2.1.5", "Ok")
@@ -427,6 +432,10 @@ impl Session {
         if let Err(e) = &queued {
             tracing::error!(id, "cannot queue: {e}");
         }
+        if !lmtp {
+            self.report_local_success(txn, &id, spool.file(), &users, &outcomes)
+                .await;
+        }
         tracing::info!(id, from = %txn.from, rcpts = txn.rcpts.len(), peer = %self.ctx.peer, "message accepted");
         if !lmtp {
             return match queued {
@@ -443,6 +452,28 @@ impl Session {
             })
             .collect();
         Step::Replies(replies)
+    }
+
+    /// A success DSN for the recipients that asked for one (NOTIFY=SUCCESS) and were delivered
+    /// here; the failures and relays the queue reports itself.
+    async fn report_local_success(
+        &self,
+        txn: &Transaction,
+        id: &str,
+        message: &std::fs::File,
+        users: &[String],
+        outcomes: &[super::deliver::Outcome],
+    ) {
+        let delivered = txn.delivered_and_notified(users, outcomes);
+        let notices: Vec<Notice> = delivered
+            .iter()
+            .map(|r| Notice::new(r, Action::Delivered, ""))
+            .collect();
+        let envelope = txn.envelope(id, Vec::new());
+        let queued = super::bounce::queue_report(&self.services, &envelope, &notices, message);
+        if let Err(e) = queued.await {
+            tracing::error!(id, "cannot queue the delivery report: {e}");
+        }
     }
 
     /// One reply for SMTP, the same reply per recipient for LMTP.

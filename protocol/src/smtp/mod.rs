@@ -1,9 +1,8 @@
 //! SMTP (RFC 5321), ESMTP submission (RFC 6409) and LMTP (RFC 2033) commands and replies,
-//! addresses and parameters, the header fields an MSA completes, and the client side used to
-//! relay to a smarthost. DATA framing lives in [`crate::dot`].
+//! addresses and parameters, and the header fields an MSA completes. DATA framing lives in
+//! [`crate::dot`]; the client side (relaying to a smarthost) is lettre's, in the server.
 
 pub mod address;
-pub mod client;
 pub mod header;
 pub mod params;
 
