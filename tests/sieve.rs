@@ -199,7 +199,7 @@ fn subaddress_and_envelope_steer_delivery() {
 }
 
 #[test]
-fn reject_refuses_at_lmtp_time_and_a_broken_script_keeps_mail() {
+fn reject_refuses_in_the_dialogue_and_a_broken_script_keeps_mail() {
     let server = server();
     activate(
         &server,
@@ -216,6 +216,18 @@ fn reject_refuses_at_lmtp_time_and_a_broken_script_keeps_mail() {
             "x"
         ),
         "550 5.7.1 <plain@example.com>: No offers, thanks."
+    );
+    assert_eq!(
+        send(
+            &server,
+            "smtp",
+            "a@far.example",
+            "plain@example.com",
+            "Subject: offer 2\r\n",
+            "x"
+        ),
+        "550 5.7.1 No offers, thanks.",
+        "port 25 refuses in the dialogue when every recipient rejected it"
     );
     assert!(subjects(&server, "plain", "INBOX").is_empty());
     let dir = activate(&server, "plain", "if header :bogus \"x\" { discard; ");

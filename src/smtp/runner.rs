@@ -109,8 +109,7 @@ async fn deliver_all(
             .privileged
             .deliver(message, &env.from, &users)
             .await;
-        super::followups::queue_followups(services, &env.from, message, done.followups)
-            .await;
+        super::followups::queue_followups(services, &env.from, message, done.followups).await;
         results.extend(local.into_iter().zip(done.outcomes));
     }
     let mut dsn_passed_on = false;

@@ -413,6 +413,12 @@ impl Session {
             done.outcomes
         };
         let lmtp = self.mode == Mode::Lmtp;
+        if let Some(reason) = rejected_by_all(txn, &outcomes).filter(|_| !lmtp) {
+            // Every recipient's filter refused it while the sender is still here: say so now
+            // (RFC 5429 2.1) instead of accepting and bouncing.
+            tracing::info!(id = %spool.id, from = %txn.from, "message rejected by the recipients' filters");
+            return reply(550, "5.7.1", &reason);
+        }
         let mut leftovers = txn.leftovers(&users, &outcomes);
         if lmtp {
             // The MTA retries what LMTP reports as failed; only remote alias targets queue.
@@ -573,6 +579,21 @@ fn data_refusal(
         return None;
     };
     Some(Reply::new(code, enhanced, text))
+}
+
+/// The first Sieve rejection when every recipient is a local user whose filter rejected the
+/// message; `None` otherwise.
+fn rejected_by_all(txn: &Transaction, outcomes: &[Outcome]) -> Option<String> {
+    let all_local = txn
+        .rcpts
+        .iter()
+        .all(|r| r.targets.iter().all(|t| matches!(t, Target::Local(_))));
+    let mut reasons = outcomes.iter().map(|o| match o {
+        Outcome::Rejected(reason) => Some(reason.clone()),
+        _ => None,
+    });
+    let first = reasons.next()??;
+    (all_local && reasons.all(|r| r.is_some())).then_some(first)
 }
 
 /// LMTP's verdict for one recipient (RFC 2033 4.2).
