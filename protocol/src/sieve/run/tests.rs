@@ -23,6 +23,14 @@ fn select<T>(mut values: Vec<T>, index: Option<Index>) -> Vec<T> {
     }
 }
 
+/// The date of a `Received` field: what follows its last `;` (RFC 5260 §4).
+fn after_semicolon(raw: &[u8]) -> &[u8] {
+    match raw.iter().rposition(|&b| b == b';') {
+        Some(i) => raw.get(i + 1..).unwrap_or_default(),
+        None => raw,
+    }
+}
+
 impl Run<'_, '_> {
     /// Evaluates a test.
     pub(super) fn test(&mut self, test: &Test, frame: &mut Frame) -> Result<bool, RuntimeError> {
@@ -190,8 +198,14 @@ impl Run<'_, '_> {
                 keys,
                 index,
             } => {
-                let raws = select(self.mail.raw_values(&self.expand(frame, header)), *index);
-                let whens: Vec<When> = raws.into_iter().filter_map(date::from_header).collect();
+                let name = self.expand(frame, header);
+                let raws = select(self.mail.raw_values(&name), *index);
+                let received = name.eq_ignore_ascii_case("received");
+                let whens: Vec<When> = raws
+                    .into_iter()
+                    .map(|raw| if received { after_semicolon(raw) } else { raw })
+                    .filter_map(date::from_header)
+                    .collect();
                 (m, zone, part, keys, whens)
             }
             Test::CurrentDate {
