@@ -134,7 +134,7 @@ pub(crate) fn run(run: &Run<'_, '_>, v: &VacationCmd, frame: &Frame) -> Option<A
     let sender = run.input.envelope.from;
     let mut mine: Vec<String> = run.input.user_addresses.to_vec();
     mine.extend(v.addresses.iter().map(|a| expand(a)));
-    let from = v.from.as_deref().map(|f| expand(f));
+    let from = v.from.as_deref().map(&expand);
     if let Some(f) = &from {
         mine.extend(address::in_header(f.as_bytes()));
     }
@@ -143,7 +143,7 @@ pub(crate) fn run(run: &Run<'_, '_>, v: &VacationCmd, frame: &Frame) -> Option<A
         return None;
     }
     let reason = expand(&v.reason);
-    let subject = v.subject.as_deref().map(|s| expand(s));
+    let subject = v.subject.as_deref().map(&expand);
     let handle = match &v.handle {
         Some(h) => expand(h),
         None => fnv1a(&[
