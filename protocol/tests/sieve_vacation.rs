@@ -74,6 +74,10 @@ fn rfc5230_reply_is_built_and_keeps_the_message() {
     );
     assert!(reply.contains("\r\nMessage-ID: <"), "{reply}");
     assert!(
+        reply.contains("@example.com>\r\n"),
+        "the Message-ID is in the user's domain: {reply}"
+    );
+    assert!(
         reply.ends_with("\r\n\r\nI'm out -- send mail to cyrus-bugs\r\n"),
         "{reply}"
     );

@@ -54,7 +54,11 @@ pub(crate) fn in_header(raw: &[u8]) -> Vec<String> {
             out.push(addr.to_string());
         }
     };
-    match MessageStream::new(raw).parse_address() {
+    let mut value = raw.to_vec();
+    if !value.ends_with(b"\n") {
+        value.extend_from_slice(b"\r\n");
+    }
+    match MessageStream::new(&value).parse_address() {
         HeaderValue::Address(Address::List(list)) => list.iter().for_each(&mut push),
         HeaderValue::Address(Address::Group(groups)) => groups
             .iter()
@@ -82,5 +86,7 @@ mod tests {
         assert!(mailbox("nobody").is_none());
         let list = in_header(b" \"Ken\" <ken@example.org>, bob@example.com\r\n");
         assert_eq!(list, ["ken@example.org", "bob@example.com"]);
+        assert_eq!(in_header(b"Ken <ken@example.org>"), ["ken@example.org"]);
+        assert_eq!(in_header(b"ken@example.org"), ["ken@example.org"]);
     }
 }
