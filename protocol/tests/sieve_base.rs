@@ -121,6 +121,10 @@ fn fileinto_and_redirect_cancel_the_implicit_keep_unless_copy() {
         [redirect("bart@example.com")]
     );
     assert_eq!(
+        run("redirect \"<bart@example.com>\";", &msg),
+        [redirect("bart@example.com")]
+    );
+    assert_eq!(
         run("require [\"copy\", \"fileinto\"]; fileinto :copy \"a\"; redirect :copy \"b@example.org\";", &msg),
         [fileinto("a"), redirect("b@example.org"), keep()]
     );

@@ -397,11 +397,25 @@ want your birdseed, either!
             extended: true
         }]
     );
+    // Known at compile time: side by side in one block.
+    let e = compile_error("require [\"reject\", \"fileinto\"];\nfileinto \"a\";\nreject \"no\";");
+    assert_eq!(e.line, 3, "{e}");
+    let e = compile_error("require [\"reject\"];\nreject \"no\";\nkeep;");
+    assert_eq!(e.line, 3, "{e}");
+    // Only known at run time: in different blocks.
     let err = run_error(
-        "require [\"reject\", \"fileinto\"]; fileinto \"a\"; reject \"no\";",
+        "require [\"reject\", \"fileinto\"]; if true { fileinto \"a\"; } reject \"no\";",
         &from,
     );
     assert!(err.0.contains("reject"), "{err}");
-    let err = run_error("require [\"reject\"]; reject \"no\"; keep;", &from);
+    let err = run_error(
+        "require [\"reject\", \"vacation\"]; reject \"no\"; if true { vacation \"away\"; }",
+        &from,
+    );
     assert!(err.0.contains("reject"), "{err}");
+    // A reject after stop is never reached.
+    assert_eq!(
+        run("require \"reject\"; keep; stop; reject \"no\";", &from),
+        [keep()]
+    );
 }

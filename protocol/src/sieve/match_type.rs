@@ -62,10 +62,19 @@ fn relation(rel: Rel, o: Ordering) -> bool {
     }
 }
 
+/// Most steps one :matches comparison may take (value length × pattern length, roughly).
+pub(crate) const MAX_GLOB_STEPS: usize = 4_000_000;
+
 /// Why a match could not be tried.
 #[derive(Debug, thiserror::Error)]
-#[error("bad :regex \"{0}\": {1}")]
-pub(crate) struct BadRegex(String, String);
+pub(crate) enum MatchError {
+    /// A :regex key that does not compile (it came from a variable).
+    #[error("bad :regex \"{0}\": {1}")]
+    BadRegex(String, String),
+    /// A :matches pattern too costly for the value it is matched against.
+    #[error(":matches \"{0}\" is too costly for a {1}-character value")]
+    TooCostly(String, usize),
+}
 
 /// Whether any value matches any key; on a :matches/:regex success `groups` (when given)
 /// receives `${0}`.. of the first matching pair.
@@ -74,7 +83,7 @@ pub(crate) fn matches(
     values: &[String],
     keys: &[String],
     groups: Option<&mut Vec<String>>,
-) -> Result<bool, BadRegex> {
+) -> Result<bool, MatchError> {
     if let MatchKind::Count(rel) = m.kind {
         let count = values.len().to_string();
         return Ok(keys
@@ -84,7 +93,10 @@ pub(crate) fn matches(
     let regexes = match m.kind {
         MatchKind::Regex => keys
             .iter()
-            .map(|k| build_regex(k, m.comparator).map_err(|e| BadRegex(k.clone(), e.to_string())))
+            .map(|k| {
+                build_regex(k, m.comparator)
+                    .map_err(|e| MatchError::BadRegex(k.clone(), e.to_string()))
+            })
             .collect::<Result<Vec<_>, _>>()?,
         _ => Vec::new(),
     };
@@ -94,7 +106,9 @@ pub(crate) fn matches(
                 MatchKind::Is => order(m.comparator, value, key) == Ordering::Equal,
                 MatchKind::Contains => contains(m.comparator, value, key),
                 MatchKind::Value(rel) => relation(rel, order(m.comparator, value, key)),
-                MatchKind::Matches => match glob(key, value, m.comparator != Comparator::Octet) {
+                MatchKind::Matches => match glob(key, value, m.comparator != Comparator::Octet)
+                    .ok_or_else(|| MatchError::TooCostly(key.clone(), value.chars().count()))?
+                {
                     Some(caps) => {
                         if let Some(g) = groups {
                             *g = caps;
@@ -157,8 +171,9 @@ fn pattern(key: &str) -> Vec<Pat> {
 
 /// :matches: `*` any run, `?` one character, `\` quotes. Each wildcard takes as few
 /// characters as it can (RFC 5229 §3.2); the result is `${0}` (the value) then one group per
-/// wildcard. Time O(pattern × value): only the latest `*` is ever widened.
-pub(crate) fn glob(key: &str, value: &str, fold: bool) -> Option<Vec<String>> {
+/// wildcard. Time O(pattern × value): only the latest `*` is ever widened; `None` when that
+/// passes [`MAX_GLOB_STEPS`], `Some(None)` for no match.
+pub(crate) fn glob(key: &str, value: &str, fold: bool) -> Option<Option<Vec<String>>> {
     let p = pattern(key);
     let s: Vec<char> = value.chars().collect();
     let slot: Vec<usize> = p
@@ -179,7 +194,12 @@ pub(crate) fn glob(key: &str, value: &str, fold: bool) -> Option<Vec<String>> {
     let eq = |a: char, b: char| a == b || (fold && a.eq_ignore_ascii_case(&b));
     let (mut pi, mut si) = (0usize, 0usize);
     let mut star: Option<(usize, usize, usize)> = None;
+    let mut steps = 0usize;
     while si < s.len() {
+        steps += 1;
+        if steps > MAX_GLOB_STEPS {
+            return None;
+        }
         let here = p.get(pi).copied();
         let cap = slot.get(pi).copied().unwrap_or(0);
         match (here, s.get(si)) {
@@ -202,7 +222,9 @@ pub(crate) fn glob(key: &str, value: &str, fold: bool) -> Option<Vec<String>> {
             }
             _ => {}
         }
-        let (sp, start, end) = star?;
+        let Some((sp, start, end)) = star else {
+            return Some(None);
+        };
         star = Some((sp, start, end + 1));
         set(
             &mut caps,
@@ -221,12 +243,12 @@ pub(crate) fn glob(key: &str, value: &str, fold: bool) -> Option<Vec<String>> {
         pi += 1;
     }
     if pi != p.len() {
-        return None;
+        return Some(None);
     }
     let text = |(a, b): (usize, usize)| s.get(a..b).map(|c| c.iter().collect()).unwrap_or_default();
     let mut out = vec![value.to_string()];
     out.extend(caps.into_iter().take(MAX_GROUPS - 1).map(text));
-    Some(out)
+    Some(Some(out))
 }
 
 fn set(caps: &mut [(usize, usize)], i: usize, span: (usize, usize)) {
@@ -241,20 +263,28 @@ mod tests {
 
     #[test]
     fn wildcards_take_as_little_as_they_can() {
-        let g = glob("[*] *", "[acme-users] [fwd] version 1.0 is out", true).unwrap();
+        let g = glob("[*] *", "[acme-users] [fwd] version 1.0 is out", true)
+            .unwrap()
+            .unwrap();
         assert_eq!(g[1], "acme-users");
         assert_eq!(g[2], "[fwd] version 1.0 is out");
-        let g = glob("*@*.*", "j.doe@example.com", true).unwrap();
+        let g = glob("*@*.*", "j.doe@example.com", true).unwrap().unwrap();
         assert_eq!(&g[1..], ["j.doe", "example", "com"]);
-        assert!(glob("a?c", "abc", false).is_some());
-        assert!(glob("a?c", "ac", false).is_none());
-        assert!(glob("*", "", false).is_some());
-        assert!(glob("a\\*", "a*", false).is_some());
-        assert!(glob("a\\*", "ab", false).is_none());
-        assert!(glob("ABC", "abc", true).is_some());
-        assert!(glob("ABC", "abc", false).is_none());
+        assert!(glob("a?c", "abc", false).unwrap().is_some());
+        assert!(glob("a?c", "ac", false).unwrap().is_none());
+        assert!(glob("*", "", false).unwrap().is_some());
+        assert!(glob("a\\*", "a*", false).unwrap().is_some());
+        assert!(glob("a\\*", "ab", false).unwrap().is_none());
+        assert!(glob("ABC", "abc", true).unwrap().is_some());
+        assert!(glob("ABC", "abc", false).unwrap().is_none());
         let long = "a".repeat(5000);
-        assert!(glob("*a*a*a*a*a*a*b", &long, false).is_none());
+        assert!(glob("*a*a*a*a*a*a*b", &long, false).unwrap().is_none());
+        let huge = "a".repeat(100_000);
+        let costly = format!("*{}b", "a".repeat(1000));
+        assert!(
+            glob(&costly, &huge, false).is_none(),
+            "gives up instead of running long"
+        );
     }
 
     #[test]

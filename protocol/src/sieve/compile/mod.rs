@@ -91,6 +91,7 @@ fn require(ctx: &mut Ctx, node: CommandNode) -> Result<(), CompileError> {
 pub(crate) fn block(ctx: &Ctx, nodes: Vec<CommandNode>) -> Result<Vec<Cmd>, CompileError> {
     let mut out: Vec<Cmd> = Vec::new();
     let mut open_if = false;
+    let mut conflicts = Conflicts::default();
     for node in nodes {
         match node.name.as_str() {
             "if" => {
@@ -120,11 +121,44 @@ pub(crate) fn block(ctx: &Ctx, nodes: Vec<CommandNode>) -> Result<Vec<Cmd>, Comp
             }
             _ => {
                 open_if = false;
-                out.push(actions::command(ctx, node)?);
+                let line = node.line;
+                let cmd = actions::command(ctx, node)?;
+                conflicts.see(&cmd, line)?;
+                out.push(cmd);
             }
         }
     }
     Ok(out)
+}
+
+/// RFC 5429 §2.1's rule where it is certain at compile time: a `reject` and a `keep`,
+/// `fileinto`, `redirect` or `vacation` side by side in one block (before any stop/return).
+#[derive(Default)]
+struct Conflicts {
+    reject: Option<u32>,
+    store: Option<u32>,
+    ended: bool,
+}
+
+impl Conflicts {
+    fn see(&mut self, cmd: &Cmd, line: u32) -> Result<(), CompileError> {
+        match cmd {
+            Cmd::Stop | Cmd::Return => self.ended = true,
+            _ if self.ended => {}
+            Cmd::Reject { .. } => self.reject = self.reject.or(Some(line)),
+            Cmd::Keep { .. } | Cmd::FileInto { .. } | Cmd::Redirect { .. } | Cmd::Vacation(_) => {
+                self.store = self.store.or(Some(line))
+            }
+            _ => {}
+        }
+        match (self.reject, self.store) {
+            (Some(_), Some(_)) => Err(err(
+                line,
+                "reject cannot be combined with keep, fileinto, redirect or vacation",
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn branch(ctx: &Ctx, node: CommandNode) -> Result<(super::ir::Test, Vec<Cmd>), CompileError> {

@@ -145,12 +145,12 @@ impl Run<'_, '_> {
             }
             Cmd::Redirect { address, copy } => {
                 let target = self.expand(frame, address);
-                if address::mailbox(&target).is_none() {
+                let Some((local, domain)) = address::mailbox(&target) else {
                     return Err(RuntimeError(format!(
                         "redirect: \"{target}\" is not a mail address"
                     )));
-                }
-                self.actions.redirect(target, *copy)?;
+                };
+                self.actions.redirect(format!("{local}@{domain}"), *copy)?;
             }
             Cmd::Reject { reason, extended } => {
                 let reason = self.expand(frame, reason);
