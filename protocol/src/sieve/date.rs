@@ -103,7 +103,7 @@ struct Fields {
 }
 
 fn fields(w: When) -> Fields {
-    let local = w.utc + i64::from(w.zone) * 60;
+    let local = w.utc.saturating_add(i64::from(w.zone) * 60);
     let days = local.div_euclid(86_400);
     let secs = local.rem_euclid(86_400);
     let (y, mo, d) = civil_from_days(days);

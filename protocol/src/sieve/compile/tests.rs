@@ -42,6 +42,12 @@ pub(crate) fn test(ctx: &Ctx, node: TestNode) -> Result<Test, CompileError> {
         "body" => body(ctx, &mut args)?,
         "date" | "currentdate" => date(ctx, &mut args)?,
         "string" | "hasflag" => string_or_flag(ctx, &mut args)?,
+        "mailboxexists" | "metadataexists" | "servermetadataexists" => {
+            return Err(err(
+                node.line,
+                format!("the '{name}' test is not supported here"),
+            ))
+        }
         _ => return Err(err(node.line, format!("unknown test '{name}'"))),
     };
     args.finish()?;
