@@ -305,3 +305,25 @@ fn multi_line_strings_are_dot_unstuffed() {
         }]
     );
 }
+
+#[test]
+fn lexical_details() {
+    let msg = "Subject: a /* not a comment */ # nor this\n\nx\n";
+    let s = "if header :is \"subject\" \"a /* not a comment */ # nor this\" { discard; }";
+    assert_eq!(run(s, msg), [Action::Discard]);
+    let s = "require \"reject\"; reject text: # a comment after text:\r\nline\r\n.\r\n;";
+    assert_eq!(
+        run(s, msg),
+        [Action::Reject {
+            reason: "line\r\n".into(),
+            extended: false
+        }]
+    );
+    let s = "if header :is \"subject\" \"q\\\"uote\\\\d\\x\" { discard; }";
+    assert_eq!(run(s, "Subject: q\"uote\\dx\n\nx\n"), [Action::Discard]);
+    assert_eq!(
+        run("if size :under 1G { discard; }", msg),
+        [Action::Discard]
+    );
+    assert_eq!(run("IF TRUE { DISCARD; }", msg), [Action::Discard]);
+}

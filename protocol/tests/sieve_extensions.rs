@@ -208,7 +208,8 @@ fn internal_flags_go_with_keep_and_hasflag_sees_them() {
     assert_eq!(run(s, "\nx\n"), [keep_flags(&["\\Seen"])]);
     let s = r#"require ["imap4flags", "variables", "relational"];
         addflag "MyVar" ["Junk", "Other"];
-        if hasflag :count "eq" "MyVar" "2" { if hasflag :contains "MyVar" "unk" { discard; } }"#;
+        if hasflag :count "eq" "MyVar" "2" { if hasflag :contains "MyVar" "unk" {
+            if hasflag :is "MyVar" "nothing other" { discard; } } }"#;
     assert_eq!(run(s, "\n"), [Action::Discard]);
 }
 

@@ -63,7 +63,10 @@ impl Run<'_, '_> {
             }
             _ => self.values(test, frame)?,
         };
-        let keys: Vec<String> = keys.iter().map(|k| self.expand(frame, k)).collect();
+        let mut keys: Vec<String> = keys.iter().map(|k| self.expand(frame, k)).collect();
+        if matches!(test, Test::HasFlag { .. }) {
+            keys = split_flags(keys.iter().map(String::as_str));
+        }
         let mut groups = Vec::new();
         let want = frame.enabled.then_some(&mut groups);
         let found = match_type::matches(&m, &values, &keys, want)
