@@ -8,9 +8,13 @@
 //!   message + envelope + now ──────┴─► execute(before.., user, after..) ──► Outcome { actions }
 //! ```
 //!
-//! The pieces: [`lex`](self) (tokens), `parse` (a generic tree, nesting capped), `compile`
-//! (checked, typed commands), `run` (the interpreter), and the helpers the tests use
-//! (`match_type`, `address`, `message`, `body`, `date`, `variables`, `vacation`).
+//! The pieces: `lex` (tokens), `parse` (a generic tree, nesting capped), `compile` (checked,
+//! typed commands), `run` (the interpreter), and the helpers the tests use (`match_type`,
+//! `address`, `message`, `body`, `date`, `variables`, `vacation`).
+//!
+//! Limits: [`MAX_SCRIPT_BYTES`], [`MAX_NESTING`] at compile time; [`MAX_ACTIONS`],
+//! [`MAX_REDIRECTS`], [`MAX_INCLUDE_DEPTH`], [`MAX_INCLUDED`] at run time (a runtime error,
+//! so the caller keeps the message).
 
 mod address;
 mod body;
@@ -29,6 +33,16 @@ use std::sync::Arc;
 
 /// Largest script [`compile`] accepts, in bytes.
 pub const MAX_SCRIPT_BYTES: usize = 1 << 20;
+/// Deepest nesting of blocks and tests together; deeper is a [`CompileError`].
+pub const MAX_NESTING: usize = parse::MAX_NESTING;
+/// Most actions one [`execute`] may take.
+pub const MAX_ACTIONS: usize = run::MAX_ACTIONS;
+/// Most redirects one [`execute`] may take.
+pub const MAX_REDIRECTS: usize = run::MAX_REDIRECTS;
+/// Deepest chain of `include`s.
+pub const MAX_INCLUDE_DEPTH: usize = run::MAX_INCLUDE_DEPTH;
+/// Most scripts one [`execute`] may include in all.
+pub const MAX_INCLUDED: usize = run::MAX_INCLUDED;
 
 /// The extensions this interpreter implements, as ManageSieve's `SIEVE` capability lists them.
 pub const EXTENSIONS: &[&str] = &[

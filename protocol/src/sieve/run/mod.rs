@@ -10,7 +10,7 @@ use super::ir::{Cmd, FlagOp, Program};
 use super::message::Mail;
 use super::variables::{Frame, Globals};
 use super::{address, vacation, Includes, Input, Location, Outcome, RuntimeError, Script};
-use actions::Actions;
+pub(crate) use actions::{Actions, MAX_ACTIONS, MAX_REDIRECTS};
 
 /// Deepest chain of includes.
 pub(crate) const MAX_INCLUDE_DEPTH: usize = 8;
