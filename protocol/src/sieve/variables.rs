@@ -7,6 +7,9 @@ use super::ir::Modifier;
 
 /// Longest value a variable holds, in bytes (longer values are cut at a character boundary).
 pub(crate) const MAX_VALUE: usize = 4096;
+/// How much longer than as written one string may grow by expansion, in bytes (references
+/// past that expand to nothing, so `${a}` written 100,000 times cannot fill the memory).
+pub(crate) const MAX_GROWTH: usize = 64 * 1024;
 /// Most variables one scope holds.
 pub(crate) const MAX_VARIABLES: usize = 256;
 
@@ -114,7 +117,10 @@ impl Frame {
                 .filter(|n| valid_reference(n));
             match name {
                 Some(name) => {
-                    out.push_str(&self.reference(globals, name));
+                    let value = self.reference(globals, name);
+                    if out.len() + value.len() <= text.len() + MAX_GROWTH {
+                        out.push_str(&value);
+                    }
                     rest = after.get(name.len() + 1..).unwrap_or_default();
                 }
                 None => {
@@ -216,6 +222,10 @@ mod tests {
             "3"
         );
         assert_eq!(modify(&[Modifier::LowerFirst], "ABC".into()), "aBC");
+        f.set(&mut g, "big", "x".repeat(10_000)).unwrap();
+        assert_eq!(f.expand(&g, "${big}").len(), MAX_VALUE);
+        let many = "${big}".repeat(1000);
+        assert!(f.expand(&g, &many).len() <= many.len() + MAX_GROWTH);
         assert_eq!(
             modify(&[Modifier::QuoteWildcard], "a*b?".into()),
             "a\\*b\\?"
