@@ -327,3 +327,19 @@ fn lexical_details() {
     );
     assert_eq!(run("IF TRUE { DISCARD; }", msg), [Action::Discard]);
 }
+
+#[test]
+fn encoded_characters_from_section_2_4_2_4() {
+    let s = "require \"encoded-character\";\nif header :contains \"Subject\" \"$${hex:24 24}\" { discard; }";
+    assert_eq!(run(s, "Subject: win $$$\n\nx\n"), [Action::Discard]);
+    assert_eq!(run(s, "Subject: win $$\n\nx\n"), [keep()]);
+    let s = "require [\"encoded-character\", \"fileinto\"];\nfileinto \"caf${unicode:e9}\";";
+    assert_eq!(run(s, "\n"), [fileinto("caf\u{e9}")]);
+    // Without the require the text stays as written.
+    let s = "require \"fileinto\"; fileinto \"${hex:40}\";";
+    assert_eq!(run(s, "\n"), [fileinto("${hex:40}")]);
+    let e =
+        compile_error("require [\"encoded-character\", \"fileinto\"];\n\nfileinto \"${hex:ff}\";");
+    assert_eq!(e.line, 3);
+    assert!(e.message.contains("UTF-8"), "{e}");
+}

@@ -20,6 +20,7 @@ mod address;
 mod body;
 mod compile;
 mod date;
+mod encoded;
 mod ir;
 mod lex;
 mod match_type;
@@ -64,6 +65,7 @@ pub const EXTENSIONS: &[&str] = &[
     "index",
     "vacation-seconds",
     "mailbox",
+    "encoded-character",
 ];
 
 /// A script that compiled: safe to run any number of times.

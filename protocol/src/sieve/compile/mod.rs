@@ -10,7 +10,7 @@ mod tests;
 use std::collections::HashSet;
 
 use super::ir::{Cmd, Program};
-use super::parse::CommandNode;
+use super::parse::{Arg, CommandNode, TestNode};
 use super::{CompileError, EXTENSIONS};
 pub(crate) use args::err;
 use args::Args;
@@ -58,11 +58,51 @@ pub(crate) fn program(nodes: Vec<CommandNode>) -> Result<Program, CompileError> 
             rest.push(node);
         }
     }
+    if ctx.has("encoded-character") {
+        for node in &mut rest {
+            decode_command(node)?;
+        }
+    }
     let commands = block(&ctx, rest)?;
     Ok(Program {
         commands,
         variables: ctx.has("variables"),
     })
+}
+
+/// Decodes `encoded-character` sequences in every string of a command (depth is capped by
+/// the parser).
+fn decode_command(node: &mut CommandNode) -> Result<(), CompileError> {
+    decode_args(&mut node.args)?;
+    for test in &mut node.tests {
+        decode_test(test)?;
+    }
+    for child in node.block.iter_mut().flatten() {
+        decode_command(child)?;
+    }
+    Ok(())
+}
+
+fn decode_test(node: &mut TestNode) -> Result<(), CompileError> {
+    decode_args(&mut node.args)?;
+    for test in &mut node.tests {
+        decode_test(test)?;
+    }
+    Ok(())
+}
+
+fn decode_args(args: &mut [(Arg, u32)]) -> Result<(), CompileError> {
+    for (arg, line) in args {
+        let strings: &mut [String] = match arg {
+            Arg::Str(s) => std::slice::from_mut(s),
+            Arg::List(l) => l,
+            _ => continue,
+        };
+        for s in strings {
+            *s = super::encoded::decode(s).map_err(|m| err(*line, m))?;
+        }
+    }
+    Ok(())
 }
 
 fn require(ctx: &mut Ctx, node: CommandNode) -> Result<(), CompileError> {
