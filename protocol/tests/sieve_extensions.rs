@@ -420,3 +420,43 @@ want your birdseed, either!
         [keep()]
     );
 }
+
+#[test]
+fn dates_default_to_the_servers_zone() {
+    let ctx = Ctx {
+        zone: 60,
+        ..Ctx::default()
+    };
+    let s = r#"require ["date", "variables", "fileinto"];
+        if currentdate :matches "std11" "*" { fileinto "${0}"; }
+        if date :matches "date" "time" "*" { fileinto "${0}"; }
+        if date :matches :originalzone "date" "zone" "*" { fileinto "${0}"; }"#;
+    let msg = "Date: Wed, 31 Dec 2008 23:30:00 -0500\n\nx\n";
+    assert_eq!(
+        run_ctx(s, msg, &ctx),
+        [
+            fileinto("Thu, 01 Jan 2009 13:00:00 +0100"),
+            fileinto("05:30:00"),
+            fileinto("-0500")
+        ]
+    );
+    let bad = "require \"date\"; if date :is \"date\" \"year\" \"2009\" { discard; }";
+    assert_eq!(run(bad, "Date: not a date\n\nx\n"), [keep()]);
+}
+
+#[test]
+fn without_require_variables_strings_stay_as_written() {
+    let s = "require \"fileinto\"; fileinto \"${x}\";";
+    assert_eq!(run(s, "\n"), [fileinto("${x}")]);
+}
+
+#[test]
+fn a_too_costly_match_is_a_runtime_error() {
+    let s = format!(
+        "if header :matches \"subject\" \"*{}b\" {{ discard; }}",
+        "a".repeat(2000)
+    );
+    let msg = format!("Subject: {}\n\nx\n", "a".repeat(100_000));
+    let err = run_error(&s, &msg);
+    assert!(err.0.contains("too costly"), "{err}");
+}
