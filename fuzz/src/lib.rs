@@ -16,6 +16,7 @@ pub mod imap;
 pub mod lines;
 pub mod maildir;
 pub mod mbox;
+pub mod sieve;
 
 /// The one piece of the `roost` binary's `config` module that the passwd-file's access fields
 /// (`allow_nets=`) use, compiled here from its own file as `admin` compiles those parsers.
@@ -48,6 +49,7 @@ pub const TARGETS: &[Target] = &[
     ("field_cache", maildir::field_cache),
     ("maildir_open", maildir::maildir_open),
     ("user_files", admin::user_files),
+    ("sieve", sieve::sieve),
 ];
 
 /// Recomputes the two CRCs that close a `header_len`-byte header (body CRC, then header CRC,

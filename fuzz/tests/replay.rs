@@ -104,6 +104,7 @@ replay_tests!(
     field_cache,
     maildir_open,
     user_files,
+    sieve,
 );
 
 #[test]

@@ -8,8 +8,42 @@
 //!   message + envelope + now ──────┴─► execute(before.., user, after..) ──► Outcome { actions }
 //! ```
 //!
-//! INTERIM STUB: the interface the delivery path and ManageSieve are written against; the
-//! interpreter behind it is being written.
+//! The pieces: `lex` (tokens), `parse` (a generic tree, nesting capped), `compile` (checked,
+//! typed commands), `run` (the interpreter), and the helpers the tests use (`match_type`,
+//! `address`, `message`, `body`, `date`, `variables`, `vacation`).
+//!
+//! Limits: [`MAX_SCRIPT_BYTES`], [`MAX_NESTING`] at compile time; [`MAX_ACTIONS`],
+//! [`MAX_REDIRECTS`], [`MAX_INCLUDE_DEPTH`], [`MAX_INCLUDED`] at run time (a runtime error,
+//! so the caller keeps the message).
+
+mod address;
+mod body;
+mod compile;
+mod date;
+mod encoded;
+mod ir;
+mod lex;
+mod match_type;
+mod message;
+mod parse;
+mod run;
+mod vacation;
+mod variables;
+
+use std::sync::Arc;
+
+/// Largest script [`compile`] accepts, in bytes.
+pub const MAX_SCRIPT_BYTES: usize = 1 << 20;
+/// Deepest nesting of blocks and tests together; deeper is a [`CompileError`].
+pub const MAX_NESTING: usize = parse::MAX_NESTING;
+/// Most actions one [`execute`] may take.
+pub const MAX_ACTIONS: usize = run::MAX_ACTIONS;
+/// Most redirects one [`execute`] may take.
+pub const MAX_REDIRECTS: usize = run::MAX_REDIRECTS;
+/// Deepest chain of `include`s.
+pub const MAX_INCLUDE_DEPTH: usize = run::MAX_INCLUDE_DEPTH;
+/// Most scripts one [`execute`] may include in all.
+pub const MAX_INCLUDED: usize = run::MAX_INCLUDED;
 
 /// The extensions this interpreter implements, as ManageSieve's `SIEVE` capability lists them.
 pub const EXTENSIONS: &[&str] = &[
@@ -29,12 +63,15 @@ pub const EXTENSIONS: &[&str] = &[
     "include",
     "date",
     "index",
+    "vacation-seconds",
+    "mailbox",
+    "encoded-character",
 ];
 
 /// A script that compiled: safe to run any number of times.
 #[derive(Debug, Clone)]
 pub struct Script {
-    _private: (),
+    program: Arc<ir::Program>,
 }
 
 /// Why a script did not compile, with the line it was found on (1-based).
@@ -47,13 +84,33 @@ pub struct CompileError {
     pub message: String,
 }
 
-/// Compiles a script (UTF-8 text); size limits are the caller's.
+/// Compiles a script (UTF-8 text, at most [`MAX_SCRIPT_BYTES`]); the caller may cap smaller.
 pub fn compile(source: &[u8]) -> Result<Script, CompileError> {
-    std::str::from_utf8(source).map_err(|_| CompileError {
-        line: 1,
+    if source.len() > MAX_SCRIPT_BYTES {
+        return Err(CompileError {
+            line: 1,
+            message: format!("a script may be at most {MAX_SCRIPT_BYTES} bytes"),
+        });
+    }
+    let text = std::str::from_utf8(source).map_err(|e| CompileError {
+        line: line_of(source, e.valid_up_to()),
         message: "a script must be UTF-8 text".into(),
     })?;
-    Ok(Script { _private: () })
+    let tokens = lex::lex(text)?;
+    let tree = parse::parse(tokens)?;
+    let program = compile::program(tree)?;
+    Ok(Script {
+        program: Arc::new(program),
+    })
+}
+
+fn line_of(source: &[u8], at: usize) -> u32 {
+    let newlines = source
+        .get(..at)
+        .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+    u32::try_from(newlines)
+        .unwrap_or(u32::MAX)
+        .saturating_add(1)
 }
 
 /// The SMTP envelope the `envelope` test and `subaddress` see.
@@ -173,8 +230,5 @@ pub fn execute(
     input: &Input<'_>,
     includes: &mut dyn Includes,
 ) -> Result<Outcome, RuntimeError> {
-    let _ = (scripts, input, includes);
-    Ok(Outcome {
-        actions: vec![Action::Keep { flags: Vec::new() }],
-    })
+    run::execute(scripts, input, includes)
 }
