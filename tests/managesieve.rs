@@ -128,6 +128,9 @@ fn greeting_before_tls(sasl: &str) -> Vec<String> {
         "include",
         "date",
         "index",
+        "vacation-seconds",
+        "mailbox",
+        "encoded-character",
     ]
     .join(" ");
     vec![
@@ -215,6 +218,16 @@ fn script_commands_answer_byte_exactly() {
     assert_eq!(broken.len(), 1, "{broken:?}");
     assert!(broken[0].starts_with("NO \"line 1: "), "{broken:?}");
     assert!(broken[0].ends_with("\"\r\n"), "{broken:?}");
+    // A typo is caught before the script is stored, with its line and the word at fault.
+    let typo = with_literal(
+        &mut c,
+        "PUTSCRIPT \"typo\"",
+        b"keep;\r\nfilinto \"Lists\";\r\n",
+    );
+    assert!(
+        typo[0].starts_with("NO \"line 2: ") && typo[0].contains("filinto"),
+        "{typo:?}"
+    );
     let big = with_literal(&mut c, "PUTSCRIPT \"big\"", &[b'#'; 1001]);
     assert_eq!(
         big,
