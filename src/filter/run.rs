@@ -333,7 +333,14 @@ pub fn user_scripts(
 /// to record are only logged.
 pub fn record_problem(dir: &Path, problem: &str) {
     let store = roost_storage::sieve_scripts::ScriptStore::new(dir);
-    if let Err(e) = store.record_problem(&crate::smtp::rfc5322_now(), problem) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let now = chrono::DateTime::from_timestamp(i64::try_from(secs).unwrap_or(0), 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string();
+    if let Err(e) = store.record_problem(&now, problem) {
         tracing::warn!(dir = %dir.display(), "cannot record the sieve problem: {e}");
     }
 }

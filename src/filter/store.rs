@@ -49,7 +49,7 @@ fn is_keyword(name: &str) -> bool {
 /// The folders every user is meant to have (made at first login): a script filing into one
 /// before the user ever logged in gets it made rather than the copy sent to INBOX.
 fn is_special_use(name: &str) -> bool {
-    crate::imap::mailboxes::SPECIAL_USE
+    roost_storage::names::SPECIAL_USE
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case(name))
 }

@@ -19,14 +19,7 @@ use super::state::Account;
 /// The hierarchy separator clients see.
 pub const SEPARATOR: char = '/';
 
-/// Folders a new user gets, with their RFC 6154 attribute.
-pub const SPECIAL_USE: [(&str, &str); 5] = [
-    ("Drafts", "\\Drafts"),
-    ("Sent", "\\Sent"),
-    ("Trash", "\\Trash"),
-    ("Junk", "\\Junk"),
-    ("Archive", "\\Archive"),
-];
+pub use roost_storage::names::SPECIAL_USE;
 
 /// The stored (modified UTF-7) name a command names, `INBOX` spelled canonically and a trailing
 /// separator dropped. `utf8`: the client sends UTF-8 names (UTF8=ACCEPT, IMAP4rev2). `Err`

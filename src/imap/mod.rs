@@ -23,7 +23,7 @@ mod input;
 mod list;
 mod live;
 mod login;
-pub mod mailboxes;
+mod mailboxes;
 mod message;
 mod quota;
 mod reply;

@@ -6,6 +6,16 @@ use crate::Error;
 /// The IMAP hierarchy separator, the same for maildir and mbox.
 pub const SEPARATOR: char = '/';
 
+/// Folders a new user gets, with their RFC 6154 attribute: IMAP makes them at the first login,
+/// delivery when a filter files into one first.
+pub const SPECIAL_USE: [(&str, &str); 5] = [
+    ("Drafts", "\\Drafts"),
+    ("Sent", "\\Sent"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Archive", "\\Archive"),
+];
+
 /// Checks an IMAP mailbox name and returns its parts; INBOX is returned as `None`.
 pub fn parts(name: &str) -> Result<Option<Vec<&str>>, Error> {
     let invalid = |why: &str| Error::InvalidName(name.to_string(), why.to_string());
