@@ -7,7 +7,6 @@
 mod common;
 mod smarthost;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{base_config, LineClient, TestServer, PASSWORD};
@@ -58,19 +57,7 @@ fn send(c: &mut LineClient, mail_params: &str, rcpt: &str, rcpt_params: &str, bo
 }
 
 fn inbox(server: &TestServer, user: &str) -> Vec<String> {
-    let root = server.mail_root().join(user);
-    let mut files: Vec<PathBuf> = ["new", "cur"]
-        .iter()
-        .flat_map(|d| {
-            std::fs::read_dir(root.join(d))
-                .into_iter()
-                .flatten()
-                .flatten()
-        })
-        .map(|e| e.path())
-        .collect();
-    files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-    files
+    common::inbox_files(server, user)
         .iter()
         .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned())
         .collect()

@@ -7,13 +7,14 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    base_config, is_root, mail_client, roost_bin, uid_of, LineClient, TestServer, PASSWORD,
+    base_config, inbox_files, is_root, mail_client, roost_bin, uid_of, LineClient, TestServer,
+    PASSWORD,
 };
 
 /// A message with its own Message-ID and Date, a dot-led line and CRLF line ends.
@@ -43,23 +44,6 @@ fn smtp_section(maps: &Path, extra: &str) -> String {
 
 fn server(protocols: &[&str], maps: &Path, extra: &str) -> TestServer {
     TestServer::start(&base_config(protocols, &smtp_section(maps, extra)))
-}
-
-/// Every message file in a user's maildir INBOX, oldest first.
-fn inbox_files(server: &TestServer, user: &str) -> Vec<PathBuf> {
-    let root = server.mail_root().join(user);
-    let mut files: Vec<PathBuf> = ["new", "cur"]
-        .iter()
-        .flat_map(|d| {
-            std::fs::read_dir(root.join(d))
-                .into_iter()
-                .flatten()
-                .flatten()
-        })
-        .map(|e| e.path())
-        .collect();
-    files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-    files
 }
 
 /// The contents of every message in a user's INBOX, oldest first.

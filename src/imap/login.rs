@@ -13,7 +13,7 @@ use super::reply::Tagged;
 use super::AUTHENTICATED_CAPABILITIES;
 use crate::auth::sasl::{SaslExchange, SaslStep};
 use crate::auth::AuthError;
-use crate::session::{SessionContext, PLAINTEXT_REFUSED};
+use crate::session::{upgrade_to_tls, SessionContext, TlsUpgrade, PLAINTEXT_REFUSED};
 
 /// Runs a pre-login command.
 pub async fn command(ctx: &SessionContext, command: PreLogin, cx: &mut Cx<'_>) -> Step {
@@ -28,23 +28,11 @@ pub async fn command(ctx: &SessionContext, command: PreLogin, cx: &mut Cx<'_>) -
 
 /// STARTTLS: OK in plain text, then the handshake; the session goes on encrypted.
 async fn starttls(ctx: &SessionContext, cx: &mut Cx<'_>) -> Step {
-    if cx.conn.is_tls() {
-        return Step::Reply(cx.bad("TLS is already active."));
-    }
-    if cx
-        .conn
-        .write(&cx.ok("Begin TLS negotiation now."))
-        .await
-        .is_err()
-    {
-        return Step::Ended(Ended::Closed);
-    }
-    match cx.conn.start_tls(&ctx.tls.acceptor()).await {
-        Ok(()) => Step::Sent,
-        Err(e) => {
-            tracing::debug!(peer = %ctx.peer, "STARTTLS handshake failed: {e}");
-            Step::Ended(Ended::Closed)
-        }
+    let go_ahead = cx.ok("Begin TLS negotiation now.");
+    match upgrade_to_tls(cx.conn, ctx, &go_ahead).await {
+        TlsUpgrade::AlreadyActive => Step::Reply(cx.bad("TLS is already active.")),
+        TlsUpgrade::Upgraded => Step::Sent,
+        TlsUpgrade::Closed => Step::Ended(Ended::Closed),
     }
 }
 

@@ -8,7 +8,9 @@ use super::{capabilities, farewell, next_line, MAX_BAD_COMMANDS};
 use crate::auth::sasl::{SaslExchange, SaslStep};
 use crate::auth::AuthError;
 use crate::listen::conn::{Connection, Ended};
-use crate::session::{write, Login, Next, SessionContext, PLAINTEXT_REFUSED};
+use crate::session::{
+    upgrade_to_tls, write, Login, Next, SessionContext, TlsUpgrade, PLAINTEXT_REFUSED,
+};
 
 /// The largest string before login (a SASL response); Dovecot allows 4 KiB in imap-login.
 const PRE_LOGIN_MAX_LITERAL: u64 = 4096;
@@ -85,19 +87,12 @@ pub fn noop(tag: Option<Vec<u8>>) -> Vec<u8> {
 
 /// STARTTLS: OK, the handshake, then the capabilities again over TLS (RFC 5804 2.2).
 async fn starttls(conn: &mut Connection, ctx: &SessionContext) -> Next {
-    if conn.is_tls() {
-        return write(conn, &ms::no(None, "TLS is already active.")).await;
-    }
-    if conn
-        .write(&ms::ok("Begin TLS negotiation now."))
-        .await
-        .is_err()
-    {
-        return Next::Close;
-    }
-    if let Err(e) = conn.start_tls(&ctx.tls.acceptor()).await {
-        tracing::debug!(peer = %ctx.peer, "STARTTLS handshake failed: {e}");
-        return Next::Close;
+    match upgrade_to_tls(conn, ctx, &ms::ok("Begin TLS negotiation now.")).await {
+        TlsUpgrade::AlreadyActive => {
+            return write(conn, &ms::no(None, "TLS is already active.")).await
+        }
+        TlsUpgrade::Upgraded => {}
+        TlsUpgrade::Closed => return Next::Close,
     }
     let mut out = capabilities(true, Some(ctx.plaintext_allowed(true)));
     out.extend(ms::ok("TLS negotiation successful."));

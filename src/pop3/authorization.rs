@@ -8,7 +8,8 @@ use super::{farewell, MAX_BAD_COMMANDS};
 use crate::auth::AuthError;
 use crate::listen::conn::Connection;
 use crate::session::{
-    sasl_over_lines, write, LineSasl, Login, Next, SessionContext, PLAINTEXT_REFUSED,
+    sasl_over_lines, upgrade_to_tls, write, LineSasl, Login, Next, SessionContext, TlsUpgrade,
+    PLAINTEXT_REFUSED,
 };
 
 /// Runs AUTHORIZATION; `Some(user)` after a successful login (the `+OK` is sent).
@@ -153,19 +154,10 @@ fn capabilities(offer_stls: bool, plaintext_ok: bool) -> Vec<u8> {
 }
 
 async fn starttls(conn: &mut Connection, ctx: &SessionContext) -> Next {
-    if conn.is_tls() {
-        return write(conn, &pop3::err(None, "TLS is already active.")).await;
-    }
-    if conn
-        .write(&pop3::ok("Begin TLS negotiation now."))
-        .await
-        .is_err()
-    {
-        return Next::Close;
-    }
-    match conn.start_tls(&ctx.tls.acceptor()).await {
-        Ok(()) => Next::Continue,
-        Err(_) => Next::Close,
+    match upgrade_to_tls(conn, ctx, &pop3::ok("Begin TLS negotiation now.")).await {
+        TlsUpgrade::AlreadyActive => write(conn, &pop3::err(None, "TLS is already active.")).await,
+        TlsUpgrade::Upgraded => Next::Continue,
+        TlsUpgrade::Closed => Next::Close,
     }
 }
 

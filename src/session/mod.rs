@@ -188,6 +188,37 @@ pub async fn write(conn: &mut Connection, bytes: &[u8]) -> Next {
     }
 }
 
+/// How a STARTTLS (IMAP, ManageSieve) or STLS (POP3) went.
+pub enum TlsUpgrade {
+    /// The connection is TLS already; nothing was sent (the caller says no its own way).
+    AlreadyActive,
+    /// `go_ahead` was sent and the handshake succeeded.
+    Upgraded,
+    /// The reply could not be sent or the handshake failed: the connection is over.
+    Closed,
+}
+
+/// Sends `go_ahead` and swaps the connection to TLS, unless it already is.
+pub async fn upgrade_to_tls(
+    conn: &mut Connection,
+    ctx: &SessionContext,
+    go_ahead: &[u8],
+) -> TlsUpgrade {
+    if conn.is_tls() {
+        return TlsUpgrade::AlreadyActive;
+    }
+    if conn.write(go_ahead).await.is_err() {
+        return TlsUpgrade::Closed;
+    }
+    match conn.start_tls(&ctx.tls.acceptor()).await {
+        Ok(()) => TlsUpgrade::Upgraded,
+        Err(e) => {
+            tracing::debug!(peer = %ctx.peer, "STARTTLS handshake failed: {e}");
+            TlsUpgrade::Closed
+        }
+    }
+}
+
 /// How a line-framed SASL exchange (POP3 AUTH, SMTP AUTH) ended.
 pub enum LineSasl {
     /// The client supplied credentials.

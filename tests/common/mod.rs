@@ -701,3 +701,20 @@ pub fn port_opens(port: u16, limit: Duration) -> bool {
     }
     false
 }
+
+/// Every message file in a user's maildir INBOX, oldest first.
+pub fn inbox_files(server: &TestServer, user: &str) -> Vec<PathBuf> {
+    let root = server.mail_root().join(user);
+    let mut files: Vec<PathBuf> = ["new", "cur"]
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(root.join(d))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.path())
+        .collect();
+    files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    files
+}
