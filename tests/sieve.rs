@@ -325,3 +325,155 @@ fn a_redirect_loop_is_stopped_and_the_message_kept() {
     assert!(subjects(&server, "sha256", "INBOX").is_empty());
     server.wait_for_log("redirect loop stopped");
 }
+
+/// Every extension a user relies on, each steering one message into its own folder, through
+/// real LMTP delivery; read back over IMAP.
+#[test]
+fn each_extension_steers_a_real_delivery() {
+    let server = server();
+    let dir = activate(
+        &server,
+        "plain",
+        "require [\"fileinto\", \"mailbox\", \"body\", \"variables\", \"copy\", \"relational\",\r\n\
+         \"comparator-i;ascii-numeric\", \"regex\", \"include\", \"date\", \"index\", \"ereject\"];\r\n\
+         if body :text :contains \"invoice\" { fileinto :create \"Body\"; stop; }\r\n\
+         if header :regex \"Subject\" \"^ticket #([0-9]+)$\" { set \"n\" \"${1}\";\r\n\
+           fileinto :create \"Ticket-${n}\"; stop; }\r\n\
+         if header :value \"gt\" :comparator \"i;ascii-numeric\" \"X-Priority\" \"3\" {\r\n\
+           fileinto :create \"Low\"; stop; }\r\n\
+         if header :index 2 :contains \"Received\" \"relay.old\" { fileinto :create \"Indexed\"; stop; }\r\n\
+         if date :is \"date\" \"year\" \"1999\" { fileinto :create \"Old\"; stop; }\r\n\
+         if header :contains \"Subject\" \"copy\" { fileinto :copy :create \"Copies\"; }\r\n\
+         if header :contains \"Subject\" \"shared\" { include :personal \"shared\"; }\r\n\
+         if header :contains \"Subject\" \"refuse\" { ereject \"Refused politely.\"; }\r\n",
+    );
+    std::fs::write(
+        dir.join("shared.sieve"),
+        "require [\"fileinto\", \"mailbox\"];\r\nfileinto :create \"Included\";\r\n",
+    )
+    .unwrap();
+    give_to_mail_owner(&dir);
+    let lmtp = |head: &str, body: &str| {
+        send(
+            &server,
+            "lmtp",
+            "a@far.example",
+            "plain@example.com",
+            head,
+            body,
+        )
+    };
+    for (head, body) in [
+        ("Subject: bill\r\n", "please pay this invoice"),
+        ("Subject: ticket #42\r\n", "x"),
+        ("Subject: later\r\nX-Priority: 5\r\n", "x"),
+        ("Received: from relay.old by mx\r\nSubject: hops\r\n", "x"),
+        ("Subject: copy this\r\n", "x"),
+        ("Subject: shared rule\r\n", "x"),
+    ] {
+        let reply = lmtp(head, body);
+        assert!(reply.starts_with("250 "), "{head}: {reply}");
+    }
+    // `send` writes today's Date; an old one needs its own header block.
+    let mut c = LineClient::connect(server.addr("lmtp"));
+    c.line();
+    c.send("LHLO t\r\n");
+    while c.line().starts_with("250-") {}
+    c.cmd("MAIL FROM:<a@far.example>", "");
+    c.cmd("RCPT TO:<plain@example.com>", "");
+    c.cmd("DATA", "");
+    c.send("Subject: y2k\r\nDate: Fri, 31 Dec 1999 10:00:00 +0000\r\n\r\nold\r\n.\r\n");
+    assert!(c.line().starts_with("250 "));
+    assert_eq!(
+        lmtp("Subject: refuse me\r\n", "x"),
+        "550 5.7.1 <plain@example.com>: Refused politely."
+    );
+    for (folder, subject) in [
+        ("Body", "bill"),
+        ("Ticket-42", "ticket #42"),
+        ("Low", "later"),
+        ("Indexed", "hops"),
+        ("Old", "y2k"),
+        ("Copies", "copy this"),
+        ("Included", "shared rule"),
+    ] {
+        assert_eq!(subjects(&server, "plain", folder), [subject], "{folder}");
+    }
+    assert_eq!(
+        subjects(&server, "plain", "INBOX"),
+        ["copy this"],
+        ":copy kept the original"
+    );
+}
+
+#[test]
+fn redirect_hands_the_message_on_with_a_delivered_to_line() {
+    let server = server();
+    activate(&server, "plain", "redirect \"sha256@example.com\";\r\n");
+    let reply = send(
+        &server,
+        "smtp",
+        "a@far.example",
+        "plain@example.com",
+        "Subject: fwd\r\n",
+        "x",
+    );
+    assert!(reply.starts_with("250 "), "{reply}");
+    assert_eq!(wait_for(&server, "sha256", "INBOX", 1), ["fwd"]);
+    assert!(
+        subjects(&server, "plain", "INBOX").is_empty(),
+        "redirect cancels the keep"
+    );
+    let mut c = imap_login(&server, "sha256");
+    imap_ok(&mut c, "s", "SELECT INBOX");
+    let (lines, _) = imap_ok(
+        &mut c,
+        "f",
+        "FETCH 1 BODY.PEEK[HEADER.FIELDS (DELIVERED-TO RETURN-PATH)]",
+    );
+    let header = lines.join("\n");
+    assert!(
+        header.contains("Delivered-To: plain@example.com"),
+        "{header}"
+    );
+    assert!(
+        header.contains("Return-Path: <a@far.example>"),
+        "the sender is kept: {header}"
+    );
+}
+
+/// `roost deliver` (Postfix's `mailbox_command`) is a door like the others: the user's script
+/// sees the address the MTA passed with -a, and the vacation reply it asks for is sent.
+#[test]
+fn roost_deliver_runs_the_users_script_and_sends_what_it_asks() {
+    let server = server();
+    activate(
+        &server,
+        "plain",
+        "require [\"fileinto\", \"envelope\", \"subaddress\", \"vacation\"];\r\n\
+         if envelope :detail \"to\" \"shop\" { fileinto \"Shopping\"; }\r\n\
+         vacation :subject \"Away\" \"Back soon.\";\r\n",
+    );
+    let config = server.dir.path().join("roost.toml");
+    let mut child = std::process::Command::new(common::roost_bin())
+        .args(["deliver", "-c"])
+        .arg(&config)
+        .args([
+            "-u",
+            "plain",
+            "-f",
+            "sha512@example.com",
+            "-a",
+            "plain+shop@example.com",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let message = "From: <sha512@example.com>\r\nTo: <plain+shop@example.com>\r\n\
+                   Subject: order\r\nMessage-ID: <o1@example.com>\r\n\r\nthanks\r\n";
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), message.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    // Shopping does not exist (no :create): kept in INBOX, not lost.
+    assert_eq!(subjects(&server, "plain", "INBOX"), ["order"]);
+    assert_eq!(wait_for(&server, "sha512", "INBOX", 1), ["Away"]);
+}
