@@ -318,3 +318,24 @@ fn a_message_waiting_in_the_queue_for_days_is_a_warning() {
         "{text}"
     );
 }
+
+#[test]
+fn a_spam_scanner_that_does_not_answer_is_reported_with_what_it_costs() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = free_loopback_port();
+    let spam =
+        format!("[spam]\nscanner = \"spamd\"\naddress = \"127.0.0.1:{dead}\"\ntimeout_secs = 2\n");
+    let config = config_in(dir.path(), free_loopback_port(), &spam);
+    let (ok, text) = doctor(dir.path(), &config, &[]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("FAIL  spam scanner"), "{text}");
+    assert!(text.contains("deferred (451) until it answers"), "{text}");
+    let config = config_in(
+        dir.path(),
+        free_loopback_port(),
+        &format!("{spam}on_failure = \"accept\"\n"),
+    );
+    let (_, text) = doctor(dir.path(), &config, &[]);
+    assert!(text.contains("WARN  spam scanner"), "{text}");
+    assert!(text.contains("mail passes unscanned"), "{text}");
+}

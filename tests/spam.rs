@@ -185,6 +185,18 @@ fn gtube_goes_to_junk_and_ham_to_inbox_with_the_verdict_in_the_header() {
     assert!(!inbox.contains("Subject: gtube"), "{inbox}");
     assert!(inbox.contains("X-Spam-Status: No, score="), "{inbox}");
     assert!(inbox.contains("X-Spam-Score: "), "{inbox}");
+    // `roost doctor` asks the same scanner about GTUBE.
+    let out = Command::new(common::roost_bin())
+        .args(["doctor", "-c"])
+        .arg(server.dir.path().join("roost.toml"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let line = format!(
+        "spam scanner 127.0.0.1:{}: answers; GTUBE scored 1000.0 (spam)",
+        spamd.port
+    );
+    assert!(report.contains(&line), "{report}");
 }
 
 #[test]

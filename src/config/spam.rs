@@ -50,6 +50,15 @@ pub enum ScannerAddress {
     Unix(PathBuf),
 }
 
+impl std::fmt::Display for ScannerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(addr) => f.write_str(addr),
+            Self::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 /// `[spam]`, validated.
 #[derive(Debug, Clone)]
 pub struct SpamConfig {

@@ -5,6 +5,7 @@
 //! The exit status is non-zero when anything failed; warnings alone leave it zero.
 
 mod checks;
+mod filters;
 mod identify;
 mod login;
 mod tls;
@@ -127,6 +128,7 @@ pub fn examine(args: &DoctorArgs) -> Vec<Finding> {
     findings.extend(checks::pam(&config));
     findings.extend(checks::inotify(&config, &args.proc_sys));
     findings.extend(checks::queue(&config));
+    findings.extend(filters::spam_scanner(&config));
     if let Some(user) = &args.user {
         let password = args
             .password
