@@ -15,6 +15,7 @@ pub mod admin;
 pub mod imap;
 pub mod lines;
 pub mod maildir;
+pub mod managesieve;
 pub mod mbox;
 pub mod sieve;
 
@@ -50,6 +51,7 @@ pub const TARGETS: &[Target] = &[
     ("maildir_open", maildir::maildir_open),
     ("user_files", admin::user_files),
     ("sieve", sieve::sieve),
+    ("managesieve", managesieve::managesieve),
 ];
 
 /// Recomputes the two CRCs that close a `header_len`-byte header (body CRC, then header CRC,

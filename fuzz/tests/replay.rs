@@ -105,6 +105,7 @@ replay_tests!(
     maildir_open,
     user_files,
     sieve,
+    managesieve,
 );
 
 #[test]
