@@ -25,7 +25,12 @@ struct Spamd {
 impl Spamd {
     fn start() -> Spamd {
         let port = free_loopback_port();
-        let child = Command::new("spamd")
+        // Debian puts spamd in /usr/sbin, which an ordinary user's PATH may lack.
+        let program = ["/usr/sbin/spamd", "/usr/bin/spamd"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("spamd");
+        let child = Command::new(program)
             .args(["-x", "-L", "-m", "2", "--syslog=stderr"])
             .arg("--listen=127.0.0.1:".to_string() + &port.to_string())
             .arg("--allowed-ips=127.0.0.1")
