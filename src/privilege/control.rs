@@ -296,10 +296,23 @@ pub fn encode_outcome(outcome: &Outcome) -> String {
     }
 }
 
-/// Outcome tokens, then one token per follow-up.
+/// Outcome tokens, then one token per follow-up (one too big to pass is dropped and logged).
 pub fn encode_deliveries(deliveries: &Deliveries) -> String {
     let outcomes = deliveries.outcomes.iter().map(encode_outcome);
-    let followups = deliveries.followups.iter().map(Followup::encode);
+    let followups = deliveries
+        .followups
+        .iter()
+        .map(Followup::encode)
+        .filter(|token| {
+            let fits = token.len() <= crate::filter::followup::MAX_ENCODED;
+            if !fits {
+                tracing::warn!(
+                    bytes = token.len(),
+                    "a follow-up of a delivery is too big; not sent"
+                );
+            }
+            fits
+        });
     outcomes.chain(followups).collect::<Vec<_>>().join(" ")
 }
 
@@ -309,7 +322,12 @@ pub fn decode_deliveries(tokens: &[&str]) -> Option<Deliveries> {
     let mut out = Deliveries::default();
     for token in tokens.iter().filter(|t| !t.is_empty()) {
         match token.starts_with("fu:") {
-            true => out.followups.push(Followup::decode(token)?),
+            // A follow-up that cannot be read costs that one mail, never the outcomes: a
+            // delivery reported as failed would be stored again at the retry.
+            true => match Followup::decode(token) {
+                Some(followup) => out.followups.push(followup),
+                None => tracing::warn!("a follow-up of a delivery is unreadable; not sent"),
+            },
             false => out.outcomes.push(decode_outcome(token)?),
         }
     }
@@ -546,6 +564,34 @@ mod tests {
         ] {
             assert_eq!(Request::decode(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_follow_up_too_big_or_unreadable_costs_only_itself() {
+        let huge = Followup::Message {
+            from: String::new(),
+            to: "a@b".into(),
+            message: vec![b'x'; crate::filter::followup::MAX_ENCODED],
+        };
+        let small = Followup::Redirect {
+            to: "b@c".into(),
+            delivered_to: "a@b".into(),
+        };
+        let sent = Deliveries {
+            outcomes: vec![Outcome::Delivered],
+            followups: vec![huge, small.clone()],
+        };
+        let line = Reply::Outcomes(sent).encode();
+        let expected = Deliveries {
+            outcomes: vec![Outcome::Delivered],
+            followups: vec![small],
+        };
+        assert_eq!(
+            Reply::decode(&line),
+            Some(Reply::Outcomes(expected.clone()))
+        );
+        let garbled = format!("{line} fu:!!!");
+        assert_eq!(Reply::decode(&garbled), Some(Reply::Outcomes(expected)));
     }
 
     #[test]
