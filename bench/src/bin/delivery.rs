@@ -1,5 +1,6 @@
 //! `cargo build --release --workspace && target/release/delivery [--protocol smtp|lmtp]
-//!  [--senders 1,4,16] [--messages 200] [--only workers,single,dovecot] [--results FILE]`
+//!  [--senders 1,4,16] [--messages 200] [--only workers,single,dovecot] [--sieve SCRIPT]
+//!  [--results FILE]`
 //!
 //! Local delivery throughput (numbers to report, not a test): five local users; for each
 //! sender count, that many senders, each on its own connection, send MESSAGES 2 kB messages
@@ -7,7 +8,8 @@
 //! message is fsynced), spread over the users' INBOXes. Over SMTP port 25 (roost only; senders
 //! 1, 4 and 16 by default) or LMTP (roost's against Dovecot's `lmtp`; 10 senders by default).
 //! roost runs started as root (master, workers) and as `nobody` (one process). `TMPDIR=/dev/shm`
-//! puts the mail on tmpfs, where fsync costs nothing, to show what it costs.
+//! puts the mail on tmpfs, where fsync costs nothing, to show what it costs. `--sieve SCRIPT`
+//! makes SCRIPT every user's active Sieve script (roost only), to show what filtering costs.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -15,7 +17,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use roost_bench::harness::{catch_sigint, interrupted, is_root, raise_nofile};
+use roost_bench::harness::{catch_sigint, chown, interrupted, is_root, raise_nofile};
 use roost_bench::results::{take_results_flag, Results};
 use roost_bench::servers::{self, Kind, Proto, Spec};
 
@@ -115,13 +117,16 @@ struct Opts {
     senders: Vec<usize>,
     per_sender: usize,
     only: Vec<String>,
+    /// A Sieve script to make every user's active one.
+    sieve: Option<String>,
     results: Results,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: delivery [--protocol smtp|lmtp] [--senders N[,N…] (1..=64)] \
-         [--messages 1..=10000 (200) | MESSAGES] [--only workers,single,dovecot] [--results FILE]"
+         [--messages 1..=10000 (200) | MESSAGES] [--only workers,single,dovecot] \
+         [--sieve SCRIPT] [--results FILE]"
     );
     std::process::exit(2)
 }
@@ -134,6 +139,7 @@ fn parse_opts() -> Opts {
         senders: vec![],
         per_sender: 200,
         only: vec![],
+        sieve: None,
         results,
     };
     let num = |v: Option<String>, hi: usize| -> usize {
@@ -155,6 +161,10 @@ fn parse_opts() -> Opts {
                 o.senders = list.split(',').map(|s| num(Some(s.into()), 64)).collect();
             }
             "--messages" => o.per_sender = num(args.next(), 10_000),
+            "--sieve" => {
+                let path = args.next().unwrap_or_else(|| usage());
+                o.sieve = Some(fs::read_to_string(path).unwrap_or_else(|_| usage()));
+            }
             "--only" => {
                 let list = args.next().unwrap_or_else(|| usage());
                 o.only = list.split(',').map(str::to_string).collect();
@@ -224,6 +234,21 @@ fn measure(o: &Opts, kind: Kind, addr: SocketAddr, mail: &Path, msg: &str) {
     }
 }
 
+/// Makes `script` every user's active Sieve script, where ManageSieve would put it, owned by
+/// the mail owner (`nobody`).
+fn install_sieve(mail: &Path, script: &str) {
+    for user in USERS {
+        let dir = mail.join(user).join("sieve");
+        fs::create_dir_all(&dir).expect("sieve dir");
+        fs::write(dir.join("bench.sieve"), script).expect("script");
+        let _ = fs::remove_file(dir.join("active"));
+        std::os::unix::fs::symlink("bench.sieve", dir.join("active")).expect("active link");
+        if is_root() {
+            chown(&mail.join(user), "nobody:nogroup");
+        }
+    }
+}
+
 fn main() {
     let o = parse_opts();
     catch_sigint();
@@ -272,6 +297,9 @@ fn main() {
             }
         };
         println!("\n{}:", kind.label());
+        if let (Some(script), false) = (&o.sieve, kind == Kind::Dovecot) {
+            install_sieve(&server_dir.join("mail"), script);
+        }
         measure(&o, kind, run.addr(proto), &server_dir.join("mail"), &msg);
         let (count, first) = run.problems();
         if count > 0 {
