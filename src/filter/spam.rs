@@ -206,12 +206,12 @@ impl Verdict {
         if self.is_spam {
             out.push_str("X-Spam-Flag: YES\r\n");
         }
-        out.push_str(&format!(
-            "X-Spam-Status: {yes_no}, score={:.1} required={:.1} tests={}\r\n",
-            self.score,
-            self.required,
-            fold_list(&tests)
-        ));
+        let status = format!(
+            "X-Spam-Status: {yes_no}, score={:.1} required={:.1} tests=",
+            self.score, self.required
+        );
+        let folded = fold_list(&tests, status.len());
+        out.push_str(&format!("{status}{folded}\r\n"));
         match &self.action {
             None => out.push_str(&format!("X-Spam-Score: {:.1}\r\n", self.score)),
             Some(action) => out.push_str(&format!(
@@ -225,15 +225,16 @@ impl Verdict {
     }
 }
 
-/// A comma list folded so no header line passes 78 characters.
-fn fold_list(list: &str) -> String {
+/// A comma list folded so no header line passes 78 characters, the first line already
+/// holding `start` characters.
+fn fold_list(list: &str, start: usize) -> String {
     let mut out = String::new();
-    let mut width = 40;
+    let mut width = start;
     for (i, item) in list.split(',').filter(|s| !s.is_empty()).enumerate() {
         if i > 0 {
             out.push(',');
             width += 1;
-            if width + item.len() > 76 {
+            if width + item.len() > 77 {
                 out.push_str("\r\n\t");
                 width = 8;
             }
