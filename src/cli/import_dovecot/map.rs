@@ -255,11 +255,9 @@ fn served_listeners(
         "submission" if has_submissions => &["submission", "submissions"],
         "submission" => &["submission"],
         "lmtp" => &["lmtp"],
+        "sieve" => &["sieve"],
         other => {
-            let why = match other {
-                "sieve" => "roost has no ManageSieve".to_string(),
-                _ => format!("roost does not serve {other}"),
-            };
+            let why = format!("roost does not serve {other}");
             if let Some(s) = set {
                 m.drop_setting(s, other, why);
             }
@@ -275,6 +273,7 @@ fn inet_listener(m: &mut Mapper<'_>, p: &str, ssl: &str, default_addr: Option<&s
     let service = match p {
         "imap" | "imaps" => "imap-login",
         "pop3" | "pop3s" => "pop3-login",
+        "sieve" => "managesieve-login",
         _ => "submission-login",
     };
     let path = [("service", service), ("inet_listener", p)];

@@ -212,11 +212,12 @@ fn pam_users_with_mbox_in_var_mail() {
     )]);
     assert_eq!(
         i.toml,
-        r#"protocols = ["imap", "pop3"]
+        r#"protocols = ["imap", "pop3", "sieve"]
 
 [listen]
 imap = "0.0.0.0:143"
 pop3 = "0.0.0.0:110"
+sieve = "0.0.0.0:4190"
 
 [mail]
 location = "mbox:~/mail:INBOX=/var/mail/%u"
@@ -230,7 +231,6 @@ allow_plaintext_without_tls = false
     assert_eq!(
         dropped(&i),
         [
-            "protocols = sieve",
             "listen = ::",
             "mail_location = INDEX=/var/cache/dovecot/%u",
             "passdb/args = session=yes",
