@@ -407,7 +407,7 @@ fn each_extension_steers_a_real_delivery() {
 }
 
 #[test]
-fn redirect_hands_the_message_on_with_a_delivered_to_line() {
+fn redirect_hands_the_message_on_marked_with_who_redirected_it() {
     let server = server();
     activate(&server, "plain", "redirect \"sha256@example.com\";\r\n");
     let reply = send(
@@ -429,11 +429,11 @@ fn redirect_hands_the_message_on_with_a_delivered_to_line() {
     let (lines, _) = imap_ok(
         &mut c,
         "f",
-        "FETCH 1 BODY.PEEK[HEADER.FIELDS (DELIVERED-TO RETURN-PATH)]",
+        "FETCH 1 BODY.PEEK[HEADER.FIELDS (X-SIEVE-REDIRECTED-FROM RETURN-PATH)]",
     );
     let header = lines.join("\n");
     assert!(
-        header.contains("Delivered-To: plain@example.com"),
+        header.contains("X-Sieve-Redirected-From: <plain@example.com>"),
         "{header}"
     );
     assert!(

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 /// One message to send because of a delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Followup {
-    /// Send the delivered message on (Sieve `redirect`), unchanged but for a `Delivered-To:`
-    /// line on top naming the user it passed through, which is also the loop guard.
+    /// Send the delivered message on (Sieve `redirect`), unchanged but for an
+    /// `X-Sieve-Redirected-From:` line on top naming the user it passed through, which is also
+    /// the loop guard.
     Redirect {
         /// The new recipient.
         to: String,

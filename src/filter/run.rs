@@ -277,8 +277,13 @@ fn plan_from(actions: Vec<Action>, delivery: &Delivery<'_>, dir: &Path) -> Plan 
     plan
 }
 
-/// Whether the message already passed through this recipient by a redirect: a
-/// `Delivered-To:` field naming it in the header (the line every redirect adds).
+/// The field every redirect puts on top, naming the user whose script redirected the message
+/// (Pigeonhole's name for it). `Delivered-To:` is not used: MTAs add it themselves (Postfix's
+/// local delivery does), so it says nothing about roost's own redirects.
+pub const REDIRECTED_FROM: &str = "X-Sieve-Redirected-From";
+
+/// Whether the message was already redirected by this recipient's script: an
+/// [`REDIRECTED_FROM`] field naming it in the header.
 pub fn redirect_loops(message: &[u8], recipient: &str) -> bool {
     let header_end = memchr::memmem::find(message, b"\r\n\r\n")
         .or_else(|| memchr::memmem::find(message, b"\n\n"))
@@ -286,8 +291,8 @@ pub fn redirect_loops(message: &[u8], recipient: &str) -> bool {
     let header = String::from_utf8_lossy(&message[..header_end]);
     header.lines().any(|line| {
         line.split_once(':').is_some_and(|(name, value)| {
-            name.eq_ignore_ascii_case("Delivered-To")
-                && value.trim().eq_ignore_ascii_case(recipient)
+            let value = value.trim().trim_start_matches('<').trim_end_matches('>');
+            name.eq_ignore_ascii_case(REDIRECTED_FROM) && value.eq_ignore_ascii_case(recipient)
         })
     })
 }
@@ -342,5 +347,21 @@ pub fn record_problem(dir: &Path, problem: &str) {
         .to_string();
     if let Err(e) = store.record_problem(&now, problem) {
         tracing::warn!(dir = %dir.display(), "cannot record the sieve problem: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_roosts_own_redirect_mark_is_a_loop() {
+        let postfix = b"Delivered-To: alice@example.com\r\nSubject: x\r\n\r\nbody\r\n";
+        assert!(!redirect_loops(postfix, "alice@example.com"));
+        let ours = b"X-Sieve-Redirected-From: <Alice@Example.com>\r\nSubject: x\r\n\r\n";
+        assert!(redirect_loops(ours, "alice@example.com"));
+        assert!(!redirect_loops(ours, "bob@example.com"));
+        let in_body = b"Subject: x\r\n\r\nX-Sieve-Redirected-From: <alice@example.com>\r\n";
+        assert!(!redirect_loops(in_body, "alice@example.com"));
     }
 }

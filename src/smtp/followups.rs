@@ -1,5 +1,5 @@
 //! Queuing the mail a delivery asks to send: a Sieve `redirect` (the delivered message again,
-//! with a `Delivered-To:` line on top as the loop guard) and vacation replies. They become
+//! with an `X-Sieve-Redirected-From:` line on top as the loop guard) and vacation replies. They become
 //! ordinary queue entries, so they are retried, relayed and bounced like any other mail.
 
 use std::fs::File;
@@ -11,6 +11,7 @@ use super::deliver::FileReader;
 use super::queue::{self, Envelope, QueueError, Recipient};
 use super::resolve::Target;
 use super::Services;
+use crate::filter::run::REDIRECTED_FROM;
 use crate::filter::Followup;
 
 /// Who a message to `address` goes to: the local users it resolves to, or the address itself
@@ -114,7 +115,7 @@ async fn redirect(
         return Ok(None);
     };
     let id = queue_new(services, from.clone(), recipients, |out| {
-        out.write_all(format!("Delivered-To: {via}\r\n").as_bytes())?;
+        out.write_all(format!("{REDIRECTED_FROM}: <{via}>\r\n").as_bytes())?;
         std::io::copy(&mut FileReader::new(message).take(u64::MAX), out)?;
         Ok(())
     })?;
