@@ -7,7 +7,7 @@
 mod common;
 mod smarthost;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{base_config, LineClient, TestServer, PASSWORD};
 use smarthost::{Options, Smarthost, TestCa};
@@ -65,20 +65,10 @@ fn inbox(server: &TestServer, user: &str) -> Vec<String> {
 
 /// Waits (bounded) until a user's INBOX holds `n` messages.
 fn wait_inbox(server: &TestServer, user: &str, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let got = inbox(server, user);
-        if got.len() >= n {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{user} got {} of {n}:\n{}",
-            got.len(),
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_inbox_files(server, user, n)
+        .iter()
+        .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned())
+        .collect()
 }
 
 #[test]

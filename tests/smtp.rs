@@ -63,20 +63,10 @@ fn first_owner(server: &TestServer, user: &str) -> Option<u32> {
 
 /// Waits (bounded) until a user's INBOX holds `n` messages.
 fn wait_inbox(server: &TestServer, user: &str, n: usize) -> Vec<Vec<u8>> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let got = inbox(server, user);
-        if got.len() >= n {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{user} got {} of {n} messages:\n{}",
-            got.len(),
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_inbox_files(server, user, n)
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect()
 }
 
 /// The message without the trace fields the server put on top (Return-Path, Received).

@@ -718,3 +718,22 @@ pub fn inbox_files(server: &TestServer, user: &str) -> Vec<PathBuf> {
     files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
     files
 }
+
+/// Waits (bounded, 20 s) until a user's maildir INBOX holds `n` messages; their files, oldest
+/// first. Fails with the server's log when they do not come.
+pub fn wait_inbox_files(server: &TestServer, user: &str, n: usize) -> Vec<PathBuf> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = inbox_files(server, user);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{user} got {} of {n} messages:\n{}",
+            got.len(),
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
