@@ -79,6 +79,7 @@ struct Out {
     auth: Vec<(&'static str, String)>,
     tls: Vec<(&'static str, String)>,
     smtp: Vec<(&'static str, String)>,
+    sieve: Vec<(&'static str, String)>,
     server: Vec<(&'static str, String)>,
 }
 
@@ -108,6 +109,7 @@ pub fn map(parsed: &Parsed) -> Imported {
     let home = home.or_else(|| mail_home(&mut m));
     mail(&mut m, home.as_deref());
     quota(&mut m);
+    sieve(&mut m);
     auth(&mut m, ssl);
     tls(&mut m, ssl);
     namespaces(&mut m);
@@ -794,11 +796,48 @@ fn quota(m: &mut Mapper<'_>) {
     let mut seen = HashSet::new();
     for s in plugins {
         for word in s.value.split_whitespace() {
-            let ours = carried && matches!(word, "quota" | "imap_quota");
+            let ours = (carried && matches!(word, "quota" | "imap_quota")) || word == "sieve";
             if !ours && seen.insert((s.path(), word.to_string())) {
                 m.drop_setting(s, word, "roost has no Dovecot plugins");
             }
         }
+    }
+}
+
+/// Pigeonhole's settings: `sieve_before`/`sieve_after` (and their numbered siblings, in order)
+/// become `[sieve] before`/`after`; where users' scripts live is roost's own.
+fn sieve(m: &mut Mapper<'_>) {
+    let plugin = [("plugin", "")];
+    for (dovecot, roost) in [("sieve_before", "before"), ("sieve_after", "after")] {
+        let mut paths = Vec::new();
+        for n in 1..=9 {
+            let key = match n {
+                1 => dovecot.to_string(),
+                n => format!("{dovecot}{n}"),
+            };
+            let Some(s) = m.within(&plugin, &key) else {
+                continue;
+            };
+            match s.value.strip_prefix("file:").unwrap_or(&s.value) {
+                path if path.ends_with(".sieve") => paths.push(toml_string(path)),
+                _ => m.drop_setting(
+                    s,
+                    &s.value,
+                    "roost runs script files, not directories: list each .sieve file",
+                ),
+            }
+        }
+        if !paths.is_empty() {
+            m.out.sieve.push((roost, format!("[{}]", paths.join(", "))));
+        }
+    }
+    if let Some(s) = m.within(&plugin, "sieve") {
+        m.drop_setting(
+            s,
+            &s.value,
+            "roost keeps each user's scripts in sieve/ of their mail root, the active one \
+             named by the `active` link: move them there",
+        );
     }
 }
 
@@ -1171,7 +1210,7 @@ fn render(out: &Out) -> String {
     let mut text = String::new();
     let protocols: Vec<String> = out.protocols.iter().map(|p| toml_string(p)).collect();
     let _ = writeln!(text, "protocols = [{}]", protocols.join(", "));
-    let sections: [(&str, Vec<(&str, &String)>); 6] = [
+    let sections: [(&str, Vec<(&str, &String)>); 7] = [
         (
             "listen",
             out.listen.iter().map(|(k, v)| (k.as_str(), v)).collect(),
@@ -1180,6 +1219,7 @@ fn render(out: &Out) -> String {
         ("auth", out.auth.iter().map(|(k, v)| (*k, v)).collect()),
         ("tls", out.tls.iter().map(|(k, v)| (*k, v)).collect()),
         ("smtp", out.smtp.iter().map(|(k, v)| (*k, v)).collect()),
+        ("sieve", out.sieve.iter().map(|(k, v)| (*k, v)).collect()),
         ("server", out.server.iter().map(|(k, v)| (*k, v)).collect()),
     ];
     for (name, keys) in sections {

@@ -329,3 +329,42 @@ fn mail_home_completes_the_location_and_submission_relays_through_the_mta() {
         ]
     );
 }
+
+#[test]
+fn pigeonhole_before_and_after_scripts_become_the_sieve_section() {
+    let i = import(&[(
+        "/etc/dovecot/dovecot.conf",
+        "protocols = imap lmtp sieve\n\
+         mail_location = maildir:~/Maildir\n\
+         passdb {\n  driver = pam\n}\n\
+         userdb {\n  driver = passwd\n}\n\
+         protocol lmtp {\n  mail_plugins = $mail_plugins sieve\n}\n\
+         plugin {\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n\
+           sieve_before = /etc/dovecot/sieve/spam.sieve\n\
+           sieve_before2 = /etc/dovecot/sieve/lists.sieve\n\
+           sieve_before3 = /etc/dovecot/sieve.d/\n\
+           sieve_after = file:/etc/dovecot/sieve/after.sieve\n}\n",
+    )]);
+    assert!(
+        i.toml.contains(
+            "[sieve]\nbefore = [\"/etc/dovecot/sieve/spam.sieve\", \"/etc/dovecot/sieve/lists.sieve\"]\n\
+             after = [\"/etc/dovecot/sieve/after.sieve\"]\n"
+        ),
+        "{}",
+        i.toml
+    );
+    assert!(i.toml.contains("sieve = \"0.0.0.0:4190\""), "{}", i.toml);
+    let dropped = dropped(&i);
+    assert!(
+        dropped.contains(&"plugin/sieve_before3 = /etc/dovecot/sieve.d/".to_string()),
+        "{dropped:?}"
+    );
+    assert!(
+        dropped.contains(&"plugin/sieve = file:~/sieve;active=~/.dovecot.sieve".to_string()),
+        "{dropped:?}"
+    );
+    assert!(
+        !dropped.iter().any(|d| d.ends_with("= sieve")),
+        "the sieve plugin is roost's own: {dropped:?}"
+    );
+}
