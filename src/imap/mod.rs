@@ -68,8 +68,9 @@ pub use mailboxes::SPECIAL_USE;
 /// Capabilities after login.
 pub const AUTHENTICATED_CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MULTIAPPEND CATENATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE MOVE UNSELECT CHILDREN SPECIAL-USE CONDSTORE QRESYNC BINARY UTF8=ACCEPT STATUS=SIZE COMPRESS=DEFLATE ESEARCH SEARCHRES ESORT PARTIAL CONTEXT=SEARCH CONTEXT=SORT LIST-EXTENDED LIST-STATUS SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
 
-/// Serves one IMAP connection from greeting to logout.
-pub async fn serve(mut conn: Connection, ctx: SessionContext) {
+/// `* OK [CAPABILITY …] roost ready.` (a temporary, so nothing of it stays in the connection's
+/// future for the session's life).
+fn greeting(conn: &Connection, ctx: &SessionContext) -> Vec<u8> {
     let caps = pre_login_capabilities(!conn.is_tls(), ctx.plaintext_allowed(conn.is_tls()));
     let mut greeting = Vec::new();
     Response::Ok {
@@ -77,7 +78,12 @@ pub async fn serve(mut conn: Connection, ctx: SessionContext) {
         text: "roost ready.",
     }
     .encode(&mut greeting);
-    if conn.write(&greeting).await.is_err() {
+    greeting
+}
+
+/// Serves one IMAP connection from greeting to logout.
+pub async fn serve(mut conn: Connection, ctx: SessionContext) {
+    if conn.write(&greeting(&conn, &ctx)).await.is_err() {
         return;
     }
     // Boxed, so its room is given back at login instead of staying in this connection's future

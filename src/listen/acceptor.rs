@@ -326,24 +326,36 @@ async fn connection(
         .registry
         .register(protocol, peer, local, &shared.shutdown);
     let stream = if protocol.implicit_tls() {
-        let acceptor = shared.tls.acceptor();
-        let failed = || counters::global().tls_failed();
-        let limit = shared.config.limits.tls_handshake_timeout;
-        match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
-            Ok(Err(e)) => {
-                failed();
-                return tracing::debug!(%peer, "TLS handshake failed: {e}");
-            }
-            Err(_) => {
-                failed();
-                return tracing::debug!(%peer, "TLS handshake timed out");
-            }
+        // Boxed: the handshake's state is large and would otherwise stay in every connection's
+        // task (plain ones too) for as long as the session lasts.
+        match Box::pin(implicit_tls(&shared, tcp, peer)).await {
+            Some(tls) => tls,
+            None => return,
         }
     } else {
         Stream::Plain(tcp)
     };
     run_session(&shared, protocol, stream, peer, local, handle).await;
+}
+
+/// The TLS handshake of an implicit-TLS port, bounded in time; `None` (logged) if it failed.
+async fn implicit_tls(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> Option<Stream> {
+    let acceptor = shared.tls.acceptor();
+    let failed = || counters::global().tls_failed();
+    let limit = shared.config.limits.tls_handshake_timeout;
+    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some(Stream::Tls(Box::new(tls))),
+        Ok(Err(e)) => {
+            failed();
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            failed();
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
 }
 
 /// Runs the protocol's session on an accepted (and, for implicit TLS, handshaken) stream.
