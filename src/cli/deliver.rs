@@ -21,7 +21,6 @@ use crate::privilege::mail_owner;
 use crate::session::privileged::{LocalRecipient, Privileged};
 use crate::smtp::deliver::Outcome;
 use crate::smtp::followups::queue_followups;
-use crate::smtp::queue::Queue;
 use crate::smtp::{runner, Services};
 use crate::system::running_as_root;
 
@@ -95,10 +94,7 @@ fn deliver_and_follow_up(
     recipient: LocalRecipient,
 ) -> std::io::Result<Outcome> {
     let config = Arc::new(config.clone());
-    let privileged: Arc<dyn Privileged> = Arc::new(match running_as_root() {
-        true => InProcess::as_root(&config, auth),
-        false => InProcess::new(&config, auth),
-    });
+    let privileged: Arc<dyn Privileged> = Arc::new(InProcess::for_this_process(&config, auth));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -123,18 +119,12 @@ async fn follow_up(
     from: &ReversePath,
     followups: Vec<crate::filter::Followup>,
 ) {
-    let queue = match Queue::open(&config.smtp.queue_dir) {
-        Ok(queue) => queue,
+    let services = match Services::new(config, privileged) {
+        Ok(services) => services,
         Err(e) => {
             let n = followups.len();
             return tracing::warn!("{n} follow-up(s) of the user's filters not sent: {e}");
         }
-    };
-    let services = Services {
-        queue,
-        privileged,
-        wake: tokio::sync::Notify::new(),
-        config: Arc::clone(config),
     };
     for id in queue_followups(&services, from, message, followups).await {
         if let Err(e) = runner::attempt(&services, &id).await {

@@ -75,16 +75,8 @@ pub fn list(config: &Config) -> Result<String, QueueCliError> {
 pub fn flush(config: Config) -> Result<String, QueueCliError> {
     let config = Arc::new(config);
     let auth = Arc::new(Authenticator::new(&config.auth));
-    let services = Services {
-        queue: Queue::open(&config.smtp.queue_dir)?,
-        privileged: Arc::new(if crate::system::running_as_root() {
-            InProcess::as_root(&config, auth)
-        } else {
-            InProcess::new(&config, auth)
-        }),
-        wake: tokio::sync::Notify::new(),
-        config: Arc::clone(&config),
-    };
+    let privileged = Arc::new(InProcess::for_this_process(&config, auth));
+    let services = Services::new(&config, privileged)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

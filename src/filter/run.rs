@@ -10,6 +10,8 @@ use roost_protocol::sieve::{
     self, Action, CompileError, Envelope, Includes, Input, Location, Script,
 };
 
+use roost_storage::sieve_scripts::{check_name, ScriptStore};
+
 use super::store::Placement;
 use super::Followup;
 
@@ -115,34 +117,61 @@ struct Resolver<'a> {
 
 impl Includes for Resolver<'_> {
     fn load(&mut self, location: Location, name: &str) -> Option<Result<Script, CompileError>> {
-        if name.is_empty() || name.contains(['/', '\0']) || name.starts_with('.') {
-            return None;
-        }
-        let dir = match location {
-            Location::Personal => self.personal,
-            Location::Global => self.global?,
+        // The user's own through their script store (a file of the directory, never through
+        // a symlink); the admin's by name from the global directory. Either way the store's
+        // name rules keep the name from climbing out of its directory.
+        check_name(name).ok()?;
+        let text = match location {
+            Location::Personal => ScriptStore::new(self.personal).get(name).ok()?,
+            Location::Global => read_script(&self.global?.join(format!("{name}.sieve"))).ok()?,
         };
-        let text = read_script(&dir.join(format!("{name}.sieve"))).ok()?;
         Some(sieve::compile(&text))
+    }
+}
+
+/// The admin's scripts read and compiled, once for a batch of deliveries (every recipient of
+/// a message), so an edit takes effect with the next message.
+pub struct SiteFilters {
+    before: Vec<Script>,
+    after: Vec<Script>,
+    /// Where `include :global` looks.
+    global_dir: Option<PathBuf>,
+}
+
+impl SiteScripts {
+    /// Reads and compiles the scripts; one that cannot be read or compiled is logged and
+    /// skipped.
+    pub fn load(&self) -> SiteFilters {
+        let mut before: Vec<Script> = Vec::new();
+        if self.spam_to_junk {
+            match sieve::compile(SPAM_TO_JUNK.as_bytes()) {
+                Ok(script) => before.push(script),
+                Err(e) => tracing::error!("sieve: the built-in spam script does not compile: {e}"),
+            }
+        }
+        before.extend(self.before.iter().filter_map(|p| compile_site(p)));
+        let global_dir = self.global_dir.clone().or_else(|| {
+            self.before
+                .first()
+                .and_then(|p| p.parent())
+                .map(Path::to_path_buf)
+        });
+        SiteFilters {
+            before,
+            after: self.after.iter().filter_map(|p| compile_site(p)).collect(),
+            global_dir,
+        }
     }
 }
 
 /// Runs the scripts and returns the plan. `Err` carries why the user's script was not used
 /// (it is logged and recorded for ManageSieve by the caller); the plan is then "keep".
 pub fn plan(
-    site: &SiteScripts,
+    site: &SiteFilters,
     user: &UserScripts,
     delivery: &Delivery<'_>,
 ) -> (Plan, Option<String>) {
-    let mut before: Vec<Script> = Vec::new();
-    if site.spam_to_junk {
-        match sieve::compile(SPAM_TO_JUNK.as_bytes()) {
-            Ok(script) => before.push(script),
-            Err(e) => tracing::error!("sieve: the built-in spam script does not compile: {e}"),
-        }
-    }
-    before.extend(site.before.iter().filter_map(|p| compile_site(p)));
-    let after: Vec<Script> = site.after.iter().filter_map(|p| compile_site(p)).collect();
+    let (before, after) = (&site.before, &site.after);
     let mut problem = None;
     let personal = user
         .active
@@ -157,7 +186,7 @@ pub fn plan(
     if before.is_empty() && after.is_empty() && personal.is_none() {
         return (Plan::keep(), problem);
     }
-    let scripts: Vec<&Script> = before.iter().chain(&personal).chain(&after).collect();
+    let scripts: Vec<&Script> = before.iter().chain(&personal).chain(after).collect();
     let addresses = user_addresses(delivery);
     let input = Input {
         envelope: Envelope {
@@ -169,13 +198,9 @@ pub fn plan(
         zone_minutes: local_zone_minutes(delivery.now),
         user_addresses: &addresses,
     };
-    let global = site
-        .global_dir
-        .as_deref()
-        .or_else(|| site.before.first().and_then(|p| p.parent()));
     let mut includes = Resolver {
         personal: &user.dir,
-        global,
+        global: site.global_dir.as_deref(),
     };
     match sieve::execute(&scripts, &input, &mut includes) {
         Ok(outcome) => (plan_from(outcome.actions, delivery, &user.dir), problem),

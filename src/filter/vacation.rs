@@ -18,18 +18,11 @@ const MAX_ENTRIES: usize = 10_000;
 /// Bytes read at most (an entry is under 40 bytes).
 const MAX_BYTES: u64 = 1024 * 1024;
 
-/// FNV-1a, 64 bits: a stable, dependency-free key for (handle, sender).
+/// The memory's key for (handle, sender): the interpreter's stable hash, the sender's case
+/// ignored.
 fn key(handle: &str, sender: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in handle
-        .bytes()
-        .chain([0])
-        .chain(sender.bytes().map(|b| b.to_ascii_lowercase()))
-    {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+    let sender = sender.to_ascii_lowercase();
+    roost_protocol::sieve::stable_hash(&[handle.as_bytes(), sender.as_bytes()])
 }
 
 /// One remembered reply: until when, and for what.

@@ -270,7 +270,8 @@ pub fn worker_main(args: DeliverWorkerArgs) -> anyhow::Result<()> {
         after: args.sieve_after,
         global_dir: args.sieve_global,
         spam_to_junk: args.sieve_spam_to_junk,
-    };
+    }
+    .load();
     let mut done = Deliveries::default();
     for arg in &args.users {
         let outcome = match decode_user(arg) {

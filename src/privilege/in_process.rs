@@ -49,6 +49,15 @@ impl InProcess {
         }
     }
 
+    /// The right one for a command-line tool: through delivery workers when this process is
+    /// root, directly when it is a user.
+    pub fn for_this_process(config: &Config, auth: Arc<Authenticator>) -> Self {
+        match crate::system::running_as_root() {
+            true => Self::as_root(config, auth),
+            false => Self::new(config, auth),
+        }
+    }
+
     /// This process is root: it delivers through a worker started as each mail owner.
     pub fn as_root(config: &Config, auth: Arc<Authenticator>) -> Self {
         let mut this = Self::new(config, auth);
@@ -80,11 +89,12 @@ impl InProcess {
         let (rp, recipients) = (return_path.clone(), recipients.to_vec());
         tokio::task::spawn_blocking(move || {
             let mut out = Deliveries::default();
+            let filters = site.load();
             for r in &recipients {
                 let outcome = match resolver.user(&r.user) {
                     Ok(Some(user)) => {
                         let done =
-                            deliver_one(&location, &user, &r.address, Some(&rp), &file, &site);
+                            deliver_one(&location, &user, &r.address, Some(&rp), &file, &filters);
                         out.followups.extend(done.followups);
                         done.outcome
                     }

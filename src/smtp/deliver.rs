@@ -12,7 +12,7 @@ use roost_storage::{MailLocation, Store, UserVars};
 
 use crate::auth::MailUser;
 use crate::counters;
-use crate::filter::{self, run::SiteScripts, Followup};
+use crate::filter::{self, run::SiteFilters, Followup};
 pub use crate::session::privileged::Outcome;
 
 /// Reads a file from the start with positional reads, so many readers can share one open
@@ -71,7 +71,7 @@ pub fn deliver_one(
     recipient: &str,
     return_path: Option<&ReversePath>,
     message: &File,
-    site: &SiteScripts,
+    site: &SiteFilters,
 ) -> Delivered {
     let mapped = match MappedMessage::new(message) {
         Ok(m) => m,

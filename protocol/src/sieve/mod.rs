@@ -28,6 +28,9 @@ mod message;
 mod parse;
 mod run;
 mod vacation;
+
+/// The stable hash vacation uses for its default `:handle` (delivery keys its memory with it).
+pub use vacation::fnv1a as stable_hash;
 mod variables;
 
 use std::sync::Arc;

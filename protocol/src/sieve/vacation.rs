@@ -61,8 +61,9 @@ pub(crate) fn compile(ctx: &Ctx, args: &mut Args) -> Result<Cmd, CompileError> {
     Ok(Cmd::Vacation(Box::new(v)))
 }
 
-/// FNV-1a, 64 bits: the default `:handle`.
-fn fnv1a(parts: &[&[u8]]) -> String {
+/// FNV-1a, 64 bits, over `parts` each ended by a NUL, in hex: the default `:handle`, and the
+/// key delivery's vacation memory files a (handle, sender) pair under.
+pub fn fnv1a(parts: &[&[u8]]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for b in part.iter().chain(&[0u8]) {
