@@ -290,7 +290,11 @@ struct SmtpHandler {
 impl Handler for SmtpHandler {
     fn serve(&self, conn: Connection, accepted: Accepted) -> SessionFuture {
         let ctx = self.sessions.context(accepted);
-        Box::pin(crate::smtp::serve(conn, ctx, Arc::clone(&self.services)))
+        let services = Arc::clone(&self.services);
+        Box::pin(async move {
+            crate::smtp::serve(conn, ctx, services).await;
+            None
+        })
     }
     fn refusal(&self, reason: &str) -> Vec<u8> {
         format!("421 4.7.0 {reason}\r\n").into_bytes()

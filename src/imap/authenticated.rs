@@ -17,21 +17,30 @@ use crate::session::UserSession;
 
 /// Runs the authenticated session until LOGOUT, disconnect, timeout or shutdown.
 pub async fn run(conn: &mut Connection, user: &UserSession) {
-    let name = &user.user.name;
-    let store = match user.open_store() {
-        Ok(store) => store,
-        Err(e) => {
-            tracing::error!("imap({name}): cannot open mail store: {e}");
-            let mut line = Vec::new();
-            Response::Bye {
-                code: Some(Code::ServerBug),
-                text: "Cannot open your mailbox; the error is logged.",
-            }
-            .encode(&mut line);
-            let _ = conn.write(&line).await;
-            return;
+    match open(user) {
+        Ok(mut session) => {
+            session.run(conn).await;
         }
-    };
+        Err(goodbye) => {
+            let _ = conn.write(&goodbye).await;
+        }
+    }
+}
+
+/// The logged-in session of `user`, or the `* BYE` that says why there is none. Not async, so
+/// the session's future holds only the session, not also what opening it took.
+fn open(user: &UserSession) -> Result<Session<'_>, Vec<u8>> {
+    let name = &user.user.name;
+    let store = user.open_store().map_err(|e| {
+        tracing::error!("imap({name}): cannot open mail store: {e}");
+        let mut line = Vec::new();
+        Response::Bye {
+            code: Some(Code::ServerBug),
+            text: "Cannot open your mailbox; the error is logged.",
+        }
+        .encode(&mut line);
+        line
+    })?;
     if let Err(e) = mailboxes::ensure_special_folders(&store) {
         tracing::warn!("imap({name}): cannot create the special-use folders: {e}");
     }
@@ -40,7 +49,7 @@ pub async fn run(conn: &mut Connection, user: &UserSession) {
         store,
         enabled: Enabled::default(),
     };
-    Session::authenticated(account).run(conn).await;
+    Ok(Session::authenticated(account))
 }
 
 /// Runs a command of the authenticated state; `selected` is the selected mailbox, if any.
@@ -83,10 +92,7 @@ pub async fn command(
         }
         Authenticated::GetQuota(root) => blocking(|| quota::get_quota(account, &root, cx)),
         Authenticated::SetQuota => quota::set_quota(cx),
-        Authenticated::Idle => {
-            let condstore = account.enabled.condstore;
-            idle::idle(account.name(), condstore, selected, cx).await
-        }
+        Authenticated::Idle => idle::start(account.name(), selected.as_deref(), cx),
     }
 }
 

@@ -5,6 +5,7 @@ use roost_protocol::imap::response::{Code, Response};
 use roost_protocol::imap::{Extras, ImapDecoder};
 use roost_storage::Error as StorageError;
 
+use super::idle::Idling;
 use super::input::Ended;
 use super::reply::{self, Tagged};
 use super::selected::Selected;
@@ -88,4 +89,6 @@ pub enum Step {
     LoggedIn(Tagged, Login),
     /// The connection ended while the command ran.
     Ended(Ended),
+    /// IDLE: send the pending responses (the continuation last) and wait for DONE.
+    Idle(Idling),
 }

@@ -1,51 +1,109 @@
 //! IDLE (RFC 2177): the client waits, the server pushes EXISTS / EXPUNGE / FETCH as soon as the
 //! folder changes on disk (inotify, whoever changed it), and says `* OK Still here` every two
 //! minutes so NAT boxes and phone networks keep the connection open.
+//!
+//! The IDLE command only starts the wait ([`start`]): the session loop then waits in place of
+//! reading the next command ([`wake`]), so an idling connection holds no command's state
+//! besides its [`Idling`] (the tag and the folder subscription). Most connections of a mail
+//! server sit here; this keeps each of them to what waiting needs.
 
 use std::time::Duration;
 
 use roost_protocol::imap::response::{push_continuation, Response};
-use roost_protocol::imap::{Event, Expect};
+use roost_protocol::imap::{Event, Expect, ImapDecoder};
 
 use super::context::{Cx, Step};
 use super::folder_watch::Subscription;
 use super::input::{next_event, Ended};
-use super::reply::Tagged;
+use super::reply::{self, Tagged};
 use super::selected::Selected;
+use crate::listen::conn::Connection;
 use crate::listen::registry::SessionState;
 
 /// How often an idling client hears from us even when nothing changes.
 const KEEPALIVE: Duration = Duration::from_secs(120);
 
-enum Wake {
+/// A brief pause after a change notification, so a burst of file events (a delivery is
+/// several) is reported once.
+const SETTLE: Duration = Duration::from_millis(20);
+
+/// A session in IDLE: what it needs until DONE.
+pub struct Idling {
+    /// The IDLE command's tag, for the tagged line after DONE.
+    tag: String,
+    /// Change notification for the selected mailbox (`None`: nothing selected, or no inotify).
+    watcher: Option<Subscription>,
+    /// Whether a mailbox is selected (without one there is nothing to report).
+    selected: bool,
+}
+
+/// What ended one wait of an idling session.
+pub enum Wake {
+    /// The client sent something (DONE, we hope), or the connection ended.
     Client(Result<Event, Ended>),
+    /// The selected mailbox may have changed.
     Changed,
+    /// Two quiet minutes: time for `* OK Still here`.
     Keepalive,
 }
 
-/// Runs IDLE until DONE (or the end of the connection).
-pub async fn idle(
-    user: &str,
-    condstore: bool,
-    selected: Option<&mut Selected>,
-    cx: &mut Cx<'_>,
-) -> Step {
+/// Starts IDLE: the continuation goes out with the pending responses, and the session waits.
+pub fn start(user: &str, selected: Option<&Selected>, cx: &mut Cx<'_>) -> Step {
     if let Some(h) = cx.conn.handle() {
         h.set_state(SessionState::Idle);
     }
-    let mut watcher = selected.as_deref().and_then(|s| watch(s, user));
+    let watcher = selected.and_then(|s| watch(s, user));
     cx.decoder.expect(Expect::IdleDone);
-    let mut waiting = Vec::new();
-    push_continuation(&mut waiting, "idling");
-    let result = match cx.conn.write(&waiting).await {
-        Ok(()) => wait(user, condstore, selected, watcher.as_mut(), cx).await,
-        Err(_) => Err(Ended::Closed),
-    };
-    cx.decoder.expect(Expect::Command);
-    match result {
-        Ok(tagged) => Step::Reply(tagged),
-        Err(ended) => Step::Ended(ended),
+    push_continuation(&mut cx.out, "idling");
+    Step::Idle(Idling {
+        tag: cx.tag.clone(),
+        watcher,
+        selected: selected.is_some(),
+    })
+}
+
+/// Waits for the next thing an idling session must act on.
+pub async fn wake(idling: &mut Idling, conn: &mut Connection, decoder: &mut ImapDecoder) -> Wake {
+    tokio::select! {
+        event = next_event(conn, decoder) => Wake::Client(event),
+        () = changed(idling) => Wake::Changed,
+        () = tokio::time::sleep(KEEPALIVE) => Wake::Keepalive,
     }
+}
+
+impl Idling {
+    /// After a change notification: lets the burst settle; `true` when there is a selected
+    /// mailbox to re-check.
+    pub async fn settle(&mut self) -> bool {
+        if !self.selected {
+            return false;
+        }
+        tokio::time::sleep(SETTLE).await;
+        if let Some(w) = self.watcher.as_mut() {
+            w.settle();
+        }
+        true
+    }
+
+    /// The client's answer ended IDLE: the tagged line for it (`DONE` is the only right one).
+    pub fn finish(self, decoder: &mut ImapDecoder, event: &Event) -> Tagged {
+        decoder.expect(Expect::Command);
+        match event {
+            Event::IdleDone => reply::ok(&self.tag, "Idle completed."),
+            _ => reply::bad(&self.tag, "Expected DONE to end IDLE."),
+        }
+    }
+}
+
+/// `* OK Still here`.
+pub fn keepalive() -> Vec<u8> {
+    let mut out = Vec::new();
+    Response::Ok {
+        code: None,
+        text: "Still here",
+    }
+    .encode(&mut out);
+    out
 }
 
 /// Change notification for the selected mailbox; `None` (and a log line) where there is none.
@@ -63,55 +121,13 @@ fn watch(selected: &Selected, user: &str) -> Option<Subscription> {
     }
 }
 
-/// Pushes updates until the client says DONE.
-async fn wait(
-    user: &str,
-    condstore: bool,
-    mut selected: Option<&mut Selected>,
-    mut watcher: Option<&mut Subscription>,
-    cx: &mut Cx<'_>,
-) -> Result<Tagged, Ended> {
-    loop {
-        let wake = tokio::select! {
-            event = next_event(cx.conn, cx.decoder) => Wake::Client(event),
-            () = changed(watcher.as_deref_mut()) => Wake::Changed,
-            () = tokio::time::sleep(KEEPALIVE) => Wake::Keepalive,
-        };
-        let mut out = Vec::new();
-        match wake {
-            Wake::Client(Ok(Event::IdleDone)) => return Ok(cx.ok("Idle completed.")),
-            Wake::Client(Ok(_)) => return Ok(cx.bad("Expected DONE to end IDLE.")),
-            Wake::Client(Err(ended)) => return Err(ended),
-            Wake::Changed => {
-                if let Some(s) = selected.as_deref_mut() {
-                    // A brief pause lets a burst of file events (a delivery is several) settle.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    if let Some(w) = watcher.as_deref_mut() {
-                        w.settle();
-                    }
-                    if let Err(e) = s.refresh(condstore, &mut out) {
-                        tracing::error!("imap({user}): re-sync during IDLE failed: {e}");
-                    }
-                }
-            }
-            Wake::Keepalive => Response::Ok {
-                code: None,
-                text: "Still here",
-            }
-            .encode(&mut out),
-        }
-        if !out.is_empty() && cx.conn.write(&out).await.is_err() {
-            return Err(Ended::Closed);
-        }
-    }
-}
-
-/// Resolves when the mailbox may have changed.
-async fn changed(watcher: Option<&mut Subscription>) {
-    match watcher {
-        Some(w) => w.changed().await,
+/// Resolves when the selected mailbox may have changed; never without one.
+async fn changed(idling: &mut Idling) {
+    match (idling.selected, idling.watcher.as_mut()) {
+        (false, _) => std::future::pending().await,
+        (true, Some(w)) => w.changed().await,
         // No inotify (e.g. the per-user instance limit): poll; a re-check of an unchanged
         // maildir is three stats.
-        None => tokio::time::sleep(Duration::from_millis(500)).await,
+        (true, None) => tokio::time::sleep(Duration::from_millis(500)).await,
     }
 }

@@ -38,6 +38,7 @@ mod thread;
 
 use roost_protocol::imap::response::{Code, Response};
 
+use crate::listen::acceptor::Continuation;
 use crate::listen::conn::Connection;
 use crate::session::SessionContext;
 use session::{Exit, Session};
@@ -82,14 +83,13 @@ fn greeting(conn: &Connection, ctx: &SessionContext) -> Vec<u8> {
 }
 
 /// Serves one IMAP connection from greeting to logout.
-pub async fn serve(mut conn: Connection, ctx: SessionContext) {
+/// A login hands back the logged-in session, so nothing of this part stays for its life.
+pub async fn serve(mut conn: Connection, ctx: SessionContext) -> Option<Continuation> {
     if conn.write(&greeting(&conn, &ctx)).await.is_err() {
-        return;
+        return None;
     }
-    // Boxed, so its room is given back at login instead of staying in this connection's future
-    // for as long as the session lasts.
-    let exit = Box::pin(Session::not_authenticated(&ctx).run(&mut conn)).await;
-    if let Exit::LoggedIn(user) = exit {
-        user.start(conn, &ctx).await;
+    match Session::not_authenticated(&ctx).run(&mut conn).await {
+        Exit::LoggedIn(user) => Some(user.start(conn, &ctx)),
+        Exit::Closed => None,
     }
 }

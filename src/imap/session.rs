@@ -17,6 +17,7 @@ use super::authenticated::command as authenticated;
 use super::blocking::blocking;
 use super::command::{AnyState, PreLogin, Request};
 use super::context::{Cx, Step};
+use super::idle::{self, Idling, Wake};
 use super::in_mailbox::command as in_mailbox;
 use super::input::{bye, farewell, next_event, rejected, Ended};
 use super::login::command as login;
@@ -33,11 +34,13 @@ pub enum Exit {
     Closed,
 }
 
-/// A session: its state, its decoder, and its count of malformed commands.
+/// A session: its state, its decoder, its count of malformed commands, and the IDLE it is
+/// in, if any.
 pub struct Session<'a> {
     state: State<'a>,
     decoder: ImapDecoder,
     bad_commands: u32,
+    idling: Option<Idling>,
 }
 
 impl<'a> Session<'a> {
@@ -47,6 +50,7 @@ impl<'a> Session<'a> {
             state: State::NotAuthenticated(ctx),
             decoder: ImapDecoder::before_login(),
             bad_commands: 0,
+            idling: None,
         }
     }
 
@@ -57,6 +61,7 @@ impl<'a> Session<'a> {
             state: State::Authenticated(account),
             decoder,
             bad_commands: 0,
+            idling: None,
         }
     }
 
@@ -64,10 +69,32 @@ impl<'a> Session<'a> {
     /// shutdown.
     pub async fn run(&mut self, conn: &mut Connection) -> Exit {
         loop {
-            let event = match next_event(conn, &mut self.decoder).await {
+            let event = match self.idling.as_mut() {
+                None => next_event(conn, &mut self.decoder).await,
+                Some(idling) => match idle::wake(idling, conn, &mut self.decoder).await {
+                    Wake::Client(event) => event,
+                    Wake::Changed => match self.idle_changed(conn).await {
+                        Ok(()) => continue,
+                        Err(exit) => return exit,
+                    },
+                    Wake::Keepalive => match conn.write(&idle::keepalive()).await {
+                        Ok(()) => continue,
+                        Err(_) => return Exit::Closed,
+                    },
+                },
+            };
+            let event = match event {
                 Ok(event) => event,
                 Err(ended) => return self.end(conn, ended).await,
             };
+            if let Some(idling) = self.idling.take() {
+                let tagged = idling.finish(&mut self.decoder, &event);
+                let step = Step::Reply(tagged);
+                match self.finish(conn, Vec::new(), step, false).await {
+                    Some(exit) => return exit,
+                    None => continue,
+                }
+            }
             let exit = match event {
                 // Boxed: an idle session holds only what waiting for the next command needs,
                 // not room for the largest command's state (a kilobyte or more a connection).
@@ -145,6 +172,10 @@ impl<'a> Session<'a> {
                 });
             }
             Step::Ended(ended) => return Some(self.end(conn, ended).await),
+            Step::Idle(idling) => {
+                self.idling = Some(idling);
+                return conn.write(&out).await.err().map(|_| Exit::Closed);
+            }
         };
         if reports_changes {
             report_changes(&mut self.state, &mut out);
@@ -152,6 +183,23 @@ impl<'a> Session<'a> {
         self.publish(conn);
         out.extend(tagged);
         conn.write(&out).await.err().map(|_| Exit::Closed)
+    }
+
+    /// In IDLE, the selected mailbox may have changed: push what did.
+    async fn idle_changed(&mut self, conn: &mut Connection) -> Result<(), Exit> {
+        let settled = match self.idling.as_mut() {
+            Some(idling) => idling.settle().await,
+            None => false,
+        };
+        if !settled {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        report_changes(&mut self.state, &mut out);
+        if out.is_empty() {
+            return Ok(());
+        }
+        conn.write(&out).await.map_err(|_| Exit::Closed)
     }
 
     /// LOGOUT: `* BYE` and the tagged OK, and the session is over.

@@ -23,8 +23,19 @@ use super::tls::TlsStore;
 use crate::config::{Config, Family, Protocol};
 use crate::counters;
 
-/// A session's future, as a [`Handler`] returns it.
-pub type SessionFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// The rest of a session, handed back by the part before it (a login hands back the
+/// logged-in session), so that the earlier part's state is gone while the rest runs.
+pub type Continuation = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A session's future, as a [`Handler`] returns it: it may end with the rest of the session.
+pub type SessionFuture = Pin<Box<dyn Future<Output = Option<Continuation>> + Send>>;
+
+/// Runs a session to its end: its first part, then the rest the first part handed back.
+pub async fn run_to_end(session: SessionFuture) {
+    if let Some(rest) = session.await {
+        rest.await;
+    }
+}
 
 /// How the connections of one protocol family are served.
 pub trait Handler: Send + Sync {
@@ -381,5 +392,5 @@ async fn run_session(
         peer,
         local,
     };
-    handler.serve(conn, accepted).await
+    run_to_end(handler.serve(conn, accepted)).await
 }

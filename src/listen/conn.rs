@@ -129,11 +129,37 @@ impl Default for ReadSize {
     }
 }
 
-/// Gives an empty buffer's memory back when it holds more than the next read needs, so a
-/// connection that goes quiet after a burst does not keep the burst's buffer.
-fn release_if_idle(buffer: &mut BytesMut, next_read: usize) {
-    if buffer.is_empty() && buffer.capacity() > 2 * next_read {
-        *buffer = BytesMut::new();
+/// Reads what the client sends next into `buffer`. With nothing buffered, a socket is first
+/// waited on with no buffer at all, and a buffer is only taken when bytes are there: an idle
+/// connection (most of a mail server's) holds none.
+async fn read_into(stream: &mut Stream, buffer: &mut BytesMut, size: usize) -> io::Result<usize> {
+    if buffer.is_empty() {
+        if stream.tells_readable() {
+            *buffer = BytesMut::new();
+            stream.readable().await?;
+        } else if buffer.capacity() > 2 * size {
+            // TLS and pipes cannot say "readable" without reading: keep one small buffer.
+            *buffer = BytesMut::new();
+        }
+    }
+    buffer.reserve(size);
+    stream.read_buf(buffer).await
+}
+
+impl Stream {
+    /// Whether the transport can say when bytes are there without reading them (TLS cannot:
+    /// it keeps decrypted bytes of its own).
+    fn tells_readable(&self) -> bool {
+        matches!(self, Stream::Plain(_) | Stream::Unix(_))
+    }
+
+    /// Waits until reading would find bytes (or the end), where [`Self::tells_readable`].
+    async fn readable(&self) -> io::Result<()> {
+        match self {
+            Stream::Plain(tcp) => tcp.readable().await,
+            Stream::Unix(unix) => unix.readable().await,
+            Stream::Tls(_) | Stream::Memory(_) => Ok(()),
+        }
     }
 }
 
@@ -278,13 +304,12 @@ impl Connection {
             Some(d) => &mut d.raw,
             None => buffer,
         };
-        release_if_idle(buffer, read_size.get());
-        buffer.reserve(read_size.get());
         let stream = stream.as_mut().ok_or(Ended::Closed)?;
+        let size = read_size.get();
         let n = tokio::select! {
             biased;
             _ = token.cancelled() => return Err(Ended::Shutdown),
-            r = tokio::time::timeout(idle, stream.read_buf(buffer)) => match r {
+            r = tokio::time::timeout(idle, read_into(stream, buffer, size)) => match r {
                 Err(_) => return Err(Ended::IdleTimeout),
                 Ok(r) => r.map_err(|_| Ended::Closed)?,
             },

@@ -15,6 +15,7 @@ pub mod session;
 
 use roost_protocol::managesieve::{self as ms, Decoder, ParseError, Token};
 
+use crate::listen::acceptor::Continuation;
 use crate::listen::conn::{Connection, Ended};
 use crate::session::SessionContext;
 
@@ -22,16 +23,16 @@ use crate::session::SessionContext;
 const MAX_BAD_COMMANDS: u32 = 10;
 
 /// Serves one ManageSieve connection from the greeting to LOGOUT.
-pub async fn serve(mut conn: Connection, ctx: SessionContext) {
+/// A login hands back the logged-in session, so nothing of this part stays for its life.
+pub async fn serve(mut conn: Connection, ctx: SessionContext) -> Option<Continuation> {
     let plaintext_ok = ctx.plaintext_allowed(conn.is_tls());
     let mut greeting = capabilities(conn.is_tls(), Some(plaintext_ok));
     greeting.extend_from_slice(&ms::ok("roost ManageSieve ready."));
     if conn.write(&greeting).await.is_err() {
-        return;
+        return None;
     }
-    if let Some(user) = login::run(&mut conn, &ctx).await {
-        user.start(conn, &ctx).await;
-    }
+    let user = login::run(&mut conn, &ctx).await?;
+    Some(user.start(conn, &ctx))
 }
 
 /// The capability lines of RFC 5804 1.7 (without the closing `OK`). `sasl` is `None` after

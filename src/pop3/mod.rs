@@ -8,6 +8,7 @@ pub mod transaction;
 use roost_protocol::line::LineDecoder;
 use roost_protocol::pop3;
 
+use crate::listen::acceptor::Continuation;
 use crate::listen::conn::{Connection, Ended};
 use crate::session::SessionContext;
 
@@ -15,14 +16,14 @@ use crate::session::SessionContext;
 const MAX_BAD_COMMANDS: u32 = 10;
 
 /// Serves one POP3 connection from greeting to QUIT.
-pub async fn serve(mut conn: Connection, ctx: SessionContext) {
+/// A login hands back the logged-in session, so nothing of this part stays for its life.
+pub async fn serve(mut conn: Connection, ctx: SessionContext) -> Option<Continuation> {
     if conn.write(&pop3::ok("roost ready.")).await.is_err() {
-        return;
+        return None;
     }
     let mut lines = LineDecoder::new(pop3::MAX_LINE);
-    if let Some(user) = authorization::run(&mut conn, &ctx, &mut lines).await {
-        user.start(conn, &ctx).await;
-    }
+    let user = authorization::run(&mut conn, &ctx, &mut lines).await?;
+    Some(user.start(conn, &ctx))
 }
 
 /// Says goodbye in POP3's words when a session ends without QUIT.

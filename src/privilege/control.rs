@@ -489,10 +489,14 @@ struct TicketGrant {
 }
 
 impl Grant for TicketGrant {
-    fn start<'a>(self: Box<Self>, conn: Connection, ctx: &'a SessionContext) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            super::worker::relay_via_master(conn, ctx, &self.master, self.ticket).await
-        })
+    fn start(self: Box<Self>, conn: Connection, ctx: &SessionContext) -> BoxFuture<'static, ()> {
+        let route = super::relay::Route::of(ctx);
+        Box::pin(super::relay::relay_via_master(
+            conn,
+            route,
+            self.master,
+            self.ticket,
+        ))
     }
 }
 

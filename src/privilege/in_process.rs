@@ -157,7 +157,7 @@ impl Privileged for InProcess {
 struct UserGrant(MailUser);
 
 impl Grant for UserGrant {
-    fn start<'a>(self: Box<Self>, conn: Connection, ctx: &'a SessionContext) -> BoxFuture<'a, ()> {
+    fn start(self: Box<Self>, conn: Connection, ctx: &SessionContext) -> BoxFuture<'static, ()> {
         let session = ctx.user_session(self.0, conn.is_tls());
         Box::pin(run_authenticated(conn, session))
     }
@@ -165,12 +165,24 @@ impl Grant for UserGrant {
 
 /// Runs the protocol's authenticated session in this process (roost started as a user, or a
 /// worker running as the mail owner).
-pub async fn run_authenticated(mut conn: Connection, session: UserSession) {
-    conn.end_login_clock();
-    match session.family {
-        Family::Imap => crate::imap::authenticated::run(&mut conn, &session).await,
-        Family::Pop3 => crate::pop3::transaction::run(&mut conn, &session).await,
-        Family::Sieve => crate::managesieve::session::run(&mut conn, &session).await,
-        Family::Smtp | Family::Inbound | Family::Lmtp => {}
+///
+/// An `async` block rather than an `async fn`: the fn would keep a second copy of its
+/// arguments in the future, and this future lives as long as the connection.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would store its arguments twice"
+)]
+pub fn run_authenticated(
+    mut conn: Connection,
+    session: UserSession,
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        conn.end_login_clock();
+        match session.family {
+            Family::Imap => crate::imap::authenticated::run(&mut conn, &session).await,
+            Family::Pop3 => crate::pop3::transaction::run(&mut conn, &session).await,
+            Family::Sieve => crate::managesieve::session::run(&mut conn, &session).await,
+            Family::Smtp | Family::Inbound | Family::Lmtp => {}
+        }
     }
 }

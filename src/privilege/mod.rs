@@ -11,6 +11,7 @@ pub mod in_process;
 pub mod master;
 pub mod pool;
 pub mod reach;
+pub mod relay;
 pub mod updates;
 pub mod worker;
 

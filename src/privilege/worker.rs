@@ -8,7 +8,6 @@
 //! reach another owner's files, and nothing one session sends can end another's (no recursion
 //! on input-controlled depth, bounded buffers, every session its own task).
 
-use crate::listen::watch::CommandWatch;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
@@ -20,21 +19,19 @@ use std::time::Duration;
 use clap::{Args, Parser};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::control::{b64, unb64, MasterClient, Request, SpawnError};
+use super::control::{b64, unb64};
 use super::fdpass;
 use super::pool::SESSION_ENDED;
 
 use crate::auth::{MailUser, Source};
 use crate::config::Family;
 use crate::counters::{self, WorkerEvent};
-use crate::listen::conn::{Connection, ReadSize, Stream};
-use crate::listen::registry::SessionHandle;
-use crate::session::{SessionContext, UserSession};
+use crate::listen::conn::{Connection, Stream};
+use crate::session::UserSession;
 use roost_storage::quota::QuotaLimits;
 
 /// The arguments of `roost worker`.
@@ -263,57 +260,6 @@ pub fn run_as_owner(
     }
 }
 
-/// Login side: has the master start this user's worker, then relays the client to it.
-pub async fn relay_via_master(
-    conn: Connection,
-    ctx: &SessionContext,
-    master: &MasterClient,
-    ticket: String,
-) {
-    let family = ctx.protocol.family();
-    let (stream, leftover, handle) = conn.into_parts();
-    let Some(mut client) = stream else { return };
-    let started = async {
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
-        let request = Request::Spawn {
-            ticket,
-            family,
-            peer: ctx.peer,
-            local: ctx.local,
-            tls: matches!(client, Stream::Tls(_)),
-        };
-        master
-            .spawn_worker(&request, &OwnedFd::from(theirs))
-            .await?;
-        ours.set_nonblocking(true)?;
-        let mut worker = tokio::net::UnixStream::from_std(ours)?;
-        worker.write_all(&leftover).await?;
-        Ok::<_, SpawnError>(worker)
-    };
-    match started.await {
-        Ok(worker) => relay(client, worker, handle.as_ref(), family).await,
-        Err(e) => {
-            let stopping = matches!(e, SpawnError::Stopping);
-            if !stopping {
-                tracing::error!(peer = %ctx.peer, "cannot start the session worker: {e}");
-            }
-            let bye: &[u8] = match (family, stopping) {
-                (Family::Imap, true) => b"* BYE Server shutting down.\r\n",
-                (Family::Imap, false) => {
-                    b"* BYE [UNAVAILABLE] Internal error; the details are logged.\r\n"
-                }
-                (Family::Sieve, true) => b"BYE \"Server shutting down.\"\r\n",
-                (Family::Sieve, false) => {
-                    b"BYE (TRYLATER) \"Internal error; the details are logged.\"\r\n"
-                }
-                (_, true) => b"-ERR [SYS/TEMP] Server shutting down.\r\n",
-                (_, false) => b"-ERR [SYS/TEMP] Internal error; the details are logged.\r\n",
-            };
-            let _ = client.write_all(bye).await;
-        }
-    }
-}
-
 /// Tells the master about every storage repair, delivery and retrieval this worker makes,
 /// one byte each (see [`WorkerEvent`]), for the status page's counters.
 pub fn announce_events_on(fd: RawFd) {
@@ -348,73 +294,6 @@ fn set_sigterm_blocked(blocked: bool) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::from_raw_os_error(rc))
     }
-}
-
-/// Copies bytes both ways until the worker side ends (it has said its last word, BYE or +OK,
-/// and exited). A client that hangs up first only closes the worker's input, so the worker
-/// still finishes what it was doing (a POP3 update, a delivery) before the relay ends. Byte
-/// counts reach the session registry as they flow.
-async fn relay(
-    client: Stream,
-    worker: tokio::net::UnixStream,
-    handle: Option<&SessionHandle>,
-    family: Family,
-) {
-    let (client_read, client_write) = tokio::io::split(client);
-    let (worker_read, worker_write) = worker.into_split();
-    let mut watch = CommandWatch::new(family);
-    let upstream = pump(client_read, worker_write, |bytes| {
-        if let Some(h) = handle {
-            h.add_in(bytes.len());
-            watch.feed(bytes, h);
-        }
-    });
-    let downstream = pump(worker_read, client_write, |bytes| {
-        if let Some(h) = handle {
-            h.add_out(bytes.len());
-        }
-    });
-    // An admin's kick drops both directions: the client is disconnected and the worker reads
-    // EOF, so it ends as if the client had hung up (POP3 then deletes nothing).
-    let kicked = async {
-        match handle {
-            Some(h) => h.kicked().cancelled_owned().await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(upstream, downstream);
-    tokio::select! {
-        _ = &mut downstream => {}
-        _ = kicked => {}
-        _ = &mut upstream => downstream.await,
-    }
-}
-
-/// Copies until EOF or error, then shuts the writing side down; `seen` looks at what passed.
-/// The buffer follows the traffic ([`ReadSize`]): half a kilobyte while the session is quiet,
-/// up to 16 kB during a download, and given back when the burst is over.
-async fn pump<R, W>(mut from: R, mut to: W, mut seen: impl FnMut(&[u8]))
-where
-    R: tokio::io::AsyncRead + Unpin,
-    W: tokio::io::AsyncWrite + Unpin,
-{
-    let mut size = ReadSize::default();
-    let mut buf = Vec::new();
-    loop {
-        if buf.len() != size.get() {
-            buf = vec![0u8; size.get()];
-        }
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if to.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-        seen(&buf[..n]);
-        size.after(n);
-    }
-    let _ = to.shutdown().await;
 }
 
 /// `roost worker`: serves every session the master hands over on the control socket passed as
@@ -492,6 +371,9 @@ fn serve(
     let notice = EndNotice(Arc::clone(control));
     match start_session(message, fds, shutdown) {
         Ok(session) => {
+            // Boxed: moved into the task's block and awaited there, an unboxed session future
+            // would be stored twice in the task for the whole session (kilobytes each).
+            let session = Box::pin(session);
             tracker.spawn(async move {
                 let _notice = notice;
                 session.await;

@@ -105,10 +105,10 @@ impl Login {
         &self.name
     }
 
-    /// Runs the authenticated session on `conn` as the mail owner: here, or in a worker
-    /// process the master starts. Returns when the session has ended.
-    pub async fn start(self, conn: Connection, ctx: &SessionContext) {
-        self.grant.start(conn, ctx).await
+    /// The authenticated session on `conn` as the mail owner, to run here or in a worker
+    /// process the master starts; it borrows nothing of the login, whose state can go.
+    pub fn start(self, conn: Connection, ctx: &SessionContext) -> BoxFuture<'static, ()> {
+        self.grant.start(conn, ctx)
     }
 }
 
@@ -120,8 +120,8 @@ impl std::fmt::Debug for Login {
 
 /// How one implementation of [`Privileged`] starts the session of a login it verified.
 pub trait Grant: Send + Sync {
-    /// Runs the authenticated session on `conn`.
-    fn start<'a>(self: Box<Self>, conn: Connection, ctx: &'a SessionContext) -> BoxFuture<'a, ()>;
+    /// The authenticated session on `conn` (what it needs of `ctx` taken now).
+    fn start(self: Box<Self>, conn: Connection, ctx: &SessionContext) -> BoxFuture<'static, ()>;
 }
 
 /// Where one address's mail ends up.

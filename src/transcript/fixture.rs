@@ -201,5 +201,7 @@ pub fn serve(
         peer: SocketAddr::new(setup.peer, 50_000),
         local: SocketAddr::from(([127, 0, 0, 1], protocol.default_port())),
     };
-    Ok(handler.serve(conn, accepted))
+    Ok(crate::listen::acceptor::run_to_end(
+        handler.serve(conn, accepted),
+    ))
 }
