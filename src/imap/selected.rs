@@ -42,7 +42,8 @@ pub struct Selected {
     pub view: SessionView,
     /// EXAMINE: no flag changes, no expunges.
     pub read_only: bool,
-    /// Keywords announced in the last FLAGS response.
+    /// Keywords announced in the last FLAGS response besides the common ones, which every
+    /// FLAGS response names.
     announced_keywords: BTreeSet<String>,
     /// QRESYNC is enabled: expunges are reported as VANISHED.
     pub qresync: bool,
@@ -174,9 +175,15 @@ impl Selected {
 
     /// `* FLAGS` and `* OK [PERMANENTFLAGS]`, with the keywords in use.
     fn announce_flags(&mut self, out: &mut Vec<u8>) {
+        let in_use: BTreeSet<String> = self
+            .view
+            .keywords_in_use()
+            .into_iter()
+            .filter(|k| !COMMON_KEYWORDS.contains(&k.as_str()))
+            .collect();
         let mut keywords: BTreeSet<String> =
             COMMON_KEYWORDS.iter().map(|k| k.to_string()).collect();
-        keywords.extend(self.view.keywords_in_use());
+        keywords.extend(in_use.iter().cloned());
         let mut all = flag_names(roost_storage::Flags::ALL_SYSTEM, &keywords);
         Response::Flags(&all).encode(out);
         if self.read_only {
@@ -185,7 +192,7 @@ impl Selected {
             all.push("\\*");
         }
         untagged_ok(Code::PermanentFlags(&all), "Flags permitted.", out);
-        self.announced_keywords = keywords;
+        self.announced_keywords = in_use;
     }
 
     /// A new `* FLAGS` (and PERMANENTFLAGS) when any of `keywords` is one the client was not
@@ -197,7 +204,7 @@ impl Selected {
     ) {
         if keywords
             .into_iter()
-            .any(|k| !self.announced_keywords.contains(k))
+            .any(|k| !COMMON_KEYWORDS.contains(&k.as_str()) && !self.announced_keywords.contains(k))
         {
             self.announce_flags(out);
         }

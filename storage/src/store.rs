@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::location::{MailFormat, MailLocation, UserVars};
 use crate::mailbox::{Flags, FolderStats, FolderTree, Mailbox, Uid};
@@ -18,7 +18,9 @@ use crate::Error;
 pub struct Store {
     /// Where the maildrop lock lives: the maildir itself, or an mbox root's `.roost/`.
     lock_dir: PathBuf,
-    inbox: Box<dyn Mailbox>,
+    /// INBOX once opened. A maildir INBOX is opened at first use (an IMAP session reaches its
+    /// folders through the shared views and mostly never does), an mbox one at once.
+    inbox: Option<Box<dyn Mailbox>>,
     folders: Box<dyn FolderTree>,
     /// The user's quota, when limited.
     quota: Option<Quota>,
@@ -34,6 +36,11 @@ const MAILDROP_LOCK: &str = "roost-pop3.lock";
 #[derive(Debug)]
 pub struct MaildropLock {
     _file: File,
+}
+
+/// The INBOX of a maildir store rooted at `root`.
+fn maildir_inbox(root: &Path, quota: Option<&Quota>) -> Maildir {
+    Maildir::new(root).in_tree(root).with_quota(quota.cloned())
 }
 
 /// An mbox tree's quota, its usage counted afresh (every folder synced, no lock of another
@@ -79,12 +86,11 @@ impl Store {
         match location.format {
             MailFormat::Maildir => {
                 let quota = (!limits.is_unlimited()).then(|| Quota::new(&root, limits));
-                let inbox = Maildir::new(&root).in_tree(&root).with_quota(quota.clone());
-                inbox.ensure()?;
+                maildir_inbox(&root, quota.as_ref()).ensure()?;
                 Ok(Self {
                     folders: Box::new(Folders::new(root.clone()).with_quota(quota.clone())),
                     lock_dir: root,
-                    inbox: Box::new(inbox),
+                    inbox: None,
                     quota,
                 })
             }
@@ -100,7 +106,7 @@ impl Store {
                 folders = folders.with_quota(quota.clone());
                 Ok(Self {
                     lock_dir: root.join(".roost"),
-                    inbox: folders.open("INBOX")?,
+                    inbox: Some(folders.open("INBOX")?),
                     folders: Box::new(folders),
                     quota,
                 })
@@ -110,7 +116,7 @@ impl Store {
 
     /// Appends a message to INBOX durably; returns its UID.
     pub fn append_to_inbox(&mut self, message: &mut dyn Read) -> Result<Uid, Error> {
-        self.inbox
+        self.inbox()
             .append(message, Flags::empty(), &BTreeSet::new(), None)
     }
 
@@ -126,7 +132,11 @@ impl Store {
 
     /// INBOX, open for the whole session.
     pub fn inbox(&mut self) -> &mut dyn Mailbox {
-        self.inbox.as_mut()
+        // Only a maildir store starts without one; its root is `lock_dir`.
+        let (root, quota) = (&self.lock_dir, self.quota.as_ref());
+        self.inbox
+            .get_or_insert_with(|| Box::new(maildir_inbox(root, quota)))
+            .as_mut()
     }
 
     /// Takes the POP3 maildrop lock: `Ok(None)` when another POP3 session holds it. IMAP
@@ -190,7 +200,7 @@ impl Store {
 
     /// Message count and size of INBOX.
     pub fn inbox_stats(&mut self) -> Result<FolderStats, Error> {
-        let snapshot = self.inbox.sync()?;
+        let snapshot = self.inbox().sync()?;
         Ok(FolderStats {
             messages: snapshot.messages.len(),
             bytes: snapshot.messages.iter().map(|m| m.size).sum(),
