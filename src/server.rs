@@ -35,6 +35,12 @@ use crate::status::access::Access;
 use crate::status::autoconfig::Autoconfig;
 use crate::status::StatusSource;
 
+/// Threads the one-process runtime may add for storage work (`block_in_place`) and password
+/// checks. Each thread's stack and malloc arena stay with the process; unbounded, a burst of
+/// slow disk work left hundreds of them (261 under the 20-client benchmark, about a third of
+/// the server's memory). Sixteen keep both cores busy while storage waits on the disk.
+const MAX_BLOCKING_THREADS: usize = 16;
+
 /// Runs the server until SIGTERM/SIGINT. As root, it splits into the master and an
 /// unprivileged login process; otherwise everything runs here.
 pub fn serve(config: Config) -> anyhow::Result<()> {
@@ -58,6 +64,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()?;
     let privileged: Arc<dyn Privileged> = Arc::new(InProcess::new(&config, Arc::new(auth)));
     runtime.block_on(serve_connections(
