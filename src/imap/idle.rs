@@ -33,8 +33,6 @@ pub struct Idling {
     tag: String,
     /// Change notification for the selected mailbox (`None`: nothing selected, or no inotify).
     watcher: Option<Subscription>,
-    /// Whether a mailbox is selected (without one there is nothing to report).
-    selected: bool,
 }
 
 /// What ended one wait of an idling session.
@@ -58,31 +56,31 @@ pub fn start(user: &str, selected: Option<&Selected>, cx: &mut Cx<'_>) -> Step {
     Step::Idle(Idling {
         tag: cx.tag.clone(),
         watcher,
-        selected: selected.is_some(),
     })
 }
 
-/// Waits for the next thing an idling session must act on.
-pub async fn wake(idling: &mut Idling, conn: &mut Connection, decoder: &mut ImapDecoder) -> Wake {
+/// Waits for the next thing an idling session must act on; `selected`: whether a mailbox is
+/// selected (without one, nothing can change).
+pub async fn wake(
+    idling: &mut Idling,
+    selected: bool,
+    conn: &mut Connection,
+    decoder: &mut ImapDecoder,
+) -> Wake {
     tokio::select! {
         event = next_event(conn, decoder) => Wake::Client(event),
-        () = changed(idling) => Wake::Changed,
+        () = changed(idling.watcher.as_mut(), selected) => Wake::Changed,
         () = tokio::time::sleep(KEEPALIVE) => Wake::Keepalive,
     }
 }
 
 impl Idling {
-    /// After a change notification: lets the burst settle; `true` when there is a selected
-    /// mailbox to re-check.
-    pub async fn settle(&mut self) -> bool {
-        if !self.selected {
-            return false;
-        }
+    /// After a change notification: lets the burst of file events settle.
+    pub async fn settle(&mut self) {
         tokio::time::sleep(SETTLE).await;
         if let Some(w) = self.watcher.as_mut() {
             w.settle();
         }
-        true
     }
 
     /// The client's answer ended IDLE: the tagged line for it (`DONE` is the only right one).
@@ -122,8 +120,8 @@ fn watch(selected: &Selected, user: &str) -> Option<Subscription> {
 }
 
 /// Resolves when the selected mailbox may have changed; never without one.
-async fn changed(idling: &mut Idling) {
-    match (idling.selected, idling.watcher.as_mut()) {
+async fn changed(watcher: Option<&mut Subscription>, selected: bool) {
+    match (selected, watcher) {
         (false, _) => std::future::pending().await,
         (true, Some(w)) => w.changed().await,
         // No inotify (e.g. the per-user instance limit): poll; a re-check of an unchanged

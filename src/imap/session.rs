@@ -71,17 +71,20 @@ impl<'a> Session<'a> {
         loop {
             let event = match self.idling.as_mut() {
                 None => next_event(conn, &mut self.decoder).await,
-                Some(idling) => match idle::wake(idling, conn, &mut self.decoder).await {
-                    Wake::Client(event) => event,
-                    Wake::Changed => match self.idle_changed(conn).await {
-                        Ok(()) => continue,
-                        Err(exit) => return exit,
-                    },
-                    Wake::Keepalive => match conn.write(&idle::keepalive()).await {
-                        Ok(()) => continue,
-                        Err(_) => return Exit::Closed,
-                    },
-                },
+                Some(idling) => {
+                    let selected = matches!(self.state, State::Selected(..));
+                    match idle::wake(idling, selected, conn, &mut self.decoder).await {
+                        Wake::Client(event) => event,
+                        Wake::Changed => match self.idle_changed(conn).await {
+                            Ok(()) => continue,
+                            Err(exit) => return exit,
+                        },
+                        Wake::Keepalive => match conn.write(&idle::keepalive()).await {
+                            Ok(()) => continue,
+                            Err(_) => return Exit::Closed,
+                        },
+                    }
+                }
             };
             let event = match event {
                 Ok(event) => event,
@@ -187,12 +190,8 @@ impl<'a> Session<'a> {
 
     /// In IDLE, the selected mailbox may have changed: push what did.
     async fn idle_changed(&mut self, conn: &mut Connection) -> Result<(), Exit> {
-        let settled = match self.idling.as_mut() {
-            Some(idling) => idling.settle().await,
-            None => false,
-        };
-        if !settled {
-            return Ok(());
+        if let Some(idling) = self.idling.as_mut() {
+            idling.settle().await;
         }
         let mut out = Vec::new();
         report_changes(&mut self.state, &mut out);

@@ -129,37 +129,52 @@ impl Default for ReadSize {
     }
 }
 
-/// Reads what the client sends next into `buffer`. With nothing buffered, a socket is first
-/// waited on with no buffer at all, and a buffer is only taken when bytes are there: an idle
-/// connection (most of a mail server's) holds none.
+/// Reads what the client sends next into `buffer`. An empty buffer is given back and the
+/// stream waited on without one ([`WaitReadable`]), so an idle connection (most of a mail
+/// server's) holds no read buffer; one is taken when bytes are there.
 async fn read_into(stream: &mut Stream, buffer: &mut BytesMut, size: usize) -> io::Result<usize> {
     if buffer.is_empty() {
-        if stream.tells_readable() {
-            *buffer = BytesMut::new();
-            stream.readable().await?;
-        } else if buffer.capacity() > 2 * size {
-            // TLS and pipes cannot say "readable" without reading: keep one small buffer.
-            *buffer = BytesMut::new();
-        }
+        *buffer = BytesMut::new();
+        stream.wait_readable().await?;
     }
     buffer.reserve(size);
     stream.read_buf(buffer).await
 }
 
-impl Stream {
-    /// Whether the transport can say when bytes are there without reading them (TLS cannot:
-    /// it keeps decrypted bytes of its own).
-    fn tells_readable(&self) -> bool {
-        matches!(self, Stream::Plain(_) | Stream::Unix(_))
-    }
+/// A byte source that can be waited on without a read buffer: the sessions' connections and
+/// the login process's relay both wait this way, so a quiet connection holds no buffer.
+pub trait WaitReadable {
+    /// Waits until a read would find bytes (or the end), where the transport can tell without
+    /// reading; returns at once where it cannot (TLS keeps decrypted bytes of its own, so the
+    /// read itself must wait, with its buffer).
+    fn wait_readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send;
+}
 
-    /// Waits until reading would find bytes (or the end), where [`Self::tells_readable`].
-    async fn readable(&self) -> io::Result<()> {
+impl WaitReadable for Stream {
+    async fn wait_readable(&self) -> io::Result<()> {
         match self {
             Stream::Plain(tcp) => tcp.readable().await,
             Stream::Unix(unix) => unix.readable().await,
             Stream::Tls(_) | Stream::Memory(_) => Ok(()),
         }
+    }
+}
+
+impl WaitReadable for tokio::net::tcp::OwnedReadHalf {
+    async fn wait_readable(&self) -> io::Result<()> {
+        self.readable().await
+    }
+}
+
+impl WaitReadable for tokio::net::unix::OwnedReadHalf {
+    async fn wait_readable(&self) -> io::Result<()> {
+        self.readable().await
+    }
+}
+
+impl WaitReadable for tokio::io::ReadHalf<Stream> {
+    async fn wait_readable(&self) -> io::Result<()> {
+        Ok(())
     }
 }
 

@@ -36,6 +36,7 @@ use super::fdpass;
 use crate::auth::AuthError;
 use crate::config::Family;
 use crate::filter::Followup;
+use crate::listen::acceptor::Continuation;
 use crate::listen::conn::Connection;
 use crate::session::privileged::{
     BoxFuture, Deliveries, Grant, LocalRecipient, Login, Outcome, Privileged, ResolveError, Target,
@@ -489,7 +490,7 @@ struct TicketGrant {
 }
 
 impl Grant for TicketGrant {
-    fn start(self: Box<Self>, conn: Connection, ctx: &SessionContext) -> BoxFuture<'static, ()> {
+    fn start(self: Box<Self>, conn: Connection, ctx: &SessionContext) -> Continuation {
         let route = super::relay::Route::of(ctx);
         Box::pin(super::relay::relay_via_master(
             conn,

@@ -14,6 +14,7 @@ use super::delivery::Spawner;
 use crate::auth::{AuthError, Authenticator, MailUser};
 use crate::config::{Config, Family};
 use crate::filter::run::{site_scripts, SiteScripts};
+use crate::listen::acceptor::Continuation;
 use crate::listen::conn::Connection;
 use crate::session::privileged::{
     BoxFuture, Deliveries, Grant, LocalRecipient, Login, Outcome, Privileged, ResolveError, Target,
@@ -157,7 +158,7 @@ impl Privileged for InProcess {
 struct UserGrant(MailUser);
 
 impl Grant for UserGrant {
-    fn start(self: Box<Self>, conn: Connection, ctx: &SessionContext) -> BoxFuture<'static, ()> {
+    fn start(self: Box<Self>, conn: Connection, ctx: &SessionContext) -> Continuation {
         let session = ctx.user_session(self.0, conn.is_tls());
         Box::pin(run_authenticated(conn, session))
     }

@@ -3,18 +3,16 @@
 //! between the client connection (where TLS ends) and the worker until the worker is done.
 //!
 //! Most relayed connections are idle most of the time, so a quiet direction waits for bytes
-//! with no buffer where the socket can say "readable" (plain TCP and the socketpair); only TLS
-//! keeps a small one.
+//! with no buffer ([`WaitReadable`]).
 
-use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::control::{MasterClient, Request, SpawnError};
 use crate::config::Family;
-use crate::listen::conn::{Connection, ReadSize, Stream};
+use crate::listen::conn::{Connection, ReadSize, Stream, WaitReadable};
 use crate::listen::registry::SessionHandle;
 use crate::listen::watch::CommandWatch;
 use crate::session::SessionContext;
@@ -129,9 +127,9 @@ async fn relay_halves<CR, CW, WR, WW>(
     handle: Option<&SessionHandle>,
     family: Family,
 ) where
-    CR: Source,
+    CR: AsyncRead + WaitReadable + Unpin,
     CW: AsyncWrite + Unpin,
-    WR: Source,
+    WR: AsyncRead + WaitReadable + Unpin,
     WW: AsyncWrite + Unpin,
 {
     let mut watch = CommandWatch::new(family);
@@ -162,38 +160,12 @@ async fn relay_halves<CR, CW, WR, WW>(
     }
 }
 
-/// One side a relay reads from.
-trait Source: AsyncRead + Unpin {
-    /// Waits until a read would find bytes (or the end) and says `true`, where the transport
-    /// can tell without reading; says `false` at once where it cannot.
-    async fn ready(&self) -> io::Result<bool>;
-}
-
-impl Source for tokio::net::tcp::OwnedReadHalf {
-    async fn ready(&self) -> io::Result<bool> {
-        self.readable().await.map(|()| true)
-    }
-}
-
-impl Source for tokio::net::unix::OwnedReadHalf {
-    async fn ready(&self) -> io::Result<bool> {
-        self.readable().await.map(|()| true)
-    }
-}
-
-impl Source for ReadHalf<Stream> {
-    async fn ready(&self) -> io::Result<bool> {
-        Ok(false)
-    }
-}
-
 /// Copies until EOF or error, then shuts the writing side down; `seen` looks at what passed.
-/// The buffer follows the traffic ([`ReadSize`]): up to 16 kB during a download, none while
-/// the direction is quiet and the source can be waited on without one, half a kilobyte where
-/// it cannot.
+/// The buffer follows the traffic ([`ReadSize`]): up to 16 kB during a download, and none
+/// while the direction is quiet ([`WaitReadable`]).
 async fn pump<R, W>(mut from: R, mut to: W, mut seen: impl FnMut(&[u8]))
 where
-    R: Source,
+    R: AsyncRead + WaitReadable + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut size = ReadSize::default();
@@ -201,7 +173,7 @@ where
     loop {
         if size.get() == ReadSize::MIN {
             buf = Vec::new();
-            if from.ready().await.is_err() {
+            if from.wait_readable().await.is_err() {
                 break;
             }
         }

@@ -23,6 +23,7 @@ use roost_protocol::smtp::address::{Address, ReversePath};
 
 use super::SessionContext;
 use crate::auth::AuthError;
+use crate::listen::acceptor::Continuation;
 use crate::listen::conn::Connection;
 
 /// A boxed future, so the trait can be used as `dyn Privileged`.
@@ -107,7 +108,7 @@ impl Login {
 
     /// The authenticated session on `conn` as the mail owner, to run here or in a worker
     /// process the master starts; it borrows nothing of the login, whose state can go.
-    pub fn start(self, conn: Connection, ctx: &SessionContext) -> BoxFuture<'static, ()> {
+    pub fn start(self, conn: Connection, ctx: &SessionContext) -> Continuation {
         self.grant.start(conn, ctx)
     }
 }
@@ -121,7 +122,7 @@ impl std::fmt::Debug for Login {
 /// How one implementation of [`Privileged`] starts the session of a login it verified.
 pub trait Grant: Send + Sync {
     /// The authenticated session on `conn` (what it needs of `ctx` taken now).
-    fn start(self: Box<Self>, conn: Connection, ctx: &SessionContext) -> BoxFuture<'static, ()>;
+    fn start(self: Box<Self>, conn: Connection, ctx: &SessionContext) -> Continuation;
 }
 
 /// Where one address's mail ends up.
