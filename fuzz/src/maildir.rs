@@ -270,7 +270,9 @@ pub fn maildir_open(data: &[u8]) {
             let mut stamps = [index.cur, index.new, index.uidlist];
             if let Some(journal) = parts.get(5) {
                 fs::write(root.join(journal::FILE_NAME), journal).unwrap();
-                if let Some((records, _)) = journal::read(&root, journal::index_id(&index), 0) {
+                if let Some((records, _)) =
+                    journal::read(&root, journal::index_id(&index.header()), 0)
+                {
                     if let Some(last) = records.last() {
                         stamps = last.after;
                     }

@@ -89,38 +89,36 @@ pub fn status_response(
     out: &mut Vec<u8>,
 ) -> Result<(), StorageError> {
     let mut mailbox = store.folders().open(name)?;
-    let snapshot = mailbox.sync()?;
-    let count = |flag: Flags, set: bool| {
-        let n = snapshot
-            .messages
-            .iter()
-            .filter(|m| m.flags.contains(flag) == set)
-            .count();
-        n as u32
-    };
+    // Counted as the messages go by: a large folder's list is never collected.
+    let (mut uids, mut unseen, mut deleted) = (Vec::new(), 0u32, 0u32);
+    let header = mailbox.sync_each(&mut |m| {
+        uids.push(m.uid);
+        unseen += u32::from(!m.flags.contains(Flags::SEEN));
+        deleted += u32::from(m.flags.contains(Flags::DELETED));
+    })?;
     let mut parts = Vec::new();
     for item in items {
         let value = match item {
-            StatusDataItemName::Messages => StatusItem::Messages(snapshot.messages.len() as u32),
+            StatusDataItemName::Messages => StatusItem::Messages(uids.len() as u32),
             StatusDataItemName::Recent => {
                 // The messages no session has had as \Recent yet (RFC 3501 6.3.10).
                 let first = mailbox
                     .recent_mark()
-                    .map_or(Uid::MAX, |mark| mark.first_unclaimed(snapshot.uidvalidity));
-                let old = snapshot.messages.partition_point(|m| m.uid < first);
-                StatusItem::Recent((snapshot.messages.len() - old) as u32)
+                    .map_or(Uid::MAX, |mark| mark.first_unclaimed(header.uidvalidity));
+                let old = uids.partition_point(|uid| *uid < first);
+                StatusItem::Recent((uids.len() - old) as u32)
             }
-            StatusDataItemName::UidNext => StatusItem::UidNext(snapshot.uidnext),
-            StatusDataItemName::UidValidity => StatusItem::UidValidity(snapshot.uidvalidity),
-            StatusDataItemName::Unseen => StatusItem::Unseen(count(Flags::SEEN, false)),
-            StatusDataItemName::Deleted => StatusItem::Deleted(count(Flags::DELETED, true)),
+            StatusDataItemName::UidNext => StatusItem::UidNext(header.uidnext),
+            StatusDataItemName::UidValidity => StatusItem::UidValidity(header.uidvalidity),
+            StatusDataItemName::Unseen => StatusItem::Unseen(unseen),
+            StatusDataItemName::Deleted => StatusItem::Deleted(deleted),
             StatusDataItemName::HighestModSeq => {
-                StatusItem::HighestModSeq(snapshot.highestmodseq.max(1))
+                StatusItem::HighestModSeq(header.highestmodseq.max(1))
             }
             StatusDataItemName::Size => {
                 let mut total = 0;
-                for m in &snapshot.messages {
-                    total += mailbox.crlf_size(m.uid)?;
+                for uid in &uids {
+                    total += mailbox.crlf_size(*uid)?;
                 }
                 StatusItem::Size(total)
             }

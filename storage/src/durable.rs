@@ -48,12 +48,13 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 /// Replaces `dir/name` with `bytes` durably (write tmp, fsync, rename, fsync dir).
 pub fn replace(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
-    replace_in(dir, name, bytes, Durability::Durable)
+    replace_in(dir, name, bytes, Durability::Durable).map(drop)
 }
 
 /// Replaces `dir/name` with `bytes` without the fsyncs (write tmp, rename), for files that can
-/// always be rebuilt: the index, CRC-checked and self-healing.
-pub fn replace_rebuildable(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
+/// always be rebuilt: the index, CRC-checked and self-healing. Returns the new file, open for
+/// reading, so the writer can map what it wrote.
+pub fn replace_rebuildable(dir: &Path, name: &str, bytes: &[u8]) -> Result<File, Error> {
     replace_in(dir, name, bytes, Durability::Rebuildable)
 }
 
@@ -69,13 +70,15 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// The four steps; on failure the tmp file is removed and the error names the target.
-fn replace_in(dir: &Path, name: &str, bytes: &[u8], durability: Durability) -> Result<(), Error> {
+/// The four steps; on failure the tmp file is removed and the error names the target. Returns
+/// the new file, open for reading and writing.
+fn replace_in(dir: &Path, name: &str, bytes: &[u8], durability: Durability) -> Result<File, Error> {
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let target = dir.join(name);
     let durable = durability == Durability::Durable;
     let written = (|| {
         let mut file = OpenOptions::new()
+            .read(true)
             .write(true)
             .create(true)
             .truncate(true)
@@ -89,7 +92,7 @@ fn replace_in(dir: &Path, name: &str, bytes: &[u8], durability: Durability) -> R
         if durable {
             fsync_dir(dir)?;
         }
-        Ok(())
+        Ok(file)
     })();
     written.map_err(|e| {
         let _ = fs::remove_file(&tmp);

@@ -10,9 +10,11 @@
 //!                              ┌───────────────────────────────────────┤
 //!                              ▼                                       ▼
 //!     dyn Mailbox ── sync() ─► Snapshot (UIDs, flags, sizes)     dyn FolderTree
+//!          │     sync_each() ─► the same, one message at a time (view::Table, STATUS)
 //!          │  open_message, append, store, expunge, crlf_size, pop3_size, cached
 //!          ├── maildir::Maildir   cur/ new/ tmp/, dovecot-uidlist, dovecot-keywords,
-//!          │                      roost.index + its journal, roost.cache (field cache)
+//!          │                      roost.index (served from its map) + its journal,
+//!          │                      roost.cache (field cache)
 //!          └── mbox::Mbox         one mboxrd file, X-UID/X-IMAPbase, dotlock + fcntl,
 //!                                 mbox::index, a UID side file, cache
 //!     notify: inotify on Mailbox::watch_path ──► "changed" for IMAP IDLE
@@ -62,7 +64,7 @@ pub mod wire;
 pub use error::Error;
 pub use location::{MailFormat, MailLocation, UserVars};
 pub use mailbox::{
-    Changes, Delta, FlagChange, Flags, FolderTree, Mailbox, MessageInfo, Snapshot, Uid,
+    Changes, Delta, FlagChange, Flags, FolderTree, Mailbox, MessageInfo, Snapshot, SyncHeader, Uid,
 };
 pub use store::{MaildropLock, Store};
 pub use view::{Incoming, SessionView, SharedMailbox, Updates};

@@ -114,7 +114,28 @@ pub struct Snapshot {
     pub highestmodseq: u64,
 }
 
+/// What a sync says of the mailbox as a whole: a [`Snapshot`] without its messages, which
+/// [`Mailbox::sync_each`] hands over one by one instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncHeader {
+    /// UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// The UID the next message will get.
+    pub uidnext: Uid,
+    /// HIGHESTMODSEQ: at least 1.
+    pub highestmodseq: u64,
+}
+
 impl Snapshot {
+    /// Its header.
+    pub fn header(&self) -> SyncHeader {
+        SyncHeader {
+            uidvalidity: self.uidvalidity,
+            uidnext: self.uidnext,
+            highestmodseq: self.highestmodseq,
+        }
+    }
+
     /// The messages with these UIDs (what STORE and friends answer with).
     pub fn only(self, uids: &[Uid]) -> Vec<MessageInfo> {
         let wanted: BTreeSet<Uid> = uids.iter().copied().collect();
@@ -130,8 +151,8 @@ impl Snapshot {
 pub enum Changes {
     /// Only these messages changed.
     Some(Delta),
-    /// Anything may have changed: compare the whole mailbox.
-    All(Snapshot),
+    /// Anything may have changed: compare the whole mailbox ([`Mailbox::sync_each`]).
+    All,
 }
 
 /// The messages that changed, arrived or left, so taking them in costs O(changes).
@@ -209,14 +230,24 @@ pub trait Mailbox: Send {
     /// files that appeared or vanished) and returns it.
     fn sync(&mut self) -> Result<Snapshot, Error>;
 
+    /// [`Mailbox::sync`] without collecting the messages: each is handed to `each` in UID
+    /// order, so a caller that keeps its own compact table never holds both.
+    fn sync_each(&mut self, each: &mut dyn FnMut(MessageInfo)) -> Result<SyncHeader, Error> {
+        let snapshot = self.sync()?;
+        let header = snapshot.header();
+        snapshot.messages.into_iter().for_each(each);
+        Ok(header)
+    }
+
     /// Hands over what this mailbox took in from elsewhere (other processes, deliveries, other
     /// programs) since the last call: `None` when nothing. With `sync` it first looks at the
     /// disk (the shared view's check before each response, a few stats when nothing moved);
     /// without, it reports only what the syncs inside a write just made took in. Backends that
     /// cannot tell what changed hand over the whole mailbox to compare.
     fn outside_changes(&mut self, sync: bool) -> Result<Option<Changes>, Error> {
+        // The comparison syncs (`sync_each`).
         let _ = sync;
-        self.sync().map(|snapshot| Some(Changes::All(snapshot)))
+        Ok(Some(Changes::All))
     }
 
     /// One message as the last sync knows it (the shared view enters an append with it).

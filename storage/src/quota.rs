@@ -182,7 +182,7 @@ impl Quota {
             .mode(0o700)
             .create(dir)
             .map_err(|e| Error::io(dir, e))?;
-        durable::replace_rebuildable(dir, FILE_NAME, text.as_bytes())
+        durable::replace_rebuildable(dir, FILE_NAME, text.as_bytes()).map(drop)
     }
 
     /// The limits line this quota writes first.

@@ -21,7 +21,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use crate::index::{Index, Stamp};
+use crate::index::{Header, Stamp};
 use crate::mailbox::Uid;
 
 /// File name inside the folder.
@@ -74,7 +74,7 @@ pub struct Record {
 }
 
 /// Which index a journal continues: a digest of what the index says about the folder.
-pub fn index_id(index: &Index) -> u64 {
+pub fn index_id(index: &Header) -> u64 {
     let mut h = crc32fast::Hasher::new();
     for n in [
         u64::from(index.uidvalidity),
@@ -86,7 +86,7 @@ pub fn index_id(index: &Index) -> u64 {
         u64::from(index.new.nanos),
         index.uidlist.secs as u64,
         u64::from(index.uidlist.nanos),
-        index.records.len() as u64,
+        index.count as u64,
     ] {
         h.update(&n.to_le_bytes());
     }

@@ -7,6 +7,7 @@
 //! renumbered, even if the uidlist that should list it was lost or torn.
 
 pub mod filename;
+mod files;
 pub mod folders;
 pub mod journal;
 pub mod keywords;
@@ -14,7 +15,7 @@ mod numbering;
 mod sync;
 pub mod uidlist;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -29,7 +30,7 @@ use crate::durable::sync_dir;
 use crate::index::Stamp;
 use crate::mailbox::{
     counted_crlf_size, Changes, FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot,
-    Uid,
+    SyncHeader, Uid,
 };
 use crate::quota::Quota;
 use crate::staging::{Staged, Staging};
@@ -47,7 +48,7 @@ const LOCK_FILE: &str = "roost.lock";
 pub struct Maildir {
     root: PathBuf,
     /// The messages in `cur/` as of the last sync, by UID.
-    files: BTreeMap<Uid, Entry>,
+    files: files::Files,
     uidlist: Option<Uidlist>,
     keywords: Keywords,
     cache: Option<FieldCache>,
@@ -92,6 +93,17 @@ struct Entry {
     place: Place,
 }
 
+/// What a session knows of a message without opening it or reading its name.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    size: u64,
+    date: Stamp,
+    modseq: u64,
+    /// Keyword letters `a`..`z` as bits 0..25.
+    keywords: u32,
+    flags: Flags,
+}
+
 /// The maildir subdirectory a file is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Place {
@@ -114,6 +126,17 @@ impl Entry {
         }
     }
 
+    /// What is known of it besides its name.
+    fn meta(&self) -> Meta {
+        Meta {
+            size: self.size,
+            date: self.date,
+            modseq: self.modseq,
+            keywords: self.keywords,
+            flags: self.flags,
+        }
+    }
+
     /// What the file name says, parsed again (an entry is only made from a name that parses).
     fn name(&self) -> Result<MaildirName, Error> {
         MaildirName::parse(&self.file).ok_or(Error::Unsupported("maildir name"))
@@ -125,8 +148,8 @@ impl Entry {
     }
 
     /// The keyword letters, in order.
-    fn letters(&self) -> impl Iterator<Item = char> + '_ {
-        ('a'..='z').filter(|l| self.keywords & letter_bit(*l) != 0)
+    fn letters(&self) -> impl Iterator<Item = char> {
+        letters_of(self.keywords)
     }
 
     fn path(&self, root: &Path) -> PathBuf {
@@ -165,7 +188,7 @@ impl Maildir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
-            files: BTreeMap::new(),
+            files: files::Files::default(),
             uidlist: None,
             keywords: Keywords::default(),
             cache: None,
@@ -254,10 +277,10 @@ impl Maildir {
         };
         let mut list = Uidlist::new(header.uidvalidity);
         list.uidnext = header.uidnext;
-        for (uid, e) in &self.files {
+        for (uid, e) in self.files.iter() {
             let base = filename::base_of(&e.file);
             list.entries
-                .insert(e.key().to_string(), (*uid, base.to_string()));
+                .insert(e.key().to_string(), (uid, base.to_string()));
         }
         list.write(&self.root)
     }
@@ -278,22 +301,31 @@ impl Maildir {
         self.highestmodseq
     }
 
-    /// The view the last sync established; reads nothing from disk.
-    fn snapshot(&self) -> Result<Snapshot, Error> {
+    /// What the last sync established about the folder as a whole.
+    fn sync_header(&self) -> Result<SyncHeader, Error> {
         let uidlist = self
             .uidlist
             .as_ref()
             .ok_or(Error::Unsupported("snapshot before sync"))?;
-        let messages = self
-            .files
-            .iter()
-            .map(|(uid, entry)| self.info(*uid, entry))
-            .collect();
-        Ok(Snapshot {
+        Ok(SyncHeader {
             uidvalidity: uidlist.uidvalidity,
             uidnext: uidlist.uidnext,
-            messages,
             highestmodseq: self.highestmodseq.max(1),
+        })
+    }
+
+    /// The view the last sync established; reads nothing from disk.
+    fn snapshot(&self) -> Result<Snapshot, Error> {
+        let header = self.sync_header()?;
+        Ok(Snapshot {
+            uidvalidity: header.uidvalidity,
+            uidnext: header.uidnext,
+            messages: self
+                .files
+                .metas()
+                .map(|(uid, meta)| self.info(uid, meta))
+                .collect(),
+            highestmodseq: header.highestmodseq,
         })
     }
 
@@ -313,17 +345,16 @@ impl Maildir {
         let wanted: BTreeSet<Uid> = uids.iter().copied().collect();
         wanted
             .into_iter()
-            .filter_map(|uid| Some(self.info(uid, self.files.get(&uid)?)))
+            .filter_map(|uid| Some(self.info(uid, self.files.meta(uid)?)))
             .collect()
     }
 
     /// What a session knows of one message without opening it.
-    fn info(&self, uid: Uid, entry: &Entry) -> MessageInfo {
+    fn info(&self, uid: Uid, entry: Meta) -> MessageInfo {
         MessageInfo {
             uid,
             flags: entry.flags,
-            keywords: entry
-                .letters()
+            keywords: letters_of(entry.keywords)
                 .filter_map(|l| self.keywords.name(l).map(str::to_string))
                 .collect(),
             size: entry.size,
@@ -354,6 +385,15 @@ impl Mailbox for Maildir {
         self.snapshot()
     }
 
+    fn sync_each(&mut self, each: &mut dyn FnMut(MessageInfo)) -> Result<SyncHeader, Error> {
+        self.update()?;
+        let header = self.sync_header()?;
+        for (uid, meta) in self.files.metas() {
+            each(self.info(uid, meta));
+        }
+        Ok(header)
+    }
+
     fn outside_changes(&mut self, sync: bool) -> Result<Option<Changes>, Error> {
         if sync {
             self.update()?;
@@ -362,11 +402,11 @@ impl Mailbox for Maildir {
     }
 
     fn message_info(&mut self, uid: Uid) -> Result<Option<MessageInfo>, Error> {
-        Ok(self.files.get(&uid).map(|entry| self.info(uid, entry)))
+        Ok(self.files.meta(uid).map(|meta| self.info(uid, meta)))
     }
 
     fn open_message(&self, uid: Uid) -> Result<Box<dyn MessageReader>, Error> {
-        let entry = self.files.get(&uid).ok_or(Error::NoSuchMessage(uid))?;
+        let entry = self.files.get(uid).ok_or(Error::NoSuchMessage(uid))?;
         let path = entry.path(&self.root);
         match File::open(&path) {
             Ok(file) => Ok(Box::new(file)),
@@ -451,7 +491,7 @@ impl Mailbox for Maildir {
         if Uidlist::append_line(&self.root, uid, &base).is_err() {
             self.write_uidlist()?;
         }
-        let added = self.files.get(&uid).map(|e| journal::Change::Added {
+        let added = self.files.get(uid).map(|e| journal::Change::Added {
             size: e.size,
             date: e.date,
         });
@@ -477,7 +517,7 @@ impl Mailbox for Maildir {
         let mut modseq = None;
         let mut renamed = Vec::new();
         for uid in uids {
-            let Some(entry) = self.files.get(uid) else {
+            let Some(entry) = self.files.get(*uid) else {
                 continue;
             };
             let had: BTreeSet<char> = entry.letters().collect();
@@ -486,7 +526,7 @@ impl Mailbox for Maildir {
                 let mut updated = entry.name()?;
                 updated.flags = new_flags;
                 updated.keyword_letters = new_letters.into_iter().collect();
-                let mut moved = self.rename_entry(entry, updated)?;
+                let mut moved = self.rename_entry(&entry, updated)?;
                 moved.modseq = *modseq.get_or_insert_with(|| self.bump_modseq());
                 self.files.insert(*uid, moved);
                 renamed.push(*uid);
@@ -523,7 +563,7 @@ impl Mailbox for Maildir {
     fn crlf_size(&mut self, uid: Uid) -> Result<u64, Error> {
         match self
             .files
-            .get(&uid)
+            .get(uid)
             .and_then(|e| filename::field(&e.file, "W="))
         {
             Some(size) => Ok(size),
@@ -538,7 +578,7 @@ impl Mailbox for Maildir {
         let mut removed = Vec::new();
         let mut freed = 0u64;
         for uid in uids {
-            let Some(entry) = self.files.remove(uid) else {
+            let Some(entry) = self.files.remove(*uid) else {
                 continue;
             };
             let path = entry.path(&self.root);
@@ -597,6 +637,11 @@ fn letter_bit(letter: char) -> u32 {
         'a'..='z' => 1 << (letter as u32 - 'a' as u32),
         _ => 0,
     }
+}
+
+/// The keyword letters of bits 0..25, in order.
+fn letters_of(bits: u32) -> impl Iterator<Item = char> {
+    ('a'..='z').filter(move |l| bits & letter_bit(*l) != 0)
 }
 
 /// Keyword letters as bits 0..25, as the index and [`Entry`] keep them.

@@ -2,17 +2,19 @@
 //! or by listing `cur/` and `new/`, numbering what is new (`numbering.rs`), and repairing what
 //! is lost.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::filename::{self, MaildirName};
+use super::files::Files;
 use super::journal;
 use super::keywords::Keywords;
 use super::uidlist::{self, Uidlist};
 use super::{scan, Entry, Maildir, Place, UIDVALIDITY_MARKER};
 use crate::durable::sync_dir;
-use crate::index::{self, Index, IndexRecord, Stamp};
+use crate::index::{self, Index, IndexRecord, Mapped, Record, Stamp};
 use crate::mailbox::{next_modseq, Changes, Delta, Uid};
 use crate::{repair, Error};
 
@@ -119,21 +121,21 @@ impl Maildir {
             }
         }
         self.outside = Outside::Everything;
-        self.list_folder(index.as_ref(), before)
+        self.list_folder(index.as_deref(), before)
     }
 
     /// Hands over what syncs took in from elsewhere since the last call.
     pub(super) fn take_outside(&mut self) -> Result<Option<Changes>, Error> {
         Ok(match std::mem::take(&mut self.outside) {
             Outside::Nothing => None,
-            Outside::Everything => Some(Changes::All(self.snapshot()?)),
+            Outside::Everything => Some(Changes::All),
             Outside::Messages(uids) => {
                 let Some(list) = &self.uidlist else {
                     return Ok(None);
                 };
                 let (present, removed) = uids
                     .iter()
-                    .partition::<Vec<Uid>, _>(|u| self.files.contains_key(u));
+                    .partition::<Vec<Uid>, _>(|u| self.files.contains(**u));
                 Some(Changes::Some(Delta {
                     uidvalidity: list.uidvalidity,
                     uidnext: list.uidnext,
@@ -147,33 +149,33 @@ impl Maildir {
 
     /// Takes the view from the index plus the flag changes journaled since it was written, if
     /// together they describe the folder as it is (`before`); false if the folder must be listed.
-    fn load_current_index(&mut self, index: &Index, before: Stamps) -> Result<bool, Error> {
-        let id = journal::index_id(index);
+    fn load_current_index(&mut self, index: &Arc<Mapped>, before: Stamps) -> Result<bool, Error> {
+        let header = *index.header();
+        let id = journal::index_id(&header);
         let (journaled, journal_end) = journal::read(&self.root, id, 0).unwrap_or_default();
         let current = match journaled.last() {
             Some(r) => Stamps::from(r.after),
             None => Stamps {
-                cur: index.cur,
-                new: index.new,
-                uidlist: index.uidlist,
+                cur: header.cur,
+                new: header.new,
+                uidlist: header.uidlist,
             },
         };
         let marker = self
             .root
-            .join(format!("{UIDVALIDITY_MARKER}{:08x}", index.uidvalidity));
+            .join(format!("{UIDVALIDITY_MARKER}{:08x}", header.uidvalidity));
         let trusted = before.cur != Stamp::default() && before.uidlist != Stamp::default();
         if current != before || !trusted || !marker.exists() {
             return Ok(false);
         }
         let uidvalidity_before = self.uidlist.as_ref().map(|l| l.uidvalidity);
-        let Some(changed) = self.load_index(index)? else {
-            return Ok(false);
-        };
+        let previous = self.load_index(index)?;
         if !self.apply_journal(&journaled) {
             return Ok(false);
         }
-        if uidvalidity_before == Some(index.uidvalidity) {
-            self.outside.add(changed);
+        if uidvalidity_before == Some(header.uidvalidity) {
+            self.outside
+                .add(differing(&previous, &Files::from_index(index.clone())));
             self.outside.add(journaled.iter().map(|r| r.uid));
         } else {
             self.outside = Outside::Everything;
@@ -186,7 +188,7 @@ impl Maildir {
 
     /// The slow path: lists `cur/` and `new/`, numbers what is new, writes the uidlist if it
     /// changed, then the index describing the folder as listed.
-    fn list_folder(&mut self, index: Option<&Index>, before: Stamps) -> Result<(), Error> {
+    fn list_folder(&mut self, index: Option<&Mapped>, before: Stamps) -> Result<(), Error> {
         self.clean_tmp();
         let mut changed = None;
         let scanned = self.list_cur(index, &mut changed)?;
@@ -200,8 +202,8 @@ impl Maildir {
             sync_dir(&self.cur())?;
             uidlist.write(&self.root)?;
         }
-        self.keywords = self.load_keywords(index)?;
-        self.files = files;
+        self.keywords = self.load_keywords(index.map(Mapped::keywords))?;
+        self.files = Files::from_entries(files);
         self.uidlist = Some(Uidlist {
             entries: Default::default(),
             ..uidlist
@@ -213,20 +215,20 @@ impl Maildir {
     /// the same flags; a message whose flags changed behind our back gets this sync's MODSEQ.
     fn list_cur(
         &mut self,
-        index: Option<&Index>,
+        index: Option<&Mapped>,
         changed: &mut Option<u64>,
     ) -> Result<Vec<Entry>, Error> {
-        let cached: HashMap<&str, &IndexRecord> = index
+        let cached: HashMap<&str, Record<'_>> = index
             .iter()
-            .flat_map(|i| i.records.iter())
-            .filter_map(|r| Some((r.file.split([',', ':']).next()?, r)))
+            .flat_map(|i| i.iter())
+            .filter_map(|r| Some((r.file().split([',', ':']).next()?, r)))
             .collect();
         let mut scanned = scan(&self.root, Place::Cur)?;
         if let Some(index) = index {
-            self.highestmodseq = self.highestmodseq.max(index.highestmodseq);
+            self.highestmodseq = self.highestmodseq.max(index.header().highestmodseq);
         }
         for entry in &mut scanned {
-            let record = cached.get(entry.key()).copied();
+            let record = cached.get(entry.key());
             fill_size_and_date(&self.root, entry, record);
             entry.modseq = match record {
                 // Flags as the index knew them: the message keeps its MODSEQ.
@@ -292,10 +294,10 @@ impl Maildir {
         }
     }
 
-    /// Reads the index; a corrupt one is reported and ignored (the sync rebuilds it).
-    fn read_index(&self) -> Result<Option<Index>, Error> {
-        match Index::read(&self.root)? {
-            Some(Ok(index)) => Ok(Some(index)),
+    /// Opens the index; a corrupt one is reported and ignored (the sync rebuilds it).
+    fn read_index(&self) -> Result<Option<Arc<Mapped>>, Error> {
+        match Mapped::open(&self.root)? {
+            Some(Ok(index)) => Ok(Some(Arc::new(index))),
             Some(Err(corrupt)) => {
                 let why = format!("{} is corrupt ({})", index::FILE_NAME, corrupt.0);
                 repair::report(
@@ -320,54 +322,30 @@ impl Maildir {
         }
     }
 
-    /// Takes the whole view from a current index; returns the UIDs whose files differ from the
-    /// view before (changed, new or gone), or `None` if a record does not parse.
-    fn load_index(&mut self, index: &Index) -> Result<Option<BTreeSet<Uid>>, Error> {
-        let mut changed = BTreeSet::new();
-        let mut files = BTreeMap::new();
-        // Entries whose file is unchanged are kept as they are: after another session's change
-        // only the renamed messages are parsed again.
-        let mut previous = std::mem::take(&mut self.files);
-        for r in &index.records {
-            if let Some(mut entry) = previous.remove(&r.uid).filter(|e| *e.file == *r.file) {
-                entry.size = r.size;
-                entry.date = r.date;
-                entry.modseq = r.modseq;
-                files.insert(r.uid, entry);
-                continue;
-            }
-            let Some(name) = MaildirName::parse(&r.file) else {
-                self.files = previous;
-                return Ok(None);
-            };
-            changed.insert(r.uid);
-            let entry = Entry {
-                size: r.size,
-                date: r.date,
-                modseq: r.modseq,
-                ..Entry::new(Place::Cur, r.file.clone(), &name)
-            };
-            files.insert(r.uid, entry);
-        }
-        self.highestmodseq = self.highestmodseq.max(index.highestmodseq);
-        let mut header = Uidlist::new(index.uidvalidity);
-        header.uidnext = index.uidnext;
-        self.keywords = self.load_keywords(Some(index))?;
-        changed.extend(previous.into_keys());
-        self.files = files;
-        self.uidlist = Some(header);
-        Ok(Some(changed))
+    /// Takes the whole view from a current index (read in place, nothing copied); returns the
+    /// view it replaced.
+    fn load_index(&mut self, index: &Arc<Mapped>) -> Result<Files, Error> {
+        let header = index.header();
+        self.highestmodseq = self.highestmodseq.max(header.highestmodseq);
+        let mut list = Uidlist::new(header.uidvalidity);
+        list.uidnext = header.uidnext;
+        self.keywords = self.load_keywords(Some(index.keywords()))?;
+        self.uidlist = Some(list);
+        Ok(std::mem::replace(
+            &mut self.files,
+            Files::from_index(index.clone()),
+        ))
     }
 
     /// Reads `dovecot-keywords`; if it is gone or empty while the index remembers keywords,
     /// restores it from the index (reported as a repair).
-    fn load_keywords(&self, index: Option<&Index>) -> Result<Keywords, Error> {
+    fn load_keywords(&self, remembered: Option<&str>) -> Result<Keywords, Error> {
         let found = Keywords::read(&self.root)?;
-        let remembered = index.filter(|i| !i.keywords.is_empty());
+        let remembered = remembered.filter(|text| !text.is_empty());
         match (found, remembered) {
             (Some(table), _) if !table.is_empty() => Ok(table),
-            (found, Some(index)) => {
-                let table = Keywords::parse(&index.keywords);
+            (found, Some(text)) => {
+                let table = Keywords::parse(text);
                 let why = if found.is_some() {
                     "dovecot-keywords is empty"
                 } else {
@@ -389,7 +367,7 @@ impl Maildir {
             .files
             .iter()
             .map(|(uid, e)| IndexRecord {
-                uid: *uid,
+                uid,
                 flags: e.flags.bits(),
                 keywords: e.keywords,
                 size: e.size,
@@ -408,11 +386,14 @@ impl Maildir {
             keywords: self.keywords.render(),
             highestmodseq: self.highestmodseq,
         };
-        index.write(&self.root)?;
+        let written = index.write(&self.root)?;
+        drop(index);
         // The index says it all now: the journal starts over with the next flag change.
         journal::remove(&self.root);
-        self.index_id = Some(journal::index_id(&index));
+        self.index_id = Some(journal::index_id(written.header()));
         self.journal_at = 0;
+        // What was written is the view: its records are read from the map from now on.
+        self.files = Files::from_index(Arc::new(written));
         Ok(())
     }
 
@@ -422,7 +403,7 @@ impl Maildir {
         for r in records {
             match r.change {
                 journal::Change::Removed => {
-                    if self.files.remove(&r.uid).is_none() {
+                    if self.files.remove(r.uid).is_none() {
                         return false;
                     }
                 }
@@ -430,7 +411,7 @@ impl Maildir {
                     let Some(name) = MaildirName::parse(&r.file) else {
                         return false;
                     };
-                    let (size, date) = match (r.change, self.files.get(&r.uid)) {
+                    let (size, date) = match (r.change, self.files.get(r.uid)) {
                         (journal::Change::Flags, Some(entry)) => (entry.size, entry.date),
                         (journal::Change::Added { size, date }, None) => {
                             if let Some(list) = self.uidlist.as_mut() {
@@ -499,11 +480,14 @@ impl Maildir {
             .map(|(uid, change)| journal::Record {
                 change: *change,
                 uid: *uid,
-                modseq: self.files.get(uid).map_or(self.highestmodseq, |e| e.modseq),
+                modseq: self
+                    .files
+                    .get(*uid)
+                    .map_or(self.highestmodseq, |e| e.modseq),
                 after: after.into(),
                 file: self
                     .files
-                    .get(uid)
+                    .get(*uid)
                     .map(|e| e.file.to_string())
                     .unwrap_or_default(),
             })
@@ -521,7 +505,7 @@ impl Maildir {
 }
 
 /// Size and date from the index when it knows the message, else from a stat.
-pub(super) fn fill_size_and_date(root: &Path, entry: &mut Entry, cached: Option<&IndexRecord>) {
+pub(super) fn fill_size_and_date(root: &Path, entry: &mut Entry, cached: Option<&Record<'_>>) {
     match cached {
         Some(r) => {
             entry.size = r.size;
@@ -534,6 +518,37 @@ pub(super) fn fill_size_and_date(root: &Path, entry: &mut Entry, cached: Option<
                 entry.size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             }
             entry.date = Stamp::of(&path);
+        }
+    }
+}
+
+/// The messages whose files differ between two views of one folder (changed, new or gone).
+fn differing(before: &Files, after: &Files) -> BTreeSet<Uid> {
+    let mut differ = BTreeSet::new();
+    let mut old = before.iter().peekable();
+    let mut new = after.iter().peekable();
+    loop {
+        match (old.peek(), new.peek()) {
+            (None, None) => return differ,
+            (Some((a, x)), Some((b, y))) if a == b => {
+                if x.file != y.file {
+                    differ.insert(*a);
+                }
+                old.next();
+                new.next();
+            }
+            (Some((a, _)), Some((b, _))) if a < b => {
+                differ.insert(*a);
+                old.next();
+            }
+            (Some((a, _)), None) => {
+                differ.insert(*a);
+                old.next();
+            }
+            (_, Some((b, _))) => {
+                differ.insert(*b);
+                new.next();
+            }
         }
     }
 }

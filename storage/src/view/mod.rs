@@ -135,12 +135,9 @@ impl SharedMailbox {
 
     /// A view of a mailbox nobody in this process has open yet.
     fn build(mut mailbox: Box<dyn Mailbox>, path: PathBuf) -> Result<Arc<Self>, Error> {
-        // The first look takes in everything; whatever else it reports is the same mailbox.
-        let snapshot = match mailbox.outside_changes(true)? {
-            Some(Changes::All(snapshot)) => snapshot,
-            _ => mailbox.sync()?,
-        };
-        let table = Table::new(snapshot);
+        // The first look takes in everything; whatever it reports is the same mailbox.
+        mailbox.outside_changes(true)?;
+        let table = Table::new(mailbox.as_mut())?;
         if table.messages.len() >= LARGE_FOLDER {
             give_back_freed_memory();
         }
@@ -170,12 +167,10 @@ impl SharedMailbox {
                 if delta.uidvalidity == table.uidvalidity {
                     table.apply(delta);
                 } else {
-                    drop(table);
-                    let snapshot = mailbox.sync()?;
-                    write(&self.table).absorb(snapshot);
+                    table.absorb(mailbox)?;
                 }
             }
-            Some(Changes::All(snapshot)) => write(&self.table).absorb(snapshot),
+            Some(Changes::All) => write(&self.table).absorb(mailbox)?,
         }
         if let Some(highest) = mailbox.highestmodseq() {
             if read(&self.table).highestmodseq < highest {

@@ -2,23 +2,25 @@
 //! keyword table, and the numbered log of changes sessions catch up from.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use crate::mailbox::{Delta, Flags, MessageInfo, Snapshot, Uid};
+use crate::mailbox::{Delta, Flags, Mailbox, MessageInfo, SyncHeader, Uid};
+use crate::Error;
 
 /// How many changes the log keeps; a session further behind compares its whole sequence map
 /// once instead.
 const LOG_LIMIT: usize = 16_384;
 
-/// One message, as compact as the table can keep it.
+/// One message, as compact as the table can keep it (40 bytes).
 #[derive(Debug, Clone)]
 pub(super) struct Entry {
     pub uid: Uid,
     pub flags: Flags,
-    /// Indices into [`Table::keywords`], ascending.
-    pub keywords: Box<[u32]>,
+    /// Its set of keywords: an index into [`Table::keyword_sets`] (0: none).
+    pub keywords: u32,
     pub size: u64,
-    pub internal_date: SystemTime,
+    /// Internal date, in seconds since the epoch (IMAP shows no finer).
+    pub internal_date: i64,
     pub modseq: u64,
 }
 
@@ -36,9 +38,14 @@ pub(super) struct Table {
     pub uidvalidity: u32,
     pub uidnext: Uid,
     pub highestmodseq: u64,
-    /// Every keyword name seen in this mailbox; entries refer to them by position.
+    /// Every keyword name seen in this mailbox; keyword sets refer to them by position.
     keywords: Vec<String>,
     keyword_ids: HashMap<String, u32>,
+    /// Every distinct set of keywords a message has had (indices into `keywords`,
+    /// ascending); entries refer to them by position. A mailbox has few: most messages share
+    /// the empty set or one of a handful.
+    keyword_sets: Vec<Box<[u32]>>,
+    keyword_set_ids: HashMap<Box<[u32]>, u32>,
     /// Ascending by UID.
     pub messages: Vec<Entry>,
     pub log: VecDeque<Logged>,
@@ -46,24 +53,61 @@ pub(super) struct Table {
     pub log_start: u64,
 }
 
+/// Seconds since the epoch of a time (negative before it).
+fn seconds(time: SystemTime) -> i64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => after.as_secs() as i64,
+        Err(before) => -(before.duration().as_secs() as i64),
+    }
+}
+
+/// The time `secs` seconds after the epoch.
+fn time_of(secs: i64) -> SystemTime {
+    let magnitude = Duration::from_secs(secs.unsigned_abs());
+    if secs >= 0 {
+        SystemTime::UNIX_EPOCH + magnitude
+    } else {
+        SystemTime::UNIX_EPOCH - magnitude
+    }
+}
+
 impl Table {
-    /// The table of a freshly synced mailbox.
-    pub fn new(snapshot: Snapshot) -> Self {
+    /// The table of a mailbox, synced from disk: its messages are entered one by one as the
+    /// backend hands them over, never collected in between.
+    pub fn new(mailbox: &mut dyn Mailbox) -> Result<Self, Error> {
         let mut table = Self {
-            uidvalidity: snapshot.uidvalidity,
-            uidnext: snapshot.uidnext,
-            highestmodseq: snapshot.highestmodseq.max(1),
+            uidvalidity: 0,
+            uidnext: 1,
+            highestmodseq: 1,
             keywords: Vec::new(),
             keyword_ids: HashMap::new(),
-            messages: Vec::with_capacity(snapshot.messages.len()),
+            keyword_sets: vec![Box::default()],
+            keyword_set_ids: HashMap::from([(Box::default(), 0)]),
+            messages: Vec::new(),
             log: VecDeque::new(),
             log_start: 0,
         };
-        for info in &snapshot.messages {
-            let entry = table.entry(info);
-            table.messages.push(entry);
-        }
-        table
+        let (header, messages) = table.read_messages(mailbox)?;
+        table.set_header(header);
+        table.messages = messages;
+        Ok(table)
+    }
+
+    /// The mailbox's messages as entries (new keywords entered in the tables).
+    fn read_messages(
+        &mut self,
+        mailbox: &mut dyn Mailbox,
+    ) -> Result<(SyncHeader, Vec<Entry>), Error> {
+        let mut messages = Vec::with_capacity(self.messages.len());
+        let header = mailbox.sync_each(&mut |info| messages.push(self.entry(&info)))?;
+        messages.shrink_to_fit();
+        Ok((header, messages))
+    }
+
+    fn set_header(&mut self, header: SyncHeader) {
+        self.uidvalidity = header.uidvalidity;
+        self.uidnext = header.uidnext;
+        self.highestmodseq = self.highestmodseq.max(header.highestmodseq).max(1);
     }
 
     /// The number the next change will get.
@@ -79,18 +123,33 @@ impl Table {
         }
     }
 
-    /// The compact form of `info`, entering new keywords in the keyword table.
+    /// The compact form of `info`, entering new keywords in the keyword tables.
     fn entry(&mut self, info: &MessageInfo) -> Entry {
-        let mut keywords: Vec<u32> = info.keywords.iter().map(|k| self.keyword_id(k)).collect();
-        keywords.sort_unstable();
         Entry {
             uid: info.uid,
             flags: info.flags,
-            keywords: keywords.into_boxed_slice(),
+            keywords: self.keyword_set(&info.keywords),
             size: info.size,
-            internal_date: info.internal_date,
+            internal_date: seconds(info.internal_date),
             modseq: info.modseq,
         }
+    }
+
+    /// The number of a set of keywords.
+    fn keyword_set(&mut self, names: &BTreeSet<String>) -> u32 {
+        if names.is_empty() {
+            return 0;
+        }
+        let mut ids: Vec<u32> = names.iter().map(|k| self.keyword_id(k)).collect();
+        ids.sort_unstable();
+        let ids = ids.into_boxed_slice();
+        if let Some(set) = self.keyword_set_ids.get(&ids) {
+            return *set;
+        }
+        let set = self.keyword_sets.len() as u32;
+        self.keyword_sets.push(ids.clone());
+        self.keyword_set_ids.insert(ids, set);
+        set
     }
 
     fn keyword_id(&mut self, name: &str) -> u32 {
@@ -103,10 +162,14 @@ impl Table {
         id
     }
 
+    /// The keyword indices of a set.
+    fn keyword_ids_of(&self, set: u32) -> &[u32] {
+        self.keyword_sets.get(set as usize).map_or(&[], |ids| ids)
+    }
+
     /// The keyword names of an entry.
     pub fn keyword_names(&self, entry: &Entry) -> BTreeSet<String> {
-        entry
-            .keywords
+        self.keyword_ids_of(entry.keywords)
             .iter()
             .filter_map(|id| self.keywords.get(*id as usize).cloned())
             .collect()
@@ -119,7 +182,7 @@ impl Table {
             flags: entry.flags,
             keywords: self.keyword_names(entry),
             size: entry.size,
-            internal_date: entry.internal_date,
+            internal_date: time_of(entry.internal_date),
             modseq: entry.modseq,
         }
     }
@@ -142,10 +205,10 @@ impl Table {
 
     /// The keyword names in use by some message.
     pub fn keywords_in_use(&self) -> BTreeSet<String> {
-        let used: BTreeSet<u32> = self
-            .messages
-            .iter()
-            .flat_map(|e| e.keywords.iter().copied())
+        let sets: BTreeSet<u32> = self.messages.iter().map(|e| e.keywords).collect();
+        let used: BTreeSet<u32> = sets
+            .into_iter()
+            .flat_map(|set| self.keyword_ids_of(set).iter().copied())
             .collect();
         used.into_iter()
             .filter_map(|id| self.keywords.get(id as usize).cloned())
@@ -214,36 +277,37 @@ impl Table {
 
     /// Brings the table in line with a sync of the disk, logging every difference; a new
     /// UIDVALIDITY replaces the table (sessions notice and start over).
-    pub fn absorb(&mut self, snapshot: Snapshot) {
-        if snapshot.uidvalidity != self.uidvalidity {
+    pub fn absorb(&mut self, mailbox: &mut dyn Mailbox) -> Result<(), Error> {
+        let (header, fresh) = self.read_messages(mailbox)?;
+        if header.uidvalidity != self.uidvalidity {
             let log_end = self.log_end();
-            *self = Self::new(snapshot);
+            self.log.clear();
             self.log_start = log_end;
-            return;
+            self.highestmodseq = 1;
+            self.set_header(header);
+            self.messages = fresh;
+            return Ok(());
         }
-        self.uidnext = snapshot.uidnext;
-        self.highestmodseq = self.highestmodseq.max(snapshot.highestmodseq);
+        self.set_header(header);
         let old = std::mem::take(&mut self.messages);
         let mut old = old.into_iter().peekable();
-        let mut merged = Vec::with_capacity(snapshot.messages.len());
-        for info in &snapshot.messages {
-            while let Some(gone) = old.next_if(|e| e.uid < info.uid) {
+        for entry in &fresh {
+            while let Some(gone) = old.next_if(|e| e.uid < entry.uid) {
                 self.push(Logged::Expunged(gone));
             }
-            let entry = self.entry(info);
-            if let Some(was) = old.next_if(|e| e.uid == info.uid) {
+            if let Some(was) = old.next_if(|e| e.uid == entry.uid) {
                 if was.flags != entry.flags || was.keywords != entry.keywords {
                     self.push(Logged::Flags {
-                        uid: info.uid,
+                        uid: entry.uid,
                         origin: 0,
                     });
                 }
             }
-            merged.push(entry);
         }
         for gone in old {
             self.push(Logged::Expunged(gone));
         }
-        self.messages = merged;
+        self.messages = fresh;
+        Ok(())
     }
 }
