@@ -17,7 +17,9 @@ use crate::session::UserSession;
 
 /// Runs the authenticated session until LOGOUT, disconnect, timeout or shutdown.
 pub async fn run(conn: &mut Connection, user: &UserSession) {
-    match open(user) {
+    // Boxed: the future then holds a pointer where the compiler would otherwise reserve
+    // room for the session twice (the `Result` it came in, and the binding).
+    match open(user).map(Box::new) {
         Ok(mut session) => {
             session.run(conn).await;
         }

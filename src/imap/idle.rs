@@ -39,6 +39,8 @@ pub struct Idling {
 pub enum Wake {
     /// The client sent something (DONE, we hope), or the connection ended.
     Client(Result<Event, Ended>),
+    /// The client sent something, not read yet: read it ([`next_event`]).
+    Readable,
     /// The selected mailbox may have changed.
     Changed,
     /// Two quiet minutes: time for `* OK Still here`.
@@ -61,7 +63,39 @@ pub fn start(user: &str, selected: Option<&Selected>, cx: &mut Cx<'_>) -> Step {
 
 /// Waits for the next thing an idling session must act on; `selected`: whether a mailbox is
 /// selected (without one, nothing can change).
+///
+/// On a plain socket it waits for readability only, with one timer: an idling connection
+/// then holds no read buffer and no reading state (boxed where a TLS connection must read).
 pub async fn wake(
+    idling: &mut Idling,
+    selected: bool,
+    conn: &mut Connection,
+    decoder: &mut ImapDecoder,
+) -> Wake {
+    if let Some(event) = decoder.next_event() {
+        return Wake::Client(Ok(event));
+    }
+    let silence = conn.silence_allowed();
+    let (wait, quiet) = if silence <= KEEPALIVE {
+        (silence, Wake::Client(Err(Ended::IdleTimeout)))
+    } else {
+        (KEEPALIVE, Wake::Keepalive)
+    };
+    if conn.can_wait_readable() {
+        return tokio::select! {
+            r = conn.client_readable() => match r {
+                Ok(()) => Wake::Readable,
+                Err(ended) => Wake::Client(Err(ended)),
+            },
+            () = changed(idling.watcher.as_mut(), selected) => Wake::Changed,
+            () = tokio::time::sleep(wait) => quiet,
+        };
+    }
+    Box::pin(read_or_wake(idling, selected, conn, decoder)).await
+}
+
+/// [`wake`] where only reading tells whether the client sent something (TLS, COMPRESS).
+async fn read_or_wake(
     idling: &mut Idling,
     selected: bool,
     conn: &mut Connection,

@@ -69,12 +69,15 @@ impl<'a> Session<'a> {
     /// shutdown.
     pub async fn run(&mut self, conn: &mut Connection) -> Exit {
         loop {
+            // Whatever is boxed here is allocated only while it runs: the session's own
+            // future keeps to what an idling connection needs.
             let event = match self.idling.as_mut() {
-                None => next_event(conn, &mut self.decoder).await,
+                None => Box::pin(next_event(conn, &mut self.decoder)).await,
                 Some(idling) => {
                     let selected = matches!(self.state, State::Selected(..));
                     match idle::wake(idling, selected, conn, &mut self.decoder).await {
                         Wake::Client(event) => event,
+                        Wake::Readable => Box::pin(next_event(conn, &mut self.decoder)).await,
                         Wake::Changed => match self.idle_changed(conn).await {
                             Ok(()) => continue,
                             Err(exit) => return exit,
@@ -88,12 +91,12 @@ impl<'a> Session<'a> {
             };
             let event = match event {
                 Ok(event) => event,
-                Err(ended) => return self.end(conn, ended).await,
+                Err(ended) => return Box::pin(self.end(conn, ended)).await,
             };
             if let Some(idling) = self.idling.take() {
                 let tagged = idling.finish(&mut self.decoder, &event);
                 let step = Step::Reply(tagged);
-                match self.finish(conn, Vec::new(), step, false).await {
+                match Box::pin(self.finish(conn, Vec::new(), step, false)).await {
                     Some(exit) => return exit,
                     None => continue,
                 }
@@ -107,7 +110,7 @@ impl<'a> Session<'a> {
                     match rejected(conn, &mut self.bad_commands, tag.as_deref(), &reason).await {
                         Some(reply) => {
                             let step = Step::Reply(reply);
-                            self.finish(conn, Vec::new(), step, false).await
+                            Box::pin(self.finish(conn, Vec::new(), step, false)).await
                         }
                         None => Some(Exit::Closed),
                     }

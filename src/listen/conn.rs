@@ -282,6 +282,31 @@ impl Connection {
         Ok(())
     }
 
+    /// Whether [`Connection::client_readable`] can wait on this connection: a plain or local
+    /// socket with nothing read and not yet used. TLS and COMPRESS keep bytes of their own, so
+    /// there only reading tells.
+    pub fn can_wait_readable(&self) -> bool {
+        self.deflate.is_none()
+            && self.buffer.is_empty()
+            && matches!(self.stream, Some(Stream::Plain(_) | Stream::Unix(_)))
+    }
+
+    /// Waits until the client has sent something, without reading it and holding no buffer
+    /// (see [`Connection::can_wait_readable`]), or until the server shuts down.
+    pub async fn client_readable(&self) -> Result<(), Ended> {
+        let stream = self.stream.as_ref().ok_or(Ended::Closed)?;
+        tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => Err(Ended::Shutdown),
+            r = stream.wait_readable() => r.map_err(|_| Ended::Closed),
+        }
+    }
+
+    /// How long the client may stay silent now (the idle timeout, or less before login).
+    pub fn silence_allowed(&self) -> Duration {
+        self.read_limit()
+    }
+
     /// Whether COMPRESS=DEFLATE is active.
     pub fn is_deflating(&self) -> bool {
         self.deflate.is_some()

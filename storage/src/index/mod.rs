@@ -488,9 +488,14 @@ impl Index {
     pub fn write(&self, dir: &Path) -> Result<Mapped, Error> {
         let bytes = self.encode();
         let file = durable::replace_rebuildable(dir, FILE_NAME, &bytes)?;
-        let path = dir.join(FILE_NAME);
-        // SAFETY: see `Mapped`.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+        let map = if (bytes.len() as u64) < READ_BELOW {
+            Bytes::Read(bytes.into_boxed_slice())
+        } else {
+            // SAFETY: see `Mapped`.
+            let map = unsafe { memmap2::Mmap::map(&file) }
+                .map_err(|e| Error::io(dir.join(FILE_NAME), e))?;
+            Bytes::Mapped(map)
+        };
         let names_at = HEADER + self.records.len() * RECORD;
         Ok(Mapped {
             map,
@@ -511,8 +516,47 @@ impl Index {
 /// end fault, as with any mapped index (Dovecot's included); the index is the mail owner's
 /// file, which no client can reach.
 pub struct Mapped {
-    map: memmap2::Mmap,
+    map: Bytes,
     layout: Layout,
+}
+
+/// An index's bytes: mapped, or for a small one read into memory (a mapping costs at least a
+/// resident page per open folder, more than a folder of a few messages needs).
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Read(Box<[u8]>),
+}
+
+/// Up to this size an index is read rather than mapped.
+const READ_BELOW: u64 = 16 * 1024;
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(map) => map,
+            Bytes::Read(bytes) => bytes,
+        }
+    }
+}
+
+impl Bytes {
+    /// The file's bytes, `len` long as checked: read when small, else mapped.
+    fn of(file: &File, len: u64, path: &Path) -> Result<Option<Bytes>, Error> {
+        if len < READ_BELOW {
+            let mut bytes = vec![0u8; len as usize];
+            return match file.read_exact_at(&mut bytes, 0) {
+                Ok(()) => Ok(Some(Bytes::Read(bytes.into_boxed_slice()))),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+                Err(e) => Err(Error::io(path, e)),
+            };
+        }
+        // SAFETY: the index is only ever replaced by rename, never written in place, so the
+        // bytes checked cannot change under the map (see `Mapped`).
+        let map = unsafe { memmap2::Mmap::map(file) }.map_err(|e| Error::io(path, e))?;
+        Ok((map.len() as u64 == len).then_some(Bytes::Mapped(map)))
+    }
 }
 
 impl std::fmt::Debug for Mapped {
@@ -540,13 +584,10 @@ impl Mapped {
             Ok(layout) => layout,
             Err(corrupt) => return Ok(Some(Err(corrupt))),
         };
-        // SAFETY: the index is only ever replaced by rename, never written in place, so the
-        // bytes just checked cannot change under the map (see the type's documentation).
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
-        if map.len() as u64 != len {
-            return Ok(Some(Err(corrupt("changed while it was read"))));
+        match Bytes::of(&file, len, &path)? {
+            Some(map) => Ok(Some(Ok(Mapped { map, layout }))),
+            None => Ok(Some(Err(corrupt("changed while it was read")))),
         }
-        Ok(Some(Ok(Mapped { map, layout })))
     }
 
     /// What its header says.
@@ -680,6 +721,29 @@ mod tests {
         assert!(Mapped::open(dir.path()).unwrap().unwrap().is_err());
         std::fs::remove_file(&path).unwrap();
         assert!(Mapped::open(dir.path()).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_large_index_is_mapped_and_read_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = sample();
+        index.uidnext = 5000;
+        index.records = (1..5000)
+            .map(|uid| IndexRecord {
+                uid,
+                file: format!("1700{uid}.M1.host,S=9,U={uid}:2,"),
+                ..sample().records[0].clone()
+            })
+            .collect();
+        let written = index.write(dir.path()).unwrap();
+        assert!(matches!(written.map, Bytes::Mapped(_)));
+        let opened = Mapped::open(dir.path()).unwrap().unwrap().unwrap();
+        assert!(matches!(opened.map, Bytes::Mapped(_)));
+        for mapped in [&written, &opened] {
+            assert_eq!(mapped.len(), 4999);
+            let r = mapped.get(mapped.position(4321).unwrap());
+            assert_eq!((r.uid, r.file()), (4321, "17004321.M1.host,S=9,U=4321:2,"));
+        }
     }
 
     #[test]
