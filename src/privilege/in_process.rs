@@ -179,10 +179,14 @@ pub fn run_authenticated(
 ) -> impl std::future::Future<Output = ()> + Send {
     async move {
         conn.end_login_clock();
+        // Each protocol's session boxed on its own: this future would otherwise be as large
+        // as the largest of them, whichever protocol the connection speaks.
         match session.family {
-            Family::Imap => crate::imap::authenticated::run(&mut conn, &session).await,
-            Family::Pop3 => crate::pop3::transaction::run(&mut conn, &session).await,
-            Family::Sieve => crate::managesieve::session::run(&mut conn, &session).await,
+            Family::Imap => Box::pin(crate::imap::authenticated::run(&mut conn, &session)).await,
+            Family::Pop3 => Box::pin(crate::pop3::transaction::run(&mut conn, &session)).await,
+            Family::Sieve => {
+                Box::pin(crate::managesieve::session::run(&mut conn, &session)).await;
+            }
             Family::Smtp | Family::Inbound | Family::Lmtp => {}
         }
     }

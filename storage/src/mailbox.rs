@@ -250,6 +250,12 @@ pub trait Mailbox: Send {
         Ok(Some(Changes::All))
     }
 
+    /// How many messages the last sync found, if the backend knows without counting: room
+    /// to reserve before [`Mailbox::sync_each`] hands them over.
+    fn count_hint(&self) -> usize {
+        0
+    }
+
     /// One message as the last sync knows it (the shared view enters an append with it).
     fn message_info(&mut self, uid: Uid) -> Result<Option<MessageInfo>, Error> {
         Ok(self.sync()?.messages.into_iter().find(|m| m.uid == uid))

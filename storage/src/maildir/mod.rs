@@ -72,9 +72,10 @@ pub struct Maildir {
     quota: Option<Quota>,
 }
 
-/// A message file as found on disk, kept small: a folder of 100,000 messages holds 100,000 of
-/// these for as long as it is open. The file name is kept once, flags and keywords as bits;
-/// the rest of what the name says is parsed again where needed (renames, numbering).
+/// A message file as found on disk: made from the index record when asked for (see
+/// `files`), or kept for messages that changed since the index was written. Flags and
+/// keywords as bits; the rest of what the name says is parsed again where needed (renames,
+/// numbering).
 #[derive(Debug, Clone)]
 struct Entry {
     /// Its actual file name.
@@ -392,6 +393,10 @@ impl Mailbox for Maildir {
             each(self.info(uid, meta));
         }
         Ok(header)
+    }
+
+    fn count_hint(&self) -> usize {
+        self.files.len()
     }
 
     fn outside_changes(&mut self, sync: bool) -> Result<Option<Changes>, Error> {

@@ -98,7 +98,9 @@ impl Table {
         &mut self,
         mailbox: &mut dyn Mailbox,
     ) -> Result<(SyncHeader, Vec<Entry>), Error> {
-        let mut messages = Vec::with_capacity(self.messages.len());
+        // Reserved as the backend counts (it syncs first only when it found nothing yet):
+        // growing by doubling would take up to twice the room at the peak.
+        let mut messages = Vec::with_capacity(mailbox.count_hint().max(self.messages.len()));
         let header = mailbox.sync_each(&mut |info| messages.push(self.entry(&info)))?;
         messages.shrink_to_fit();
         Ok((header, messages))
