@@ -283,12 +283,17 @@ impl Connection {
     }
 
     /// Whether [`Connection::client_readable`] can wait on this connection: a plain or local
-    /// socket with nothing read and not yet used. TLS and COMPRESS keep bytes of their own, so
-    /// there only reading tells.
-    pub fn can_wait_readable(&self) -> bool {
-        self.deflate.is_none()
+    /// socket with nothing read and not yet used (TLS and COMPRESS keep bytes of their own, so
+    /// there only reading tells). If so, the empty read buffer is given back: the wait holds
+    /// none (what a split-off line left of it would otherwise stay for as long as the wait).
+    pub fn can_wait_readable(&mut self) -> bool {
+        let can = self.deflate.is_none()
             && self.buffer.is_empty()
-            && matches!(self.stream, Some(Stream::Plain(_) | Stream::Unix(_)))
+            && matches!(self.stream, Some(Stream::Plain(_) | Stream::Unix(_)));
+        if can {
+            self.buffer = BytesMut::new();
+        }
+        can
     }
 
     /// Waits until the client has sent something, without reading it and holding no buffer
