@@ -305,15 +305,12 @@ async fn accept_unix(shared: Arc<Shared>, listener: tokio::net::UnixListener) {
             let handle = shared2
                 .registry
                 .register(Protocol::Lmtp, local, local, &shared2.shutdown);
-            run_session(
-                &shared2,
-                Protocol::Lmtp,
-                Stream::Unix(unix),
-                local,
-                local,
-                handle,
-            )
-            .await;
+            let stream = Stream::Unix(unix);
+            if let Some(session) =
+                start_session(&shared2, Protocol::Lmtp, stream, local, local, handle)
+            {
+                run_to_end(session).await;
+            }
         });
     }
 }
@@ -325,28 +322,43 @@ async fn refuse(mut tcp: TcpStream, line: Option<Vec<u8>>) {
     }
 }
 
-async fn connection(
+/// Serves one accepted TCP connection: registers it, does the TLS handshake of an implicit-TLS
+/// port, and runs the session.
+///
+/// An `async` block rather than an `async fn`, which would keep a second copy of its arguments;
+/// and the session is made before its long await, so this task's future holds little more
+/// than the session's box for as long as the connection lasts.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would store its arguments twice"
+)]
+fn connection(
     shared: Arc<Shared>,
     protocol: Protocol,
     tcp: TcpStream,
     peer: SocketAddr,
-    _admission: Admission,
-) {
-    let local = tcp.local_addr().unwrap_or(peer);
-    let handle = shared
-        .registry
-        .register(protocol, peer, local, &shared.shutdown);
-    let stream = if protocol.implicit_tls() {
-        // Boxed: the handshake's state is large and would otherwise stay in every connection's
-        // task (plain ones too) for as long as the session lasts.
-        match Box::pin(implicit_tls(&shared, tcp, peer)).await {
-            Some(tls) => tls,
-            None => return,
+    admission: Admission,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let local = tcp.local_addr().unwrap_or(peer);
+        let handle = shared
+            .registry
+            .register(protocol, peer, local, &shared.shutdown);
+        let stream = if protocol.implicit_tls() {
+            // Boxed: the handshake's state is large and would otherwise stay in every
+            // connection's task (plain ones too) for as long as the session lasts.
+            match Box::pin(implicit_tls(&shared, tcp, peer)).await {
+                Some(tls) => tls,
+                None => return,
+            }
+        } else {
+            Stream::Plain(tcp)
+        };
+        if let Some(session) = start_session(&shared, protocol, stream, peer, local, handle) {
+            run_to_end(session).await;
         }
-    } else {
-        Stream::Plain(tcp)
-    };
-    run_session(&shared, protocol, stream, peer, local, handle).await;
+        drop(admission);
+    }
 }
 
 /// The TLS handshake of an implicit-TLS port, bounded in time; `None` (logged) if it failed.
@@ -369,17 +381,19 @@ async fn implicit_tls(shared: &Shared, tcp: TcpStream, peer: SocketAddr) -> Opti
     }
 }
 
-/// Runs the protocol's session on an accepted (and, for implicit TLS, handshaken) stream.
-async fn run_session(
+/// The protocol's session on an accepted (and, for implicit TLS, handshaken) stream, ready to
+/// run; `None` (logged) when no handler serves the protocol.
+fn start_session(
     shared: &Arc<Shared>,
     protocol: Protocol,
     stream: Stream,
     peer: SocketAddr,
     local: SocketAddr,
     handle: SessionHandle,
-) {
+) -> Option<SessionFuture> {
     let Some(handler) = shared.handlers.get(&protocol.family()) else {
-        return tracing::error!(protocol = protocol.name(), "no handler for this listener");
+        tracing::error!(protocol = protocol.name(), "no handler for this listener");
+        return None;
     };
     let idle = shared.config.limits.idle_timeout(protocol.family());
     let mut conn = Connection::new(stream, idle, handle.cancel_token(), Some(handle));
@@ -392,5 +406,5 @@ async fn run_session(
         peer,
         local,
     };
-    run_to_end(handler.serve(conn, accepted)).await
+    Some(handler.serve(conn, accepted))
 }
