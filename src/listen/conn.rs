@@ -238,8 +238,9 @@ impl Connection {
         self.login_deadline = None;
     }
 
-    /// How long the next read may wait.
-    fn read_limit(&self) -> Duration {
+    /// How long the client may stay silent now: the idle timeout, or less before login (what
+    /// the next read, or an IDLE wait, may take).
+    pub fn silence_allowed(&self) -> Duration {
         match self.login_deadline {
             Some(deadline) => self
                 .idle_timeout
@@ -307,11 +308,6 @@ impl Connection {
         }
     }
 
-    /// How long the client may stay silent now (the idle timeout, or less before login).
-    pub fn silence_allowed(&self) -> Duration {
-        self.read_limit()
-    }
-
     /// Whether COMPRESS=DEFLATE is active.
     pub fn is_deflating(&self) -> bool {
         self.deflate.is_some()
@@ -336,7 +332,7 @@ impl Connection {
     }
 
     async fn read_raw(&mut self) -> Result<(), Ended> {
-        let idle = self.read_limit();
+        let idle = self.silence_allowed();
         let token = self.shutdown.clone();
         let Self {
             stream,

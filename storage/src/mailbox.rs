@@ -127,6 +127,16 @@ pub struct SyncHeader {
 }
 
 impl Snapshot {
+    /// The snapshot of a sync that said `header` and found `messages` (in UID order).
+    pub fn of(header: SyncHeader, messages: Vec<MessageInfo>) -> Self {
+        Self {
+            uidvalidity: header.uidvalidity,
+            uidnext: header.uidnext,
+            messages,
+            highestmodseq: header.highestmodseq,
+        }
+    }
+
     /// Its header.
     pub fn header(&self) -> SyncHeader {
         SyncHeader {

@@ -488,14 +488,7 @@ impl Index {
     pub fn write(&self, dir: &Path) -> Result<Mapped, Error> {
         let bytes = self.encode();
         let file = durable::replace_rebuildable(dir, FILE_NAME, &bytes)?;
-        let map = if (bytes.len() as u64) < READ_BELOW {
-            Bytes::Read(bytes.into_boxed_slice())
-        } else {
-            // SAFETY: see `Mapped`.
-            let map = unsafe { memmap2::Mmap::map(&file) }
-                .map_err(|e| Error::io(dir.join(FILE_NAME), e))?;
-            Bytes::Mapped(map)
-        };
+        let map = Bytes::written(bytes, &file, &dir.join(FILE_NAME))?;
         let names_at = HEADER + self.records.len() * RECORD;
         Ok(Mapped {
             map,
@@ -542,7 +535,8 @@ impl std::ops::Deref for Bytes {
 }
 
 impl Bytes {
-    /// The file's bytes, `len` long as checked: read when small, else mapped.
+    /// The file's bytes, `len` long as checked: read when small, else mapped; `None` when the
+    /// file no longer has that length.
     fn of(file: &File, len: u64, path: &Path) -> Result<Option<Bytes>, Error> {
         if len < READ_BELOW {
             let mut bytes = vec![0u8; len as usize];
@@ -552,10 +546,22 @@ impl Bytes {
                 Err(e) => Err(Error::io(path, e)),
             };
         }
-        // SAFETY: the index is only ever replaced by rename, never written in place, so the
-        // bytes checked cannot change under the map (see `Mapped`).
-        let map = unsafe { memmap2::Mmap::map(file) }.map_err(|e| Error::io(path, e))?;
+        let map = Self::map(file, path)?;
         Ok((map.len() as u64 == len).then_some(Bytes::Mapped(map)))
+    }
+
+    /// The bytes just written to `file`: kept when small (no read back), else mapped.
+    fn written(bytes: Vec<u8>, file: &File, path: &Path) -> Result<Bytes, Error> {
+        if (bytes.len() as u64) < READ_BELOW {
+            return Ok(Bytes::Read(bytes.into_boxed_slice()));
+        }
+        Self::map(file, path).map(Bytes::Mapped)
+    }
+
+    fn map(file: &File, path: &Path) -> Result<memmap2::Mmap, Error> {
+        // SAFETY: the index is only ever replaced by rename, never written in place, so the
+        // bytes cannot change under the map (see `Mapped`).
+        unsafe { memmap2::Mmap::map(file) }.map_err(|e| Error::io(path, e))
     }
 }
 

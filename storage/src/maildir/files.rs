@@ -25,21 +25,6 @@ pub(super) struct Files {
     len: usize,
 }
 
-impl Entry {
-    /// A message as an index record describes it.
-    fn from_record(r: &Record<'_>) -> Self {
-        Self {
-            file: r.file().into(),
-            size: r.size,
-            date: r.date,
-            modseq: r.modseq,
-            keywords: r.keywords,
-            flags: Flags::from_bits(r.flags),
-            place: Place::Cur,
-        }
-    }
-}
-
 impl Meta {
     /// What an index record says of its message.
     fn from_record(r: &Record<'_>) -> Self {
@@ -79,31 +64,27 @@ impl Files {
 
     /// Message `uid`.
     pub fn get(&self, uid: Uid) -> Option<Entry> {
-        match self.changed.get(&uid) {
-            Some(changed) => changed.clone(),
-            None => {
-                let base = self.base.as_ref()?;
-                Some(Entry::from_record(&base.get(base.position(uid)?)))
-            }
-        }
+        self.find(uid).map(|at| at.entry())
     }
 
     /// What is known of message `uid` besides its name (which is not read).
     pub fn meta(&self, uid: Uid) -> Option<Meta> {
-        match self.changed.get(&uid) {
-            Some(changed) => changed.as_ref().map(Entry::meta),
-            None => {
-                let base = self.base.as_ref()?;
-                Some(Meta::from_record(&base.get(base.position(uid)?)))
-            }
-        }
+        self.find(uid).map(|at| at.meta())
     }
 
     /// Whether message `uid` is there.
     pub fn contains(&self, uid: Uid) -> bool {
+        self.find(uid).is_some()
+    }
+
+    /// Where message `uid` is: among the changes, else in the base.
+    fn find(&self, uid: Uid) -> Option<At<'_>> {
         match self.changed.get(&uid) {
-            Some(changed) => changed.is_some(),
-            None => self.in_base(uid),
+            Some(changed) => changed.as_ref().map(At::Changed),
+            None => {
+                let base = self.base.as_ref()?;
+                Some(At::Base(base.get(base.position(uid)?)))
+            }
         }
     }
 
@@ -135,40 +116,30 @@ impl Files {
 
     /// Every message in UID order.
     pub fn iter(&self) -> impl Iterator<Item = (Uid, Entry)> + '_ {
-        self.merged().filter_map(|(uid, at)| match at {
-            At::Base(i) => {
-                let base = self.base.as_ref()?;
-                Some((uid, Entry::from_record(&base.get(i))))
-            }
-            At::Changed(entry) => Some((uid, entry.clone())),
-        })
+        self.merged().map(|(uid, at)| (uid, at.entry()))
     }
 
     /// Every message in UID order, without its name: a folder opened from its index reads
     /// only the records, not the name table.
     pub fn metas(&self) -> impl Iterator<Item = (Uid, Meta)> + '_ {
-        self.merged().filter_map(|(uid, at)| match at {
-            At::Base(i) => Some((uid, Meta::from_record(&self.base.as_ref()?.get(i)))),
-            At::Changed(entry) => Some((uid, entry.meta())),
-        })
+        self.merged().map(|(uid, at)| (uid, at.meta()))
     }
 
     /// The base's records and the changes, merged in UID order; gone messages left out.
     fn merged(&self) -> impl Iterator<Item = (Uid, At<'_>)> + '_ {
-        let base_len = self.base.as_ref().map_or(0, |b| b.len());
+        let base = self.base.as_deref();
+        let base_len = base.map_or(0, Mapped::len);
         let mut i = 0;
         let mut changed = self.changed.iter().peekable();
         std::iter::from_fn(move || loop {
-            let next_base = (i < base_len)
-                .then(|| self.base.as_ref().map(|b| b.uid(i)))
-                .flatten();
+            let next_base = (i < base_len).then(|| base.map(|b| b.uid(i))).flatten();
             let next_changed = changed.peek().map(|(uid, _)| **uid);
             let (uid, from_base) = match (next_base, next_changed) {
                 (None, None) => return None,
                 (Some(b), Some(c)) if c <= b => (c, c == b),
                 (Some(b), _) => {
                     i += 1;
-                    return Some((b, At::Base(i - 1)));
+                    return Some((b, At::Base(base?.get(i - 1))));
                 }
                 (None, Some(c)) => (c, false),
             };
@@ -183,12 +154,28 @@ impl Files {
     }
 }
 
-/// Where [`Files::merged`] found a message.
+/// Where a message was found: in the base index, or among the changes.
 enum At<'a> {
-    /// In the base index, at this position.
-    Base(usize),
-    /// Among the changes.
+    Base(Record<'a>),
     Changed(&'a Entry),
+}
+
+impl At<'_> {
+    /// The message, its name included.
+    fn entry(&self) -> Entry {
+        match self {
+            At::Base(r) => Entry::with_meta(r.file().into(), Place::Cur, Meta::from_record(r)),
+            At::Changed(entry) => (*entry).clone(),
+        }
+    }
+
+    /// What is known of it besides its name.
+    fn meta(&self) -> Meta {
+        match self {
+            At::Base(r) => Meta::from_record(r),
+            At::Changed(entry) => entry.meta(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -127,6 +127,26 @@ impl Entry {
         }
     }
 
+    /// A file named `file` in `place` of which `meta` is known.
+    fn with_meta(file: Box<str>, place: Place, meta: Meta) -> Self {
+        let Meta {
+            size,
+            date,
+            modseq,
+            keywords,
+            flags,
+        } = meta;
+        Self {
+            file,
+            size,
+            date,
+            modseq,
+            keywords,
+            flags,
+            place,
+        }
+    }
+
     /// What is known of it besides its name.
     fn meta(&self) -> Meta {
         Meta {
@@ -315,21 +335,6 @@ impl Maildir {
         })
     }
 
-    /// The view the last sync established; reads nothing from disk.
-    fn snapshot(&self) -> Result<Snapshot, Error> {
-        let header = self.sync_header()?;
-        Ok(Snapshot {
-            uidvalidity: header.uidvalidity,
-            uidnext: header.uidnext,
-            messages: self
-                .files
-                .metas()
-                .map(|(uid, meta)| self.info(uid, meta))
-                .collect(),
-            highestmodseq: header.highestmodseq,
-        })
-    }
-
     /// Brings the view up to date with the disk: three stats when nothing moved.
     fn update(&mut self) -> Result<(), Error> {
         if self.uidlist.is_none() {
@@ -382,8 +387,9 @@ impl Maildir {
 
 impl Mailbox for Maildir {
     fn sync(&mut self) -> Result<Snapshot, Error> {
-        self.update()?;
-        self.snapshot()
+        let mut messages = Vec::with_capacity(self.files.len());
+        let header = self.sync_each(&mut |m| messages.push(m))?;
+        Ok(Snapshot::of(header, messages))
     }
 
     fn sync_each(&mut self, each: &mut dyn FnMut(MessageInfo)) -> Result<SyncHeader, Error> {

@@ -51,6 +51,8 @@ pub(super) struct Table {
     pub log: VecDeque<Logged>,
     /// The number of the first change still in `log`.
     pub log_start: u64,
+    /// How many of `log`'s changes are expunges (whose entries keep a keyword set).
+    expunged_in_log: usize,
 }
 
 /// Seconds since the epoch of a time (negative before it).
@@ -86,6 +88,7 @@ impl Table {
             messages: Vec::new(),
             log: VecDeque::new(),
             log_start: 0,
+            expunged_in_log: 0,
         };
         let (header, messages) = table.read_messages(mailbox)?;
         table.set_header(header);
@@ -118,9 +121,12 @@ impl Table {
     }
 
     fn push(&mut self, change: Logged) {
+        self.expunged_in_log += usize::from(matches!(change, Logged::Expunged(_)));
         self.log.push_back(change);
         while self.log.len() > LOG_LIMIT {
-            self.log.pop_front();
+            if let Some(Logged::Expunged(_)) = self.log.pop_front() {
+                self.expunged_in_log -= 1;
+            }
             self.log_start += 1;
         }
     }
@@ -162,6 +168,41 @@ impl Table {
         self.keywords.push(name.to_string());
         self.keyword_ids.insert(name.to_string(), id);
         id
+    }
+
+    /// Renumbers the keyword sets once most of them are no longer used by any message (in
+    /// the table or the log): every new combination a client stores makes a set, and the
+    /// table would otherwise keep them all for as long as the mailbox is open. O(messages),
+    /// after at least as many new sets.
+    fn forget_unused_keyword_sets(&mut self) {
+        let live = self.messages.len() + self.expunged_in_log;
+        if self.keyword_sets.len() <= 2 * live + 64 {
+            return;
+        }
+        let mut renumbered: HashMap<u32, u32> = HashMap::from([(0, 0)]);
+        let mut sets: Vec<Box<[u32]>> = vec![Box::default()];
+        let mut renumber = |set: &mut u32| {
+            let next = sets.len() as u32;
+            let new = *renumbered.entry(*set).or_insert_with(|| {
+                sets.push(self.keyword_sets[*set as usize].clone());
+                next
+            });
+            *set = new;
+        };
+        for entry in &mut self.messages {
+            renumber(&mut entry.keywords);
+        }
+        for change in &mut self.log {
+            if let Logged::Expunged(entry) = change {
+                renumber(&mut entry.keywords);
+            }
+        }
+        self.keyword_set_ids = sets
+            .iter()
+            .enumerate()
+            .map(|(i, ids)| (ids.clone(), i as u32))
+            .collect();
+        self.keyword_sets = sets;
     }
 
     /// The keyword indices of a set.
@@ -226,6 +267,7 @@ impl Table {
             Ok(i) => self.messages[i] = entry,
             Err(i) => self.messages.insert(i, entry),
         }
+        self.forget_unused_keyword_sets();
     }
 
     /// Records the new state of messages session `origin` changed; a message whose flags and
@@ -239,6 +281,7 @@ impl Table {
             };
             self.replace(i, entry, origin);
         }
+        self.forget_unused_keyword_sets();
     }
 
     /// Puts `entry` in place of message `i`, logging a flag change by `origin` (0: from disk)
@@ -275,6 +318,7 @@ impl Table {
         }
         self.uidnext = self.uidnext.max(delta.uidnext);
         self.highestmodseq = self.highestmodseq.max(delta.highestmodseq);
+        self.forget_unused_keyword_sets();
     }
 
     /// Brings the table in line with a sync of the disk, logging every difference; a new
@@ -284,10 +328,12 @@ impl Table {
         if header.uidvalidity != self.uidvalidity {
             let log_end = self.log_end();
             self.log.clear();
+            self.expunged_in_log = 0;
             self.log_start = log_end;
             self.highestmodseq = 1;
             self.set_header(header);
             self.messages = fresh;
+            self.forget_unused_keyword_sets();
             return Ok(());
         }
         self.set_header(header);
@@ -310,6 +356,41 @@ impl Table {
             self.push(Logged::Expunged(gone));
         }
         self.messages = fresh;
+        self.forget_unused_keyword_sets();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maildir::Maildir;
+
+    #[test]
+    fn keyword_sets_no_message_has_any_more_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut mailbox = Maildir::new(dir.path());
+        let uid = mailbox
+            .append(
+                &mut &b"Subject: x\r\n\r\nbody\r\n"[..],
+                Flags::empty(),
+                &BTreeSet::new(),
+                None,
+            )
+            .unwrap();
+        let mut table = Table::new(&mut mailbox).unwrap();
+        let mut info = table.info(&table.messages[0]);
+        // A client storing ever new keyword combinations on one message.
+        for round in 0..2_000u32 {
+            info.keywords = (0..8)
+                .filter(|bit| round & (1 << bit) != 0)
+                .map(|bit| format!("k{bit}"))
+                .chain([format!("r{}", round % 3)])
+                .collect();
+            table.stored(std::slice::from_ref(&info), 1);
+            assert!(table.keyword_sets.len() <= 2 + 64 + 1);
+        }
+        assert_eq!(table.messages[0].uid, uid);
+        assert_eq!(table.keyword_names(&table.messages[0]), info.keywords);
     }
 }
