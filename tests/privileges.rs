@@ -80,6 +80,14 @@ fn worker_uids(server_pid: u32) -> Vec<u32> {
 
 /// `(uid, command line)` of every child process of `server_pid`.
 fn children(server_pid: u32) -> Vec<(u32, String)> {
+    child_processes(server_pid)
+        .into_iter()
+        .map(|(_, uid, cmd)| (uid, cmd))
+        .collect()
+}
+
+/// `(pid, uid, command line)` of every child process of `server_pid`.
+fn child_processes(server_pid: u32) -> Vec<(u32, u32, String)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
@@ -95,7 +103,8 @@ fn children(server_pid: u32) -> Vec<(u32, String)> {
         if field("PPid:") == Some(server_pid) {
             let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            found.extend(field("Uid:").map(|uid| (uid, cmdline)));
+            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok();
+            found.extend(pid.zip(field("Uid:")).map(|(pid, uid)| (pid, uid, cmdline)));
         }
     }
     found
@@ -224,6 +233,62 @@ fn the_process_that_talks_to_clients_is_not_root() {
             "the master touches no client: {line}"
         );
     }
+}
+
+/// The `ss -tnpH` line of the server's end of the connection whose client is at `client`.
+fn server_end(client: std::net::SocketAddr) -> String {
+    let out = Command::new("ss")
+        .args(["-tnpH", "state", "established"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|fields| fields.get(3) == Some(&client.to_string().as_str()))
+        .map(|fields| fields.join(" "))
+        .unwrap_or_else(|| panic!("no server end for {client} in:\n{text}"))
+}
+
+/// Logged in over plain IMAP, the client talks to its worker directly: the worker holds the
+/// connection itself (no process copies its bytes any more), and the session still works.
+/// Over TLS the login process keeps the connection, where TLS ends.
+#[test]
+fn a_plain_connection_is_handed_to_the_worker_itself() {
+    if !is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let server = TestServer::start(&base_config(&["imap"], ""));
+    let mut client = imap_session(server.addr("imap"), "plain");
+    client.cmd("s SELECT INBOX", "s OK");
+    let local = client.local_addr();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (workers, line) = loop {
+        let workers: Vec<u32> = child_processes(server.child.id())
+            .into_iter()
+            .filter(|(_, _, cmd)| cmd.contains(" worker "))
+            .map(|(pid, _, _)| pid)
+            .collect();
+        let line = server_end(local);
+        let held = workers
+            .iter()
+            .any(|pid| line.contains(&format!("pid={pid},")));
+        if held || Instant::now() > deadline {
+            break (workers, line);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!workers.is_empty(), "a worker serves the session");
+    assert!(
+        workers
+            .iter()
+            .any(|pid| line.contains(&format!("pid={pid},"))),
+        "the worker {workers:?} holds the client's connection: {line}"
+    );
+    client.cmd("n NOOP", "n OK");
+    client.cmd("l LOGOUT", "l OK");
+    assert!(client.rest().is_empty(), "the connection ends after LOGOUT");
 }
 
 #[test]

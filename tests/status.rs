@@ -218,8 +218,9 @@ fn status_json_and_roost_status_list_exactly_the_listeners_and_sessions() {
     }
 }
 
-/// SELECTED and IDLE show in both process models: in one process the session sets them, as
-/// root the login process reads them from the commands it relays to the worker.
+/// SELECTED, IDLE and the byte counts show in both process models: in one process the session
+/// sets them; as root the worker that holds the plain connection reports them to the login
+/// process (at most a second late).
 #[test]
 fn imap_sessions_show_their_selected_mailbox_idle_and_last_command() {
     let status = "[status]\nlisten = \"127.0.0.1:0\"\n";
@@ -240,6 +241,9 @@ fn imap_sessions_show_their_selected_mailbox_idle_and_last_command() {
         session(r)["state"] == "SELECTED INBOX"
     });
     assert_eq!(session(&report)["last_command"], "SELECT");
+    let bytes = |report: &Value, way: &str| session(report)[way].as_u64().unwrap();
+    let (bytes_in, bytes_out) = (bytes(&report, "bytes_in"), bytes(&report, "bytes_out"));
+    assert!(bytes_in > 40 && bytes_out > 100, "{report:#}");
     imap.cmd("a4 IDLE", "+ ");
     eventually(&server, "IDLE", |r| session(r)["state"] == "IDLE");
     imap.cmd("DONE", "a4 OK");
@@ -247,9 +251,15 @@ fn imap_sessions_show_their_selected_mailbox_idle_and_last_command() {
         session(r)["state"] == "SELECTED INBOX"
     });
     imap.cmd("a5 UID FETCH 1:* (FLAGS)", "a5 OK");
-    eventually(&server, "FETCH as last command", |r| {
-        session(r)["last_command"] == "FETCH"
-    });
+    eventually(
+        &server,
+        "FETCH as last command, and its bytes counted",
+        |r| {
+            session(r)["last_command"] == "FETCH"
+                && bytes(r, "bytes_in") > bytes_in
+                && bytes(r, "bytes_out") > bytes_out
+        },
+    );
     imap.cmd("a6 CLOSE", "a6 OK");
     eventually(&server, "AUTHENTICATED after CLOSE", |r| {
         session(r)["state"] == "AUTHENTICATED"
@@ -296,7 +306,8 @@ fn who_lists_logged_in_users_and_kick_ends_only_their_sessions() {
     let kicked = roost_ok(&["kick", "--url", &url(&server), "plain"]);
     assert_eq!(kicked, "plain: 2 sessions kicked\n");
     for client in &mut plain {
-        // One process: the session's goodbye; worker mode: the relay just closes.
+        // One process: the session's goodbye; worker mode: the login process shuts the
+        // connection down (plain) or ends its relay (TLS).
         let rest = client.rest();
         assert!(rest.is_empty() || rest.starts_with("* BYE"), "{rest:?}");
     }

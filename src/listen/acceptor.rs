@@ -32,7 +32,10 @@ pub type SessionFuture = Pin<Box<dyn Future<Output = Option<Continuation>> + Sen
 
 /// Runs a session to its end: its first part, then the rest the first part handed back.
 pub async fn run_to_end(session: SessionFuture) {
-    if let Some(rest) = session.await {
+    // Not `if let Some(rest) = session.await`: the scrutinee's temporary, the login session's
+    // box, would stay allocated for as long as the rest of the session runs.
+    let rest = session.await;
+    if let Some(rest) = rest {
         rest.await;
     }
 }

@@ -73,6 +73,8 @@ pub struct SessionEntry {
     tls: AtomicBool,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// Moves with every change above, so a worker reports a session only when it changed.
+    version: AtomicU64,
 }
 
 /// A point-in-time copy of a session, for display.
@@ -128,6 +130,7 @@ impl Registry {
             tls: AtomicBool::new(protocol.implicit_tls()),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            version: AtomicU64::new(0),
         });
         self.lock().insert(id, Arc::clone(&entry));
         SessionHandle {
@@ -172,7 +175,17 @@ impl Registry {
 }
 
 impl SessionEntry {
-    fn snapshot(&self) -> SessionSnapshot {
+    /// Changes whenever anything shown of the session does.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
+    }
+
+    fn changed(&self) {
+        self.version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A copy of what is known now.
+    pub fn snapshot(&self) -> SessionSnapshot {
         SessionSnapshot {
             id: self.id,
             protocol: self.protocol,
@@ -232,6 +245,7 @@ impl SessionHandle {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = state;
+        self.entry.changed();
     }
 
     /// What the session's reads race: fires on shutdown or when it is kicked.
@@ -251,6 +265,7 @@ impl SessionHandle {
             .command
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = command;
+        self.entry.changed();
     }
 
     /// Records that the connection is now encrypted.
@@ -261,11 +276,18 @@ impl SessionHandle {
     /// Counts bytes received.
     pub fn add_in(&self, n: usize) {
         self.entry.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        self.entry.changed();
     }
 
     /// Counts bytes sent.
     pub fn add_out(&self, n: usize) {
         self.entry.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        self.entry.changed();
+    }
+
+    /// The entry itself, for a worker that reports the session to the login process.
+    pub fn entry(&self) -> Arc<SessionEntry> {
+        Arc::clone(&self.entry)
     }
 }
 

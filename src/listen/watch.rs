@@ -90,13 +90,7 @@ impl CommandWatch {
             }
             _ => words.next(),
         };
-        let Some(keyword) = first.and_then(|w| {
-            KNOWN_COMMANDS
-                .iter()
-                .chain(OTHER_KEYWORDS)
-                .chain(MANAGESIEVE_COMMANDS)
-                .find(|k| k.eq_ignore_ascii_case(w))
-        }) else {
+        let Some(keyword) = first.and_then(known_keyword) else {
             return;
         };
         handle.set_command(keyword);
@@ -107,7 +101,7 @@ impl CommandWatch {
             Some(name) => SessionState::Selected(name.clone()),
             None => SessionState::Authenticated,
         };
-        match *keyword {
+        match keyword {
             "SELECT" | "EXAMINE" => {
                 let name = words.next().unwrap_or("").trim_matches('"').to_string();
                 self.selected = Some(name);
@@ -122,6 +116,17 @@ impl CommandWatch {
             _ => {}
         }
     }
+}
+
+/// The command keyword `word` names (any case), as the status page spells it; `None` for
+/// anything that is no command of ours.
+pub fn known_keyword(word: &str) -> Option<&'static str> {
+    KNOWN_COMMANDS
+        .iter()
+        .chain(OTHER_KEYWORDS)
+        .chain(MANAGESIEVE_COMMANDS)
+        .find(|k| k.eq_ignore_ascii_case(word))
+        .copied()
 }
 
 /// The length of a literal announced at the end of an IMAP line (`{42}` or `{42+}`).

@@ -69,7 +69,11 @@ pub async fn run(conn: &mut Connection, session: &UserSession) {
                 break text;
             }
         };
-        let step = match Command::parse(&line) {
+        let parsed = Command::parse(&line);
+        if let (Ok(cmd), Some(h)) = (&parsed, conn.handle()) {
+            h.set_command(cmd.keyword());
+        }
+        let step = match parsed {
             Ok(Command::Quit) => break quit(conn, &mut maildrop, name).await,
             Ok(cmd) => command(conn, &mut maildrop, name, cmd).await,
             Err(e) => {

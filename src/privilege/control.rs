@@ -23,7 +23,7 @@
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -362,10 +362,10 @@ impl MasterClient {
     }
 
     /// Sends one request and waits for the one-line answer.
-    async fn request(&self, request: &Request, extra: Option<&OwnedFd>) -> io::Result<Reply> {
+    async fn request(&self, request: &Request, extra: &[BorrowedFd<'_>]) -> io::Result<Reply> {
         let (ours, theirs) = UnixStream::pair()?;
         let mut fds = vec![theirs.as_raw_fd()];
-        fds.extend(extra.map(|fd| fd.as_raw_fd()));
+        fds.extend(extra.iter().map(|fd| fd.as_raw_fd()));
         {
             let control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
             fdpass::send(&control, request.encode().as_bytes(), &fds)?;
@@ -382,13 +382,14 @@ impl MasterClient {
             .ok_or_else(|| io::Error::other(format!("master answered {:?}", text.trim_end())))
     }
 
-    /// Asks the master to hand `worker_end` to the session's worker.
+    /// Asks the master to hand `sockets` to the session's worker: one end of a socketpair the
+    /// login process relays, or the client's own socket and the session's lifeline.
     pub async fn spawn_worker(
         &self,
         request: &Request,
-        worker_end: &OwnedFd,
+        sockets: &[BorrowedFd<'_>],
     ) -> Result<(), SpawnError> {
-        match self.request(request, Some(worker_end)).await? {
+        match self.request(request, sockets).await? {
             Reply::Started => Ok(()),
             Reply::Stopping => Err(SpawnError::Stopping),
             Reply::Refused(reason) => {
@@ -421,7 +422,7 @@ impl Privileged for MasterClient {
         peer: IpAddr,
     ) -> BoxFuture<'_, Result<Login, AuthError>> {
         Box::pin(async move {
-            let reply = self.request(&Request::Auth { creds, peer }, None).await;
+            let reply = self.request(&Request::Auth { creds, peer }, &[]).await;
             match reply.map_err(|e| AuthError::Temporary(format!("master unreachable: {e}")))? {
                 Reply::Ticket { ticket, name } => {
                     let grant = TicketGrant {
@@ -444,7 +445,7 @@ impl Privileged for MasterClient {
             let request = Request::Resolve {
                 address: address.to_string(),
             };
-            let reply = self.request(&request, None).await;
+            let reply = self.request(&request, &[]).await;
             match reply.map_err(|e| ResolveError::Temporary(format!("master unreachable: {e}")))? {
                 Reply::Targets(targets) => Ok(targets),
                 Reply::Unresolved(why) => Err(why),
@@ -465,11 +466,7 @@ impl Privileged for MasterClient {
                 users: users.to_vec(),
             };
             let failed = |why: String| Deliveries::all(Outcome::Temporary(why), users.len());
-            let fd = match message.as_fd().try_clone_to_owned() {
-                Ok(fd) => fd,
-                Err(e) => return failed(e.to_string()),
-            };
-            let mut outcomes = match self.request(&request, Some(&fd)).await {
+            let mut outcomes = match self.request(&request, &[message.as_fd()]).await {
                 Ok(Reply::Outcomes(outcomes)) => outcomes,
                 Ok(other) => return failed(unexpected(&other).to_string()),
                 Err(e) => return failed(format!("master unreachable: {e}")),
@@ -492,12 +489,7 @@ struct TicketGrant {
 impl Grant for TicketGrant {
     fn start(self: Box<Self>, conn: Connection, ctx: &SessionContext) -> Continuation {
         let route = super::relay::Route::of(ctx);
-        Box::pin(super::relay::relay_via_master(
-            conn,
-            route,
-            self.master,
-            self.ticket,
-        ))
+        super::relay::relay_via_master(conn, route, self.master, self.ticket)
     }
 }
 

@@ -1,12 +1,14 @@
 //! Passing file descriptors between processes over a unix socket (SCM_RIGHTS), so the
 //! unprivileged login process can hand the root master a socket for a new worker.
 
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
-/// Most descriptors one message carries.
-const MAX_FDS: usize = 2;
+use tokio::io::unix::AsyncFd;
+
+/// Most descriptors one message carries: a reply socket, a client socket and its lifeline.
+const MAX_FDS: usize = 3;
 
 /// Sends `data` (at least one byte) with `fds` attached.
 pub fn send(socket: &UnixStream, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
@@ -91,6 +93,19 @@ pub fn recv(socket: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Vec<Owned
         }
     }
     Ok((n as usize, fds))
+}
+
+/// Reads one message from a SOCK_SEQPACKET socket. Not through `tokio::net::UnixStream`: it
+/// takes a short read as "drained" and waits for the next wake-up, which on a SEQPACKET socket
+/// strands the messages queued behind the one just read.
+pub async fn read_message(reader: &AsyncFd<UnixStream>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let mut ready = reader.readable().await?;
+        match ready.try_io(|socket| (&mut socket.get_ref()).read(buf)) {
+            Ok(read) => return read,
+            Err(_would_block) => continue,
+        }
+    }
 }
 
 /// A connected pair of SOCK_SEQPACKET unix sockets (close-on-exec): message boundaries are

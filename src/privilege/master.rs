@@ -298,9 +298,9 @@ impl Master {
                 peer,
                 local,
                 tls,
-            }) => match fds.pop() {
-                Some(socket) => self.spawn(&ticket, family, (peer, local, tls), socket),
-                None => Reply::Refused("no worker socket".into()),
+            }) => match fds.len() {
+                1 | 2 => self.spawn(&ticket, family, (peer, local, tls), &fds),
+                _ => Reply::Refused("no worker socket".into()),
             },
             Some(Request::Resolve { address }) => self.resolve(&address).await,
             Some(Request::Deliver { return_path, users }) => match fds.pop() {
@@ -378,7 +378,7 @@ impl Master {
         ticket: &str,
         family: Family,
         (peer, local, tls): (SocketAddr, SocketAddr, bool),
-        socket: OwnedFd,
+        sockets: &[OwnedFd],
     ) -> Reply {
         let entry = self
             .tickets
@@ -397,7 +397,7 @@ impl Master {
             }
         };
         let session = UserSession::new(user, family, &self.config, peer, local, tls);
-        match self.pool.hand_over(owner, &session, socket) {
+        match self.pool.hand_over(owner, &session, sockets) {
             Ok(()) => Reply::Started,
             Err(PoolError::ShuttingDown) => Reply::Stopping,
             Err(e) => {
@@ -464,7 +464,7 @@ mod tests {
     fn spawn_needs_a_fresh_ticket_from_a_real_login() {
         let (_dir, master) = master();
         assert_eq!(
-            master.spawn("forged", Family::Imap, ADDRS, socket()),
+            master.spawn("forged", Family::Imap, ADDRS, &[socket()]),
             Reply::Refused("unknown or expired ticket".into())
         );
         let user = MailUser {
@@ -484,7 +484,7 @@ mod tests {
             .unwrap()
             .insert("old".into(), (user, stale));
         assert_eq!(
-            master.spawn("old", Family::Imap, ADDRS, socket()),
+            master.spawn("old", Family::Imap, ADDRS, &[socket()]),
             Reply::Refused("unknown or expired ticket".into())
         );
         assert!(

@@ -8,6 +8,7 @@ pub mod control;
 pub mod delivery;
 pub mod fdpass;
 pub mod in_process;
+pub mod lifeline;
 pub mod master;
 pub mod pool;
 pub mod reach;

@@ -20,8 +20,6 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use std::io::Read;
-
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -93,14 +91,16 @@ impl WorkerPool {
         }
     }
 
-    /// Hands the session on `socket` to a worker running as `owner`, starting one if none runs.
+    /// Hands the session on `sockets` (its connection, and a handed-over client socket's
+    /// lifeline) to a worker running as `owner`, starting one if none runs.
     pub fn hand_over(
         &self,
         owner: (u32, u32),
         session: &UserSession,
-        socket: OwnedFd,
+        sockets: &[OwnedFd],
     ) -> Result<(), PoolError> {
         let message = worker::encode_session(session);
+        let fds: Vec<RawFd> = sockets.iter().map(AsRawFd::as_raw_fd).collect();
         let mut state = self.lock();
         if state.stopping {
             return Err(PoolError::ShuttingDown);
@@ -115,7 +115,7 @@ impl WorkerPool {
                     state.workers.entry(key).or_insert(running)
                 }
             };
-            match fdpass::send(&running.control, &message, &[socket.as_raw_fd()]) {
+            match fdpass::send(&running.control, &message, &fds) {
                 Ok(()) => {
                     running.sessions += 1;
                     return Ok(());
@@ -246,7 +246,7 @@ async fn follow_sessions(
     loop {
         let read = if idle {
             tokio::select! {
-                read = read_message(&reader, &mut buf) => read,
+                read = fdpass::read_message(&reader, &mut buf) => read,
                 () = tokio::time::sleep(LINGER) => {
                     let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
                     idle = sessions_of(&mut state, key, generation).is_some_and(|n| *n == 0);
@@ -258,7 +258,7 @@ async fn follow_sessions(
                 }
             }
         } else {
-            read_message(&reader, &mut buf).await
+            fdpass::read_message(&reader, &mut buf).await
         };
         if !matches!(read, Ok(n) if n > 0 && buf[..n] == *SESSION_ENDED) {
             break;
@@ -274,19 +274,6 @@ async fn follow_sessions(
     }
     let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
     forget(&mut state, key, generation);
-}
-
-/// Reads one message. Not through `tokio::net::UnixStream`: it takes a short read as "drained"
-/// and waits for the next wake-up, which on a SEQPACKET socket strands the messages queued
-/// behind the one just read.
-async fn read_message(reader: &AsyncFd<UnixStream>, buf: &mut [u8]) -> std::io::Result<usize> {
-    loop {
-        let mut ready = reader.readable().await?;
-        match ready.try_io(|socket| (&mut socket.get_ref()).read(buf)) {
-            Ok(read) => return read,
-            Err(_would_block) => continue,
-        }
-    }
 }
 
 /// The session count of the worker of `key`, if it is still the one of `generation`.

@@ -5,13 +5,17 @@
 //! Most relayed connections are idle most of the time, so a quiet direction waits for bytes
 //! with no buffer ([`WaitReadable`]).
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::pin::Pin;
 
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::control::{MasterClient, Request, SpawnError};
 use crate::config::Family;
+use crate::listen::acceptor::Continuation;
 use crate::listen::conn::{Connection, ReadSize, Stream, WaitReadable};
 use crate::listen::registry::SessionHandle;
 use crate::listen::watch::CommandWatch;
@@ -39,7 +43,63 @@ impl Route {
     }
 }
 
-/// Login side: has the master start this user's worker, then relays the client to it.
+/// Login side: has the master start this user's worker and hands it the session: a plain TCP
+/// client's own socket ([`super::lifeline`]), or else one end of a socketpair, relayed (TLS
+/// ends here, and so does a client's pipelined input read before the hand-over).
+///
+/// The connection is taken apart here rather than in the returned future, whose every capture
+/// lasts as long as the session: a handed-over session keeps only what `follow` needs.
+pub fn relay_via_master(
+    conn: Connection,
+    route: Route,
+    master: MasterClient,
+    ticket: String,
+) -> Continuation {
+    let (stream, leftover, handle) = conn.into_parts();
+    let Some(client) = stream else {
+        return Box::pin(async {});
+    };
+    let request = Request::Spawn {
+        ticket,
+        family: route.family,
+        peer: route.peer,
+        local: route.local,
+        tls: matches!(client, Stream::Tls(_)),
+    };
+    match client {
+        Stream::Plain(tcp) if leftover.is_empty() => {
+            let sent = tcp.as_fd().try_clone_to_owned();
+            let spawned = Box::pin(hand_over(master, request, sent));
+            Box::pin(handed_over(tcp, handle, route, spawned))
+        }
+        client => {
+            let relayed = Relayed {
+                client,
+                leftover,
+                handle,
+                route,
+            };
+            Box::pin(relay_to_worker(relayed, master, request))
+        }
+    }
+}
+
+/// Has the master hand the client's own socket (`sent`, a copy of its descriptor) to the
+/// session's worker, with the session's lifeline; returns the login process's end of it.
+async fn hand_over(
+    master: MasterClient,
+    request: Request,
+    sent: std::io::Result<OwnedFd>,
+) -> Result<std::os::unix::net::UnixStream, SpawnError> {
+    let sent = sent?;
+    let (ours, theirs) = super::fdpass::seqpacket_pair()?;
+    master
+        .spawn_worker(&request, &[sent.as_fd(), theirs.as_fd()])
+        .await?;
+    Ok(ours)
+}
+
+/// Waits for the hand-over (`spawned`), then follows the session until it ends.
 ///
 /// An `async` block rather than an `async fn`, which would keep a second copy of its
 /// arguments for as long as the connection lasts.
@@ -47,60 +107,72 @@ impl Route {
     clippy::manual_async_fn,
     reason = "an async fn would store its arguments twice"
 )]
-pub fn relay_via_master(
-    conn: Connection,
+fn handed_over(
+    tcp: tokio::net::TcpStream,
+    handle: Option<SessionHandle>,
     route: Route,
-    master: MasterClient,
-    ticket: String,
-) -> impl std::future::Future<Output = ()> + Send {
+    spawned: Pin<Box<impl Future<Output = Result<std::os::unix::net::UnixStream, SpawnError>>>>,
+) -> impl Future<Output = ()> {
     async move {
-        let Route {
-            family,
-            peer,
-            local,
-        } = route;
-        let (stream, leftover, handle) = conn.into_parts();
-        let Some(mut client) = stream else { return };
-        let started = async {
-            let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
-            let request = Request::Spawn {
-                ticket,
-                family,
-                peer,
-                local,
-                tls: matches!(client, Stream::Tls(_)),
-            };
-            master
-                .spawn_worker(&request, &OwnedFd::from(theirs))
-                .await?;
-            ours.set_nonblocking(true)?;
-            let mut worker = tokio::net::UnixStream::from_std(ours)?;
-            worker.write_all(&leftover).await?;
-            Ok::<_, SpawnError>(worker)
-        };
-        match started.await {
-            Ok(worker) => relay(client, worker, handle.as_ref(), family).await,
-            Err(e) => {
-                let stopping = matches!(e, SpawnError::Stopping);
-                if !stopping {
-                    tracing::error!(%peer, "cannot start the session worker: {e}");
-                }
-                let bye: &[u8] = match (family, stopping) {
-                    (Family::Imap, true) => b"* BYE Server shutting down.\r\n",
-                    (Family::Imap, false) => {
-                        b"* BYE [UNAVAILABLE] Internal error; the details are logged.\r\n"
-                    }
-                    (Family::Sieve, true) => b"BYE \"Server shutting down.\"\r\n",
-                    (Family::Sieve, false) => {
-                        b"BYE (TRYLATER) \"Internal error; the details are logged.\"\r\n"
-                    }
-                    (_, true) => b"-ERR [SYS/TEMP] Server shutting down.\r\n",
-                    (_, false) => b"-ERR [SYS/TEMP] Internal error; the details are logged.\r\n",
-                };
-                let _ = client.write_all(bye).await;
-            }
+        // Not `match spawned.await`: the box would stay allocated through the match.
+        let spawned = spawned.await;
+        match spawned {
+            Ok(lifeline) => match tcp.into_std() {
+                Ok(kept) => super::lifeline::follow(lifeline, kept, handle).await,
+                Err(e) => tracing::error!(peer = %route.peer, "handing over: {e}"),
+            },
+            Err(e) => Box::pin(refuse(Stream::Plain(tcp), route, e)).await,
         }
     }
+}
+
+/// A connection whose session the login process relays.
+struct Relayed {
+    client: Stream,
+    /// What the client sent past its login, for the worker.
+    leftover: BytesMut,
+    handle: Option<SessionHandle>,
+    route: Route,
+}
+
+/// Has the master hand one end of a socketpair to the session's worker, then relays.
+async fn relay_to_worker(relayed: Relayed, master: MasterClient, request: Request) {
+    let Relayed {
+        client,
+        leftover,
+        handle,
+        route,
+    } = relayed;
+    let started = async {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        master.spawn_worker(&request, &[theirs.as_fd()]).await?;
+        ours.set_nonblocking(true)?;
+        let mut worker = tokio::net::UnixStream::from_std(ours)?;
+        worker.write_all(&leftover).await?;
+        Ok::<_, SpawnError>(worker)
+    };
+    match started.await {
+        Ok(worker) => relay(client, worker, handle.as_ref(), route.family).await,
+        Err(e) => refuse(client, route, e).await,
+    }
+}
+
+/// Tells the client that its session cannot start: the protocol's goodbye, an error logged
+/// unless the server is stopping.
+async fn refuse(mut client: Stream, route: Route, e: SpawnError) {
+    let stopping = matches!(e, SpawnError::Stopping);
+    if !stopping {
+        tracing::error!(peer = %route.peer, "cannot start the session worker: {e}");
+    }
+    let bye: &[u8] = match (route.family, stopping) {
+        (Family::Imap, true) => b"* BYE Server shutting down.\r\n",
+        (Family::Imap, false) => b"* BYE [UNAVAILABLE] Internal error; the details are logged.\r\n",
+        (Family::Sieve, true) => b"BYE \"Server shutting down.\"\r\n",
+        (Family::Sieve, false) => b"BYE (TRYLATER) \"Internal error; the details are logged.\"\r\n",
+        (_, true) => b"-ERR [SYS/TEMP] Server shutting down.\r\n",
+        (_, false) => b"-ERR [SYS/TEMP] Internal error; the details are logged.\r\n",
+    };
+    let _ = client.write_all(bye).await;
 }
 
 /// Copies bytes both ways until the worker side ends (it has said its last word, BYE or +OK,

@@ -2,9 +2,10 @@
 //! started by the master with the owner's uid and gid (see [`super::pool`]), serving every
 //! session the master hands it as a task.
 //!
-//! The login process keeps the client connection (and its TLS state) and relays plaintext
-//! bytes over a socketpair to the worker, which runs the authenticated session and touches the
-//! mail. This is Dovecot's login/imap split: the kernel enforces that one owner's sessions cannot
+//! A plain client connection is handed to the worker itself ([`super::lifeline`]); for TLS the
+//! login process keeps the client connection (and its TLS state) and relays plaintext bytes
+//! over a socketpair to the worker. Either way the worker runs the authenticated session and
+//! touches the mail. This is Dovecot's login/imap split: the kernel enforces that one owner's sessions cannot
 //! reach another owner's files, and nothing one session sends can end another's (no recursion
 //! on input-controlled depth, bounded buffers, every session its own task).
 
@@ -25,6 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use super::control::{b64, unb64};
 use super::fdpass;
+use super::lifeline::{ReportGuard, Reports};
 use super::pool::SESSION_ENDED;
 
 use crate::auth::{MailUser, Source};
@@ -313,6 +315,8 @@ pub fn main(args: WorkerArgs) -> anyhow::Result<()> {
         if let Some(fd) = args.events_fd {
             announce_events_on(fd);
         }
+        let reports = Arc::new(Reports::default());
+        tokio::spawn(Arc::clone(&reports).send_changes_forever());
         set_sigterm_blocked(false)?;
         let control = Arc::new(control);
         // SAFETY: the Arc'd UnixStream owns its descriptor, which stays open and the same for
@@ -324,7 +328,7 @@ pub fn main(args: WorkerArgs) -> anyhow::Result<()> {
         loop {
             tokio::select! {
                 received = receive(&incoming, &mut buf) => match received {
-                    Ok((n, fds)) if n > 0 => serve(&tracker, &control, &buf[..n], fds, &shutdown),
+                    Ok((n, fds)) if n > 0 => serve(&tracker, &control, &buf[..n], fds, (&shutdown, &reports)),
                     _ => break,
                 },
                 () = shutdown.cancelled() => {
@@ -334,7 +338,7 @@ pub fn main(args: WorkerArgs) -> anyhow::Result<()> {
                         if n == 0 {
                             break;
                         }
-                        serve(&tracker, &control, &buf[..n], fds, &shutdown);
+                        serve(&tracker, &control, &buf[..n], fds, (&shutdown, &reports));
                     }
                     break;
                 }
@@ -366,16 +370,17 @@ fn serve(
     control: &Arc<std::os::unix::net::UnixStream>,
     message: &[u8],
     fds: Vec<OwnedFd>,
-    shutdown: &CancellationToken,
+    (shutdown, reports): (&CancellationToken, &Arc<Reports>),
 ) {
     let notice = EndNotice(Arc::clone(control));
-    match start_session(message, fds, shutdown) {
-        Ok(session) => {
+    match start_session(message, fds, shutdown, reports) {
+        Ok((session, reported)) => {
             // Boxed: moved into the task's block and awaited there, an unboxed session future
             // would be stored twice in the task for the whole session (kilobytes each).
             let session = Box::pin(session);
             tracker.spawn(async move {
                 let _notice = notice;
+                let _reported = reported;
                 session.await;
             });
         }
@@ -393,21 +398,43 @@ impl Drop for EndNotice {
     }
 }
 
-/// The authenticated session described by `message`, on the socket in `fds`.
+/// The authenticated session described by `message`, on the socket in `fds`: one end of a
+/// socketpair the login process relays, or the client's own TCP socket followed by the
+/// session's lifeline (then the session is reported to the login process until it ends).
 fn start_session(
     message: &[u8],
-    mut fds: Vec<OwnedFd>,
+    fds: Vec<OwnedFd>,
     shutdown: &CancellationToken,
-) -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    reports: &Arc<Reports>,
+) -> anyhow::Result<(impl std::future::Future<Output = ()>, Option<ReportGuard>)> {
     let session = decode_session(message)?;
+    let mut fds = fds.into_iter();
     let socket = fds
-        .pop()
+        .next()
         .ok_or_else(|| anyhow::anyhow!("a session without a socket"))?;
-    let socket = std::os::unix::net::UnixStream::from(socket);
-    socket.set_nonblocking(true)?;
-    let stream = Stream::Unix(tokio::net::UnixStream::from_std(socket)?);
-    let conn = Connection::new(stream, session.idle_timeout, shutdown.clone(), None);
-    Ok(super::in_process::run_authenticated(conn, session))
+    let (stream, handle, reported) = match fds.next() {
+        None => {
+            let socket = std::os::unix::net::UnixStream::from(socket);
+            socket.set_nonblocking(true)?;
+            let stream = Stream::Unix(tokio::net::UnixStream::from_std(socket)?);
+            (stream, None, None)
+        }
+        Some(lifeline) => {
+            let client = std::net::TcpStream::from(socket);
+            client.set_nonblocking(true)?;
+            let route = (session.family, session.peer, session.local);
+            let lifeline = std::os::unix::net::UnixStream::from(lifeline);
+            let (handle, reported) =
+                reports.register(route, &session.user.name, lifeline, shutdown)?;
+            let stream = Stream::Plain(tokio::net::TcpStream::from_std(client)?);
+            (stream, Some(handle), Some(reported))
+        }
+    };
+    let conn = Connection::new(stream, session.idle_timeout, shutdown.clone(), handle);
+    Ok((
+        super::in_process::run_authenticated(conn, session),
+        reported,
+    ))
 }
 
 #[cfg(test)]
