@@ -216,29 +216,23 @@ async fn respond_chunk(
     cx: &mut Cx<'_>,
     vanished: &mut bool,
 ) -> std::io::Result<Option<Tagged>> {
-    let items = &wanted.items;
-    for &i in chunk {
-        if let Some(since) = wanted.changed_since {
-            if selected.view.modseq(i) <= since {
-                continue;
+    let mut rest = chunk;
+    while !rest.is_empty() {
+        // One storage call renders messages until one needs its body streamed, fails, or
+        // the output is due to be sent: not one hand-over of the runtime thread per message.
+        let out = &mut cx.out;
+        let (done, pause) = blocking(|| render_until_pause(selected, rest, wanted, out, vanished));
+        rest = &rest[done..];
+        match pause {
+            Pause::Streamed(i, stream) => {
+                send_streamed(selected, i, &wanted.items, stream, cx).await?;
             }
-        }
-        // A message whose response fails half-way takes back what it wrote, and only that:
-        // the responses before it still go out.
-        let start = cx.out.len();
-        let response = blocking(|| message_response(selected, i, items, &mut cx.out));
-        if response.is_err() {
-            cx.out.truncate(start);
-        }
-        match response {
-            Ok(Some(stream)) => send_streamed(selected, i, items, stream, cx).await?,
-            Ok(None) => {}
-            Err(FetchError::Storage(StorageError::NoSuchMessage(_))) => *vanished = true,
-            Err(FetchError::Storage(e)) => return Ok(Some(cx.failure(user, &e))),
-            Err(FetchError::UnknownCte(cte)) => {
+            Pause::Failed(FetchError::Storage(e)) => return Ok(Some(cx.failure(user, &e))),
+            Pause::Failed(FetchError::UnknownCte(cte)) => {
                 let why = format!("Can't decode Content-Transfer-Encoding {cte}.");
                 return Ok(Some(cx.no(Some(Code::UnknownCte), &why)));
             }
+            Pause::Flush => {}
         }
         if cx.out.len() >= FLUSH_AT {
             cx.conn.write(&cx.out).await?;
@@ -246,6 +240,53 @@ async fn respond_chunk(
         }
     }
     Ok(None)
+}
+
+/// Why [`render_until_pause`] stopped.
+enum Pause {
+    /// The output is due to be sent, or every message is done.
+    Flush,
+    /// The response of message `i` continues with a streamed body literal.
+    Streamed(usize, Stream),
+    /// Storage failed or a transfer encoding cannot be decoded: the command ends here.
+    Failed(FetchError),
+}
+
+/// Appends the responses of `indexes` to `out` until a pause; returns how many messages it
+/// dealt with. A message gone meanwhile is skipped (`vanished` set); a message whose response
+/// fails half-way takes back what it wrote, and only that: the responses before it still go
+/// out.
+fn render_until_pause(
+    selected: &mut Selected,
+    indexes: &[usize],
+    wanted: &Wanted<'_>,
+    out: &mut Vec<u8>,
+    vanished: &mut bool,
+) -> (usize, Pause) {
+    for (n, &i) in indexes.iter().enumerate() {
+        if let Some(since) = wanted.changed_since {
+            if selected.view.modseq(i) <= since {
+                continue;
+            }
+        }
+        let start = out.len();
+        match message_response(selected, i, &wanted.items, out) {
+            Ok(Some(stream)) => return (n + 1, Pause::Streamed(i, stream)),
+            Ok(None) => {}
+            Err(FetchError::Storage(StorageError::NoSuchMessage(_))) => {
+                out.truncate(start);
+                *vanished = true;
+            }
+            Err(e) => {
+                out.truncate(start);
+                return (n + 1, Pause::Failed(e));
+            }
+        }
+        if out.len() >= FLUSH_AT {
+            return (n + 1, Pause::Flush);
+        }
+    }
+    (indexes.len(), Pause::Flush)
 }
 
 /// Sends what is pending, the streamed literal, and the rest of the message's response.
