@@ -19,8 +19,11 @@ const BODY: &str = "BODY2";
 const HEADER: &str = "HEADER";
 
 /// How many messages one [`prefetch`] covers: a FETCH or SEARCH of a whole big folder holds
-/// only this many messages' cached fields in memory at once.
-pub const PREFETCH_CHUNK: usize = 256;
+/// only this many messages' cached fields in memory at once. Every session running such a
+/// command holds its own chunk (header blocks are kilobytes each), and past a few dozen
+/// messages a bigger chunk saves no reads worth having: 256 made the heap's peak under the
+/// 20-client IMAP load 6.2 MB, 64 makes it 2.7 MB.
+pub const PREFETCH_CHUNK: usize = 64;
 
 /// A cached field a command can read ahead for its messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
