@@ -14,6 +14,7 @@ mod managesieve;
 mod password;
 mod pop3;
 mod privilege;
+mod resident;
 mod server;
 mod session;
 mod smtp;

@@ -118,6 +118,7 @@ async fn serve_connections(
             frontend.shutdown().clone(),
         ));
     }
+    crate::resident::drop_startup_code_later();
     frontend.run(config, bound, tls, handlers).await
 }
 

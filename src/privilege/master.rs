@@ -162,6 +162,7 @@ fn master_process(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        crate::resident::drop_startup_code_later();
         let (events_read, events_write) = cloexec_pipe()?;
         let privileged_gid = config.mail.privileged_gid;
         let auth = Arc::new(auth);

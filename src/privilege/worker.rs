@@ -315,6 +315,7 @@ pub fn main(args: WorkerArgs) -> anyhow::Result<()> {
         if let Some(fd) = args.events_fd {
             announce_events_on(fd);
         }
+        crate::resident::drop_startup_code_later();
         let reports = Arc::new(Reports::default());
         tokio::spawn(Arc::clone(&reports).send_changes_forever());
         set_sigterm_blocked(false)?;
