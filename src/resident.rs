@@ -101,7 +101,11 @@ mod tests {
             if line.contains('-') && line.split_ascii_whitespace().count() >= 5 {
                 in_code = code_mapping_of(line, exe.trim_end_matches(" (deleted)")).is_some();
             } else if let (true, Some(rss)) = (in_code, line.strip_prefix("Rss:")) {
-                kb += rss.trim().trim_end_matches(" kB").parse::<u64>().unwrap_or(0);
+                kb += rss
+                    .trim()
+                    .trim_end_matches(" kB")
+                    .parse::<u64>()
+                    .unwrap_or(0);
             }
         }
         kb
@@ -112,7 +116,10 @@ mod tests {
         let before = resident_code_kb();
         assert!(drop_code_pages() > 0, "the test binary's code is mapped");
         let after = resident_code_kb();
-        assert!(after < before, "{after} kB resident after, {before} kB before");
+        assert!(
+            after < before,
+            "{after} kB resident after, {before} kB before"
+        );
         // Code runs on after its pages were dropped: they fault back in.
         let sum: u64 = (1..=100).sum();
         assert_eq!(sum, 5050);

@@ -73,7 +73,11 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
 /// The four steps; on failure the tmp file is removed and the error names the target. Returns
 /// the new file, open for reading and writing.
 fn replace_in(dir: &Path, name: &str, bytes: &[u8], durability: Durability) -> Result<File, Error> {
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    // Unique per call, not only per process: two sessions of one process may replace the same
+    // file at once, and one's rename must not take the other's temporary file away.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp.{}.{n}", std::process::id()));
     let target = dir.join(name);
     let durable = durability == Durability::Durable;
     let written = (|| {

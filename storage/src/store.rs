@@ -28,6 +28,8 @@ pub struct Store {
 
 /// The subscription list (RFC 3501 LSUB), one mailbox name per line, as Dovecot keeps it.
 const SUBSCRIPTIONS: &str = "subscriptions";
+/// Taken while the subscriptions are read and replaced.
+const SUBSCRIPTIONS_LOCK: &str = "roost-subscriptions.lock";
 
 /// The file in a store's root whose lock marks a POP3 session (RFC 1939's exclusive maildrop).
 const MAILDROP_LOCK: &str = "roost-pop3.lock";
@@ -176,8 +178,10 @@ impl Store {
         }
     }
 
-    /// Subscribes to (or unsubscribes from) a name; the file is replaced atomically.
+    /// Subscribes to (or unsubscribes from) a name; the file is replaced atomically, under a
+    /// lock, so sessions (of this process or another) subscribing at once lose none of it.
     pub fn set_subscribed(&self, name: &str, subscribed: bool) -> Result<(), Error> {
+        let _locked = self.lock_subscriptions()?;
         let mut names = self.subscriptions()?;
         let had = names.iter().any(|n| n == name);
         if had == subscribed {
@@ -191,6 +195,25 @@ impl Store {
         let mut text = names.join("\n");
         text.push('\n');
         crate::durable::replace_file(&self.lock_dir.join(SUBSCRIPTIONS), text.as_bytes())
+    }
+
+    /// Holds the subscriptions' lock file, exclusively, until dropped.
+    fn lock_subscriptions(&self) -> Result<File, Error> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.lock_dir)
+            .map_err(|e| Error::io(&self.lock_dir, e))?;
+        let path = self.lock_dir.join(SUBSCRIPTIONS_LOCK);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        file.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(file)
     }
 
     /// The user's folders (list, create, delete, rename, open).
