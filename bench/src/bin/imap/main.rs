@@ -22,6 +22,8 @@
 //!   with a current index, each in a fresh server; time and the serving process's peak RSS.
 //! - `idle`: `--idle` (1,000) connections of `--users` (a quarter as many) users log in,
 //!   SELECT and IDLE; PSS per connection (plain; `--tls` also over IMAPS).
+//! - `stress`: a second, independent load: `bench/imap_stress.py` (Python's imaplib, one
+//!   process per client, imaptest-like sessions) with `--clients` (20) for `--seconds` (20).
 //!
 //! Common: `--only workers,single,dovecot`, `--dovecot-untuned` (Dovecot with raised limits
 //! only), `--keep` (keep the temp dir with configs and logs), `--results FILE`.
@@ -32,6 +34,7 @@ mod idle;
 mod load;
 mod mixed;
 mod report;
+mod stress;
 
 use std::path::Path;
 
@@ -52,6 +55,7 @@ enum Mode {
     Download,
     Select,
     Idle,
+    Stress,
 }
 
 /// The command line.
@@ -74,7 +78,7 @@ pub struct Opts {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: imap [--mode load|download|select|idle] [--clients N[,N…] (1..=500; 20)] \
+        "usage: imap [--mode load|download|select|idle|stress] [--clients N[,N…] (1..=500; 20)] \
          [--seconds 1..=300 (20)] [--messages 100..=200000] [--tiny] [--mix clients|store] \
          [--profile-seconds 0..=60] [--idle 1..=20000 (1000)] [--users N] [--tls] \
          [--only workers,single,dovecot] [--dovecot-untuned] [--keep] [--results FILE]"
@@ -116,6 +120,7 @@ fn parse_opts() -> Opts {
                     Some("download") => Mode::Download,
                     Some("select") => Mode::Select,
                     Some("idle") => Mode::Idle,
+                    Some("stress") => Mode::Stress,
                     _ => usage(),
                 }
             }
@@ -216,5 +221,6 @@ fn run(o: &Opts, kinds: &[Kind], work: &Path) {
         Mode::Download => bulk::download(o, kinds, work),
         Mode::Select => bulk::select_large(o, kinds, work),
         Mode::Idle => idle::run(o, kinds, work),
+        Mode::Stress => stress::run(o, kinds, work),
     }
 }
