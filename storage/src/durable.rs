@@ -46,6 +46,25 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     replace(dir, &name, bytes)
 }
 
+/// Opens (creating, 0600) a lock file, for an flock on it.
+pub fn open_lock_file(path: &Path) -> Result<File, Error> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Opens a lock file ([`open_lock_file`]) and waits for its exclusive lock, held until the
+/// file is dropped.
+pub fn lock_exclusive(path: &Path) -> Result<File, Error> {
+    let file = open_lock_file(path)?;
+    file.lock().map_err(|e| Error::io(path, e))?;
+    Ok(file)
+}
+
 /// Replaces `dir/name` with `bytes` durably (write tmp, fsync, rename, fsync dir).
 pub fn replace(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
     replace_in(dir, name, bytes, Durability::Durable).map(drop)

@@ -1,9 +1,9 @@
 //! A user's mail store: the entry point sessions and delivery use, whatever the format.
 
 use std::collections::BTreeSet;
-use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
+use std::fs::{DirBuilder, File, TryLockError};
 use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::location::{MailFormat, MailLocation, UserVars};
@@ -144,19 +144,8 @@ impl Store {
     /// Takes the POP3 maildrop lock: `Ok(None)` when another POP3 session holds it. IMAP
     /// sessions and deliveries ignore it, as RFC 1939 allows and Dovecot does.
     pub fn lock_maildrop(&self) -> Result<Option<MaildropLock>, Error> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.lock_dir)
-            .map_err(|e| Error::io(&self.lock_dir, e))?;
-        let path = self.lock_dir.join(MAILDROP_LOCK);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let path = self.lock_path(MAILDROP_LOCK)?;
+        let file = crate::durable::open_lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(MaildropLock { _file: file })),
             Err(TryLockError::WouldBlock) => Ok(None),
@@ -199,21 +188,17 @@ impl Store {
 
     /// Holds the subscriptions' lock file, exclusively, until dropped.
     fn lock_subscriptions(&self) -> Result<File, Error> {
+        crate::durable::lock_exclusive(&self.lock_path(SUBSCRIPTIONS_LOCK)?)
+    }
+
+    /// Where the lock file `name` goes, its folder created (0700) if needed.
+    fn lock_path(&self, name: &str) -> Result<PathBuf, Error> {
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.lock_dir)
             .map_err(|e| Error::io(&self.lock_dir, e))?;
-        let path = self.lock_dir.join(SUBSCRIPTIONS_LOCK);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        file.lock().map_err(|e| Error::io(&path, e))?;
-        Ok(file)
+        Ok(self.lock_dir.join(name))
     }
 
     /// The user's folders (list, create, delete, rename, open).
