@@ -28,7 +28,14 @@ impl Maildir {
                     Some(Err(corrupt)) => format!("dovecot-uidlist is corrupt ({})", corrupt.0),
                     _ => "dovecot-uidlist is missing".to_string(),
                 };
-                let fresh = scanned.is_empty() && marker.is_none() && self.uidlist.is_none();
+                // A maildir no IMAP server has numbered yet (no marker, no UID in any file
+                // name: mail delivered by procmail or an MTA, a Courier maildir) loses nothing:
+                // its first numbering is no repair.
+                let numbered_before = marker.is_some()
+                    || self.uidlist.is_some()
+                    || scanned
+                        .iter()
+                        .any(|e| e.name().is_ok_and(|n| n.uid.is_some()));
                 let kept_uids = scanned
                     .iter()
                     .all(|e| e.name().is_ok_and(|n| n.uid.is_some()));
@@ -36,7 +43,14 @@ impl Maildir {
                     (Some(v), true) => v,
                     _ => self.new_uidvalidity(marker),
                 };
-                if !fresh {
+                if !numbered_before && !scanned.is_empty() {
+                    tracing::info!(
+                        mailbox = %self.root.display(),
+                        messages = scanned.len(),
+                        "numbering a maildir no IMAP server has seen before"
+                    );
+                }
+                if numbered_before {
                     let done = if Some(uidvalidity) == marker {
                         "rebuilt it from the UIDs in the file names; UIDVALIDITY and UIDs kept"
                     } else {
