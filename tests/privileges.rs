@@ -78,6 +78,16 @@ fn worker_uids(server_pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Whether a test that needs root skips here (an ordinary user outside CI; CI runs as root).
+fn skipped_unless_root() -> bool {
+    if is_root() {
+        return false;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+    eprintln!("skipping: needs root");
+    true
+}
+
 /// `(uid, command line)` of every child process of `server_pid`.
 fn children(server_pid: u32) -> Vec<(u32, String)> {
     child_processes(server_pid)
@@ -192,9 +202,7 @@ fn pam_user_session_runs_as_that_user_and_their_mail_is_theirs() {
 
 #[test]
 fn the_process_that_talks_to_clients_is_not_root() {
-    if !is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("skipping: needs root");
+    if skipped_unless_root() {
         return;
     }
     let server = TestServer::start(&base_config(
@@ -254,9 +262,7 @@ fn server_end(client: std::net::SocketAddr) -> String {
 /// Over TLS the login process keeps the connection, where TLS ends.
 #[test]
 fn a_plain_connection_is_handed_to_the_worker_itself() {
-    if !is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("skipping: needs root");
+    if skipped_unless_root() {
         return;
     }
     let server = TestServer::start(&base_config(&["imap"], ""));
@@ -321,9 +327,7 @@ fn pam_refuses_a_wrong_password_and_an_unknown_user() {
 
 #[test]
 fn virtual_users_mail_belongs_to_the_configured_mail_user() {
-    if !is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("skipping: needs root");
+    if skipped_unless_root() {
         return;
     }
     let mail_uid = uid_of(ROOT_MAIL_USER).unwrap();

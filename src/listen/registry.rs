@@ -20,7 +20,7 @@ use crate::config::Protocol;
 pub enum SessionState {
     /// Connected, not (yet) logged in.
     Established,
-    /// Logged in; in a worker process this is all the login process knows from then on.
+    /// Logged in.
     Authenticated,
     /// IMAP: a mailbox is selected.
     Selected(String),
@@ -73,8 +73,6 @@ pub struct SessionEntry {
     tls: AtomicBool,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
-    /// Moves with every change above, so a worker reports a session only when it changed.
-    version: AtomicU64,
 }
 
 /// A point-in-time copy of a session, for display.
@@ -130,7 +128,6 @@ impl Registry {
             tls: AtomicBool::new(protocol.implicit_tls()),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
-            version: AtomicU64::new(0),
         });
         self.lock().insert(id, Arc::clone(&entry));
         SessionHandle {
@@ -175,13 +172,14 @@ impl Registry {
 }
 
 impl SessionEntry {
-    /// Changes whenever anything shown of the session does.
-    pub fn version(&self) -> u64 {
-        self.version.load(Ordering::Relaxed)
-    }
-
-    fn changed(&self) {
-        self.version.fetch_add(1, Ordering::Relaxed);
+    /// Bytes received from and sent to the client so far. Every command the client sends
+    /// moves the first and every answer the second, so while both stand still nothing else
+    /// shown of the session changes either.
+    pub fn bytes(&self) -> (u64, u64) {
+        (
+            self.bytes_in.load(Ordering::Relaxed),
+            self.bytes_out.load(Ordering::Relaxed),
+        )
     }
 
     /// A copy of what is known now.
@@ -245,7 +243,6 @@ impl SessionHandle {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = state;
-        self.entry.changed();
     }
 
     /// What the session's reads race: fires on shutdown or when it is kicked.
@@ -265,7 +262,6 @@ impl SessionHandle {
             .command
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = command;
-        self.entry.changed();
     }
 
     /// Records that the connection is now encrypted.
@@ -276,13 +272,11 @@ impl SessionHandle {
     /// Counts bytes received.
     pub fn add_in(&self, n: usize) {
         self.entry.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-        self.entry.changed();
     }
 
     /// Counts bytes sent.
     pub fn add_out(&self, n: usize) {
         self.entry.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-        self.entry.changed();
     }
 
     /// The entry itself, for a worker that reports the session to the login process.

@@ -51,8 +51,8 @@ pub struct Reports {
 struct Reported {
     lifeline: UnixStream,
     entry: Arc<SessionEntry>,
-    /// The entry's version last reported.
-    sent: u64,
+    /// The byte counts last reported (see [`SessionEntry::bytes`]).
+    sent: (u64, u64),
 }
 
 /// Ends a session's reports when dropped (after the session, also if it panicked): closing
@@ -87,7 +87,7 @@ impl Reports {
         handle.set_user(user);
         let entry = handle.entry();
         let id = entry.id;
-        let sent = entry.version();
+        let sent = entry.bytes();
         self.lock().insert(
             id,
             Reported {
@@ -111,13 +111,16 @@ impl Reports {
         loop {
             tick.tick().await;
             for reported in self.lock().values_mut() {
-                let version = reported.entry.version();
-                if version == reported.sent {
+                let bytes = reported.entry.bytes();
+                if bytes == reported.sent {
                     continue;
                 }
-                let report = encode(&reported.entry.snapshot());
-                if (&reported.lifeline).write(report.as_bytes()).is_ok() {
-                    reported.sent = version;
+                let snapshot = reported.entry.snapshot();
+                if (&reported.lifeline)
+                    .write(encode(&snapshot).as_bytes())
+                    .is_ok()
+                {
+                    reported.sent = (snapshot.bytes_in, snapshot.bytes_out);
                 }
             }
         }

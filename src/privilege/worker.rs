@@ -5,9 +5,10 @@
 //! A plain client connection is handed to the worker itself ([`super::lifeline`]); for TLS the
 //! login process keeps the client connection (and its TLS state) and relays plaintext bytes
 //! over a socketpair to the worker. Either way the worker runs the authenticated session and
-//! touches the mail. This is Dovecot's login/imap split: the kernel enforces that one owner's sessions cannot
-//! reach another owner's files, and nothing one session sends can end another's (no recursion
-//! on input-controlled depth, bounded buffers, every session its own task).
+//! touches the mail. This is Dovecot's login/imap split: the kernel enforces that one owner's
+//! sessions cannot reach another owner's files, and nothing one session sends can end
+//! another's (no recursion on input-controlled depth, bounded buffers, every session its own
+//! task).
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -1,6 +1,7 @@
 //! The shared view of an open mailbox: sessions of one process share one table and see each
 //! other's flag changes, appends and expunges, with sequence numbers that stay put until a
-//! session catches up (RFC 3501 7.4.1) — for maildir and mbox.
+//! session catches up (RFC 3501 7.4.1) — for maildir and mbox; and sessions of one user
+//! subscribing at once.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -258,4 +259,35 @@ fn an_expunge_raises_highestmodseq_for_the_next_select_in_the_same_process() {
         other.highestmodseq,
         "as another process sees it"
     );
+}
+
+/// Sessions of one user (threads of one process here, as in a worker; the lock holds across
+/// processes too) subscribing at the same moment, as a client's many connections do on first
+/// login, neither fail nor lose each other's names.
+#[test]
+fn sessions_subscribing_at_once_lose_nothing() {
+    for format in ["maildir", "mbox"] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sessions: Vec<_> = (0..8)
+            .map(|session| {
+                let path = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    let store = store(&path, format);
+                    for n in 0..10 {
+                        store
+                            .set_subscribed(&format!("folder-{session}-{n}"), true)
+                            .expect("subscribe");
+                    }
+                })
+            })
+            .collect();
+        for session in sessions {
+            session.join().expect("a session panicked");
+        }
+        let mut names = store(dir.path(), format).subscriptions().expect("read");
+        names.sort();
+        assert_eq!(names.len(), 80, "{format}: {names:?}");
+        names.dedup();
+        assert_eq!(names.len(), 80, "{format}: no name twice");
+    }
 }

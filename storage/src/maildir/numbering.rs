@@ -28,29 +28,25 @@ impl Maildir {
                     Some(Err(corrupt)) => format!("dovecot-uidlist is corrupt ({})", corrupt.0),
                     _ => "dovecot-uidlist is missing".to_string(),
                 };
-                // A maildir no IMAP server has numbered yet (no marker, no UID in any file
-                // name: mail delivered by procmail or an MTA, a Courier maildir) loses nothing:
-                // its first numbering is no repair.
-                let numbered_before = marker.is_some()
-                    || self.uidlist.is_some()
-                    || scanned
-                        .iter()
-                        .any(|e| e.name().is_ok_and(|n| n.uid.is_some()));
-                let kept_uids = scanned
+                let with_uid = scanned
                     .iter()
-                    .all(|e| e.name().is_ok_and(|n| n.uid.is_some()));
-                let uidvalidity = match (marker, kept_uids) {
+                    .filter(|e| e.name().is_ok_and(|n| n.uid.is_some()))
+                    .count();
+                let uidvalidity = match (marker, with_uid == scanned.len()) {
                     (Some(v), true) => v,
                     _ => self.new_uidvalidity(marker),
                 };
+                // A maildir no IMAP server has numbered yet (no marker, no UID in any file
+                // name: mail delivered by procmail or an MTA, a Courier maildir) loses nothing:
+                // its first numbering is no repair.
+                let numbered_before = marker.is_some() || self.uidlist.is_some() || with_uid > 0;
                 if !numbered_before && !scanned.is_empty() {
                     tracing::info!(
                         mailbox = %self.root.display(),
                         messages = scanned.len(),
                         "numbering a maildir no IMAP server has seen before"
                     );
-                }
-                if numbered_before {
+                } else if numbered_before {
                     let done = if Some(uidvalidity) == marker {
                         "rebuilt it from the UIDs in the file names; UIDVALIDITY and UIDs kept"
                     } else {

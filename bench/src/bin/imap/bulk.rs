@@ -72,13 +72,8 @@ pub fn download(o: &Opts, kinds: &[Kind], work: &Path) {
             kind.label(),
             bytes as f64 / 1e6
         );
-        let run = match servers::start(kind, &spec, "download") {
-            Ok(run) => run,
-            Err(e) => {
-                println!("  {e}");
-                o.results.put(w, kind.key(), "error", e);
-                continue;
-            }
+        let Some(run) = crate::start_or_record(o, kind, &spec, "download", w) else {
+            continue;
         };
         let sampler = Sampler::start(run.pid());
         let mut c = login(&run, false);

@@ -15,7 +15,7 @@ use roost_bench::harness::interrupted;
 use roost_bench::imap_client::{Imap, Status};
 use roost_bench::imap_mail;
 use roost_bench::imap_proc::{breakdown_line, snapshot, Snap};
-use roost_bench::servers::{self, Kind, Proto, Running, Spec, HIBERNATE_SECS};
+use roost_bench::servers::{Kind, Proto, Running, Spec, HIBERNATE_SECS};
 use roost_bench::tls;
 
 use crate::{Opts, PASSWORD};
@@ -213,13 +213,9 @@ pub fn run(o: &Opts, kinds: &[Kind], work: &Path) {
             let name = if tls { "tls" } else { "plain" };
             println!("\n== {}: {wanted} idle connections, {name}", kind.label());
             let w = format!("imap-idle-{name}");
-            let mut run = match servers::start(kind, &spec, &format!("idle-{name}")) {
-                Ok(run) => run,
-                Err(e) => {
-                    println!("  {e}");
-                    o.results.put(&w, kind.key(), "error", e);
-                    continue;
-                }
+            let phase = format!("idle-{name}");
+            let Some(mut run) = crate::start_or_record(o, kind, &spec, &phase, &w) else {
+                continue;
             };
             let idle = idle_test(&mut run, wanted, users, tls);
             report(&idle, &run, o, &w, users);

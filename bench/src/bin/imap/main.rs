@@ -157,6 +157,25 @@ fn parse_opts() -> Opts {
     o
 }
 
+/// Starts `kind` on `spec`, or prints why it did not come up and records that for `workload`
+/// (the run goes on with the next server).
+fn start_or_record(
+    o: &Opts,
+    kind: Kind,
+    spec: &servers::Spec,
+    phase: &str,
+    workload: &str,
+) -> Option<servers::Running> {
+    match servers::start(kind, spec, phase) {
+        Ok(run) => Some(run),
+        Err(e) => {
+            println!("  {e}");
+            o.results.put(workload, kind.key(), "error", e);
+            None
+        }
+    }
+}
+
 fn protos(o: &Opts) -> Vec<Proto> {
     match o.mode {
         Mode::Download => vec![Proto::Imap, Proto::Imaps],

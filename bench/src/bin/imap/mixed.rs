@@ -12,7 +12,7 @@ use roost_bench::imap_client::{Imap, Status};
 use roost_bench::imap_mail;
 use roost_bench::imap_proc::{breakdown_line, snapshot, tree, tree_cpu_secs, Sampler};
 use roost_bench::profile::{self, Tool};
-use roost_bench::servers::{self, Kind, Proto, Running, Spec};
+use roost_bench::servers::{Kind, Proto, Running, Spec};
 
 use crate::load::{percentile, run_load, Load, Mix, COMMANDS, HEADER_FIELDS, OPS};
 use crate::{Opts, PASSWORD, USER};
@@ -276,13 +276,9 @@ pub fn run(o: &Opts, kinds: &[Kind], work: &Path) -> Vec<Report> {
                 break;
             }
             let w = workload(o, clients, messages);
-            let mut run = match servers::start(kind, &spec, &format!("load-{clients}")) {
-                Ok(run) => run,
-                Err(e) => {
-                    println!("  {e}");
-                    o.results.put(&w, kind.key(), "error", e);
-                    continue;
-                }
+            let phase = format!("load-{clients}");
+            let Some(mut run) = crate::start_or_record(o, kind, &spec, &phase, &w) else {
+                continue;
             };
             let uids = first_sync(&run, o, &w, i == 0);
             let report = measure(&mut run, &uids, o, clients);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use roost_bench::harness::interrupted;
 use roost_bench::imap_mail;
 use roost_bench::imap_proc::tree_cpu_secs;
-use roost_bench::servers::{self, Kind, Proto, Running, Spec};
+use roost_bench::servers::{Kind, Proto, Running, Spec};
 
 use crate::{Opts, PASSWORD, USER};
 
@@ -102,13 +102,8 @@ pub fn run(o: &Opts, kinds: &[Kind], work: &Path) {
             kind.label(),
             bytes as f64 / 1e6
         );
-        let run = match servers::start(kind, &spec, "stress") {
-            Ok(run) => run,
-            Err(e) => {
-                println!("  {e}");
-                o.results.put(&w, kind.key(), "error", e);
-                continue;
-            }
+        let Some(run) = crate::start_or_record(o, kind, &spec, "stress", &w) else {
+            continue;
         };
         let cpu0 = tree_cpu_secs(run.pid());
         let outcome = stress(&run, clients, o.seconds);
@@ -117,18 +112,15 @@ pub fn run(o: &Opts, kinds: &[Kind], work: &Path) {
         match outcome {
             Ok(r) => {
                 let rate = r.commands / r.seconds.max(0.001);
+                let cpu_us = server_cpu * 1e6 / r.commands.max(1.0);
                 o.results.num(&w, key, "cmds_per_s", rate);
                 o.results.num(&w, key, "errors", r.no_bad);
                 o.results.num(&w, key, "failed_clients", r.failures);
-                o.results.num(
-                    &w,
-                    key,
-                    "cpu_us_per_cmd",
-                    server_cpu * 1e6 / r.commands.max(1.0),
-                );
+                o.results.num(&w, key, "cpu_us_per_cmd", cpu_us);
                 println!(
-                    "  {rate:.0} commands/s ({:.0} in {:.1} s), {:.0} NO/BAD, {:.0} failed connections, server CPU {:.0} µs/command",
-                    r.commands, r.seconds, r.no_bad, r.failures, server_cpu * 1e6 / r.commands.max(1.0)
+                    "  {rate:.0} commands/s ({:.0} in {:.1} s), {:.0} NO/BAD, {:.0} failed \
+                     connections, server CPU {cpu_us:.0} µs/command",
+                    r.commands, r.seconds, r.no_bad, r.failures
                 );
             }
             Err(e) => {
@@ -136,11 +128,7 @@ pub fn run(o: &Opts, kinds: &[Kind], work: &Path) {
                 o.results.put(&w, key, "error", e);
             }
         }
-        let (count, lines) = run.problems();
-        o.results.num(&w, key, "log_problems", count as f64);
-        for (i, line) in lines.iter().take(3).enumerate() {
-            o.results.put(&w, key, &format!("log.{i}"), line);
-        }
+        run.record_problems(&o.results, &w);
     }
 }
 
