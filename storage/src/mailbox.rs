@@ -156,6 +156,22 @@ impl Snapshot {
     }
 }
 
+/// A backend's messages as a memory-mapped index file lists them plus the messages that
+/// changed since it was written, so the shared view serves its table from the map instead of
+/// copying every message into the heap.
+#[derive(Debug, Clone)]
+pub struct MappedMessages {
+    /// The index the backend's messages are based on.
+    pub index: std::sync::Arc<crate::index::Mapped>,
+    /// The keyword each of the records' keyword bits stands for (bit `i`: `names[i]`).
+    pub keyword_names: Vec<Option<String>>,
+    /// What the backend's last sync established about the folder.
+    pub header: SyncHeader,
+    /// The messages that differ from the index: changed, added or gone since (ask
+    /// [`Mailbox::message_info`] for each).
+    pub changed: Vec<Uid>,
+}
+
 /// What a mailbox took in from elsewhere, for the shared view to enter and log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Changes {
@@ -316,6 +332,18 @@ pub trait Mailbox: Send {
     /// HIGHESTMODSEQ as this backend has it now (its own writes raise it: an EXPUNGE leaves
     /// no message to carry the new value); `None` when it does not keep one.
     fn highestmodseq(&self) -> Option<u64> {
+        None
+    }
+
+    /// The mapped index the backend's messages are based on (cheap: the shared view checks
+    /// it after every change, to follow each index the backend writes).
+    fn mapped_index(&self) -> Option<&std::sync::Arc<crate::index::Mapped>> {
+        None
+    }
+
+    /// The messages as [`Mailbox::mapped_index`] and the changes since list them; `None` for
+    /// a backend without such an index. The shared view serves its table from it.
+    fn mapped_messages(&self) -> Option<MappedMessages> {
         None
     }
 

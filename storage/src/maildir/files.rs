@@ -57,6 +57,16 @@ impl Files {
         }
     }
 
+    /// The index these messages are based on, if any.
+    pub fn base(&self) -> Option<&Arc<Mapped>> {
+        self.base.as_ref()
+    }
+
+    /// The messages that differ from the base (changed, added or gone), in UID order.
+    pub fn changed_uids(&self) -> impl Iterator<Item = Uid> + '_ {
+        self.changed.keys().copied()
+    }
+
     /// How many messages there are.
     pub fn len(&self) -> usize {
         self.len

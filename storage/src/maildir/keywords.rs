@@ -50,6 +50,11 @@ impl Keywords {
         table
     }
 
+    /// The keyword of each letter, `a` first (`None` where a letter is free).
+    pub fn names(&self) -> &[Option<String>] {
+        &self.names
+    }
+
     /// The keyword a letter stands for.
     pub fn name(&self, letter: char) -> Option<&str> {
         let idx = (letter as usize).checked_sub('a' as usize)?;

@@ -20,6 +20,7 @@ use std::fs::{self, DirBuilder, File};
 use std::io::{self, Read};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use self::filename::MaildirName;
@@ -27,7 +28,7 @@ use self::keywords::Keywords;
 use self::uidlist::Uidlist;
 use crate::cache::FieldCache;
 use crate::durable::sync_dir;
-use crate::index::Stamp;
+use crate::index::{Mapped, Stamp};
 use crate::mailbox::{
     counted_crlf_size, Changes, FlagChange, Flags, Mailbox, MessageInfo, MessageReader, Snapshot,
     SyncHeader, Uid,
@@ -554,6 +555,19 @@ impl Mailbox for Maildir {
 
     fn watch_path(&self) -> &Path {
         &self.root
+    }
+
+    fn mapped_index(&self) -> Option<&Arc<Mapped>> {
+        self.files.base()
+    }
+
+    fn mapped_messages(&self) -> Option<crate::mailbox::MappedMessages> {
+        Some(crate::mailbox::MappedMessages {
+            index: Arc::clone(self.files.base()?),
+            keyword_names: self.keywords.names().to_vec(),
+            header: self.sync_header().ok()?,
+            changed: self.files.changed_uids().collect(),
+        })
     }
 
     fn recent_mark(&self) -> Option<crate::recent::RecentMark> {

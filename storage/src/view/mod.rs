@@ -19,6 +19,7 @@
 //! Keywords are kept as indices into the mailbox's keyword table; front-ends see only
 //! [`MessageInfo`].
 
+mod messages;
 mod session;
 mod table;
 
@@ -177,6 +178,12 @@ impl SharedMailbox {
                 write(&self.table).highestmodseq = highest;
             }
         }
+        let new_base = mailbox
+            .mapped_index()
+            .is_some_and(|index| !read(&self.table).messages.served_from(index));
+        if new_base {
+            write(&self.table).rebase(mailbox)?;
+        }
         Ok(())
     }
 
@@ -313,5 +320,111 @@ impl Deref for MailboxGuard<'_> {
 impl DerefMut for MailboxGuard<'_> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         self.0.as_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailbox::FlagChange;
+    use crate::{MailLocation, UserVars};
+
+    fn store(dir: &Path) -> Store {
+        let location = MailLocation::parse(&format!("maildir:{}", dir.display())).unwrap();
+        let vars = UserVars {
+            user: "alice".into(),
+            home: Some(dir.to_path_buf()),
+        };
+        Store::open(&location, &vars).unwrap()
+    }
+
+    fn served(view: &SessionView) -> (bool, usize) {
+        read(&view.shared().table).messages.served()
+    }
+
+    fn keywords(words: &[&str]) -> BTreeSet<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn the_table_is_served_from_the_mapped_index_and_follows_each_index_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store(dir.path());
+        for i in 1..=200 {
+            let text = format!("Subject: {i}\r\n\r\nbody {i}\r\n");
+            store.append_to_inbox(&mut text.as_bytes()).unwrap();
+        }
+        let mut a = SessionView::open(&store, "INBOX").unwrap();
+        // The deliveries were journaled since the index was written: they are kept beside it.
+        assert_eq!(served(&a), (true, 200));
+
+        // A keyword the folder did not have: the backend writes a new index at once.
+        a.store(&[7], FlagChange::Add, Flags::FLAGGED, &keywords(&["$Work"]))
+            .unwrap();
+        assert_eq!(served(&a), (true, 0), "rebased onto the new index");
+        let mut b = SessionView::open(&store, "INBOX").unwrap();
+        assert!(Arc::ptr_eq(a.shared(), b.shared()));
+        assert_eq!(b.info(6).keywords, keywords(&["$Work"]));
+        // Known keywords and flags: journaled, kept beside the map until the next index.
+        a.store(
+            &[9, 11],
+            FlagChange::Add,
+            Flags::SEEN,
+            &keywords(&["$Work"]),
+        )
+        .unwrap();
+        a.expunge(&[3]).unwrap();
+        let uid = a
+            .shared()
+            .append(
+                &mut &b"Subject: new\r\n\r\nnew\r\n"[..],
+                Flags::DRAFT,
+                &keywords(&["$Work"]),
+                None,
+            )
+            .unwrap();
+        assert!(served(&a).1 >= 3, "{:?}", served(&a));
+
+        let updates = b.catch_up().unwrap();
+        assert_eq!(updates.expunged, [(3, 3)]);
+        assert_eq!(updates.exists, Some(200));
+        let changed: Vec<(u32, Flags, BTreeSet<String>)> = updates
+            .flags
+            .iter()
+            .map(|(seq, m)| (*seq, m.flags, m.keywords.clone()))
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                (8, Flags::SEEN, keywords(&["$Work"])),
+                (10, Flags::SEEN, keywords(&["$Work"])),
+            ]
+        );
+        // Served from the map or from the changes, every message reads the same.
+        let seen = |view: &SessionView| -> Vec<(Uid, Flags, BTreeSet<String>, u64)> {
+            (0..view.len())
+                .map(|i| view.info(i))
+                .map(|m| (m.uid, m.flags, m.keywords, m.size))
+                .collect()
+        };
+        let before = seen(&b);
+        assert_eq!(before.len(), 200);
+        assert_eq!(before[199].0, uid);
+        assert_eq!(before[199].1, Flags::DRAFT);
+
+        // Another new keyword: a new index, the changes beside the map dropped.
+        a.store(
+            &[uid],
+            FlagChange::Add,
+            Flags::empty(),
+            &keywords(&["$Later"]),
+        )
+        .unwrap();
+        assert_eq!(served(&a), (true, 0));
+        b.catch_up().unwrap();
+        let mut expected = before;
+        expected[199].2.insert("$Later".into());
+        assert_eq!(seen(&b), expected);
+        assert_eq!(b.keywords_in_use(), keywords(&["$Work", "$Later"]));
     }
 }

@@ -54,10 +54,12 @@ impl SessionView {
     pub fn open(store: &Store, name: &str) -> Result<Self, Error> {
         let shared = SharedMailbox::open(store, name)?;
         let table = read(&shared.table);
+        let mut uids = Vec::with_capacity(table.messages.len());
+        uids.extend(table.messages.iter().map(|e| e.uid));
         let view = Self {
             shared: Arc::clone(&shared),
             id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
-            uids: table.messages.iter().map(|e| e.uid).collect(),
+            uids,
             position: table.log_end(),
             uidvalidity: table.uidvalidity,
             uidnext: table.uidnext,
@@ -172,7 +174,7 @@ impl SessionView {
         let uid = self.uid(i);
         let table = read(&self.shared.table);
         match table.find(uid) {
-            Some(entry) => table.info(entry),
+            Some(entry) => table.info(&entry),
             None => MessageInfo {
                 uid,
                 flags: Flags::empty(),
@@ -221,7 +223,7 @@ impl SessionView {
             .enumerate()
             .filter_map(|(i, uid)| Some((i, table.find(*uid)?)))
             .filter(|(_, e)| e.modseq > modseq)
-            .map(|(i, e)| (i as u32 + 1, table.info(e)))
+            .map(|(i, e)| (i as u32 + 1, table.info(&e)))
             .collect()
     }
 
@@ -253,8 +255,8 @@ impl SessionView {
         }
         for uid in changed {
             if let (Some(i), Some(entry)) = (self.index_of(uid), table.find(uid)) {
-                updates.keywords.extend(table.keyword_names(entry));
-                updates.flags.push((i as u32 + 1, table.info(entry)));
+                updates.keywords.extend(table.keyword_names(&entry));
+                updates.flags.push((i as u32 + 1, table.info(&entry)));
             }
         }
         self.take_arrivals(table, &mut updates);
@@ -287,7 +289,7 @@ impl SessionView {
         let gone = self
             .uids
             .iter()
-            .filter(|uid| table.position(**uid).is_err())
+            .filter(|uid| !table.messages.contains(**uid))
             .copied()
             .collect();
         let changed = table
@@ -302,16 +304,14 @@ impl SessionView {
     /// Adds the messages above the highest UID known, for EXISTS.
     fn take_arrivals(&mut self, table: &Table, updates: &mut Updates) {
         let last = self.uids.last().copied().unwrap_or(0);
-        let first_new = table.messages.partition_point(|e| e.uid <= last);
-        let arrived = &table.messages[first_new..];
-        if arrived.is_empty() {
-            return;
-        }
-        for entry in arrived {
-            updates.keywords.extend(table.keyword_names(entry));
+        let before = self.uids.len();
+        for entry in table.messages.above(last) {
+            updates.keywords.extend(table.keyword_names(&entry));
             self.uids.push(entry.uid);
         }
-        updates.exists = Some(self.uids.len() as u32);
+        if self.uids.len() > before {
+            updates.exists = Some(self.uids.len() as u32);
+        }
     }
 
     /// Takes expunged messages out of the sequence map (after this session expunged them or
@@ -363,10 +363,10 @@ impl SessionView {
             let (info, mut reader) = {
                 let info = {
                     let table = read(&self.shared.table);
-                    let Ok(i) = table.position(uid) else {
+                    let Some(entry) = table.messages.get(uid) else {
                         continue;
                     };
-                    table.info(&table.messages[i])
+                    table.info(&entry)
                 };
                 (info, lock(&self.shared.mailbox).open_message(uid)?)
             };

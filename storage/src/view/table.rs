@@ -4,25 +4,14 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
-use crate::mailbox::{Delta, Flags, Mailbox, MessageInfo, SyncHeader, Uid};
+pub(super) use super::messages::Entry;
+use super::messages::Messages;
+use crate::mailbox::{Delta, Mailbox, MappedMessages, MessageInfo, SyncHeader, Uid};
 use crate::Error;
 
 /// How many changes the log keeps; a session further behind compares its whole sequence map
 /// once instead.
 const LOG_LIMIT: usize = 16_384;
-
-/// One message, as compact as the table can keep it (40 bytes).
-#[derive(Debug, Clone)]
-pub(super) struct Entry {
-    pub uid: Uid,
-    pub flags: Flags,
-    /// Its set of keywords: an index into [`Table::keyword_sets`] (0: none).
-    pub keywords: u32,
-    pub size: u64,
-    /// Internal date, in seconds since the epoch (IMAP shows no finer).
-    pub internal_date: i64,
-    pub modseq: u64,
-}
 
 /// One numbered change.
 #[derive(Debug, Clone)]
@@ -46,8 +35,8 @@ pub(super) struct Table {
     /// the empty set or one of a handful.
     keyword_sets: Vec<Box<[u32]>>,
     keyword_set_ids: HashMap<Box<[u32]>, u32>,
-    /// Ascending by UID.
-    pub messages: Vec<Entry>,
+    /// The messages, served from the backend's mapped index where it has a current one.
+    pub messages: Messages,
     pub log: VecDeque<Logged>,
     /// The number of the first change still in `log`.
     pub log_start: u64,
@@ -74,8 +63,9 @@ fn time_of(secs: i64) -> SystemTime {
 }
 
 impl Table {
-    /// The table of a mailbox, synced from disk: its messages are entered one by one as the
-    /// backend hands them over, never collected in between.
+    /// The table of a mailbox the caller just synced: served from the backend's mapped
+    /// index when it lists the messages as they are, else copied message by message as the
+    /// backend hands them over (never collected in between).
     pub fn new(mailbox: &mut dyn Mailbox) -> Result<Self, Error> {
         let mut table = Self {
             uidvalidity: 0,
@@ -85,14 +75,20 @@ impl Table {
             keyword_ids: HashMap::new(),
             keyword_sets: vec![Box::default()],
             keyword_set_ids: HashMap::from([(Box::default(), 0)]),
-            messages: Vec::new(),
+            messages: Messages::default(),
             log: VecDeque::new(),
             log_start: 0,
             expunged_in_log: 0,
         };
+        if let Some(mapped) = mailbox.mapped_messages() {
+            table.set_header(mapped.header);
+            table.messages = table.served_from(mapped, mailbox)?;
+            table.forget_unused_keyword_sets();
+            return Ok(table);
+        }
         let (header, messages) = table.read_messages(mailbox)?;
         table.set_header(header);
-        table.messages = messages;
+        table.messages = Messages::owned(messages);
         Ok(table)
     }
 
@@ -107,6 +103,54 @@ impl Table {
         let header = mailbox.sync_each(&mut |info| messages.push(self.entry(&info)))?;
         messages.shrink_to_fit();
         Ok((header, messages))
+    }
+
+    /// Serves the messages from the backend's mapped index once it is based on a new one
+    /// (it wrote one, or loaded one another process wrote): the changes kept beside the old
+    /// base, or the whole copy, are dropped. The backend and the table change together, under
+    /// the backend's lock, so they list the same messages. Costs a scan of the records'
+    /// keyword bits, O(messages) once per index.
+    pub fn rebase(&mut self, mailbox: &mut dyn Mailbox) -> Result<(), Error> {
+        let Some(mapped) = mailbox.mapped_messages() else {
+            return Ok(());
+        };
+        if mapped.header.uidvalidity != self.uidvalidity {
+            return Ok(());
+        }
+        let messages = self.served_from(mapped, mailbox)?;
+        if messages.len() == self.messages.len() {
+            self.messages = messages;
+            self.forget_unused_keyword_sets();
+        }
+        Ok(())
+    }
+
+    /// The messages served from `mapped`, each changed one as the backend has it now.
+    fn served_from(
+        &mut self,
+        mapped: MappedMessages,
+        mailbox: &mut dyn Mailbox,
+    ) -> Result<Messages, Error> {
+        let mut sets: HashMap<u32, u32> = HashMap::new();
+        for record in mapped.index.iter() {
+            if let std::collections::hash_map::Entry::Vacant(vacant) = sets.entry(record.keywords) {
+                let names: BTreeSet<String> = (0..32)
+                    .filter(|bit| record.keywords & (1 << bit) != 0)
+                    .filter_map(|bit| mapped.keyword_names.get(bit)?.clone())
+                    .collect();
+                vacant.insert(self.keyword_set(&names));
+            }
+        }
+        let mut messages = Messages::mapped(mapped.index, sets);
+        for uid in mapped.changed {
+            match mailbox.message_info(uid)? {
+                Some(info) => messages.put(self.entry(&info)),
+                None => {
+                    messages.remove(uid);
+                }
+            }
+        }
+        Ok(messages)
     }
 
     fn set_header(&mut self, header: SyncHeader) {
@@ -189,8 +233,8 @@ impl Table {
             });
             *set = new;
         };
-        for entry in &mut self.messages {
-            renumber(&mut entry.keywords);
+        for set in self.messages.keyword_sets_mut() {
+            renumber(set);
         }
         for change in &mut self.log {
             if let Logged::Expunged(entry) = change {
@@ -230,20 +274,14 @@ impl Table {
         }
     }
 
-    /// The position of `uid` in `messages`.
-    pub fn position(&self, uid: Uid) -> Result<usize, usize> {
-        self.messages.binary_search_by_key(&uid, |e| e.uid)
-    }
-
     /// A message present, or one expunged whose record the log still holds.
-    pub fn find(&self, uid: Uid) -> Option<&Entry> {
-        match self.position(uid) {
-            Ok(i) => self.messages.get(i),
-            Err(_) => self.log.iter().rev().find_map(|c| match c {
-                Logged::Expunged(e) if e.uid == uid => Some(e),
+    pub fn find(&self, uid: Uid) -> Option<Entry> {
+        self.messages.get(uid).or_else(|| {
+            self.log.iter().rev().find_map(|c| match c {
+                Logged::Expunged(e) if e.uid == uid => Some(*e),
                 _ => None,
-            }),
-        }
+            })
+        })
     }
 
     /// The keyword names in use by some message.
@@ -263,10 +301,7 @@ impl Table {
         let entry = self.entry(info);
         self.uidnext = self.uidnext.max(info.uid + 1);
         self.highestmodseq = self.highestmodseq.max(info.modseq);
-        match self.position(info.uid) {
-            Ok(i) => self.messages[i] = entry,
-            Err(i) => self.messages.insert(i, entry),
-        }
+        self.messages.put(entry);
         self.forget_unused_keyword_sets();
     }
 
@@ -276,30 +311,27 @@ impl Table {
         for info in changed {
             let entry = self.entry(info);
             self.highestmodseq = self.highestmodseq.max(info.modseq);
-            let Ok(i) = self.position(info.uid) else {
-                continue;
-            };
-            self.replace(i, entry, origin);
+            if let Some(old) = self.messages.get(info.uid) {
+                self.replace(old, entry, origin);
+            }
         }
         self.forget_unused_keyword_sets();
     }
 
-    /// Puts `entry` in place of message `i`, logging a flag change by `origin` (0: from disk)
-    /// when its flags or keywords differ.
-    fn replace(&mut self, i: usize, entry: Entry, origin: u64) {
-        let old = &self.messages[i];
+    /// Puts `entry` in place of `old`, logging a flag change by `origin` (0: from disk) when
+    /// its flags or keywords differ.
+    fn replace(&mut self, old: Entry, entry: Entry, origin: u64) {
         if old.flags != entry.flags || old.keywords != entry.keywords {
             let uid = entry.uid;
             self.push(Logged::Flags { uid, origin });
         }
-        self.messages[i] = entry;
+        self.messages.put(entry);
     }
 
     /// Takes messages out of the table, logging each.
     pub fn remove(&mut self, uids: &[Uid]) {
         for uid in uids {
-            if let Ok(i) = self.position(*uid) {
-                let entry = self.messages.remove(i);
+            if let Some(entry) = self.messages.remove(*uid) {
                 self.push(Logged::Expunged(entry));
             }
         }
@@ -311,9 +343,9 @@ impl Table {
         self.remove(&delta.removed);
         for info in &delta.present {
             let entry = self.entry(info);
-            match self.position(info.uid) {
-                Ok(i) => self.replace(i, entry, 0),
-                Err(i) => self.messages.insert(i, entry),
+            match self.messages.get(info.uid) {
+                Some(old) => self.replace(old, entry, 0),
+                None => self.messages.put(entry),
             }
         }
         self.uidnext = self.uidnext.max(delta.uidnext);
@@ -332,30 +364,29 @@ impl Table {
             self.log_start = log_end;
             self.highestmodseq = 1;
             self.set_header(header);
-            self.messages = fresh;
+            self.messages = Messages::owned(fresh);
             self.forget_unused_keyword_sets();
             return Ok(());
         }
         self.set_header(header);
-        let old = std::mem::take(&mut self.messages);
-        let mut old = old.into_iter().peekable();
+        let mut changes = Vec::new();
+        let mut old = self.messages.iter().peekable();
         for entry in &fresh {
             while let Some(gone) = old.next_if(|e| e.uid < entry.uid) {
-                self.push(Logged::Expunged(gone));
+                changes.push(Logged::Expunged(gone));
             }
             if let Some(was) = old.next_if(|e| e.uid == entry.uid) {
                 if was.flags != entry.flags || was.keywords != entry.keywords {
-                    self.push(Logged::Flags {
+                    changes.push(Logged::Flags {
                         uid: entry.uid,
                         origin: 0,
                     });
                 }
             }
         }
-        for gone in old {
-            self.push(Logged::Expunged(gone));
-        }
-        self.messages = fresh;
+        changes.extend(old.map(Logged::Expunged));
+        changes.into_iter().for_each(|change| self.push(change));
+        self.messages = Messages::owned(fresh);
         self.forget_unused_keyword_sets();
         Ok(())
     }
@@ -364,6 +395,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mailbox::Flags;
     use crate::maildir::Maildir;
 
     #[test]
@@ -379,7 +411,7 @@ mod tests {
             )
             .unwrap();
         let mut table = Table::new(&mut mailbox).unwrap();
-        let mut info = table.info(&table.messages[0]);
+        let mut info = table.info(&table.messages.get(uid).unwrap());
         // A client storing ever new keyword combinations on one message.
         for round in 0..2_000u32 {
             info.keywords = (0..8)
@@ -390,7 +422,7 @@ mod tests {
             table.stored(std::slice::from_ref(&info), 1);
             assert!(table.keyword_sets.len() <= 2 + 64 + 1);
         }
-        assert_eq!(table.messages[0].uid, uid);
-        assert_eq!(table.keyword_names(&table.messages[0]), info.keywords);
+        let entry = table.messages.get(uid).unwrap();
+        assert_eq!(table.keyword_names(&entry), info.keywords);
     }
 }

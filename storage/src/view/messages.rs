@@ -1,0 +1,307 @@
+//! The shared table's messages: served from the backend's memory-mapped index when it has one
+//! that lists them exactly, with what changed since kept beside it; otherwise a compact copy.
+//!
+//! ```text
+//!   base: Arc<Mapped> records ─┐  (no heap per message; the keyword bits of its records
+//!   gone: base UIDs expunged   ├─► merged in UID order
+//!   own:  changed or added     ┘   map to the table's keyword sets)
+//! ```
+//! A folder opened from a current index costs the table nothing per message. The changes
+//! grow until the backend writes its next index (after a bounded journal of them), which the
+//! table then takes as its new base.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::index::{Mapped, Record};
+use crate::mailbox::{Flags, Uid};
+
+/// One message as the table hands it out, and as it keeps changed ones (40 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Entry {
+    pub uid: Uid,
+    pub flags: Flags,
+    /// Its set of keywords: an index into the table's keyword sets (0: none).
+    pub keywords: u32,
+    pub size: u64,
+    /// Internal date, in seconds since the epoch (IMAP shows no finer).
+    pub internal_date: i64,
+    pub modseq: u64,
+}
+
+/// A mapped index the messages are served from.
+#[derive(Debug)]
+struct Base {
+    index: Arc<Mapped>,
+    /// The table's keyword set for each pattern of keyword bits the records use.
+    sets: HashMap<u32, u32>,
+}
+
+impl Base {
+    /// Record `i` as an entry.
+    fn entry(&self, i: usize) -> Entry {
+        self.entry_of(&self.index.get(i))
+    }
+
+    fn entry_of(&self, record: &Record<'_>) -> Entry {
+        Entry {
+            uid: record.uid,
+            flags: Flags::from_bits(record.flags),
+            keywords: self.sets.get(&record.keywords).copied().unwrap_or(0),
+            size: record.size,
+            internal_date: record.date.secs.max(0),
+            modseq: record.modseq.max(1),
+        }
+    }
+
+    /// The position of the first record above `uid`.
+    fn first_above(&self, uid: Uid) -> usize {
+        let (mut low, mut high) = (0, self.index.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if self.index.uid(mid) <= uid {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        low
+    }
+}
+
+/// The messages of a mailbox, ascending by UID.
+#[derive(Debug, Default)]
+pub(super) struct Messages {
+    base: Option<Base>,
+    /// Messages not in the base as they are there (changed or added), ascending by UID;
+    /// without a base, every message.
+    own: Vec<Entry>,
+    /// Base messages no longer present, ascending.
+    gone: Vec<Uid>,
+    /// How many messages there are.
+    len: usize,
+}
+
+impl Messages {
+    /// Messages kept as a copy (ascending by UID).
+    pub fn owned(entries: Vec<Entry>) -> Self {
+        Self {
+            len: entries.len(),
+            own: entries,
+            ..Self::default()
+        }
+    }
+
+    /// Messages served from `index`, whose keyword bit patterns are the table's sets `sets`.
+    pub fn mapped(index: Arc<Mapped>, sets: HashMap<u32, u32>) -> Self {
+        Self {
+            len: index.len(),
+            base: Some(Base { index, sets }),
+            ..Self::default()
+        }
+    }
+
+    /// Whether these messages are served from `index`.
+    pub fn served_from(&self, index: &Arc<Mapped>) -> bool {
+        self.base
+            .as_ref()
+            .is_some_and(|b| Arc::ptr_eq(&b.index, index))
+    }
+
+    /// Whether they are served from a mapped index, and how many are kept beside it.
+    #[cfg(test)]
+    pub fn served(&self) -> (bool, usize) {
+        (self.base.is_some(), self.own.len() + self.gone.len())
+    }
+
+    /// How many messages there are.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Message `uid`.
+    pub fn get(&self, uid: Uid) -> Option<Entry> {
+        if let Ok(k) = self.own.binary_search_by_key(&uid, |e| e.uid) {
+            return self.own.get(k).copied();
+        }
+        let base = self.base.as_ref()?;
+        if self.gone.binary_search(&uid).is_ok() {
+            return None;
+        }
+        base.index.position(uid).map(|i| base.entry(i))
+    }
+
+    /// Whether message `uid` is there.
+    pub fn contains(&self, uid: Uid) -> bool {
+        self.get(uid).is_some()
+    }
+
+    fn in_base(&self, uid: Uid) -> bool {
+        self.base
+            .as_ref()
+            .is_some_and(|b| b.index.position(uid).is_some())
+    }
+
+    /// Adds message `entry.uid`, or replaces it.
+    pub fn put(&mut self, entry: Entry) {
+        match self.own.binary_search_by_key(&entry.uid, |e| e.uid) {
+            Ok(k) => self.own[k] = entry,
+            Err(k) => {
+                if !self.in_base(entry.uid) {
+                    self.len += 1;
+                } else if let Ok(g) = self.gone.binary_search(&entry.uid) {
+                    self.gone.remove(g);
+                    self.len += 1;
+                }
+                self.own.insert(k, entry);
+            }
+        }
+    }
+
+    /// Takes message `uid` away.
+    pub fn remove(&mut self, uid: Uid) -> Option<Entry> {
+        let entry = self.get(uid)?;
+        if let Ok(k) = self.own.binary_search_by_key(&uid, |e| e.uid) {
+            self.own.remove(k);
+        }
+        if self.in_base(uid) {
+            if let Err(g) = self.gone.binary_search(&uid) {
+                self.gone.insert(g, uid);
+            }
+        }
+        self.len -= 1;
+        Some(entry)
+    }
+
+    /// Every message, in UID order.
+    pub fn iter(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.above(0)
+    }
+
+    /// The messages above `uid`, in UID order: the base's records and the changes merged,
+    /// gone ones left out.
+    pub fn above(&self, uid: Uid) -> impl Iterator<Item = Entry> + '_ {
+        let base = self.base.as_ref();
+        let base_len = base.map_or(0, |b| b.index.len());
+        let mut i = base.map_or(0, |b| b.first_above(uid));
+        let mut own = self.own[self.own.partition_point(|e| e.uid <= uid)..].iter();
+        let mut gone = self.gone[self.gone.partition_point(|g| *g <= uid)..]
+            .iter()
+            .peekable();
+        let mut next_own = own.next();
+        std::iter::from_fn(move || loop {
+            let next_base = base.filter(|_| i < base_len).map(|b| b.index.uid(i));
+            match (next_base, next_own) {
+                (None, None) => return None,
+                (Some(b), Some(o)) if o.uid <= b => {
+                    if o.uid == b {
+                        i += 1;
+                    }
+                    next_own = own.next();
+                    return Some(*o);
+                }
+                (None, Some(o)) => {
+                    next_own = own.next();
+                    return Some(*o);
+                }
+                (Some(b), _) => {
+                    i += 1;
+                    while gone.next_if(|g| **g < b).is_some() {}
+                    if gone.next_if_eq(&&b).is_none() {
+                        return base.map(|base| base.entry(i - 1));
+                    }
+                }
+            }
+        })
+    }
+
+    /// Every keyword set number these messages hold (the changed ones', and the base's per
+    /// pattern of keyword bits), for renumbering.
+    pub fn keyword_sets_mut(&mut self) -> impl Iterator<Item = &mut u32> + '_ {
+        let base = self.base.iter_mut().flat_map(|b| b.sets.values_mut());
+        self.own.iter_mut().map(|e| &mut e.keywords).chain(base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{Index, IndexRecord, Stamp};
+
+    fn index(dir: &std::path::Path, uids: &[Uid]) -> Arc<Mapped> {
+        let index = Index {
+            uidvalidity: 7,
+            uidnext: 100,
+            records: uids
+                .iter()
+                .map(|uid| IndexRecord {
+                    uid: *uid,
+                    flags: 0,
+                    keywords: u32::from(*uid == 4),
+                    size: u64::from(*uid) * 10,
+                    date: Stamp::default(),
+                    file: format!("k{uid},U={uid}:2,"),
+                    modseq: 1,
+                })
+                .collect(),
+            highestmodseq: 1,
+            ..Index::default()
+        };
+        Arc::new(index.write(dir).unwrap())
+    }
+
+    fn entry(uid: Uid) -> Entry {
+        Entry {
+            uid,
+            flags: Flags::SEEN,
+            keywords: 0,
+            size: 1,
+            internal_date: 0,
+            modseq: 2,
+        }
+    }
+
+    fn uids(messages: &Messages, above: Uid) -> Vec<Uid> {
+        messages.above(above).map(|e| e.uid).collect()
+    }
+
+    #[test]
+    fn changes_overlay_the_mapped_index_in_uid_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut messages = Messages::mapped(index(dir.path(), &[2, 4, 6, 8]), [(1, 5)].into());
+        assert_eq!(messages.len(), 4);
+        assert!(messages.own.is_empty() && messages.gone.is_empty());
+        assert_eq!(messages.get(4).unwrap().size, 40);
+        assert_eq!(messages.get(4).unwrap().keywords, 5);
+        messages.put(entry(4));
+        messages.put(entry(9));
+        messages.put(entry(1));
+        assert_eq!(messages.remove(6).unwrap().size, 60);
+        assert!(messages.remove(6).is_none());
+        assert!(messages.remove(1).is_some());
+        assert_eq!(messages.len(), 4);
+        assert_eq!(uids(&messages, 0), [2, 4, 8, 9]);
+        assert_eq!(uids(&messages, 4), [8, 9]);
+        assert_eq!(uids(&messages, 5), [8, 9]);
+        assert_eq!(uids(&messages, 9), [] as [Uid; 0]);
+        assert_eq!(messages.get(4).unwrap().flags, Flags::SEEN);
+        assert!(messages.contains(8) && !messages.contains(6) && !messages.contains(1));
+        messages.remove(2);
+        messages.remove(8);
+        assert_eq!(uids(&messages, 0), [4, 9]);
+        assert_eq!(messages.len(), 2);
+        for set in messages.keyword_sets_mut() {
+            *set += 1;
+        }
+        assert_eq!(messages.get(4).unwrap().keywords, 1);
+    }
+
+    #[test]
+    fn a_copy_without_base_keeps_every_message() {
+        let mut messages = Messages::owned(vec![entry(1), entry(3)]);
+        messages.put(entry(2));
+        assert_eq!(messages.remove(1).map(|e| e.uid), Some(1));
+        assert_eq!(uids(&messages, 0), [2, 3]);
+        assert_eq!((messages.len(), messages.own.len()), (2, 2));
+    }
+}
