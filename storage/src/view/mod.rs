@@ -39,8 +39,8 @@ use crate::{Error, Store};
 pub use session::{SessionView, Updates};
 use table::Table;
 
-/// A folder this large leaves megabytes of freed memory behind when it is first opened (the
-/// index read, the snapshot): worth handing back to the system at once.
+/// A folder this large leaves megabytes of freed memory behind when it is listed or its
+/// index written (the listing, the encoded index): worth handing back to the system at once.
 const LARGE_FOLDER: usize = 10_000;
 
 /// Returns freed heap memory to the system, so a large folder's open costs what the folder
@@ -161,6 +161,9 @@ impl SharedMailbox {
     /// the backend can say which, else a comparison of the whole mailbox. `sync`: look at the
     /// disk first; without, take in what the backend learnt while making a change of ours.
     fn take_in(&self, mailbox: &mut dyn Mailbox, sync: bool) -> Result<(), Error> {
+        // Whether the backend did O(messages) work (a listing, a new index): what it freed
+        // is worth handing back for a large folder.
+        let mut whole = false;
         match mailbox.outside_changes(sync)? {
             None => {}
             Some(Changes::Some(delta)) => {
@@ -169,9 +172,13 @@ impl SharedMailbox {
                     table.apply(delta);
                 } else {
                     table.absorb(mailbox)?;
+                    whole = true;
                 }
             }
-            Some(Changes::All) => write(&self.table).absorb(mailbox)?,
+            Some(Changes::All) => {
+                write(&self.table).absorb(mailbox)?;
+                whole = true;
+            }
         }
         if let Some(highest) = mailbox.highestmodseq() {
             if read(&self.table).highestmodseq < highest {
@@ -183,6 +190,9 @@ impl SharedMailbox {
             .is_some_and(|index| !read(&self.table).messages.served_from(index));
         if new_base {
             write(&self.table).rebase(mailbox)?;
+        }
+        if (whole || new_base) && read(&self.table).messages.len() >= LARGE_FOLDER {
+            give_back_freed_memory();
         }
         Ok(())
     }

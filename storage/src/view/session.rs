@@ -208,10 +208,15 @@ impl SessionView {
     /// The position of the first message the client knows without `\Seen`.
     pub fn first_unseen(&self) -> Option<usize> {
         let table = read(&self.shared.table);
+        // Both ascending: one walk, not a lookup per message.
+        let mut present = table.messages.iter().peekable();
         self.uids.iter().position(|uid| {
-            table
-                .find(*uid)
-                .is_some_and(|e| !e.flags.contains(Flags::SEEN))
+            while present.next_if(|e| e.uid < *uid).is_some() {}
+            let entry = match present.peek() {
+                Some(e) if e.uid == *uid => Some(*e),
+                _ => table.find(*uid),
+            };
+            entry.is_some_and(|e| !e.flags.contains(Flags::SEEN))
         })
     }
 
