@@ -27,6 +27,7 @@ use crate::listen::acceptor::{
     bind_all, Accepted, Bound, Frontend, Handler, Handlers, SessionFuture,
 };
 use crate::listen::conn::Connection;
+use crate::listen::shards::Shards;
 use crate::listen::tls::{TlsPem, TlsStore};
 use crate::privilege::in_process::InProcess;
 use crate::session::privileged::Privileged;
@@ -35,10 +36,9 @@ use crate::status::access::Access;
 use crate::status::autoconfig::Autoconfig;
 use crate::status::StatusSource;
 
-/// Threads the one-process runtime may add for storage work (`block_in_place`) and password
-/// checks. Each thread's stack and malloc arena stay with the process; unbounded, a burst of
-/// slow disk work left hundreds of them (261 under the 20-client benchmark, about a third of
-/// the server's memory). Sixteen keep both cores busy while storage waits on the disk.
+/// Threads the one-process server's main runtime (accept loops, status page, LMTP on its unix
+/// socket, the queue runner) may add for blocking work. Each thread's stack stays with the
+/// process; unbounded, a burst of slow disk work once left hundreds of them.
 const MAX_BLOCKING_THREADS: usize = 16;
 
 /// Runs the server until SIGTERM/SIGINT. As root, it splits into the master and an
@@ -66,20 +66,25 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let shards = Arc::new(Shards::start(cores)?);
     let privileged: Arc<dyn Privileged> = Arc::new(InProcess::new(&config, Arc::new(auth)));
-    runtime.block_on(serve_connections(
+    let served = runtime.block_on(serve_connections(
         Arc::new(config),
         privileged,
         pem,
         bound,
-        Reloads::Files,
-    ))
+        Reloads::Files(shards.clone()),
+    ));
+    shards.stop();
+    served
 }
 
 /// Where certificate updates come from once serving.
 enum Reloads {
-    /// Re-read the files on SIGHUP (roost runs unprivileged, one process).
-    Files,
+    /// Re-read the files on SIGHUP (roost runs unprivileged, one process, its sessions on
+    /// these threads).
+    Files(Arc<Shards>),
     /// The root master pushes them (and worker counters) over this socket: this is the login
     /// process.
     FromMaster(UnixStream),
@@ -95,15 +100,18 @@ async fn serve_connections(
     reloads: Reloads,
 ) -> anyhow::Result<()> {
     let tls = Arc::new(TlsStore::new(&pem)?);
-    let frontend = Frontend::default();
+    let mut frontend = Frontend::default();
     let workers = matches!(reloads, Reloads::FromMaster(_));
     serve_web(&config, &privileged, &frontend, &mut bound, &tls, workers)?;
     match reloads {
-        Reloads::Files => crate::listen::shutdown::reload_on_hangup(
-            Arc::clone(&tls),
-            config.tls.clone(),
-            frontend.shutdown().clone(),
-        )?,
+        Reloads::Files(shards) => {
+            frontend.serve_sessions_on(shards);
+            crate::listen::shutdown::reload_on_hangup(
+                Arc::clone(&tls),
+                config.tls.clone(),
+                frontend.shutdown().clone(),
+            )?;
+        }
         Reloads::FromMaster(socket) => {
             tokio::spawn(crate::privilege::updates::receive_updates(
                 socket,

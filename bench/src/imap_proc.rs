@@ -277,6 +277,51 @@ pub fn proc_mem(pid: u32) -> Option<ProcMem> {
     })
 }
 
+/// A process's resident file-backed pages by what they belong to: what a SELECT's
+/// file-backed memory is made of.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FilePages {
+    /// The program's own file (code, read-only data), kB.
+    pub program_kb: u64,
+    /// Shared libraries, kB.
+    pub libraries_kb: u64,
+    /// Any other mapped file (a mailbox index, a cache), kB.
+    pub data_kb: u64,
+}
+
+/// The resident file-backed pages of one process, by mapping (from `/proc/<pid>/smaps`).
+pub fn file_pages(pid: u32) -> FilePages {
+    let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let exe = fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| {
+            p.to_string_lossy()
+                .trim_end_matches(" (deleted)")
+                .to_string()
+        })
+        .unwrap_or_default();
+    let mut pages = FilePages::default();
+    let mut path = String::new();
+    for line in smaps.lines() {
+        let mut fields = line.split_ascii_whitespace();
+        let first = fields.next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header: range perms offset dev inode [path].
+            path = fields.nth(4).unwrap_or("").to_string();
+        } else if first == "Rss:" && path.starts_with('/') {
+            let kb: u64 = fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let into = if path == exe {
+                &mut pages.program_kb
+            } else if path.contains(".so") {
+                &mut pages.libraries_kb
+            } else {
+                &mut pages.data_kb
+            };
+            *into += kb;
+        }
+    }
+    pages
+}
+
 /// Every process of the tree under `root`, summed by name (`dovecot/imap ×20`), biggest PSS
 /// first: where a tree's memory sits.
 pub fn breakdown(root: u32) -> Vec<(String, usize, ProcMem)> {

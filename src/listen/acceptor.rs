@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use super::conn::{Connection, Stream};
 use super::limits::{Admission, ConnectionLimits};
 use super::registry::{Registry, SessionHandle};
+use super::shards::Shards;
 use super::tls::TlsStore;
 use crate::config::{Config, Family, Protocol};
 use crate::counters;
@@ -75,6 +76,8 @@ struct Shared {
     limits: Arc<ConnectionLimits>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// Where sessions run: the session threads of the one-process server, else here.
+    shards: Option<Arc<Shards>>,
 }
 
 /// Sockets bound while roost may still be root.
@@ -167,6 +170,7 @@ fn bind_unix(path: &std::path::Path) -> anyhow::Result<std::os::unix::net::UnixL
 pub struct Frontend {
     registry: Arc<Registry>,
     shutdown: CancellationToken,
+    shards: Option<Arc<Shards>>,
 }
 
 impl Default for Frontend {
@@ -174,6 +178,7 @@ impl Default for Frontend {
         Self {
             registry: Arc::new(Registry::default()),
             shutdown: CancellationToken::new(),
+            shards: None,
         }
     }
 }
@@ -187,6 +192,12 @@ impl Frontend {
     /// Cancelled when shutdown begins (SIGTERM/SIGINT).
     pub fn shutdown(&self) -> &CancellationToken {
         &self.shutdown
+    }
+
+    /// Serves each accepted TCP connection on one of `shards`' threads instead of this
+    /// runtime (the one-process server).
+    pub fn serve_sessions_on(&mut self, shards: Arc<Shards>) {
+        self.shards = Some(shards);
     }
 
     /// Accepts and serves connections on the bound sockets until shutdown, then drains
@@ -209,6 +220,7 @@ impl Frontend {
             registry: self.registry,
             shutdown: self.shutdown,
             tracker: TaskTracker::new(),
+            shards: self.shards,
         });
         super::shutdown::cancel_on_terminate(shared.shutdown.clone())?;
         let mut loops = Vec::new();
@@ -267,9 +279,26 @@ async fn accept_loop(shared: Arc<Shared>, protocol: Protocol, listener: TcpListe
         match shared.limits.admit(peer.ip()) {
             Ok(admission) => {
                 let shared2 = Arc::clone(&shared);
-                shared
-                    .tracker
-                    .spawn(connection(shared2, protocol, tcp, peer, admission));
+                match &shared.shards {
+                    None => {
+                        let socket = Socket::Registered(tcp);
+                        shared
+                            .tracker
+                            .spawn(connection(shared2, protocol, socket, peer, admission));
+                    }
+                    // Registered again by the session thread's own runtime, so its events
+                    // wake that thread directly.
+                    Some(shards) => match tcp.into_std() {
+                        Ok(tcp) => {
+                            let socket = Socket::Moved(tcp);
+                            shared.tracker.spawn_on(
+                                connection(shared2, protocol, socket, peer, admission),
+                                shards.next(),
+                            );
+                        }
+                        Err(e) => tracing::warn!(%peer, "cannot hand the connection over: {e}"),
+                    },
+                }
             }
             Err(reason) => {
                 tracing::warn!(protocol = protocol.name(), %peer, "refused: {reason}");
@@ -325,6 +354,13 @@ async fn refuse(mut tcp: TcpStream, line: Option<Vec<u8>>) {
     }
 }
 
+/// An accepted connection's socket: registered with the runtime that accepted it, or taken
+/// off it (non-blocking) for a session thread to register with its own.
+enum Socket {
+    Registered(TcpStream),
+    Moved(std::net::TcpStream),
+}
+
 /// Serves one accepted TCP connection: registers it, does the TLS handshake of an implicit-TLS
 /// port, and runs the session.
 ///
@@ -338,11 +374,21 @@ async fn refuse(mut tcp: TcpStream, line: Option<Vec<u8>>) {
 fn connection(
     shared: Arc<Shared>,
     protocol: Protocol,
-    tcp: TcpStream,
+    socket: Socket,
     peer: SocketAddr,
     admission: Admission,
 ) -> impl Future<Output = ()> + Send {
     async move {
+        let tcp = match socket {
+            Socket::Registered(tcp) => tcp,
+            Socket::Moved(tcp) => match TcpStream::from_std(tcp) {
+                Ok(tcp) => tcp,
+                Err(e) => {
+                    tracing::warn!(%peer, "cannot take the connection over: {e}");
+                    return;
+                }
+            },
+        };
         let local = tcp.local_addr().unwrap_or(peer);
         let handle = shared
             .registry

@@ -5,6 +5,7 @@ pub mod acceptor;
 pub mod conn;
 pub mod limits;
 pub mod registry;
+pub mod shards;
 pub mod shutdown;
 pub mod tls;
 pub mod watch;

@@ -11,6 +11,7 @@
 //!                              ▼                                       ▼
 //!     dyn Mailbox ── sync() ─► Snapshot (UIDs, flags, sizes)     dyn FolderTree
 //!          │     sync_each() ─► the same, one message at a time (view::Table, STATUS)
+//!          │     mapped_messages() ─► the mapped index + changes (view::Table serves from it)
 //!          │  open_message, append, store, expunge, crlf_size, pop3_size, cached
 //!          ├── maildir::Maildir   cur/ new/ tmp/, dovecot-uidlist, dovecot-keywords,
 //!          │                      roost.index (served from its map) + its journal,

@@ -175,6 +175,49 @@ fn changes_from_another_process_arrive_through_the_disk() {
 }
 
 #[test]
+fn sessions_on_two_threads_keep_a_view_each_and_stay_in_step_through_the_disk() {
+    for format in formats() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = populated(dir.path(), format, 4);
+        let mut here = SessionView::open(&store, "INBOX").expect("open here");
+        let here_view = Arc::as_ptr(here.shared()) as usize;
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| {
+                // A session thread of its own: its own view, as another process's would be.
+                let own_store = self::store(dir.path(), format);
+                let mut there = SessionView::open(&own_store, "INBOX").expect("open there");
+                assert_ne!(Arc::as_ptr(there.shared()) as usize, here_view, "{format}");
+                // Writes from both threads at once, each under the folder's lock.
+                for i in 0..20 {
+                    there
+                        .store(&[2], FlagChange::Add, Flags::FLAGGED, &kw(&[]))
+                        .expect("store there");
+                    append(&there, &format!("Subject: there {i}\r\n\r\nx\r\n"));
+                }
+                there.expunge(&[4]).expect("expunge there");
+            });
+            for i in 0..20 {
+                append(&here, &format!("Subject: here {i}\r\n\r\nx\r\n"));
+            }
+            other.join().expect("thread");
+        });
+        let updates = here.catch_up().expect("catch up");
+        assert_eq!(updates.expunged, vec![(4, 4)], "{format}: {updates:?}");
+        assert!(
+            updates
+                .flags
+                .iter()
+                .any(|(seq, m)| *seq == 2 && m.flags.contains(Flags::FLAGGED)),
+            "{format}: {updates:?}"
+        );
+        // Every append of both threads got its own UID; none was lost.
+        assert_eq!(here.len(), 3 + 40, "{format}");
+        let unique: BTreeSet<u32> = here.uids().iter().copied().collect();
+        assert_eq!(unique.len(), 43, "{format}");
+    }
+}
+
+#[test]
 fn a_session_far_behind_compares_once_and_stays_right() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = populated(dir.path(), "maildir", 2);

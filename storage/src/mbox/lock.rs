@@ -115,8 +115,11 @@ fn dotlock(path: &Path, spool: bool) -> Result<Option<PathBuf>, Error> {
     let lock = PathBuf::from(lock);
     // The lock is born with our PID in it: written to a private file first, then linked into
     // place (the classic NFS-safe dotlock), so a kill never leaves an anonymous lock behind.
+    // Named for this process and this attempt: two session threads of one process lock too.
+    static ATTEMPTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let attempt = ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut private = lock.as_os_str().to_owned();
-    private.push(format!(".{}", std::process::id()));
+    private.push(format!(".{}.{attempt}", std::process::id()));
     let private = PathBuf::from(private);
     let created = with_privileged_group(spool, || {
         OpenOptions::new()
@@ -188,12 +191,16 @@ fn owner_is_dead(lock: &Path) -> bool {
 fn fcntl_lock(file: &File, path: &Path) -> Result<(), Error> {
     let started = Instant::now();
     loop {
-        // SAFETY: flock is plain data; F_SETLK with a valid descriptor and a pointer to it.
+        // An open-file-description lock: it conflicts with other programs' fcntl locks as a
+        // classic one does, and also with this process's other descriptors of the file (a
+        // classic lock is the whole process's, so two session threads would both hold it).
+        // SAFETY: flock is plain data (l_pid zero, as OFD locks require); F_OFD_SETLK with a
+        // valid descriptor and a pointer to it.
         let rc = unsafe {
             let mut fl: libc::flock = std::mem::zeroed();
             fl.l_type = libc::F_WRLCK as _;
             fl.l_whence = libc::SEEK_SET as _;
-            libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl)
+            libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl)
         };
         if rc == 0 {
             return Ok(());

@@ -2,15 +2,16 @@
 //! that lists them exactly, with what changed since kept beside it; otherwise a compact copy.
 //!
 //! ```text
-//!   base: Arc<Mapped> records ─┐  (no heap per message; the keyword bits of its records
-//!   gone: base UIDs expunged   ├─► merged in UID order
-//!   own:  changed or added     ┘   map to the table's keyword sets)
+//!   base:    Arc<Mapped> records ─┐  (no heap per message; the keyword bits of its
+//!   changed: uid → Some(now)      ├─► merged in UID order
+//!            uid → None (gone)    ┘   records map to the table's keyword sets)
 //! ```
 //! A folder opened from a current index costs the table nothing per message. The changes
 //! grow until the backend writes its next index (after a bounded journal of them), which the
 //! table then takes as its new base.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::index::{Mapped, Record};
@@ -73,11 +74,11 @@ impl Base {
 #[derive(Debug, Default)]
 pub(super) struct Messages {
     base: Option<Base>,
-    /// Messages not in the base as they are there (changed or added), ascending by UID;
-    /// without a base, every message.
+    /// With a base: the messages that differ from it, changed or added (`Some`) or gone
+    /// (`None`); a tree, so a change to a large folder costs O(log changes).
+    changed: BTreeMap<Uid, Option<Entry>>,
+    /// Without a base: every message, ascending by UID (the compact copy).
     own: Vec<Entry>,
-    /// Base messages no longer present, ascending.
-    gone: Vec<Uid>,
     /// How many messages there are.
     len: usize,
 }
@@ -111,7 +112,7 @@ impl Messages {
     /// Whether they are served from a mapped index, and how many are kept beside it.
     #[cfg(test)]
     pub fn served(&self) -> (bool, usize) {
-        (self.base.is_some(), self.own.len() + self.gone.len())
+        (self.base.is_some(), self.own.len() + self.changed.len())
     }
 
     /// How many messages there are.
@@ -121,14 +122,14 @@ impl Messages {
 
     /// Message `uid`.
     pub fn get(&self, uid: Uid) -> Option<Entry> {
-        if let Ok(k) = self.own.binary_search_by_key(&uid, |e| e.uid) {
+        let Some(base) = &self.base else {
+            let k = self.own.binary_search_by_key(&uid, |e| e.uid).ok()?;
             return self.own.get(k).copied();
+        };
+        match self.changed.get(&uid) {
+            Some(changed) => *changed,
+            None => base.index.position(uid).map(|i| base.entry(i)),
         }
-        let base = self.base.as_ref()?;
-        if self.gone.binary_search(&uid).is_ok() {
-            return None;
-        }
-        base.index.position(uid).map(|i| base.entry(i))
     }
 
     /// Whether message `uid` is there.
@@ -136,90 +137,94 @@ impl Messages {
         self.get(uid).is_some()
     }
 
-    fn in_base(&self, uid: Uid) -> bool {
-        self.base
-            .as_ref()
-            .is_some_and(|b| b.index.position(uid).is_some())
-    }
-
     /// Adds message `entry.uid`, or replaces it.
     pub fn put(&mut self, entry: Entry) {
-        match self.own.binary_search_by_key(&entry.uid, |e| e.uid) {
-            Ok(k) => self.own[k] = entry,
-            Err(k) => {
-                if !self.in_base(entry.uid) {
-                    self.len += 1;
-                } else if let Ok(g) = self.gone.binary_search(&entry.uid) {
-                    self.gone.remove(g);
+        if self.base.is_none() {
+            match self.own.binary_search_by_key(&entry.uid, |e| e.uid) {
+                Ok(k) => self.own[k] = entry,
+                Err(k) => {
+                    self.own.insert(k, entry);
                     self.len += 1;
                 }
-                self.own.insert(k, entry);
             }
+            return;
         }
+        if !self.contains(entry.uid) {
+            self.len += 1;
+        }
+        self.changed.insert(entry.uid, Some(entry));
     }
 
     /// Takes message `uid` away.
     pub fn remove(&mut self, uid: Uid) -> Option<Entry> {
+        let Some(base) = &self.base else {
+            let k = self.own.binary_search_by_key(&uid, |e| e.uid).ok()?;
+            self.len -= 1;
+            return Some(self.own.remove(k));
+        };
         let entry = self.get(uid)?;
-        if let Ok(k) = self.own.binary_search_by_key(&uid, |e| e.uid) {
-            self.own.remove(k);
-        }
-        if self.in_base(uid) {
-            if let Err(g) = self.gone.binary_search(&uid) {
-                self.gone.insert(g, uid);
-            }
+        if base.index.position(uid).is_some() {
+            self.changed.insert(uid, None);
+        } else {
+            self.changed.remove(&uid);
         }
         self.len -= 1;
         Some(entry)
     }
 
     /// Every message, in UID order.
-    pub fn iter(&self) -> impl Iterator<Item = Entry> + '_ {
+    pub fn iter(&self) -> Box<dyn Iterator<Item = Entry> + '_> {
         self.above(0)
     }
 
     /// The messages above `uid`, in UID order: the base's records and the changes merged,
     /// gone ones left out.
-    pub fn above(&self, uid: Uid) -> impl Iterator<Item = Entry> + '_ {
-        let base = self.base.as_ref();
-        let base_len = base.map_or(0, |b| b.index.len());
-        let mut i = base.map_or(0, |b| b.first_above(uid));
-        let mut own = self.own[self.own.partition_point(|e| e.uid <= uid)..].iter();
-        let mut gone = self.gone[self.gone.partition_point(|g| *g <= uid)..]
-            .iter()
+    pub fn above(&self, uid: Uid) -> Box<dyn Iterator<Item = Entry> + '_> {
+        let Some(base) = &self.base else {
+            let from = self.own.partition_point(|e| e.uid <= uid);
+            return Box::new(self.own[from..].iter().copied());
+        };
+        let mut i = base.first_above(uid);
+        let mut changed = self
+            .changed
+            .range((Bound::Excluded(uid), Bound::Unbounded))
             .peekable();
-        let mut next_own = own.next();
-        std::iter::from_fn(move || loop {
-            let next_base = base.filter(|_| i < base_len).map(|b| b.index.uid(i));
-            match (next_base, next_own) {
+        Box::new(std::iter::from_fn(move || loop {
+            let next_base = (i < base.index.len()).then(|| base.index.uid(i));
+            let next_changed = changed.peek().map(|(uid, _)| **uid);
+            match (next_base, next_changed) {
                 (None, None) => return None,
-                (Some(b), Some(o)) if o.uid <= b => {
-                    if o.uid == b {
+                (Some(b), Some(c)) if c <= b => {
+                    if c == b {
                         i += 1;
                     }
-                    next_own = own.next();
-                    return Some(*o);
-                }
-                (None, Some(o)) => {
-                    next_own = own.next();
-                    return Some(*o);
-                }
-                (Some(b), _) => {
-                    i += 1;
-                    while gone.next_if(|g| **g < b).is_some() {}
-                    if gone.next_if_eq(&&b).is_none() {
-                        return base.map(|base| base.entry(i - 1));
+                    if let Some((_, Some(entry))) = changed.next() {
+                        return Some(*entry);
                     }
                 }
+                (None, Some(_)) => {
+                    if let Some((_, Some(entry))) = changed.next() {
+                        return Some(*entry);
+                    }
+                }
+                (Some(_), _) => {
+                    i += 1;
+                    return Some(base.entry(i - 1));
+                }
             }
-        })
+        }))
     }
 
-    /// Every keyword set number these messages hold (the changed ones', and the base's per
-    /// pattern of keyword bits), for renumbering.
+    /// Every keyword set number these messages hold (the copy's or the changed ones', and
+    /// the base's per pattern of keyword bits), for renumbering.
     pub fn keyword_sets_mut(&mut self) -> impl Iterator<Item = &mut u32> + '_ {
         let base = self.base.iter_mut().flat_map(|b| b.sets.values_mut());
-        self.own.iter_mut().map(|e| &mut e.keywords).chain(base)
+        let changed = self.changed.values_mut().flatten().map(|e| &mut e.keywords);
+        self.own
+            .iter_mut()
+            .map(|e| &mut e.keywords)
+            .chain(changed)
+            .chain(base)
     }
 }
 
@@ -270,7 +275,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut messages = Messages::mapped(index(dir.path(), &[2, 4, 6, 8]), [(1, 5)].into());
         assert_eq!(messages.len(), 4);
-        assert!(messages.own.is_empty() && messages.gone.is_empty());
+        assert_eq!(messages.served(), (true, 0));
         assert_eq!(messages.get(4).unwrap().size, 40);
         assert_eq!(messages.get(4).unwrap().keywords, 5);
         messages.put(entry(4));

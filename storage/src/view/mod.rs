@@ -11,24 +11,27 @@
 //! ```text
 //!   SessionView ──Arc──► SharedMailbox ─┬─ Mutex ──► dyn Mailbox (disk work)
 //!                                       └─ RwLock ─► Table { messages, keywords, log }
-//!   (uids it told     (one per path per process,
-//!    the client,       in the registry while a
-//!    log position)     session holds it)
+//!   (uids it told     (one per path per process,       messages: the backend's mapped
+//!    the client,       in the registry while a         index + what changed since, or
+//!    log position)     session holds it)               a compact copy (mbox)
 //! ```
 //!
-//! Keywords are kept as indices into the mailbox's keyword table; front-ends see only
-//! [`MessageInfo`].
+//! Where the backend keeps a memory-mapped index (maildir), the table is served from it: a
+//! folder opened with a current index costs the table no heap per message, and the table
+//! follows each index the backend writes. Keywords are kept as indices into the mailbox's
+//! keyword table; front-ends see only [`MessageInfo`].
 
 mod messages;
 mod session;
 mod table;
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::{
-    Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+    Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
 };
 use std::time::SystemTime;
 
@@ -67,13 +70,15 @@ pub struct Incoming<'a> {
     pub when: Option<SystemTime>,
 }
 
-/// The open mailboxes of this process, by path; an entry lives while a session holds it.
-type Registry = Mutex<HashMap<PathBuf, Weak<SharedMailbox>>>;
+/// The open mailboxes of this thread, by path; an entry lives while a session holds it.
+type Registry = RefCell<HashMap<PathBuf, Weak<SharedMailbox>>>;
 
-/// The process-wide registry of open mailboxes.
-fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(Registry::default)
+thread_local! {
+    /// One registry per thread: a process serves its sessions on one thread per core (a
+    /// worker process's one thread, the one-process server's session threads), and sessions
+    /// of one mailbox on different threads keep a view each, kept in step through the disk as
+    /// two processes' are, instead of making each thread wait for the other's disk work.
+    static REGISTRY: Registry = Registry::default();
 }
 
 /// Locks a mutex even if a panicking thread held it: the table is consistent between calls.
@@ -116,21 +121,17 @@ impl SharedMailbox {
     pub fn open(store: &Store, name: &str) -> Result<Arc<Self>, Error> {
         let mailbox = store.folders().open(name)?;
         let path = mailbox.watch_path().to_path_buf();
-        let existing = lock(registry()).get(&path).and_then(Weak::upgrade);
+        let existing = REGISTRY.with_borrow(|r| r.get(&path).and_then(Weak::upgrade));
         if let Some(shared) = existing {
             shared.refresh()?;
             return Ok(shared);
         }
+        // Synchronous from here to the insert: no other session of this thread runs between.
         let fresh = Self::build(mailbox, path.clone())?;
-        let mut registry = lock(registry());
-        registry.retain(|_, weak| weak.strong_count() > 0);
-        if let Some(raced) = registry.get(&path).and_then(Weak::upgrade) {
-            // Another session opened it meanwhile: use theirs.
-            drop(registry);
-            raced.refresh()?;
-            return Ok(raced);
-        }
-        registry.insert(path, Arc::downgrade(&fresh));
+        REGISTRY.with_borrow_mut(|registry| {
+            registry.retain(|_, weak| weak.strong_count() > 0);
+            registry.insert(path, Arc::downgrade(&fresh));
+        });
         Ok(fresh)
     }
 

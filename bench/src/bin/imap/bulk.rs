@@ -9,7 +9,9 @@ use std::time::Instant;
 use roost_bench::harness::interrupted;
 use roost_bench::imap_client::{Imap, Status};
 use roost_bench::imap_mail;
-use roost_bench::imap_proc::{proc_mem, snapshot, tree, tree_cpu_secs, ProcMem, Sampler};
+use roost_bench::imap_proc::{
+    file_pages, proc_mem, snapshot, tree, tree_cpu_secs, FilePages, ProcMem, Sampler,
+};
 use roost_bench::servers::{self, Kind, Proto, Running, Spec};
 use roost_bench::tls;
 
@@ -127,39 +129,65 @@ fn serving_process(kind: Kind, root: u32) -> ProcMem {
         .unwrap_or_default()
 }
 
-/// Opens the folder in a fresh server: (ms, messages, the serving process's memory, tree PSS).
-fn select_in_fresh_server(
-    kind: Kind,
-    spec: &Spec,
-    phase: &str,
-) -> Result<(f64, u64, ProcMem, u64), String> {
+/// What one SELECT in a fresh server measured.
+struct Selected {
+    ms: f64,
+    exists: u64,
+    /// The serving process's memory.
+    mem: ProcMem,
+    /// Its file-backed pages by mapping.
+    files: FilePages,
+    /// PSS of the server's whole process tree, kB.
+    tree_pss_kb: u64,
+}
+
+/// Opens the folder in a fresh server.
+fn select_in_fresh_server(kind: Kind, spec: &Spec, phase: &str) -> Result<Selected, String> {
     let run = servers::start(kind, spec, phase)?;
     let mut c = login(&run, false);
     let (ms, exists) = select(&mut c);
     let mem = serving_process(kind, run.pid());
-    let pss = snapshot(run.pid(), true).pss_kb.unwrap_or(0);
+    let files = file_pages(mem.pid);
+    let tree_pss_kb = snapshot(run.pid(), true).pss_kb.unwrap_or(0);
     let _ = c.command("LOGOUT", None, false);
-    Ok((ms, exists.unwrap_or(0), mem, pss))
+    Ok(Selected {
+        ms,
+        exists: exists.unwrap_or(0),
+        mem,
+        files,
+        tree_pss_kb,
+    })
 }
 
 /// Writes one SELECT's numbers (`first_ms`, `first_rss_mb`, …).
-fn record_phase(
-    o: &Opts,
-    (w, key, phase): (&str, &str, &str),
-    ms: f64,
-    exists: u64,
-    mem: &ProcMem,
-    pss_kb: u64,
-) {
+fn record_phase(o: &Opts, (w, key, phase): (&str, &str, &str), s: &Selected) {
     let mb = |kb: u64| kb as f64 / 1024.0;
     let r = &o.results;
-    r.num(w, key, &format!("{phase}_ms"), ms);
-    r.num(w, key, &format!("{phase}_exists"), exists as f64);
-    r.num(w, key, &format!("{phase}_rss_mb"), mb(mem.hwm_kb));
-    r.num(w, key, &format!("{phase}_anon_mb"), mb(mem.rss_anon_kb));
-    r.num(w, key, &format!("{phase}_file_mb"), mb(mem.rss_file_kb));
-    r.put(w, key, &format!("{phase}_process"), &mem.name);
-    r.num(w, key, &format!("{phase}_tree_pss_mb"), mb(pss_kb));
+    r.num(w, key, &format!("{phase}_ms"), s.ms);
+    r.num(w, key, &format!("{phase}_exists"), s.exists as f64);
+    r.num(w, key, &format!("{phase}_rss_mb"), mb(s.mem.hwm_kb));
+    r.num(w, key, &format!("{phase}_anon_mb"), mb(s.mem.rss_anon_kb));
+    r.num(w, key, &format!("{phase}_file_mb"), mb(s.mem.rss_file_kb));
+    r.num(
+        w,
+        key,
+        &format!("{phase}_program_mb"),
+        mb(s.files.program_kb),
+    );
+    r.num(
+        w,
+        key,
+        &format!("{phase}_libraries_mb"),
+        mb(s.files.libraries_kb),
+    );
+    r.num(
+        w,
+        key,
+        &format!("{phase}_data_files_mb"),
+        mb(s.files.data_kb),
+    );
+    r.put(w, key, &format!("{phase}_process"), &s.mem.name);
+    r.num(w, key, &format!("{phase}_tree_pss_mb"), mb(s.tree_pss_kb));
 }
 
 /// The whole `--mode select` run.
@@ -182,26 +210,32 @@ pub fn select_large(o: &Opts, kinds: &[Kind], work: &Path) {
             if interrupted() {
                 break;
             }
-            let (ms, exists, mem, pss) =
-                match select_in_fresh_server(kind, &spec, &format!("select-{n}")) {
-                    Ok(found) => found,
-                    Err(e) => {
-                        println!("  {e}");
-                        o.results.put(&w, kind.key(), "error", e);
-                        break;
-                    }
-                };
+            let selected = match select_in_fresh_server(kind, &spec, &format!("select-{n}")) {
+                Ok(found) => found,
+                Err(e) => {
+                    println!("  {e}");
+                    o.results.put(&w, kind.key(), "error", e);
+                    break;
+                }
+            };
+            let mb = |kb: u64| kb as f64 / 1024.0;
+            let (mem, files) = (&selected.mem, &selected.files);
             println!(
-                "  {phase:<8} SELECT {ms:8.1} ms, {exists} EXISTS; {} peak RSS {:.1} MB \
-                 (now {:.1} anon + {:.1} file); tree PSS {:.1} MB",
+                "  {phase:<8} SELECT {:8.1} ms, {} EXISTS; {} peak RSS {:.1} MB \
+                 (now {:.1} anon + {:.1} file: {:.1} program, {:.1} libraries, {:.1} data \
+                 files); tree PSS {:.1} MB",
+                selected.ms,
+                selected.exists,
                 mem.name,
-                mem.hwm_kb as f64 / 1024.0,
-                mem.rss_anon_kb as f64 / 1024.0,
-                mem.rss_file_kb as f64 / 1024.0,
-                pss as f64 / 1024.0
+                mb(mem.hwm_kb),
+                mb(mem.rss_anon_kb),
+                mb(mem.rss_file_kb),
+                mb(files.program_kb),
+                mb(files.libraries_kb),
+                mb(files.data_kb),
+                mb(selected.tree_pss_kb)
             );
-            let key = kind.key();
-            record_phase(o, (&w, key, phase), ms, exists, &mem, pss);
+            record_phase(o, (&w, kind.key(), phase), &selected);
         }
     }
 }
