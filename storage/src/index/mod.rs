@@ -646,6 +646,35 @@ impl Mapped {
     }
 }
 
+/// An index of messages `uids` written to `dir`, for tests: each record's keyword bits and
+/// size as `describe` says, a file name that names its UID.
+#[cfg(test)]
+pub(crate) fn write_for_test(
+    dir: &Path,
+    uids: &[Uid],
+    describe: impl Fn(Uid) -> (u32, u64),
+) -> Mapped {
+    let index = Index {
+        uidvalidity: 7,
+        uidnext: 100,
+        records: uids
+            .iter()
+            .map(|&uid| IndexRecord {
+                uid,
+                flags: 0,
+                keywords: describe(uid).0,
+                size: describe(uid).1,
+                date: Stamp::default(),
+                file: format!("k{uid},U={uid}:2,"),
+                modseq: 1,
+            })
+            .collect(),
+        highestmodseq: 1,
+        ..Index::default()
+    };
+    index.write(dir).expect("index written")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

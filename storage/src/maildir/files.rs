@@ -191,28 +191,10 @@ impl At<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::{Index, IndexRecord, Stamp};
+    use crate::index::Stamp;
 
     fn index(dir: &std::path::Path, uids: &[Uid]) -> Mapped {
-        let index = Index {
-            uidvalidity: 7,
-            uidnext: 100,
-            records: uids
-                .iter()
-                .map(|uid| IndexRecord {
-                    uid: *uid,
-                    flags: 0,
-                    keywords: 0,
-                    size: u64::from(*uid),
-                    date: Stamp::default(),
-                    file: format!("k{uid},U={uid}:2,"),
-                    modseq: 1,
-                })
-                .collect(),
-            highestmodseq: 1,
-            ..Index::default()
-        };
-        index.write(dir).unwrap()
+        crate::index::write_for_test(dir, uids, |uid| (0, u64::from(uid)))
     }
 
     fn entry(uid: Uid) -> Entry {

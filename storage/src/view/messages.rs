@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::index::{Mapped, Record};
@@ -34,8 +35,12 @@ pub(super) struct Entry {
 #[derive(Debug)]
 struct Base {
     index: Arc<Mapped>,
-    /// The table's keyword set for each pattern of keyword bits the records use.
-    sets: HashMap<u32, u32>,
+    /// The table's keyword set for each pattern of keyword bits the records use, by pattern
+    /// (a folder has few: a binary search, no hashing, on every read).
+    sets: Vec<(u32, u32)>,
+    /// Where the last lookup found its record: readers mostly go up the folder in order, so
+    /// the next one is usually right after it.
+    hint: AtomicUsize,
 }
 
 impl Base {
@@ -45,14 +50,32 @@ impl Base {
     }
 
     fn entry_of(&self, record: &Record<'_>) -> Entry {
+        let keywords = match self
+            .sets
+            .binary_search_by_key(&record.keywords, |(bits, _)| *bits)
+        {
+            Ok(k) => self.sets[k].1,
+            Err(_) => 0,
+        };
         Entry {
             uid: record.uid,
             flags: Flags::from_bits(record.flags),
-            keywords: self.sets.get(&record.keywords).copied().unwrap_or(0),
+            keywords,
             size: record.size,
             internal_date: record.date.secs.max(0),
             modseq: record.modseq.max(1),
         }
+    }
+
+    /// The position of `uid`'s record: next to the last one found, else by binary search.
+    fn position(&self, uid: Uid) -> Option<usize> {
+        let hint = self.hint.load(Ordering::Relaxed);
+        let found = [hint, hint + 1]
+            .into_iter()
+            .find(|&i| i < self.index.len() && self.index.uid(i) == uid)
+            .or_else(|| self.index.position(uid))?;
+        self.hint.store(found, Ordering::Relaxed);
+        Some(found)
     }
 
     /// The position of the first record above `uid`.
@@ -95,9 +118,15 @@ impl Messages {
 
     /// Messages served from `index`, whose keyword bit patterns are the table's sets `sets`.
     pub fn mapped(index: Arc<Mapped>, sets: HashMap<u32, u32>) -> Self {
+        let mut sets: Vec<(u32, u32)> = sets.into_iter().collect();
+        sets.sort_unstable();
         Self {
             len: index.len(),
-            base: Some(Base { index, sets }),
+            base: Some(Base {
+                index,
+                sets,
+                hint: AtomicUsize::new(0),
+            }),
             ..Self::default()
         }
     }
@@ -128,7 +157,7 @@ impl Messages {
         };
         match self.changed.get(&uid) {
             Some(changed) => *changed,
-            None => base.index.position(uid).map(|i| base.entry(i)),
+            None => base.position(uid).map(|i| base.entry(i)),
         }
     }
 
@@ -218,7 +247,10 @@ impl Messages {
     /// Every keyword set number these messages hold (the copy's or the changed ones', and
     /// the base's per pattern of keyword bits), for renumbering.
     pub fn keyword_sets_mut(&mut self) -> impl Iterator<Item = &mut u32> + '_ {
-        let base = self.base.iter_mut().flat_map(|b| b.sets.values_mut());
+        let base = self
+            .base
+            .iter_mut()
+            .flat_map(|b| b.sets.iter_mut().map(|(_, set)| set));
         let changed = self.changed.values_mut().flatten().map(|e| &mut e.keywords);
         self.own
             .iter_mut()
@@ -231,28 +263,11 @@ impl Messages {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::{Index, IndexRecord, Stamp};
 
     fn index(dir: &std::path::Path, uids: &[Uid]) -> Arc<Mapped> {
-        let index = Index {
-            uidvalidity: 7,
-            uidnext: 100,
-            records: uids
-                .iter()
-                .map(|uid| IndexRecord {
-                    uid: *uid,
-                    flags: 0,
-                    keywords: u32::from(*uid == 4),
-                    size: u64::from(*uid) * 10,
-                    date: Stamp::default(),
-                    file: format!("k{uid},U={uid}:2,"),
-                    modseq: 1,
-                })
-                .collect(),
-            highestmodseq: 1,
-            ..Index::default()
-        };
-        Arc::new(index.write(dir).unwrap())
+        Arc::new(crate::index::write_for_test(dir, uids, |uid| {
+            (u32::from(uid == 4), u64::from(uid) * 10)
+        }))
     }
 
     fn entry(uid: Uid) -> Entry {
