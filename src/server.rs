@@ -62,11 +62,13 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     if auth.uses_pam() {
         tracing::warn!("PAM is configured but roost is not running as root: pam_unix can then only check the password of the user running roost");
     }
+    // One malloc arena for this runtime's threads and one for each session thread.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    crate::limit_malloc_arenas(cores + 1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()?;
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let shards = Arc::new(Shards::start(cores)?);
     let privileged: Arc<dyn Privileged> = Arc::new(InProcess::new(&config, Arc::new(auth)));
     let served = runtime.block_on(serve_connections(
