@@ -294,6 +294,19 @@ fn a_second_pop3_session_is_in_use_while_imap_and_deliveries_go_on() {
 }
 
 #[test]
+fn a_client_logging_in_again_right_after_quit_finds_the_maildrop_free() {
+    let server = server_with(&[ONE, TWO]);
+    // As fetchmail polling does: QUIT, and the next session as soon as the +OK is read,
+    // without waiting for the server to close the first connection.
+    for round in 0..20 {
+        let (mut c, reply) = login(&server);
+        assert!(reply.starts_with("+OK Logged in"), "round {round}: {reply}");
+        c.cmd("RETR 2", ".");
+        c.cmd("QUIT", "+OK");
+    }
+}
+
+#[test]
 fn retr_marks_seen_at_quit_for_imap_clients() {
     let server = server_with(&[ONE, TWO]);
     let (mut c, _) = login(&server);

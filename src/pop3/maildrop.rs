@@ -59,7 +59,8 @@ pub struct Counters {
 /// INBOX, locked for one POP3 session.
 pub struct Maildrop {
     store: Store,
-    _lock: MaildropLock,
+    /// Held from login to the end of UPDATE.
+    lock: Option<MaildropLock>,
     uidvalidity: u32,
     entries: Vec<Entry>,
     /// Total size at login (the log line's `size=`).
@@ -87,7 +88,7 @@ impl Maildrop {
         let initial_bytes = entries.iter().map(|e| e.size).sum();
         Ok(Self {
             store,
-            _lock: lock,
+            lock: Some(lock),
             uidvalidity: snapshot.uidvalidity,
             entries,
             initial_bytes,
@@ -147,6 +148,13 @@ impl Maildrop {
             self.entries[n as usize - 1].retrieved = true;
         }
         Ok(self.store.inbox().open_message(uid))
+    }
+
+    /// Gives up the maildrop once UPDATE is done, before the reply to QUIT: a client that
+    /// connects again as soon as it reads that reply (fetchmail polling, a phone) must not be
+    /// told the maildrop is still in use.
+    pub fn release(&mut self) {
+        self.lock = None;
     }
 
     /// The UPDATE state (after QUIT): removes the messages marked deleted and marks retrieved

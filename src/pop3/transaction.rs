@@ -109,6 +109,7 @@ async fn quit(conn: &mut Connection, maildrop: &mut Maildrop, name: &str) -> &'s
             )
         }
     };
+    maildrop.release();
     let _ = conn.write(&reply).await;
     "Logged out"
 }
