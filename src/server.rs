@@ -55,7 +55,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                 master,
                 pem,
                 bound,
-                Reloads::FromMaster(push),
+                Role::LoginProcess(push),
             )
         });
     }
@@ -76,20 +76,20 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         privileged,
         pem,
         bound,
-        Reloads::Files(shards.clone()),
+        Role::OneProcess(shards.clone()),
     ));
     shards.stop();
     served
 }
 
-/// Where certificate updates come from once serving.
-enum Reloads {
-    /// Re-read the files on SIGHUP (roost runs unprivileged, one process, its sessions on
-    /// these threads).
-    Files(Arc<Shards>),
-    /// The root master pushes them (and worker counters) over this socket: this is the login
-    /// process.
-    FromMaster(UnixStream),
+/// What this process is: where its sessions run and where certificate updates come from.
+enum Role {
+    /// The whole server, unprivileged: sessions run on these session threads, and the
+    /// certificate files are re-read on SIGHUP.
+    OneProcess(Arc<Shards>),
+    /// The login process under the root master, which pushes certificate updates (and worker
+    /// counters) over this socket; sessions run in workers once logged in.
+    LoginProcess(UnixStream),
 }
 
 /// Serves every bound socket with `privileged` until shutdown: the accept loops, and beside
@@ -99,14 +99,14 @@ async fn serve_connections(
     privileged: Arc<dyn Privileged>,
     pem: TlsPem,
     mut bound: Bound,
-    reloads: Reloads,
+    role: Role,
 ) -> anyhow::Result<()> {
     let tls = Arc::new(TlsStore::new(&pem)?);
     let mut frontend = Frontend::default();
-    let workers = matches!(reloads, Reloads::FromMaster(_));
+    let workers = matches!(role, Role::LoginProcess(_));
     serve_web(&config, &privileged, &frontend, &mut bound, &tls, workers)?;
-    match reloads {
-        Reloads::Files(shards) => {
+    match role {
+        Role::OneProcess(shards) => {
             frontend.serve_sessions_on(shards);
             crate::listen::shutdown::reload_on_hangup(
                 Arc::clone(&tls),
@@ -114,7 +114,7 @@ async fn serve_connections(
                 frontend.shutdown().clone(),
             )?;
         }
-        Reloads::FromMaster(socket) => {
+        Role::LoginProcess(socket) => {
             tokio::spawn(crate::privilege::updates::receive_updates(
                 socket,
                 Arc::clone(&tls),

@@ -75,9 +75,3 @@ impl Shards {
         }
     }
 }
-
-impl Drop for Shards {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}

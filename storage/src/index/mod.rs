@@ -626,18 +626,25 @@ impl Mapped {
         u32_at(&self.map, HEADER + i * RECORD)
     }
 
-    /// Where message `uid` is, if it is listed (a binary search: UIDs rise).
+    /// Where message `uid` is, if it is listed.
     pub fn position(&self, uid: Uid) -> Option<usize> {
+        let i = self.first_from(uid);
+        (i < self.len() && self.uid(i) == uid).then_some(i)
+    }
+
+    /// The position of the first record whose UID is `uid` or above (a binary search: UIDs
+    /// rise); [`Mapped::len`] when there is none.
+    pub fn first_from(&self, uid: Uid) -> usize {
         let (mut low, mut high) = (0, self.len());
         while low < high {
             let mid = low + (high - low) / 2;
-            match self.uid(mid).cmp(&uid) {
-                std::cmp::Ordering::Less => low = mid + 1,
-                std::cmp::Ordering::Greater => high = mid,
-                std::cmp::Ordering::Equal => return Some(mid),
+            if self.uid(mid) < uid {
+                low = mid + 1;
+            } else {
+                high = mid;
             }
         }
-        None
+        low
     }
 
     /// Every message in UID order.

@@ -77,20 +77,6 @@ impl Base {
         self.hint.store(found, Ordering::Relaxed);
         Some(found)
     }
-
-    /// The position of the first record above `uid`.
-    fn first_above(&self, uid: Uid) -> usize {
-        let (mut low, mut high) = (0, self.index.len());
-        while low < high {
-            let mid = low + (high - low) / 2;
-            if self.index.uid(mid) <= uid {
-                low = mid + 1;
-            } else {
-                high = mid;
-            }
-        }
-        low
-    }
 }
 
 /// The messages of a mailbox, ascending by UID.
@@ -213,7 +199,9 @@ impl Messages {
             let from = self.own.partition_point(|e| e.uid <= uid);
             return Box::new(self.own[from..].iter().copied());
         };
-        let mut i = base.first_above(uid);
+        let mut i = uid
+            .checked_add(1)
+            .map_or(base.index.len(), |next| base.index.first_from(next));
         let mut changed = self
             .changed
             .range((Bound::Excluded(uid), Bound::Unbounded))

@@ -1,9 +1,9 @@
-//! One shared, in-memory view of each open mailbox per process ([`SharedMailbox`]), and a
-//! session's own part of it ([`SessionView`]).
+//! One shared, in-memory view of each open mailbox per session thread ([`SharedMailbox`]),
+//! and a session's own part of it ([`SessionView`]).
 //!
 //! Every session that selects a mailbox used to keep its own table of it and diff the whole
-//! table after every change it heard of, so one change cost O(messages × sessions). Here the
-//! process keeps one table per mailbox (found through a registry keyed by the mailbox's path),
+//! table after every change it heard of, so one change cost O(messages × sessions). Here each
+//! thread keeps one table per mailbox (found through a registry keyed by the mailbox's path),
 //! kept current by whichever session syncs first, and each change gets a number in the table's
 //! change log. A session keeps only its sequence map and how far into the log it has reported,
 //! so catching up costs O(changes since then).
@@ -11,7 +11,7 @@
 //! ```text
 //!   SessionView ──Arc──► SharedMailbox ─┬─ Mutex ──► dyn Mailbox (disk work)
 //!                                       └─ RwLock ─► Table { messages, keywords, log }
-//!   (uids it told     (one per path per process,       messages: the backend's mapped
+//!   (uids it told     (one per path per thread,        messages: the backend's mapped
 //!    the client,       in the registry while a         index + what changed since, or
 //!    log position)     session holds it)               a compact copy (mbox)
 //! ```
@@ -96,7 +96,8 @@ fn write(table: &RwLock<Table>) -> RwLockWriteGuard<'_, Table> {
     table.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One mailbox as this process knows it, shared by every session that has it open.
+/// One mailbox as this thread knows it, shared by every session of the thread that has it
+/// open.
 ///
 /// Two locks, always taken in this order: the backend's (disk work: syncs, writes, reading
 /// messages and cached fields) and the table's (what every FETCH, SEARCH and catch-up reads,
@@ -116,7 +117,7 @@ pub struct SharedMailbox {
 }
 
 impl SharedMailbox {
-    /// The process's view of folder `name` of `store`: the one already open, brought up to
+    /// This thread's view of folder `name` of `store`: the one already open, brought up to
     /// date, or a new one synced from disk.
     pub fn open(store: &Store, name: &str) -> Result<Arc<Self>, Error> {
         let mailbox = store.folders().open(name)?;
@@ -135,7 +136,7 @@ impl SharedMailbox {
         Ok(fresh)
     }
 
-    /// A view of a mailbox nobody in this process has open yet.
+    /// A view of a mailbox nobody on this thread has open yet.
     fn build(mut mailbox: Box<dyn Mailbox>, path: PathBuf) -> Result<Arc<Self>, Error> {
         // The first look takes in everything; whatever it reports is the same mailbox.
         mailbox.outside_changes(true)?;
